@@ -1,0 +1,134 @@
+/**
+ * The one place where verinode's errors are made.
+ *
+ * Every error a caller can see has a stable code `VN_ERR_<AREA>_<WHAT>`, an HTTP status and a
+ * short title, and is rendered as an RFC 9457 `application/problem+json` document. The catalogue
+ * users read is docs/ERRORS.md; a test checks that the two agree.
+ *
+ * Messages (the `detail`) must never contain personal data: no ID number, name or amount. Name the
+ * offending field instead ("subjects[3].id: check digit does not match").
+ */
+
+export interface ErrorSpec {
+  readonly status: number
+  readonly title: string
+}
+
+export const ERRORS = {
+  // request / wire format
+  VN_ERR_REQ_MALFORMED_JSON: { status: 400, title: 'Request body is not valid JSON' },
+  VN_ERR_REQ_INVALID: { status: 400, title: 'Request does not match the schema' },
+  VN_ERR_REQ_TOO_LARGE: { status: 413, title: 'Request body exceeds the configured limit' },
+  VN_ERR_REQ_UNSUPPORTED_MEDIA: { status: 415, title: 'Unsupported content type' },
+  VN_ERR_REQ_NOT_FOUND: { status: 404, title: 'No such route' },
+  VN_ERR_REQ_BATCH_TOO_LARGE: { status: 413, title: 'Batch exceeds the configured number of subjects' },
+  VN_ERR_REQ_RATE_LIMITED: { status: 429, title: 'Too many requests' },
+
+  // JWS / signatures
+  VN_ERR_JWS_MALFORMED: { status: 400, title: 'Not a well-formed compact JWS' },
+  VN_ERR_JWS_ALG: { status: 400, title: 'JWS algorithm not allowed (only EdDSA)' },
+  VN_ERR_JWS_HEADER: { status: 400, title: 'JWS protected header not acceptable' },
+  VN_ERR_JWS_UNKNOWN_KID: { status: 401, title: 'Signing key is not known for that member' },
+  VN_ERR_JWS_KEY_NOT_VALID: { status: 401, title: 'Signing key is not valid at that instant (expired, not yet valid or revoked)' },
+  VN_ERR_JWS_SIGNATURE: { status: 401, title: 'Signature does not verify' },
+
+  // exchange envelope
+  VN_ERR_EXCH_STALE: { status: 401, title: 'Request iat outside the allowed clock skew' },
+  VN_ERR_EXCH_REPLAY: { status: 409, title: 'xid already used with a different request' },
+  VN_ERR_EXCH_WRONG_AUDIENCE: { status: 400, title: 'Request is addressed to another member' },
+  VN_ERR_EXCH_ISSUER_MISMATCH: { status: 401, title: 'Signer is not the request issuer' },
+  VN_ERR_EXCH_DISCLOSURE: { status: 400, title: 'Disclosure missing or does not match its digest' },
+  VN_ERR_EXCH_RESPONSE_UNBOUND: { status: 502, title: 'Response is not bound to the request sent' },
+  VN_ERR_EXCH_MODE: { status: 400, title: 'Mode not offered for this service' },
+
+  // subjects
+  VN_ERR_SUBJECT_INVALID: { status: 400, title: 'Subject field missing or malformed' },
+  VN_ERR_SUBJECT_ID_CHECKSUM: { status: 400, title: 'Resident ID number is malformed or its check digit is wrong' },
+  VN_ERR_SUBJECT_USCC_CHECKSUM: { status: 400, title: 'Unified social credit code is malformed or its check character is wrong' },
+
+  // policy
+  VN_ERR_POLICY_UNKNOWN_CONSUMER: { status: 403, title: 'Consumer is not a member of the federation' },
+  VN_ERR_POLICY_UNKNOWN_SERVICE: { status: 404, title: 'No such service on this node' },
+  VN_ERR_POLICY_NO_AGREEMENT: { status: 403, title: 'No agreement permits this request' },
+  VN_ERR_POLICY_QUOTA_EXHAUSTED: { status: 429, title: 'Daily quota of the agreement is exhausted' },
+
+  // federation
+  VN_ERR_FED_MANIFEST_INVALID: { status: 500, title: 'Federation manifest does not verify against the trust anchor' },
+  VN_ERR_FED_MANIFEST_EXPIRED: { status: 503, title: 'Federation manifest has expired' },
+  VN_ERR_FED_MANIFEST_ROLLBACK: { status: 500, title: 'Federation manifest sequence number went backwards' },
+  VN_ERR_FED_UNKNOWN_MEMBER: { status: 403, title: 'Member is not in the federation manifest' },
+
+  // log
+  VN_ERR_LOG_UNAVAILABLE: { status: 503, title: 'Log cannot be written; node refuses to answer (fail closed)' },
+  VN_ERR_LOG_PROOF: { status: 400, title: 'Proof request is out of range' },
+
+  // peers (consumer side)
+  VN_ERR_PEER_UNREACHABLE: { status: 502, title: 'Peer node could not be reached' },
+  VN_ERR_PEER_INSECURE: { status: 400, title: 'Refusing plain HTTP to a non-loopback peer without the insecure flag' },
+  VN_ERR_PEER_BAD_RESPONSE: { status: 502, title: 'Peer answered with something that is not a valid signed response' },
+  VN_ERR_PEER_UNKNOWN: { status: 400, title: 'No such peer in the federation manifest' },
+
+  // local API
+  VN_ERR_LOCAL_UNAUTHORIZED: { status: 401, title: 'Missing or unknown application token' },
+
+  // config
+  VN_ERR_CONFIG_INVALID: { status: 500, title: 'Configuration is invalid' },
+  VN_ERR_KEY_FILE: { status: 500, title: 'Key file missing, unreadable or too permissive' },
+
+  // oprf
+  VN_ERR_OPRF_POINT: { status: 400, title: 'Invalid group element (identity, non-canonical or wrong length)' },
+  VN_ERR_OPRF_PROOF: { status: 502, title: 'VOPRF proof does not verify' },
+  VN_ERR_OPRF_TAGSET: { status: 502, title: 'Tag set missing, stale or badly signed' },
+
+  // he
+  VN_ERR_HE_CIPHERTEXT: { status: 400, title: 'Ciphertext is corrupt, oversized or has wrong parameters' },
+  VN_ERR_HE_KEY: { status: 400, title: 'HE public key missing, corrupt or has wrong parameters' },
+  VN_ERR_HE_BOUND: { status: 400, title: 'Bound outside the published grid' },
+
+  VN_ERR_INTERNAL: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, ErrorSpec>
+
+export type ErrorCode = keyof typeof ERRORS
+
+/** A domain error with a stable code. `detail` is PII-free by contract. */
+export class VnError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  readonly title: string
+  readonly detail: string | undefined
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const spec: ErrorSpec = ERRORS[code]
+    super(detail === undefined ? spec.title : `${spec.title}: ${detail}`, options)
+    this.name = 'VnError'
+    this.code = code
+    this.statusCode = spec.status
+    this.title = spec.title
+    this.detail = detail
+  }
+
+  /** RFC 9457 problem document. */
+  toProblem(instance?: string): Problem {
+    const p: Problem = {
+      type: `urn:verinode:error:${this.code}`,
+      title: this.title,
+      status: this.statusCode,
+      code: this.code,
+    }
+    if (this.detail !== undefined) p.detail = this.detail
+    if (instance !== undefined) p.instance = instance
+    return p
+  }
+}
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  code: ErrorCode
+  detail?: string
+  instance?: string
+}
+
+export const vnError = (code: ErrorCode, detail?: string): VnError => new VnError(code, detail)
+
+export const isVnError = (e: unknown): e is VnError => e instanceof VnError
