@@ -1,0 +1,110 @@
+/**
+ * Compact JWS (RFC 7515) with EdDSA/Ed25519 (RFC 8037) over node:crypto.
+ *
+ * jose is the reference for JWS rules (test/crypto/jws.test.ts proves jose accepts everything this
+ * signs and this rejects everything jose rejects); this thin path exists because the exchange path
+ * signs and verifies on every request and jose's async WebCrypto round trip costs a third of the
+ * throughput (FACTS.md). Only `alg: EdDSA` is accepted, `crit` is refused, `b64: false` is refused.
+ */
+import { sign, verify, type KeyObject } from 'node:crypto'
+import { VnError } from '../errors.js'
+import { b64u, fromB64u } from '../util/base64url.js'
+
+export interface JwsHeader {
+  alg: 'EdDSA'
+  kid: string
+  typ?: string
+  [k: string]: unknown
+}
+
+export interface VerifiedJws {
+  header: JwsHeader
+  payload: Buffer
+  /** the signing input's SHA-256 is not computed here; callers digest the compact string */
+  kid: string
+}
+
+/** Looks up the public key for a `kid`; throws a VnError (unknown or not valid) when there is none. */
+export type KeyResolver = (kid: string, header: JwsHeader) => KeyObject
+
+export const MAX_JWS_LENGTH = 16 * 1024 * 1024
+
+export function signJws(payload: Uint8Array | string, privateKey: KeyObject, kid: string, typ?: string): string {
+  // Fixed member order keeps the header bytes stable for a given key; RFC 7515 does not require it.
+  const header = typ === undefined ? { alg: 'EdDSA', kid } : { alg: 'EdDSA', kid, typ }
+  const h = Buffer.from(JSON.stringify(header)).toString('base64url')
+  const p = typeof payload === 'string' ? Buffer.from(payload).toString('base64url') : b64u(payload)
+  const input = `${h}.${p}`
+  const sig = sign(null, Buffer.from(input, 'ascii'), privateKey)
+  return `${input}.${sig.toString('base64url')}`
+}
+
+export const signJwsJson = (payload: unknown, privateKey: KeyObject, kid: string, typ?: string): string =>
+  signJws(JSON.stringify(payload), privateKey, kid, typ)
+
+/** Parses the protected header without verifying: used to find the signer before key lookup. */
+export function peekJws(jws: unknown): { header: JwsHeader; parts: [string, string, string] } {
+  if (typeof jws !== 'string' || jws.length === 0) throw new VnError('VN_ERR_JWS_MALFORMED', 'expected a compact JWS string')
+  if (jws.length > MAX_JWS_LENGTH) throw new VnError('VN_ERR_JWS_MALFORMED', 'JWS too long')
+  const parts = jws.split('.')
+  if (parts.length !== 3) throw new VnError('VN_ERR_JWS_MALFORMED', 'compact JWS must have three parts')
+  const [h, p, s] = parts as [string, string, string]
+  const hb = fromB64u(h)
+  if (hb === undefined || h.length === 0) throw new VnError('VN_ERR_JWS_MALFORMED', 'protected header is not base64url')
+  let header: unknown
+  try {
+    header = JSON.parse(hb.toString('utf8'))
+  } catch {
+    throw new VnError('VN_ERR_JWS_MALFORMED', 'protected header is not JSON')
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw new VnError('VN_ERR_JWS_MALFORMED', 'protected header is not a JSON object')
+  }
+  const hd = header as Record<string, unknown>
+  // RFC 7515 §4.1.1 / RFC 8725 §3.1: never let the token choose the algorithm.
+  if (hd.alg !== 'EdDSA') throw new VnError('VN_ERR_JWS_ALG', `alg ${JSON.stringify(String(hd.alg)).slice(0, 40)} is not allowed`)
+  // RFC 7515 §4.1.11: we understand no extension, so any crit must be refused.
+  if ('crit' in hd) throw new VnError('VN_ERR_JWS_HEADER', 'crit is not supported')
+  if ('b64' in hd) throw new VnError('VN_ERR_JWS_HEADER', 'unencoded payload (b64) is not supported')
+  if ('jwk' in hd || 'jku' in hd || 'x5u' in hd || 'x5c' in hd) {
+    throw new VnError('VN_ERR_JWS_HEADER', 'embedded or referenced keys are not accepted; keys come from the manifest')
+  }
+  if (typeof hd.kid !== 'string' || hd.kid.length === 0 || hd.kid.length > 200) {
+    throw new VnError('VN_ERR_JWS_HEADER', 'kid must be a non-empty string')
+  }
+  if ('typ' in hd && typeof hd.typ !== 'string') throw new VnError('VN_ERR_JWS_HEADER', 'typ must be a string')
+  return { header: hd as JwsHeader, parts: [h, p, s] }
+}
+
+/**
+ * Verifies a compact JWS (RFC 7515 §5.2): structure, header rules, key lookup, signature.
+ * Throws VnError with a VN_ERR_JWS_* code (or whatever the resolver throws).
+ */
+export function verifyJws(jws: unknown, resolveKey: KeyResolver, expectTyp?: string): VerifiedJws {
+  const { header, parts } = peekJws(jws)
+  const [h, p, s] = parts
+  if (expectTyp !== undefined && header.typ !== expectTyp) {
+    throw new VnError('VN_ERR_JWS_HEADER', `typ must be ${expectTyp}`)
+  }
+  const payload = fromB64u(p)
+  if (payload === undefined) throw new VnError('VN_ERR_JWS_MALFORMED', 'payload is not base64url')
+  const sig = fromB64u(s)
+  if (sig === undefined || sig.length !== 64) throw new VnError('VN_ERR_JWS_MALFORMED', 'signature is not 64 bytes of base64url')
+  const key = resolveKey(header.kid, header)
+  if (!verify(null, Buffer.from(`${h}.${p}`, 'ascii'), key, sig)) {
+    throw new VnError('VN_ERR_JWS_SIGNATURE')
+  }
+  return { header, payload, kid: header.kid }
+}
+
+/** verifyJws, then parse the payload as a JSON object. */
+export function verifyJwsJson(jws: unknown, resolveKey: KeyResolver, expectTyp?: string): VerifiedJws & { claims: unknown } {
+  const v = verifyJws(jws, resolveKey, expectTyp)
+  let claims: unknown
+  try {
+    claims = JSON.parse(v.payload.toString('utf8'))
+  } catch {
+    throw new VnError('VN_ERR_JWS_MALFORMED', 'payload is not JSON')
+  }
+  return { ...v, claims }
+}
