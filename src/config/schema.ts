@@ -1,0 +1,96 @@
+/**
+ * The node configuration file (JSON) and its environment overrides, validated with zod.
+ * This folder is the only reader of process.env (see load.ts).
+ */
+import { z } from 'zod'
+import { memberId, modeSchema, serviceId } from '../protocol/envelope.js'
+import { FIELD_KINDS, type FieldKind } from '../protocol/canonicalize.js'
+
+export const FieldKindSchema = z.enum(FIELD_KINDS as unknown as [FieldKind, ...FieldKind[]])
+
+const titled = z.strictObject({ en: z.string().min(1), zh: z.string().min(1).optional() })
+
+export const ServiceSchema = z.strictObject({
+  id: serviceId,
+  title: titled,
+  description: z.string().default(''),
+  /** question kind (DESIGN.md "Question kinds and modes") */
+  kind: z.enum(['match', 'membership', 'status', 'threshold', 'tier']),
+  /**
+   * Subject fields with their canonicalization kind. `key: true` fields are the lookup key bound
+   * into the SQL; the other fields of a `match` service are compared against the row's columns.
+   */
+  fields: z.record(
+    z.string().regex(/^[a-z][a-zA-Z0-9]{0,31}$/),
+    z.strictObject({ kind: FieldKindSchema, key: z.boolean().default(false), required: z.boolean().default(true) }),
+  ),
+  modes: z.array(modeSchema).min(1).default(['plain']),
+  sharing: z.enum(['unconditional', 'conditional', 'not-shared']).default('conditional'),
+  updateCycle: z.string().default('daily'),
+  authority: z.string().default(''),
+  /** read-only SQL with named parameters (`:id`) for one subject */
+  lookup: z.string().min(1),
+  /** read-only SQL listing every record (OPRF tag-set builds) */
+  enumerate: z.string().optional(),
+  /** `status` services: the fixed set of answers */
+  statuses: z.array(z.string()).optional(),
+  /** `tier` services: bands, lowest first */
+  tiers: z.array(z.strictObject({ id: z.string(), min: z.number() })).optional(),
+})
+export type ServiceConfig = z.infer<typeof ServiceSchema>
+
+export const AgreementConfigSchema = z.strictObject({
+  id: z.string().min(1).max(100),
+  consumer: memberId,
+  services: z.array(serviceId).min(1),
+  purposes: z.array(z.string().min(1)).min(1),
+  basis: z.string().min(1),
+  validFrom: z.iso.datetime({ offset: true }),
+  validUntil: z.iso.datetime({ offset: true }),
+  dailyQuota: z.number().int().positive(),
+  modes: z.array(modeSchema).min(1),
+})
+
+const listen = z.strictObject({
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(7100),
+})
+
+export const ConfigSchema = z.strictObject({
+  member: memberId,
+  /** paths are relative to the config file's folder */
+  keysDir: z.string().default('keys'),
+  dataDir: z.string().default('var'),
+  federation: z.strictObject({
+    rootKey: z.string().default('keys/federation-root.pub'),
+    manifest: z.string().default('federation/manifest.jws'),
+  }).default({ rootKey: 'keys/federation-root.pub', manifest: 'federation/manifest.jws' }),
+  listen: listen.default({ host: '127.0.0.1', port: 7100 }),
+  local: z.strictObject({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(7180),
+    /** per-application tokens, stored as SHA-256 hex of the token, never the token itself */
+    apps: z.array(z.strictObject({ name: z.string().min(1), tokenSha256: z.string().regex(/^[0-9a-f]{64}$/) })).default([]),
+  }).default({ host: '127.0.0.1', port: 7180, apps: [] }),
+  dataSource: z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1) }),
+  ]).optional(),
+  services: z.array(ServiceSchema).default([]),
+  agreements: z.array(AgreementConfigSchema).default([]),
+  limits: z.strictObject({
+    bodyBytes: z.number().int().positive().default(1024 * 1024),
+    batchMax: z.number().int().positive().default(1000),
+    skewMs: z.number().int().positive().default(60_000),
+    retentionDays: z.number().positive().default(30),
+  }).default({ bodyBytes: 1024 * 1024, batchMax: 1000, skewMs: 60_000, retentionDays: 30 }),
+  peers: z.strictObject({
+    timeoutMs: z.number().int().positive().default(10_000),
+    retries: z.number().int().min(0).max(10).default(2),
+    connections: z.number().int().positive().default(16),
+  }).default({ timeoutMs: 10_000, retries: 2, connections: 16 }),
+  /** allow plain HTTP to non-loopback peers (until TLS lands); warned about at start-up */
+  insecure: z.boolean().default(false),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+export type Config = z.infer<typeof ConfigSchema>
+export type ConfigInput = z.input<typeof ConfigSchema>

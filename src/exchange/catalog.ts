@@ -1,0 +1,54 @@
+/**
+ * The signed service catalog (GET /v1/catalog): what a provider offers, which fields each question
+ * takes and how they are canonicalized, so a consumer can validate subjects before it signs anything.
+ */
+import { z } from 'zod'
+import type { ServiceConfig } from '../config/schema.js'
+import { FieldKindSchema } from '../config/schema.js'
+import { memberId, modeSchema, serviceId, CATALOG_TYP } from '../protocol/envelope.js'
+import { signJwsJson } from '../crypto/jws.js'
+import type { Signer } from './signer.js'
+
+export const CatalogServiceSchema = z.object({
+  id: serviceId,
+  title: z.object({ en: z.string(), zh: z.string().optional() }),
+  description: z.string(),
+  kind: z.enum(['match', 'membership', 'status', 'threshold', 'tier']),
+  fields: z.record(z.string(), z.object({ kind: FieldKindSchema, key: z.boolean(), required: z.boolean() })),
+  modes: z.array(modeSchema),
+  sharing: z.string(),
+  updateCycle: z.string(),
+  authority: z.string(),
+  statuses: z.array(z.string()).optional(),
+  tiers: z.array(z.object({ id: z.string(), min: z.number() })).optional(),
+})
+export type CatalogService = z.infer<typeof CatalogServiceSchema>
+
+export const CatalogSchema = z.object({
+  v: z.literal(1),
+  iss: memberId,
+  iat: z.number().int(),
+  limits: z.object({ batchMax: z.number().int().positive() }),
+  services: z.array(CatalogServiceSchema),
+})
+export type Catalog = z.infer<typeof CatalogSchema>
+
+export function catalogOf(self: string, services: readonly ServiceConfig[], batchMax: number, now: number): Catalog {
+  return {
+    v: 1,
+    iss: self,
+    iat: now,
+    limits: { batchMax },
+    services: services.map((s) => {
+      const c: CatalogService = {
+        id: s.id, title: s.title, description: s.description, kind: s.kind, fields: s.fields, modes: s.modes,
+        sharing: s.sharing, updateCycle: s.updateCycle, authority: s.authority,
+      }
+      if (s.statuses !== undefined) c.statuses = s.statuses
+      if (s.tiers !== undefined) c.tiers = s.tiers
+      return c
+    }),
+  }
+}
+
+export const signCatalog = (c: Catalog, s: Signer): string => signJwsJson(c, s.privateKey, s.kid, CATALOG_TYP)

@@ -1,0 +1,190 @@
+/**
+ * The consumer side of an exchange: validate and canonicalize subjects against the provider's signed
+ * catalog, make salted-digest disclosures, sign, log `request-out` (durable before the request
+ * leaves), send with bounded same-xid retries, verify the signed response (signature, issuer,
+ * audience, xid, request digest), store evidence, log `response-in`, and only then hand the answer
+ * back to the caller.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { VnError, ERRORS, type ErrorCode } from '../errors.js'
+import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
+import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload, type Mode } from '../protocol/envelope.js'
+import { makeDisclosure } from '../protocol/disclosures.js'
+import { canonicalizeField } from '../protocol/canonicalize.js'
+import { CatalogSchema, type Catalog, type CatalogService } from './catalog.js'
+import type { PeerClient } from '../peers/client.js'
+import type { NodeLog, EvidenceSink } from './provider.js'
+import type { Signer } from './signer.js'
+import { formatZodIssues } from '../config/load.js'
+
+export interface ConsumerDeps {
+  self: string
+  signer: () => Signer
+  resolver: (at: number) => KeyResolver
+  endpointOf: (member: string) => string
+  client: PeerClient
+  log: NodeLog
+  evidence: EvidenceSink
+  limits: { batchMax: number; retentionDays: number }
+  now?: () => number
+  catalogTtlMs?: number
+}
+
+export interface VerifyRequest {
+  provider: string
+  service: string
+  purpose: string
+  basis: string
+  mode?: Mode
+  subjects: readonly unknown[]
+}
+
+export interface VerifyResult {
+  xid: string
+  provider: string
+  service: string
+  status: 'ok' | 'denied'
+  results?: Record<string, unknown>[]
+  error?: { code: string; title: string; status: number; detail?: string | undefined }
+  agreement?: string
+  /** the provider's log index for this exchange (a receipt can be asked for later) */
+  providerLogIndex: number
+  /** this node's log indices of request-out and response-in */
+  logIndex: { request: number; response: number }
+  reqDigest: string
+  respDigest: string
+}
+
+const sha256b64u = (s: string): string => createHash('sha256').update(s).digest('base64url')
+export const newXid = (): string => randomBytes(16).toString('base64url')
+
+export class Consumer {
+  private readonly d: ConsumerDeps
+  private readonly now: () => number
+  private readonly catalogs = new Map<string, { at: number; catalog: Catalog }>()
+
+  constructor(deps: ConsumerDeps) {
+    this.d = deps
+    this.now = deps.now ?? Date.now
+  }
+
+  /** The provider's verified catalog (cached for a few minutes). */
+  async catalog(provider: string, fresh = false): Promise<Catalog> {
+    const hit = this.catalogs.get(provider)
+    const ttl = this.d.catalogTtlMs ?? 300_000
+    if (!fresh && hit !== undefined && this.now() - hit.at < ttl) return hit.catalog
+    const reply = await this.d.client.get(this.d.endpointOf(provider), '/v1/catalog')
+    const jws = (reply.json as { jws?: unknown } | null)?.jws
+    if (reply.statusCode !== 200 || typeof jws !== 'string') {
+      throw new VnError('VN_ERR_PEER_BAD_RESPONSE', `catalog: HTTP ${reply.statusCode}`)
+    }
+    const v = verifyJwsJson(jws, this.d.resolver(this.now()), CATALOG_TYP)
+    if (!v.kid.startsWith(`${provider}#`)) throw new VnError('VN_ERR_PEER_BAD_RESPONSE', 'catalog signed by another member')
+    const c = CatalogSchema.safeParse(v.claims)
+    if (!c.success || c.data.iss !== provider) throw new VnError('VN_ERR_PEER_BAD_RESPONSE', 'catalog does not match its schema')
+    this.catalogs.set(provider, { at: this.now(), catalog: c.data })
+    return c.data
+  }
+
+  /** Canonicalizes subjects for a service; errors name `subjects[i].field`, never the value. */
+  static canonicalSubjects(svc: CatalogService, subjects: readonly unknown[]): Record<string, string>[] {
+    return subjects.map((raw, i) => {
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}]: expected an object`)
+      }
+      const r = raw as Record<string, unknown>
+      for (const k of Object.keys(r)) {
+        if (!(k in svc.fields)) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}]: unknown field${/^[a-zA-Z0-9]{1,32}$/.test(k) ? ` ${k}` : ''}`)
+      }
+      const out: Record<string, string> = {}
+      for (const [field, spec] of Object.entries(svc.fields)) {
+        const v = r[field]
+        if (v === undefined || v === null || v === '') {
+          if (spec.required) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}].${field}: missing`)
+          continue
+        }
+        out[field] = canonicalizeField(spec.kind, v, `subjects[${i}].${field}`)
+      }
+      return out
+    })
+  }
+
+  async verify(r: VerifyRequest): Promise<VerifyResult> {
+    const mode = r.mode ?? 'plain'
+    if (mode !== 'plain') throw new VnError('VN_ERR_EXCH_MODE', `${mode} mode is not available on this node yet`)
+    const catalog = await this.catalog(r.provider)
+    const svc = catalog.services.find((s) => s.id === r.service)
+    if (svc === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `${r.provider} offers no ${r.service}`)
+    if (!svc.modes.includes(mode)) throw new VnError('VN_ERR_EXCH_MODE', `${r.service} does not offer ${mode}`)
+    const limit = Math.min(this.d.limits.batchMax, catalog.limits.batchMax)
+    if (r.subjects.length === 0) throw new VnError('VN_ERR_SUBJECT_INVALID', 'subjects: at least one is needed')
+    if (r.subjects.length > limit) throw new VnError('VN_ERR_REQ_BATCH_TOO_LARGE', `${r.subjects.length} subjects, limit ${limit}`)
+    const canonical = Consumer.canonicalSubjects(svc, r.subjects)
+
+    const disclosures: string[] = []
+    const digests = canonical.map((s) => {
+      const m: Record<string, string> = {}
+      for (const [field, value] of Object.entries(s)) {
+        const d = makeDisclosure(field, value)
+        disclosures.push(d.disclosure)
+        m[field] = d.digest
+      }
+      return m
+    })
+    const xid = newXid()
+    const payload: RequestPayload = {
+      v: 1, xid, iat: this.now(), iss: this.d.self, aud: r.provider, svc: r.service,
+      purpose: r.purpose, basis: r.basis, mode, q: { subjects: digests },
+    }
+    const s = this.d.signer()
+    const jws = signJwsJson(payload, s.privateKey, s.kid, REQUEST_TYP)
+    const reqDigest = sha256b64u(jws)
+    const at = this.now()
+    await this.d.evidence.putJws(reqDigest, jws)
+    await this.d.evidence.putDisclosures(xid, disclosures, at + this.d.limits.retentionDays * 86_400_000)
+    const [requestIndex] = await this.d.log.append([
+      { v: 1, at, t: 'request-out', xid, aud: r.provider, svc: r.service, mode, purpose: r.purpose, basis: r.basis, count: canonical.length, reqDigest },
+    ])
+
+    let reply
+    try {
+      reply = await this.d.client.post(this.d.endpointOf(r.provider), '/v1/exchange', JSON.stringify({ jws, disclosures }))
+    } catch (e) {
+      const code = e instanceof VnError ? e.code : 'VN_ERR_PEER_UNREACHABLE'
+      await this.d.log.append([{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: 'error', code }])
+      throw e
+    }
+    const body = reply.json as { jws?: unknown; code?: unknown; detail?: unknown } | null
+    if (typeof body?.jws !== 'string') {
+      // An unsigned problem: the provider refused before authentication or failed.
+      const code = typeof body?.code === 'string' && body.code in ERRORS ? (body.code as ErrorCode) : 'VN_ERR_PEER_BAD_RESPONSE'
+      await this.d.log.append([{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: 'error', code }])
+      throw new VnError(code, `provider answered HTTP ${reply.statusCode}${typeof body?.detail === 'string' ? `: ${body.detail.slice(0, 300)}` : ''}`)
+    }
+    const respJws = body.jws
+    const v = verifyJwsJson(respJws, this.d.resolver(this.now()), RESPONSE_TYP)
+    const p = ResponsePayloadSchema.safeParse(v.claims)
+    if (!p.success) throw new VnError('VN_ERR_PEER_BAD_RESPONSE', formatZodIssues(p.error))
+    const resp = p.data
+    if (!v.kid.startsWith(`${r.provider}#`) || resp.iss !== r.provider) throw new VnError('VN_ERR_EXCH_RESPONSE_UNBOUND', 'signed by another member')
+    if (resp.aud !== this.d.self || resp.xid !== xid || resp.reqDigest !== reqDigest) {
+      throw new VnError('VN_ERR_EXCH_RESPONSE_UNBOUND', 'aud, xid or reqDigest does not match the request sent')
+    }
+    if (resp.status === 'ok' && (resp.results === undefined || resp.results.length !== canonical.length)) {
+      throw new VnError('VN_ERR_PEER_BAD_RESPONSE', 'results do not match the subjects asked')
+    }
+    const respDigest = sha256b64u(respJws)
+    await this.d.evidence.putJws(respDigest, respJws)
+    const [responseIndex] = await this.d.log.append([
+      { v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: resp.status, respDigest, peerIndex: resp.log.index, ...(resp.error ? { code: resp.error.code } : {}) },
+    ])
+    const out: VerifyResult = {
+      xid, provider: r.provider, service: r.service, status: resp.status,
+      providerLogIndex: resp.log.index, logIndex: { request: requestIndex as number, response: responseIndex as number }, reqDigest, respDigest,
+    }
+    if (resp.results !== undefined) out.results = resp.results
+    if (resp.error !== undefined) out.error = resp.error
+    if (resp.agreement !== undefined) out.agreement = resp.agreement
+    return out
+  }
+}

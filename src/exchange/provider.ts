@@ -1,0 +1,249 @@
+/**
+ * The provider side of one exchange (POST /v1/exchange), independent of HTTP.
+ *
+ * Steps, in the order docs/PROTOCOL.md gives them:
+ *  1. parse the body; verify the JWS against the sender's key valid now (manifest);
+ *  2. check issuer = signer, audience = this node, iat within the skew;
+ *  3. replay: the same (iss, xid) with the same request digest gets the first response again;
+ *     with a different digest it is refused;
+ *  4. service and mode exist; the mode's query is well formed; the batch fits; every disclosure
+ *     matches its digest and every subject field canonicalizes (before any lookup);
+ *  5. decide under the agreement set in force (deny by default, quota);
+ *  6. answer by looking the subjects up in place;
+ *  7. log request-in + decision, sign the response bound to the request digest, log response-out,
+ *     and only once those entries are durable release the response (log before answer).
+ *
+ * Failures in steps 1-4 are the consumer's to fix: they get an unsigned RFC 9457 problem and nothing
+ * is written. Policy denials (step 5) are signed and logged like answers.
+ */
+import { createHash } from 'node:crypto'
+import { VnError, type ErrorCode } from '../errors.js'
+import { peekJws, verifyJwsJson, signJwsJson, type KeyResolver } from '../crypto/jws.js'
+import {
+  ExchangeBodySchema,
+  RequestPayloadSchema,
+  PlainQuerySchema,
+  REQUEST_TYP,
+  RESPONSE_TYP,
+  type RequestPayload,
+  type ResponsePayload,
+  type Mode,
+} from '../protocol/envelope.js'
+import { openDisclosure } from '../protocol/disclosures.js'
+import { canonicalizeField } from '../protocol/canonicalize.js'
+import type { ServiceConfig } from '../config/schema.js'
+import type { DataSource } from '../sources/types.js'
+import { answerAll, type Answer } from './answers.js'
+import { utcDay, type LogRecord } from '../log/records.js'
+import { formatZodIssues } from '../config/load.js'
+import type { Signer } from './signer.js'
+
+export interface AuthorizationRequest {
+  consumer: string
+  service: string
+  purpose: string
+  basis: string
+  mode: Mode
+  count: number
+  at: number
+}
+
+export type AuthorizationResult =
+  | { permit: true; agreementId: string }
+  | { permit: false; code: ErrorCode; reason: string; agreementId?: string }
+
+export interface NodeLog {
+  /** appends records in order; resolves with their indices once durable (group commit) */
+  append(records: readonly LogRecord[]): Promise<number[]>
+}
+
+export interface EvidenceSink {
+  putJws(digest: string, jws: string): void | Promise<void>
+  putDisclosures(xid: string, disclosures: string[], expiresAt: number): void | Promise<void>
+}
+
+export interface ProviderDeps {
+  self: string
+  signer: () => Signer
+  /** key resolver for message keys valid at `at` (the current manifest) */
+  resolver: (at: number) => KeyResolver
+  services: ReadonlyMap<string, ServiceConfig>
+  authorize: (r: AuthorizationRequest) => AuthorizationResult
+  policyHash: () => string
+  source: DataSource | undefined
+  log: NodeLog
+  evidence: EvidenceSink
+  limits: { batchMax: number; skewMs: number; retentionDays: number }
+  now?: () => number
+  /** called once per released response (metrics) */
+  observe?: (o: { service: string; mode: Mode; decision: string; seconds: number }) => void
+}
+
+/** What the HTTP layer sends back: a status and a JSON body (the signed response or a problem). */
+export interface ExchangeReply {
+  status: number
+  body: Record<string, unknown>
+  problem: boolean
+  xid?: string
+}
+
+const sha256b64u = (s: string): string => createHash('sha256').update(s).digest('base64url')
+
+interface Pending {
+  reqDigest: string
+  reply: Promise<ExchangeReply>
+  expires: number
+}
+
+export class Provider {
+  private readonly d: ProviderDeps
+  private readonly now: () => number
+  /** (iss|xid) → first reply, kept for twice the skew window so every replay inside it is caught */
+  private readonly seen = new Map<string, Pending>()
+  private lastSweep = 0
+
+  constructor(deps: ProviderDeps) {
+    this.d = deps
+    this.now = deps.now ?? Date.now
+  }
+
+  /** Handles one POST /v1/exchange body (already JSON-parsed by the HTTP layer). */
+  async handle(body: unknown): Promise<ExchangeReply> {
+    const started = performance.now()
+    const now = this.now()
+    this.sweep(now)
+
+    // 1. body and signature
+    const b = ExchangeBodySchema.safeParse(body)
+    if (!b.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(b.error))
+    const { header } = peekJws(b.data.jws)
+    const verified = verifyJwsJson(b.data.jws, this.d.resolver(now), REQUEST_TYP)
+    const p = RequestPayloadSchema.safeParse(verified.claims)
+    if (!p.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(p.error))
+    const req = p.data
+
+    // 2. who, to whom, when
+    const signer = header.kid.slice(0, header.kid.indexOf('#'))
+    if (signer !== req.iss) throw new VnError('VN_ERR_EXCH_ISSUER_MISMATCH', 'iss does not match the signing key')
+    if (req.aud !== this.d.self) throw new VnError('VN_ERR_EXCH_WRONG_AUDIENCE', `aud is not ${this.d.self}`)
+    if (Math.abs(now - req.iat) > this.d.limits.skewMs) {
+      throw new VnError('VN_ERR_EXCH_STALE', `iat is ${Math.round((now - req.iat) / 1000)} s away from now`)
+    }
+
+    // 3. replay / idempotent retry
+    const reqDigest = sha256b64u(b.data.jws)
+    const key = `${req.iss}|${req.xid}`
+    const prior = this.seen.get(key)
+    if (prior !== undefined) {
+      if (prior.reqDigest !== reqDigest) throw new VnError('VN_ERR_EXCH_REPLAY', 'xid was already used with another request')
+      return prior.reply
+    }
+    const reply = this.execute(req, b.data.jws, reqDigest, b.data.disclosures ?? [], now, started)
+    this.seen.set(key, { reqDigest, reply, expires: now + 2 * this.d.limits.skewMs })
+    // A request that failed validation or logging wrote nothing, so it may be retried with the same xid.
+    reply.catch(() => this.seen.delete(key))
+    return reply
+  }
+
+  private async execute(req: RequestPayload, jws: string, reqDigest: string, disclosures: string[], now: number, started: number): Promise<ExchangeReply> {
+    // 4. service, mode and subjects: everything the consumer could have checked itself
+    const svc = this.d.services.get(req.svc)
+    if (svc === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `no service ${req.svc}`)
+    if (!svc.modes.includes(req.mode)) throw new VnError('VN_ERR_EXCH_MODE', `${req.svc} does not offer ${req.mode}`)
+    if (req.mode !== 'plain') throw new VnError('VN_ERR_EXCH_MODE', `${req.mode} mode is not available on this node yet`)
+    const subjects = this.openPlainSubjects(svc, req, disclosures)
+
+    // 5. decision
+    const count = subjects.length
+    const decision = this.d.authorize({ consumer: req.iss, service: req.svc, purpose: req.purpose, basis: req.basis, mode: req.mode, count, at: now })
+    const policy = this.d.policyHash()
+
+    // 6. answer in place (only when permitted)
+    let answers: Answer[] | undefined
+    if (decision.permit) {
+      if (this.d.source === undefined) throw new VnError('VN_ERR_INTERNAL', 'no data source configured')
+      answers = await answerAll(svc, this.d.source, subjects)
+    }
+
+    // 7. log, sign, log, release
+    const base = { v: 1 as const, at: now }
+    const [requestIndex] = await this.d.log.append([
+      { ...base, t: 'request-in', xid: req.xid, iss: req.iss, svc: req.svc, mode: req.mode, purpose: req.purpose, basis: req.basis, count, reqDigest },
+      {
+        ...base, t: 'decision', xid: req.xid, iss: req.iss, reqDigest, permit: decision.permit, policy, count, day: utcDay(now),
+        ...(decision.agreementId !== undefined ? { agreement: decision.agreementId } : {}),
+        ...(decision.permit ? {} : { code: decision.code }),
+      },
+    ])
+    const payload: ResponsePayload = {
+      v: 1, xid: req.xid, reqDigest, iat: this.now(), iss: this.d.self, aud: req.iss,
+      status: decision.permit ? 'ok' : 'denied',
+      policy,
+      log: { index: requestIndex as number },
+    }
+    if (answers !== undefined) payload.results = answers
+    if (decision.agreementId !== undefined) payload.agreement = decision.agreementId
+    let problem: VnError | undefined
+    if (!decision.permit) {
+      problem = new VnError(decision.code, decision.reason)
+      payload.error = { code: problem.code, title: problem.title, status: problem.statusCode, detail: decision.reason }
+    }
+    const s = this.d.signer()
+    const respJws = signJwsJson(payload, s.privateKey, s.kid, RESPONSE_TYP)
+    const respDigest = sha256b64u(respJws)
+    await Promise.all([
+      this.d.evidence.putJws(reqDigest, jws),
+      this.d.evidence.putJws(respDigest, respJws),
+      disclosures.length > 0 ? this.d.evidence.putDisclosures(req.xid, disclosures, now + this.d.limits.retentionDays * 86_400_000) : undefined,
+    ])
+    await this.d.log.append([
+      { ...base, t: 'response-out', xid: req.xid, aud: req.iss, reqDigest, respDigest, status: payload.status, requestIndex: requestIndex as number },
+    ])
+    this.d.observe?.({ service: req.svc, mode: req.mode, decision: decision.permit ? 'permit' : decision.code, seconds: (performance.now() - started) / 1000 })
+    if (problem === undefined) return { status: 200, body: { jws: respJws }, problem: false, xid: req.xid }
+    return { status: problem.statusCode, body: { ...problem.toProblem(), jws: respJws }, problem: true, xid: req.xid }
+  }
+
+  /** plain mode: check every disclosure against its digest and canonicalize every field. */
+  private openPlainSubjects(svc: ServiceConfig, req: RequestPayload, disclosures: string[]): Record<string, string>[] {
+    const q = PlainQuerySchema.safeParse(req.q)
+    if (!q.success) throw new VnError('VN_ERR_REQ_INVALID', `q: ${formatZodIssues(q.error)}`)
+    const list = q.data.subjects
+    if (list.length > this.d.limits.batchMax) {
+      throw new VnError('VN_ERR_REQ_BATCH_TOO_LARGE', `${list.length} subjects, limit ${this.d.limits.batchMax}`)
+    }
+    const byDigest = new Map<string, string>()
+    for (const d of disclosures) byDigest.set(sha256b64u(d), d)
+    if (byDigest.size !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: duplicates')
+    let used = 0
+    const out = list.map((digests, i) => {
+      const rec: Record<string, string> = {}
+      for (const [field, spec] of Object.entries(svc.fields)) {
+        const path = `subjects[${i}].${field}`
+        const dg = digests[field]
+        if (dg === undefined) {
+          if (spec.required) throw new VnError('VN_ERR_SUBJECT_INVALID', `${path}: missing`)
+          continue
+        }
+        const disclosure = byDigest.get(dg)
+        if (disclosure === undefined) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: no disclosure for its digest`)
+        used++
+        const opened = openDisclosure(disclosure, dg, path)
+        if (opened.field !== field) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: disclosure names another field`)
+        rec[field] = canonicalizeField(spec.kind, opened.value, path)
+      }
+      for (const field of Object.keys(digests)) {
+        if (!(field in svc.fields)) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}].${field}: unknown field`)
+      }
+      return rec
+    })
+    if (used !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: some are not referenced by any digest')
+    return out
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < 1000) return
+    this.lastSweep = now
+    for (const [k, v] of this.seen) if (v.expires < now) this.seen.delete(k)
+  }
+}

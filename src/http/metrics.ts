@@ -1,0 +1,43 @@
+/**
+ * Prometheus metrics (prom-client) with a registry per node, so several nodes in one process (tests,
+ * the demo) do not mix. Labels are member ids, service ids, modes and decision codes: never a subject.
+ */
+import { Registry, Counter, Histogram, collectDefaultMetrics } from 'prom-client'
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly exchanges: Counter<'role' | 'service' | 'mode' | 'decision'>
+  readonly exchangeSeconds: Histogram<'role' | 'service' | 'mode'>
+  readonly logCommitSeconds: Histogram<never>
+  readonly rejected: Counter<'code'>
+
+  constructor(member: string, defaultMetrics = false) {
+    this.registry.setDefaultLabels({ member })
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry })
+    this.exchanges = new Counter({
+      name: 'verinode_exchanges_total',
+      help: 'Exchanges answered (provider) or completed (consumer), by service, mode and decision',
+      labelNames: ['role', 'service', 'mode', 'decision'],
+      registers: [this.registry],
+    })
+    this.exchangeSeconds = new Histogram({
+      name: 'verinode_exchange_duration_seconds',
+      help: 'Time from request arrival to released response (provider) or round trip (consumer)',
+      labelNames: ['role', 'service', 'mode'],
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+      registers: [this.registry],
+    })
+    this.logCommitSeconds = new Histogram({
+      name: 'verinode_log_commit_seconds',
+      help: 'Time an append waits until its group commit is durable',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+      registers: [this.registry],
+    })
+    this.rejected = new Counter({
+      name: 'verinode_requests_rejected_total',
+      help: 'Requests refused before authentication or validation completed, by error code',
+      labelNames: ['code'],
+      registers: [this.registry],
+    })
+  }
+}

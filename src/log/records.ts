@@ -1,0 +1,112 @@
+/**
+ * The PII-free records a node writes to its log (docs/PROTOCOL.md "Log records").
+ *
+ * A leaf is the RFC 8785 canonical JSON of one record. Records hold digests, member ids, service ids,
+ * counts and decisions: never a subject field, a disclosure, a name or an amount. Digests of request
+ * and response JWS let an auditor bind each leaf to the signed evidence.
+ */
+import type { Mode } from '../protocol/envelope.js'
+
+interface Base {
+  v: 1
+  at: number
+}
+
+/** provider: a signed request arrived and passed authentication and validation */
+export interface RequestInRecord extends Base {
+  t: 'request-in'
+  xid: string
+  iss: string
+  svc: string
+  mode: Mode
+  purpose: string
+  basis: string
+  count: number
+  reqDigest: string
+}
+
+/** provider: the authorization decision for that request */
+export interface DecisionRecord extends Base {
+  t: 'decision'
+  xid: string
+  iss: string
+  reqDigest: string
+  permit: boolean
+  agreement?: string
+  code?: string
+  /** hash of the agreement set in force (matches the latest `agreements` record) */
+  policy: string
+  /** subjects or evaluations counted against the quota */
+  count: number
+  day: string
+}
+
+/** provider: the signed response released to the consumer */
+export interface ResponseOutRecord extends Base {
+  t: 'response-out'
+  xid: string
+  aud: string
+  reqDigest: string
+  respDigest: string
+  status: 'ok' | 'denied'
+  requestIndex: number
+}
+
+/** consumer: a signed request about to be sent (logged before it leaves) */
+export interface RequestOutRecord extends Base {
+  t: 'request-out'
+  xid: string
+  aud: string
+  svc: string
+  mode: Mode
+  purpose: string
+  basis: string
+  count: number
+  reqDigest: string
+}
+
+/** consumer: what came back, signed by the provider or an unsigned transport/protocol error */
+export interface ResponseInRecord extends Base {
+  t: 'response-in'
+  xid: string
+  iss: string
+  reqDigest: string
+  status: 'ok' | 'denied' | 'error'
+  respDigest?: string
+  code?: string
+  /** the provider's log index for this exchange, from the signed response */
+  peerIndex?: number
+}
+
+/** the agreement set put in force (logged at start-up and whenever it changes) */
+export interface AgreementsRecord extends Base {
+  t: 'agreements'
+  policy: string
+  agreements: unknown[]
+}
+
+/** key material put in use (public halves only) */
+export interface KeyEventRecord extends Base {
+  t: 'key-event'
+  event: 'node-started' | 'rotated'
+  member: string
+  messageKid: string
+  messageKey: string
+  logKey: string
+  manifestSeq: number
+  manifestHash: string
+}
+
+export type LogRecord =
+  | RequestInRecord
+  | DecisionRecord
+  | ResponseOutRecord
+  | RequestOutRecord
+  | ResponseInRecord
+  | AgreementsRecord
+  | KeyEventRecord
+
+export type LogRecordType = LogRecord['t']
+
+/** UTC day of an instant, the unit of daily quotas */
+export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10)

@@ -1,0 +1,120 @@
+/**
+ * HTTP client towards peer nodes: one undici Pool per peer origin, timeouts, and bounded retries that
+ * resend the very same signed body (same xid), so a retry is answered idempotently by the provider.
+ *
+ * The dispatcher can be swapped (tests pass undici's MockAgent or a custom Agent).
+ */
+import { Pool, type Dispatcher } from 'undici'
+import { isIP } from 'node:net'
+import { VnError } from '../errors.js'
+
+export interface PeerClientOptions {
+  timeoutMs: number
+  retries: number
+  connections: number
+  /** allow plain http:// to non-loopback peers (until TLS lands) */
+  insecure: boolean
+  dispatcherFor?: (origin: string) => Dispatcher
+}
+
+export interface PeerReply {
+  statusCode: number
+  contentType: string
+  json: unknown
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '')
+  if (h === 'localhost') return true
+  if (isIP(h) === 4) return h.startsWith('127.')
+  if (isIP(h) === 6) return h === '::1'
+  return false
+}
+
+/** Refuses plain HTTP to anything but loopback unless the operator set `insecure`. */
+export function checkEndpoint(endpoint: string, insecure: boolean): URL {
+  let u: URL
+  try {
+    u = new URL(endpoint)
+  } catch {
+    throw new VnError('VN_ERR_PEER_UNKNOWN', 'endpoint is not a URL')
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new VnError('VN_ERR_PEER_UNKNOWN', 'endpoint must be http(s)')
+  if (u.protocol === 'http:' && !isLoopbackHost(u.hostname) && !insecure) {
+    throw new VnError('VN_ERR_PEER_INSECURE', `${u.host} is not loopback`)
+  }
+  return u
+}
+
+const RETRYABLE_STATUS = new Set([502, 503, 504])
+
+export class PeerClient {
+  private readonly pools = new Map<string, Dispatcher>()
+  constructor(private readonly opts: PeerClientOptions) {}
+
+  private dispatcher(origin: string): Dispatcher {
+    let d = this.pools.get(origin)
+    if (d === undefined) {
+      d = this.opts.dispatcherFor?.(origin) ?? new Pool(origin, {
+        connections: this.opts.connections,
+        headersTimeout: this.opts.timeoutMs,
+        bodyTimeout: this.opts.timeoutMs,
+        connectTimeout: Math.min(this.opts.timeoutMs, 5000),
+        pipelining: 1,
+      })
+      this.pools.set(origin, d)
+    }
+    return d
+  }
+
+  /** POST a JSON body (already serialized) with bounded retries of the same bytes. */
+  async post(endpoint: string, path: string, body: string): Promise<PeerReply> {
+    return this.send(endpoint, path, 'POST', body)
+  }
+
+  async get(endpoint: string, path: string): Promise<PeerReply> {
+    return this.send(endpoint, path, 'GET', undefined)
+  }
+
+  private async send(endpoint: string, path: string, method: 'GET' | 'POST', body: string | undefined): Promise<PeerReply> {
+    const u = checkEndpoint(endpoint, this.opts.insecure)
+    const base = u.pathname.replace(/\/$/, '')
+    let lastErr: unknown
+    for (let attempt = 0; attempt <= this.opts.retries; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)))
+      try {
+        const res = await this.dispatcher(u.origin).request({
+          origin: u.origin,
+          path: base + path,
+          method,
+          headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
+          ...(body === undefined ? {} : { body }),
+          headersTimeout: this.opts.timeoutMs,
+          bodyTimeout: this.opts.timeoutMs,
+        })
+        const text = await res.body.text()
+        const contentType = String(res.headers['content-type'] ?? '')
+        if (RETRYABLE_STATUS.has(res.statusCode) && attempt < this.opts.retries) {
+          lastErr = new VnError('VN_ERR_PEER_UNREACHABLE', `peer answered ${res.statusCode}`)
+          continue
+        }
+        let json: unknown
+        try {
+          json = JSON.parse(text)
+        } catch {
+          throw new VnError('VN_ERR_PEER_BAD_RESPONSE', `peer answered ${res.statusCode} with a body that is not JSON`)
+        }
+        return { statusCode: res.statusCode, contentType, json }
+      } catch (e) {
+        if (e instanceof VnError) throw e
+        lastErr = e
+      }
+    }
+    throw new VnError('VN_ERR_PEER_UNREACHABLE', `${u.host}: ${(lastErr as Error)?.message ?? 'no answer'}`, { cause: lastErr })
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.close()))
+    this.pools.clear()
+  }
+}

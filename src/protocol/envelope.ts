@@ -1,0 +1,67 @@
+/**
+ * The exchange envelope: request and response payloads signed as compact JWS (docs/PROTOCOL.md).
+ *
+ * Personal data is never signed in the clear: in `plain` mode each subject field is the SD-JWT-style
+ * salted digest of a disclosure that travels beside the JWS (src/protocol/disclosures.ts).
+ */
+import { z } from 'zod'
+
+export const MEMBER_ID = /^[a-z0-9][a-z0-9-]{1,62}$/
+export const memberId = z.string().regex(MEMBER_ID, 'member id')
+export const xidSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'xid: 16-64 base64url characters')
+export const serviceId = z.string().regex(/^[a-z][a-z0-9]*(\.[a-z][a-z0-9-]*)+$/, 'service id like tax.compliance')
+export const modeSchema = z.enum(['plain', 'oprf', 'he'])
+export type Mode = z.infer<typeof modeSchema>
+const digest = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'SHA-256 digest, base64url')
+
+export const REQUEST_TYP = 'vn-req+jws'
+export const RESPONSE_TYP = 'vn-resp+jws'
+export const CATALOG_TYP = 'vn-catalog+jws'
+
+/** plain mode: one object per subject, mapping each disclosed field to its disclosure digest */
+export const PlainQuerySchema = z.strictObject({
+  subjects: z.array(z.record(z.string().regex(/^[a-z][a-zA-Z0-9]{0,31}$/), digest)).min(1),
+})
+
+export const RequestPayloadSchema = z.strictObject({
+  v: z.literal(1),
+  xid: xidSchema,
+  iat: z.number().int().positive(),
+  iss: memberId,
+  aud: memberId,
+  svc: serviceId,
+  purpose: z.string().min(1).max(200),
+  basis: z.string().min(1).max(300),
+  mode: modeSchema,
+  q: z.record(z.string(), z.unknown()),
+})
+export type RequestPayload = z.infer<typeof RequestPayloadSchema>
+
+export const ExchangeBodySchema = z.strictObject({
+  jws: z.string().min(1),
+  disclosures: z.array(z.string().min(1).max(4096)).optional(),
+})
+export type ExchangeBody = z.infer<typeof ExchangeBodySchema>
+
+export const ProblemSchema = z.object({
+  code: z.string(),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string().optional(),
+})
+
+export const ResponsePayloadSchema = z.strictObject({
+  v: z.literal(1),
+  xid: xidSchema,
+  reqDigest: digest,
+  iat: z.number().int().positive(),
+  iss: memberId,
+  aud: memberId,
+  status: z.enum(['ok', 'denied']),
+  results: z.array(z.record(z.string(), z.unknown())).optional(),
+  error: ProblemSchema.optional(),
+  policy: digest,
+  agreement: z.string().optional(),
+  log: z.strictObject({ index: z.number().int().nonnegative() }),
+})
+export type ResponsePayload = z.infer<typeof ResponsePayloadSchema>
