@@ -46,6 +46,11 @@ export const ERRORS = {
   VN_ERR_SUBJECT_ID_CHECKSUM: { status: 400, title: 'Resident ID number is malformed or its check digit is wrong' },
   VN_ERR_SUBJECT_USCC_CHECKSUM: { status: 400, title: 'Unified social credit code is malformed or its check character is wrong' },
 
+  // data sources (the department's own database)
+  VN_ERR_SOURCE_UNAVAILABLE: { status: 503, title: 'Data source cannot be opened or is closed' },
+  VN_ERR_SOURCE_NOT_READONLY: { status: 500, title: 'Declared SQL statement is not a read-only query' },
+  VN_ERR_SOURCE_QUERY: { status: 500, title: 'Data source query failed' },
+
   // policy
   VN_ERR_POLICY_UNKNOWN_CONSUMER: { status: 403, title: 'Consumer is not a member of the federation' },
   VN_ERR_POLICY_UNKNOWN_SERVICE: { status: 404, title: 'No such service on this node' },
@@ -61,6 +66,13 @@ export const ERRORS = {
   // log
   VN_ERR_LOG_UNAVAILABLE: { status: 503, title: 'Log cannot be written; node refuses to answer (fail closed)' },
   VN_ERR_LOG_PROOF: { status: 400, title: 'Proof request is out of range' },
+  VN_ERR_LOG_PROOF_INVALID: { status: 422, title: 'Merkle proof does not verify' },
+  VN_ERR_LOG_ENTRY_INVALID: { status: 400, title: 'Log entry is not acceptable' },
+  VN_ERR_LOG_NOTE_MALFORMED: { status: 400, title: 'Signed note or checkpoint is malformed' },
+  VN_ERR_LOG_NOTE_SIGNATURE: { status: 401, title: 'Signed note has no valid signature from a known key' },
+  VN_ERR_LOG_KEY_INVALID: { status: 400, title: 'Note signer or verifier key is malformed' },
+  VN_ERR_EVIDENCE_INVALID: { status: 400, title: 'Evidence record is malformed' },
+  VN_ERR_EVIDENCE_CORRUPT: { status: 500, title: 'Stored evidence failed authentication (tampered or wrong key)' },
 
   // peers (consumer side)
   VN_ERR_PEER_UNREACHABLE: { status: 502, title: 'Peer node could not be reached' },
@@ -79,6 +91,8 @@ export const ERRORS = {
   VN_ERR_OPRF_POINT: { status: 400, title: 'Invalid group element (identity, non-canonical or wrong length)' },
   VN_ERR_OPRF_PROOF: { status: 502, title: 'VOPRF proof does not verify' },
   VN_ERR_OPRF_TAGSET: { status: 502, title: 'Tag set missing, stale or badly signed' },
+  VN_ERR_OPRF_INPUT: { status: 400, title: 'OPRF input, scalar or batch shape is invalid' },
+  VN_ERR_OPRF_KEY: { status: 500, title: 'OPRF key or seed is malformed' },
 
   // he
   VN_ERR_HE_CIPHERTEXT: { status: 400, title: 'Ciphertext is corrupt, oversized or has wrong parameters' },

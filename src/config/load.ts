@@ -60,7 +60,6 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     if (agr.has(a.id)) problems.push(`agreements.${i}.id: duplicate agreement ${a.id}`)
     agr.add(a.id)
     for (const s of a.services) if (!ids.has(s)) problems.push(`agreements.${i}.services: unknown service ${s}`)
-    if (Date.parse(a.validUntil) <= Date.parse(a.validFrom)) problems.push(`agreements.${i}.validUntil: must be after validFrom`)
   })
   if (problems.length > 0) throw new VnError('VN_ERR_CONFIG_INVALID', problems.join('; '))
   return cfg

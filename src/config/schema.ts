@@ -5,6 +5,7 @@
 import { z } from 'zod'
 import { memberId, modeSchema, serviceId } from '../protocol/envelope.js'
 import { FIELD_KINDS, type FieldKind } from '../protocol/canonicalize.js'
+import { AgreementSchema } from '../policy/agreements.js'
 
 export const FieldKindSchema = z.enum(FIELD_KINDS as unknown as [FieldKind, ...FieldKind[]])
 
@@ -39,18 +40,6 @@ export const ServiceSchema = z.strictObject({
 })
 export type ServiceConfig = z.infer<typeof ServiceSchema>
 
-export const AgreementConfigSchema = z.strictObject({
-  id: z.string().min(1).max(100),
-  consumer: memberId,
-  services: z.array(serviceId).min(1),
-  purposes: z.array(z.string().min(1)).min(1),
-  basis: z.string().min(1),
-  validFrom: z.iso.datetime({ offset: true }),
-  validUntil: z.iso.datetime({ offset: true }),
-  dailyQuota: z.number().int().positive(),
-  modes: z.array(modeSchema).min(1),
-})
-
 const listen = z.strictObject({
   host: z.string().default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(7100),
@@ -76,7 +65,7 @@ export const ConfigSchema = z.strictObject({
     z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1) }),
   ]).optional(),
   services: z.array(ServiceSchema).default([]),
-  agreements: z.array(AgreementConfigSchema).default([]),
+  agreements: z.array(AgreementSchema).default([]),
   limits: z.strictObject({
     bodyBytes: z.number().int().positive().default(1024 * 1024),
     batchMax: z.number().int().positive().default(1000),

@@ -10,22 +10,18 @@
  *   same name after both sides go through `canonicalizeField`.
  * - `membership`: any row means "on the list".
  * - `status`: a column `status`, reported only if it is one of the service's declared statuses.
- * - `threshold`: a column `value`, and optionally `target`; with a `bound` field in the subject the
- *   answer says whether value ≥ bound, with `target` whether value ≥ target (paid in full).
+ * - `threshold`: the comparison happens in SQL, so the node never reads the amount: every column is
+ *   a boolean (0/1, NULL when not applicable, e.g. no bound given) and is reported under its
+ *   camelCase name (`paid_in_full` → `paidInFull`). A column holding anything else is refused, so a
+ *   mistaken `SELECT amount` cannot leak a value.
  * - `tier`: a column `value`, mapped onto the declared tiers.
  */
 import type { ServiceConfig } from '../config/schema.js'
 import type { DataSource, Row } from '../sources/types.js'
 import { canonicalizeField } from '../protocol/canonicalize.js'
+import { VnError } from '../errors.js'
 
 export type Answer = Record<string, unknown>
-
-function toBig(v: unknown): bigint | undefined {
-  if (typeof v === 'bigint') return v
-  if (typeof v === 'number' && Number.isFinite(v)) return BigInt(Math.trunc(v))
-  if (typeof v === 'string' && /^-?\d+$/.test(v)) return BigInt(v)
-  return undefined
-}
 
 function sameCanonical(svc: ServiceConfig, field: string, stored: unknown, asked: string): boolean {
   const kind = svc.fields[field]?.kind
@@ -54,7 +50,7 @@ export function answerFromRows(svc: ServiceConfig, subject: Readonly<Record<stri
       return { found: row !== undefined, match: all, fields }
     }
     case 'membership':
-      return { member: row !== undefined }
+      return { listed: row !== undefined }
     case 'status': {
       if (row === undefined) return { found: false }
       const s = typeof row.status === 'string' ? row.status : ''
@@ -62,12 +58,14 @@ export function answerFromRows(svc: ServiceConfig, subject: Readonly<Record<stri
     }
     case 'threshold': {
       if (row === undefined) return { found: false }
-      const value = toBig(row.value)
       const out: Answer = { found: true }
-      const target = toBig(row.target)
-      if (value !== undefined && target !== undefined) out.full = value >= target
-      const bound = subject.bound
-      if (bound !== undefined && value !== undefined) out.atLeast = value >= BigInt(bound)
+      for (const [col, v] of Object.entries(row)) {
+        if (v === null) continue
+        if (v !== 0 && v !== 1 && v !== 0n && v !== 1n) {
+          throw new VnError('VN_ERR_INTERNAL', `service ${svc.id}: lookup column ${col} is not a boolean; threshold lookups must compare in SQL`)
+        }
+        out[col.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase())] = v === 1 || v === 1n
+      }
       return out
     }
     case 'tier': {
@@ -84,8 +82,9 @@ export function answerFromRows(svc: ServiceConfig, subject: Readonly<Record<stri
 export async function answerAll(svc: ServiceConfig, source: DataSource, subjects: readonly Record<string, string>[]): Promise<Answer[]> {
   const out: Answer[] = []
   for (const s of subjects) {
-    const params: Record<string, string> = {}
-    for (const [k, v] of Object.entries(s)) params[k] = v
+    // Every declared field is bound (absent optional ones as NULL), never spliced into the SQL.
+    const params: Record<string, string | null> = {}
+    for (const k of Object.keys(svc.fields)) params[k] = s[k] ?? null
     out.push(answerFromRows(svc, s, await source.query(svc.lookup, params)))
   }
   return out

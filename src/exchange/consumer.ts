@@ -13,7 +13,7 @@ import { makeDisclosure } from '../protocol/disclosures.js'
 import { canonicalizeField } from '../protocol/canonicalize.js'
 import { CatalogSchema, type Catalog, type CatalogService } from './catalog.js'
 import type { PeerClient } from '../peers/client.js'
-import type { NodeLog, EvidenceSink } from './provider.js'
+import type { NodeLog } from './provider.js'
 import type { Signer } from './signer.js'
 import { formatZodIssues } from '../config/load.js'
 
@@ -24,7 +24,6 @@ export interface ConsumerDeps {
   endpointOf: (member: string) => string
   client: PeerClient
   log: NodeLog
-  evidence: EvidenceSink
   limits: { batchMax: number; retentionDays: number }
   now?: () => number
   catalogTtlMs?: number
@@ -140,11 +139,13 @@ export class Consumer {
     const jws = signJwsJson(payload, s.privateKey, s.kid, REQUEST_TYP)
     const reqDigest = sha256b64u(jws)
     const at = this.now()
-    await this.d.evidence.putJws(reqDigest, jws)
-    await this.d.evidence.putDisclosures(xid, disclosures, at + this.d.limits.retentionDays * 86_400_000)
-    const [requestIndex] = await this.d.log.append([
-      { v: 1, at, t: 'request-out', xid, aud: r.provider, svc: r.service, mode, purpose: r.purpose, basis: r.basis, count: canonical.length, reqDigest },
-    ])
+    const [requestIndex] = await this.d.log.append(
+      [{ v: 1, at, t: 'request-out', xid, aud: r.provider, svc: r.service, mode, purpose: r.purpose, basis: r.basis, count: canonical.length, reqDigest }],
+      [
+        { kind: 'jws', digest: reqDigest, jws },
+        { kind: 'disclosures', xid, disclosures, expiresAt: at + this.d.limits.retentionDays * 86_400_000 },
+      ],
+    )
 
     let reply
     try {
@@ -174,10 +175,10 @@ export class Consumer {
       throw new VnError('VN_ERR_PEER_BAD_RESPONSE', 'results do not match the subjects asked')
     }
     const respDigest = sha256b64u(respJws)
-    await this.d.evidence.putJws(respDigest, respJws)
-    const [responseIndex] = await this.d.log.append([
-      { v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: resp.status, respDigest, peerIndex: resp.log.index, ...(resp.error ? { code: resp.error.code } : {}) },
-    ])
+    const [responseIndex] = await this.d.log.append(
+      [{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: resp.status, respDigest, peerIndex: resp.log.index, ...(resp.error ? { code: resp.error.code } : {}) }],
+      [{ kind: 'jws', digest: respDigest, jws: respJws }],
+    )
     const out: VerifyResult = {
       xid, provider: r.provider, service: r.service, status: resp.status,
       providerLogIndex: resp.log.index, logIndex: { request: requestIndex as number, response: responseIndex as number }, reqDigest, respDigest,

@@ -34,7 +34,8 @@ import { canonicalizeField } from '../protocol/canonicalize.js'
 import type { ServiceConfig } from '../config/schema.js'
 import type { DataSource } from '../sources/types.js'
 import { answerAll, type Answer } from './answers.js'
-import { utcDay, type LogRecord } from '../log/records.js'
+import type { LogRecord } from '../log/records.js'
+import { utcDay } from '../policy/quota.js'
 import { formatZodIssues } from '../config/load.js'
 import type { Signer } from './signer.js'
 
@@ -52,14 +53,17 @@ export type AuthorizationResult =
   | { permit: true; agreementId: string }
   | { permit: false; code: ErrorCode; reason: string; agreementId?: string }
 
-export interface NodeLog {
-  /** appends records in order; resolves with their indices once durable (group commit) */
-  append(records: readonly LogRecord[]): Promise<number[]>
-}
+/** Evidence that rides in the same durable commit as the log records it belongs to. */
+export type EvidenceItem =
+  | { kind: 'jws'; digest: string; jws: string }
+  | { kind: 'disclosures'; xid: string; disclosures: string[]; expiresAt: number }
 
-export interface EvidenceSink {
-  putJws(digest: string, jws: string): void | Promise<void>
-  putDisclosures(xid: string, disclosures: string[], expiresAt: number): void | Promise<void>
+export interface NodeLog {
+  /**
+   * Appends records in order, with their evidence, in one group commit; resolves with the records'
+   * indices once durable. Rejects with VN_ERR_LOG_UNAVAILABLE when the log cannot be written.
+   */
+  append(records: readonly LogRecord[], evidence?: readonly EvidenceItem[]): Promise<number[]>
 }
 
 export interface ProviderDeps {
@@ -72,7 +76,6 @@ export interface ProviderDeps {
   policyHash: () => string
   source: DataSource | undefined
   log: NodeLog
-  evidence: EvidenceSink
   limits: { batchMax: number; skewMs: number; retentionDays: number }
   now?: () => number
   /** called once per released response (metrics) */
@@ -191,14 +194,17 @@ export class Provider {
     const s = this.d.signer()
     const respJws = signJwsJson(payload, s.privateKey, s.kid, RESPONSE_TYP)
     const respDigest = sha256b64u(respJws)
-    await Promise.all([
-      this.d.evidence.putJws(reqDigest, jws),
-      this.d.evidence.putJws(respDigest, respJws),
-      disclosures.length > 0 ? this.d.evidence.putDisclosures(req.xid, disclosures, now + this.d.limits.retentionDays * 86_400_000) : undefined,
-    ])
-    await this.d.log.append([
-      { ...base, t: 'response-out', xid: req.xid, aud: req.iss, reqDigest, respDigest, status: payload.status, requestIndex: requestIndex as number },
-    ])
+    const evidence: EvidenceItem[] = [
+      { kind: 'jws', digest: reqDigest, jws },
+      { kind: 'jws', digest: respDigest, jws: respJws },
+    ]
+    if (disclosures.length > 0) {
+      evidence.push({ kind: 'disclosures', xid: req.xid, disclosures, expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
+    }
+    await this.d.log.append(
+      [{ ...base, t: 'response-out', xid: req.xid, aud: req.iss, reqDigest, respDigest, status: payload.status, requestIndex: requestIndex as number }],
+      evidence,
+    )
     this.d.observe?.({ service: req.svc, mode: req.mode, decision: decision.permit ? 'permit' : decision.code, seconds: (performance.now() - started) / 1000 })
     if (problem === undefined) return { status: 200, body: { jws: respJws }, problem: false, xid: req.xid }
     return { status: problem.statusCode, body: { ...problem.toProblem(), jws: respJws }, problem: true, xid: req.xid }
@@ -239,6 +245,14 @@ export class Provider {
     })
     if (used !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: some are not referenced by any digest')
     return out
+  }
+
+  /**
+   * After a restart: re-arm replay protection with an exchange answered within the replay window,
+   * so a retry still gets the first response and a replay with another body is still refused.
+   */
+  remember(iss: string, xid: string, reqDigest: string, reply: ExchangeReply, at: number): void {
+    this.seen.set(`${iss}|${xid}`, { reqDigest, reply: Promise.resolve(reply), expires: at + 2 * this.d.limits.skewMs })
   }
 
   private sweep(now: number): void {

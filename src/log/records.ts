@@ -107,6 +107,3 @@ export type LogRecord =
   | KeyEventRecord
 
 export type LogRecordType = LogRecord['t']
-
-/** UTC day of an instant, the unit of daily quotas */
-export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10)

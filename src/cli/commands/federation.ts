@@ -1,0 +1,287 @@
+/**
+ * `verinode federation`: the federation authority's tooling (DESIGN.md "CLI": create, add member,
+ * sign manifest), plus `verify` for node operators to check a manifest against their trust anchor.
+ * A thin layer over src/federation/authority.ts; see that file for the directory layout.
+ */
+import type { KeyObject } from 'node:crypto'
+import { readFile, stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { loadPublicKey } from '../../crypto/keys.js'
+import { VnError, isVnError } from '../../errors.js'
+import {
+  DAY_MS,
+  addKey,
+  addMember,
+  createAuthority,
+  removeKey,
+  removeMember,
+  signAuthorityManifest,
+  type KeyInput,
+  type NewMember,
+} from '../../federation/authority.js'
+import { Federation, manifestHash } from '../../federation/federation.js'
+import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
+
+const USAGE = `usage: verinode federation <subcommand> [options] [--json]
+
+  create        --dir D --name <federation>
+                  new authority directory: root key pair (federation-root.key 0600, .pub) and an
+                  empty members.json draft
+  add-member    --dir D --id <member> --name <display name> --uscc <code> --role department|auditor
+                  [--endpoint URL] --message-key <.pub file|base64url> [--message-kid K]
+                  [--log-key <.pub file|base64url>] [--log-kid K] [--tls-fingerprint HEX]
+                  [--not-before ISO] [--not-after ISO]
+                  departments need --endpoint and --log-key; auditors have neither
+  add-key       --dir D --member M (--message-key K | --log-key K) [--kid K] [--not-before ISO] [--not-after ISO]
+  remove-key    --dir D --member M --kid K      (revokes the key once the next manifest is signed)
+  remove-member --dir D --member M
+  sign          --dir D [--out manifest.jws] [--valid-days 30]
+                  signs the draft as the next manifest (seq increments; a copy goes to D/manifests/)
+  verify        --manifest F --root <federation-root.pub> [--min-seq N]
+                  checks a manifest against the trust anchor, as a node does
+
+Key ids default to the first 16 characters of the key's RFC 7638 thumbprint.`
+
+const OPTIONS = {
+  dir: { type: 'string' },
+  name: { type: 'string' },
+  id: { type: 'string' },
+  uscc: { type: 'string' },
+  role: { type: 'string' },
+  endpoint: { type: 'string' },
+  'message-key': { type: 'string', multiple: true },
+  'message-kid': { type: 'string' },
+  'log-key': { type: 'string', multiple: true },
+  'log-kid': { type: 'string' },
+  'tls-fingerprint': { type: 'string' },
+  'not-before': { type: 'string' },
+  'not-after': { type: 'string' },
+  member: { type: 'string' },
+  kid: { type: 'string' },
+  out: { type: 'string' },
+  'valid-days': { type: 'string' },
+  manifest: { type: 'string' },
+  root: { type: 'string' },
+  'min-seq': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>['values']
+
+class UsageError extends Error {}
+
+function need(v: Values, name: keyof Values & string): string {
+  const x = v[name]
+  if (typeof x !== 'string' || x.length === 0) throw new UsageError(`--${name} is required`)
+  return x
+}
+
+function instant(v: Values, name: 'not-before' | 'not-after'): number | undefined {
+  const x = v[name]
+  if (x === undefined) return undefined
+  const t = Date.parse(x)
+  if (!/^\d{4}-\d{2}-\d{2}/.test(x) || Number.isNaN(t)) throw new UsageError(`--${name}: expected an ISO 8601 date-time`)
+  return t
+}
+
+/** A key argument is a path to a .pub file (one line of base64url) or the base64url key itself. */
+async function keyArg(value: string, cwd: string, flag: string): Promise<KeyObject | string> {
+  const path = resolve(cwd, value)
+  const isFile = await stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  )
+  if (isFile) return loadPublicKey(path)
+  if (/^[A-Za-z0-9_-]{43}$/.test(value)) return value
+  throw new UsageError(`--${flag}: neither a readable public key file nor a base64url Ed25519 public key`)
+}
+
+async function keyInputs(values: string[] | undefined, kid: string | undefined, cwd: string, flag: string, nbf: number | undefined, exp: number | undefined): Promise<KeyInput[]> {
+  const list = values ?? []
+  if (kid !== undefined && list.length !== 1) throw new UsageError(`--${flag.replace(/key$/, 'kid')} needs exactly one --${flag}`)
+  const out: KeyInput[] = []
+  for (const v of list) {
+    const k: KeyInput = { key: await keyArg(v, cwd, flag) }
+    if (kid !== undefined) k.kid = kid
+    if (nbf !== undefined) k.nbf = nbf
+    if (exp !== undefined) k.exp = exp
+    out.push(k)
+  }
+  return out
+}
+
+interface Outcome {
+  code: number
+  doc: Record<string, unknown>
+  lines: string[]
+}
+
+async function runSub(sub: string, v: Values, io: CliIo): Promise<Outcome> {
+  const dir = (): string => resolve(io.cwd, need(v, 'dir'))
+  switch (sub) {
+    case 'create': {
+      const d = dir()
+      const name = need(v, 'name')
+      const r = await createAuthority(d, name)
+      return {
+        code: EXIT_OK,
+        doc: { dir: d, federation: name, rootKid: r.rootKid, rootPublicKey: r.rootPublicKey },
+        lines: [`created federation ${name} in ${d}`, `root key id: ${r.rootKid}`, `trust anchor: ${resolve(d, 'federation-root.pub')} (give this file to every node)`],
+      }
+    }
+    case 'add-member': {
+      const d = dir()
+      const role = need(v, 'role')
+      if (role !== 'department' && role !== 'auditor') throw new UsageError('--role must be department or auditor')
+      const nbf = instant(v, 'not-before')
+      const exp = instant(v, 'not-after')
+      const m: NewMember = {
+        id: need(v, 'id'),
+        name: need(v, 'name'),
+        uscc: need(v, 'uscc'),
+        role,
+        messageKeys: await keyInputs(v['message-key'], v['message-kid'], io.cwd, 'message-key', nbf, exp),
+        logKeys: await keyInputs(v['log-key'], v['log-kid'], io.cwd, 'log-key', nbf, exp),
+      }
+      if (v.endpoint !== undefined) m.endpoint = v.endpoint
+      if (v['tls-fingerprint'] !== undefined) m.tlsFingerprint = v['tls-fingerprint']
+      const added = await addMember(d, m)
+      const kids = [...added.messageKeys.map((k) => `message ${k.kid}`), ...added.logKeys.map((k) => `log ${k.kid}`)]
+      return {
+        code: EXIT_OK,
+        doc: { dir: d, member: added },
+        lines: [`added ${added.role} ${added.id} (${added.name})`, `keys: ${kids.join(', ')}`, 'run `verinode federation sign` to publish'],
+      }
+    }
+    case 'add-key': {
+      const d = dir()
+      const member = need(v, 'member')
+      const msg = v['message-key'] ?? []
+      const log = v['log-key'] ?? []
+      if (msg.length + log.length !== 1) throw new UsageError('add-key takes exactly one --message-key or --log-key')
+      const use = msg.length === 1 ? 'message' : 'log'
+      const [input] = await keyInputs(use === 'message' ? msg : log, v.kid, io.cwd, `${use}-key`, instant(v, 'not-before'), instant(v, 'not-after'))
+      const k = await addKey(d, member, use, input!)
+      return { code: EXIT_OK, doc: { dir: d, member, use, key: k }, lines: [`added ${use} key ${member}#${k.kid}`, 'run `verinode federation sign` to publish'] }
+    }
+    case 'remove-key': {
+      const d = dir()
+      const member = need(v, 'member')
+      const kid = need(v, 'kid')
+      const r = await removeKey(d, member, kid)
+      return {
+        code: EXIT_OK,
+        doc: { dir: d, member, kid, list: r.list },
+        lines: [`removed ${r.list === 'messageKeys' ? 'message' : 'log'} key ${member}#${kid}`, 'run `verinode federation sign` to publish the revocation'],
+      }
+    }
+    case 'remove-member': {
+      const d = dir()
+      const member = need(v, 'member')
+      await removeMember(d, member)
+      return { code: EXIT_OK, doc: { dir: d, member }, lines: [`removed member ${member}`, 'run `verinode federation sign` to publish'] }
+    }
+    case 'sign': {
+      const d = dir()
+      let validMs: number | undefined
+      if (v['valid-days'] !== undefined) {
+        const days = Number(v['valid-days'])
+        if (!/^\d+(\.\d+)?$/.test(v['valid-days']) || !(days > 0) || days > 3650) throw new UsageError('--valid-days: expected a number of days in (0, 3650]')
+        validMs = Math.round(days * DAY_MS)
+      }
+      const out = v.out === undefined ? undefined : resolve(io.cwd, v.out)
+      const r = await signAuthorityManifest(d, { ...(validMs === undefined ? {} : { validMs }), ...(out === undefined ? {} : { out }) })
+      return {
+        code: EXIT_OK,
+        doc: {
+          dir: d,
+          out: out ?? null,
+          archived: r.archived,
+          federation: r.manifest.federation,
+          seq: r.manifest.seq,
+          iat: r.manifest.iat,
+          exp: r.manifest.exp,
+          members: r.manifest.members.length,
+          hash: manifestHash(r.jws),
+          warnings: r.warnings,
+        },
+        lines: [
+          `signed manifest seq ${r.manifest.seq} of ${r.manifest.federation}: ${r.manifest.members.length} members, valid until ${new Date(r.manifest.exp).toISOString()}`,
+          `written to ${out ?? r.archived}${out === undefined ? '' : ` (archived as ${r.archived})`}`,
+          ...r.warnings.map((w) => `warning: ${w}`),
+        ],
+      }
+    }
+    case 'verify': {
+      const path = resolve(io.cwd, need(v, 'manifest'))
+      const root = await loadPublicKey(resolve(io.cwd, need(v, 'root')))
+      let minSeq: number | undefined
+      if (v['min-seq'] !== undefined) {
+        if (!/^\d+$/.test(v['min-seq'])) throw new UsageError('--min-seq: expected a non-negative integer')
+        minSeq = Number(v['min-seq'])
+      }
+      let text: string
+      try {
+        text = (await readFile(path, 'utf8')).trim()
+      } catch (e) {
+        throw new VnError('VN_ERR_FED_MANIFEST_INVALID', `${path}: cannot be read`, { cause: e })
+      }
+      const f = Federation.fromJws(text, root, { now: Date.now(), ...(minSeq === undefined ? {} : { minSeq }) })
+      const members = f.members().map((m) => ({ id: m.id, role: m.role, messageKeys: [...m.messageKeys.keys()], logKeys: [...m.logKeys.keys()] }))
+      return {
+        code: EXIT_OK,
+        doc: { valid: true, federation: f.name, seq: f.seq, iat: f.iat, exp: f.exp, hash: f.hash, members },
+        lines: [
+          `manifest OK: ${f.name} seq ${f.seq}, valid until ${new Date(f.exp).toISOString()}, hash ${f.hash}`,
+          ...members.map((m) => `  ${m.id.padEnd(20)} ${m.role.padEnd(10)} message keys: ${m.messageKeys.join(' ') || '-'}  log keys: ${m.logKeys.join(' ') || '-'}`),
+        ],
+      }
+    }
+    default:
+      throw new UsageError(sub === '' ? 'missing subcommand' : `unknown subcommand ${JSON.stringify(sub.slice(0, 40))}`)
+  }
+}
+
+export const federationCommand: Command = {
+  name: 'federation',
+  summary: 'federation authority: create a root key, add members and keys, sign the manifest; verify a manifest',
+  usage: USAGE,
+  async run(argv: string[], io: CliIo): Promise<number> {
+    let sub = ''
+    const fail = (code: number, error: Record<string, unknown>, human: string): number => {
+      if (io.json) io.out(JSON.stringify({ ok: false, command: `federation ${sub}`.trim(), error }))
+      else io.err(human)
+      return code
+    }
+    let values: Values
+    try {
+      const parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+      values = parsed.values
+      sub = parsed.positionals[0] ?? ''
+      if (parsed.positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[1]!.slice(0, 40))}`)
+    } catch (e) {
+      return fail(EXIT_USAGE, { code: 'USAGE', message: (e as Error).message }, `${(e as Error).message}\n\n${USAGE}`)
+    }
+    if (values.help === true) {
+      if (io.json) io.out(JSON.stringify({ ok: true, usage: USAGE }))
+      else io.out(USAGE)
+      return EXIT_OK
+    }
+    try {
+      const r = await runSub(sub, values, io)
+      if (io.json) io.out(JSON.stringify({ ok: true, command: `federation ${sub}`, ...r.doc }))
+      else for (const l of r.lines) io.out(l)
+      return r.code
+    } catch (e) {
+      if (e instanceof UsageError) return fail(EXIT_USAGE, { code: 'USAGE', message: e.message }, `${e.message}\n\n${USAGE}`)
+      if (isVnError(e)) {
+        // A manifest that fails `verify` is a finding (exit 1); anything else is bad input or config.
+        const code = sub === 'verify' && e.code.startsWith('VN_ERR_FED_') ? EXIT_FINDINGS : EXIT_USAGE
+        return fail(code, { code: e.code, message: e.message, ...(e.detail === undefined ? {} : { detail: e.detail }) }, `error ${e.code}: ${e.message}`)
+      }
+      throw e
+    }
+  },
+}

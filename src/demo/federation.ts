@@ -1,0 +1,190 @@
+/**
+ * A whole federation of four departments on loopback, built in one folder: the authority, four
+ * nodes with their keys, configs, services, agreements and synthetic databases, and a signed
+ * manifest. Used by `verinode demo`, by the tests (with small sizes) and by the benchmarks.
+ */
+import { createServer } from 'node:net'
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createAuthority, addMember, signAuthorityManifest, AUTHORITY_FILES } from '../federation/authority.js'
+import { initNode } from '../cli/commands/init.js'
+import { createDemoDatabases, makeUscc, DEMO_FILES, ENTERPRISE_STATUSES, type DemoDataset, type DemoSizes, type DemoDepartment } from './synthetic.js'
+import type { ConfigInput } from '../config/schema.js'
+import type { Agreement } from '../policy/agreements.js'
+
+export interface DemoMember {
+  id: string
+  name: string
+  department: DemoDepartment
+  orgBody: string
+}
+
+export const DEMO_MEMBERS: readonly DemoMember[] = [
+  { id: 'fj-psb', name: '福建省公安厅', department: 'publicSecurity', orgBody: '00300001' },
+  { id: 'fj-amr', name: '福建省市场监督管理局', department: 'marketRegulator', orgBody: '00300002' },
+  { id: 'fj-tax', name: '国家税务总局福建省税务局', department: 'taxBureau', orgBody: '00300003' },
+  { id: 'fj-credit', name: '福建省公共信用信息中心', department: 'creditCentre', orgBody: '00300004' },
+]
+
+type ServiceInput = NonNullable<ConfigInput['services']>[number]
+
+/** The four demo services (lookup SQL runs against the department's own SQLite file, read-only). */
+export const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
+  publicSecurity: [{
+    id: 'identity.match',
+    title: { en: 'Resident identity match', zh: '居民身份核验' },
+    description: 'Do this resident ID number and this name belong together? Per-field match flags.',
+    kind: 'match',
+    fields: { id: { kind: 'residentId', key: true }, name: { kind: 'name' } },
+    modes: ['plain'],
+    sharing: 'conditional',
+    updateCycle: 'real-time',
+    authority: 'Resident Identity Card Law of the PRC',
+    lookup: 'SELECT name FROM residents WHERE id_number = :id',
+    enumerate: 'SELECT id_number AS id, name FROM residents',
+  }],
+  marketRegulator: [{
+    id: 'enterprise.status',
+    title: { en: 'Enterprise registration status', zh: '企业登记状态' },
+    description: 'Registration status of an enterprise by unified social credit code.',
+    kind: 'status',
+    fields: { uscc: { kind: 'uscc', key: true } },
+    modes: ['plain'],
+    sharing: 'unconditional',
+    updateCycle: 'daily',
+    authority: 'Regulation on the Registration of Market Entities (2022)',
+    lookup: 'SELECT status FROM enterprises WHERE uscc = :uscc',
+    enumerate: 'SELECT uscc, status FROM enterprises',
+    statuses: [...ENTERPRISE_STATUSES],
+  }],
+  taxBureau: [{
+    id: 'tax.compliance',
+    title: { en: 'Tax compliance for a year', zh: '纳税情况核验' },
+    description: 'Did the enterprise pay its tax for the year in full, and (optionally) at least the bound (fen)?',
+    kind: 'threshold',
+    fields: { uscc: { kind: 'uscc', key: true }, year: { kind: 'year', key: true }, bound: { kind: 'amount', required: false } },
+    modes: ['plain'],
+    sharing: 'conditional',
+    updateCycle: 'monthly',
+    authority: 'Law of the PRC on the Administration of Tax Collection, art. 8',
+    lookup: 'SELECT tax_paid_fen >= tax_due_fen AS paid_in_full, tax_paid_fen >= CAST(:bound AS INTEGER) AS meets_bound ' +
+      'FROM tax_payments WHERE uscc = :uscc AND year = CAST(:year AS INTEGER)',
+    enumerate: 'SELECT uscc, year FROM tax_payments',
+  }],
+  creditCentre: [{
+    id: 'credit.dishonest',
+    title: { en: 'Dishonest judgment debtor list', zh: '失信被执行人名单' },
+    description: 'Is this person or organisation on the list of dishonest judgment debtors?',
+    kind: 'membership',
+    fields: { id: { kind: 'partyId', key: true } },
+    modes: ['plain'],
+    sharing: 'conditional',
+    updateCycle: 'daily',
+    authority: 'SPC Provisions on Publishing the List of Dishonest Judgment Debtors',
+    lookup: 'SELECT 1 AS listed FROM dishonest_debtors WHERE subject_id = :id',
+    enumerate: 'SELECT subject_id AS id FROM dishonest_debtors',
+  }],
+}
+
+const YEAR_MS = 365 * 86_400_000
+
+/** Who may ask whom: the agreements each provider keeps in its config. */
+export function demoAgreements(now: number): Record<string, Agreement[]> {
+  const validFrom = new Date(now - 86_400_000).toISOString()
+  const validUntil = new Date(now + YEAR_MS).toISOString()
+  const a = (id: string, consumer: string, services: string[], purposes: string[], basis: string, dailyQuota: number): Agreement =>
+    ({ id, consumer, services, purposes, basis, validFrom, validUntil, dailyQuota, modes: ['plain'] })
+  return {
+    'fj-psb': [
+      a('psb-tax-identity', 'fj-tax', ['identity.match'], ['taxpayer-registration'], 'Tax Collection Administration Law art. 15', 100_000),
+      a('psb-credit-identity', 'fj-credit', ['identity.match'], ['credit-record-correction'], 'Social Credit Regulations art. 20', 1_000),
+    ],
+    'fj-amr': [
+      a('amr-credit-status', 'fj-credit', ['enterprise.status'], ['credit-record-maintenance'], 'Social Credit Regulations art. 12', 100_000),
+      a('amr-tax-status', 'fj-tax', ['enterprise.status'], ['taxpayer-registration'], 'Tax Collection Administration Law art. 15', 100_000),
+    ],
+    'fj-tax': [
+      a('tax-credit-compliance', 'fj-credit', ['tax.compliance'], ['credit-evaluation'], 'Social Credit Regulations art. 12', 100_000),
+    ],
+    'fj-credit': [
+      a('credit-amr-dishonest', 'fj-amr', ['credit.dishonest'], ['registration-review'], 'Regulation on the Registration of Market Entities art. 12', 100_000),
+      a('credit-tax-dishonest', 'fj-tax', ['credit.dishonest'], ['tax-credit-rating'], 'Tax Collection Administration Law art. 45', 5),
+    ],
+  }
+}
+
+export interface DemoFederation {
+  dir: string
+  federation: string
+  dataset: DemoDataset
+  /** member id → its config path and the local API token of its default application */
+  nodes: Record<string, { configPath: string; appToken: string; publicPort: number; localPort: number }>
+  authorityDir: string
+}
+
+/** A free TCP port on loopback (bind to 0, read it, release it). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      const port = typeof a === 'object' && a !== null ? a.port : 0
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+export interface BuildDemoOptions {
+  sizes?: DemoSizes
+  seed?: string
+  now?: number
+  /** override config fields for every node (limits, logLevel, ...) */
+  configOverrides?: Partial<ConfigInput>
+  federation?: string
+}
+
+/** Builds (does not start) the four-department federation in `dir`. */
+export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = {}): Promise<DemoFederation> {
+  const now = opts.now ?? Date.now()
+  const federation = opts.federation ?? 'fujian-demo'
+  await mkdir(dir, { recursive: true })
+  const dataset = await createDemoDatabases(join(dir, 'data'), opts.sizes ?? {}, opts.seed)
+  const authorityDir = join(dir, 'authority')
+  await createAuthority(authorityDir, federation)
+  const agreements = demoAgreements(now)
+  const nodes: DemoFederation['nodes'] = {}
+  for (const m of DEMO_MEMBERS) {
+    const publicPort = await freePort()
+    const localPort = await freePort()
+    const nodeDir = join(dir, m.id)
+    const r = await initNode({
+      dir: nodeDir, member: m.id, port: publicPort, localPort,
+      extra: {
+        dataSource: { kind: 'sqlite', path: join(dataset.dir, DEMO_FILES[m.department]) },
+        services: DEMO_SERVICES[m.department],
+        agreements: agreements[m.id] ?? [],
+        ...opts.configOverrides,
+      },
+    })
+    await addMember(authorityDir, {
+      id: m.id, name: m.name, uscc: makeUscc('11', '350000', m.orgBody), role: 'department',
+      endpoint: `http://127.0.0.1:${publicPort}`,
+      messageKeys: [{ key: r.messageKey, nbf: now - 60_000 }],
+      logKeys: [{ key: r.logKey, nbf: now - 60_000 }],
+    }, now)
+    nodes[m.id] = { configPath: r.configPath, appToken: r.appToken, publicPort, localPort }
+  }
+  const signed = await signAuthorityManifest(authorityDir, { now: now - 30_000 })
+  for (const m of DEMO_MEMBERS) {
+    const nodeDir = join(dir, m.id)
+    await writeFile(join(nodeDir, 'federation', 'manifest.jws'), `${signed.jws}\n`)
+    await copyFile(join(authorityDir, AUTHORITY_FILES.rootPub), join(nodeDir, 'keys', 'federation-root.pub'))
+  }
+  await writeFile(join(dir, 'demo.json'), `${JSON.stringify({ federation, nodes }, null, 2)}\n`)
+  return { dir, federation, dataset, nodes, authorityDir }
+}
+
+export async function readDemoIndex(dir: string): Promise<Pick<DemoFederation, 'federation' | 'nodes'>> {
+  return JSON.parse(await readFile(join(dir, 'demo.json'), 'utf8')) as Pick<DemoFederation, 'federation' | 'nodes'>
+}

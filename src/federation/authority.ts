@@ -1,0 +1,306 @@
+/**
+ * Federation authority tooling (DESIGN.md "Actors": the provincial data bureau holds the root key
+ * and signs the manifest; it runs no data service and sees no exchange).
+ *
+ * An authority directory holds:
+ * ```
+ * federation-root.key   PKCS#8 PEM, mode 0600: the root private key (never leaves this folder)
+ * federation-root.pub   base64url raw public key: the trust anchor every node installs
+ * federation.json       { v: 1, federation, rootKid, seq }: seq of the last signed manifest
+ * members.json          { v: 1, members: [...] }: the draft member list, edited by add-member etc.
+ * manifests/NNNNNN.jws  every manifest ever signed, by seq (the auditor's key history)
+ * ```
+ * The `verinode federation` CLI command is a thin layer over these functions; the demo and tests
+ * call them directly. Files are replaced atomically (write, then rename), so an interrupted command
+ * leaves the previous state.
+ */
+import { randomBytes, type KeyObject } from 'node:crypto'
+import { mkdir, readFile, readdir, rename, stat, writeFile, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyFromB64u, publicKeyToB64u, writePrivateKey, writePublicKey } from '../crypto/keys.js'
+import { VnError } from '../errors.js'
+import {
+  MemberSchema,
+  keyIdFor,
+  rootKeyId,
+  signManifest,
+  zodDetail,
+  type Manifest,
+  type ManifestKey,
+  type Member,
+  type MemberRole,
+} from './manifest.js'
+
+export const AUTHORITY_FILES = {
+  rootKey: 'federation-root.key',
+  rootPub: 'federation-root.pub',
+  state: 'federation.json',
+  members: 'members.json',
+  manifests: 'manifests',
+} as const
+
+export const DAY_MS = 86_400_000
+
+const StateSchema = z.strictObject({
+  v: z.literal(1),
+  federation: z.string().min(1).max(100),
+  rootKid: z.string().min(1),
+  seq: z.number().int().min(0),
+})
+const DraftSchema = z.strictObject({ v: z.literal(1), members: z.array(MemberSchema) })
+
+export type AuthorityState = z.infer<typeof StateSchema>
+
+export interface Draft {
+  state: AuthorityState
+  members: Member[]
+}
+
+/** A key to list: a public KeyObject or its base64url raw form. */
+export interface KeyInput {
+  key: KeyObject | string
+  /** default: `keyIdFor(key)`, derived from the key */
+  kid?: string
+  /** default: now */
+  nbf?: number
+  exp?: number
+}
+
+export interface NewMember {
+  id: string
+  name: string
+  uscc: string
+  role: MemberRole
+  endpoint?: string
+  messageKeys: KeyInput[]
+  logKeys?: KeyInput[]
+  tlsFingerprint?: string
+}
+
+async function writeAtomic(path: string, data: string, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`
+  try {
+    await writeFile(tmp, data, { mode, flag: 'wx' })
+    await rename(tmp, path)
+  } catch (e) {
+    await unlink(tmp).catch(() => undefined)
+    throw e
+  }
+}
+
+const bad = (detail: string): VnError => new VnError('VN_ERR_CONFIG_INVALID', detail)
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  )
+}
+
+async function readJson(path: string): Promise<unknown> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (e) {
+    throw new VnError('VN_ERR_CONFIG_INVALID', `${path}: cannot be read (not an authority directory?)`, { cause: e })
+  }
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw new VnError('VN_ERR_CONFIG_INVALID', `${path}: not JSON`, { cause: e })
+  }
+}
+
+/**
+ * Creates an authority directory: a fresh root key pair, `federation.json` with seq 0 and an empty
+ * `members.json`. Refuses a directory that already holds a root key.
+ */
+export async function createAuthority(dir: string, federation: string): Promise<{ rootKid: string; rootPublicKey: string }> {
+  if (typeof federation !== 'string' || federation.length === 0 || federation.length > 100 || /\p{Cc}/u.test(federation)) {
+    throw bad('name: 1-100 characters without control characters')
+  }
+  if (await exists(join(dir, AUTHORITY_FILES.rootKey))) throw bad(`${dir}: already holds ${AUTHORITY_FILES.rootKey}`)
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const kp = generateEd25519()
+  const rootKid = rootKeyId(kp.publicKey)
+  await writePrivateKey(join(dir, AUTHORITY_FILES.rootKey), kp.privateKey)
+  await writePublicKey(join(dir, AUTHORITY_FILES.rootPub), kp.publicKey)
+  const state: AuthorityState = { v: 1, federation, rootKid, seq: 0 }
+  await writeAtomic(join(dir, AUTHORITY_FILES.members), `${JSON.stringify({ v: 1, members: [] }, null, 2)}\n`)
+  await writeAtomic(join(dir, AUTHORITY_FILES.state), `${JSON.stringify(state, null, 2)}\n`)
+  return { rootKid, rootPublicKey: publicKeyToB64u(kp.publicKey) }
+}
+
+/** Reads and validates the authority state and member draft. @throws VN_ERR_CONFIG_INVALID */
+export async function loadDraft(dir: string): Promise<Draft> {
+  const s = StateSchema.safeParse(await readJson(join(dir, AUTHORITY_FILES.state)))
+  if (!s.success) throw bad(zodDetail(s.error, `${AUTHORITY_FILES.state}: `))
+  const d = DraftSchema.safeParse(await readJson(join(dir, AUTHORITY_FILES.members)))
+  if (!d.success) throw bad(zodDetail(d.error, `${AUTHORITY_FILES.members}: `))
+  return { state: s.data, members: d.data.members }
+}
+
+/** Validates the whole member list (ids unique, every member well-formed) and writes it. */
+async function saveMembers(dir: string, members: Member[]): Promise<void> {
+  const d = DraftSchema.safeParse({ v: 1, members })
+  if (!d.success) throw bad(zodDetail(d.error))
+  const ids = new Set<string>()
+  for (const m of d.data.members) {
+    if (ids.has(m.id)) throw bad(`members: duplicate member id ${m.id}`)
+    ids.add(m.id)
+  }
+  await writeAtomic(join(dir, AUTHORITY_FILES.members), `${JSON.stringify(d.data, null, 2)}\n`)
+}
+
+/** Turns a KeyInput into a manifest key entry. @throws VN_ERR_CONFIG_INVALID */
+export function toManifestKey(k: KeyInput, field: string, now: number): ManifestKey {
+  let key: KeyObject
+  try {
+    key = typeof k.key === 'string' ? publicKeyFromB64u(k.key, field) : k.key
+    publicKeyToB64u(key)
+  } catch {
+    throw bad(`${field}: not an Ed25519 public key`)
+  }
+  const out: ManifestKey = { kid: k.kid ?? keyIdFor(key), x: publicKeyToB64u(key), nbf: k.nbf ?? now }
+  if (k.exp !== undefined) out.exp = k.exp
+  return out
+}
+
+/** Adds a member to the draft. @throws VN_ERR_CONFIG_INVALID (the detail names the field) */
+export async function addMember(dir: string, input: NewMember, now: number = Date.now()): Promise<Member> {
+  const { members } = await loadDraft(dir)
+  if (members.some((m) => m.id === input.id)) throw bad(`id: member ${input.id} already exists`)
+  const candidate: Record<string, unknown> = {
+    id: input.id,
+    name: input.name,
+    uscc: input.uscc,
+    role: input.role,
+    messageKeys: input.messageKeys.map((k, i) => toManifestKey(k, `messageKeys[${i}]`, now)),
+    logKeys: (input.logKeys ?? []).map((k, i) => toManifestKey(k, `logKeys[${i}]`, now)),
+  }
+  if (input.endpoint !== undefined) candidate.endpoint = input.endpoint
+  if (input.tlsFingerprint !== undefined) candidate.tlsFingerprint = input.tlsFingerprint
+  const r = MemberSchema.safeParse(candidate)
+  if (!r.success) throw bad(zodDetail(r.error))
+  if (r.data.role === 'department' && r.data.logKeys.length === 0) throw bad('logKeys: a department needs a log key')
+  if (r.data.messageKeys.length === 0) throw bad('messageKeys: at least one message key is required')
+  await saveMembers(dir, [...members, r.data])
+  return r.data
+}
+
+/** Adds a key to an existing member (rotation: add the new key, sign, later remove the old one). */
+export async function addKey(dir: string, memberId: string, use: 'message' | 'log', k: KeyInput, now: number = Date.now()): Promise<ManifestKey> {
+  const { members } = await loadDraft(dir)
+  const m = members.find((x) => x.id === memberId)
+  if (m === undefined) throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member ${memberId} is not in the draft`)
+  const list = use === 'message' ? 'messageKeys' : 'logKeys'
+  const entry = toManifestKey(k, list, now)
+  if ([...m.messageKeys, ...m.logKeys].some((x) => x.kid === entry.kid)) throw bad(`kid: ${entry.kid} already used by member ${memberId}`)
+  m[list] = [...m[list], entry]
+  await saveMembers(dir, members)
+  return entry
+}
+
+/** Removes a key (either list) from a member: published by the next `sign`, this revokes it. */
+export async function removeKey(dir: string, memberId: string, kid: string): Promise<{ list: 'messageKeys' | 'logKeys' }> {
+  const { members } = await loadDraft(dir)
+  const m = members.find((x) => x.id === memberId)
+  if (m === undefined) throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member ${memberId} is not in the draft`)
+  for (const list of ['messageKeys', 'logKeys'] as const) {
+    const i = m[list].findIndex((k) => k.kid === kid)
+    if (i >= 0) {
+      m[list] = m[list].filter((_, j) => j !== i)
+      await saveMembers(dir, members)
+      return { list }
+    }
+  }
+  throw new VnError('VN_ERR_JWS_UNKNOWN_KID', `member ${memberId} has no key ${kid}`)
+}
+
+/** Removes a member altogether (published by the next `sign`). */
+export async function removeMember(dir: string, memberId: string): Promise<void> {
+  const { members } = await loadDraft(dir)
+  const rest = members.filter((m) => m.id !== memberId)
+  if (rest.length === members.length) throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member ${memberId} is not in the draft`)
+  await saveMembers(dir, rest)
+}
+
+async function lastSeq(dir: string, stateSeq: number): Promise<number> {
+  let names: string[] = []
+  try {
+    names = await readdir(join(dir, AUTHORITY_FILES.manifests))
+  } catch {
+    // no manifest signed yet
+  }
+  let max = stateSeq
+  for (const n of names) {
+    const m = /^([0-9]{6,})\.jws$/.exec(n)
+    if (m !== null) max = Math.max(max, Number(m[1]))
+  }
+  return max
+}
+
+/** Every archived manifest JWS in seq order (input for KeyHistory.fromJws). */
+export async function archivedManifests(dir: string): Promise<string[]> {
+  let names: string[] = []
+  try {
+    names = await readdir(join(dir, AUTHORITY_FILES.manifests))
+  } catch {
+    return []
+  }
+  const seqs = names.flatMap((n) => {
+    const m = /^([0-9]{6,})\.jws$/.exec(n)
+    return m === null ? [] : [{ n, seq: Number(m[1]) }]
+  })
+  seqs.sort((a, b) => a.seq - b.seq)
+  return Promise.all(seqs.map(async ({ n }) => (await readFile(join(dir, AUTHORITY_FILES.manifests, n), 'utf8')).trim()))
+}
+
+export interface SignOptions {
+  /** validity from now; default 30 days */
+  validMs?: number
+  now?: number
+  /** also write the manifest here (the copy under manifests/ is always written) */
+  out?: string
+}
+
+export interface SignResult {
+  jws: string
+  manifest: Manifest
+  /** path of the archived copy, manifests/NNNNNN.jws */
+  archived: string
+  /** non-fatal remarks, e.g. a department left without a valid message key */
+  warnings: string[]
+}
+
+/**
+ * Signs the draft as the next manifest: seq = last seq + 1, iat = now, exp = now + validMs. The
+ * last seq is the larger of the state file's and the highest archived manifest's, so a crash
+ * between archiving and updating the state never reuses a seq.
+ */
+export async function signAuthorityManifest(dir: string, opts: SignOptions = {}): Promise<SignResult> {
+  const now = opts.now ?? Date.now()
+  const validMs = opts.validMs ?? 30 * DAY_MS
+  if (!Number.isSafeInteger(validMs) || validMs <= 0 || validMs > 3650 * DAY_MS) throw bad('valid-days: must be more than 0 and at most 3650 days')
+  const { state, members } = await loadDraft(dir)
+  const rootKey = await loadPrivateKey(join(dir, AUTHORITY_FILES.rootKey))
+  const rootPub = await loadPublicKey(join(dir, AUTHORITY_FILES.rootPub))
+  if (publicKeyToB64u(rootKey) !== publicKeyToB64u(rootPub) || rootKeyId(rootPub) !== state.rootKid) {
+    throw bad(`${AUTHORITY_FILES.rootKey}, ${AUTHORITY_FILES.rootPub} and ${AUTHORITY_FILES.state} rootKid do not belong together`)
+  }
+  const manifest: Manifest = { v: 1, federation: state.federation, seq: (await lastSeq(dir, state.seq)) + 1, iat: now, exp: now + validMs, members }
+  const warnings: string[] = []
+  for (const m of members) {
+    const live = (ks: ManifestKey[]): boolean => ks.some((k) => k.exp === undefined || k.exp > now)
+    if (!live(m.messageKeys)) warnings.push(`member ${m.id} has no unexpired message key`)
+    if (m.role === 'department' && !live(m.logKeys)) warnings.push(`member ${m.id} has no unexpired log key`)
+  }
+  const jws = signManifest(manifest, rootKey, state.rootKid)
+  await mkdir(join(dir, AUTHORITY_FILES.manifests), { recursive: true })
+  const archived = join(dir, AUTHORITY_FILES.manifests, `${String(manifest.seq).padStart(6, '0')}.jws`)
+  await writeFile(archived, `${jws}\n`, { flag: 'wx' })
+  if (opts.out !== undefined) await writeAtomic(opts.out, `${jws}\n`)
+  await writeAtomic(join(dir, AUTHORITY_FILES.state), `${JSON.stringify({ ...state, seq: manifest.seq }, null, 2)}\n`)
+  return { jws, manifest, archived, warnings }
+}

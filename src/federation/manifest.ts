@@ -1,0 +1,190 @@
+/**
+ * The federation manifest: the one signed document every member shares (DESIGN.md "Keys and the
+ * federation"; the counterpart of X-Road's signed global configuration).
+ *
+ * It is a compact JWS (RFC 7515, `alg: EdDSA`, `typ: vn-manifest+jws`) signed by the federation
+ * root key, whose public half is each node's trust anchor (`keys/federation-root.pub`). The signer's
+ * `kid` is `federation-root#<keyid>`; the authority tooling uses the RFC 7638 JWK thumbprint of the
+ * root public key as `<keyid>` (see `rootKeyId`), so a kid names exactly one root key.
+ *
+ * Key ids inside the manifest are bare (`messageKeys[].kid = "k1"`); on the wire a member signs with
+ * `kid: "<member id>#<key id>"`. Validity windows are half-open `[nbf, exp)` in milliseconds since
+ * the epoch; a key without `exp` is valid until a newer manifest drops it (revocation).
+ *
+ * Verification walks these steps in order and stops at the first failure:
+ *  1. JWS structure, `alg`, `typ`, root `kid` prefix and signature against the trust anchor;
+ *  2. the payload schema (`VN_ERR_FED_MANIFEST_INVALID`, the detail names the zod path);
+ *  3. expiry (`VN_ERR_FED_MANIFEST_EXPIRED`);
+ *  4. rollback: `seq` below the last accepted one (`VN_ERR_FED_MANIFEST_ROLLBACK`).
+ */
+import { createHash, type KeyObject } from 'node:crypto'
+import { z } from 'zod'
+import { signJwsJson, verifyJwsJson } from '../crypto/jws.js'
+import { publicKeyToB64u } from '../crypto/keys.js'
+import { VnError, isVnError } from '../errors.js'
+import { isValidUscc } from '../protocol/identifiers.js'
+import { fromB64u } from '../util/base64url.js'
+
+export const MANIFEST_TYP = 'vn-manifest+jws'
+export const ROOT_KID_PREFIX = 'federation-root#'
+
+/** DESIGN.md "Words": a member id. */
+export const MEMBER_ID_RE = /^[a-z0-9][a-z0-9-]{1,62}$/
+/** A bare key id: base64url alphabet, so it can never contain the `#` that separates it from the member. */
+export const KEY_ID_RE = /^[A-Za-z0-9_-]{1,64}$/
+/**
+ * GB 32100-2015 shape: 2 code characters, 6-digit division code, 10 code characters (no I, O, S,
+ * V, Z). The check characters are verified by `isValidUscc` (src/protocol/identifiers.ts).
+ */
+export const USCC_RE = /^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$/
+const SHA256_HEX_RE = /^[0-9a-f]{64}$/
+const NO_CONTROL_RE = /^[^\p{Cc}]+$/u
+
+const Millis = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
+
+export const ManifestKeySchema = z
+  .strictObject({
+    kid: z.string().regex(KEY_ID_RE, 'must be 1-64 base64url characters'),
+    // 32 raw Ed25519 public-key bytes, strict unpadded base64url (RFC 8037 §2 `x`).
+    x: z.string().refine((x) => fromB64u(x)?.length === 32, 'must be 32 bytes of base64url'),
+    nbf: Millis,
+    exp: Millis.optional(),
+  })
+  .refine((k) => k.exp === undefined || k.exp > k.nbf, { message: 'exp must be after nbf', path: ['exp'] })
+
+export const MemberSchema = z
+  .strictObject({
+    id: z.string().regex(MEMBER_ID_RE, 'must match ^[a-z0-9][a-z0-9-]{1,62}$'),
+    name: z.string().min(1).max(200).regex(NO_CONTROL_RE, 'must not contain control characters'),
+    uscc: z
+      .string()
+      .regex(USCC_RE, 'must be an 18-character unified social credit code')
+      .refine(isValidUscc, 'check character does not match (GB 32100)'),
+    role: z.enum(['department', 'auditor']),
+    endpoint: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+    messageKeys: z.array(ManifestKeySchema).max(32),
+    logKeys: z.array(ManifestKeySchema).max(32),
+    tlsFingerprint: z.string().regex(SHA256_HEX_RE, 'must be 64 lower-case hex digits (SHA-256)').optional(),
+  })
+  .superRefine((m, ctx) => {
+    // A department runs a node, so peers must know where; an auditor runs none.
+    if (m.role === 'department' && m.endpoint === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'required for role department', path: ['endpoint'] })
+    }
+    if (m.role === 'auditor' && m.endpoint !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'an auditor runs no node and has no endpoint', path: ['endpoint'] })
+    }
+    // One kid names one key of this member, whichever list it is in.
+    const seen = new Set<string>()
+    for (const [list, keys] of [['messageKeys', m.messageKeys], ['logKeys', m.logKeys]] as const) {
+      keys.forEach((k, i) => {
+        if (seen.has(k.kid)) ctx.addIssue({ code: 'custom', message: `duplicate kid ${k.kid}`, path: [list, i, 'kid'] })
+        seen.add(k.kid)
+      })
+    }
+  })
+
+export const ManifestSchema = z
+  .strictObject({
+    v: z.literal(1),
+    federation: z.string().min(1).max(100).regex(NO_CONTROL_RE, 'must not contain control characters'),
+    seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+    iat: Millis,
+    exp: Millis,
+    members: z.array(MemberSchema).max(10_000),
+  })
+  .superRefine((m, ctx) => {
+    if (m.exp <= m.iat) ctx.addIssue({ code: 'custom', message: 'exp must be after iat', path: ['exp'] })
+    const ids = new Set<string>()
+    m.members.forEach((mem, i) => {
+      if (ids.has(mem.id)) ctx.addIssue({ code: 'custom', message: `duplicate member id ${mem.id}`, path: ['members', i, 'id'] })
+      ids.add(mem.id)
+    })
+  })
+
+export type ManifestKey = z.infer<typeof ManifestKeySchema>
+export type Member = z.infer<typeof MemberSchema>
+export type MemberRole = Member['role']
+export type Manifest = z.infer<typeof ManifestSchema>
+
+/** `path.to.field: message` for the first zod issue; manifests hold no personal data. */
+export function zodDetail(error: z.ZodError, prefix = ''): string {
+  const issue = error.issues[0]
+  if (issue === undefined) return `${prefix}invalid`
+  const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')
+  return `${prefix}${path === '' ? '(root)' : path}: ${issue.message}`
+}
+
+/** Parses an untrusted manifest payload; throws VN_ERR_FED_MANIFEST_INVALID naming the zod path. */
+export function parseManifest(claims: unknown): Manifest {
+  const r = ManifestSchema.safeParse(claims)
+  if (!r.success) throw new VnError('VN_ERR_FED_MANIFEST_INVALID', zodDetail(r.error))
+  return r.data
+}
+
+/** RFC 7638 JWK thumbprint (SHA-256, base64url) of an Ed25519 public key. */
+export function jwkThumbprint(key: KeyObject): string {
+  // RFC 7638 §3.2: required members only, lexicographic order, no whitespace.
+  const json = `{"crv":"Ed25519","kty":"OKP","x":"${publicKeyToB64u(key)}"}`
+  return createHash('sha256').update(json).digest('base64url')
+}
+
+/** The root signer's kid: `federation-root#<RFC 7638 thumbprint>`. */
+export const rootKeyId = (rootPublicKey: KeyObject): string => `${ROOT_KID_PREFIX}${jwkThumbprint(rootPublicKey)}`
+
+/**
+ * A member key id derived from the public key (first 16 characters of its RFC 7638 thumbprint, 96
+ * bits), so a node operator and the authority arrive at the same kid without coordinating.
+ */
+export const keyIdFor = (publicKey: KeyObject): string => jwkThumbprint(publicKey).slice(0, 16)
+
+/** Signs a manifest payload with the federation root key; the payload is schema-checked first. */
+export function signManifest(m: Manifest, rootPrivateKey: KeyObject, rootKid: string): string {
+  if (!rootKid.startsWith(ROOT_KID_PREFIX) || rootKid.length === ROOT_KID_PREFIX.length) {
+    throw new VnError('VN_ERR_FED_MANIFEST_INVALID', `rootKid must start with ${ROOT_KID_PREFIX}`)
+  }
+  return signJwsJson(parseManifest(m), rootPrivateKey, rootKid, MANIFEST_TYP)
+}
+
+export interface VerifyManifestOptions {
+  /** the instant to check expiry against, ms */
+  now: number
+  /** the lowest acceptable seq (the last one accepted); lower is a rollback */
+  minSeq?: number
+  /** skip step 3: the auditor checks historical manifests, which have long expired */
+  allowExpired?: boolean
+}
+
+/** Steps 1-4 of the module comment; returns the parsed payload. */
+export function verifyManifest(jws: string, rootPublicKey: KeyObject, opts: VerifyManifestOptions): Manifest {
+  // Step 1: signature against the trust anchor. Every JWS failure is a manifest failure here,
+  // with the JWS code kept in the detail so an operator can tell a bad signature from a bad file.
+  let claims: unknown
+  try {
+    claims = verifyJwsJson(
+      jws,
+      (kid) => {
+        if (!kid.startsWith(ROOT_KID_PREFIX) || kid.length === ROOT_KID_PREFIX.length) {
+          throw new VnError('VN_ERR_JWS_UNKNOWN_KID', `kid must start with ${ROOT_KID_PREFIX}`)
+        }
+        return rootPublicKey
+      },
+      MANIFEST_TYP,
+    ).claims
+  } catch (e) {
+    if (isVnError(e)) throw new VnError('VN_ERR_FED_MANIFEST_INVALID', `signature: ${e.code}${e.detail === undefined ? '' : ` (${e.detail})`}`, { cause: e })
+    throw e
+  }
+  // Step 2: schema.
+  const m = parseManifest(claims)
+  // Step 3: expiry; exp is exclusive like every window here.
+  if (opts.allowExpired !== true && opts.now >= m.exp) {
+    throw new VnError('VN_ERR_FED_MANIFEST_EXPIRED', `seq ${m.seq} expired at ${new Date(m.exp).toISOString()}`)
+  }
+  // Step 4: rollback. Equal seq is allowed (re-reading the same file); callers that hold a
+  // manifest compare hashes to catch two different manifests with one seq.
+  if (opts.minSeq !== undefined && m.seq < opts.minSeq) {
+    throw new VnError('VN_ERR_FED_MANIFEST_ROLLBACK', `seq ${m.seq} is below ${opts.minSeq}`)
+  }
+  return m
+}

@@ -1,0 +1,84 @@
+/**
+ * The node's public HTTP app (peers talk to it) and its internal app (the department's own systems
+ * talk to it), built as Fastify instances that never listen: src/http/server.ts listens, tests use
+ * `inject()` or listen on port 0.
+ */
+import Fastify, { type FastifyInstance, type FastifyBaseLogger } from 'fastify'
+import type { NodeRuntime } from '../node/types.js'
+import { errorHandler, notFoundHandler, sendProblem } from './errors.js'
+import { VnError } from '../errors.js'
+import { LocalVerifySchema, localOpenApi } from './local-api.js'
+import { formatZodIssues } from '../config/load.js'
+
+/** pino redaction: nothing from bodies or credentials ever reaches a log line */
+export const REDACT = {
+  paths: ['req.headers.authorization', 'req.headers.cookie', 'body', 'disclosures', '*.disclosures', 'subjects', '*.subjects'],
+  censor: '[redacted]',
+}
+
+export async function buildPublicApp(node: NodeRuntime): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: node.logger.child({ listener: 'public' }) as FastifyBaseLogger,
+    bodyLimit: node.config.limits.bodyBytes,
+    return503OnClosing: true,
+  })
+  app.setErrorHandler(errorHandler((code) => node.metrics.rejected.inc({ code })))
+  app.setNotFoundHandler(notFoundHandler)
+
+  app.get('/v1/catalog', async (_req, reply) => reply.header('cache-control', 'max-age=60').send({ jws: node.catalogJws() }))
+
+  app.post('/v1/exchange', async (req, reply) => {
+    const r = await node.provider.handle(req.body)
+    req.log.info({ xid: r.xid, status: r.status }, 'exchange')
+    if (r.problem) return reply.code(r.status).header('content-type', 'application/problem+json; charset=utf-8').send(r.body)
+    return reply.code(r.status).send(r.body)
+  })
+
+  app.get('/v1/log/checkpoint', async (_req, reply) => reply.header('content-type', 'text/plain; charset=utf-8').send(await node.checkpoint()))
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_req, reply) => {
+    const r = await node.ready()
+    return reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ready' : 'not-ready', checks: r.checks })
+  })
+  app.get('/metrics', async (_req, reply) =>
+    reply.header('content-type', node.metrics.registry.contentType).send(await node.metrics.registry.metrics()))
+  return app
+}
+
+export async function buildLocalApp(node: NodeRuntime): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: node.logger.child({ listener: 'local' }) as FastifyBaseLogger,
+    bodyLimit: node.config.limits.bodyBytes * 4,
+  })
+  app.setErrorHandler(errorHandler())
+  app.setNotFoundHandler(notFoundHandler)
+
+  app.get('/local/v1/openapi.json', async () => localOpenApi())
+
+  // Everything else needs an application token (Authorization: Bearer <token>).
+  app.addHook('onRequest', async (req) => {
+    if (req.url === '/local/v1/openapi.json') return
+    const h = req.headers.authorization
+    const token = typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined
+    ;(req as unknown as { app: string }).app = node.authenticateApp(token)
+  })
+
+  app.post('/local/v1/verify', async (req, reply) => {
+    const p = LocalVerifySchema.safeParse(req.body)
+    if (!p.success) return sendProblem(reply, new VnError('VN_ERR_REQ_INVALID', formatZodIssues(p.error)))
+    const app = (req as unknown as { app: string }).app
+    const r = await node.consumer.verify({ ...p.data, basis: p.data.basis })
+    req.log.info({ xid: r.xid, app, provider: r.provider, service: r.service, status: r.status }, 'verify')
+    return reply.send(r)
+  })
+
+  app.get<{ Params: { peer: string } }>('/local/v1/peers/:peer/catalog', async (req) => {
+    const c = await node.consumer.catalog(req.params.peer, true)
+    return c
+  })
+
+  app.get('/local/v1/peers', async () =>
+    node.federation.get().departments().filter((m) => m.id !== node.self).map((m) => ({ id: m.id, name: m.name, endpoint: m.endpoint })))
+  return app
+}

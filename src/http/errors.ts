@@ -1,0 +1,49 @@
+/**
+ * The one error handler: every error leaves as an RFC 9457 problem with a stable VN_ERR_* code.
+ * Fastify's own parser errors are mapped onto our codes; anything unexpected is a 500 whose message
+ * is hidden (it might carry internals), logged under `err` with the request id.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { VnError, isVnError } from '../errors.js'
+
+export function toVnError(err: unknown): VnError {
+  if (isVnError(err)) return err
+  const e = err as FastifyError
+  switch (e?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new VnError('VN_ERR_REQ_TOO_LARGE')
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new VnError('VN_ERR_REQ_UNSUPPORTED_MEDIA', 'send application/json')
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new VnError('VN_ERR_REQ_MALFORMED_JSON')
+    default:
+      break
+  }
+  if (err instanceof SyntaxError || (e?.statusCode === 400 && /JSON/i.test(String(e?.message)))) {
+    return new VnError('VN_ERR_REQ_MALFORMED_JSON')
+  }
+  if (e?.statusCode === 404) return new VnError('VN_ERR_REQ_NOT_FOUND')
+  return new VnError('VN_ERR_INTERNAL', undefined, { cause: err })
+}
+
+export function sendProblem(reply: FastifyReply, err: VnError, extra?: Record<string, unknown>): FastifyReply {
+  return reply
+    .code(err.statusCode)
+    .header('content-type', 'application/problem+json; charset=utf-8')
+    .send({ ...err.toProblem(), ...extra })
+}
+
+export function errorHandler(onReject?: (code: string) => void) {
+  return function handler(this: unknown, error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    const vn = toVnError(error)
+    if (vn.statusCode >= 500) request.log.error({ err: vn.cause ?? vn, code: vn.code }, 'request failed')
+    else request.log.info({ code: vn.code }, 'request refused')
+    onReject?.(vn.code)
+    return sendProblem(reply, vn)
+  }
+}
+
+export function notFoundHandler(_req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  return sendProblem(reply, new VnError('VN_ERR_REQ_NOT_FOUND'))
+}

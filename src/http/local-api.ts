@@ -1,0 +1,53 @@
+/**
+ * The local API's request schema and its OpenAPI 3.1 description, generated from the same zod
+ * schema that validates requests, so the two cannot drift.
+ */
+import { z } from 'zod'
+import { memberId, modeSchema, serviceId } from '../protocol/envelope.js'
+
+export const LocalVerifySchema = z.strictObject({
+  provider: memberId,
+  service: serviceId,
+  purpose: z.string().min(1).max(200),
+  basis: z.string().min(1).max(300),
+  mode: modeSchema.default('plain'),
+  subjects: z.array(z.record(z.string(), z.union([z.string(), z.number()]))).min(1),
+})
+
+const problem = {
+  description: 'RFC 9457 problem with a stable VN_ERR_* code (docs/ERRORS.md)',
+  content: { 'application/problem+json': { schema: { type: 'object', properties: { code: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } } } } },
+}
+
+export function localOpenApi(): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'verinode local API',
+      version: '1',
+      description: "The department's own information systems call their node here (never a peer's). The node validates, canonicalizes, signs, exchanges, logs and answers.",
+    },
+    components: { securitySchemes: { appToken: { type: 'http', scheme: 'bearer' } } },
+    security: [{ appToken: [] }],
+    paths: {
+      '/local/v1/verify': {
+        post: {
+          summary: 'Ask a provider one verification question about one or more subjects',
+          requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(LocalVerifySchema, { io: 'input' }) } } },
+          responses: {
+            200: { description: 'The verified answer (status ok or denied) with log references' },
+            400: problem, 401: problem, 403: problem, 413: problem, 429: problem, 502: problem, 503: problem,
+          },
+        },
+      },
+      '/local/v1/peers': { get: { summary: 'Departments in the federation', responses: { 200: { description: 'list of peers' } } } },
+      '/local/v1/peers/{peer}/catalog': {
+        get: {
+          summary: "A peer's verified service catalog",
+          parameters: [{ name: 'peer', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { 200: { description: 'catalog' }, 502: problem },
+        },
+      },
+    },
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Evidence store: what an auditor needs beyond the PII-free log (DESIGN.md "The log").
+ *
+ * - The signed JWS of every exchange message, keyed by its SHA-256 digest (base64url, as the
+ *   response's `reqDigest`). Kept forever: signatures stay verifiable and hold no readable PII.
+ * - The SD-JWT-style disclosures of a `plain` exchange, which DO hold personal data: sealed with
+ *   AES-256-GCM under the node's 32-byte evidence key (random 96-bit nonce per row, the xid as
+ *   additional authenticated data so a row cannot be moved to another exchange), and purged when
+ *   their retention period ends.
+ *
+ * Storage shares the log's SQLite file and its single writer (see log-writer.ts), so evidence
+ * writes go through the same group commit: `sealDisclosures`/`jwsRecord` build rows that the
+ * exchange node passes to `SqliteLogStore.appendWithEvidence` together with its log leaves, making
+ * leaves and evidence durable in one transaction before the answer leaves the node. `putJws` and
+ * `putDisclosures` are the stand-alone forms (their own group-committed write).
+ *
+ * JavaScript cannot zeroize the key or plaintext buffers; keep the evidence key in a KeyObject
+ * source you control and do not log this module's inputs.
+ */
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
+import type { Statement } from 'better-sqlite3'
+import { VnError } from '../errors.js'
+import type { EvidenceWrite, SqliteLogStore } from './store.js'
+
+const NONCE_BYTES = 12
+const TAG_BYTES = 16
+const DIGEST_RE = /^[A-Za-z0-9_-]{43}$/
+const COMPACT_JWS_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/
+const XID_RE = /^[\x21-\x7e]{1,128}$/
+
+const invalid = (detail: string): never => {
+  throw new VnError('VN_ERR_EVIDENCE_INVALID', detail)
+}
+
+/** SHA-256 of a compact JWS (its ASCII bytes), base64url without padding. */
+export function jwsDigest(jws: string): string {
+  return createHash('sha256').update(jws, 'ascii').digest('base64url')
+}
+
+function checkXid(xid: string): void {
+  if (typeof xid !== 'string' || !XID_RE.test(xid)) invalid('xid: must be 1-128 printable ASCII characters')
+}
+
+/** Seal disclosures: AES-256-GCM, random nonce, AAD = xid. Returns the ciphertext ‖ tag. */
+export function encryptDisclosures(key: Uint8Array, xid: string, disclosures: readonly string[]): { nonce: Uint8Array; ciphertext: Uint8Array } {
+  checkXid(xid)
+  if (!Array.isArray(disclosures) || disclosures.some((d) => typeof d !== 'string')) invalid('disclosures: must be an array of strings')
+  const nonce = randomBytes(NONCE_BYTES)
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
+  cipher.setAAD(Buffer.from(xid, 'utf8'))
+  const ct = Buffer.concat([cipher.update(JSON.stringify(disclosures), 'utf8'), cipher.final(), cipher.getAuthTag()])
+  return { nonce: new Uint8Array(nonce), ciphertext: new Uint8Array(ct) }
+}
+
+/** Open sealed disclosures; any change to nonce, ciphertext, tag or xid fails with VN_ERR_EVIDENCE_CORRUPT. */
+export function decryptDisclosures(key: Uint8Array, xid: string, nonce: Uint8Array, ciphertext: Uint8Array): string[] {
+  if (nonce.length !== NONCE_BYTES || ciphertext.length < TAG_BYTES) throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'disclosures: stored row has the wrong shape')
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
+    decipher.setAAD(Buffer.from(xid, 'utf8'))
+    decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_BYTES))
+    const pt = Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES)), decipher.final()])
+    const v: unknown = JSON.parse(pt.toString('utf8'))
+    if (!Array.isArray(v) || v.some((d) => typeof d !== 'string')) throw new Error('not a string array')
+    return v as string[]
+  } catch (e) {
+    throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'disclosures: authentication failed', { cause: e })
+  }
+}
+
+export interface EvidenceStore {
+  putJws(digestB64url: string, jws: string): Promise<void>
+  getJws(digestB64url: string): Promise<string | undefined>
+  putDisclosures(xid: string, disclosures: readonly string[], expiresAtMs: number): Promise<void>
+  getDisclosures(xid: string, nowMs?: number): Promise<string[] | undefined>
+  purgeExpired(nowMs: number): Promise<number>
+}
+
+export class SqliteEvidenceStore implements EvidenceStore {
+  private readonly key: Uint8Array
+  private readonly getJwsStmt: Statement
+  private readonly getDiscStmt: Statement
+
+  /** `evidenceKey`: the node's 32-byte AES-256-GCM key for disclosures. */
+  constructor(private readonly log: SqliteLogStore, evidenceKey: Uint8Array) {
+    if (!(evidenceKey instanceof Uint8Array) || evidenceKey.length !== 32) throw new VnError('VN_ERR_CONFIG_INVALID', 'evidenceKey: must be 32 bytes')
+    this.key = new Uint8Array(evidenceKey)
+    this.getJwsStmt = log.database.prepare('SELECT jws FROM evidence_jws WHERE digest = ?').pluck()
+    this.getDiscStmt = log.database.prepare('SELECT nonce, ciphertext, expires_ms FROM evidence_disclosures WHERE xid = ?')
+  }
+
+  /** A JWS evidence row for `appendWithEvidence`; checks that `digest` is the JWS's SHA-256. */
+  jwsRecord(digestB64url: string, jws: string): EvidenceWrite {
+    if (typeof digestB64url !== 'string' || !DIGEST_RE.test(digestB64url)) invalid('digest: must be a base64url SHA-256 digest')
+    if (typeof jws !== 'string' || !COMPACT_JWS_RE.test(jws)) invalid('jws: must be a compact JWS')
+    if (jwsDigest(jws) !== digestB64url) invalid('digest: is not the SHA-256 of jws')
+    return { kind: 'jws', digest: digestB64url, jws }
+  }
+
+  /** A sealed-disclosures evidence row for `appendWithEvidence`. */
+  sealDisclosures(xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
+    if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) invalid('expiresAtMs: must be a non-negative integer')
+    const { nonce, ciphertext } = encryptDisclosures(this.key, xid, disclosures)
+    return { kind: 'disclosures', xid, nonce, ciphertext, expiresAtMs }
+  }
+
+  async putJws(digestB64url: string, jws: string): Promise<void> {
+    await this.log.writeEvidence([this.jwsRecord(digestB64url, jws)])
+  }
+
+  async getJws(digestB64url: string): Promise<string | undefined> {
+    if (typeof digestB64url !== 'string' || !DIGEST_RE.test(digestB64url)) invalid('digest: must be a base64url SHA-256 digest')
+    return this.getJwsStmt.get(digestB64url) as string | undefined
+  }
+
+  async putDisclosures(xid: string, disclosures: readonly string[], expiresAtMs: number): Promise<void> {
+    await this.log.writeEvidence([this.sealDisclosures(xid, disclosures, expiresAtMs)])
+  }
+
+  /** The disclosures of `xid`, or undefined if none are kept or they expired (as of `nowMs`). */
+  async getDisclosures(xid: string, nowMs: number = Date.now()): Promise<string[] | undefined> {
+    checkXid(xid)
+    const row = this.getDiscStmt.get(xid) as { nonce: Buffer; ciphertext: Buffer; expires_ms: number } | undefined
+    if (row === undefined || row.expires_ms <= nowMs) return undefined
+    return decryptDisclosures(this.key, xid, row.nonce, row.ciphertext)
+  }
+
+  /** Delete disclosures whose retention ended at or before `nowMs`; returns how many. */
+  purgeExpired(nowMs: number): Promise<number> {
+    return this.log.purgeDisclosures(nowMs)
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The single writer of a node's log database (SQLite through better-sqlite3): one transaction per
+ * group-commit batch, `journal_mode=WAL` with `synchronous=FULL`, so a batch is on disk (WAL
+ * fsynced) when `commit` returns.
+ *
+ * It is synchronous on purpose and knows nothing about threads: `store.ts` runs it on a dedicated
+ * worker thread (see `log-writer-worker.ts`) or, when asked, inline on the main thread.
+ *
+ * Database layout (one file per node, shared by the log and the evidence store):
+ * - `leaves(idx, data, hash)`: the opaque leaf bytes and their RFC 9162 leaf hash (level-0 nodes).
+ * - `nodes(level, idx, hash)`: the hash of every perfect subtree of 2^level leaves (level ≥ 1)
+ *   starting at leaf idx·2^level. Written once when the subtree becomes complete, never changed,
+ *   so any proof or historical root is O(log n) point reads (see merkle.ts).
+ * - `checkpoints(size, note, saved_ms)`: signed checkpoints (C2SP signed notes) by tree size.
+ * - `evidence_jws(digest, jws)`: signed exchange messages keyed by SHA-256 (base64url).
+ * - `evidence_disclosures(xid, nonce, ciphertext, expires_ms)`: AES-256-GCM sealed disclosures.
+ *
+ * Appending keeps the log's right border in memory ("frontier": the perfect subtrees the set bits of
+ * the size name), so each leaf costs one leaf hash plus one node hash per subtree it completes.
+ */
+import Database from 'better-sqlite3'
+import { VnError } from '../errors.js'
+import { HASH_SIZE, foldRange, leafHash, nodeHash, rangeNodes } from './merkle.js'
+
+export const SCHEMA_VERSION = 1
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, saved_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS evidence_jws (digest TEXT PRIMARY KEY, jws TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS evidence_disclosures (xid TEXT PRIMARY KEY, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS evidence_disclosures_expiry ON evidence_disclosures (expires_ms);
+`
+
+/** One sealed disclosure row (sealing happens in evidence.ts, before the batch is queued). */
+export interface DisclosureRow {
+  xid: string
+  nonce: Uint8Array
+  ciphertext: Uint8Array
+  expiresAtMs: number
+}
+
+/** Everything one transaction writes. Plain data: it crosses the worker boundary by structured clone. */
+export interface WriteBatch {
+  /** All leaves of the batch, concatenated (transferred, not copied, to the worker). */
+  leafData: Uint8Array
+  leafLengths: number[]
+  jws: { digest: string; jws: string }[]
+  disclosures: DisclosureRow[]
+  checkpoints: { size: number; note: string; savedMs: number }[]
+  /** Delete disclosures with expires_ms ≤ this (the largest requested in the batch). */
+  purgeBeforeMs?: number
+  /** Test hook: throw inside the transaction after all rows are written (it must roll back). */
+  simulateFailure?: boolean
+}
+
+export interface BatchResult {
+  firstIndex: number
+  size: number
+  root: Uint8Array
+  /** Leaf hashes of the batch's leaves, concatenated. */
+  leafHashes: Uint8Array
+  purged: number
+}
+
+export interface OpenResult {
+  size: number
+  root: Uint8Array
+}
+
+const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
+
+/** Open the database file with the pragmas both the writer and readers rely on. */
+export function openDatabase(path: string, readonly = false): Database.Database {
+  const db = new Database(path, readonly ? { readonly: true, fileMustExist: true } : {})
+  if (!readonly) {
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = FULL')
+  }
+  db.pragma('busy_timeout = 5000')
+  return db
+}
+
+export class LogWriter {
+  private readonly db: Database.Database
+  private frontier: Uint8Array[] = [] // frontier[level] = perfect subtree hash, valid where bit `level` of size is set
+  private size = 0
+  private readonly insertLeaf: Database.Statement
+  private readonly insertNode: Database.Statement
+  private readonly insertJws: Database.Statement
+  private readonly upsertDisclosure: Database.Statement
+  private readonly upsertCheckpoint: Database.Statement
+  private readonly purge: Database.Statement
+
+  constructor(path: string) {
+    this.db = openDatabase(path)
+    this.db.exec(SCHEMA)
+    const v = this.db.prepare('SELECT v FROM meta WHERE k = ?').pluck().get('schema') as string | undefined
+    if (v === undefined) this.db.prepare('INSERT INTO meta (k, v) VALUES (?, ?)').run('schema', String(SCHEMA_VERSION))
+    else if (v !== String(SCHEMA_VERSION)) throw new VnError('VN_ERR_LOG_UNAVAILABLE', `database schema version ${v} is not supported`)
+    this.insertLeaf = this.db.prepare('INSERT INTO leaves (idx, data, hash) VALUES (?, ?, ?)')
+    this.insertNode = this.db.prepare('INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)')
+    this.insertJws = this.db.prepare('INSERT OR IGNORE INTO evidence_jws (digest, jws) VALUES (?, ?)')
+    this.upsertDisclosure = this.db.prepare('INSERT OR REPLACE INTO evidence_disclosures (xid, nonce, ciphertext, expires_ms) VALUES (?, ?, ?, ?)')
+    this.upsertCheckpoint = this.db.prepare('INSERT OR REPLACE INTO checkpoints (size, note, saved_ms) VALUES (?, ?, ?)')
+    this.purge = this.db.prepare('DELETE FROM evidence_disclosures WHERE expires_ms <= ?')
+    this.load()
+  }
+
+  /** Recover size and right border from the tables (after a restart). */
+  private load(): void {
+    const max = this.db.prepare('SELECT MAX(idx) FROM leaves').pluck().get() as number | null
+    const size = max === null ? 0 : max + 1
+    const count = this.db.prepare('SELECT COUNT(*) FROM leaves').pluck().get() as number
+    if (count !== size) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'leaves table has gaps')
+    const getLeaf = this.db.prepare('SELECT hash FROM leaves WHERE idx = ?').pluck()
+    const getNode = this.db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck()
+    const frontier: Uint8Array[] = []
+    for (const id of rangeNodes(0, size)) {
+      const h = (id.level === 0 ? getLeaf.get(id.index) : getNode.get(id.level, id.index)) as Buffer | undefined
+      if (h === undefined || h.length !== HASH_SIZE) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'stored tree is incomplete')
+      frontier[id.level] = new Uint8Array(h)
+    }
+    this.frontier = frontier
+    this.size = size
+  }
+
+  state(): OpenResult {
+    return { size: this.size, root: this.root(this.frontier, this.size) }
+  }
+
+  private root(frontier: Uint8Array[], size: number): Uint8Array {
+    return foldRange(rangeNodes(0, size).map((id) => frontier[id.level] as Uint8Array))
+  }
+
+  commit(batch: WriteBatch): BatchResult {
+    const frontier = this.frontier.slice()
+    const firstIndex = this.size
+    let size = this.size
+    const n = batch.leafLengths.length
+    const leafHashes = new Uint8Array(n * HASH_SIZE)
+    let purged = 0
+    this.db.transaction(() => {
+      let off = 0
+      for (let k = 0; k < n; k++) {
+        const len = batch.leafLengths[k] as number
+        const leaf = batch.leafData.subarray(off, off + len)
+        off += len
+        let h = leafHash(leaf)
+        leafHashes.set(h, k * HASH_SIZE)
+        this.insertLeaf.run(size, buf(leaf), buf(h))
+        // Leaf `size` completes one perfect subtree per trailing one bit of `size`.
+        let level = 0
+        for (let i = size; i % 2 === 1; i = (i - 1) / 2) {
+          h = nodeHash(frontier[level] as Uint8Array, h)
+          level++
+          this.insertNode.run(level, (i - 1) / 2, buf(h))
+        }
+        frontier[level] = h
+        size++
+      }
+      for (const j of batch.jws) this.insertJws.run(j.digest, j.jws)
+      for (const d of batch.disclosures) this.upsertDisclosure.run(d.xid, buf(d.nonce), buf(d.ciphertext), d.expiresAtMs)
+      for (const c of batch.checkpoints) this.upsertCheckpoint.run(c.size, c.note, c.savedMs)
+      if (batch.purgeBeforeMs !== undefined) purged = this.purge.run(batch.purgeBeforeMs).changes
+      if (batch.simulateFailure === true) throw new Error('simulated write failure')
+    })()
+    // Only a committed transaction moves the in-memory state.
+    this.frontier = frontier
+    this.size = size
+    return { firstIndex, size, root: this.root(frontier, size), leafHashes, purged }
+  }
+
+  close(): void {
+    this.db.close()
+  }
+}

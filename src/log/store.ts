@@ -1,0 +1,452 @@
+/**
+ * The node's append-only, tamper-evident log store (RFC 9162 Merkle tree, C2SP checkpoints).
+ *
+ * `LogStore` is the interface the exchange node, the HTTP proof endpoints and a future PostgreSQL
+ * backend share; `SqliteLogStore` is the embedded backend (better-sqlite3, WAL, synchronous=FULL).
+ *
+ * Group commit ("log before answer", DESIGN.md): appends are queued; the first append after an
+ * idle period waits `windowMs` (default 0 = the rest of the current event-loop turn) so concurrent
+ * appends join it, then up to `maxBatch` leaves go to the writer as ONE transaction. Appends that
+ * arrive while a transaction is being made durable queue up and form the next batch as soon as it
+ * returns, so under load batches grow by themselves and nobody waits for a timer. Each promise
+ * resolves only after its transaction is durable.
+ *
+ * Where the writer runs (measured with bench/log.ts on the 2-core dev machine, see the report in
+ * docs or the bench output): better-sqlite3 is synchronous and a commit blocks its thread for the
+ * fsync. The default `writer: 'worker'` owns the write connection on a dedicated worker thread
+ * (WorkerPool of size 1), so the event loop keeps accepting requests and building the next batch
+ * while the previous one is fsynced; this pipelining is what keeps p99 append waits low.
+ * `writer: 'inline'` runs the same writer on the main thread (simpler, and fine for CLI tools
+ * and tests) at the cost of stalling the event loop for each commit.
+ *
+ * Fail closed: if a commit throws (I/O error, disk full, a crashed worker, a commit that does not
+ * return within `commitTimeoutMs`), the transaction is rolled back as a whole, every append of that
+ * batch and every queued append rejects with `VN_ERR_LOG_UNAVAILABLE`, and the store refuses all
+ * further writes until it is closed and reopened. Reads of already committed data keep working.
+ *
+ * Reads use a second, read-only connection on the main thread. Leaves and perfect-subtree hashes
+ * are immutable once committed and reads never go beyond the committed size, so a read can never
+ * see a half-written batch; proofs and historical roots are O(log n) point reads.
+ */
+import { VnError } from '../errors.js'
+import { WorkerPool, workerPath } from '../util/worker-pool.js'
+import { HASH_SIZE, assembleProof, foldRange, planConsistencyProof, planInclusionProof, planRoot, hashEquals, type NodeId } from './merkle.js'
+import { parseCheckpoint, parseNote } from './checkpoint.js'
+import { LogWriter, openDatabase, type BatchResult, type DisclosureRow, type OpenResult, type WriteBatch } from './log-writer.js'
+import type Database from 'better-sqlite3'
+
+/** Where an appended leaf landed. */
+export interface AppendResult {
+  readonly index: number
+  readonly leafHash: Uint8Array
+}
+
+export interface StoredCheckpoint {
+  readonly size: number
+  readonly note: string
+}
+
+/** Evidence rows that can ride in the same transaction as log leaves (see evidence.ts). */
+export type EvidenceWrite =
+  | { readonly kind: 'jws'; readonly digest: string; readonly jws: string }
+  | ({ readonly kind: 'disclosures' } & Readonly<DisclosureRow>)
+
+export interface LogStore {
+  /** Append one leaf (opaque bytes; the caller passes RFC 8785 canonical JSON). Resolves once durable. */
+  append(leaf: Uint8Array): Promise<AppendResult>
+  /** Append several leaves in order, contiguously, in one transaction. Resolves once durable. */
+  appendMany(leaves: readonly Uint8Array[]): Promise<AppendResult[]>
+  /** Number of durable leaves. */
+  size(): Promise<number>
+  /** Root hash of the first `size` leaves (default: the current size). */
+  rootHash(size?: number): Promise<Uint8Array>
+  /** Leaf bytes at `index`. */
+  leaf(index: number): Promise<Uint8Array>
+  /** Leaf bytes of [start, end), at most `MAX_ENTRIES_PER_READ`. */
+  entries(start: number, end: number): Promise<Uint8Array[]>
+  /** RFC 9162 §2.1.3.1 inclusion proof of leaf `index` in the tree of `treeSize` leaves. */
+  inclusionProof(index: number, treeSize: number): Promise<Uint8Array[]>
+  /** RFC 9162 §2.1.4.1 consistency proof between tree sizes `first` < `second`. */
+  consistencyProof(first: number, second: number): Promise<Uint8Array[]>
+  /** Store a signed checkpoint note for `size` (its body must name that size and its root). */
+  saveCheckpoint(size: number, note: string): Promise<void>
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>
+  checkpointAt(size: number): Promise<string | undefined>
+  close(): Promise<void>
+}
+
+export interface SqliteLogStoreOptions {
+  /** Where the writer runs: a dedicated worker thread (default) or the main thread. */
+  writer?: 'worker' | 'inline'
+  /** How long the first append after an idle period waits for company, in ms (default 0). */
+  windowMs?: number
+  /** Most leaves in one transaction (default 512). */
+  maxBatch?: number
+  /** Largest accepted leaf in bytes (default 1 MiB). */
+  maxLeafBytes?: number
+  /** A commit that does not return in this time fails the store closed (default 30 s). */
+  commitTimeoutMs?: number
+}
+
+export const MAX_ENTRIES_PER_READ = 1024
+
+interface Op {
+  leaves: readonly Uint8Array[]
+  evidence: readonly EvidenceWrite[]
+  checkpoint?: { size: number; note: string; savedMs: number }
+  purgeBeforeMs?: number
+  resolve: (r: OpResult) => void
+  reject: (e: unknown) => void
+}
+
+interface OpResult {
+  appended: AppendResult[]
+  purged: number
+}
+
+interface WriterHandle {
+  open(path: string): Promise<OpenResult>
+  commit(batch: WriteBatch): Promise<BatchResult>
+  close(): Promise<void>
+}
+
+class WorkerWriter implements WriterHandle {
+  private readonly pool = new WorkerPool(workerPath(import.meta.url, 'log-writer-worker'), 1)
+  open(path: string): Promise<OpenResult> {
+    return this.pool.run<OpenResult>('open', { path })
+  }
+  commit(batch: WriteBatch): Promise<BatchResult> {
+    return this.pool.run<BatchResult>('commit', batch, [batch.leafData.buffer as ArrayBuffer])
+  }
+  async close(): Promise<void> {
+    await this.pool.run('close', null).catch(() => undefined)
+    await this.pool.close()
+  }
+}
+
+class InlineWriter implements WriterHandle {
+  private writer: LogWriter | undefined
+  async open(path: string): Promise<OpenResult> {
+    this.writer = new LogWriter(path)
+    return this.writer.state()
+  }
+  async commit(batch: WriteBatch): Promise<BatchResult> {
+    if (this.writer === undefined) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'writer not open')
+    return this.writer.commit(batch)
+  }
+  async close(): Promise<void> {
+    this.writer?.close()
+    this.writer = undefined
+  }
+}
+
+const unavailable = (detail: string, cause?: unknown): VnError =>
+  new VnError('VN_ERR_LOG_UNAVAILABLE', detail, cause === undefined ? undefined : { cause })
+
+function checkIndex(name: string, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new VnError('VN_ERR_LOG_PROOF', `${name}: must be a non-negative integer`)
+}
+
+export class SqliteLogStore implements LogStore {
+  private readonly writer: WriterHandle
+  private readonly windowMs: number
+  private readonly maxBatch: number
+  private readonly maxLeafBytes: number
+  private readonly commitTimeoutMs: number
+  private reader!: Database.Database
+  private stmts!: {
+    leafHash: Database.Statement
+    node: Database.Statement
+    leaf: Database.Statement
+    entries: Database.Statement
+    latestCheckpoint: Database.Statement
+    checkpointAt: Database.Statement
+  }
+  private committedSize = 0
+  private committedRoot: Uint8Array = new Uint8Array(HASH_SIZE)
+  private readonly queue: Op[] = []
+  private inFlight = false
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined
+  private failure: VnError | undefined
+  private closed = false
+  private failNext = false
+  private drained: (() => void)[] = []
+  private readonly counters = { commits: 0, leaves: 0, largestBatch: 0 }
+
+  private constructor(opts: SqliteLogStoreOptions) {
+    this.writer = opts.writer === 'inline' ? new InlineWriter() : new WorkerWriter()
+    this.windowMs = opts.windowMs ?? 0
+    this.maxBatch = opts.maxBatch ?? 512
+    this.maxLeafBytes = opts.maxLeafBytes ?? 1024 * 1024
+    this.commitTimeoutMs = opts.commitTimeoutMs ?? 30_000
+    if (!(this.windowMs >= 0) || !Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) {
+      throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: windowMs must be ≥ 0 and maxBatch ≥ 1')
+    }
+  }
+
+  /** Open (creating if needed) the log database at `path` and recover its size and root. */
+  static async open(path: string, opts: SqliteLogStoreOptions = {}): Promise<SqliteLogStore> {
+    const s = new SqliteLogStore(opts)
+    let state: OpenResult
+    try {
+      state = await s.writer.open(path)
+    } catch (e) {
+      await s.writer.close().catch(() => undefined)
+      throw e instanceof VnError && e.code.startsWith('VN_ERR_LOG_') ? e : unavailable('cannot open log database', e)
+    }
+    s.committedSize = state.size
+    s.committedRoot = new Uint8Array(state.root)
+    s.reader = openDatabase(path, true)
+    s.stmts = {
+      leafHash: s.reader.prepare('SELECT hash FROM leaves WHERE idx = ?').pluck(),
+      node: s.reader.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck(),
+      leaf: s.reader.prepare('SELECT data FROM leaves WHERE idx = ?').pluck(),
+      entries: s.reader.prepare('SELECT data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx').pluck(),
+      latestCheckpoint: s.reader.prepare('SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1'),
+      checkpointAt: s.reader.prepare('SELECT note FROM checkpoints WHERE size = ?').pluck(),
+    }
+    return s
+  }
+
+  /** The read connection, shared with the evidence store (same file). */
+  get database(): Database.Database {
+    return this.reader
+  }
+
+  /** False once a commit failed (fail closed) or the store was closed. For readiness checks. */
+  get writable(): boolean {
+    return this.failure === undefined && !this.closed
+  }
+
+  /** Group-commit counters: transactions committed, leaves appended, largest batch (leaves). */
+  get stats(): { readonly commits: number; readonly leaves: number; readonly largestBatch: number } {
+    return { ...this.counters }
+  }
+
+  /** Test hook: the next commit throws inside its transaction (after writing its rows). */
+  failNextCommit(): void {
+    this.failNext = true
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Writes
+
+  append(leaf: Uint8Array): Promise<AppendResult> {
+    return this.appendMany([leaf]).then((r) => r[0] as AppendResult)
+  }
+
+  appendMany(leaves: readonly Uint8Array[]): Promise<AppendResult[]> {
+    return this.appendWithEvidence(leaves, [])
+  }
+
+  /**
+   * Append leaves and write evidence rows in the same transaction, so the exchange's log entries
+   * and its evidence become durable together before the answer is released.
+   */
+  async appendWithEvidence(leaves: readonly Uint8Array[], evidence: readonly EvidenceWrite[]): Promise<AppendResult[]> {
+    if (!Array.isArray(leaves)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', 'leaves: must be an array')
+    leaves.forEach((l, i) => {
+      if (!(l instanceof Uint8Array)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: must be a Uint8Array`)
+      if (l.length > this.maxLeafBytes) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: larger than ${this.maxLeafBytes} bytes`)
+    })
+    if (leaves.length > this.maxBatch) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves: more than ${this.maxBatch} in one call`)
+    if (leaves.length === 0 && evidence.length === 0) return []
+    return (await this.submit({ leaves, evidence })).appended
+  }
+
+  /** Write evidence rows through the group commit (no leaves). */
+  async writeEvidence(evidence: readonly EvidenceWrite[]): Promise<void> {
+    if (evidence.length > 0) await this.submit({ leaves: [], evidence })
+  }
+
+  /** Delete sealed disclosures that expired at or before `nowMs`; resolves with how many. */
+  async purgeDisclosures(nowMs: number): Promise<number> {
+    if (!Number.isSafeInteger(nowMs)) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'nowMs: must be an integer')
+    return (await this.submit({ leaves: [], evidence: [], purgeBeforeMs: nowMs })).purged
+  }
+
+  async saveCheckpoint(size: number, note: string): Promise<void> {
+    checkIndex('size', size)
+    if (size > this.committedSize) throw new VnError('VN_ERR_LOG_PROOF', 'size: beyond the committed log')
+    // Never store a checkpoint that contradicts the log (its signature is the caller's business).
+    const cp = parseCheckpoint(parseNote(note).text)
+    if (cp.size !== size) throw new VnError('VN_ERR_LOG_NOTE_MALFORMED', 'note: checkpoint size differs from size')
+    if (!hashEquals(cp.rootHash, await this.rootHash(size))) throw new VnError('VN_ERR_LOG_NOTE_MALFORMED', 'note: checkpoint root differs from the log root at that size')
+    await this.submit({ leaves: [], evidence: [], checkpoint: { size, note, savedMs: Date.now() } })
+  }
+
+  private submit(op: Omit<Op, 'resolve' | 'reject'>): Promise<OpResult> {
+    if (this.closed) return Promise.reject(unavailable('store is closed'))
+    if (this.failure !== undefined) return Promise.reject(this.failure)
+    return new Promise<OpResult>((resolve, reject) => {
+      this.queue.push({ ...op, resolve, reject })
+      this.schedule()
+    })
+  }
+
+  private schedule(): void {
+    if (this.inFlight || this.timer !== undefined) return
+    const pendingLeaves = this.queue.reduce((n, o) => n + o.leaves.length, 0)
+    if (this.windowMs === 0 || pendingLeaves >= this.maxBatch) this.timer = setImmediate(() => void this.flush())
+    else this.timer = setTimeout(() => void this.flush(), this.windowMs)
+  }
+
+  private async flush(): Promise<void> {
+    this.timer = undefined
+    if (this.inFlight || this.queue.length === 0) return
+    // Take whole ops until the batch is full (an op is never split across transactions).
+    const ops: Op[] = []
+    let count = 0
+    while (this.queue.length > 0) {
+      const next = this.queue[0] as Op
+      if (ops.length > 0 && count + next.leaves.length > this.maxBatch) break
+      ops.push(this.queue.shift() as Op)
+      count += next.leaves.length
+    }
+    const batch = this.buildBatch(ops)
+    this.inFlight = true
+    let result: BatchResult
+    try {
+      result = await this.commitWithTimeout(batch)
+    } catch (e) {
+      this.inFlight = false
+      this.failClosed(ops, e)
+      return
+    }
+    this.inFlight = false
+    this.counters.commits++
+    this.counters.leaves += count
+    this.counters.largestBatch = Math.max(this.counters.largestBatch, count)
+    this.committedSize = result.size
+    this.committedRoot = new Uint8Array(result.root)
+    let idx = result.firstIndex
+    let off = 0
+    for (const op of ops) {
+      const appended = op.leaves.map(() => {
+        const r = { index: idx++, leafHash: result.leafHashes.slice(off, off + HASH_SIZE) }
+        off += HASH_SIZE
+        return r
+      })
+      op.resolve({ appended, purged: result.purged })
+    }
+    if (this.queue.length > 0) void this.flush()
+    else for (const d of this.drained.splice(0)) d()
+  }
+
+  private buildBatch(ops: readonly Op[]): WriteBatch {
+    const leaves = ops.flatMap((o) => o.leaves)
+    const total = leaves.reduce((n, l) => n + l.length, 0)
+    const leafData = new Uint8Array(total)
+    let off = 0
+    for (const l of leaves) {
+      leafData.set(l, off)
+      off += l.length
+    }
+    const batch: WriteBatch = { leafData, leafLengths: leaves.map((l) => l.length), jws: [], disclosures: [], checkpoints: [] }
+    for (const o of ops) {
+      for (const e of o.evidence) {
+        if (e.kind === 'jws') batch.jws.push({ digest: e.digest, jws: e.jws })
+        else batch.disclosures.push({ xid: e.xid, nonce: e.nonce, ciphertext: e.ciphertext, expiresAtMs: e.expiresAtMs })
+      }
+      if (o.checkpoint !== undefined) batch.checkpoints.push(o.checkpoint)
+      if (o.purgeBeforeMs !== undefined) batch.purgeBeforeMs = Math.max(batch.purgeBeforeMs ?? -Infinity, o.purgeBeforeMs)
+    }
+    if (this.failNext) {
+      batch.simulateFailure = true
+      this.failNext = false
+    }
+    return batch
+  }
+
+  private commitWithTimeout(batch: WriteBatch): Promise<BatchResult> {
+    return new Promise<BatchResult>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('commit timed out')), this.commitTimeoutMs)
+      this.writer.commit(batch).then(
+        (r) => {
+          clearTimeout(t)
+          resolve(r)
+        },
+        (e: unknown) => {
+          clearTimeout(t)
+          reject(e)
+        },
+      )
+    })
+  }
+
+  private failClosed(ops: readonly Op[], cause: unknown): void {
+    this.failure = unavailable('a log commit failed; the store refuses writes until reopened', cause)
+    for (const op of [...ops, ...this.queue.splice(0)]) op.reject(this.failure)
+    for (const d of this.drained.splice(0)) d()
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Reads
+
+  async size(): Promise<number> {
+    return this.committedSize
+  }
+
+  private fetchNodes = (ids: readonly NodeId[]): Uint8Array[] =>
+    ids.map((id) => {
+      const h = (id.level === 0 ? this.stmts.leafHash.get(id.index) : this.stmts.node.get(id.level, id.index)) as Buffer | undefined
+      if (h === undefined) throw unavailable('stored tree is missing a node')
+      return h
+    })
+
+  async rootHash(size?: number): Promise<Uint8Array> {
+    if (size === undefined || size === this.committedSize) return new Uint8Array(this.committedRoot)
+    checkIndex('size', size)
+    if (size > this.committedSize) throw new VnError('VN_ERR_LOG_PROOF', 'size: beyond the committed log')
+    return foldRange(this.fetchNodes(planRoot(size)))
+  }
+
+  async leaf(index: number): Promise<Uint8Array> {
+    checkIndex('index', index)
+    if (index >= this.committedSize) throw new VnError('VN_ERR_LOG_PROOF', 'index: beyond the committed log')
+    return this.stmts.leaf.get(index) as Buffer
+  }
+
+  async entries(start: number, end: number): Promise<Uint8Array[]> {
+    checkIndex('start', start)
+    checkIndex('end', end)
+    if (start > end || end > this.committedSize) throw new VnError('VN_ERR_LOG_PROOF', 'start/end: must satisfy start ≤ end ≤ size')
+    if (end - start > MAX_ENTRIES_PER_READ) throw new VnError('VN_ERR_LOG_PROOF', `end: at most ${MAX_ENTRIES_PER_READ} entries per read`)
+    return this.stmts.entries.all(start, end) as Buffer[]
+  }
+
+  async inclusionProof(index: number, treeSize: number): Promise<Uint8Array[]> {
+    if (treeSize > this.committedSize) throw new VnError('VN_ERR_LOG_PROOF', 'treeSize: beyond the committed log')
+    const plan = planInclusionProof(index, treeSize)
+    return assembleProof(plan, this.fetchNodes(plan.nodes))
+  }
+
+  async consistencyProof(first: number, second: number): Promise<Uint8Array[]> {
+    if (second > this.committedSize) throw new VnError('VN_ERR_LOG_PROOF', 'second: beyond the committed log')
+    const plan = planConsistencyProof(first, second)
+    return assembleProof(plan, this.fetchNodes(plan.nodes))
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    const row = this.stmts.latestCheckpoint.get() as { size: number; note: string } | undefined
+    return row === undefined ? undefined : { size: row.size, note: row.note }
+  }
+
+  async checkpointAt(size: number): Promise<string | undefined> {
+    checkIndex('size', size)
+    return this.stmts.checkpointAt.get(size) as string | undefined
+  }
+
+  /** Wait for queued writes, then close the writer and the read connection. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    if (this.queue.length > 0 || this.inFlight) await new Promise<void>((r) => this.drained.push(r))
+    this.closed = true
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer as NodeJS.Timeout)
+      clearImmediate(this.timer as NodeJS.Immediate)
+    }
+    await this.writer.close()
+    this.reader.close()
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * Assembles a running node from its config file: keys, federation manifest, data source, log and
+ * evidence store, policy, provider and consumer. HTTP-free: src/http builds the listeners on top.
+ *
+ * Start-up writes two log entries (a key event naming the keys and manifest in use, and the agreement
+ * set put in force), restores today's quota counts and the replay window from the log, and refuses to
+ * start on any inconsistency (bad config, key files, manifest, read-write SQL).
+ */
+import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { pino, type Logger } from 'pino'
+import { loadConfig, type LoadedConfig } from '../config/load.js'
+import type { ServiceConfig } from '../config/schema.js'
+import { VnError } from '../errors.js'
+import { loadPrivateKey, loadPublicKey, publicKeyToB64u } from '../crypto/keys.js'
+import { FederationHolder, type Federation } from '../federation/federation.js'
+import { openDataSource } from '../sources/index.js'
+import type { DataSource } from '../sources/types.js'
+import { SqliteLogStore } from '../log/store.js'
+import { SqliteEvidenceStore } from '../log/evidence.js'
+import { StoreNodeLog, parseLeaf } from '../log/node-log.js'
+import { ed25519NoteSigner, signCheckpoint, type NoteSigner } from '../log/checkpoint.js'
+import { agreementSetHash, type Agreement } from '../policy/agreements.js'
+import { decide } from '../policy/decide.js'
+import { QuotaCounter, utcDay } from '../policy/quota.js'
+import { Provider, type ExchangeReply } from '../exchange/provider.js'
+import { Consumer } from '../exchange/consumer.js'
+import { catalogOf, signCatalog } from '../exchange/catalog.js'
+import type { Signer } from '../exchange/signer.js'
+import { PeerClient } from '../peers/client.js'
+import { Metrics } from '../http/metrics.js'
+import { REDACT } from '../http/app.js'
+import { nodeKeyFiles, nodeDataFiles } from './files.js'
+import type { NodeRuntime, ReadyCheck } from './types.js'
+import { ResponsePayloadSchema } from '../protocol/envelope.js'
+import { ERRORS, type ErrorCode } from '../errors.js'
+import { mkdir } from 'node:fs/promises'
+
+export interface OpenNodeOptions {
+  env?: Record<string, string | undefined>
+  logger?: Logger
+  now?: () => number
+  /** checkpoint interval in ms (default 10 s); 0 disables the timer */
+  checkpointEveryMs?: number
+}
+
+/** The log's origin line and note key name (C2SP tlog-checkpoint §origin). */
+export const logOrigin = (federation: string, member: string): string => `${member}.${federation}.verinode/log`
+
+async function loadEvidenceKey(path: string): Promise<Uint8Array> {
+  const { stat } = await import('node:fs/promises')
+  let text: string
+  try {
+    if (((await stat(path)).mode & 0o077) !== 0) throw new VnError('VN_ERR_KEY_FILE', `${path}: mode is too permissive (want 0600)`)
+    text = await readFile(path, 'utf8')
+  } catch (e) {
+    if (e instanceof VnError) throw e
+    throw new VnError('VN_ERR_KEY_FILE', `${path}: cannot be read`, { cause: e })
+  }
+  const key = Buffer.from(text.trim(), 'base64')
+  if (key.length !== 32) throw new VnError('VN_ERR_KEY_FILE', `${path}: expected 32 bytes of base64`)
+  return key
+}
+
+function findSigner(fed: Federation, member: string, publicKey: string, now: number): Signer['kid'] {
+  const m = fed.member(member)
+  for (const k of m.messageKeys.values()) {
+    if (k.x === publicKey && now >= k.nbf && (k.exp === undefined || now < k.exp)) return `${member}#${k.kid}`
+  }
+  throw new VnError('VN_ERR_KEY_FILE', `keys/message.key is not a message key of ${member} valid now in manifest seq ${fed.seq}`)
+}
+
+export async function openNode(configPath: string, opts: OpenNodeOptions = {}): Promise<NodeRuntime> {
+  const loaded: LoadedConfig = await loadConfig(configPath, opts.env ?? process.env)
+  const cfg = loaded.config
+  const now = opts.now ?? Date.now
+  const logger = opts.logger ?? pino({ level: cfg.logLevel, redact: REDACT, base: { member: cfg.member } })
+  const keyFiles = nodeKeyFiles(loaded.path(cfg.keysDir))
+  const messageKey = await loadPrivateKey(keyFiles.messageKey)
+  const logKey: KeyObject = await loadPrivateKey(keyFiles.logKey)
+  const evidenceKey = await loadEvidenceKey(keyFiles.evidenceKey)
+  const root = await loadPublicKey(loaded.path(cfg.federation.rootKey))
+  const manifestPath = loaded.path(cfg.federation.manifest)
+  const federation = await FederationHolder.open(manifestPath, root, now())
+  const fed0 = federation.get(now())
+  const self = cfg.member
+  fed0.member(self)
+  let signer: Signer = { kid: findSigner(fed0, self, publicKeyToB64u(messageKey), now()), privateKey: messageKey }
+
+  if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
+
+  const services = new Map<string, ServiceConfig>(cfg.services.map((s) => [s.id, s]))
+  let source: DataSource | undefined
+  if (cfg.dataSource !== undefined) {
+    const statements: Record<string, string> = {}
+    for (const s of cfg.services) {
+      statements[`services.${s.id}.lookup`] = s.lookup
+      if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
+    }
+    source = await openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
+  }
+
+  const metrics = new Metrics(self)
+  const dataDir = loaded.path(cfg.dataDir)
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  let store: SqliteLogStore
+  try {
+    store = await SqliteLogStore.open(nodeDataFiles(dataDir).log)
+  } catch (e) {
+    await source?.close()
+    throw e
+  }
+  const evidence = new SqliteEvidenceStore(store, evidenceKey)
+  const log = new StoreNodeLog(store, evidence, (s) => metrics.logCommitSeconds.observe(s))
+
+  const agreements: Agreement[] = cfg.agreements
+  const policy = agreementSetHash(agreements)
+  const quotas = new QuotaCounter()
+  const limits = cfg.limits
+
+  const provider = new Provider({
+    self,
+    signer: () => signer,
+    resolver: (at) => federation.get(at).messageKeyResolver(at),
+    services,
+    authorize: (r) => decide(r, agreements, quotas),
+    policyHash: () => policy,
+    source,
+    log,
+    limits,
+    now,
+    observe: (o) => {
+      metrics.exchanges.inc({ role: 'provider', service: o.service, mode: o.mode, decision: o.decision })
+      metrics.exchangeSeconds.observe({ role: 'provider', service: o.service, mode: o.mode }, o.seconds)
+    },
+  })
+  const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure })
+  const consumer = new Consumer({
+    self,
+    signer: () => signer,
+    resolver: (at) => federation.get(at).messageKeyResolver(at),
+    endpointOf: (m) => federation.get(now()).endpoint(m),
+    client,
+    log,
+    limits,
+    now,
+  })
+
+  // Recover today's quota usage and the replay window from the log, newest first.
+  await recoverFromLog(store, evidence, provider, quotas, now(), limits.skewMs)
+
+  // Start-up entries: which keys and manifest are in use, and which agreements are in force.
+  await log.append([
+    {
+      v: 1, at: now(), t: 'key-event', event: 'node-started', member: self, messageKid: signer.kid,
+      messageKey: publicKeyToB64u(messageKey), logKey: publicKeyToB64u(logKey), manifestSeq: fed0.seq, manifestHash: fed0.hash,
+    },
+    { v: 1, at: now(), t: 'agreements', policy, agreements },
+  ])
+
+  const origin = logOrigin(fed0.name, self)
+  const noteSigner: NoteSigner = ed25519NoteSigner(origin, logKey)
+  let catalog = signCatalog(catalogOf(self, cfg.services, limits.batchMax, now()), signer)
+  /** A newer manifest may move our key id: re-derive it and re-sign the catalog when it does. */
+  const refreshSigner = (f: Federation): void => {
+    const kid = findSigner(f, self, publicKeyToB64u(messageKey), now())
+    if (kid === signer.kid) return
+    signer = { kid, privateKey: messageKey }
+    catalog = signCatalog(catalogOf(self, cfg.services, limits.batchMax, now()), signer)
+  }
+
+  let checkpointing: Promise<string> | undefined
+  const checkpoint = async (): Promise<string> => {
+    // One signing at a time; concurrent callers share it.
+    checkpointing ??= (async () => {
+      try {
+        const size = await store.size()
+        const latest = await store.latestCheckpoint()
+        if (latest !== undefined && latest.size === size) return latest.note
+        const note = signCheckpoint({ origin, size, rootHash: await store.rootHash(size) }, noteSigner)
+        await store.saveCheckpoint(size, note)
+        return note
+      } finally {
+        checkpointing = undefined
+      }
+    })()
+    return checkpointing
+  }
+  await checkpoint()
+  const every = opts.checkpointEveryMs ?? 10_000
+  const timer = every > 0 ? setInterval(() => { checkpoint().catch((err) => logger.error({ err }, 'checkpoint failed')) }, every) : undefined
+  timer?.unref()
+
+  const appTokens = cfg.local.apps.map((a) => ({ name: a.name, hash: Buffer.from(a.tokenSha256, 'hex') }))
+
+  let closed = false
+  const node: NodeRuntime = {
+    self,
+    config: cfg,
+    logger,
+    metrics,
+    federation,
+    provider,
+    consumer,
+    catalogJws: () => catalog,
+    checkpoint,
+    async ready(): Promise<ReadyCheck> {
+      const checks: ReadyCheck['checks'] = {}
+      try {
+        const f = federation.get(now())
+        refreshSigner(f)
+        checks.manifest = { ok: true, detail: `seq ${f.seq}, expires ${new Date(f.exp).toISOString()}` }
+        checks.keys = { ok: true }
+      } catch (e) {
+        checks.manifest = { ok: false, detail: (e as Error).message }
+      }
+      checks.log = store.writable ? { ok: true } : { ok: false, detail: 'log is not writable (fail closed)' }
+      if (source !== undefined) {
+        try {
+          await source.ping()
+          checks.dataSource = { ok: true }
+        } catch (e) {
+          checks.dataSource = { ok: false, detail: (e as Error).message }
+        }
+      }
+      return { ok: Object.values(checks).every((c) => c.ok), checks }
+    },
+    authenticateApp(token: string | undefined): string {
+      if (token !== undefined && token.length > 0 && token.length < 512) {
+        const h = createHash('sha256').update(token).digest()
+        for (const a of appTokens) if (timingSafeEqual(h, a.hash)) return a.name
+      }
+      throw new VnError('VN_ERR_LOCAL_UNAUTHORIZED')
+    },
+    async close(): Promise<void> {
+      if (closed) return
+      closed = true
+      if (timer !== undefined) clearInterval(timer)
+      await checkpoint().catch(() => undefined)
+      await client.close()
+      await store.close()
+      await source?.close()
+    },
+  }
+  return node
+}
+
+async function recoverFromLog(
+  store: SqliteLogStore,
+  evidence: SqliteEvidenceStore,
+  provider: Provider,
+  quotas: QuotaCounter,
+  now: number,
+  skewMs: number,
+): Promise<void> {
+  const today = utcDay(now)
+  const windowStart = now - 2 * skewMs
+  let end = await store.size()
+  const dayStart = Date.parse(`${today}T00:00:00Z`)
+  const permits: { agreementId: string; day: string; count: number }[] = []
+  while (end > 0) {
+    const start = Math.max(0, end - 1024)
+    const leaves = await store.entries(start, end)
+    let older = false
+    for (let i = leaves.length - 1; i >= 0; i--) {
+      const r = parseLeaf(leaves[i] as Uint8Array)
+      if (r.at < dayStart && r.at < windowStart) { older = true; break }
+      if (r.t === 'decision' && r.permit && r.agreement !== undefined && r.day === today) {
+        permits.push({ agreementId: r.agreement, day: r.day, count: r.count })
+      } else if (r.t === 'response-out' && r.at >= windowStart) {
+        const jws = await evidence.getJws(r.respDigest)
+        if (jws !== undefined) provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(jws), r.at)
+      }
+    }
+    if (older) break
+    end = start
+  }
+  quotas.restore(permits, today)
+}
+
+/** Rebuilds the reply a response JWS was released with (restart recovery of idempotent retries). */
+function replyFromJws(jws: string): ExchangeReply {
+  const payload = ResponsePayloadSchema.parse(JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')))
+  if (payload.status === 'ok' || payload.error === undefined) return { status: 200, body: { jws }, problem: false, xid: payload.xid }
+  const code = (payload.error.code in ERRORS ? payload.error.code : 'VN_ERR_POLICY_NO_AGREEMENT') as ErrorCode
+  const e = new VnError(code, payload.error.detail)
+  return { status: e.statusCode, body: { ...e.toProblem(), jws }, problem: true, xid: payload.xid }
+}

@@ -1,0 +1,30 @@
+/** What the HTTP layer and the CLI need from a running node (built by ./runtime.ts). */
+import type { Logger } from 'pino'
+import type { Config } from '../config/schema.js'
+import type { Provider } from '../exchange/provider.js'
+import type { Consumer } from '../exchange/consumer.js'
+import type { Metrics } from '../http/metrics.js'
+import type { FederationHolder } from '../federation/federation.js'
+
+export interface ReadyCheck {
+  ok: boolean
+  checks: Record<string, { ok: boolean; detail?: string }>
+}
+
+export interface NodeRuntime {
+  readonly self: string
+  readonly config: Config
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly federation: FederationHolder
+  readonly provider: Provider
+  readonly consumer: Consumer
+  /** the signed catalog JWS (re-signed when the manifest or key changes) */
+  catalogJws(): string
+  /** latest signed checkpoint note (C2SP signed-note text) */
+  checkpoint(): Promise<string>
+  ready(): Promise<ReadyCheck>
+  /** per-application token check for the local API; returns the app name */
+  authenticateApp(token: string | undefined): string
+  close(): Promise<void>
+}

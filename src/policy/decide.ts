@@ -1,0 +1,118 @@
+/**
+ * Authorization decisions (DESIGN.md "Authorization"): deny by default; permit only when an
+ * agreement in force covers the consumer, service, purpose, mode and legal basis and its daily
+ * quota still has room for the whole batch.
+ *
+ * `decide` is deterministic: its result depends only on the request (including its instant `at`),
+ * the agreement set and the quota counter's state, and its only effect is counting a permitted
+ * batch in that counter. The auditor re-runs it (`replayDecision`) against the agreement set in
+ * force at that point of the log and a counter rebuilt from the earlier permits, and must get the
+ * same answer the node logged.
+ *
+ * Rules, checked per agreement in this order:
+ *  1. `consumer` equals the agreement's consumer (the caller has already checked membership);
+ *  2. `service` is listed (the caller has already checked the service exists on this node);
+ *  3. `purpose` is listed (exact string);
+ *  4. `mode` is listed;
+ *  5. legal basis: if the request states one it must equal the agreement's exactly; it may be
+ *     omitted only in `oprf` and `he` modes, where the agreement's basis then applies and is
+ *     returned with the permit so the log records it. In `plain` mode the subject is disclosed,
+ *     and DESIGN.md makes purpose and basis mandatory;
+ *  6. `at` is inside `[validFrom, validUntil)`.
+ * Of the agreements passing 1-6, taken in id order, the first whose quota fits the whole batch
+ * permits; a batch is never split across agreements. None passing → VN_ERR_POLICY_NO_AGREEMENT
+ * with the rule that failed furthest along; all passing but full → VN_ERR_POLICY_QUOTA_EXHAUSTED.
+ *
+ * Reasons are PII-free: they name member ids, service ids, modes, agreement ids, instants and
+ * counts, and never echo the free-text purpose or basis a consumer sent.
+ */
+import type { Agreement, Mode } from './agreements.js'
+import { sortAgreements } from './agreements.js'
+import { utcDay, type QuotaCounter, type QuotaRecord } from './quota.js'
+
+export interface DecisionRequest {
+  consumer: string
+  service: string
+  purpose: string
+  /** legal basis stated by the consumer; see rule 5 */
+  basis?: string | undefined
+  mode: Mode
+  /** subjects (plain, he) or evaluations (oprf) in this request, ≥ 1 */
+  count: number
+  /** the request instant, ms (the node's clock at decision time) */
+  at: number
+}
+
+export type DenyCode = 'VN_ERR_POLICY_NO_AGREEMENT' | 'VN_ERR_POLICY_QUOTA_EXHAUSTED'
+
+export type Decision =
+  | {
+      permit: true
+      agreementId: string
+      /** units left today under that agreement after this batch */
+      remaining: number
+      /** the UTC day the batch was counted on */
+      day: string
+      /** the legal basis the request is served under (the agreement's) */
+      basis: string
+    }
+  | { permit: false; code: DenyCode; reason: string }
+
+const iso = (at: number): string => new Date(at).toISOString()
+
+/** Steps 1-6 for one agreement: the number of rules passed (6 = all) and why it stopped. */
+function evaluate(a: Agreement, r: DecisionRequest): { passed: number; reason: string } {
+  if (a.consumer !== r.consumer) return { passed: 0, reason: `no agreement with consumer ${r.consumer}` }
+  if (!a.services.includes(r.service)) return { passed: 1, reason: `no agreement of consumer ${r.consumer} covers service ${r.service}` }
+  if (!a.purposes.includes(r.purpose)) return { passed: 2, reason: `the stated purpose is not agreed for ${r.consumer} on ${r.service}` }
+  if (!a.modes.includes(r.mode)) return { passed: 3, reason: `mode ${r.mode} is not agreed for ${r.consumer} on ${r.service}` }
+  if (r.basis === undefined || r.basis === '') {
+    if (r.mode === 'plain') return { passed: 4, reason: 'a legal basis is mandatory in plain mode' }
+  } else if (r.basis !== a.basis) {
+    return { passed: 4, reason: `the stated legal basis differs from agreement ${a.id}` }
+  }
+  const from = Date.parse(a.validFrom)
+  const until = Date.parse(a.validUntil)
+  if (r.at < from) return { passed: 5, reason: `agreement ${a.id} is not in force before ${iso(from)}` }
+  if (r.at >= until) return { passed: 5, reason: `agreement ${a.id} expired at ${iso(until)}` }
+  return { passed: 6, reason: '' }
+}
+
+/**
+ * Decides one request and, on permit, counts the batch in `quotas`.
+ * @throws RangeError when `count` is not a positive integer or `at` is not a valid instant
+ */
+export function decide(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaCounter): Decision {
+  if (!Number.isSafeInteger(request.count) || request.count < 1) throw new RangeError('request.count: expected a positive integer')
+  const day = utcDay(request.at)
+  let best = { passed: -1, reason: `no agreement with consumer ${request.consumer}` }
+  const inForce: Agreement[] = []
+  for (const a of sortAgreements(agreements)) {
+    const e = evaluate(a, request)
+    if (e.passed === 6) inForce.push(a)
+    else if (e.passed > best.passed) best = e
+  }
+  if (inForce.length === 0) return { permit: false, code: 'VN_ERR_POLICY_NO_AGREEMENT', reason: best.reason }
+  const full: string[] = []
+  for (const a of inForce) {
+    const c = quotas.tryConsume(a.id, day, request.count, a.dailyQuota)
+    if (c.ok) return { permit: true, agreementId: a.id, remaining: c.remaining, day, basis: a.basis }
+    full.push(`${a.id} (${c.used}/${a.dailyQuota} used)`)
+  }
+  return {
+    permit: false,
+    code: 'VN_ERR_POLICY_QUOTA_EXHAUSTED',
+    reason: `batch of ${request.count} does not fit the daily quota on ${day} of ${full.join(', ')}`,
+  }
+}
+
+/**
+ * The auditor's re-run of a logged decision: the same function, against the agreement set in
+ * force at that log position and a counter holding the permits replayed before it.
+ */
+export const replayDecision: typeof decide = decide
+
+/** The quota record a decision contributes (undefined for a denial): what the log must keep. */
+export function quotaRecordOf(decision: Decision, request: Pick<DecisionRequest, 'count'>): QuotaRecord | undefined {
+  return decision.permit ? { agreementId: decision.agreementId, day: decision.day, count: request.count } : undefined
+}

@@ -1,0 +1,96 @@
+/**
+ * Daily quotas per agreement (DESIGN.md "Authorization": daily quota; "oprf": quotas bound
+ * enumeration).
+ *
+ * Counts live in memory per (agreement id, UTC day). `tryConsume` is an atomic check-and-add: a
+ * batch of n subjects either fits wholly under the limit and is counted, or is refused and nothing
+ * is counted (a batch is never half-served). JavaScript runs it without interleaving, so one node
+ * process needs no lock; replicas behind a load balancer each count their own share (see
+ * docs: a shared counter is a later issue).
+ *
+ * After a restart the node rebuilds the counts by replaying the decision entries of its log:
+ * `restore` takes the minimal record `{ agreementId, day, count }` of every permit.
+ */
+
+/** What a permit contributes to the counter; the node logs it with every permit decision. */
+export interface QuotaRecord {
+  agreementId: string
+  /** UTC day, YYYY-MM-DD */
+  day: string
+  /** subjects or evaluations counted */
+  count: number
+}
+
+export type ConsumeResult =
+  | { ok: true; used: number; remaining: number }
+  | { ok: false; used: number; remaining: number }
+
+/** The UTC day (YYYY-MM-DD) of an instant in ms. @throws RangeError naming `at` */
+export function utcDay(at: number): string {
+  if (!Number.isSafeInteger(at) || at < 0) throw new RangeError('at: expected a non-negative integer of ms')
+  const d = new Date(at)
+  if (Number.isNaN(d.getTime())) throw new RangeError('at: outside the representable range')
+  return d.toISOString().slice(0, 10)
+}
+
+const DAY_RE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/
+
+function checkCount(n: number, field: string): void {
+  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`${field}: expected a positive integer`)
+}
+
+export class QuotaCounter {
+  readonly #counts = new Map<string, number>()
+
+  static #key(agreementId: string, day: string): string {
+    return `${day}\u0000${agreementId}`
+  }
+
+  /** Units already counted for (agreement, day). */
+  used(agreementId: string, day: string): number {
+    return this.#counts.get(QuotaCounter.#key(agreementId, day)) ?? 0
+  }
+
+  /** Atomically counts `n` units if `used + n <= limit`; otherwise counts nothing. */
+  tryConsume(agreementId: string, day: string, n: number, limit: number): ConsumeResult {
+    checkCount(n, 'n')
+    checkCount(limit, 'limit')
+    if (!DAY_RE.test(day)) throw new RangeError('day: expected YYYY-MM-DD')
+    const key = QuotaCounter.#key(agreementId, day)
+    const used = this.#counts.get(key) ?? 0
+    if (used + n > limit) return { ok: false, used, remaining: Math.max(0, limit - used) }
+    this.#counts.set(key, used + n)
+    return { ok: true, used: used + n, remaining: limit - used - n }
+  }
+
+  /**
+   * Adds replayed permit records (from the log's decision entries). With `onlyDay`, records of
+   * other days are skipped, which is what a restarting node wants: only today's counts matter.
+   */
+  restore(records: Iterable<QuotaRecord>, onlyDay?: string): void {
+    for (const r of records) {
+      checkCount(r.count, 'record.count')
+      if (!DAY_RE.test(r.day)) throw new RangeError('record.day: expected YYYY-MM-DD')
+      if (onlyDay !== undefined && r.day !== onlyDay) continue
+      const key = QuotaCounter.#key(r.agreementId, r.day)
+      this.#counts.set(key, (this.#counts.get(key) ?? 0) + r.count)
+    }
+  }
+
+  /** Drops days before `day` so the map does not grow without bound. */
+  prune(beforeDay: string): void {
+    for (const key of this.#counts.keys()) if (key.slice(0, 10) < beforeDay) this.#counts.delete(key)
+  }
+
+  /** A copy of the current counts, for tests and the auditor's replay. */
+  snapshot(): QuotaRecord[] {
+    return [...this.#counts].map(([key, count]) => ({ agreementId: key.slice(11), day: key.slice(0, 10), count }))
+  }
+
+  /** An independent counter with the same counts (replay without touching the live one). */
+  clone(): QuotaCounter {
+    const c = new QuotaCounter()
+    c.restore(this.snapshot())
+    return c
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * JSON Canonicalization Scheme (JCS), RFC 8785.
+ *
+ * Log leaves, agreement-set hashes and every other value that is hashed or signed as JSON go
+ * through this one serializer, so two nodes (and an auditor years later) produce the same bytes
+ * for the same value.
+ *
+ * - RFC 8785 §3.2.2.3: numbers are written with ECMAScript's Number-to-String algorithm
+ *   (ECMA-262 §7.1.12.1), which is what `JSON.stringify` does for finite numbers; NaN and the
+ *   infinities have no JSON form and are rejected.
+ * - RFC 8785 §3.2.2.2: strings are written as `JSON.stringify` writes them (only `"`, `\` and
+ *   U+0000..U+001F escaped, the latter as `\b \t \n \f \r` or lower-case `\u00xx`). Lone
+ *   surrogates are rejected (§3.2.2.2 requires I-JSON, RFC 7493 §2.1).
+ * - RFC 8785 §3.2.3: object members are sorted by the UTF-16 code units of their names, which is
+ *   exactly JavaScript's default string comparison (not locale order, not code points).
+ *
+ * Only values that map onto JSON unambiguously are accepted: null, booleans, finite numbers,
+ * strings, arrays and plain objects. `undefined`, bigint, functions, symbols, class instances
+ * (Date, Map, Uint8Array, ...), sparse arrays and cycles throw a `TypeError` naming the path of the
+ * offending value (`$.entries[3].amount`), never the value itself.
+ */
+
+const MAX_DEPTH = 1000
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+// A high surrogate not followed by a low one, or a low one not preceded by a high one.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** RFC 8785 canonical JSON text of `value`. */
+export function canonicalJson(value: unknown): string {
+  const out: string[] = []
+  write(value, '$', out, new Set<object>(), 0)
+  return out.join('')
+}
+
+/** UTF-8 bytes of the RFC 8785 canonical JSON of `value` (what gets hashed or signed). */
+export function canonicalJsonBytes(value: unknown): Uint8Array {
+  return new TextEncoder().encode(canonicalJson(value))
+}
+
+function memberPath(parent: string, key: string): string {
+  return IDENTIFIER.test(key) ? `${parent}.${key}` : `${parent}[${JSON.stringify(key)}]`
+}
+
+function writeString(s: string, path: string, out: string[]): void {
+  // RFC 8785 §3.2.2.2 / RFC 7493 §2.1: strings must be valid Unicode; a lone surrogate would
+  // otherwise be escaped by JSON.stringify and two implementations could disagree.
+  if (LONE_SURROGATE.test(s)) {
+    throw new TypeError(`${path}: string contains a lone surrogate (not valid I-JSON)`)
+  }
+  out.push(JSON.stringify(s))
+}
+
+function write(value: unknown, path: string, out: string[], ancestors: Set<object>, depth: number): void {
+  switch (typeof value) {
+    case 'string':
+      writeString(value, path, out)
+      return
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError(`${path}: ${String(value)} has no JSON representation (RFC 8785 §3.2.2.3)`)
+      // ECMA-262 Number::toString; -0 becomes "0" as RFC 8785 §3.2.2.3 requires.
+      out.push(JSON.stringify(value))
+      return
+    case 'boolean':
+      out.push(value ? 'true' : 'false')
+      return
+    case 'undefined':
+      throw new TypeError(`${path}: undefined has no JSON representation`)
+    case 'bigint':
+      throw new TypeError(`${path}: bigint has no JSON representation (convert to a string or a safe integer)`)
+    case 'function':
+    case 'symbol':
+      throw new TypeError(`${path}: ${typeof value} has no JSON representation`)
+    case 'object':
+      break
+  }
+  if (value === null) {
+    out.push('null')
+    return
+  }
+  const obj = value as object
+  if (depth >= MAX_DEPTH) throw new TypeError(`${path}: nesting deeper than ${MAX_DEPTH} levels`)
+  if (ancestors.has(obj)) throw new TypeError(`${path}: cyclic structure`)
+  ancestors.add(obj)
+  if (Array.isArray(obj)) {
+    out.push('[')
+    for (let i = 0; i < obj.length; i++) {
+      if (i > 0) out.push(',')
+      const p = `${path}[${i}]`
+      if (!Object.hasOwn(obj, i)) throw new TypeError(`${p}: hole in sparse array`)
+      write(obj[i] as unknown, p, out, ancestors, depth + 1)
+    }
+    out.push(']')
+  } else {
+    const proto = Object.getPrototypeOf(obj) as unknown
+    if (proto !== Object.prototype && proto !== null) {
+      const name = (obj.constructor as { name?: unknown } | undefined)?.name
+      throw new TypeError(`${path}: ${typeof name === 'string' && name !== '' ? name : 'non-plain object'} is not a plain object`)
+    }
+    // RFC 8785 §3.2.3: sort by UTF-16 code units; Array.prototype.sort's default comparison
+    // does exactly that.
+    const keys = Object.keys(obj).sort()
+    out.push('{')
+    let first = true
+    for (const key of keys) {
+      const p = memberPath(path, key)
+      if (!first) out.push(',')
+      first = false
+      writeString(key, p, out)
+      out.push(':')
+      write((obj as Record<string, unknown>)[key], p, out, ancestors, depth + 1)
+    }
+    out.push('}')
+  }
+  ancestors.delete(obj)
+}

@@ -1,0 +1,221 @@
+/**
+ * SQLite data source over better-sqlite3: the embedded default backend.
+ *
+ * Read-only in three layers, so one slip does not become a write:
+ * 1. the file is opened with `readonly: true, fileMustExist: true` (SQLITE_OPEN_READONLY);
+ * 2. `PRAGMA query_only = ON` makes SQLite refuse any statement that would change the file;
+ * 3. every statement must be a single query that returns rows (`stmt.reader`) and does not modify
+ *    the database (`stmt.readonly`, i.e. sqlite3_stmt_readonly). `reader` alone is not enough:
+ *    `INSERT ... RETURNING` returns rows.
+ *
+ * Parameters are bound by name (`:id`), never interpolated; positional `?` parameters are refused
+ * by better-sqlite3 when only a named object is passed. Prepared statements are cached (LRU).
+ *
+ * better-sqlite3 is synchronous: point lookups by key take microseconds, which is fine on the
+ * event loop. `iterate` (tag-set builds over whole tables) uses its own connection, so the main one
+ * stays free for lookups, and yields to the event loop between batches. On a database in
+ * rollback-journal mode that long read holds a shared lock that delays the department's writers:
+ * put such databases in WAL mode.
+ */
+import Database from 'better-sqlite3'
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
+import { VnError } from '../errors.js'
+import type { DataSource, Row, SqlParams } from './types.js'
+
+type Db = Database.Database
+type Stmt = Database.Statement<[SqlParams], Row>
+
+export interface SqliteSourceOptions {
+  /** Prepared statements kept per connection (default 64). */
+  readonly statementCacheSize?: number
+  /** How long a query waits for a writer's lock, in ms (default 5000). */
+  readonly busyTimeoutMs?: number
+}
+
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const DEFAULT_BATCH = 1000
+const MAX_BATCH = 100_000
+
+function sqliteCode(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[A-Z_0-9]+$/.test(code) ? code : 'error'
+}
+
+function openReadOnly(path: string, busyTimeoutMs: number): Db {
+  let db: Db
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs })
+  } catch (e) {
+    throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `sqlite: cannot open the database file read-only (${sqliteCode(e)})`, { cause: e })
+  }
+  try {
+    db.pragma('query_only = ON')
+  } catch (e) {
+    db.close()
+    throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `sqlite: cannot set query_only (${sqliteCode(e)})`, { cause: e })
+  }
+  return db
+}
+
+/** Prepare `sql` and check it is one read-only query; `label` names it in errors. */
+function prepareReader(db: Db, sql: string, label: string): Stmt {
+  if (typeof sql !== 'string' || sql.trim() === '') throw new VnError('VN_ERR_SOURCE_NOT_READONLY', `${label}: empty SQL`)
+  let stmt: Stmt
+  try {
+    stmt = db.prepare<[SqlParams], Row>(sql)
+  } catch (e) {
+    // Syntax errors, unknown tables/columns, several statements in one string.
+    throw new VnError('VN_ERR_SOURCE_NOT_READONLY', `${label}: statement does not compile as one query (${sqliteCode(e)}: ${(e as Error).message})`, { cause: e })
+  }
+  if (!stmt.reader || !stmt.readonly) {
+    throw new VnError('VN_ERR_SOURCE_NOT_READONLY', `${label}: statement is not a read-only query (it must return rows and modify nothing)`)
+  }
+  return stmt
+}
+
+function checkParams(params: SqlParams): SqlParams {
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) {
+    throw new TypeError('params: expected an object of named parameters')
+  }
+  for (const [k, v] of Object.entries(params)) {
+    if (!PARAM_NAME.test(k)) throw new TypeError(`params: parameter name ${JSON.stringify(k)} is not an identifier`)
+    if (!(v === null || typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v)))) {
+      throw new TypeError(`params.${k}: expected a string, a finite number or null`)
+    }
+  }
+  return params
+}
+
+export class SqliteSource implements DataSource {
+  readonly kind = 'sqlite'
+  readonly #path: string
+  readonly #busyTimeoutMs: number
+  readonly #cacheSize: number
+  readonly #cache = new Map<string, Stmt>()
+  readonly #iterators = new Set<Db>()
+  #db: Db | undefined
+
+  private constructor(path: string, db: Db, opts: SqliteSourceOptions) {
+    this.#path = path
+    this.#db = db
+    this.#busyTimeoutMs = opts.busyTimeoutMs ?? 5000
+    this.#cacheSize = Math.max(1, opts.statementCacheSize ?? 64)
+  }
+
+  /**
+   * Open an existing SQLite file read-only.
+   * @throws VnError VN_ERR_SOURCE_UNAVAILABLE when the file is missing or not a database.
+   */
+  static open(path: string, opts: SqliteSourceOptions = {}): SqliteSource {
+    const db = openReadOnly(path, opts.busyTimeoutMs ?? 5000)
+    try {
+      // A non-database file opens lazily; touch the schema so the error surfaces now.
+      db.prepare('SELECT count(*) FROM sqlite_schema').get()
+    } catch (e) {
+      db.close()
+      throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `sqlite: file is not a readable database (${sqliteCode(e)})`, { cause: e })
+    }
+    return new SqliteSource(path, db, opts)
+  }
+
+  #conn(): Db {
+    if (this.#db === undefined) throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', 'sqlite: data source is closed')
+    return this.#db
+  }
+
+  #statement(sql: string, label: string): Stmt {
+    const cached = this.#cache.get(sql)
+    if (cached !== undefined) {
+      // Refresh its place in the LRU order.
+      this.#cache.delete(sql)
+      this.#cache.set(sql, cached)
+      return cached
+    }
+    const stmt = prepareReader(this.#conn(), sql, label)
+    this.#cache.set(sql, stmt)
+    if (this.#cache.size > this.#cacheSize) {
+      const oldest = this.#cache.keys().next().value
+      if (oldest !== undefined) this.#cache.delete(oldest)
+    }
+    return stmt
+  }
+
+  async assertReadOnly(sql: string, label: string): Promise<void> {
+    this.#statement(sql, label)
+  }
+
+  async query(sql: string, params: SqlParams): Promise<Row[]> {
+    const stmt = this.#statement(sql, 'query')
+    checkParams(params)
+    try {
+      return stmt.all(params)
+    } catch (e) {
+      // better-sqlite3's messages name parameters and SQLite codes, never bound values.
+      throw new VnError('VN_ERR_SOURCE_QUERY', `sqlite: ${sqliteCode(e)}: ${(e as Error).message}`, { cause: e })
+    }
+  }
+
+  async *iterate(sql: string, params: SqlParams, batchSize = DEFAULT_BATCH): AsyncIterable<Row[]> {
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) {
+      throw new RangeError(`batchSize: expected an integer from 1 to ${MAX_BATCH}`)
+    }
+    this.#conn()
+    checkParams(params)
+    const db = openReadOnly(this.#path, this.#busyTimeoutMs)
+    this.#iterators.add(db)
+    try {
+      const stmt = prepareReader(db, sql, 'iterate')
+      let rows: Iterator<Row>
+      try {
+        rows = stmt.iterate(params)
+      } catch (e) {
+        throw new VnError('VN_ERR_SOURCE_QUERY', `sqlite: ${sqliteCode(e)}: ${(e as Error).message}`, { cause: e })
+      }
+      try {
+        for (;;) {
+          const batch: Row[] = []
+          let done = false
+          try {
+            while (batch.length < batchSize) {
+              const r = rows.next()
+              if (r.done === true) {
+                done = true
+                break
+              }
+              batch.push(r.value)
+            }
+          } catch (e) {
+            throw new VnError('VN_ERR_SOURCE_QUERY', `sqlite: ${sqliteCode(e)}: ${(e as Error).message}`, { cause: e })
+          }
+          if (batch.length > 0) yield batch
+          if (done) return
+          if (!db.open) throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', 'sqlite: data source closed during iteration')
+          await yieldToEventLoop()
+        }
+      } finally {
+        rows.return?.()
+      }
+    } finally {
+      this.#iterators.delete(db)
+      if (db.open) db.close()
+    }
+  }
+
+  async ping(): Promise<void> {
+    try {
+      this.#conn().prepare('SELECT count(*) FROM sqlite_schema').get()
+    } catch (e) {
+      if (e instanceof VnError) throw e
+      throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `sqlite: ${sqliteCode(e)}`, { cause: e })
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#cache.clear()
+    const db = this.#db
+    this.#db = undefined
+    for (const it of this.#iterators) if (it.open) it.close()
+    this.#iterators.clear()
+    if (db?.open === true) db.close()
+  }
+}
