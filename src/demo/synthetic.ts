@@ -544,8 +544,8 @@ export async function createDemoDatabases(dir: string, sizes: DemoSizes = {}, se
   for (const id of personIds) {
     // personIds is every 50th resident; 60 % of those gives 1.2 % of residents listed.
     if (!rCredit.chance(0.6)) continue
+    // Listed from age 18 (births run to 2008) and not before the list went online in 2014.
     const adult = Math.max(2014, Number(id.slice(6, 10)) + 18)
-    if (adult > 2026) continue
     debtors.push({ subject_id: id, subject_type: 'person', listed_on: randomDate(rCredit, adult, 2026, 10), court: courtFor(regionByCode.get(id.slice(0, 6))!, rCredit) })
   }
   for (const e of enterprises) {

@@ -52,6 +52,8 @@ export interface VerifyResult {
   logIndex: { request: number; response: number }
   reqDigest: string
   respDigest: string
+  /** the provider's signed response (compact JWS): the department's proof of the answer */
+  jws: string
 }
 
 const sha256b64u = (s: string): string => createHash('sha256').update(s).digest('base64url')
@@ -182,6 +184,7 @@ export class Consumer {
     const out: VerifyResult = {
       xid, provider: r.provider, service: r.service, status: resp.status,
       providerLogIndex: resp.log.index, logIndex: { request: requestIndex as number, response: responseIndex as number }, reqDigest, respDigest,
+      jws: respJws,
     }
     if (resp.results !== undefined) out.results = resp.results
     if (resp.error !== undefined) out.error = resp.error

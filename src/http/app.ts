@@ -70,6 +70,10 @@ export async function buildLocalApp(node: NodeRuntime): Promise<FastifyInstance>
     const app = (req as unknown as { app: string }).app
     const r = await node.consumer.verify({ ...p.data, basis: p.data.basis })
     req.log.info({ xid: r.xid, app, provider: r.provider, service: r.service, status: r.status }, 'verify')
+    // A signed denial is an answer, but the application sees it with the problem's status and code.
+    if (r.status === 'denied' && r.error !== undefined) {
+      return reply.code(r.error.status).header('content-type', 'application/problem+json; charset=utf-8').send({ ...r.error, ...r })
+    }
     return reply.send(r)
   })
 

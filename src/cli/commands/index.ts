@@ -1,0 +1,8 @@
+/** Every `verinode` command, in the order `verinode --help` lists them. */
+import type { Command } from '../types.js'
+import { initCommand } from './init.js'
+import { federationCommand } from './federation.js'
+import { serveCommand } from './serve.js'
+import { demoCommand } from './demo.js'
+
+export const commands: readonly Command[] = [demoCommand, initCommand, federationCommand, serveCommand]

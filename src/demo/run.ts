@@ -1,0 +1,148 @@
+/**
+ * `verinode demo`: starts the four-department federation on loopback, runs a realistic set of
+ * verifications through each consumer's local API (as the departments' own applications would),
+ * then closes the nodes, exports each log and verifies it with the offline auditor.
+ */
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { request } from 'undici'
+import { pino } from 'pino'
+import { buildDemoFederation, type DemoFederation } from './federation.js'
+import { startNode, type RunningNode } from '../http/server.js'
+
+export interface DemoStep {
+  title: string
+  consumer: string
+  provider: string
+  service: string
+  subjects: number
+  outcome: string
+  ok: boolean
+  ms: number
+}
+
+export interface DemoReport {
+  dir: string
+  steps: DemoStep[]
+  audits: { member: string; ok: boolean; entries: number; summary: string }[]
+  ok: boolean
+}
+
+export interface DemoOptions {
+  dir?: string
+  residents?: number
+  enterprises?: number
+  out?: (line: string) => void
+  /** runs after the exchanges, before the nodes close (used to add the auditor step) */
+  audit?: (fed: DemoFederation) => Promise<DemoReport['audits']>
+}
+
+/** Shows only the region and check character of an ID, as a clerk's screen would. */
+export const mask = (id: string): string => (id.length === 18 ? `${id.slice(0, 6)}********${id.slice(14)}` : '***')
+
+export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
+  const out = opts.out ?? (() => undefined)
+  const dir = opts.dir ?? await mkdtemp(join(tmpdir(), 'verinode-demo-'))
+  out(`Building the federation in ${dir} ...`)
+  const sizes = { residents: opts.residents ?? 5000, enterprises: opts.enterprises ?? 2000 }
+  const fed = await buildDemoFederation(dir, { sizes, configOverrides: { logLevel: 'warn' } })
+  const s = fed.dataset.samples
+  out(`  ${fed.dataset.counts.residents} residents, ${fed.dataset.counts.enterprises} enterprises, ` +
+    `${fed.dataset.counts.taxPayments} tax records, ${fed.dataset.counts.dishonestDebtors} dishonest debtors (synthetic)`)
+  const nodes: Record<string, RunningNode> = {}
+  const steps: DemoStep[] = []
+  try {
+    for (const [id, n] of Object.entries(fed.nodes)) {
+      nodes[id] = await startNode(n.configPath, { logger: pino({ level: 'warn' }) })
+      out(`  ${id.padEnd(10)} public ${nodes[id]?.publicUrl}  local ${nodes[id]?.localUrl}`)
+    }
+    const ask = async (title: string, consumer: string, body: Record<string, unknown>, expect: (status: number, json: any) => string | undefined): Promise<any> => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      const n = nodes[consumer] as RunningNode
+      const t0 = performance.now()
+      const res = await request(`${n.localUrl}/local/v1/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${fed.nodes[consumer]?.appToken}` },
+        body: JSON.stringify(body),
+      })
+      const json = (await res.body.json()) as any // eslint-disable-line @typescript-eslint/no-explicit-any
+      const ms = performance.now() - t0
+      const problem = expect(res.statusCode, json)
+      const outcome = res.statusCode === 200 ? `${json.status}` : `HTTP ${res.statusCode} ${json.code}`
+      steps.push({ title, consumer, provider: String(body.provider), service: String(body.service), subjects: (body.subjects as unknown[]).length, outcome, ok: problem === undefined, ms })
+      out(`\n${problem === undefined ? '✔' : '✘'} ${title}  [${consumer} → ${String(body.provider)} ${String(body.service)}, ${ms.toFixed(1)} ms]`)
+      if (problem !== undefined) out(`    unexpected: ${problem}`)
+      return json
+    }
+
+    // 1. identity matches and mismatches
+    const idSubjects = [
+      ...s.identity.matches.slice(0, 2).map((m) => ({ id: m.id, name: m.name })),
+      ...s.identity.variantMatches.slice(0, 1).map((m) => ({ id: m.id, name: m.name })),
+      ...s.identity.nameMismatches.slice(0, 1).map((m) => ({ id: m.id, name: m.name })),
+      { id: s.identity.unknownIds[0] as string, name: s.identity.matches[0]?.name as string },
+    ]
+    const r1 = await ask('Tax bureau checks taxpayers\' identity with public security', 'fj-tax', {
+      provider: 'fj-psb', service: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', subjects: idSubjects,
+    }, (st, j) => (st === 200 && j.results?.map((x: any) => x.match).join() === 'true,true,true,false,false' ? undefined : `HTTP ${st} ${JSON.stringify(j).slice(0, 200)}`)) // eslint-disable-line @typescript-eslint/no-explicit-any
+    r1.results?.forEach((x: any, i: number) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      out(`    ${mask(idSubjects[i]?.id ?? '')}  ${i === 2 ? '(typed with full-width digits) ' : ''}→ ${x.found ? 'ID found' : 'ID not found'}, name ${x.fields?.name ? 'matches' : 'does not match'}`)
+    })
+
+    // 2. enterprise status
+    const statusSubjects = Object.entries(s.enterprise.byStatus).filter(([, l]) => l.length > 0).map(([, l]) => ({ uscc: l[0] as string }))
+    const r2 = await ask('Credit centre checks enterprise registration status', 'fj-credit', {
+      provider: 'fj-amr', service: 'enterprise.status', purpose: 'credit-record-maintenance', basis: 'Social Credit Regulations art. 12', subjects: statusSubjects,
+    }, (st, j) => (st === 200 && j.status === 'ok' ? undefined : `HTTP ${st}`))
+    out(`    statuses: ${(r2.results ?? []).map((x: any) => x.status).join(', ')}`) // eslint-disable-line @typescript-eslint/no-explicit-any
+
+    // 3. tax compliance with a bound
+    const paid = s.tax.paidInFull[0]
+    const unpaid = s.tax.notPaidInFull[0]
+    const taxSubjects = [paid, unpaid].filter((x) => x !== undefined).map((x) => ({ uscc: x.uscc, year: x.year, bound: 100_000_00 }))
+    const r3 = await ask(`Credit centre checks ${s.tax.year} tax compliance (paid ≥ ¥100,000?)`, 'fj-credit', {
+      provider: 'fj-tax', service: 'tax.compliance', purpose: 'credit-evaluation', basis: 'Social Credit Regulations art. 12', subjects: taxSubjects,
+    }, (st, j) => (st === 200 && j.results?.[0]?.paidInFull === true && j.results?.[1]?.paidInFull === false ? undefined : `HTTP ${st} ${JSON.stringify(j.results)}`))
+    out(`    answers: ${(r3.results ?? []).map((x: any) => `paid in full: ${x.paidInFull}, ≥ bound: ${x.meetsBound}`).join(' | ')}`) // eslint-disable-line @typescript-eslint/no-explicit-any
+
+    // 4. dishonest-debtor list
+    const listSubjects = [s.credit.listedEnterprises[0], s.credit.listedPersons[0], s.credit.unlistedEnterprises[0]].filter((x) => x !== undefined).map((id) => ({ id }))
+    const r4 = await ask('Market regulator screens applicants against the dishonest-debtor list', 'fj-amr', {
+      provider: 'fj-credit', service: 'credit.dishonest', purpose: 'registration-review', basis: 'Regulation on the Registration of Market Entities art. 12', subjects: listSubjects,
+    }, (st, j) => (st === 200 && j.results?.map((x: any) => x.listed).join() === 'true,true,false' ? undefined : `HTTP ${st} ${JSON.stringify(j.results)}`)) // eslint-disable-line @typescript-eslint/no-explicit-any
+    out(`    listed: ${(r4.results ?? []).map((x: any) => x.listed).join(', ')}`) // eslint-disable-line @typescript-eslint/no-explicit-any
+
+    // 5. a batch
+    const all = [...s.tax.paidInFull, ...s.tax.notPaidInFull]
+    const batch = Array.from({ length: 500 }, (_, i) => ({ uscc: (all[i % all.length] as { uscc: string }).uscc, year: s.tax.year }))
+    const r5 = await ask('Credit centre screens 500 enterprises in one signed request', 'fj-credit', {
+      provider: 'fj-tax', service: 'tax.compliance', purpose: 'credit-evaluation', basis: 'Social Credit Regulations art. 12', subjects: batch,
+    }, (st, j) => (st === 200 && j.results?.length === 500 ? undefined : `HTTP ${st}`))
+    const paidCount = (r5.results ?? []).filter((x: any) => x.paidInFull).length // eslint-disable-line @typescript-eslint/no-explicit-any
+    out(`    ${paidCount} of 500 paid in full for ${s.tax.year}`)
+
+    // 6. a denial: no agreement
+    await ask('Public security asks the tax bureau without an agreement', 'fj-psb', {
+      provider: 'fj-tax', service: 'tax.compliance', purpose: 'investigation', basis: 'none', subjects: [{ uscc: paid?.uscc, year: s.tax.year }],
+    }, (st, j) => (st === 403 && j.code === 'VN_ERR_POLICY_NO_AGREEMENT' && typeof j.jws === 'string' ? undefined : `HTTP ${st} ${j.code}`))
+    out('    refused with a signed, logged denial: VN_ERR_POLICY_NO_AGREEMENT')
+
+    // 7. quota
+    const few = (s.credit.listedPersons.length > 0 ? s.credit.listedPersons : s.credit.unlistedPersons).slice(0, 1)
+    const q = { provider: 'fj-credit', service: 'credit.dishonest', purpose: 'tax-credit-rating', basis: 'Tax Collection Administration Law art. 45' }
+    await ask('Tax bureau uses 4 of its daily quota of 5', 'fj-tax', { ...q, subjects: Array(4).fill({ id: few[0] }) }, (st) => (st === 200 ? undefined : `HTTP ${st}`))
+    await ask('... and is refused when 4 more would exceed it', 'fj-tax', { ...q, subjects: Array(4).fill({ id: few[0] }) },
+      (st, j) => (st === 429 && j.code === 'VN_ERR_POLICY_QUOTA_EXHAUSTED' ? undefined : `HTTP ${st} ${j.code}`))
+
+    // 8. bad input never leaves the consumer
+    const badId = `${(s.identity.matches[0]?.id ?? '').slice(0, 17)}${(s.identity.matches[0]?.id ?? '').endsWith('1') ? '2' : '1'}`
+    await ask('A mistyped ID number is refused before anything is signed or sent', 'fj-tax', {
+      provider: 'fj-psb', service: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', subjects: [{ id: badId, name: '张三' }],
+    }, (st, j) => (st === 400 && j.code === 'VN_ERR_SUBJECT_ID_CHECKSUM' ? undefined : `HTTP ${st} ${j.code}`))
+  } finally {
+    for (const n of Object.values(nodes)) await n.close()
+  }
+  const audits = opts.audit !== undefined ? await opts.audit(fed) : []
+  const ok = steps.every((x) => x.ok) && audits.every((a) => a.ok)
+  return { dir, steps, audits, ok }
+}
