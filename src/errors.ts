@@ -74,6 +74,10 @@ export const ERRORS = {
   VN_ERR_EVIDENCE_INVALID: { status: 400, title: 'Evidence record is malformed' },
   VN_ERR_EVIDENCE_CORRUPT: { status: 500, title: 'Stored evidence failed authentication (tampered or wrong key)' },
 
+  // audit (log export and the offline auditor)
+  VN_ERR_AUDIT_EXPORT_INVALID: { status: 400, title: 'Log export is incomplete or malformed' },
+  VN_ERR_AUDIT_EXPORT_TARGET: { status: 409, title: 'Export target exists and is not an empty folder' },
+
   // peers (consumer side)
   VN_ERR_PEER_UNREACHABLE: { status: 502, title: 'Peer node could not be reached' },
   VN_ERR_PEER_INSECURE: { status: 400, title: 'Refusing plain HTTP to a non-loopback peer without the insecure flag' },

@@ -6,7 +6,7 @@ import type { Test } from 'tap'
 import { request } from 'undici'
 import { buildDemoFederation, type DemoFederation, type BuildDemoOptions } from '../src/demo/federation.js'
 import { startNode, type RunningNode } from '../src/http/server.js'
-import { pino } from 'pino'
+import { pino, type Logger } from 'pino'
 
 export interface Fixture {
   fed: DemoFederation
@@ -15,7 +15,7 @@ export interface Fixture {
   verify(member: string, body: unknown, token?: string): Promise<{ status: number; json: any }> // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-export async function federationFixture(t: Test, opts: BuildDemoOptions & { start?: string[] } = {}): Promise<Fixture> {
+export async function federationFixture(t: Test, opts: BuildDemoOptions & { start?: string[]; logger?: Logger } = {}): Promise<Fixture> {
   const dir = t.testdir({})
   const fed = await buildDemoFederation(dir, { sizes: { residents: 300, enterprises: 200, taxYears: [2024, 2025] }, ...opts })
   const nodes: Record<string, RunningNode> = {}
@@ -23,7 +23,7 @@ export async function federationFixture(t: Test, opts: BuildDemoOptions & { star
   for (const id of which) {
     const n = fed.nodes[id]
     if (n === undefined) throw new Error(`no node ${id}`)
-    nodes[id] = await startNode(n.configPath, { logger: pino({ level: 'silent' }), checkpointEveryMs: 0 })
+    nodes[id] = await startNode(n.configPath, { logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0 })
   }
   t.teardown(async () => {
     for (const n of Object.values(nodes)) await n.close()

@@ -393,11 +393,17 @@ function finish(db: Database.Database): void {
   db.close()
 }
 
-/** Insert `rows` produced lazily by `next`, `BATCH_ROWS` per transaction. */
-async function bulkInsert<T>(db: Database.Database, sql: string, count: number, next: (i: number) => T): Promise<void> {
-  const stmt = db.prepare<[T]>(sql)
+/**
+ * Insert `count` rows produced lazily by `next` into `table`, `BATCH_ROWS` per transaction.
+ * Values are bound positionally in `columns` order.
+ */
+async function bulkInsert<T>(db: Database.Database, table: string, columns: readonly (keyof T & string)[], count: number, next: (i: number) => T): Promise<void> {
+  const stmt = db.prepare<unknown[]>(`INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`)
   const batch = db.transaction((from: number, to: number) => {
-    for (let i = from; i < to; i++) stmt.run(next(i))
+    for (let i = from; i < to; i++) {
+      const row = next(i)
+      stmt.run(columns.map((c) => row[c]))
+    }
   })
   for (let from = 0; from < count; from += BATCH_ROWS) {
     batch(from, Math.min(count, from + BATCH_ROWS))
@@ -456,7 +462,7 @@ export async function createDemoDatabases(dir: string, sizes: DemoSizes = {}, se
       region_code TEXT NOT NULL       -- GB/T 2260 division code of first registration
     );`)
   try {
-    await bulkInsert<Resident>(psDb, 'INSERT INTO residents VALUES (:id_number, :name, :birth_date, :sex, :region_code)', nResidents, (i) => {
+    await bulkInsert<Resident>(psDb, 'residents', ['id_number', 'name', 'birth_date', 'sex', 'region_code'], nResidents, (i) => {
       const { id, region, birth, seq } = newResidentId(rPeople)
       residentIds.add(id)
       const row: Resident = { id_number: id, name: personName(rPeople), birth_date: birth, sex: seq % 2 === 1 ? 'M' : 'F', region_code: region.code }
@@ -481,7 +487,7 @@ export async function createDemoDatabases(dir: string, sizes: DemoSizes = {}, se
       region_code   TEXT NOT NULL     -- GB/T 2260 division code of the registering authority
     );`)
   try {
-    await bulkInsert<Enterprise>(mrDb, 'INSERT INTO enterprises VALUES (:uscc, :name, :status, :registered_on, :region_code)', nEnterprises, () => {
+    await bulkInsert<Enterprise>(mrDb, 'enterprises', ['uscc', 'name', 'status', 'registered_on', 'region_code'], nEnterprises, () => {
       const kind = rFirms.float()
       // 91 enterprise, 92 individual business, 93 farmers' cooperative (GB 32100 Annex A, authority 9).
       const typeCode = kind < 0.85 ? '91' : kind < 0.97 ? '92' : '93'
@@ -532,7 +538,7 @@ export async function createDemoDatabases(dir: string, sizes: DemoSizes = {}, se
       PRIMARY KEY (uscc, year)
     );`)
   try {
-    await bulkInsert<TaxRow>(tbDb, 'INSERT INTO tax_payments VALUES (:uscc, :year, :tax_due_fen, :tax_paid_fen)', taxRows.length, (i) => taxRows[i]!)
+    await bulkInsert<TaxRow>(tbDb, 'tax_payments', ['uscc', 'year', 'tax_due_fen', 'tax_paid_fen'], taxRows.length, (i) => taxRows[i]!)
   } finally {
     finish(tbDb)
   }
@@ -562,7 +568,7 @@ export async function createDemoDatabases(dir: string, sizes: DemoSizes = {}, se
       court        TEXT NOT NULL      -- the enforcing court
     );`)
   try {
-    await bulkInsert<DebtorRow>(ccDb, 'INSERT INTO dishonest_debtors VALUES (:subject_id, :subject_type, :listed_on, :court)', debtors.length, (i) => debtors[i]!)
+    await bulkInsert<DebtorRow>(ccDb, 'dishonest_debtors', ['subject_id', 'subject_type', 'listed_on', 'court'], debtors.length, (i) => debtors[i]!)
   } finally {
     finish(ccDb)
   }

@@ -24,6 +24,8 @@ export async function buildPublicApp(node: NodeRuntime): Promise<FastifyInstance
   })
   app.setErrorHandler(errorHandler((code) => node.metrics.rejected.inc({ code })))
   app.setNotFoundHandler(notFoundHandler)
+  // JSON only: anything else is 415 before a handler sees it.
+  app.removeContentTypeParser('text/plain')
 
   app.get('/v1/catalog', async (_req, reply) => reply.header('cache-control', 'max-age=60').send({ jws: node.catalogJws() }))
 
@@ -53,6 +55,7 @@ export async function buildLocalApp(node: NodeRuntime): Promise<FastifyInstance>
   })
   app.setErrorHandler(errorHandler())
   app.setNotFoundHandler(notFoundHandler)
+  app.removeContentTypeParser('text/plain')
 
   app.get('/local/v1/openapi.json', async () => localOpenApi())
 

@@ -72,8 +72,9 @@ function daysInMonth(y: number, m: number): number {
   return m === 2 ? (isLeapYear(y) ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31
 }
 
-function todayUtc(now: Date): string {
-  return now.toISOString().slice(0, 10)
+/** Today's date in China Standard Time (UTC+8, no daylight saving), where the IDs are issued. */
+function todayInChina(now: Date): string {
+  return new Date(now.getTime() + 8 * 3600_000).toISOString().slice(0, 10)
 }
 
 function examineResidentId(s: unknown, now: Date): Parsed<ResidentIdInfo> {
@@ -89,7 +90,7 @@ function examineResidentId(s: unknown, now: Date): Parsed<ResidentIdInfo> {
   if (m < 1 || m > 12 || d < 1 || d > daysInMonth(y, m)) return { ok: false, why: 'birth date is not a calendar date' }
   if (y < 1900) return { ok: false, why: 'birth date is before 1900' }
   const birthDate = `${s.slice(6, 10)}-${s.slice(10, 12)}-${s.slice(12, 14)}`
-  if (birthDate > todayUtc(now)) return { ok: false, why: 'birth date is in the future' }
+  if (birthDate > todayInChina(now)) return { ok: false, why: 'birth date is in the future' }
   if (residentIdCheckChar(s.slice(0, 17)) !== s[17]) return { ok: false, why: 'check character does not match' }
   const sex: Sex = (s.charCodeAt(16) - 48) % 2 === 1 ? 'male' : 'female'
   return { ok: true, value: { region, birthDate, sex } }

@@ -92,7 +92,8 @@ export class SqliteSource implements DataSource {
   readonly #busyTimeoutMs: number
   readonly #cacheSize: number
   readonly #cache = new Map<string, Stmt>()
-  readonly #iterators = new Set<Db>()
+  /** Open enumeration connections and their row iterators, closed by `close()`. */
+  readonly #iterators = new Map<Db, Iterator<Row> | undefined>()
   #db: Db | undefined
 
   private constructor(path: string, db: Db, opts: SqliteSourceOptions) {
@@ -162,12 +163,13 @@ export class SqliteSource implements DataSource {
     this.#conn()
     checkParams(params)
     const db = openReadOnly(this.#path, this.#busyTimeoutMs)
-    this.#iterators.add(db)
+    this.#iterators.set(db, undefined)
     try {
       const stmt = prepareReader(db, sql, 'iterate')
       let rows: Iterator<Row>
       try {
         rows = stmt.iterate(params)
+        this.#iterators.set(db, rows)
       } catch (e) {
         throw new VnError('VN_ERR_SOURCE_QUERY', `sqlite: ${sqliteCode(e)}: ${(e as Error).message}`, { cause: e })
       }
@@ -202,10 +204,11 @@ export class SqliteSource implements DataSource {
   }
 
   async ping(): Promise<void> {
+    const db = this.#conn()
     try {
-      this.#conn().prepare('SELECT count(*) FROM sqlite_schema').get()
+      // Reads the schema page, so a file replaced or corrupted under the node is noticed.
+      db.prepare('SELECT count(*) FROM sqlite_schema').get()
     } catch (e) {
-      if (e instanceof VnError) throw e
       throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `sqlite: ${sqliteCode(e)}`, { cause: e })
     }
   }
@@ -214,7 +217,12 @@ export class SqliteSource implements DataSource {
     this.#cache.clear()
     const db = this.#db
     this.#db = undefined
-    for (const it of this.#iterators) if (it.open) it.close()
+    // An enumeration suspended between batches: end its statement, then its connection (SQLite
+    // refuses to close a connection with a running statement). It notices when it resumes.
+    for (const [it, rows] of this.#iterators) {
+      rows?.return?.()
+      if (it.open) it.close()
+    }
     this.#iterators.clear()
     if (db?.open === true) db.close()
   }

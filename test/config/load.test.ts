@@ -1,0 +1,46 @@
+import t from 'tap'
+import { join } from 'node:path'
+import { parseConfig, loadConfig } from '../../src/config/load.js'
+
+const base = { member: 'fj-tax' }
+
+t.test('defaults and env overrides', async (t) => {
+  const c = parseConfig(base, { VERINODE_LISTEN_PORT: '9000', VERINODE_LOG_LEVEL: 'warn', VERINODE_INSECURE: 'true' })
+  t.equal(c.listen.port, 9000)
+  t.equal(c.logLevel, 'warn')
+  t.equal(c.insecure, true)
+  t.equal(c.limits.skewMs, 60_000)
+})
+
+t.test('bad configs are refused with every problem named by path', async (t) => {
+  const bad: Array<[string, unknown, RegExp]> = [
+    ['not an object', [], /must be a JSON object/],
+    ['bad member id', { member: 'FJ TAX' }, /member/],
+    ['unknown key', { ...base, colour: 'blue' }, /colour|Unrecognized/],
+    ['port out of range', { ...base, listen: { port: 70000 } }, /listen\.port/],
+    ['env port not a number', base, /listen\.port/],
+    ['service without data source', { ...base, services: [{ id: 'a.b', title: { en: 'x' }, kind: 'membership', fields: { id: { kind: 'uscc', key: true } }, lookup: 'SELECT 1' }] }, /dataSource: required/],
+    ['service without key field', { ...base, dataSource: { kind: 'sqlite', path: 'x' }, services: [{ id: 'a.b', title: { en: 'x' }, kind: 'membership', fields: { id: { kind: 'uscc' } }, lookup: 'SELECT 1' }] }, /key: true/],
+    ['agreement for unknown service', {
+      ...base,
+      agreements: [{ id: 'a1', consumer: 'fj-psb', services: ['x.y'], purposes: ['p'], basis: 'b', validFrom: '2026-01-01T00:00:00Z', validUntil: '2027-01-01T00:00:00Z', dailyQuota: 1, modes: ['plain'] }],
+    }, /unknown service x\.y/],
+    ['agreement ending before it starts', {
+      ...base,
+      agreements: [{ id: 'a1', consumer: 'fj-psb', services: ['x.y'], purposes: ['p'], basis: 'b', validFrom: '2027-01-01T00:00:00Z', validUntil: '2026-01-01T00:00:00Z', dailyQuota: 1, modes: ['plain'] }],
+    }, /validUntil/],
+    ['unknown data source kind', { ...base, dataSource: { kind: 'oracle', path: 'x' } }, /dataSource/],
+  ]
+  for (const [name, raw, re] of bad) {
+    const env = name === 'env port not a number' ? { VERINODE_LISTEN_PORT: 'eighty' } : {}
+    t.throws(() => parseConfig(raw, env), { code: 'VN_ERR_CONFIG_INVALID', message: re }, name)
+  }
+})
+
+t.test('files: unreadable and not JSON', async (t) => {
+  const dir = t.testdir({ 'bad.json': '{ "member": ', 'ok.json': JSON.stringify(base) })
+  await t.rejects(loadConfig(join(dir, 'missing.json'), {}), { code: 'VN_ERR_CONFIG_INVALID' })
+  await t.rejects(loadConfig(join(dir, 'bad.json'), {}), { code: 'VN_ERR_CONFIG_INVALID', message: /not valid JSON/ })
+  const ok = await loadConfig(join(dir, 'ok.json'), {})
+  t.equal(ok.path('var'), join(dir, 'var'))
+})

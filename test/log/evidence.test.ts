@@ -1,0 +1,127 @@
+import t from 'tap'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import Database from 'better-sqlite3'
+import { SqliteLogStore } from '../../src/log/store.js'
+import { SqliteEvidenceStore, jwsDigest, encryptDisclosures, decryptDisclosures } from '../../src/log/evidence.js'
+
+const KEY = new Uint8Array(randomBytes(32))
+// Synthetic SD-JWT-style disclosures holding a (made-up) ID number and name.
+const SECRET_ID = '11010519491231002X'
+const SECRET_NAME = 'Zhang San Testperson'
+const DISCLOSURES = [
+  Buffer.from(JSON.stringify(['salt-1', 'id', SECRET_ID])).toString('base64url'),
+  Buffer.from(JSON.stringify(['salt-2', 'name', SECRET_NAME])).toString('base64url'),
+]
+const JWS = 'eyJhbGciOiJFZERTQSJ9.eyJ2IjoxfQ.c2lnbmF0dXJl'
+
+async function setup(t: { teardown(fn: () => unknown): void }): Promise<{ dir: string; path: string; log: SqliteLogStore; ev: SqliteEvidenceStore }> {
+  const dir = mkdtempSync(join(tmpdir(), 'vn-ev-'))
+  const path = join(dir, 'log.db')
+  const log = await SqliteLogStore.open(path, { writer: 'inline' })
+  t.teardown(async () => {
+    await log.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  return { dir, path, log, ev: new SqliteEvidenceStore(log, KEY) }
+}
+
+t.test('JWS evidence: stored by digest, digest checked, idempotent', async (t) => {
+  const { ev } = await setup(t)
+  const d = jwsDigest(JWS)
+  t.equal(d.length, 43)
+  await ev.putJws(d, JWS)
+  await ev.putJws(d, JWS) // a retried exchange stores the same JWS again: no error, one row
+  t.equal(await ev.getJws(d), JWS)
+  t.equal(await ev.getJws(jwsDigest('a.b.c')), undefined)
+  await t.rejects(ev.putJws(jwsDigest('a.b.c'), JWS), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'digest of another JWS')
+  await t.rejects(ev.putJws('short', JWS), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.putJws(jwsDigest('not a jws'), 'not a jws'), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.getJws('x'), { code: 'VN_ERR_EVIDENCE_INVALID' })
+})
+
+t.test('disclosures: sealed at rest (file scan), round-trip, tamper detected, purge deletes', async (t) => {
+  const { dir, path, log, ev } = await setup(t)
+  const now = 1_800_000_000_000
+  await ev.putDisclosures('xid-1', DISCLOSURES, now + 1000)
+  await ev.putDisclosures('xid-2', DISCLOSURES, now - 1)
+  t.same(await ev.getDisclosures('xid-1', now), DISCLOSURES)
+  t.equal(await ev.getDisclosures('xid-2', now), undefined, 'expired rows are not returned')
+  t.equal(await ev.getDisclosures('xid-3', now), undefined)
+
+  // Scan every file of the database (main file and WAL) for any plaintext form of the disclosures.
+  const raw = Buffer.concat(readdirSync(dir).map((f) => readFileSync(join(dir, f))))
+  for (const needle of [SECRET_ID, SECRET_NAME, ...DISCLOSURES, JSON.stringify(DISCLOSURES)]) {
+    t.equal(raw.indexOf(Buffer.from(needle)), -1, `plaintext ${needle.slice(0, 12)}… not on disk`)
+  }
+  t.ok(raw.indexOf(Buffer.from('xid-1')) >= 0, 'the scan does see the row (the xid is stored in clear)')
+
+  // Tamper with the stored ciphertext through a second connection: authentication fails.
+  const db = new Database(path)
+  t.teardown(() => db.close())
+  const row = db.prepare('SELECT ciphertext FROM evidence_disclosures WHERE xid = ?').get('xid-1') as { ciphertext: Buffer }
+  const bad = Buffer.from(row.ciphertext)
+  bad[0] = (bad[0] as number) ^ 1
+  db.prepare('UPDATE evidence_disclosures SET ciphertext = ? WHERE xid = ?').run(bad, 'xid-1')
+  await t.rejects(ev.getDisclosures('xid-1', now), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
+  // Moving a row to another exchange (AAD = xid) is detected too.
+  db.prepare('UPDATE evidence_disclosures SET ciphertext = ? WHERE xid = ?').run(row.ciphertext, 'xid-1')
+  t.same(await ev.getDisclosures('xid-1', now), DISCLOSURES, 'restored row opens again')
+  db.prepare("UPDATE evidence_disclosures SET xid = 'xid-9' WHERE xid = 'xid-1'").run()
+  await t.rejects(ev.getDisclosures('xid-9', now), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
+  db.prepare("UPDATE evidence_disclosures SET xid = 'xid-1' WHERE xid = 'xid-9'").run()
+
+  t.equal(await ev.purgeExpired(now), 1, 'one expired row purged')
+  t.equal(db.prepare('SELECT COUNT(*) FROM evidence_disclosures').pluck().get(), 1)
+  t.equal(await ev.purgeExpired(now + 1000), 1)
+  t.equal(db.prepare('SELECT COUNT(*) FROM evidence_disclosures').pluck().get(), 0, 'purge deletes')
+  t.equal(await ev.purgeExpired(now + 1000), 0)
+  t.ok(log.writable)
+})
+
+t.test('log leaves and evidence commit in one transaction (appendWithEvidence)', async (t) => {
+  const { log, ev, path } = await setup(t)
+  const leaf = new TextEncoder().encode('{"type":"response-out","xid":"xid-5"}')
+  const [r] = await log.appendWithEvidence([leaf], [ev.jwsRecord(jwsDigest(JWS), JWS), ev.sealDisclosures('xid-5', DISCLOSURES, Date.now() + 60_000)])
+  t.equal(r?.index, 0)
+  t.equal(await ev.getJws(jwsDigest(JWS)), JWS)
+  t.same(await ev.getDisclosures('xid-5'), DISCLOSURES)
+  // A failed commit writes neither the leaf nor the evidence.
+  log.failNextCommit()
+  const jws2 = 'eyJhbGciOiJFZERTQSJ9.eyJ2IjoyfQ.c2lnbmF0dXJl'
+  await t.rejects(log.appendWithEvidence([leaf], [ev.jwsRecord(jwsDigest(jws2), jws2), ev.sealDisclosures('xid-6', DISCLOSURES, Date.now() + 60_000)]), { code: 'VN_ERR_LOG_UNAVAILABLE' })
+  await t.rejects(ev.putJws(jwsDigest(jws2), jws2), { code: 'VN_ERR_LOG_UNAVAILABLE' }, 'evidence writes fail closed with the log')
+  const db = new Database(path, { readonly: true })
+  t.teardown(() => db.close())
+  t.equal(db.prepare('SELECT COUNT(*) FROM leaves').pluck().get(), 1)
+  t.equal(db.prepare('SELECT COUNT(*) FROM evidence_jws').pluck().get(), 1)
+  t.equal(db.prepare('SELECT COUNT(*) FROM evidence_disclosures').pluck().get(), 1)
+})
+
+t.test('bad evidence inputs are rejected with their codes and write nothing', async (t) => {
+  const { log, ev } = await setup(t)
+  t.throws(() => new SqliteEvidenceStore(log, new Uint8Array(16)), { code: 'VN_ERR_CONFIG_INVALID' })
+  await t.rejects(ev.putDisclosures('', DISCLOSURES, 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.putDisclosures('has space', DISCLOSURES, 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.putDisclosures('x', [1 as unknown as string], 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.putDisclosures('x', DISCLOSURES, -1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.putDisclosures('x', DISCLOSURES, 1.5), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.getDisclosures(''), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.purgeExpired(Number.NaN), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  t.equal(log.database.prepare('SELECT COUNT(*) FROM evidence_disclosures').pluck().get(), 0)
+})
+
+t.test('sealing primitives: fresh nonce per row, wrong key and short rows rejected', async (t) => {
+  const a = encryptDisclosures(KEY, 'x', DISCLOSURES)
+  const b = encryptDisclosures(KEY, 'x', DISCLOSURES)
+  t.not(Buffer.from(a.nonce).toString('hex'), Buffer.from(b.nonce).toString('hex'))
+  t.same(decryptDisclosures(KEY, 'x', a.nonce, a.ciphertext), DISCLOSURES)
+  t.throws(() => decryptDisclosures(new Uint8Array(randomBytes(32)), 'x', a.nonce, a.ciphertext), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
+  t.throws(() => decryptDisclosures(KEY, 'x', a.nonce.subarray(1), a.ciphertext), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
+  t.throws(() => decryptDisclosures(KEY, 'x', a.nonce, a.ciphertext.subarray(0, 10)), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
+  const tag = new Uint8Array(a.ciphertext)
+  tag[tag.length - 1] = (tag[tag.length - 1] as number) ^ 0x80
+  t.throws(() => decryptDisclosures(KEY, 'x', a.nonce, tag), { code: 'VN_ERR_EVIDENCE_CORRUPT' }, 'flipped tag byte')
+})
