@@ -10,8 +10,8 @@
  *     matches its digest and every subject field canonicalizes (before any lookup);
  *  5. decide under the agreement set in force (deny by default, quota);
  *  6. answer by looking the subjects up in place;
- *  7. log request-in + decision, sign the response bound to the request digest, log response-out,
- *     and only once those entries are durable release the response (log before answer).
+ *  7. sign the response bound to the request digest; log request-in, decision and response-out
+ *     with the evidence in one group commit; release the response only once it is durable.
  *
  * Failures in steps 1-4 are the consumer's to fix: they get an unsigned RFC 9457 problem and nothing
  * is written. Policy denials (step 5) are signed and logged like answers.
@@ -64,6 +64,8 @@ export interface NodeLog {
    * indices once durable. Rejects with VN_ERR_LOG_UNAVAILABLE when the log cannot be written.
    */
   append(records: readonly LogRecord[], evidence?: readonly EvidenceItem[]): Promise<number[]>
+  /** the index the next appended record will get (appends commit in call order) */
+  nextIndex(): number
 }
 
 export interface ProviderDeps {
@@ -168,21 +170,16 @@ export class Provider {
       answers = await answerAll(svc, this.d.source, subjects)
     }
 
-    // 7. log, sign, log, release
+    // 7. sign the response bound to the request digest and naming the request entry's log index,
+    // then log request-in, decision and response-out with their evidence in one group commit,
+    // and release the response only once that commit is durable (log before answer).
     const base = { v: 1 as const, at: now }
-    const [requestIndex] = await this.d.log.append([
-      { ...base, t: 'request-in', xid: req.xid, iss: req.iss, svc: req.svc, mode: req.mode, purpose: req.purpose, basis: req.basis, count, reqDigest },
-      {
-        ...base, t: 'decision', xid: req.xid, iss: req.iss, reqDigest, permit: decision.permit, policy, count, day: utcDay(now),
-        ...(decision.agreementId !== undefined ? { agreement: decision.agreementId } : {}),
-        ...(decision.permit ? {} : { code: decision.code }),
-      },
-    ])
+    const requestIndex = this.d.log.nextIndex()
     const payload: ResponsePayload = {
       v: 1, xid: req.xid, reqDigest, iat: this.now(), iss: this.d.self, aud: req.iss,
       status: decision.permit ? 'ok' : 'denied',
       policy,
-      log: { index: requestIndex as number },
+      log: { index: requestIndex },
     }
     if (answers !== undefined) payload.results = answers
     if (decision.agreementId !== undefined) payload.agreement = decision.agreementId
@@ -201,10 +198,15 @@ export class Provider {
     if (disclosures.length > 0) {
       evidence.push({ kind: 'disclosures', xid: req.xid, disclosures, expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
     }
-    await this.d.log.append(
-      [{ ...base, t: 'response-out', xid: req.xid, aud: req.iss, reqDigest, respDigest, status: payload.status, requestIndex: requestIndex as number }],
-      evidence,
-    )
+    await this.d.log.append([
+      { ...base, t: 'request-in', xid: req.xid, iss: req.iss, svc: req.svc, mode: req.mode, purpose: req.purpose, basis: req.basis, count, reqDigest },
+      {
+        ...base, t: 'decision', xid: req.xid, iss: req.iss, reqDigest, permit: decision.permit, policy, count, day: utcDay(now),
+        ...(decision.agreementId !== undefined ? { agreement: decision.agreementId } : {}),
+        ...(decision.permit ? {} : { code: decision.code }),
+      },
+      { ...base, t: 'response-out', xid: req.xid, aud: req.iss, reqDigest, respDigest, status: payload.status, requestIndex },
+    ], evidence)
     this.d.observe?.({ service: req.svc, mode: req.mode, decision: decision.permit ? 'permit' : decision.code, seconds: (performance.now() - started) / 1000 })
     if (problem === undefined) return { status: 200, body: { jws: respJws }, problem: false, xid: req.xid }
     return { status: problem.statusCode, body: { ...problem.toProblem(), jws: respJws }, problem: true, xid: req.xid }

@@ -111,7 +111,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     throw e
   }
   const evidence = new SqliteEvidenceStore(store, evidenceKey)
-  const log = new StoreNodeLog(store, evidence, (s) => metrics.logCommitSeconds.observe(s))
+  const log = await StoreNodeLog.open(store, evidence, (s) => metrics.logCommitSeconds.observe(s))
 
   const agreements: Agreement[] = cfg.agreements
   const policy = agreementSetHash(agreements)
