@@ -86,6 +86,11 @@ export const ERRORS = {
 
   // local API
   VN_ERR_LOCAL_UNAUTHORIZED: { status: 401, title: 'Missing or unknown application token' },
+  VN_ERR_LOCAL_UNREACHABLE: { status: 502, title: 'Local node could not be reached or did not answer in time' },
+  VN_ERR_LOCAL_BAD_RESPONSE: { status: 502, title: 'Local node answered with something that is neither a result nor a problem' },
+
+  // CLI input files (verify-batch)
+  VN_ERR_CLI_CSV_MALFORMED: { status: 400, title: 'CSV input is malformed (RFC 4180)' },
 
   // config
   VN_ERR_CONFIG_INVALID: { status: 500, title: 'Configuration is invalid' },

@@ -636,7 +636,7 @@ function generateProof(k: Uint8Array, B: Uint8Array, C: readonly Uint8Array[], D
   const t3 = mul(r, M)
   const c = challenge(B, M, Z, t2, t3)
   const s = scalarSub(r, scalarMul(c, k))
-  r.fill(0)
+  if (injectedR === undefined) r.fill(0) // never wipe a caller's array
   return concat([c, s])
 }
 

@@ -9,11 +9,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
 import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload, type Mode } from '../protocol/envelope.js'
-import { makeDisclosure } from '../protocol/disclosures.js'
 import { canonicalizeField } from '../protocol/canonicalize.js'
 import { CatalogSchema, type Catalog, type CatalogService } from './catalog.js'
 import type { PeerClient } from '../peers/client.js'
-import type { NodeLog } from './provider.js'
+import type { NodeLog, EvidenceItem } from './provider.js'
+import type { ConsumerMode } from './modes/types.js'
 import type { Signer } from './signer.js'
 import { formatZodIssues } from '../config/load.js'
 
@@ -23,6 +23,8 @@ export interface ConsumerDeps {
   resolver: (at: number) => KeyResolver
   endpointOf: (member: string) => string
   client: PeerClient
+  /** the modes this node can ask in */
+  modes: ReadonlyMap<Mode, ConsumerMode>
   log: NodeLog
   limits: { batchMax: number; retentionDays: number }
   now?: () => number
@@ -112,7 +114,8 @@ export class Consumer {
 
   async verify(r: VerifyRequest): Promise<VerifyResult> {
     const mode = r.mode ?? 'plain'
-    if (mode !== 'plain') throw new VnError('VN_ERR_EXCH_MODE', `${mode} mode is not available on this node yet`)
+    const handler = this.d.modes.get(mode)
+    if (handler === undefined) throw new VnError('VN_ERR_EXCH_MODE', `${mode} mode is not available on this node`)
     const catalog = await this.catalog(r.provider)
     const svc = catalog.services.find((s) => s.id === r.service)
     if (svc === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `${r.provider} offers no ${r.service}`)
@@ -122,36 +125,27 @@ export class Consumer {
     if (r.subjects.length > limit) throw new VnError('VN_ERR_REQ_BATCH_TOO_LARGE', `${r.subjects.length} subjects, limit ${limit}`)
     const canonical = Consumer.canonicalSubjects(svc, r.subjects)
 
-    const disclosures: string[] = []
-    const digests = canonical.map((s) => {
-      const m: Record<string, string> = {}
-      for (const [field, value] of Object.entries(s)) {
-        const d = makeDisclosure(field, value)
-        disclosures.push(d.disclosure)
-        m[field] = d.digest
-      }
-      return m
-    })
+    const built = await handler.build(svc, canonical, { provider: r.provider, now: this.now() })
+    const disclosures = built.disclosures ?? []
     const xid = newXid()
     const payload: RequestPayload = {
       v: 1, xid, iat: this.now(), iss: this.d.self, aud: r.provider, svc: r.service,
-      purpose: r.purpose, basis: r.basis, mode, q: { subjects: digests },
+      purpose: r.purpose, basis: r.basis, mode, q: built.q,
     }
     const s = this.d.signer()
     const jws = signJwsJson(payload, s.privateKey, s.kid, REQUEST_TYP)
     const reqDigest = sha256b64u(jws)
     const at = this.now()
+    const evidence: EvidenceItem[] = [{ kind: 'jws', digest: reqDigest, jws }]
+    if (disclosures.length > 0) evidence.push({ kind: 'disclosures', xid, disclosures, expiresAt: at + this.d.limits.retentionDays * 86_400_000 })
     const [requestIndex] = await this.d.log.append(
-      [{ v: 1, at, t: 'request-out', xid, aud: r.provider, svc: r.service, mode, purpose: r.purpose, basis: r.basis, count: canonical.length, reqDigest }],
-      [
-        { kind: 'jws', digest: reqDigest, jws },
-        { kind: 'disclosures', xid, disclosures, expiresAt: at + this.d.limits.retentionDays * 86_400_000 },
-      ],
+      [{ v: 1, at, t: 'request-out', xid, aud: r.provider, svc: r.service, mode, purpose: r.purpose, basis: r.basis, count: built.count, reqDigest }],
+      evidence,
     )
 
     let reply
     try {
-      reply = await this.d.client.post(this.d.endpointOf(r.provider), '/v1/exchange', JSON.stringify({ jws, disclosures }))
+      reply = await this.d.client.post(this.d.endpointOf(r.provider), '/v1/exchange', JSON.stringify(disclosures.length > 0 ? { jws, disclosures } : { jws }))
     } catch (e) {
       const code = e instanceof VnError ? e.code : 'VN_ERR_PEER_UNREACHABLE'
       await this.d.log.append([{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: 'error', code }])
@@ -173,20 +167,35 @@ export class Consumer {
     if (resp.aud !== this.d.self || resp.xid !== xid || resp.reqDigest !== reqDigest) {
       throw new VnError('VN_ERR_EXCH_RESPONSE_UNBOUND', 'aud, xid or reqDigest does not match the request sent')
     }
-    if (resp.status === 'ok' && (resp.results === undefined || resp.results.length !== canonical.length)) {
-      throw new VnError('VN_ERR_PEER_BAD_RESPONSE', 'results do not match the subjects asked')
+    // A reply that does not make sense for the question is still evidence: log it, then refuse it.
+    let answers: Record<string, unknown>[] | undefined
+    let finishError: unknown
+    if (resp.status === 'ok') {
+      const got: { results?: Record<string, unknown>[]; r?: Record<string, unknown> } = {}
+      if (resp.results !== undefined) got.results = resp.results
+      if (resp.r !== undefined) got.r = resp.r
+      try {
+        answers = await built.finish(got)
+      } catch (e) {
+        finishError = e
+      }
     }
     const respDigest = sha256b64u(respJws)
+    const finishCode = finishError === undefined ? undefined : (finishError instanceof VnError ? finishError.code : 'VN_ERR_PEER_BAD_RESPONSE')
     const [responseIndex] = await this.d.log.append(
-      [{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: resp.status, respDigest, peerIndex: resp.log.index, ...(resp.error ? { code: resp.error.code } : {}) }],
+      [{
+        v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: finishCode === undefined ? resp.status : 'error', respDigest, peerIndex: resp.log.index,
+        ...(resp.error ? { code: resp.error.code } : finishCode !== undefined ? { code: finishCode } : {}),
+      }],
       [{ kind: 'jws', digest: respDigest, jws: respJws }],
     )
+    if (finishError !== undefined) throw finishError
     const out: VerifyResult = {
       xid, provider: r.provider, service: r.service, status: resp.status,
       providerLogIndex: resp.log.index, logIndex: { request: requestIndex as number, response: responseIndex as number }, reqDigest, respDigest,
       jws: respJws,
     }
-    if (resp.results !== undefined) out.results = resp.results
+    if (answers !== undefined) out.results = answers
     if (resp.error !== undefined) out.error = resp.error
     if (resp.agreement !== undefined) out.agreement = resp.agreement
     return out

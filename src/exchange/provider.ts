@@ -6,10 +6,11 @@
  *  2. check issuer = signer, audience = this node, iat within the skew;
  *  3. replay: the same (iss, xid) with the same request digest gets the first response again;
  *     with a different digest it is refused;
- *  4. service and mode exist; the mode's query is well formed; the batch fits; every disclosure
- *     matches its digest and every subject field canonicalizes (before any lookup);
+ *  4. service and mode exist; the mode's handler (src/exchange/modes/) validates the query fully:
+ *     the batch fits, every disclosure matches its digest, every field canonicalizes, every group
+ *     element or ciphertext is well formed (before any lookup);
  *  5. decide under the agreement set in force (deny by default, quota);
- *  6. answer by looking the subjects up in place;
+ *  6. answer (look up in place, evaluate, or compute under encryption) only when permitted;
  *  7. sign the response bound to the request digest; log request-in, decision and response-out
  *     with the evidence in one group commit; release the response only once it is durable.
  *
@@ -22,18 +23,15 @@ import { peekJws, verifyJwsJson, signJwsJson, type KeyResolver } from '../crypto
 import {
   ExchangeBodySchema,
   RequestPayloadSchema,
-  PlainQuerySchema,
   REQUEST_TYP,
   RESPONSE_TYP,
   type RequestPayload,
   type ResponsePayload,
   type Mode,
 } from '../protocol/envelope.js'
-import { openDisclosure } from '../protocol/disclosures.js'
-import { canonicalizeField } from '../protocol/canonicalize.js'
 import type { ServiceConfig } from '../config/schema.js'
 import type { DataSource } from '../sources/types.js'
-import { answerAll, type Answer } from './answers.js'
+import type { ProviderMode } from './modes/types.js'
 import type { LogRecord } from '../log/records.js'
 import { utcDay } from '../policy/quota.js'
 import { formatZodIssues } from '../config/load.js'
@@ -77,6 +75,8 @@ export interface ProviderDeps {
   authorize: (r: AuthorizationRequest) => AuthorizationResult
   policyHash: () => string
   source: DataSource | undefined
+  /** the modes this node answers in (plain always; oprf, he when configured) */
+  modes: ReadonlyMap<Mode, ProviderMode>
   log: NodeLog
   limits: { batchMax: number; skewMs: number; retentionDays: number }
   now?: () => number
@@ -155,20 +155,17 @@ export class Provider {
     const svc = this.d.services.get(req.svc)
     if (svc === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `no service ${req.svc}`)
     if (!svc.modes.includes(req.mode)) throw new VnError('VN_ERR_EXCH_MODE', `${req.svc} does not offer ${req.mode}`)
-    if (req.mode !== 'plain') throw new VnError('VN_ERR_EXCH_MODE', `${req.mode} mode is not available on this node yet`)
-    const subjects = this.openPlainSubjects(svc, req, disclosures)
+    const handler = this.d.modes.get(req.mode)
+    if (handler === undefined) throw new VnError('VN_ERR_EXCH_MODE', `${req.mode} mode is not available on this node`)
+    const prepared = await handler.prepare(svc, req, disclosures, { source: this.d.source, limits: this.d.limits, now })
 
     // 5. decision
-    const count = subjects.length
+    const count = prepared.count
     const decision = this.d.authorize({ consumer: req.iss, service: req.svc, purpose: req.purpose, basis: req.basis, mode: req.mode, count, at: now })
     const policy = this.d.policyHash()
 
     // 6. answer in place (only when permitted)
-    let answers: Answer[] | undefined
-    if (decision.permit) {
-      if (this.d.source === undefined) throw new VnError('VN_ERR_INTERNAL', 'no data source configured')
-      answers = await answerAll(svc, this.d.source, subjects)
-    }
+    const reply = decision.permit ? await prepared.answer() : {}
 
     // 7. sign the response bound to the request digest and naming the request entry's log index,
     // then log request-in, decision and response-out with their evidence in one group commit,
@@ -181,7 +178,8 @@ export class Provider {
       policy,
       log: { index: requestIndex },
     }
-    if (answers !== undefined) payload.results = answers
+    if (reply.results !== undefined) payload.results = reply.results
+    if (reply.r !== undefined) payload.r = reply.r
     if (decision.agreementId !== undefined) payload.agreement = decision.agreementId
     let problem: VnError | undefined
     if (!decision.permit) {
@@ -210,43 +208,6 @@ export class Provider {
     this.d.observe?.({ service: req.svc, mode: req.mode, decision: decision.permit ? 'permit' : decision.code, seconds: (performance.now() - started) / 1000 })
     if (problem === undefined) return { status: 200, body: { jws: respJws }, problem: false, xid: req.xid }
     return { status: problem.statusCode, body: { ...problem.toProblem(), jws: respJws }, problem: true, xid: req.xid }
-  }
-
-  /** plain mode: check every disclosure against its digest and canonicalize every field. */
-  private openPlainSubjects(svc: ServiceConfig, req: RequestPayload, disclosures: string[]): Record<string, string>[] {
-    const q = PlainQuerySchema.safeParse(req.q)
-    if (!q.success) throw new VnError('VN_ERR_REQ_INVALID', `q: ${formatZodIssues(q.error)}`)
-    const list = q.data.subjects
-    if (list.length > this.d.limits.batchMax) {
-      throw new VnError('VN_ERR_REQ_BATCH_TOO_LARGE', `${list.length} subjects, limit ${this.d.limits.batchMax}`)
-    }
-    const byDigest = new Map<string, string>()
-    for (const d of disclosures) byDigest.set(sha256b64u(d), d)
-    if (byDigest.size !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: duplicates')
-    let used = 0
-    const out = list.map((digests, i) => {
-      const rec: Record<string, string> = {}
-      for (const [field, spec] of Object.entries(svc.fields)) {
-        const path = `subjects[${i}].${field}`
-        const dg = digests[field]
-        if (dg === undefined) {
-          if (spec.required) throw new VnError('VN_ERR_SUBJECT_INVALID', `${path}: missing`)
-          continue
-        }
-        const disclosure = byDigest.get(dg)
-        if (disclosure === undefined) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: no disclosure for its digest`)
-        used++
-        const opened = openDisclosure(disclosure, dg, path)
-        if (opened.field !== field) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: disclosure names another field`)
-        rec[field] = canonicalizeField(spec.kind, opened.value, path)
-      }
-      for (const field of Object.keys(digests)) {
-        if (!(field in svc.fields)) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}].${field}: unknown field`)
-      }
-      return rec
-    })
-    if (used !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: some are not referenced by any digest')
-    return out
   }
 
   /**

@@ -25,6 +25,7 @@ import { decide } from '../policy/decide.js'
 import { QuotaCounter, utcDay } from '../policy/quota.js'
 import { Provider, type ExchangeReply } from '../exchange/provider.js'
 import { Consumer } from '../exchange/consumer.js'
+import { plainProvider, plainConsumer } from '../exchange/modes/plain.js'
 import { catalogOf, signCatalog } from '../exchange/catalog.js'
 import type { Signer } from '../exchange/signer.js'
 import { PeerClient } from '../peers/client.js'
@@ -126,6 +127,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     authorize: (r) => decide(r, agreements, quotas),
     policyHash: () => policy,
     source,
+    modes: new Map([['plain', plainProvider]]),
     log,
     limits,
     now,
@@ -141,6 +143,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     resolver: (at) => federation.get(at).messageKeyResolver(at),
     endpointOf: (m) => federation.get(now()).endpoint(m),
     client,
+    modes: new Map([['plain', plainConsumer]]),
     log,
     limits,
     now,

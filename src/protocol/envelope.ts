@@ -59,6 +59,8 @@ export const ResponsePayloadSchema = z.strictObject({
   aud: memberId,
   status: z.enum(['ok', 'denied']),
   results: z.array(z.record(z.string(), z.unknown())).optional(),
+  /** mode-specific reply (oprf: evaluated elements and proof; he: result ciphertexts) */
+  r: z.record(z.string(), z.unknown()).optional(),
   error: ProblemSchema.optional(),
   policy: digest,
   agreement: z.string().optional(),

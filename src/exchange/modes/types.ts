@@ -1,0 +1,53 @@
+/**
+ * How a question is asked (`plain`, `oprf`, `he`) is a pluggable part of an exchange. The exchange
+ * core (provider.ts, consumer.ts) does signing, replay protection, policy, logging and evidence the
+ * same way for every mode; a mode only turns subjects into a query `q` and a reply back into answers.
+ */
+import type { ServiceConfig } from '../../config/schema.js'
+import type { DataSource } from '../../sources/types.js'
+import type { CatalogService } from '../catalog.js'
+import type { Mode, RequestPayload } from '../../protocol/envelope.js'
+
+export type Answer = Record<string, unknown>
+
+export interface ProviderModeContext {
+  source: DataSource | undefined
+  limits: { batchMax: number }
+  now: number
+}
+
+/** A validated query, ready to be answered once the decision permits it. */
+export interface PreparedQuery {
+  /** units counted against the quota (subjects or evaluations) */
+  count: number
+  /** computes the reply: per-subject `results` (plain) and/or a mode-specific `r` */
+  answer(): Promise<{ results?: Answer[]; r?: Record<string, unknown> }>
+}
+
+export interface ProviderMode {
+  readonly mode: Mode
+  /**
+   * Validates `req.q` (and the disclosures beside it) completely. Throws a VnError for anything the
+   * consumer could have checked itself: nothing is written in that case.
+   */
+  prepare(svc: ServiceConfig, req: RequestPayload, disclosures: readonly string[], ctx: ProviderModeContext): Promise<PreparedQuery>
+}
+
+export interface ConsumerModeContext {
+  provider: string
+  now: number
+}
+
+/** What a consumer mode sends, and how it reads the reply. */
+export interface BuiltQuery {
+  q: Record<string, unknown>
+  disclosures?: string[]
+  count: number
+  /** turns the verified response's `results`/`r` into one answer per subject */
+  finish(reply: { results?: Answer[]; r?: Record<string, unknown> }): Promise<Answer[]>
+}
+
+export interface ConsumerMode {
+  readonly mode: Mode
+  build(svc: CatalogService, subjects: readonly Record<string, string>[], ctx: ConsumerModeContext): Promise<BuiltQuery>
+}
