@@ -19,8 +19,9 @@
  * (Ciphertext::save_members layout of SEAL 4.1): parms_id == the expected level of this context
  * (SEAL's hash of the parameter set), NTT flag, size 2, N, number of primes, scale 1, correction
  * factor 1, the coefficient array's own header and length, and for seeded objects the 81-byte
- * PRNG-seed trailer. Public keys must be seeded, so their uniform half `a` is expanded by SEAL's
- * PRNG and cannot be chosen by the sender. Only then `loadArray` runs, inside try/catch, which
+ * PRNG-seed trailer. Queries and public keys must be seeded (half size; for keys it also means
+ * the uniform half `a` is expanded by SEAL's PRNG and cannot be chosen by the sender); answers
+ * are never seeded. Only then `loadArray` runs, inside try/catch, which
  * also checks every coefficient is reduced (`is_valid_for`). Any failure is a VnError:
  * VN_ERR_HE_CIPHERTEXT for ciphertexts, VN_ERR_HE_KEY for keys.
  */
@@ -65,7 +66,7 @@ interface Layout {
 function layoutOf(he: HeContext, kind: HeObjectKind): Layout {
   switch (kind) {
     case 'query':
-      return { parmsId: he.firstParmsId, ntt: 0, primes: he.firstLevelPrimes, seeded: [true, false] }
+      return { parmsId: he.firstParmsId, ntt: 0, primes: he.firstLevelPrimes, seeded: [true] }
     case 'result':
       return { parmsId: he.lastParmsId, ntt: 0, primes: he.lastLevelPrimes, seeded: [false] }
     case 'publicKey':

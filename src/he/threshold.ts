@@ -380,21 +380,22 @@ export class HeProvider {
     }
     const f = r // reuse the buffer: r is consumed
     fillUniform(f, t, 0)
-    he.encoder.encode(s, this.step)
+    // An all-zero s (no subject here has a non-negative value) would make SEAL's product
+    // transparent, which the throwing build refuses. Then the product is computed with a random
+    // plaintext and discarded, so the work (and its timing) is the same as usual.
+    he.encoder.encode(nonZero ? s : f, this.step)
     he.encoder.encode(m, this.mask)
     he.encoder.encode(f, this.flood)
 
     const ct = loadCiphertext(he, query, 'query', `queries[${c}]`)
     try {
       const ev = he.evaluator
-      // Enc(q (.) s). An all-zero s (no subject has a non-negative value) would make SEAL's
-      // product transparent, which the throwing build refuses; Enc(0) is the same plaintext.
-      if (nonZero) ev.multiplyPlain(ct, this.step, ct)
-      else encryptor.encryptZero(ct)
+      ev.multiplyPlain(ct, this.step, ct) // Enc(q (.) s)
       // Re-randomize: + Enc_pk(0) * F with F a uniformly random plaintext polynomial.
       encryptor.encryptZero(this.zero)
       ev.multiplyPlain(this.zero, this.flood, this.zero)
-      ev.add(ct, this.zero, ct)
+      if (nonZero) ev.add(ct, this.zero, ct)
+      else ct.copy(this.zero) // q (.) 0 = 0: the answer is the re-randomizer alone
       ev.addPlain(ct, this.mask, ct)
       // Down to the last level: drowns the data-dependent noise, shrinks the answer 4x.
       while (ct.coeffModulusSize > he.lastLevelPrimes) ev.cipherModSwitchToNext(ct, ct)

@@ -9,6 +9,7 @@ import { errorHandler, notFoundHandler, sendProblem } from './errors.js'
 import { VnError } from '../errors.js'
 import { LocalVerifySchema, localOpenApi } from './local-api.js'
 import { formatZodIssues } from '../config/load.js'
+import { logRoutes } from './routes/log.js'
 
 /** pino redaction: nothing from bodies or credentials ever reaches a log line */
 export const REDACT = {
@@ -36,7 +37,7 @@ export async function buildPublicApp(node: NodeRuntime): Promise<FastifyInstance
     return reply.code(r.status).send(r.body)
   })
 
-  app.get('/v1/log/checkpoint', async (_req, reply) => reply.header('content-type', 'text/plain; charset=utf-8').send(await node.checkpoint()))
+  await logRoutes(app, node)
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {

@@ -97,6 +97,22 @@ export interface KeyEventRecord extends Base {
   manifestHash: string
 }
 
+/** a peer's checkpoint this node verified (consistent with the last one seen) and cosigned */
+export interface PeerCheckpointRecord extends Base {
+  t: 'peer-checkpoint'
+  peer: string
+  size: number
+  rootHash: string
+  noteHash: string
+}
+
+/** two validly signed, inconsistent checkpoints of one peer's log: proof of a fork */
+export interface ForkEvidenceRecord extends Base {
+  t: 'fork-evidence'
+  peer: string
+  notes: [string, string]
+}
+
 export type LogRecord =
   | RequestInRecord
   | DecisionRecord
@@ -105,5 +121,7 @@ export type LogRecord =
   | ResponseInRecord
   | AgreementsRecord
   | KeyEventRecord
+  | PeerCheckpointRecord
+  | ForkEvidenceRecord
 
 export type LogRecordType = LogRecord['t']

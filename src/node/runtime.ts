@@ -206,6 +206,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     provider,
     consumer,
     catalogJws: () => catalog,
+    log: store,
     checkpoint,
     async ready(): Promise<ReadyCheck> {
       const checks: ReadyCheck['checks'] = {}

@@ -11,6 +11,15 @@ export interface ReadyCheck {
   checks: Record<string, { ok: boolean; detail?: string }>
 }
 
+/** Read access to the node's log (proofs, entries) */
+export interface LogReader {
+  size(): Promise<number>
+  leaf(index: number): Promise<Uint8Array>
+  entries(start: number, end: number): Promise<Uint8Array[]>
+  inclusionProof(index: number, size: number): Promise<Uint8Array[]>
+  consistencyProof(first: number, second: number): Promise<Uint8Array[]>
+}
+
 export interface NodeRuntime {
   readonly self: string
   readonly config: Config
@@ -21,6 +30,7 @@ export interface NodeRuntime {
   readonly consumer: Consumer
   /** the signed catalog JWS (re-signed when the manifest or key changes) */
   catalogJws(): string
+  readonly log: LogReader
   /** latest signed checkpoint note (C2SP signed-note text) */
   checkpoint(): Promise<string>
   ready(): Promise<ReadyCheck>

@@ -72,11 +72,21 @@ export class PeerClient {
     return this.send(endpoint, path, 'POST', body)
   }
 
-  async get(endpoint: string, path: string): Promise<PeerReply> {
-    return this.send(endpoint, path, 'GET', undefined)
+  async get(endpoint: string, path: string, headers: Record<string, string> = {}): Promise<PeerReply> {
+    return this.send(endpoint, path, 'GET', undefined, headers)
   }
 
-  private async send(endpoint: string, path: string, method: 'GET' | 'POST', body: string | undefined): Promise<PeerReply> {
+  /** Fetches a text body (checkpoints are signed notes, not JSON). */
+  async getText(endpoint: string, path: string): Promise<{ statusCode: number; text: string }> {
+    const u = checkEndpoint(endpoint, this.opts.insecure)
+    const res = await this.dispatcher(u.origin).request({
+      origin: u.origin, path: u.pathname.replace(/\/$/, '') + path, method: 'GET',
+      headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs,
+    }).catch((e: unknown) => { throw new VnError('VN_ERR_PEER_UNREACHABLE', `${u.host}: ${(e as Error).message}`, { cause: e }) })
+    return { statusCode: res.statusCode, text: await res.body.text() }
+  }
+
+  private async send(endpoint: string, path: string, method: 'GET' | 'POST', body: string | undefined, extraHeaders: Record<string, string> = {}): Promise<PeerReply> {
     const u = checkEndpoint(endpoint, this.opts.insecure)
     const base = u.pathname.replace(/\/$/, '')
     let lastErr: unknown
@@ -87,7 +97,7 @@ export class PeerClient {
           origin: u.origin,
           path: base + path,
           method,
-          headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
+          headers: body === undefined ? { accept: 'application/json', ...extraHeaders } : { 'content-type': 'application/json', accept: 'application/json', ...extraHeaders },
           ...(body === undefined ? {} : { body }),
           headersTimeout: this.opts.timeoutMs,
           bodyTimeout: this.opts.timeoutMs,

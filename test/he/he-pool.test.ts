@@ -1,0 +1,53 @@
+import t from 'tap'
+import { HeEvaluatorPool } from '../../src/he/he-pool.js'
+import { HeClient } from '../../src/he/threshold.js'
+import { gridValues } from '../../src/he/grid.js'
+import { VnError } from '../../src/errors.js'
+
+const g = gridValues()
+const client = await HeClient.create()
+const pool = new HeEvaluatorPool(2)
+t.teardown(async () => {
+  client.delete()
+  await pool.close()
+})
+
+t.test('evaluates on worker threads, across workers, with the same answers', async (t) => {
+  const count = 600 // 5 ciphertexts: two tasks
+  const bounds = Array.from({ length: count }, (_, i) => (i * 13) % 64)
+  const values = Array.from({ length: count }, (_, i) => (g[(i * 7) % 64] as number) - (i % 2))
+  const answers = await pool.evaluate(client.publicKeyBytes(), client.encryptBounds(bounds), values)
+  t.equal(answers.length, 5)
+  const bits = client.decryptBits(answers, count)
+  t.equal(bits.filter((b, i) => b !== (values[i] as number) >= (g[bounds[i] as number] as number)).length, 0)
+})
+
+t.test('error codes cross the thread boundary; the workers keep working', async (t) => {
+  const q = client.encryptBounds([1])
+  const bad = Uint8Array.from(client.publicKeyBytes())
+  bad[100] = (bad[100] as number) ^ 1
+  const e1 = await pool.evaluate(bad, q, [1]).catch((e: unknown) => e)
+  t.ok(e1 instanceof VnError && e1.code === 'VN_ERR_HE_KEY', 'corrupt key')
+  const badQ = Uint8Array.from(q[0] as Uint8Array)
+  badQ[3] = 9
+  const e2 = await pool.evaluate(client.publicKeyBytes(), [badQ], [1]).catch((e: unknown) => e)
+  t.ok(e2 instanceof VnError && e2.code === 'VN_ERR_HE_CIPHERTEXT', 'corrupt query')
+  const e3 = await pool.evaluate(client.publicKeyBytes(), q, [1, 2, 3].concat(new Array(200).fill(1))).catch((e: unknown) => e)
+  t.ok(e3 instanceof VnError && e3.code === 'VN_ERR_HE_CIPHERTEXT', 'wrong number of ciphertexts')
+  t.same(client.decryptBits(await pool.evaluate(client.publicKeyBytes(), q, [g[1] as number]), 1), [true])
+})
+
+t.test('memory stays flat over many evaluations (WASM objects are freed)', async (t) => {
+  const q = client.encryptBounds([10])
+  const pk = client.publicKeyBytes()
+  const round = (n: number) => Promise.all(Array.from({ length: n }, () => pool.evaluate(pk, q, [g[12] as number])))
+  await round(20) // warm up: SEAL memory pools, JIT, key caches in both workers
+  const before = await pool.memoryUsage()
+  await round(80)
+  const after = await pool.memoryUsage()
+  const mb = (x: number) => (x / 1e6).toFixed(1)
+  t.comment(`rss ${mb(before.rss)} -> ${mb(after.rss)} MB, external ${mb(before.external)} -> ${mb(after.external)} MB`)
+  // one leaked ciphertext per evaluation would be 80 x ~0.5 MB (query ciphertext) = 42 MB
+  t.ok(after.rss - before.rss < 30e6, 'rss grows by less than 30 MB over 80 evaluations')
+  t.ok(after.external - before.external < 20e6, 'external (WASM heaps + buffers) grows by less than 20 MB')
+})
