@@ -102,11 +102,15 @@ export const ERRORS = {
   VN_ERR_OPRF_TAGSET: { status: 502, title: 'Tag set missing, stale or badly signed' },
   VN_ERR_OPRF_INPUT: { status: 400, title: 'OPRF input, scalar or batch shape is invalid' },
   VN_ERR_OPRF_KEY: { status: 500, title: 'OPRF key or seed is malformed' },
+  VN_ERR_OPRF_EPOCH: { status: 409, title: 'OPRF epoch is not the current one on the provider (fetch the current tag set)' },
+  VN_ERR_OPRF_TAGSET_PENDING: { status: 503, title: 'Tag set for the current epoch is still being built' },
 
   // he
   VN_ERR_HE_CIPHERTEXT: { status: 400, title: 'Ciphertext is corrupt, oversized or has wrong parameters' },
   VN_ERR_HE_KEY: { status: 400, title: 'HE public key missing, corrupt or has wrong parameters' },
   VN_ERR_HE_BOUND: { status: 400, title: 'Bound outside the published grid' },
+  VN_ERR_HE_KEY_UNKNOWN: { status: 409, title: 'HE public key digest not known to the provider for this consumer (resend the key)' },
+  VN_ERR_HE_PARAMS: { status: 400, title: 'HE parameter set not supported by this node' },
 
   VN_ERR_INTERNAL: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>

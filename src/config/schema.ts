@@ -37,6 +37,23 @@ export const ServiceSchema = z.strictObject({
   statuses: z.array(z.string()).optional(),
   /** `tier` services: bands, lowest first */
   tiers: z.array(z.strictObject({ id: z.string(), min: z.number() })).optional(),
+  /** `oprf` mode (docs/PROTOCOL.md "oprf mode"): epoch length, tag length, per-consumer rate */
+  oprf: z.strictObject({
+    /** lifetime of one epoch key and its tag set; epochs are aligned to the Unix epoch */
+    epochHours: z.number().min(1 / 3600).max(24 * 366).default(24),
+    /** fixed tag length in bytes (4..8); default from the set size and false-positive budget */
+    tagBytes: z.number().int().min(4).max(8).optional(),
+    /** per-consumer OPRF evaluations per second on this service (token bucket); unlimited if absent */
+    evaluationsPerSecond: z.number().positive().optional(),
+  }).optional(),
+  /**
+   * `he` mode (docs/PROTOCOL.md "he mode"): `valueLookup` is read-only SQL with the key fields as
+   * named parameters, returning at most one row with an integer column `value` in fen (no row: no
+   * record). The value never leaves the node in the clear; it only selects a step function under
+   * the consumer's encryption. `threshold` services answer [value >= bound], `tier` services
+   * answer [bound <= value < below].
+   */
+  he: z.strictObject({ valueLookup: z.string().min(1) }).optional(),
 })
 export type ServiceConfig = z.infer<typeof ServiceSchema>
 
@@ -77,6 +94,10 @@ export const ConfigSchema = z.strictObject({
     retries: z.number().int().min(0).max(10).default(2),
     connections: z.number().int().positive().default(16),
   }).default({ timeoutMs: 10_000, retries: 2, connections: 16 }),
+  /** cosign peers' checkpoints every `everyMs` (0: never) */
+  witness: z.strictObject({ everyMs: z.number().int().min(0).default(60_000) }).default({ everyMs: 60_000 }),
+  /** `he` mode: worker threads evaluating BFV queries (default: cores - 1, at least 1); started on first use */
+  he: z.strictObject({ workers: z.number().int().min(1).max(64).optional() }).optional(),
   /** allow plain HTTP to non-loopback peers (until TLS lands); warned about at start-up */
   insecure: z.boolean().default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

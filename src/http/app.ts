@@ -9,6 +9,7 @@ import { errorHandler, notFoundHandler, sendProblem } from './errors.js'
 import { VnError } from '../errors.js'
 import { LocalVerifySchema, localOpenApi } from './local-api.js'
 import { formatZodIssues } from '../config/load.js'
+import { etagMatches } from '../oprf/tagset-service.js'
 import { logRoutes } from './routes/log.js'
 
 /** pino redaction: nothing from bodies or credentials ever reaches a log line */
@@ -38,6 +39,23 @@ export async function buildPublicApp(node: NodeRuntime): Promise<FastifyInstance
   })
 
   await logRoutes(app, node)
+
+  // oprf mode: the signed tag set of the service's current epoch (docs/PROTOCOL.md "oprf mode"):
+  // binary body, signature and signer in headers, ETag / If-None-Match; 503 while the first build runs.
+  app.get<{ Params: { svc: string } }>('/v1/services/:svc/tagset', async (req, reply) => {
+    const tagsets = node.tagsets
+    if (tagsets === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', 'this node offers no oprf service')
+    let p
+    try {
+      p = tagsets.current(req.params.svc)
+    } catch (e) {
+      if (e instanceof VnError && e.code === 'VN_ERR_OPRF_TAGSET_PENDING') reply.header('retry-after', '5')
+      throw e
+    }
+    reply.headers(tagsets.responseHeaders(p))
+    if (etagMatches(req.headers['if-none-match'], p.etag)) return reply.code(304).send()
+    return reply.header('content-type', 'application/octet-stream').send(p.bytes)
+  })
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {
@@ -84,6 +102,15 @@ export async function buildLocalApp(node: NodeRuntime): Promise<FastifyInstance>
   app.get<{ Params: { peer: string } }>('/local/v1/peers/:peer/catalog', async (req) => {
     const c = await node.consumer.catalog(req.params.peer, true)
     return c
+  })
+
+  // A receipt: the provider's log entry for one exchange and its inclusion proof in a checkpoint
+  // verified under the provider's log key.
+  app.get<{ Params: { peer: string; index: string } }>('/local/v1/receipts/:peer/:index', async (req) => {
+    const index = Number(req.params.index)
+    if (!Number.isSafeInteger(index) || index < 0) throw new VnError('VN_ERR_REQ_INVALID', 'index: a non-negative integer')
+    await node.checkpoint()
+    return node.peerLogs.receipt(req.params.peer, index)
   })
 
   app.get('/local/v1/peers', async () =>

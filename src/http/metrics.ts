@@ -10,6 +10,7 @@ export class Metrics {
   readonly exchangeSeconds: Histogram<'role' | 'service' | 'mode'>
   readonly logCommitSeconds: Histogram<never>
   readonly rejected: Counter<'code'>
+  readonly forkAlerts: Counter<never>
 
   constructor(member: string, defaultMetrics = false) {
     this.registry.setDefaultLabels({ member })
@@ -31,6 +32,11 @@ export class Metrics {
       name: 'verinode_log_commit_seconds',
       help: 'Time an append waits until its group commit is durable',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+      registers: [this.registry],
+    })
+    this.forkAlerts = new Counter({
+      name: 'verinode_peer_fork_alerts_total',
+      help: 'Times a peer showed two validly signed, inconsistent checkpoints (kept as evidence)',
       registers: [this.registry],
     })
     this.rejected = new Counter({

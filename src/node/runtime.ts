@@ -19,13 +19,19 @@ import type { DataSource } from '../sources/types.js'
 import { SqliteLogStore } from '../log/store.js'
 import { SqliteEvidenceStore } from '../log/evidence.js'
 import { StoreNodeLog, parseLeaf } from '../log/node-log.js'
-import { ed25519NoteSigner, signCheckpoint, type NoteSigner } from '../log/checkpoint.js'
+import { ed25519NoteSigner, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureVerifier, openNote, parseNote, parseCheckpoint, signCheckpoint, type NoteSigner } from '../log/checkpoint.js'
+import { PeerLogs, logOrigin } from '../log/peer-logs.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
 import { decide } from '../policy/decide.js'
 import { QuotaCounter, utcDay } from '../policy/quota.js'
 import { Provider, type ExchangeReply } from '../exchange/provider.js'
 import { Consumer } from '../exchange/consumer.js'
 import { plainProvider, plainConsumer } from '../exchange/modes/plain.js'
+import { oprfProvider, oprfConsumer } from '../exchange/modes/oprf.js'
+import { TagSetCache, TagSetPublisher, loadOprfSeed, oprfSeedFile } from '../oprf/tagset-service.js'
+import { createOprfPool } from '../oprf/oprf-pool.js'
+import type { WorkerPool } from '../util/worker-pool.js'
+import { join } from 'node:path'
 import { catalogOf, signCatalog } from '../exchange/catalog.js'
 import type { Signer } from '../exchange/signer.js'
 import { PeerClient } from '../peers/client.js'
@@ -43,10 +49,15 @@ export interface OpenNodeOptions {
   now?: () => number
   /** checkpoint interval in ms (default 10 s); 0 disables the timer */
   checkpointEveryMs?: number
+  /** a shared OPRF worker pool (tests, benches); by default the node starts its own when first needed */
+  oprfPool?: WorkerPool
+  /** how often tag-set rotation is checked, ms (default 30 s); 0: only at start */
+  tagSetTickMs?: number
+  /** witnessing interval in ms (default: config witness.everyMs); 0 disables it */
+  witnessEveryMs?: number
 }
 
-/** The log's origin line and note key name (C2SP tlog-checkpoint §origin). */
-export const logOrigin = (federation: string, member: string): string => `${member}.${federation}.verinode/log`
+export { logOrigin }
 
 async function loadEvidenceKey(path: string): Promise<Uint8Array> {
   const { stat } = await import('node:fs/promises')
@@ -119,6 +130,30 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const quotas = new QuotaCounter()
   const limits = cfg.limits
 
+  // oprf mode: the OPRF worker pool (started when first needed), the master seed and the tag-set
+  // publisher of the services offering oprf; builds run off the request path (docs/PROTOCOL.md).
+  let ownPool: WorkerPool | undefined
+  const oprfPool = (): WorkerPool => opts.oprfPool ?? (ownPool ??= createOprfPool())
+  const oprfServices = cfg.services.filter((s) => s.modes.includes('oprf'))
+  const tagsets = oprfServices.length === 0 ? undefined : new TagSetPublisher({
+    services: oprfServices,
+    source,
+    seed: await loadOprfSeed(oprfSeedFile(loaded.path(cfg.keysDir)), { create: true }),
+    signer: () => signer,
+    pool: oprfPool,
+    dir: join(dataDir, 'tagsets'),
+    logger,
+    now,
+    ...(opts.tagSetTickMs !== undefined ? { tickMs: opts.tagSetTickMs } : {}),
+  })
+  const tagSetCache = new TagSetCache({
+    endpointOf: (m) => federation.get(now()).endpoint(m),
+    messageKey: (kid, at, member) => federation.get(at).messageKey(kid, at, member).key,
+    insecure: cfg.insecure,
+    timeoutMs: cfg.peers.timeoutMs,
+    now,
+  })
+
   const provider = new Provider({
     self,
     signer: () => signer,
@@ -127,7 +162,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     authorize: (r) => decide(r, agreements, quotas),
     policyHash: () => policy,
     source,
-    modes: new Map([['plain', plainProvider]]),
+    modes: new Map([['plain', plainProvider], ...(tagsets === undefined ? [] : [['oprf', oprfProvider({ keys: tagsets, pool: oprfPool, now })] as const])]),
     log,
     limits,
     now,
@@ -143,7 +178,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     resolver: (at) => federation.get(at).messageKeyResolver(at),
     endpointOf: (m) => federation.get(now()).endpoint(m),
     client,
-    modes: new Map([['plain', plainConsumer]]),
+    modes: new Map([['plain', plainConsumer], ['oprf', oprfConsumer({ tagsets: tagSetCache, pool: oprfPool })]]),
     log,
     limits,
     now,
@@ -161,6 +196,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     { v: 1, at: now(), t: 'agreements', policy, agreements },
   ])
 
+  const peerLogs = new PeerLogs({
+    self, federation: () => federation.get(now()), client, log, logKey, signer: () => signer, logger, now,
+    onFork: () => metrics.forkAlerts.inc(),
+  })
   const origin = logOrigin(fed0.name, self)
   const noteSigner: NoteSigner = ed25519NoteSigner(origin, logKey)
   let catalog = signCatalog(catalogOf(self, cfg.services, limits.batchMax, now()), signer)
@@ -193,8 +232,20 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const every = opts.checkpointEveryMs ?? 10_000
   const timer = every > 0 ? setInterval(() => { checkpoint().catch((err) => logger.error({ err }, 'checkpoint failed')) }, every) : undefined
   timer?.unref()
+  // Witnessing: cosign every peer's checkpoint after checking it is consistent with the last one seen.
+  const witnessEvery = opts.witnessEveryMs ?? cfg.witness.everyMs
+  const witnessAll = async (): Promise<void> => {
+    for (const m of federation.get(now()).departments()) {
+      if (m.id === self) continue
+      await peerLogs.witness(m.id).catch((err: unknown) => logger.warn({ peer: m.id, code: (err as { code?: string }).code }, 'witnessing failed'))
+    }
+  }
+  const witnessTimer = witnessEvery > 0 ? setInterval(() => void witnessAll(), witnessEvery) : undefined
+  witnessTimer?.unref()
 
   const appTokens = cfg.local.apps.map((a) => ({ name: a.name, hash: Buffer.from(a.tokenSha256, 'hex') }))
+
+  tagsets?.start()
 
   let closed = false
   const node: NodeRuntime = {
@@ -206,7 +257,27 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     provider,
     consumer,
     catalogJws: () => catalog,
+    tagsets,
     log: store,
+    peerLogs,
+    witnessAll,
+    async acceptCosignature(witness: string, note: string): Promise<void> {
+      const f = federation.get(now())
+      const verifiers = f.logKeys(witness).map((k) => cosignatureVerifier(logOrigin(f.name, witness), ed25519RawPublicKey(k.key)))
+      const own = f.logKeys(self).map((k) => ed25519NoteVerifier(origin, ed25519RawPublicKey(k.key)))
+      const opened = openNote(note, [...own, ...verifiers])
+      if (!opened.verified.some((v) => v.name === logOrigin(f.name, witness))) throw new VnError('VN_ERR_LOG_NOTE_SIGNATURE', 'no valid cosignature by that witness')
+      const cp = parseCheckpoint(opened.text)
+      const stored = await store.checkpointAt(cp.size)
+      if (stored === undefined) throw new VnError('VN_ERR_LOG_PROOF', 'no checkpoint of that size here')
+      // Keep every signature already on our note, add the witness's line.
+      const mine = parseNote(stored)
+      if (mine.text !== opened.text) throw new VnError('VN_ERR_LOG_NOTE_MALFORMED', 'cosigned text differs from our checkpoint')
+      const extra = opened.signatures.filter((sig) => !mine.signatures.some((m) => m.base64 === sig.base64))
+      // signed-note format: text, a blank line, then one "— <name> <base64>" line per signature.
+      const lines = [...mine.signatures, ...extra].map((x) => `\u2014 ${x.name} ${x.base64}\n`).join('')
+      await store.saveCheckpoint(cp.size, `${mine.text}\n${lines}`)
+    },
     checkpoint,
     async ready(): Promise<ReadyCheck> {
       const checks: ReadyCheck['checks'] = {}
@@ -240,6 +311,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       if (closed) return
       closed = true
       if (timer !== undefined) clearInterval(timer)
+      await tagsets?.close()
+      await tagSetCache.close()
+      await ownPool?.close()
+      if (witnessTimer !== undefined) clearInterval(witnessTimer)
       await checkpoint().catch(() => undefined)
       await client.close()
       await store.close()

@@ -5,6 +5,8 @@ import type { Provider } from '../exchange/provider.js'
 import type { Consumer } from '../exchange/consumer.js'
 import type { Metrics } from '../http/metrics.js'
 import type { FederationHolder } from '../federation/federation.js'
+import type { TagSetPublisher } from '../oprf/tagset-service.js'
+import type { PeerLogs } from '../log/peer-logs.js'
 
 export interface ReadyCheck {
   ok: boolean
@@ -30,7 +32,15 @@ export interface NodeRuntime {
   readonly consumer: Consumer
   /** the signed catalog JWS (re-signed when the manifest or key changes) */
   catalogJws(): string
+  /** oprf mode: the signed tag sets this node publishes (undefined when no service offers oprf) */
+  readonly tagsets?: TagSetPublisher | undefined
   readonly log: LogReader
+  /** peers' checkpoints: witnessing and receipts */
+  readonly peerLogs: PeerLogs
+  /** witness every peer once now (also runs on a timer) */
+  witnessAll(): Promise<void>
+  /** a peer returns our checkpoint with its cosignature */
+  acceptCosignature(witness: string, note: string): Promise<void>
   /** latest signed checkpoint note (C2SP signed-note text) */
   checkpoint(): Promise<string>
   ready(): Promise<ReadyCheck>

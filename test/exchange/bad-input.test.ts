@@ -3,7 +3,7 @@
  * log leaves and evidence rows are counted before and after. Requests are crafted by hand with the
  * consumer's real key and sent over real HTTP.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { join } from 'node:path'
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import Database from 'better-sqlite3'
@@ -30,7 +30,7 @@ interface Ctx {
   db: string
 }
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], provider = PROVIDER): Promise<Ctx> {
+async function setup(t: Test, provider = PROVIDER): Promise<Ctx> {
   const f = await federationFixture(t, { start: [provider], configOverrides: { limits: { batchMax: 10, bodyBytes: 64 * 1024, skewMs: 60_000, retentionDays: 30 } } })
   const key = await loadPrivateKey(join(f.fed.dir, CONSUMER, 'keys', 'message.key'))
   const kid = `${CONSUMER}#${keyIdFor(createPublicKey(key))}`

@@ -1,6 +1,21 @@
 /** `verinode demo`: the whole four-department federation on loopback, no setup needed. */
 import { parseArgs } from 'node:util'
+import { join } from 'node:path'
 import { runDemo } from '../../demo/run.js'
+import type { DemoFederation } from '../../demo/federation.js'
+import { exportLog, auditExport, summarizeReport } from '../../audit/index.js'
+
+/** The auditor's step of the demo: export every node's log and verify it offline. */
+async function auditDemo(fed: DemoFederation): Promise<{ member: string; ok: boolean; entries: number; summary: string }[]> {
+  const out = []
+  for (const [member, n] of Object.entries(fed.nodes)) {
+    const dir = join(fed.dir, 'exports', member)
+    await exportLog(n.configPath, dir)
+    const r = await auditExport(dir, { rootKey: join(fed.authorityDir, 'federation-root.pub') })
+    out.push({ member, ok: r.ok, entries: r.leaves, summary: summarizeReport(r) })
+  }
+  return out
+}
 import type { Command, CliIo } from '../types.js'
 
 export const demoCommand: Command = {
@@ -9,7 +24,7 @@ export const demoCommand: Command = {
   usage: 'verinode demo [--dir <folder>] [--residents 5000] [--enterprises 2000]',
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, residents: { type: 'string' }, enterprises: { type: 'string' } } })
-    const opts: Parameters<typeof runDemo>[0] = { out: io.json ? () => undefined : io.out }
+    const opts: Parameters<typeof runDemo>[0] = { out: io.json ? () => undefined : io.out, audit: auditDemo }
     if (values.dir !== undefined) opts.dir = values.dir
     if (values.residents !== undefined) opts.residents = Number(values.residents)
     if (values.enterprises !== undefined) opts.enterprises = Number(values.enterprises)

@@ -4,5 +4,7 @@ import { initCommand } from './init.js'
 import { federationCommand } from './federation.js'
 import { serveCommand } from './serve.js'
 import { demoCommand } from './demo.js'
+import { auditCommand } from './audit.js'
+import { logExportCommand } from './log-export.js'
 
-export const commands: readonly Command[] = [demoCommand, initCommand, federationCommand, serveCommand]
+export const commands: readonly Command[] = [demoCommand, initCommand, federationCommand, serveCommand, logExportCommand, auditCommand]

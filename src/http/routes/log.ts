@@ -46,6 +46,14 @@ export async function logRoutes(app: FastifyInstance, node: NodeRuntime): Promis
     return { first: q.first, second: q.second, proof: (await node.log.consistencyProof(q.first, q.second)).map(b64) }
   })
 
+  // A witness hands back our checkpoint with its cosignature added.
+  app.post('/v1/log/cosignature', async (req, reply) => {
+    const b = z.strictObject({ witness: z.string().min(1).max(64), note: z.string().min(1).max(64 * 1024) }).safeParse(req.body)
+    if (!b.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(b.error))
+    await node.acceptCosignature(b.data.witness, b.data.note)
+    return reply.code(204).send()
+  })
+
   app.get('/v1/log/entries', async (req) => {
     const who = member(req)
     const q = parse(z.strictObject({ start: int, end: int }), req.query)

@@ -1,0 +1,270 @@
+/**
+ * `verinode log export`: a self-contained folder an auditor can carry away (DESIGN.md "Auditor
+ * toolkit"; issue 5 "Export").
+ *
+ * Layout (format `verinode-log-export`, v 1):
+ * ```
+ * export.json            what this is: member, federation, origin, size, latest checkpoint, and the
+ *                        SHA-256 and length of every other file (unsigned: it catches accidental
+ *                        damage; tampering is caught by the checks themselves)
+ * entries.jsonl          one leaf per line in index order: the exact leaf bytes (RFC 8785 canonical
+ *                        JSON, UTF-8), which never contain a newline
+ * checkpoints/<size>.note every signed checkpoint (C2SP signed note) the node stored, by tree size
+ * evidence.jsonl         one `{"digest","jws"}` per line, sorted by digest: the signed JWS of every
+ *                        exchange message. Never the disclosures (they hold personal data; a later
+ *                        version adds an explicit, logged flag for them)
+ * manifests/<seq>.jws    the federation manifests the node has (at least the one in force)
+ * federation-root.pub    the node's trust anchor (an auditor should pass its own with --root)
+ * ```
+ *
+ * The log database is opened read-only and read inside one transaction: under WAL this is a
+ * consistent snapshot even while the node keeps appending, and leaves and their evidence are
+ * committed together (log-writer.ts), so the snapshot never holds a leaf without its evidence.
+ * The folder is written under a temporary name and renamed into place, so a failed export leaves
+ * nothing that looks complete.
+ */
+import { createHash } from 'node:crypto'
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
+import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { loadConfig } from '../config/load.js'
+import { loadPublicKey } from '../crypto/keys.js'
+import { VnError } from '../errors.js'
+import { Federation } from '../federation/federation.js'
+import { openDatabase } from '../log/log-writer.js'
+import { logOrigin } from '../log/peer-logs.js'
+import { nodeDataFiles } from '../node/files.js'
+
+export const EXPORT_FORMAT = 'verinode-log-export'
+export const EXPORT_FILES = {
+  meta: 'export.json',
+  entries: 'entries.jsonl',
+  evidence: 'evidence.jsonl',
+  checkpoints: 'checkpoints',
+  manifests: 'manifests',
+  root: 'federation-root.pub',
+} as const
+
+export interface ExportFileInfo {
+  sha256: string
+  bytes: number
+}
+
+/** The content of export.json. */
+export interface ExportMeta {
+  v: 1
+  format: typeof EXPORT_FORMAT
+  member: string
+  federation: string
+  origin: string
+  /** leaves in entries.jsonl */
+  size: number
+  /** the largest checkpoint exported, or null when the node has none yet */
+  checkpoint: { size: number; file: string } | null
+  exportedAt: string
+  manifests: { file: string; seq: number; hash: string }[]
+  evidence: number
+  disclosures: false
+  /** SHA-256 (hex) and length of every file, by path relative to the export folder */
+  files: Record<string, ExportFileInfo>
+}
+
+export interface ExportOptions {
+  env?: Record<string, string | undefined>
+  now?: () => number
+}
+
+export interface ExportResult extends ExportMeta {
+  dir: string
+  /** manifest files found but not exported (they do not verify against the node's trust anchor) */
+  skipped: string[]
+}
+
+const sha256Hex = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex')
+const NEWLINE = 0x0a
+
+async function isEmptyOrMissing(dir: string): Promise<boolean> {
+  try {
+    const s = await stat(dir)
+    if (!s.isDirectory()) return false
+    return (await readdir(dir)).length === 0
+  } catch {
+    return true
+  }
+}
+
+/** Manifest JWS files the node has: its manifest file, and any other *.jws beside it or in manifests/. */
+async function manifestCandidates(manifestPath: string): Promise<string[]> {
+  const dir = dirname(manifestPath)
+  const out = [manifestPath]
+  for (const d of [dir, join(dir, 'manifests')]) {
+    let names: string[] = []
+    try {
+      names = await readdir(d)
+    } catch {
+      continue
+    }
+    for (const n of names.sort()) if (n.endsWith('.jws') && join(d, n) !== manifestPath) out.push(join(d, n))
+  }
+  return out
+}
+
+/**
+ * Writes the export of the node configured in `configPath` into `outDir` (which must not exist or
+ * be empty). Reads the log read-only; works while the node is running.
+ * @throws VN_ERR_CONFIG_INVALID, VN_ERR_KEY_FILE, VN_ERR_FED_MANIFEST_INVALID, VN_ERR_AUDIT_EXPORT_TARGET,
+ *   VN_ERR_AUDIT_EXPORT_INVALID (the log database is missing or inconsistent)
+ */
+export async function exportLog(configPath: string, outDir: string, opts: ExportOptions = {}): Promise<ExportResult> {
+  const now = opts.now ?? Date.now
+  const loaded = await loadConfig(configPath, opts.env ?? process.env)
+  const cfg = loaded.config
+  const target = resolve(outDir)
+  if (!(await isEmptyOrMissing(target))) throw new VnError('VN_ERR_AUDIT_EXPORT_TARGET', `${target}: exists and is not an empty folder`)
+
+  // Trust anchor and manifests: export only what verifies against the node's own anchor.
+  const rootPath = loaded.path(cfg.federation.rootKey)
+  const rootText = (await readFile(rootPath, 'utf8')).trim()
+  const root = await loadPublicKey(rootPath)
+  const manifestPath = loaded.path(cfg.federation.manifest)
+  let current: Federation
+  try {
+    current = Federation.fromJws((await readFile(manifestPath, 'utf8')).trim(), root, { now: now(), allowExpired: true })
+  } catch (e) {
+    if (e instanceof VnError) throw e
+    throw new VnError('VN_ERR_FED_MANIFEST_INVALID', `${manifestPath}: cannot be read`, { cause: e })
+  }
+  const manifests = new Map<number, Federation>([[current.seq, current]])
+  const skipped: string[] = []
+  for (const p of (await manifestCandidates(manifestPath)).slice(1)) {
+    try {
+      const f = Federation.fromJws((await readFile(p, 'utf8')).trim(), root, { now: now(), allowExpired: true })
+      const prev = manifests.get(f.seq)
+      if (prev === undefined && f.name === current.name) manifests.set(f.seq, f)
+      else if (prev !== undefined && prev.hash !== f.hash) skipped.push(p)
+    } catch {
+      skipped.push(p)
+    }
+  }
+
+  const dbPath = nodeDataFiles(loaded.path(cfg.dataDir)).log
+  if (!(await stat(dbPath).then((s) => s.isFile(), () => false))) {
+    throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `${dbPath}: no log database (has the node ever started?)`)
+  }
+
+  const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${now()}`)
+  await mkdir(join(tmp, EXPORT_FILES.checkpoints), { recursive: true, mode: 0o700 })
+  await mkdir(join(tmp, EXPORT_FILES.manifests), { recursive: true })
+  try {
+    const files: Record<string, ExportFileInfo> = {}
+    const snapshot = readSnapshot(dbPath, tmp, files)
+
+    const cpFiles: { size: number; file: string }[] = []
+    for (const c of snapshot.checkpoints) {
+      const file = `${EXPORT_FILES.checkpoints}/${String(c.size).padStart(12, '0')}.note`
+      await writeFile(join(tmp, file), c.note)
+      files[file] = { sha256: sha256Hex(c.note), bytes: Buffer.byteLength(c.note) }
+      cpFiles.push({ size: c.size, file })
+    }
+    const manifestList: ExportMeta['manifests'] = []
+    for (const f of [...manifests.values()].sort((a, b) => a.seq - b.seq)) {
+      const file = `${EXPORT_FILES.manifests}/${String(f.seq).padStart(6, '0')}.jws`
+      const text = `${f.jws}\n`
+      await writeFile(join(tmp, file), text)
+      files[file] = { sha256: sha256Hex(text), bytes: Buffer.byteLength(text) }
+      manifestList.push({ file, seq: f.seq, hash: f.hash })
+    }
+    const rootOut = `${rootText}\n`
+    await writeFile(join(tmp, EXPORT_FILES.root), rootOut)
+    files[EXPORT_FILES.root] = { sha256: sha256Hex(rootOut), bytes: Buffer.byteLength(rootOut) }
+
+    const latest = cpFiles[cpFiles.length - 1]
+    const meta: ExportMeta = {
+      v: 1,
+      format: EXPORT_FORMAT,
+      member: cfg.member,
+      federation: current.name,
+      origin: logOrigin(current.name, cfg.member),
+      size: snapshot.size,
+      checkpoint: latest === undefined ? null : latest,
+      exportedAt: new Date(now()).toISOString(),
+      manifests: manifestList,
+      evidence: snapshot.evidence,
+      disclosures: false,
+      files,
+    }
+    await writeFile(join(tmp, EXPORT_FILES.meta), `${JSON.stringify(meta, null, 2)}\n`)
+    // An empty target folder is replaced; rename is atomic within one file system.
+    await rmdir(target).catch(() => undefined)
+    await rename(tmp, target)
+    return { ...meta, dir: target, skipped }
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true })
+    throw e
+  }
+}
+
+interface Snapshot {
+  size: number
+  evidence: number
+  checkpoints: { size: number; note: string }[]
+}
+
+/** Streams leaves and evidence to files from one read transaction (a consistent WAL snapshot). */
+function readSnapshot(dbPath: string, dir: string, files: Record<string, ExportFileInfo>): Snapshot {
+  let db
+  try {
+    db = openDatabase(dbPath, true)
+  } catch (e) {
+    throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `${dbPath}: cannot be opened read-only`, { cause: e })
+  }
+  try {
+    return db.transaction((): Snapshot => {
+      // entries.jsonl: the exact leaf bytes, one per line, in index order with no gaps.
+      const entries = openSync(join(dir, EXPORT_FILES.entries), 'wx', 0o600)
+      const eh = createHash('sha256')
+      let eBytes = 0
+      let size = 0
+      try {
+        for (const row of db.prepare('SELECT idx, data FROM leaves ORDER BY idx').iterate() as IterableIterator<{ idx: number; data: Buffer }>) {
+          if (row.idx !== size) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `leaves: index ${size} is missing`)
+          if (row.data.includes(NEWLINE)) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `leaves[${size}]: contains a newline (not canonical JSON)`)
+          const line = Buffer.concat([row.data, Buffer.from([NEWLINE])])
+          writeSync(entries, line)
+          eh.update(line)
+          eBytes += line.length
+          size++
+        }
+        fsyncSync(entries)
+      } finally {
+        closeSync(entries)
+      }
+      files[EXPORT_FILES.entries] = { sha256: eh.digest('hex'), bytes: eBytes }
+
+      // evidence.jsonl: JWS only. The disclosures table is never read.
+      const ev = openSync(join(dir, EXPORT_FILES.evidence), 'wx', 0o600)
+      const vh = createHash('sha256')
+      let vBytes = 0
+      let evidence = 0
+      try {
+        for (const row of db.prepare('SELECT digest, jws FROM evidence_jws ORDER BY digest').iterate() as IterableIterator<{ digest: string; jws: string }>) {
+          const line = Buffer.from(`${JSON.stringify({ digest: row.digest, jws: row.jws })}\n`, 'utf8')
+          writeSync(ev, line)
+          vh.update(line)
+          vBytes += line.length
+          evidence++
+        }
+        fsyncSync(ev)
+      } finally {
+        closeSync(ev)
+      }
+      files[EXPORT_FILES.evidence] = { sha256: vh.digest('hex'), bytes: vBytes }
+
+      // Every stored checkpoint, as stored: judging them is the auditor's job.
+      const checkpoints = db.prepare('SELECT size, note FROM checkpoints WHERE size <= ? ORDER BY size').all(size) as { size: number; note: string }[]
+      return { size, evidence, checkpoints }
+    })()
+  } finally {
+    db.close()
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The auditor's finding codes: stable, machine-readable, each with its default severity and what it
+ * means. Like the VN_ERR_* catalogue (src/errors.ts), a code never changes meaning once published;
+ * scripts match on it. Messages are PII-free: they name leaf indices, fields, member ids, digests
+ * and codes, never a subject.
+ *
+ * Severity: `error` means the log, its evidence or its history cannot be trusted as exported (the
+ * audit fails, exit 1); `warning` needs a human look but proves nothing wrong; `info` is context.
+ */
+export type Severity = 'error' | 'warning' | 'info'
+
+export const FINDINGS = {
+  // the export itself
+  AUDIT_EXPORT_FILE_HASH: { severity: 'warning', title: 'A file differs from the hash export.json lists for it (changed after export)' },
+  AUDIT_EXPORT_META_MISMATCH: { severity: 'warning', title: 'export.json describes the export differently from its files' },
+
+  // federation manifests
+  AUDIT_MANIFEST_INVALID: { severity: 'error', title: 'A manifest does not verify against the trust anchor' },
+  AUDIT_MANIFEST_HISTORY: { severity: 'error', title: 'The manifests do not form one history (same seq twice, or out of order)' },
+  AUDIT_NO_MANIFEST: { severity: 'error', title: 'No manifest verifies against the trust anchor: no key can be checked' },
+  AUDIT_MANIFEST_MISSING: { severity: 'warning', title: 'A key event names a manifest the export does not hold' },
+  AUDIT_MEMBER_UNKNOWN: { severity: 'error', title: 'The exporting member is not in any manifest' },
+
+  // checkpoints and the Merkle tree
+  AUDIT_NO_CHECKPOINT: { severity: 'error', title: 'No checkpoint signed by the member’s log key covers the log' },
+  AUDIT_CHECKPOINT_INVALID: { severity: 'error', title: 'A checkpoint note is malformed or names another log' },
+  AUDIT_CHECKPOINT_SIGNATURE: { severity: 'error', title: 'A checkpoint is not signed by a log key of the member listed in the manifests' },
+  AUDIT_CHECKPOINT_BEYOND_LOG: { severity: 'error', title: 'A signed checkpoint covers more leaves than the export holds (leaves removed or truncated)' },
+  AUDIT_ROOT_MISMATCH: { severity: 'error', title: 'The leaves do not recompute the signed checkpoint root (a leaf was changed, removed, added or reordered)' },
+  AUDIT_NOT_CHECKPOINTED: { severity: 'info', title: 'Leaves after the latest checkpoint are not yet covered by a signature' },
+
+  // leaves
+  AUDIT_LEAF_INVALID: { severity: 'error', title: 'A leaf is not a known log record (bad JSON, unknown type or field, bad value)' },
+  AUDIT_LEAF_NOT_CANONICAL: { severity: 'error', title: 'A leaf is not RFC 8785 canonical JSON' },
+  AUDIT_PII_IDENTIFIER: { severity: 'error', title: 'A resident ID number or credit code appears in a leaf or evidence payload' },
+  AUDIT_PII_NAME: { severity: 'error', title: 'A personal name (CJK text where none belongs, or a name-like token) appears in a leaf or evidence payload' },
+  AUDIT_PII_SUSPECT_TEXT: { severity: 'warning', title: 'Unvetted CJK free text in a purpose or basis: check it holds no personal data' },
+  AUDIT_POLICY_HASH_MISMATCH: { severity: 'error', title: 'An agreements record’s policy hash is not the hash of its agreements' },
+  AUDIT_KEY_EVENT_MISMATCH: { severity: 'error', title: 'A key event names keys the manifest in force does not list for the member' },
+
+  // evidence
+  AUDIT_EVIDENCE_MALFORMED: { severity: 'error', title: 'An evidence line is not a { digest, jws } record' },
+  AUDIT_EVIDENCE_MISSING: { severity: 'error', title: 'A digest in a leaf has no JWS in the evidence' },
+  AUDIT_EVIDENCE_DIGEST_MISMATCH: { severity: 'error', title: 'An evidence JWS does not hash to its digest (the JWS was altered)' },
+
+  // signatures
+  AUDIT_SIGNATURE_INVALID: { severity: 'error', title: 'An exchange JWS is malformed or its signature does not verify' },
+  AUDIT_KEY_NOT_VALID: { severity: 'error', title: 'An exchange JWS is signed with a key not valid at its iat (unlisted, revoked, expired or no manifest in force)' },
+  AUDIT_SIGNER_MISMATCH: { severity: 'error', title: 'An exchange JWS is signed by someone other than its issuer or the provider' },
+  AUDIT_ENVELOPE_INVALID: { severity: 'error', title: 'An exchange JWS payload or typ does not match the protocol' },
+  AUDIT_IAT_SKEW: { severity: 'warning', title: 'A signed iat is far from the instant the node logged (possible backdating)' },
+
+  // exchanges
+  AUDIT_BINDING_MISMATCH: { severity: 'error', title: 'A leaf disagrees with the signed message or the entry it refers to' },
+  AUDIT_RESPONSE_UNBOUND: { severity: 'error', title: 'A response is not bound to its request (reqDigest, xid, aud or iss)' },
+  AUDIT_NO_PERMIT: { severity: 'error', title: 'An answer was released without a preceding permit for that request' },
+  AUDIT_NO_DECISION: { severity: 'error', title: 'A response was logged without any decision for that request' },
+  AUDIT_STATUS_MISMATCH: { severity: 'error', title: 'A response status differs from the decision' },
+  AUDIT_POLICY_NOT_IN_FORCE: { severity: 'error', title: 'A decision names a policy other than the agreement set in force at that point of the log' },
+  AUDIT_DECISION_REPLAY_MISMATCH: { severity: 'error', title: 'Re-running the decision against the agreements in force gives another result' },
+  AUDIT_ORPHAN_ENTRY: { severity: 'error', title: 'An entry refers to an exchange whose request entry is not in the log' },
+  AUDIT_DUPLICATE_EXCHANGE: { severity: 'warning', title: 'The same exchange was logged more than once' },
+  AUDIT_NO_RESPONSE_LOGGED: { severity: 'warning', title: 'Provider: a request was decided but no response was logged (never released)' },
+  AUDIT_NO_ANSWER_RECORDED: { severity: 'warning', title: 'Consumer: a request was sent but no answer was recorded' },
+} as const satisfies Record<string, { severity: Severity; title: string }>
+
+export type AuditCode = keyof typeof FINDINGS
+
+export interface AuditFinding {
+  code: AuditCode
+  severity: Severity
+  message: string
+  /** the exchange this is about, when it is about one */
+  xid?: string
+  /** which side of the exchange this node was */
+  role?: 'provider' | 'consumer'
+  /** the leaf this is about, when it is about one */
+  index?: number
+}

@@ -1,0 +1,163 @@
+/**
+ * Strict zod schemas of the PII-free log records (src/log/records.ts), for the offline auditor.
+ *
+ * The node writes these records; the auditor trusts nothing it did not check, so every leaf must
+ * parse as exactly one known record type with no unknown fields (`z.strictObject`). A leaf that
+ * carries an extra member could smuggle personal data past the PII scan's field rules, so an
+ * unknown field is an error, not a curiosity. The `satisfies` checks at the bottom keep these
+ * schemas and the writer's TypeScript types from drifting apart.
+ */
+import { z } from 'zod'
+import type {
+  AgreementsRecord,
+  DecisionRecord,
+  KeyEventRecord,
+  LogRecord,
+  PeerCheckpointRecord,
+  ForkEvidenceRecord,
+  RequestInRecord,
+  RequestOutRecord,
+  ResponseInRecord,
+  ResponseOutRecord,
+} from '../log/records.js'
+import { memberId, modeSchema, serviceId, xidSchema } from '../protocol/envelope.js'
+
+const digest = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'SHA-256 digest, base64url')
+const at = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+const count = z.number().int().positive().max(Number.MAX_SAFE_INTEGER)
+const index = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+const errorCode = z.string().regex(/^VN_ERR_[A-Z0-9_]{1,80}$/, 'a VN_ERR_* code')
+const freeText = (max: number) => z.string().min(1).max(max)
+const base = { v: z.literal(1), at }
+
+export const RequestInSchema = z.strictObject({
+  ...base,
+  t: z.literal('request-in'),
+  xid: xidSchema,
+  iss: memberId,
+  svc: serviceId,
+  mode: modeSchema,
+  purpose: freeText(200),
+  basis: freeText(300),
+  count,
+  reqDigest: digest,
+})
+
+export const DecisionSchema = z.strictObject({
+  ...base,
+  t: z.literal('decision'),
+  xid: xidSchema,
+  iss: memberId,
+  reqDigest: digest,
+  permit: z.boolean(),
+  agreement: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'an agreement id').optional(),
+  code: errorCode.optional(),
+  policy: digest,
+  count,
+  day: z.string().regex(/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/, 'YYYY-MM-DD'),
+})
+
+export const ResponseOutSchema = z.strictObject({
+  ...base,
+  t: z.literal('response-out'),
+  xid: xidSchema,
+  aud: memberId,
+  reqDigest: digest,
+  respDigest: digest,
+  status: z.enum(['ok', 'denied']),
+  requestIndex: index,
+})
+
+export const RequestOutSchema = z.strictObject({
+  ...base,
+  t: z.literal('request-out'),
+  xid: xidSchema,
+  aud: memberId,
+  svc: serviceId,
+  mode: modeSchema,
+  purpose: freeText(200),
+  basis: freeText(300),
+  count,
+  reqDigest: digest,
+})
+
+export const ResponseInSchema = z.strictObject({
+  ...base,
+  t: z.literal('response-in'),
+  xid: xidSchema,
+  iss: memberId,
+  reqDigest: digest,
+  status: z.enum(['ok', 'denied', 'error']),
+  respDigest: digest.optional(),
+  code: errorCode.optional(),
+  peerIndex: index.optional(),
+})
+
+export const AgreementsRecordSchema = z.strictObject({
+  ...base,
+  t: z.literal('agreements'),
+  policy: digest,
+  // Parsed against AgreementSetSchema by the auditor (with the policy hash check).
+  agreements: z.array(z.unknown()),
+})
+
+export const KeyEventSchema = z.strictObject({
+  ...base,
+  t: z.literal('key-event'),
+  event: z.enum(['node-started', 'rotated']),
+  member: memberId,
+  messageKid: z.string().min(3).max(200),
+  messageKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte public key, base64url'),
+  logKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte public key, base64url'),
+  manifestSeq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  manifestHash: digest,
+})
+
+export const PeerCheckpointSchema = z.strictObject({
+  ...base,
+  t: z.literal('peer-checkpoint'),
+  peer: memberId,
+  size: index,
+  rootHash: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, '32-byte hash, base64'),
+  noteHash: digest,
+})
+
+export const ForkEvidenceSchema = z.strictObject({
+  ...base,
+  t: z.literal('fork-evidence'),
+  peer: memberId,
+  notes: z.tuple([freeText(64 * 1024), freeText(64 * 1024)]),
+})
+
+export const LogRecordSchema = z.discriminatedUnion('t', [
+  RequestInSchema,
+  DecisionSchema,
+  ResponseOutSchema,
+  RequestOutSchema,
+  ResponseInSchema,
+  AgreementsRecordSchema,
+  KeyEventSchema,
+  PeerCheckpointSchema,
+  ForkEvidenceSchema,
+])
+
+export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'agreements', 'key-event', 'peer-checkpoint', 'fork-evidence'] as const
+
+/** Free-text fields: the only places where CJK text is not by itself a finding (see pii.ts). */
+export const FREE_TEXT_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  'request-in': ['purpose', 'basis'],
+  'request-out': ['purpose', 'basis'],
+}
+
+// Compile-time drift checks: each schema has exactly the fields of the writer's record type.
+type SameKeys<S extends z.ZodType, R> = [keyof z.infer<S>] extends [keyof R] ? ([keyof R] extends [keyof z.infer<S>] ? true : false) : false
+true satisfies SameKeys<typeof RequestInSchema, RequestInRecord>
+true satisfies SameKeys<typeof DecisionSchema, DecisionRecord>
+true satisfies SameKeys<typeof ResponseOutSchema, ResponseOutRecord>
+true satisfies SameKeys<typeof RequestOutSchema, RequestOutRecord>
+true satisfies SameKeys<typeof ResponseInSchema, ResponseInRecord>
+true satisfies SameKeys<typeof AgreementsRecordSchema, AgreementsRecord>
+true satisfies SameKeys<typeof KeyEventSchema, KeyEventRecord>
+true satisfies SameKeys<typeof PeerCheckpointSchema, PeerCheckpointRecord>
+true satisfies SameKeys<typeof ForkEvidenceSchema, ForkEvidenceRecord>
+true satisfies (LogRecord['t'] extends (typeof RECORD_TYPES)[number] ? ((typeof RECORD_TYPES)[number] extends LogRecord['t'] ? true : false) : false)
