@@ -16,34 +16,12 @@ import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
-import ts from 'typescript'
 import type { SqliteLogStoreOptions } from '../src/log/store.js'
 
-/**
- * tsx cannot load a `.ts` module in a worker thread on Node 20 ("Unknown file extension .ts"), so
- * the bench transpiles src/ (no type check, a second or two) into node_modules/.cache and runs the
- * JavaScript, as production does. Module resolution still finds the repository's node_modules.
- */
-function transpileSources(): string {
-  const root = fileURLToPath(new URL('..', import.meta.url))
-  const src = join(root, 'src')
-  const out = join(root, 'node_modules', '.cache', 'vn-bench-log')
-  rmSync(out, { recursive: true, force: true })
-  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.ts') ? [join(d, e.name)] : []))
-  for (const f of [...walk(join(src, 'log')), join(src, 'errors.ts'), join(src, 'util', 'worker-pool.ts')]) {
-    const js = ts.transpileModule(readFileSync(f, 'utf8'), {
-      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext, verbatimModuleSyntax: true },
-    }).outputText
-    const dest = join(out, relative(src, f)).replace(/\.ts$/, '.js')
-    mkdirSync(dirname(dest), { recursive: true })
-    writeFileSync(dest, js)
-  }
-  return out
-}
-const built = transpileSources()
-process.on('exit', () => rmSync(built, { recursive: true, force: true }))
-const { SqliteLogStore } = (await import(pathToFileURL(join(built, 'log', 'store.js')).href)) as typeof import('../src/log/store.js')
-const { leafHash, verifyConsistency, verifyInclusion } = (await import(pathToFileURL(join(built, 'log', 'merkle.js')).href)) as typeof import('../src/log/merkle.js')
+// Run compiled (npm run bench:log builds with tsconfig.bench.json): the log writer is a worker
+// thread, and Node 20 does not give workers a TypeScript loader.
+import { SqliteLogStore } from '../src/log/store.js'
+import { leafHash, verifyConsistency, verifyInclusion } from '../src/log/merkle.js'
 
 const N = Number(process.argv[2] ?? 20_000)
 const C = Number(process.argv[3] ?? 256)
