@@ -10,7 +10,7 @@ const AREAS: Record<string, string> = {
   REQ: 'Request and wire format', JWS: 'Signatures (JWS)', EXCH: 'Exchange envelope', SUBJECT: 'Subjects',
   POLICY: 'Policy (signed and logged denials)', FED: 'Federation', LOG: 'Log', EVIDENCE: 'Evidence', PEER: 'Peers (consumer side)',
   LOCAL: 'Local API', CONFIG: 'Configuration', KEY: 'Key files', SOURCE: 'Data sources', OPRF: 'OPRF mode', HE: 'HE mode',
-  INTERNAL: 'Internal',
+  CLI: 'Command line', AUDIT: 'Auditor', INTERNAL: 'Internal',
 }
 export const BEGIN = '<!-- BEGIN GENERATED: npm run docs:errors -->'
 export const END = '<!-- END GENERATED -->'

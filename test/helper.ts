@@ -16,18 +16,29 @@ export interface Fixture {
 }
 
 export async function federationFixture(t: Test, opts: BuildDemoOptions & { start?: string[]; logger?: Logger } = {}): Promise<Fixture> {
-  const dir = t.testdir({})
-  const fed = await buildDemoFederation(dir, { sizes: { residents: 300, enterprises: 200, taxYears: [2024, 2025] }, ...opts })
+  const root = t.testdir({})
   const nodes: Record<string, RunningNode> = {}
-  const which = opts.start ?? Object.keys(fed.nodes)
-  for (const id of which) {
-    const n = fed.nodes[id]
-    if (n === undefined) throw new Error(`no node ${id}`)
-    nodes[id] = await startNode(n.configPath, { logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0 })
-  }
+  // Registered first, so nodes already started are closed even if a later one fails to start.
   t.teardown(async () => {
     for (const n of Object.values(nodes)) await n.close()
   })
+  // Ports are chosen before the manifest is signed; another process may take one in between. Then
+  // the whole federation is built again on fresh ports.
+  let fed: DemoFederation | undefined
+  for (let attempt = 1; fed === undefined; attempt++) {
+    const built = await buildDemoFederation(`${root}/try-${attempt}`, { sizes: { residents: 300, enterprises: 200, taxYears: [2024, 2025] }, ...opts })
+    try {
+      for (const id of opts.start ?? Object.keys(built.nodes)) {
+        const n = built.nodes[id]
+        if (n === undefined) throw new Error(`no node ${id}`)
+        nodes[id] = await startNode(n.configPath, { logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0 })
+      }
+      fed = built
+    } catch (e) {
+      for (const [id, n] of Object.entries(nodes)) { await n.close(); delete nodes[id] }
+      if ((e as { code?: string }).code !== 'EADDRINUSE' || attempt >= 3) throw e
+    }
+  }
   return {
     fed,
     nodes,

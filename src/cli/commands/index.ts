@@ -6,5 +6,12 @@ import { serveCommand } from './serve.js'
 import { demoCommand } from './demo.js'
 import { auditCommand } from './audit.js'
 import { logExportCommand } from './log-export.js'
+import { catalogCommand } from './catalog.js'
+import { verifyCommand } from './verify.js'
+import { verifyBatchCommand } from './verify-batch.js'
 
-export const commands: readonly Command[] = [demoCommand, initCommand, federationCommand, serveCommand, logExportCommand, auditCommand]
+export const commands: readonly Command[] = [
+  demoCommand, initCommand, federationCommand, serveCommand,
+  catalogCommand, verifyCommand, verifyBatchCommand,
+  logExportCommand, auditCommand,
+]
