@@ -1,0 +1,47 @@
+import t from 'tap'
+import { createServer } from 'node:http'
+import { checkEndpoint, isLoopbackHost, PeerClient } from '../../src/peers/client.js'
+
+t.test('plain HTTP only to loopback unless insecure', async (t) => {
+  for (const h of ['127.0.0.1', '127.9.9.9', 'localhost', '[::1]']) t.ok(isLoopbackHost(h), h)
+  for (const h of ['10.0.0.1', '192.168.1.1', 'example.org', '128.0.0.1']) t.notOk(isLoopbackHost(h), h)
+  t.throws(() => checkEndpoint('http://10.1.2.3:7100', false), { code: 'VN_ERR_PEER_INSECURE' })
+  t.equal(checkEndpoint('http://10.1.2.3:7100', true).host, '10.1.2.3:7100')
+  t.equal(checkEndpoint('https://tax.example.org', false).protocol, 'https:')
+  t.throws(() => checkEndpoint('ftp://x', true), { code: 'VN_ERR_PEER_UNKNOWN' })
+  t.throws(() => checkEndpoint('not a url', true), { code: 'VN_ERR_PEER_UNKNOWN' })
+  const c = new PeerClient({ timeoutMs: 1000, retries: 0, connections: 1, insecure: false })
+  await t.rejects(c.post('http://10.1.2.3:7100', '/v1/exchange', '{}'), { code: 'VN_ERR_PEER_INSECURE' }, 'refused before any connection')
+  await c.close()
+})
+
+t.test('retries resend the same bytes; 4xx is not retried', async (t) => {
+  const bodies: string[] = []
+  let n = 0
+  const server = createServer((req, res) => {
+    let b = ''
+    req.on('data', (c) => { b += c })
+    req.on('end', () => {
+      bodies.push(b)
+      n++
+      if (req.url === '/flaky' && n < 3) { res.writeHead(503); res.end('{}'); return }
+      res.writeHead(req.url === '/bad' ? 400 : 200, { 'content-type': 'application/json' })
+      res.end('{"ok":true}')
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => server.close())
+  const port = (server.address() as { port: number }).port
+  const c = new PeerClient({ timeoutMs: 2000, retries: 3, connections: 2, insecure: false })
+  t.teardown(() => c.close())
+  const r = await c.post(`http://127.0.0.1:${port}`, '/flaky', '{"xid":"same"}')
+  t.equal(r.statusCode, 200)
+  t.same(bodies, ['{"xid":"same"}', '{"xid":"same"}', '{"xid":"same"}'], 'same body each time')
+  bodies.length = 0
+  const bad = await c.post(`http://127.0.0.1:${port}`, '/bad', '{}')
+  t.equal(bad.statusCode, 400)
+  t.equal(bodies.length, 1, 'a 4xx is final')
+  const dead = new PeerClient({ timeoutMs: 500, retries: 1, connections: 1, insecure: false })
+  await t.rejects(dead.post('http://127.0.0.1:1', '/x', '{}'), { code: 'VN_ERR_PEER_UNREACHABLE' })
+  await dead.close()
+})
