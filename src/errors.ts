@@ -77,6 +77,9 @@ export const ERRORS = {
   // audit (log export and the offline auditor)
   VN_ERR_AUDIT_EXPORT_INVALID: { status: 400, title: 'Log export is incomplete or malformed' },
   VN_ERR_AUDIT_EXPORT_TARGET: { status: 409, title: 'Export target exists and is not an empty folder' },
+  VN_ERR_AUDIT_INPUT_INVALID: { status: 400, title: 'Auditor input (checkpoint, proof, receipt or manifest file) is missing or malformed' },
+  VN_ERR_AUDIT_NOT_FOUND: { status: 404, title: 'The export holds no entry for that exchange' },
+  VN_ERR_AUDIT_NODE_RUNNING: { status: 409, title: 'The node is running: stop it before a command that writes to its log' },
 
   // peers (consumer side)
   VN_ERR_PEER_UNREACHABLE: { status: 502, title: 'Peer node could not be reached' },

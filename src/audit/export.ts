@@ -11,8 +11,12 @@
  *                        JSON, UTF-8), which never contain a newline
  * checkpoints/<size>.note every signed checkpoint (C2SP signed note) the node stored, by tree size
  * evidence.jsonl         one `{"digest","jws"}` per line, sorted by digest: the signed JWS of every
- *                        exchange message. Never the disclosures (they hold personal data; a later
- *                        version adds an explicit, logged flag for them)
+ *                        exchange message. Never the disclosures (they hold personal data)...
+ * disclosures.jsonl      ...except with `withDisclosures` (`--with-disclosures --reason`): one
+ *                        `{"xid","disclosures":[...]}` per line, decrypted, mode 0600. The node
+ *                        must be stopped: a `disclosure-export` record (the reason's SHA-256 and the
+ *                        count) is appended to its log and checkpointed first (offline-log.ts), so
+ *                        the export itself shows that, when and why disclosures left the node
  * manifests/<seq>.jws    the federation manifests the node has (at least the one in force)
  * federation-root.pub    the node's trust anchor (an auditor should pass its own with --root)
  * ```
@@ -28,18 +32,21 @@ import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { loadConfig } from '../config/load.js'
-import { loadPublicKey } from '../crypto/keys.js'
+import { loadPrivateKey, loadPublicKey } from '../crypto/keys.js'
 import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { openDatabase } from '../log/log-writer.js'
 import { logOrigin } from '../log/peer-logs.js'
-import { nodeDataFiles } from '../node/files.js'
+import { nodeDataFiles, nodeKeyFiles } from '../node/files.js'
+import { decryptDisclosures } from '../log/evidence.js'
+import { appendOffline, assertNodeStopped } from './offline-log.js'
 
 export const EXPORT_FORMAT = 'verinode-log-export'
 export const EXPORT_FILES = {
   meta: 'export.json',
   entries: 'entries.jsonl',
   evidence: 'evidence.jsonl',
+  disclosures: 'disclosures.jsonl',
   checkpoints: 'checkpoints',
   manifests: 'manifests',
   root: 'federation-root.pub',
@@ -64,7 +71,10 @@ export interface ExportMeta {
   exportedAt: string
   manifests: { file: string; seq: number; hash: string }[]
   evidence: number
-  disclosures: false
+  /** true only with `withDisclosures`; then also the reason given and how many exchanges */
+  disclosures: boolean
+  disclosureReason?: string
+  disclosureCount?: number
   /** SHA-256 (hex) and length of every file, by path relative to the export folder */
   files: Record<string, ExportFileInfo>
 }
@@ -72,6 +82,25 @@ export interface ExportMeta {
 export interface ExportOptions {
   env?: Record<string, string | undefined>
   now?: () => number
+  /** export the sealed disclosures decrypted; the node must be stopped and the reason is logged */
+  withDisclosures?: { reason: string }
+}
+
+/** Longest accepted disclosure-export reason (it is hashed into the log and kept in export.json). */
+export const MAX_REASON_LENGTH = 1000
+
+async function loadEvidenceKey(path: string): Promise<Uint8Array> {
+  let text: string
+  try {
+    if (((await stat(path)).mode & 0o077) !== 0) throw new VnError('VN_ERR_KEY_FILE', `${path}: mode is too permissive (want 0600)`)
+    text = await readFile(path, 'utf8')
+  } catch (e) {
+    if (e instanceof VnError) throw e
+    throw new VnError('VN_ERR_KEY_FILE', `${path}: cannot be read`, { cause: e })
+  }
+  const key = Buffer.from(text.trim(), 'base64')
+  if (key.length !== 32) throw new VnError('VN_ERR_KEY_FILE', `${path}: expected 32 bytes of base64`)
+  return key
 }
 
 export interface ExportResult extends ExportMeta {
@@ -152,12 +181,27 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
     throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `${dbPath}: no log database (has the node ever started?)`)
   }
 
+  // With disclosures: check the reason, count what will leave, and log it before anything is read.
+  let disclosures: { key: Uint8Array; nowMs: number; count: number; reason: string } | undefined
+  if (opts.withDisclosures !== undefined) {
+    const reason = opts.withDisclosures.reason.trim()
+    if (reason.length === 0 || reason.length > MAX_REASON_LENGTH) throw new VnError('VN_ERR_CONFIG_INVALID', `reason: give the reason for exporting disclosures (1-${MAX_REASON_LENGTH} characters)`)
+    const keyFiles = nodeKeyFiles(loaded.path(cfg.keysDir))
+    const key = await loadEvidenceKey(keyFiles.evidenceKey)
+    const logKey = await loadPrivateKey(keyFiles.logKey)
+    await assertNodeStopped(dbPath)
+    const nowMs = now()
+    const count = countDisclosures(dbPath, nowMs)
+    await appendOffline(dbPath, [{ v: 1, at: nowMs, t: 'disclosure-export', reasonDigest: createHash('sha256').update(reason, 'utf8').digest('base64url'), count }], logKey, logOrigin(current.name, cfg.member))
+    disclosures = { key, nowMs, count, reason }
+  }
+
   const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${now()}`)
   await mkdir(join(tmp, EXPORT_FILES.checkpoints), { recursive: true, mode: 0o700 })
   await mkdir(join(tmp, EXPORT_FILES.manifests), { recursive: true })
   try {
     const files: Record<string, ExportFileInfo> = {}
-    const snapshot = readSnapshot(dbPath, tmp, files)
+    const snapshot = readSnapshot(dbPath, tmp, files, disclosures)
 
     const cpFiles: { size: number; file: string }[] = []
     for (const c of snapshot.checkpoints) {
@@ -190,7 +234,8 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
       exportedAt: new Date(now()).toISOString(),
       manifests: manifestList,
       evidence: snapshot.evidence,
-      disclosures: false,
+      disclosures: disclosures !== undefined,
+      ...(disclosures === undefined ? {} : { disclosureReason: disclosures.reason, disclosureCount: disclosures.count }),
       files,
     }
     await writeFile(join(tmp, EXPORT_FILES.meta), `${JSON.stringify(meta, null, 2)}\n`)
@@ -210,8 +255,17 @@ interface Snapshot {
   checkpoints: { size: number; note: string }[]
 }
 
+function countDisclosures(dbPath: string, nowMs: number): number {
+  const db = openDatabase(dbPath, true)
+  try {
+    return db.prepare('SELECT COUNT(*) FROM evidence_disclosures WHERE expires_ms > ?').pluck().get(nowMs) as number
+  } finally {
+    db.close()
+  }
+}
+
 /** Streams leaves and evidence to files from one read transaction (a consistent WAL snapshot). */
-function readSnapshot(dbPath: string, dir: string, files: Record<string, ExportFileInfo>): Snapshot {
+function readSnapshot(dbPath: string, dir: string, files: Record<string, ExportFileInfo>, disclosures?: { key: Uint8Array; nowMs: number; count: number }): Snapshot {
   let db
   try {
     db = openDatabase(dbPath, true)
@@ -259,6 +313,29 @@ function readSnapshot(dbPath: string, dir: string, files: Record<string, ExportF
         closeSync(ev)
       }
       files[EXPORT_FILES.evidence] = { sha256: vh.digest('hex'), bytes: vBytes }
+
+      // disclosures.jsonl: only when asked for, and only what the disclosure-export record counted.
+      if (disclosures !== undefined) {
+        const fd = openSync(join(dir, EXPORT_FILES.disclosures), 'wx', 0o600)
+        const dh = createHash('sha256')
+        let dBytes = 0
+        let n = 0
+        try {
+          const rows = db.prepare('SELECT xid, nonce, ciphertext FROM evidence_disclosures WHERE expires_ms > ? ORDER BY xid').iterate(disclosures.nowMs) as IterableIterator<{ xid: string; nonce: Buffer; ciphertext: Buffer }>
+          for (const row of rows) {
+            const line = Buffer.from(`${JSON.stringify({ xid: row.xid, disclosures: decryptDisclosures(disclosures.key, row.xid, row.nonce, row.ciphertext) })}\n`, 'utf8')
+            writeSync(fd, line)
+            dh.update(line)
+            dBytes += line.length
+            n++
+          }
+          fsyncSync(fd)
+        } finally {
+          closeSync(fd)
+        }
+        if (n !== disclosures.count) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `disclosures: ${n} rows, ${disclosures.count} logged (did the node start meanwhile?)`)
+        files[EXPORT_FILES.disclosures] = { sha256: dh.digest('hex'), bytes: dBytes }
+      }
 
       // Every stored checkpoint, as stored: judging them is the auditor's job.
       const checkpoints = db.prepare('SELECT size, note FROM checkpoints WHERE size <= ? ORDER BY size').all(size) as { size: number; note: string }[]

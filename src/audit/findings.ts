@@ -62,6 +62,32 @@ export const FINDINGS = {
   AUDIT_DUPLICATE_EXCHANGE: { severity: 'warning', title: 'The same exchange was logged more than once' },
   AUDIT_NO_RESPONSE_LOGGED: { severity: 'warning', title: 'Provider: a request was decided but no response was logged (never released)' },
   AUDIT_NO_ANSWER_RECORDED: { severity: 'warning', title: 'Consumer: a request was sent but no answer was recorded' },
+
+  // consistency between two checkpoints (audit consistency)
+  AUDIT_INCONSISTENT: { severity: 'error', title: 'Two checkpoints signed by the log’s key are not consistent: the history was rewritten or forked' },
+  AUDIT_PEER_FORK_REPORTED: { severity: 'error', title: 'The log holds fork evidence: two checkpoints of a peer’s log it found inconsistent (warning when they are not both validly signed)' },
+  AUDIT_CONSISTENCY_PROOF_INVALID: { severity: 'error', title: 'The given consistency proof does not verify between the two checkpoints (append-only not shown)' },
+
+  // inclusion receipts (audit prove, audit check-receipt)
+  AUDIT_INCLUSION_INVALID: { severity: 'error', title: 'An inclusion proof does not lead to the signed checkpoint root' },
+  AUDIT_RECEIPT_MISMATCH: { severity: 'error', title: 'A receipt’s leaf is not about the exchange or log it claims' },
+
+  // key rotation (key-event records with event 'rotated')
+  AUDIT_KEY_ROTATION_SIGNATURE: { severity: 'error', title: 'A key rotation is not signed by both the old and the new key' },
+  AUDIT_KEY_ROTATION_UNLISTED: { severity: 'warning', title: 'A rotated-in key is listed for the member by no manifest the audit holds' },
+
+  // disclosures exported with --with-disclosures
+  AUDIT_DISCLOSURES_UNLOGGED: { severity: 'error', title: 'The export holds disclosures that no disclosure-export record of its log accounts for' },
+
+  // cross-check of a consumer's and a provider's exports (audit cross-check)
+  AUDIT_CROSS_EXPORT_FAILED: { severity: 'error', title: 'One of the two exports fails audit verify: the join can only be as trustworthy as the logs' },
+  AUDIT_CROSS_MISSING_AT_PROVIDER: { severity: 'error', title: 'The consumer logged an exchange with the provider that the provider’s log does not hold' },
+  AUDIT_CROSS_MISSING_AT_CONSUMER: { severity: 'error', title: 'The provider logged a request from the consumer that the consumer’s log does not hold' },
+  AUDIT_CROSS_RESPONSE_MISSING: { severity: 'error', title: 'A signed response is logged on one side only' },
+  AUDIT_CROSS_ALTERED: { severity: 'error', title: 'The two sides logged the same exchange differently (digest, status, service, purpose, count)' },
+  AUDIT_CROSS_EVIDENCE_DIFFERS: { severity: 'error', title: 'The two sides hold different signed messages for the same exchange' },
+  AUDIT_CROSS_PEER_INDEX: { severity: 'error', title: 'The consumer’s peerIndex does not point at the provider’s request-in of that exchange' },
+  AUDIT_CROSS_OUTSIDE_WINDOW: { severity: 'info', title: 'An exchange falls after the end of the other side’s export and cannot be joined' },
 } as const satisfies Record<string, { severity: Severity; title: string }>
 
 export type AuditCode = keyof typeof FINDINGS

@@ -1,9 +1,14 @@
 /**
- * Human-readable rendering of an audit report (`verinode audit verify` without `--json`):
- * a summary, the log-wide findings, then the findings of each exchange under its xid.
+ * Human-readable rendering of the auditor's reports (every `verinode audit ...` without `--json`):
+ * a summary, the log-wide findings, then the findings of each exchange under its xid, and a last
+ * line `PASS|FAIL: n errors, n warnings, n info`.
  */
 import type { AuditFinding } from './findings.js'
 import type { AuditReport } from './verify.js'
+import type { ConsistencyReport } from './consistency.js'
+import type { CrossCheckReport } from './cross-check.js'
+import type { ReceiptReport } from './receipt.js'
+import type { ReplayReport } from './replay.js'
 
 const TAG = { error: 'ERROR', warning: 'WARN ', info: 'info ' } as const
 
@@ -50,4 +55,83 @@ export function formatReport(r: AuditReport): string[] {
 export function summarizeReport(r: AuditReport): string {
   const cp = r.checkpoint === null ? 'no checkpoint' : `checkpoint ${r.checkpoint.size}/${r.leaves}`
   return `${r.ok ? 'PASS' : 'FAIL'}: ${r.leaves} leaves, ${r.counts.provider + r.counts.consumer} exchanges, ${cp}; ${r.counts.errors} errors, ${r.counts.warnings} warnings`
+}
+
+// ---------------------------------------------------------------------------------------------
+// The other auditor commands
+
+const verdict = (ok: boolean, c: { errors: number; warnings: number; infos: number }): string =>
+  `${ok ? 'PASS' : 'FAIL'}: ${c.errors} error${c.errors === 1 ? '' : 's'}, ${c.warnings} warning${c.warnings === 1 ? '' : 's'}, ${c.infos} info`
+
+function findingLines(fs: readonly AuditFinding[]): string[] {
+  return fs.map((f) => `${line(f)}${f.xid === undefined ? '' : `  [xid ${f.xid}]`}`)
+}
+
+export function formatConsistency(r: ConsistencyReport): string[] {
+  const cp = (c: ConsistencyReport['older']): string => (c === null ? 'unreadable' : `size ${c.size}, root ${c.rootHash}${c.signed ? '' : ' (NOT signed by the log key)'}  [${c.file}]`)
+  const out = [
+    `consistency of ${r.origin ?? '(no common log)'}`,
+    `  trust anchor:  ${r.trustAnchor.kid}${r.trustAnchor.source === 'export' ? ' (taken from the export: pass --root)' : ''}`,
+    `  older:         ${cp(r.older)}`,
+    `  newer:         ${cp(r.newer)}`,
+    `  method:        ${r.method === 'export' ? 'proof made from the export\'s leaves' : r.method === 'proof' ? 'given proof' : r.method === 'equal-size' ? 'same size: roots compared' : 'none'}`,
+    `  result:        ${r.consistent ? 'the newer checkpoint extends the older one (append-only)' : 'NOT shown to be append-only'}`,
+  ]
+  if (r.findings.length > 0) out.push('', ...findingLines(r.findings))
+  out.push('', verdict(r.ok, r.counts))
+  return out
+}
+
+export function formatReceiptCheck(r: ReceiptReport): string[] {
+  const out = [
+    `receipt of ${r.xid === null ? '(unreadable xid)' : `xid ${r.xid}`} in ${r.origin}`,
+    `  trust anchor:  ${r.trustAnchor.kid}`,
+    `  checkpoint:    ${r.checkpoint === null ? 'unreadable' : `size ${r.checkpoint.size}, root ${r.checkpoint.rootHash}${r.checkpoint.signed ? ', signed by the member\'s log key' : ' (NOT signed by a listed log key)'}`}`,
+    ...r.entries.map((e) => `  leaf ${String(e.index).padEnd(8)} ${(e.t ?? 'unknown').padEnd(14)} ${e.included ? 'included' : 'NOT included'}`),
+  ]
+  if (r.findings.length > 0) out.push('', ...findingLines(r.findings))
+  out.push('', verdict(r.ok, r.counts))
+  return out
+}
+
+export function formatCrossCheck(r: CrossCheckReport): string[] {
+  const v = (x: boolean | null): string => (x === null ? 'not verified' : x ? 'audit verify passes' : 'audit verify FAILS')
+  const out = [
+    `cross-check of consumer ${r.consumer.member} against provider ${r.provider.member}`,
+    `  consumer:      ${r.consumer.dir} (${r.consumer.leaves} leaves, ${v(r.consumer.verified)})`,
+    `  provider:      ${r.provider.dir} (${r.provider.leaves} leaves, ${v(r.provider.verified)})`,
+    `  exchanges:     ${r.counts.joined} on both sides, ${r.counts.consumerOnly} only at the consumer, ${r.counts.providerOnly} only at the provider`,
+  ]
+  const general = r.findings.filter((f) => f.xid === undefined && f.role === undefined)
+  if (general.length > 0) out.push('', 'exports:', ...findingLines(general))
+  for (const e of r.exchanges) {
+    out.push('', `exchange ${e.xid} (consumer leaves ${e.consumerIndices.join(', ') || 'none'}; provider leaves ${e.providerIndices.join(', ') || 'none'}):`)
+    for (const f of e.findings) out.push(`${line(f)}  [${f.role ?? ''} log]`)
+  }
+  out.push('', verdict(r.ok, r.counts))
+  return out
+}
+
+export function formatReplay(r: ReplayReport): string[] {
+  const res = (x: { permit: boolean; agreement?: string; code?: string }): string => (x.permit ? `permit (${x.agreement ?? '?'})` : `deny (${x.code ?? '?'})`)
+  const out = [
+    `decision replay of ${r.member} (${r.origin})`,
+    `  trust anchor:  ${r.trustAnchor.kid}${r.trustAnchor.source === 'export' ? ' (taken from the export: pass --root)' : ''}`,
+    `  decisions:     ${r.counts.decisions}, replayed ${r.counts.replayed}, ${r.counts.disagreements} disagree; under ${r.policies} agreement set(s)`,
+    `  answers:       ${r.counts.answers}, ${r.counts.unpermitted} ok answer(s) without a preceding permit`,
+    '',
+    'decisions (leaf, xid, consumer, service: logged → replayed):',
+  ]
+  for (const d of r.decisions) {
+    const tag = d.agrees === null ? 'NOT REPLAYED' : d.agrees ? 'same' : 'DIFFERS'
+    out.push(`  ${String(d.index).padEnd(8)} ${d.xid}  ${d.consumer}  ${d.service ?? '?'}: ${res(d.logged)} → ${d.replayed === null ? '—' : res(d.replayed)}  [${tag}${d.source === 'request-in record' ? ', from the leaf only' : ''}]`)
+  }
+  const bad = r.answers.filter((a) => a.status === 'ok' && !a.permitted)
+  if (bad.length > 0) {
+    out.push('', 'answers released without a preceding permit:')
+    for (const a of bad) out.push(`  leaf ${a.index}  xid ${a.xid}${a.decisionIndex === null ? ' (no decision for this request)' : ` (decision at leaf ${a.decisionIndex} denied)`}`)
+  }
+  if (r.findings.length > 0) out.push('', ...findingLines(r.findings))
+  out.push('', verdict(r.ok, r.counts))
+  return out
 }

@@ -15,6 +15,7 @@ import type {
   LogRecord,
   PeerCheckpointRecord,
   ForkEvidenceRecord,
+  DisclosureExportRecord,
   RequestInRecord,
   RequestOutRecord,
   ResponseInRecord,
@@ -104,13 +105,18 @@ export const AgreementsRecordSchema = z.strictObject({
 export const KeyEventSchema = z.strictObject({
   ...base,
   t: z.literal('key-event'),
-  event: z.enum(['node-started', 'rotated']),
+  event: z.enum(['node-started', 'rotated', 'manifest-loaded']),
   member: memberId,
   messageKid: z.string().min(3).max(200),
   messageKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte public key, base64url'),
   logKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte public key, base64url'),
   manifestSeq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
   manifestHash: digest,
+  // event 'rotated' only (checked by the auditor: both signatures over the rotation statement)
+  rotated: z.enum(['message', 'log']).optional(),
+  newKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte public key, base64url').optional(),
+  oldSig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte Ed25519 signature, base64url').optional(),
+  newSig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte Ed25519 signature, base64url').optional(),
 })
 
 export const PeerCheckpointSchema = z.strictObject({
@@ -129,6 +135,13 @@ export const ForkEvidenceSchema = z.strictObject({
   notes: z.tuple([freeText(64 * 1024), freeText(64 * 1024)]),
 })
 
+export const DisclosureExportSchema = z.strictObject({
+  ...base,
+  t: z.literal('disclosure-export'),
+  reasonDigest: digest,
+  count: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+})
+
 export const LogRecordSchema = z.discriminatedUnion('t', [
   RequestInSchema,
   DecisionSchema,
@@ -139,9 +152,10 @@ export const LogRecordSchema = z.discriminatedUnion('t', [
   KeyEventSchema,
   PeerCheckpointSchema,
   ForkEvidenceSchema,
+  DisclosureExportSchema,
 ])
 
-export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'agreements', 'key-event', 'peer-checkpoint', 'fork-evidence'] as const
+export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'agreements', 'key-event', 'peer-checkpoint', 'fork-evidence', 'disclosure-export'] as const
 
 /** Free-text fields: the only places where CJK text is not by itself a finding (see pii.ts). */
 export const FREE_TEXT_FIELDS: Readonly<Record<string, readonly string[]>> = {
@@ -160,4 +174,5 @@ true satisfies SameKeys<typeof AgreementsRecordSchema, AgreementsRecord>
 true satisfies SameKeys<typeof KeyEventSchema, KeyEventRecord>
 true satisfies SameKeys<typeof PeerCheckpointSchema, PeerCheckpointRecord>
 true satisfies SameKeys<typeof ForkEvidenceSchema, ForkEvidenceRecord>
+true satisfies SameKeys<typeof DisclosureExportSchema, DisclosureExportRecord>
 true satisfies (LogRecord['t'] extends (typeof RECORD_TYPES)[number] ? ((typeof RECORD_TYPES)[number] extends LogRecord['t'] ? true : false) : false)

@@ -19,7 +19,11 @@
  *     it); the decision is re-run with `decide` (src/policy/decide.ts) on the signed request against
  *     that set, with a QuotaCounter replayed from the earlier permits, and any disagreement is
  *     reported;
- *  6. consumer: every `request-out` has a `response-in` (else "no answer recorded").
+ *  6. consumer: every `request-out` has a `response-in` (else "no answer recorded");
+ *  7. key events: a `rotated` event verifies under both the old and the new key (key-rotation.ts)
+ *     and its new key is listed by some manifest; disclosures in the export are accounted for by
+ *     the log's last `disclosure-export` record (count, reason digest).
+ * With `collectReplay`, step 5's replays are also listed per decision and per answer (replay.ts).
  *
  * Findings (findings.ts) carry a stable code, a severity and, where they concern one exchange, its
  * xid and this node's role in it. The report is `ok` only when there is no `error` finding.
@@ -37,7 +41,7 @@ import { KeyHistory } from '../federation/key-history.js'
 import { rootKeyId } from '../federation/manifest.js'
 import { ed25519NoteVerifier, openNote, parseCheckpoint, parseNote, type NoteVerifier } from '../log/checkpoint.js'
 import { EMPTY_ROOT, foldRange, hashEquals, leafHash, nodeHash } from '../log/merkle.js'
-import type { AgreementsRecord, DecisionRecord, KeyEventRecord, LogRecord, RequestInRecord, RequestOutRecord, ResponseInRecord, ResponseOutRecord } from '../log/records.js'
+import type { AgreementsRecord, DecisionRecord, DisclosureExportRecord, ForkEvidenceRecord, KeyEventRecord, LogRecord, RequestInRecord, RequestOutRecord, ResponseInRecord, ResponseOutRecord } from '../log/records.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { AgreementSetSchema, agreementSetHash, type Agreement } from '../policy/agreements.js'
 import { decide, type DecisionRequest } from '../policy/decide.js'
@@ -49,6 +53,7 @@ import { EXPORT_FILES, EXPORT_FORMAT } from './export.js'
 import { FINDINGS, type AuditCode, type AuditFinding, type Severity } from './findings.js'
 import { FREE_TEXT_FIELDS, LogRecordSchema, RECORD_TYPES } from './record-schemas.js'
 import { scanValue, type PiiHit } from './pii.js'
+import { checkRotation } from './key-rotation.js'
 
 export interface AuditOptions {
   /**
@@ -61,6 +66,37 @@ export interface AuditOptions {
   manifests?: readonly string[]
   /** how far a signed iat may be from the logged instant before AUDIT_IAT_SKEW (default 5 min) */
   maxIatSkewMs?: number
+  /** also list every decision's replay and every answer's permit in `report.replay` (audit replay) */
+  collectReplay?: boolean
+}
+
+/** One decision re-run against the agreement set in force at its point of the log (audit replay). */
+export interface DecisionReplay {
+  xid: string
+  index: number
+  consumer: string
+  service: string | null
+  /** the policy hash the decision names, and the leaf of the agreements record in force (null: none) */
+  policy: string
+  policyIndex: number | null
+  logged: { permit: boolean; agreement?: string; code?: string }
+  /** null when the decision cannot be re-run (no agreements in force, or no request to re-run) */
+  replayed: { permit: boolean; agreement?: string; code?: string } | null
+  /** what was re-run: the signed request from the evidence, or only the request-in leaf */
+  source: 'signed request' | 'request-in record' | null
+  /** null when not replayed */
+  agrees: boolean | null
+}
+
+/** One released response and the decision it followed (audit replay). */
+export interface AnswerReplay {
+  xid: string
+  index: number
+  status: 'ok' | 'denied'
+  /** the leaf of the decision for this very request before it, or null */
+  decisionIndex: number | null
+  /** an `ok` answer needs a preceding permit for the same request */
+  permitted: boolean
 }
 
 export interface ExchangeReport {
@@ -92,6 +128,8 @@ export interface AuditReport {
   findings: AuditFinding[]
   /** the exchanges that have findings, in log order, with their findings */
   exchanges: ExchangeReport[]
+  /** with `collectReplay`: every decision's replay and every answer's permit, in log order */
+  replay?: { decisions: DecisionReplay[]; answers: AnswerReplay[] }
 }
 
 const DEFAULT_IAT_SKEW_MS = 5 * 60_000
@@ -106,6 +144,8 @@ const MetaSchema = z.object({
   federation: z.string().optional(),
   origin: z.string().optional(),
   size: z.number().int().nonnegative().optional(),
+  disclosures: z.boolean().optional(),
+  disclosureReason: z.string().optional(),
   files: z.record(z.string(), z.object({ sha256: z.string(), bytes: z.number() })).optional(),
 })
 
@@ -554,9 +594,19 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   const exchangeOrder: ({ role: 'provider'; ex: ProviderExchange } | { role: 'consumer'; ex: ConsumerExchange })[] = []
   let policy: { hash: string; agreements: Agreement[] | undefined; index: number } | undefined
   const quotas = new QuotaCounter()
+  const replayRows: AuditReport['replay'] = opts.collectReplay === true ? { decisions: [], answers: [] } : undefined
 
   const onKeyEvent = (i: number, r: KeyEventRecord): void => {
     const w = { index: i }
+    // A rotation is signed by the old and the new key over one statement (key-rotation.ts); the
+    // new key should be listed for the member by some manifest, else nobody can accept it.
+    for (const p of checkRotation(r)) add('AUDIT_KEY_ROTATION_SIGNATURE', `leaf ${i}: ${p}`, w)
+    if (r.event === 'rotated' && r.rotated !== undefined && r.newKey !== undefined && manifests.length > 0) {
+      const list = r.rotated === 'message' ? 'messageKeys' : 'logKeys'
+      if (!manifests.some((f) => f.has(member) && [...f.member(member)[list].values()].some((k) => k.x === r.newKey))) {
+        add('AUDIT_KEY_ROTATION_UNLISTED', `leaf ${i}: the new ${r.rotated} key is in none of the manifests (send it to the authority: federation add-key)`, w)
+      }
+    }
     if (r.member !== member) add('AUDIT_KEY_EVENT_MISMATCH', `leaf ${i}: key event of member ${r.member} in the log of ${member}`, w)
     const named = manifests.find((f) => digestEquals(f.hash, r.manifestHash))
     if (named === undefined) add('AUDIT_MANIFEST_MISSING', `leaf ${i}: names manifest seq ${r.manifestSeq} (${r.manifestHash}), which the export does not hold`, w)
@@ -573,6 +623,22 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
         add('AUDIT_KEY_EVENT_MISMATCH', `leaf ${i}: log key is not listed for ${member} in manifest seq ${f.seq}`, w)
       }
     }
+  }
+
+  // A witness's proof that a peer showed it two inconsistent checkpoints (peer-logs.ts): reported
+  // for the auditor to follow up with `audit consistency` on the two notes and the peer's export.
+  const onForkEvidence = (i: number, r: ForkEvidenceRecord): void => {
+    const origin = logOrigin(federation ?? '?', r.peer)
+    const verifiers: NoteVerifier[] = []
+    for (const f of manifests) if (f.has(r.peer)) for (const k of f.member(r.peer).logKeys.values()) verifiers.push(ed25519NoteVerifier(origin, fromB64u(k.x) as Buffer))
+    const signed = r.notes.filter((n) => {
+      try {
+        return parseCheckpoint(openNote(n, verifiers).text).origin === origin
+      } catch {
+        return false
+      }
+    }).length
+    add('AUDIT_PEER_FORK_REPORTED', `leaf ${i}: ${member} kept two checkpoints of ${r.peer}'s log it found inconsistent (${signed} of 2 signed by ${r.peer}'s log key); check them with audit consistency`, { index: i }, signed === 2 ? 'error' : 'warning')
   }
 
   const onAgreements = (i: number, r: AgreementsRecord): void => {
@@ -629,6 +695,12 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     // Replay: the signed request when the evidence has it, else the request-in record.
     const signed = evidence.has(r.reqDigest) ? verifiedRequest(r.reqDigest, w) : undefined
     const src = signed ?? ex.reqIn?.r
+    const row: DecisionReplay | undefined = replayRows === undefined ? undefined : {
+      xid: r.xid, index: i, consumer: r.iss, service: src?.svc ?? null, policy: r.policy, policyIndex: policy?.index ?? null,
+      logged: r.permit ? { permit: true, ...(r.agreement === undefined ? {} : { agreement: r.agreement }) } : { permit: false, ...(r.code === undefined ? {} : { code: r.code }) },
+      replayed: null, source: null, agrees: null,
+    }
+    if (row !== undefined) replayRows?.decisions.push(row)
     if (policy?.agreements !== undefined && src !== undefined) {
       const req: DecisionRequest = {
         consumer: src.iss,
@@ -644,6 +716,11 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
       quotas.prune(utcDay(Math.max(0, r.at - 86_400_000)))
       const replay = decide(req, policy.agreements, quotas.clone())
       const same = r.permit ? replay.permit && replay.agreementId === r.agreement : !replay.permit && replay.code === r.code
+      if (row !== undefined) {
+        row.replayed = replay.permit ? { permit: true, agreement: replay.agreementId } : { permit: false, code: replay.code }
+        row.source = signed !== undefined ? 'signed request' : 'request-in record'
+        row.agrees = same
+      }
       if (!same) {
         const got = replay.permit ? `permit under ${replay.agreementId}` : `${replay.code} (${replay.reason})`
         const logged = r.permit ? `permit under ${r.agreement ?? '?'}` : (r.code ?? 'denial')
@@ -677,6 +754,10 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
       else add('AUDIT_BINDING_MISMATCH', `leaf ${i}: the decision at leaf ${d.i} is for another request`, w)
     } else if (r.status === 'ok' && !d.r.permit) add('AUDIT_NO_PERMIT', `leaf ${i}: answer released although the decision at leaf ${d.i} denied`, w)
     else if (r.status === 'denied' && d.r.permit) add('AUDIT_STATUS_MISMATCH', `leaf ${i}: denial logged although the decision at leaf ${d.i} permitted`, w)
+    if (replayRows !== undefined) {
+      const forThis = d !== undefined && digestEquals(d.r.reqDigest, r.reqDigest)
+      replayRows.answers.push({ xid: r.xid, index: i, status: r.status, decisionIndex: forThis ? d.i : null, permitted: forThis && d.r.permit })
+    }
 
     // Step 4: the signed request (by its issuer) and the signed response (by this provider).
     const req = verifiedRequest(r.reqDigest, w)
@@ -761,6 +842,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
       case 'response-out': return onResponseOut(i, r)
       case 'request-out': return onRequestOut(i, r)
       case 'response-in': return onResponseIn(i, r)
+      case 'fork-evidence': return onForkEvidence(i, r)
     }
   })
 
@@ -777,6 +859,22 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   for (const [digest, jws] of evidence) {
     const xid = (unverifiedPayload(jws) as { xid?: unknown } | undefined)?.xid
     scanEvidence(digest, jws, typeof xid === 'string' && SAFE_XID.test(xid) ? { xid } : {})
+  }
+
+  // Disclosures in the export (log export --with-disclosures) must be accounted for by the last
+  // disclosure-export record: same count, and the reason export.json gives hashes to its digest.
+  const discBuf = await readOptional(join(root, EXPORT_FILES.disclosures))
+  if (discBuf !== undefined || meta.disclosures === true) {
+    const lines = discBuf === undefined ? 0 : splitLines(discBuf).filter((l) => l.length > 0).length
+    let last: { i: number; r: DisclosureExportRecord } | undefined
+    records.forEach((r, i) => {
+      if (r?.t === 'disclosure-export') last = { i, r }
+    })
+    if (last === undefined) add('AUDIT_DISCLOSURES_UNLOGGED', `${EXPORT_FILES.disclosures}: ${lines} exchanges' disclosures, and no disclosure-export record in the log`)
+    else if (last.r.count !== lines) add('AUDIT_DISCLOSURES_UNLOGGED', `${EXPORT_FILES.disclosures}: ${lines} exchanges' disclosures, the disclosure-export record at leaf ${last.i} logged ${last.r.count}`, { index: last.i })
+    else if (meta.disclosureReason === undefined || !digestEquals(createHash('sha256').update(meta.disclosureReason, 'utf8').digest('base64url'), last.r.reasonDigest)) {
+      add('AUDIT_DISCLOSURES_UNLOGGED', `${EXPORT_FILES.meta}: the disclosure reason does not hash to the reasonDigest logged at leaf ${last.i}`, { index: last.i })
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -825,5 +923,6 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     },
     findings: sorted,
     exchanges,
+    ...(replayRows === undefined ? {} : { replay: replayRows }),
   }
 }

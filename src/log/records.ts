@@ -88,13 +88,22 @@ export interface AgreementsRecord extends Base {
 /** key material put in use (public halves only) */
 export interface KeyEventRecord extends Base {
   t: 'key-event'
-  event: 'node-started' | 'rotated'
+  event: 'node-started' | 'rotated' | 'manifest-loaded'
   member: string
   messageKid: string
   messageKey: string
   logKey: string
   manifestSeq: number
   manifestHash: string
+  /**
+   * `rotated` only (src/audit/key-rotation.ts): which key was replaced, the new public key
+   * (base64url raw Ed25519), and Ed25519 signatures (base64url) by the old and the new private key
+   * over the canonical rotation statement. The old key is `messageKey` or `logKey` above.
+   */
+  rotated?: 'message' | 'log'
+  newKey?: string
+  oldSig?: string
+  newSig?: string
 }
 
 /** a peer's checkpoint this node verified (consistent with the last one seen) and cosigned */
@@ -113,6 +122,15 @@ export interface ForkEvidenceRecord extends Base {
   notes: [string, string]
 }
 
+/** disclosures were exported decrypted (`verinode log export --with-disclosures`): who asked is the operator */
+export interface DisclosureExportRecord extends Base {
+  t: 'disclosure-export'
+  /** SHA-256 (base64url) of the operator's reason text; the text itself travels in the export, never in the log */
+  reasonDigest: string
+  /** how many exchanges' disclosures were exported */
+  count: number
+}
+
 export type LogRecord =
   | RequestInRecord
   | DecisionRecord
@@ -123,5 +141,6 @@ export type LogRecord =
   | KeyEventRecord
   | PeerCheckpointRecord
   | ForkEvidenceRecord
+  | DisclosureExportRecord
 
 export type LogRecordType = LogRecord['t']

@@ -6,6 +6,7 @@ import { serveCommand } from './serve.js'
 import { demoCommand } from './demo.js'
 import { auditCommand } from './audit.js'
 import { logExportCommand } from './log-export.js'
+import { keysCommand } from './keys.js'
 import { catalogCommand } from './catalog.js'
 import { verifyCommand } from './verify.js'
 import { verifyBatchCommand } from './verify-batch.js'
@@ -13,5 +14,5 @@ import { verifyBatchCommand } from './verify-batch.js'
 export const commands: readonly Command[] = [
   demoCommand, initCommand, federationCommand, serveCommand,
   catalogCommand, verifyCommand, verifyBatchCommand,
-  logExportCommand, auditCommand,
+  keysCommand, logExportCommand, auditCommand,
 ]

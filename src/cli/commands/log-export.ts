@@ -1,7 +1,11 @@
 /**
  * `verinode log export --config <verinode.json> --out <dir>`: writes a self-contained log export
- * (src/audit/export.ts) for an auditor: entries, checkpoints, evidence JWS (never disclosures),
+ * (src/audit/export.ts) for an auditor: entries, checkpoints, evidence JWS (no disclosures),
  * manifests and the trust anchor. Reads the log read-only, so the node may keep running.
+ *
+ * `--with-disclosures --reason <text>` also exports the sealed disclosures, decrypted. That is
+ * personal data leaving the node, so it is itself logged (a `disclosure-export` record with the
+ * reason's SHA-256 and the count), which needs the node stopped (src/audit/offline-log.ts).
  */
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -9,21 +13,28 @@ import { isVnError } from '../../errors.js'
 import { exportLog } from '../../audit/export.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 
-const USAGE = `usage: verinode log export --config <verinode.json> --out <dir> [--json]
+const USAGE = `usage: verinode log export --config <verinode.json> --out <dir> [--with-disclosures --reason <text>] [--json]
 
   export        writes entries.jsonl, checkpoints/, evidence.jsonl (signed JWS only, no
                 disclosures), manifests/, federation-root.pub and export.json into <dir>, which
-                must not exist or be empty. Check it with \`verinode audit verify <dir>\`.`
+                must not exist or be empty. Check it with \`verinode audit verify <dir>\`.
+
+  --with-disclosures  also write disclosures.jsonl: the sealed disclosures (personal data),
+                decrypted. Needs --reason; the node must be STOPPED, because the export is first
+                logged as a disclosure-export record (reason SHA-256, count) and checkpointed.
+  --reason T    why disclosures leave the node (kept in export.json; only its hash is logged)`
 
 const OPTIONS = {
   config: { type: 'string' },
   out: { type: 'string' },
+  'with-disclosures': { type: 'boolean' },
+  reason: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
 /** VN_ERR_* codes that mean "fix your command line or config" (exit 2) rather than "it failed" (1). */
-const USAGE_CODES = new Set(['VN_ERR_CONFIG_INVALID', 'VN_ERR_KEY_FILE', 'VN_ERR_AUDIT_EXPORT_TARGET'])
+const USAGE_CODES = new Set(['VN_ERR_CONFIG_INVALID', 'VN_ERR_KEY_FILE', 'VN_ERR_AUDIT_EXPORT_TARGET', 'VN_ERR_AUDIT_NODE_RUNNING'])
 
 export const logExportCommand: Command = {
   name: 'log',
@@ -51,8 +62,14 @@ export const logExportCommand: Command = {
     if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0]!.slice(0, 40))}`)
     if (values.config === undefined) return usageError('--config is required')
     if (values.out === undefined) return usageError('--out is required')
+    const withDisclosures = values['with-disclosures'] === true
+    if (withDisclosures && (values.reason === undefined || values.reason.trim().length === 0)) return usageError('--with-disclosures needs --reason "<why>"')
+    if (!withDisclosures && values.reason !== undefined) return usageError('--reason is only for --with-disclosures')
     try {
-      const r = await exportLog(resolve(io.cwd, values.config), resolve(io.cwd, values.out), { env: io.env })
+      const r = await exportLog(resolve(io.cwd, values.config), resolve(io.cwd, values.out), {
+        env: io.env,
+        ...(withDisclosures ? { withDisclosures: { reason: values.reason as string } } : {}),
+      })
       const { files: _files, ...doc } = r
       if (io.json) io.out(JSON.stringify({ ok: true, command: 'log export', ...doc }))
       else {
@@ -60,7 +77,8 @@ export const logExportCommand: Command = {
         io.out(`  ${r.size} leaves, ${r.evidence} evidence JWS, ${r.manifests.length} manifest(s), latest checkpoint ${r.checkpoint === null ? 'none' : `at size ${r.checkpoint.size}`}`)
         if (r.checkpoint !== null && r.checkpoint.size < r.size) io.out(`  ${r.size - r.checkpoint.size} leaves are after the latest checkpoint (the running node signs one every few seconds)`)
         for (const s of r.skipped) io.out(`  skipped ${s}: does not verify against the node's trust anchor`)
-        io.out('no disclosures were exported')
+        if (r.disclosures) io.out(`  disclosures of ${r.disclosureCount ?? 0} exchange(s) exported DECRYPTED to disclosures.jsonl; logged as a disclosure-export record`)
+        else io.out('no disclosures were exported')
       }
       return EXIT_OK
     } catch (e) {

@@ -1,0 +1,150 @@
+/**
+ * Key rotation as a logged key event (issue 5 §6; DESIGN.md "Keys and the federation").
+ *
+ * `verinode keys rotate --which message|log` makes a new Ed25519 key pair and writes a `key-event`
+ * record with `event: 'rotated'` into the node's own log, carrying the new public key and two
+ * Ed25519 signatures over one canonical statement: one by the old private key (the holder of the
+ * key in force hands over) and one by the new private key (proof of possession of the new key).
+ * The auditor (verify.ts, key events) re-builds the statement from the record and checks both, so
+ * a log cannot claim a rotation its key holder did not make, nor one to a key nobody holds.
+ *
+ * The statement is the RFC 8785 canonical JSON of
+ * `{ t: "verinode-key-rotation", v: 1, member, which, oldKey, newKey, at, manifestHash }`
+ * (keys base64url raw Ed25519; `manifestHash` is the manifest in force that lists the old key),
+ * so a signature cannot be replayed for another member, key, instant or manifest.
+ *
+ * The log append needs the node stopped (offline-log.ts). Afterwards the new key replaces the
+ * old one in `keys/` (the old private key is kept as `<file>.retired-<time>`, mode 0600), and the
+ * authority must list the new key (`verinode federation add-key`) before peers accept it: a
+ * message-key rotation keeps the node from starting until the new manifest is installed.
+ */
+import { sign, verify, type KeyObject } from 'node:crypto'
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import { loadConfig } from '../config/load.js'
+import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyFromB64u, publicKeyToB64u, writePrivateKey } from '../crypto/keys.js'
+import { VnError } from '../errors.js'
+import { Federation } from '../federation/federation.js'
+import { keyIdFor } from '../federation/manifest.js'
+import { logOrigin } from '../log/peer-logs.js'
+import type { KeyEventRecord } from '../log/records.js'
+import { nodeDataFiles, nodeKeyFiles } from '../node/files.js'
+import { canonicalJsonBytes } from '../protocol/canonical-json.js'
+import { fromB64u } from '../util/base64url.js'
+import { appendOffline } from './offline-log.js'
+
+export const ROTATION_STATEMENT_TYPE = 'verinode-key-rotation'
+
+export interface RotationStatement {
+  member: string
+  which: 'message' | 'log'
+  oldKey: string
+  newKey: string
+  at: number
+  manifestHash: string
+}
+
+/** The exact bytes both keys sign. */
+export function rotationStatement(s: RotationStatement): Uint8Array {
+  return canonicalJsonBytes({ t: ROTATION_STATEMENT_TYPE, v: 1, member: s.member, which: s.which, oldKey: s.oldKey, newKey: s.newKey, at: s.at, manifestHash: s.manifestHash })
+}
+
+/** The statement a `rotated` key event commits to, or undefined when the record is not one. */
+export function statementOf(r: KeyEventRecord): RotationStatement | undefined {
+  if (r.event !== 'rotated' || r.rotated === undefined || r.newKey === undefined) return undefined
+  return { member: r.member, which: r.rotated, oldKey: r.rotated === 'message' ? r.messageKey : r.logKey, newKey: r.newKey, at: r.at, manifestHash: r.manifestHash }
+}
+
+const ed25519Verify = (key: string, data: Uint8Array, sig: string | undefined): boolean => {
+  const raw = sig === undefined ? undefined : fromB64u(sig)
+  if (raw === undefined || raw.length !== 64) return false
+  try {
+    return verify(null, data, publicKeyFromB64u(key), raw)
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Checks a key event's rotation fields: a `rotated` event needs all four and both signatures; a
+ * `node-started` event must have none. Returns the problems (empty when it verifies).
+ */
+export function checkRotation(r: KeyEventRecord): string[] {
+  const extra = [r.rotated, r.newKey, r.oldSig, r.newSig]
+  if (r.event !== 'rotated') return extra.some((x) => x !== undefined) ? ['a node-started event carries rotation fields'] : []
+  const s = statementOf(r)
+  if (s === undefined || r.oldSig === undefined || r.newSig === undefined) return ['a rotated event without rotated, newKey, oldSig and newSig']
+  const out: string[] = []
+  if (s.newKey === s.oldKey) out.push('the new key is the old key')
+  const bytes = rotationStatement(s)
+  if (!ed25519Verify(s.oldKey, bytes, r.oldSig)) out.push(`oldSig does not verify under the old ${s.which} key`)
+  if (!ed25519Verify(s.newKey, bytes, r.newSig)) out.push(`newSig does not verify under the new ${s.which} key`)
+  return out
+}
+
+export interface RotationResult {
+  member: string
+  which: 'message' | 'log'
+  /** base64url raw public key, and the kid the authority's add-key will give it by default */
+  newKey: string
+  newKid: string
+  /** the old key's kid in the manifest in force */
+  oldKid: string
+  /** leaf index of the rotated key event, and the log size after it */
+  index: number
+  size: number
+  privateKeyFile: string
+  retiredFile: string
+}
+
+const stamp = (ms: number): string => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+
+/**
+ * Rotates the message or log key of the (stopped) node configured in `configPath`.
+ * @throws VN_ERR_CONFIG_INVALID, VN_ERR_KEY_FILE, VN_ERR_FED_MANIFEST_INVALID, VN_ERR_AUDIT_NODE_RUNNING
+ */
+export async function rotateKey(configPath: string, which: 'message' | 'log', opts: { env?: Record<string, string | undefined>; now?: () => number } = {}): Promise<RotationResult> {
+  const now = opts.now ?? Date.now
+  const loaded = await loadConfig(configPath, opts.env ?? process.env)
+  const cfg = loaded.config
+  const files = nodeKeyFiles(loaded.path(cfg.keysDir))
+  const root = await loadPublicKey(loaded.path(cfg.federation.rootKey))
+  const fed = Federation.fromJws((await readFile(loaded.path(cfg.federation.manifest), 'utf8')).trim(), root, { now: now(), allowExpired: true })
+  const member = fed.member(cfg.member)
+  const messageKey = await loadPrivateKey(files.messageKey)
+  const logKey = await loadPrivateKey(files.logKey)
+  const messagePub = publicKeyToB64u(messageKey)
+  const logPub = publicKeyToB64u(logKey)
+  const listed = (which === 'message' ? member.messageKeys : member.logKeys)
+  const old = [...listed.values()].find((k) => k.x === (which === 'message' ? messagePub : logPub))
+  if (old === undefined) throw new VnError('VN_ERR_KEY_FILE', `keys/${which}.key is not a ${which} key of ${cfg.member} in manifest seq ${fed.seq}`)
+  const msgKid = [...member.messageKeys.values()].find((k) => k.x === messagePub)
+  if (msgKid === undefined) throw new VnError('VN_ERR_KEY_FILE', `keys/message.key is not a message key of ${cfg.member} in manifest seq ${fed.seq}`)
+
+  const fresh = generateEd25519()
+  const newKey = publicKeyToB64u(fresh.publicKey)
+  const at = now()
+  const oldPrivate: KeyObject = which === 'message' ? messageKey : logKey
+  const statement: RotationStatement = { member: cfg.member, which, oldKey: which === 'message' ? messagePub : logPub, newKey, at, manifestHash: fed.hash }
+  const bytes = rotationStatement(statement)
+  const record: KeyEventRecord = {
+    v: 1, at, t: 'key-event', event: 'rotated', member: cfg.member,
+    messageKid: `${cfg.member}#${msgKid.kid}`, messageKey: messagePub, logKey: logPub,
+    manifestSeq: fed.seq, manifestHash: fed.hash,
+    rotated: which, newKey,
+    oldSig: sign(null, bytes, oldPrivate).toString('base64url'),
+    newSig: sign(null, bytes, fresh.privateKey).toString('base64url'),
+  }
+  // Log first (the checkpoint over it is signed with the key still listed), then swap the files.
+  const dbPath = nodeDataFiles(loaded.path(cfg.dataDir)).log
+  const { first, size } = await appendOffline(dbPath, [record], logKey, logOrigin(fed.name, cfg.member))
+
+  const keyFile = which === 'message' ? files.messageKey : files.logKey
+  const pubFile = which === 'message' ? files.messagePub : files.logPub
+  const retiredFile = `${keyFile}.retired-${stamp(at)}`
+  const staged = `${keyFile}.new-${process.pid}`
+  await writePrivateKey(staged, fresh.privateKey)
+  await rename(keyFile, retiredFile)
+  await rename(staged, keyFile)
+  await writeFile(pubFile, `${newKey}\n`, { mode: 0o644 })
+  return { member: cfg.member, which, newKey, newKid: keyIdFor(fresh.publicKey), oldKid: old.kid, index: first, size, privateKeyFile: keyFile, retiredFile }
+}
