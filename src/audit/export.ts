@@ -32,7 +32,7 @@ import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { loadConfig } from '../config/load.js'
-import { loadPrivateKey, loadPublicKey } from '../crypto/keys.js'
+import { loadPrivateKey, loadPublicKey, loadSecretFile } from '../crypto/keys.js'
 import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { openDatabase } from '../log/log-writer.js'
@@ -89,19 +89,6 @@ export interface ExportOptions {
 /** Longest accepted disclosure-export reason (it is hashed into the log and kept in export.json). */
 export const MAX_REASON_LENGTH = 1000
 
-async function loadEvidenceKey(path: string): Promise<Uint8Array> {
-  let text: string
-  try {
-    if (((await stat(path)).mode & 0o077) !== 0) throw new VnError('VN_ERR_KEY_FILE', `${path}: mode is too permissive (want 0600)`)
-    text = await readFile(path, 'utf8')
-  } catch (e) {
-    if (e instanceof VnError) throw e
-    throw new VnError('VN_ERR_KEY_FILE', `${path}: cannot be read`, { cause: e })
-  }
-  const key = Buffer.from(text.trim(), 'base64')
-  if (key.length !== 32) throw new VnError('VN_ERR_KEY_FILE', `${path}: expected 32 bytes of base64`)
-  return key
-}
 
 export interface ExportResult extends ExportMeta {
   dir: string
@@ -187,7 +174,7 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
     const reason = opts.withDisclosures.reason.trim()
     if (reason.length === 0 || reason.length > MAX_REASON_LENGTH) throw new VnError('VN_ERR_CONFIG_INVALID', `reason: give the reason for exporting disclosures (1-${MAX_REASON_LENGTH} characters)`)
     const keyFiles = nodeKeyFiles(loaded.path(cfg.keysDir))
-    const key = await loadEvidenceKey(keyFiles.evidenceKey)
+    const key = await loadSecretFile(keyFiles.evidenceKey)
     const logKey = await loadPrivateKey(keyFiles.logKey)
     await assertNodeStopped(dbPath)
     const nowMs = now()

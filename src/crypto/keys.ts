@@ -93,3 +93,23 @@ export async function loadPublicKey(path: string): Promise<KeyObject> {
 
 /** A short random key id, unique within one member's key list. */
 export const newKeyId = (): string => b64u(randomBytes(6))
+
+/**
+ * Loads a symmetric secret (the evidence key, the OPRF master seed) kept as one line of base64 in a
+ * 0600 file. Refuses group/world-readable files and wrong lengths.
+ */
+export async function loadSecretFile(path: string, length = 32): Promise<Uint8Array> {
+  let text: string
+  try {
+    if (process.platform !== 'win32' && ((await stat(path)).mode & 0o077) !== 0) {
+      throw new VnError('VN_ERR_KEY_FILE', `${path}: mode is too permissive (want 0600)`)
+    }
+    text = await readFile(path, 'utf8')
+  } catch (e) {
+    if (e instanceof VnError) throw e
+    throw new VnError('VN_ERR_KEY_FILE', `${path}: cannot be read`, { cause: e })
+  }
+  const key = Buffer.from(text.trim(), 'base64')
+  if (key.length !== length) throw new VnError('VN_ERR_KEY_FILE', `${path}: expected ${length} bytes of base64`)
+  return new Uint8Array(key)
+}
