@@ -11,6 +11,7 @@ import { initNode } from '../cli/commands/init.js'
 import { createDemoDatabases, makeUscc, DEMO_FILES, ENTERPRISE_STATUSES, type DemoDataset, type DemoSizes, type DemoDepartment } from './synthetic.js'
 import type { ConfigInput } from '../config/schema.js'
 import type { Agreement } from '../policy/agreements.js'
+import { addDeclaredIncomes, INCOME_VALUE_SQL, type DemoIncomes } from './income.js'
 
 export interface DemoMember {
   id: string
@@ -36,7 +37,7 @@ export const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
     description: 'Do this resident ID number and this name belong together? Per-field match flags.',
     kind: 'match',
     fields: { id: { kind: 'residentId', key: true }, name: { kind: 'name' } },
-    modes: ['plain'],
+    modes: ['plain', 'oprf'],
     sharing: 'conditional',
     updateCycle: 'real-time',
     authority: 'Resident Identity Card Law of the PRC',
@@ -63,13 +64,32 @@ export const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
     description: 'Did the enterprise pay its tax for the year in full, and (optionally) at least the bound (fen)?',
     kind: 'threshold',
     fields: { uscc: { kind: 'uscc', key: true }, year: { kind: 'year', key: true }, bound: { kind: 'amount', required: false } },
-    modes: ['plain'],
+    modes: ['plain', 'he'],
     sharing: 'conditional',
     updateCycle: 'monthly',
     authority: 'Law of the PRC on the Administration of Tax Collection, art. 8',
     lookup: 'SELECT tax_paid_fen >= tax_due_fen AS paid_in_full, tax_paid_fen >= CAST(:bound AS INTEGER) AS meets_bound ' +
       'FROM tax_payments WHERE uscc = :uscc AND year = CAST(:year AS INTEGER)',
     enumerate: 'SELECT uscc, year FROM tax_payments',
+    // he mode: the amount paid, compared under the consumer's encryption with its hidden bound
+    he: { valueLookup: 'SELECT tax_paid_fen AS value FROM tax_payments WHERE uscc = :uscc AND year = CAST(:year AS INTEGER)' },
+  }, {
+    id: 'income.band',
+    title: { en: 'Declared annual income band', zh: '个人年度申报收入档次核验' },
+    description: 'Band of the individual income declared for a year. plain: the tier from the menu; ' +
+      'he: is the income within the asker\'s hidden band [bound, below) (fen, grid points)?',
+    kind: 'tier',
+    fields: {
+      id: { kind: 'residentId', key: true }, year: { kind: 'year', key: true },
+      bound: { kind: 'amount', required: false }, below: { kind: 'amount', required: false },
+    },
+    modes: ['plain', 'he'],
+    sharing: 'conditional',
+    updateCycle: 'yearly',
+    authority: 'Individual Income Tax Law of the PRC, art. 10-13',
+    lookup: INCOME_VALUE_SQL,
+    tiers: [{ id: 'under-30k', min: 0 }, { id: '30k-120k', min: 3_000_000 }, { id: '120k-500k', min: 12_000_000 }, { id: '500k-plus', min: 50_000_000 }],
+    he: { valueLookup: INCOME_VALUE_SQL },
   }],
   creditCentre: [{
     id: 'credit.dishonest',
@@ -77,7 +97,7 @@ export const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
     description: 'Is this person or organisation on the list of dishonest judgment debtors?',
     kind: 'membership',
     fields: { id: { kind: 'partyId', key: true } },
-    modes: ['plain'],
+    modes: ['plain', 'oprf'],
     sharing: 'conditional',
     updateCycle: 'daily',
     authority: 'SPC Provisions on Publishing the List of Dishonest Judgment Debtors',
@@ -87,28 +107,31 @@ export const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
 }
 
 const YEAR_MS = 365 * 86_400_000
+/** Body limit of the demo's he provider: 1,000 subjects (8 ciphertexts) and the key fit. */
+export const HE_DEMO_BODY_BYTES = 8 * 1024 * 1024
 
 /** Who may ask whom: the agreements each provider keeps in its config. */
 export function demoAgreements(now: number): Record<string, Agreement[]> {
   const validFrom = new Date(now - 86_400_000).toISOString()
   const validUntil = new Date(now + YEAR_MS).toISOString()
-  const a = (id: string, consumer: string, services: string[], purposes: string[], basis: string, dailyQuota: number): Agreement =>
-    ({ id, consumer, services, purposes, basis, validFrom, validUntil, dailyQuota, modes: ['plain'] })
+  const a = (id: string, consumer: string, services: string[], purposes: string[], basis: string, dailyQuota: number, modes: Agreement['modes'] = ['plain']): Agreement =>
+    ({ id, consumer, services, purposes, basis, validFrom, validUntil, dailyQuota, modes })
   return {
     'fj-psb': [
-      a('psb-tax-identity', 'fj-tax', ['identity.match'], ['taxpayer-registration'], 'Tax Collection Administration Law art. 15', 100_000),
-      a('psb-credit-identity', 'fj-credit', ['identity.match'], ['credit-record-correction'], 'Social Credit Regulations art. 20', 1_000),
+      a('psb-tax-identity', 'fj-tax', ['identity.match'], ['taxpayer-registration'], 'Tax Collection Administration Law art. 15', 100_000, ['plain', 'oprf']),
+      a('psb-credit-identity', 'fj-credit', ['identity.match'], ['credit-record-correction'], 'Social Credit Regulations art. 20', 1_000, ['plain', 'oprf']),
     ],
     'fj-amr': [
       a('amr-credit-status', 'fj-credit', ['enterprise.status'], ['credit-record-maintenance'], 'Social Credit Regulations art. 12', 100_000),
       a('amr-tax-status', 'fj-tax', ['enterprise.status'], ['taxpayer-registration'], 'Tax Collection Administration Law art. 15', 100_000),
     ],
     'fj-tax': [
-      a('tax-credit-compliance', 'fj-credit', ['tax.compliance'], ['credit-evaluation'], 'Social Credit Regulations art. 12', 100_000),
+      a('tax-credit-compliance', 'fj-credit', ['tax.compliance'], ['credit-evaluation'], 'Social Credit Regulations art. 12', 100_000, ['plain', 'he']),
+      a('tax-credit-income', 'fj-credit', ['income.band'], ['credit-evaluation'], 'Social Credit Regulations art. 12', 10_000, ['plain', 'he']),
     ],
     'fj-credit': [
-      a('credit-amr-dishonest', 'fj-amr', ['credit.dishonest'], ['registration-review'], 'Regulation on the Registration of Market Entities art. 12', 100_000),
-      a('credit-tax-dishonest', 'fj-tax', ['credit.dishonest'], ['tax-credit-rating'], 'Tax Collection Administration Law art. 45', 5),
+      a('credit-amr-dishonest', 'fj-amr', ['credit.dishonest'], ['registration-review'], 'Regulation on the Registration of Market Entities art. 12', 100_000, ['plain', 'oprf']),
+      a('credit-tax-dishonest', 'fj-tax', ['credit.dishonest'], ['tax-credit-rating'], 'Tax Collection Administration Law art. 45', 5, ['plain', 'oprf']),
     ],
   }
 }
@@ -117,6 +140,8 @@ export interface DemoFederation {
   dir: string
   federation: string
   dataset: DemoDataset
+  /** declared incomes of the `income.band` service (tax bureau) */
+  incomes: DemoIncomes
   /** member id → its config path and the local API token of its default application */
   nodes: Record<string, { configPath: string; appToken: string; publicPort: number; localPort: number }>
   authorityDir: string
@@ -150,6 +175,7 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
   const federation = opts.federation ?? 'fujian-demo'
   await mkdir(dir, { recursive: true })
   const dataset = await createDemoDatabases(join(dir, 'data'), opts.sizes ?? {}, opts.seed)
+  const incomes = addDeclaredIncomes(dataset)
   const authorityDir = join(dir, 'authority')
   await createAuthority(authorityDir, federation)
   const agreements = demoAgreements(now)
@@ -164,6 +190,9 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
         dataSource: { kind: 'sqlite', path: join(dataset.dir, DEMO_FILES[m.department]) },
         services: DEMO_SERVICES[m.department],
         agreements: agreements[m.id] ?? [],
+        // he-mode requests carry BFV ciphertexts (~380 kB per 128 subjects in the JWS, plus the
+        // ~480 kB public key once per epoch): room for a full batch of 1,000 (docs/PROTOCOL.md)
+        ...(m.department === 'taxBureau' ? { limits: { bodyBytes: HE_DEMO_BODY_BYTES } } : {}),
         ...opts.configOverrides,
       },
     })
@@ -182,7 +211,7 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
     await copyFile(join(authorityDir, AUTHORITY_FILES.rootPub), join(nodeDir, 'keys', 'federation-root.pub'))
   }
   await writeFile(join(dir, 'demo.json'), `${JSON.stringify({ federation, nodes }, null, 2)}\n`)
-  return { dir, federation, dataset, nodes, authorityDir }
+  return { dir, federation, dataset, incomes, nodes, authorityDir }
 }
 
 export async function readDemoIndex(dir: string): Promise<Pick<DemoFederation, 'federation' | 'nodes'>> {

@@ -10,6 +10,7 @@ import { request } from 'undici'
 import { pino } from 'pino'
 import { buildDemoFederation, type DemoFederation } from './federation.js'
 import { startNode, type RunningNode } from '../http/server.js'
+import Database from 'better-sqlite3'
 
 export interface DemoStep {
   title: string
@@ -54,8 +55,16 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
   const steps: DemoStep[] = []
   try {
     for (const [id, n] of Object.entries(fed.nodes)) {
-      nodes[id] = await startNode(n.configPath, { logger: pino({ level: 'warn' }) })
+      nodes[id] = await startNode(n.configPath, { logger: pino({ level: 'warn' }), env: {} }) // demo nodes ignore VERINODE_* overrides meant for one node
       out(`  ${id.padEnd(10)} public ${nodes[id]?.publicUrl}  local ${nodes[id]?.localUrl}`)
+    }
+    // oprf mode: providers build their tag sets off the request path; wait for the first ones.
+    for (const [id, n] of Object.entries(nodes)) {
+      if (n.node.tagsets === undefined) continue
+      const t0 = performance.now()
+      await n.node.tagsets.whenReady()
+      const st = Object.entries(n.node.tagsets.status()).map(([svc, x]) => `${svc} epoch ${x.epoch}: ${x.count} tags`).join(', ')
+      out(`  ${id.padEnd(10)} tag sets ready in ${((performance.now() - t0) / 1000).toFixed(1)} s (${st})`)
     }
     const ask = async (title: string, consumer: string, body: Record<string, unknown>, expect: (status: number, json: any) => string | undefined): Promise<any> => { // eslint-disable-line @typescript-eslint/no-explicit-any
       const n = nodes[consumer] as RunningNode
@@ -112,6 +121,38 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
     }, (st, j) => (st === 200 && j.results?.map((x: any) => x.listed).join() === 'true,true,false' ? undefined : `HTTP ${st} ${JSON.stringify(j.results)}`)) // eslint-disable-line @typescript-eslint/no-explicit-any
     out(`    listed: ${(r4.results ?? []).map((x: any) => x.listed).join(', ')}`) // eslint-disable-line @typescript-eslint/no-explicit-any
 
+    // 4b. private screening (oprf mode): the provider evaluates blinded elements and learns only a count.
+    const leak = (what: string): void => {
+      const last = steps[steps.length - 1]
+      if (last !== undefined) last.ok = false
+      out(`    ✘ ${what}`)
+    }
+    const providerEntry = async (provider: string, index: unknown): Promise<string> => {
+      const n = nodes[provider] as RunningNode
+      return typeof index === 'number' ? Buffer.from(await n.node.log.leaf(index)).toString('utf8') : ''
+    }
+    const pool4 = [...s.credit.listedPersons, ...s.credit.listedEnterprises, ...s.credit.unlistedPersons, ...s.credit.unlistedEnterprises]
+    const applicants = Array.from({ length: 200 }, (_, i) => ({ id: pool4[i % pool4.length] as string }))
+    const plainListed = new Set([...s.credit.listedPersons, ...s.credit.listedEnterprises])
+    const r4b = await ask(`Market regulator privately screens ${applicants.length} loan applicants against the dishonest-debtor list (oprf)`, 'fj-amr', {
+      provider: 'fj-credit', service: 'credit.dishonest', purpose: 'registration-review', basis: 'Regulation on the Registration of Market Entities art. 12', mode: 'oprf', subjects: applicants,
+    }, (st, j) => (st === 200 && j.results?.length === applicants.length && j.results.every((x: any, i: number) => x.listed === plainListed.has(applicants[i]?.id as string)) // eslint-disable-line @typescript-eslint/no-explicit-any
+      ? undefined : `HTTP ${st} ${JSON.stringify(j).slice(0, 200)}`))
+    const seen4b = await providerEntry('fj-credit', r4b.providerLogIndex)
+    out(`    ${(r4b.results ?? []).filter((x: any) => x.listed).length} of ${applicants.length} listed; answers match the plain lookups`) // eslint-disable-line @typescript-eslint/no-explicit-any
+    out(`    what fj-credit logged: ${seen4b}`)
+    if (!seen4b.includes('"count":200') || applicants.some((a) => seen4b.includes(a.id))) leak('the provider log entry is not a bare count')
+
+    // 4c. a private identity check: "do this ID and name belong together?" and nothing else.
+    const privIds = [...s.identity.matches.slice(0, 2), ...s.identity.variantMatches.slice(0, 1), ...s.identity.nameMismatches.slice(0, 1)].map((m) => ({ id: m.id, name: m.name }))
+    const r4c = await ask('Tax bureau privately checks taxpayers\' identity (oprf)', 'fj-tax', {
+      provider: 'fj-psb', service: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', mode: 'oprf', subjects: privIds,
+    }, (st, j) => (st === 200 && j.results?.map((x: any) => x.match).join() === 'true,true,true,false' ? undefined : `HTTP ${st} ${JSON.stringify(j).slice(0, 200)}`)) // eslint-disable-line @typescript-eslint/no-explicit-any
+    r4c.results?.forEach((x: any, i: number) => out(`    ${mask(privIds[i]?.id ?? '')} → ${x.match ? 'ID and name belong together' : 'no such pair'}`)) // eslint-disable-line @typescript-eslint/no-explicit-any
+    const seen4c = await providerEntry('fj-psb', r4c.providerLogIndex)
+    out(`    what fj-psb logged: ${seen4c}`)
+    if (privIds.some((a) => seen4c.includes(a.id) || seen4c.includes(a.name))) leak('the provider log names a subject')
+
     // 5. a batch
     const all = [...s.tax.paidInFull, ...s.tax.notPaidInFull]
     const batch = Array.from({ length: 500 }, (_, i) => ({ uscc: (all[i % all.length] as { uscc: string }).uscc, year: s.tax.year }))
@@ -120,6 +161,44 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
     }, (st, j) => (st === 200 && j.results?.length === 500 ? undefined : `HTTP ${st}`))
     const paidCount = (r5.results ?? []).filter((x: any) => x.paidInFull).length // eslint-disable-line @typescript-eslint/no-explicit-any
     out(`    ${paidCount} of 500 paid in full for ${s.tax.year}`)
+
+    // 5b. hidden thresholds (he mode): a bank screens loan applicants against its confidential
+    // credit policy (tax paid last year of at least ¥10k / ¥50k / ¥100k / ¥500k, by loan size).
+    // The tax bureau never sees the bounds, the bank never sees the amounts: one bit per applicant.
+    // The demo reads the expected answers from the synthetic database it built, to check them.
+    const policy = [1_000_000, 5_000_000, 10_000_000, 50_000_000] // fen, points of the he grid
+    const yuan = (fen: number): string => `¥${(fen / 100).toLocaleString('en-US')}`
+    const taxDb = new Database(join(fed.dataset.dir, 'tax-bureau.sqlite'), { readonly: true })
+    const taxRows = taxDb.prepare('SELECT uscc, tax_paid_fen AS paid FROM tax_payments WHERE year = ? ORDER BY uscc LIMIT 300').all(s.tax.year) as { uscc: string; paid: number }[]
+    taxDb.close()
+    const loanApplicants = taxRows.map((r, i) => ({ uscc: r.uscc, year: s.tax.year, bound: policy[i % policy.length] as number }))
+    const expectHe = (subjects: typeof loanApplicants) => (st: number, j: any): string | undefined => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      if (st !== 200 || j.results?.length !== subjects.length) return `HTTP ${st} ${JSON.stringify(j).slice(0, 200)}`
+      const wrong = subjects.filter((x, i) => j.results[i]?.atLeast !== ((taxRows[i]?.paid ?? -1) >= x.bound)).length
+      return wrong === 0 ? undefined : `${wrong} answers differ from the records`
+    }
+    const few5 = loanApplicants.slice(0, 4)
+    const r5b = await ask(`A bank (via the credit centre) checks 4 loan applicants' ${s.tax.year} tax against its confidential bounds (he)`, 'fj-credit', {
+      provider: 'fj-tax', service: 'tax.compliance', purpose: 'credit-evaluation', basis: 'Social Credit Regulations art. 12', mode: 'he', subjects: few5,
+    }, expectHe(few5))
+    r5b.results?.forEach((x: any, i: number) => out(`    ${few5[i]?.uscc.slice(0, 8)}********** paid at least ${yuan(few5[i]?.bound ?? 0)}? ${x.atLeast ? 'yes' : 'no'}`)) // eslint-disable-line @typescript-eslint/no-explicit-any
+    const taxNode = nodes['fj-tax'] as RunningNode
+    if (typeof r5b.providerLogIndex === 'number') {
+      out(`    what fj-tax logged: ${Buffer.from(await taxNode.node.log.leaf(r5b.providerLogIndex)).toString('utf8')}`)
+    }
+    const r5c = await ask(`... and screens ${loanApplicants.length} applicants in one signed request, each with its own hidden bound (he)`, 'fj-credit', {
+      provider: 'fj-tax', service: 'tax.compliance', purpose: 'credit-evaluation', basis: 'Social Credit Regulations art. 12', mode: 'he', subjects: loanApplicants,
+    }, expectHe(loanApplicants))
+    out(`    ${(r5c.results ?? []).filter((x: any) => x.atLeast).length} of ${loanApplicants.length} meet their bound; every answer matches the records`) // eslint-disable-line @typescript-eslint/no-explicit-any
+
+    // 5c. a hidden income band (he, range): is the declared income within [¥31,500, ¥125,000)?
+    const incomeBand = { bound: 3_150_000, below: 12_500_000 } // grid points (ISO 3 R10: 3.15, 1.25)
+    const incomeSubjects = fed.incomes.samples.slice(0, 5).map((x) => ({ id: x.id, year: x.year, ...incomeBand }))
+    const r5d = await ask(`Credit centre checks ${incomeSubjects.length} residents' declared ${fed.incomes.year} income against a hidden band (he, range)`, 'fj-credit', {
+      provider: 'fj-tax', service: 'income.band', purpose: 'credit-evaluation', basis: 'Social Credit Regulations art. 12', mode: 'he', subjects: incomeSubjects,
+    }, (st, j) => (st === 200 && fed.incomes.samples.slice(0, 5).every((x, i) => j.results?.[i]?.inRange === (x.incomeFen >= incomeBand.bound && x.incomeFen < incomeBand.below))
+      ? undefined : `HTTP ${st} ${JSON.stringify(j).slice(0, 200)}`))
+    r5d.results?.forEach((x: any, i: number) => out(`    ${mask(incomeSubjects[i]?.id ?? '')} declared ${yuan(incomeBand.bound)} to under ${yuan(incomeBand.below)}? ${x.inRange ? 'yes' : 'no'}`)) // eslint-disable-line @typescript-eslint/no-explicit-any
 
     // 6. a denial: no agreement
     await ask('Public security asks the tax bureau without an agreement', 'fj-psb', {

@@ -11,7 +11,13 @@ export const LocalVerifySchema = z.strictObject({
   purpose: z.string().min(1).max(200),
   basis: z.string().min(1).max(300),
   mode: modeSchema.default('plain'),
-  subjects: z.array(z.record(z.string(), z.union([z.string(), z.number()]))).min(1),
+  /**
+   * One object per subject, fields as the provider's catalog declares them. In `he` mode a subject
+   * carries its hidden bound as `bound` (and `below` for a range), in fen, a point of the he grid:
+   * they are encrypted, never disclosed (docs/PROTOCOL.md "he mode").
+   */
+  subjects: z.array(z.record(z.string(), z.union([z.string(), z.number()]))).min(1)
+    .describe('Subjects, fields as in the provider catalog. he mode: each subject also carries its hidden bound (fen, a grid point) as "bound", and "below" for ranges; they are encrypted, never disclosed.'),
 })
 
 const problem = {

@@ -12,7 +12,7 @@ import { pino, type Logger } from 'pino'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import type { ServiceConfig } from '../config/schema.js'
 import { VnError } from '../errors.js'
-import { loadPrivateKey, loadPublicKey, publicKeyToB64u } from '../crypto/keys.js'
+import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { FederationHolder, type Federation } from '../federation/federation.js'
 import { openDataSource } from '../sources/index.js'
 import type { DataSource } from '../sources/types.js'
@@ -30,6 +30,8 @@ import { plainProvider, plainConsumer } from '../exchange/modes/plain.js'
 import { oprfProvider, oprfConsumer } from '../exchange/modes/oprf.js'
 import { TagSetCache, TagSetPublisher, loadOprfSeed, oprfSeedFile } from '../oprf/tagset-service.js'
 import { createOprfPool } from '../oprf/oprf-pool.js'
+import { heProvider, heConsumer, HeKeyCache } from '../exchange/modes/he.js'
+import { HeEvaluatorPool } from '../he/he-pool.js'
 import type { WorkerPool } from '../util/worker-pool.js'
 import { join } from 'node:path'
 import { catalogOf, signCatalog } from '../exchange/catalog.js'
@@ -55,24 +57,11 @@ export interface OpenNodeOptions {
   tagSetTickMs?: number
   /** witnessing interval in ms (default: config witness.everyMs); 0 disables it */
   witnessEveryMs?: number
+  /** manifest reload and disclosure purge interval in ms (default 30 s); 0 disables it */
+  housekeepingEveryMs?: number
 }
 
 export { logOrigin }
-
-async function loadEvidenceKey(path: string): Promise<Uint8Array> {
-  const { stat } = await import('node:fs/promises')
-  let text: string
-  try {
-    if (((await stat(path)).mode & 0o077) !== 0) throw new VnError('VN_ERR_KEY_FILE', `${path}: mode is too permissive (want 0600)`)
-    text = await readFile(path, 'utf8')
-  } catch (e) {
-    if (e instanceof VnError) throw e
-    throw new VnError('VN_ERR_KEY_FILE', `${path}: cannot be read`, { cause: e })
-  }
-  const key = Buffer.from(text.trim(), 'base64')
-  if (key.length !== 32) throw new VnError('VN_ERR_KEY_FILE', `${path}: expected 32 bytes of base64`)
-  return key
-}
 
 function findSigner(fed: Federation, member: string, publicKey: string, now: number): Signer['kid'] {
   const m = fed.member(member)
@@ -90,7 +79,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const keyFiles = nodeKeyFiles(loaded.path(cfg.keysDir))
   const messageKey = await loadPrivateKey(keyFiles.messageKey)
   const logKey: KeyObject = await loadPrivateKey(keyFiles.logKey)
-  const evidenceKey = await loadEvidenceKey(keyFiles.evidenceKey)
+  const evidenceKey = await loadSecretFile(keyFiles.evidenceKey)
   const root = await loadPublicKey(loaded.path(cfg.federation.rootKey))
   const manifestPath = loaded.path(cfg.federation.manifest)
   const federation = await FederationHolder.open(manifestPath, root, now())
@@ -108,6 +97,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     for (const s of cfg.services) {
       statements[`services.${s.id}.lookup`] = s.lookup
       if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
+      if (s.he !== undefined) statements[`services.${s.id}.he.valueLookup`] = s.he.valueLookup
     }
     source = await openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
   }
@@ -154,6 +144,12 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     now,
   })
 
+  // he mode: the BFV evaluator pool (started when first needed), consumers' public keys kept
+  // under the data folder, and this node's own key pair as a consumer (created when first needed).
+  let hePool: HeEvaluatorPool | undefined
+  const heOffered = cfg.services.some((s) => s.modes.includes('he'))
+  const heAsConsumer = heConsumer({ now })
+
   const provider = new Provider({
     self,
     signer: () => signer,
@@ -162,7 +158,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     authorize: (r) => decide(r, agreements, quotas),
     policyHash: () => policy,
     source,
-    modes: new Map([['plain', plainProvider], ...(tagsets === undefined ? [] : [['oprf', oprfProvider({ keys: tagsets, pool: oprfPool, now })] as const])]),
+    modes: new Map([['plain', plainProvider], ...(heOffered ? [['he', heProvider({ pool: () => (hePool ??= new HeEvaluatorPool(cfg.he?.workers)), keys: new HeKeyCache({ dir: join(dataDir, 'he-keys'), now }) })] as const] : []), ...(tagsets === undefined ? [] : [['oprf', oprfProvider({ keys: tagsets, pool: oprfPool, now })] as const])]),
     log,
     limits,
     now,
@@ -178,7 +174,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     resolver: (at) => federation.get(at).messageKeyResolver(at),
     endpointOf: (m) => federation.get(now()).endpoint(m),
     client,
-    modes: new Map([['plain', plainConsumer], ['oprf', oprfConsumer({ tagsets: tagSetCache, pool: oprfPool })]]),
+    modes: new Map([['plain', plainConsumer], ['oprf', oprfConsumer({ tagsets: tagSetCache, pool: oprfPool })], ['he', heAsConsumer]]),
     log,
     limits,
     now,
@@ -242,6 +238,27 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   }
   const witnessTimer = witnessEvery > 0 ? setInterval(() => void witnessAll(), witnessEvery) : undefined
   witnessTimer?.unref()
+  // Housekeeping: pick up a newer manifest (revocations take effect without a restart; a bad file
+  // keeps the current one) and purge sealed disclosures whose retention ended.
+  const housekeeping = async (): Promise<void> => {
+    const r = await federation.load(manifestPath, now())
+    if (!r.ok) logger.error({ code: r.error.code }, 'new manifest refused; keeping the current one')
+    else if (r.changed) {
+      refreshSigner(r.federation)
+      logger.info({ seq: r.federation.seq }, 'manifest reloaded')
+      await log.append([{
+        v: 1, at: now(), t: 'key-event', event: 'manifest-loaded', member: self, messageKid: signer.kid,
+        messageKey: publicKeyToB64u(messageKey), logKey: publicKeyToB64u(logKey), manifestSeq: r.federation.seq, manifestHash: r.federation.hash,
+      }])
+    }
+    const purged = await evidence.purgeExpired(now())
+    if (purged > 0) logger.info({ purged }, 'expired disclosures purged')
+  }
+  const housekeepingEvery = opts.housekeepingEveryMs ?? 30_000
+  const housekeepingTimer = housekeepingEvery > 0
+    ? setInterval(() => { housekeeping().catch((err: unknown) => logger.error({ err }, 'housekeeping failed')) }, housekeepingEvery)
+    : undefined
+  housekeepingTimer?.unref()
 
   const appTokens = cfg.local.apps.map((a) => ({ name: a.name, hash: Buffer.from(a.tokenSha256, 'hex') }))
 
@@ -261,6 +278,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     log: store,
     peerLogs,
     witnessAll,
+    housekeeping,
     async acceptCosignature(witness: string, note: string): Promise<void> {
       const f = federation.get(now())
       const verifiers = f.logKeys(witness).map((k) => cosignatureVerifier(logOrigin(f.name, witness), ed25519RawPublicKey(k.key)))
@@ -290,6 +308,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
         checks.manifest = { ok: false, detail: (e as Error).message }
       }
       checks.log = store.writable ? { ok: true } : { ok: false, detail: 'log is not writable (fail closed)' }
+      // Informational: a tag set still building makes its oprf service answer 503, not the node unready.
+      if (tagsets !== undefined) {
+        checks.tagsets = { ok: true, detail: Object.entries(tagsets.status()).map(([svc, x]) => `${svc} epoch ${x.epoch}: ${x.ready ? `${x.count} tags` : `building (${x.records ?? 0} records)`}`).join('; ') }
+      }
       if (source !== undefined) {
         try {
           await source.ping()
@@ -314,7 +336,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       await tagsets?.close()
       await tagSetCache.close()
       await ownPool?.close()
+      await hePool?.close()
+      heAsConsumer.close()
       if (witnessTimer !== undefined) clearInterval(witnessTimer)
+      if (housekeepingTimer !== undefined) clearInterval(housekeepingTimer)
       await checkpoint().catch(() => undefined)
       await client.close()
       await store.close()

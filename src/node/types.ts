@@ -37,6 +37,8 @@ export interface NodeRuntime {
   readonly log: LogReader
   /** peers' checkpoints: witnessing and receipts */
   readonly peerLogs: PeerLogs
+  /** reload the manifest if it changed, purge expired disclosures (also runs on a timer) */
+  housekeeping(): Promise<void>
   /** witness every peer once now (also runs on a timer) */
   witnessAll(): Promise<void>
   /** a peer returns our checkpoint with its cosignature */

@@ -8,6 +8,7 @@ import { mkdir, writeFile, access } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { generateEd25519, writePrivateKey, writePublicKey, publicKeyToB64u } from '../../crypto/keys.js'
 import { nodeKeyFiles } from '../../node/files.js'
+import { createOprfSeed, oprfSeedFile } from '../../oprf/tagset-service.js'
 import { MEMBER_ID } from '../../protocol/envelope.js'
 import type { Command, CliIo } from '../types.js'
 import { EXIT_OK, EXIT_USAGE } from '../types.js'
@@ -44,6 +45,8 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
   await writePublicKey(keys.messagePub, msg.publicKey)
   await writePublicKey(keys.logPub, log.publicKey)
   await writeFile(keys.evidenceKey, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' })
+  // oprf mode: the master seed every epoch key is derived from (src/oprf/tagset-service.ts)
+  await createOprfSeed(oprfSeedFile(join(dir, 'keys')))
   await mkdir(join(dir, 'var'), { recursive: true, mode: 0o700 })
   await mkdir(join(dir, 'federation'), { recursive: true })
   const appToken = `vnt_${randomBytes(24).toString('base64url')}`

@@ -3,16 +3,12 @@
  * do), but never signed in the clear: each field travels as an SD-JWT-style disclosure beside the
  * JWS, and the signed query holds only their salted digests.
  */
-import { createHash } from 'node:crypto'
 import { VnError } from '../../errors.js'
 import { PlainQuerySchema } from '../../protocol/envelope.js'
-import { makeDisclosure, openDisclosure } from '../../protocol/disclosures.js'
-import { canonicalizeField } from '../../protocol/canonicalize.js'
 import { formatZodIssues } from '../../config/load.js'
 import { answerAll } from '../answers.js'
+import { openDisclosedSubjects, discloseSubjects } from './disclosed-subjects.js'
 import type { ProviderMode, ConsumerMode, Answer } from './types.js'
-
-const sha256b64u = (s: string): string => createHash('sha256').update(s).digest('base64url')
 
 export const plainProvider: ProviderMode = {
   mode: 'plain',
@@ -23,33 +19,7 @@ export const plainProvider: ProviderMode = {
     if (list.length > ctx.limits.batchMax) {
       throw new VnError('VN_ERR_REQ_BATCH_TOO_LARGE', `${list.length} subjects, limit ${ctx.limits.batchMax}`)
     }
-    // Disclosures are matched by digest, not position; each must be used exactly once.
-    const byDigest = new Map<string, string>()
-    for (const d of disclosures) byDigest.set(sha256b64u(d), d)
-    if (byDigest.size !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: duplicates')
-    let used = 0
-    const subjects = list.map((digests, i) => {
-      const rec: Record<string, string> = {}
-      for (const [field, spec] of Object.entries(svc.fields)) {
-        const path = `subjects[${i}].${field}`
-        const dg = digests[field]
-        if (dg === undefined) {
-          if (spec.required) throw new VnError('VN_ERR_SUBJECT_INVALID', `${path}: missing`)
-          continue
-        }
-        const disclosure = byDigest.get(dg)
-        if (disclosure === undefined) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: no disclosure for its digest`)
-        used++
-        const opened = openDisclosure(disclosure, dg, path)
-        if (opened.field !== field) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: disclosure names another field`)
-        rec[field] = canonicalizeField(spec.kind, opened.value, path)
-      }
-      for (const field of Object.keys(digests)) {
-        if (!(field in svc.fields)) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}].${field}: unknown field`)
-      }
-      return rec
-    })
-    if (used !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: some are not referenced by any digest')
+    const subjects = openDisclosedSubjects(svc, list, disclosures)
     return {
       count: subjects.length,
       async answer() {
@@ -63,16 +33,7 @@ export const plainProvider: ProviderMode = {
 export const plainConsumer: ConsumerMode = {
   mode: 'plain',
   async build(_svc, subjects) {
-    const disclosures: string[] = []
-    const digests = subjects.map((s) => {
-      const m: Record<string, string> = {}
-      for (const [field, value] of Object.entries(s)) {
-        const d = makeDisclosure(field, value)
-        disclosures.push(d.disclosure)
-        m[field] = d.digest
-      }
-      return m
-    })
+    const { digests, disclosures } = discloseSubjects(subjects)
     return {
       q: { subjects: digests },
       disclosures,

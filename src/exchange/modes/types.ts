@@ -49,5 +49,7 @@ export interface BuiltQuery {
 
 export interface ConsumerMode {
   readonly mode: Mode
+  /** the provider refused before answering (an unsigned problem): a mode may drop cached state */
+  refused?(provider: string, code: string): void
   build(svc: CatalogService, subjects: readonly Record<string, string>[], ctx: ConsumerModeContext): Promise<BuiltQuery>
 }

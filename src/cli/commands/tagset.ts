@@ -1,0 +1,155 @@
+/**
+ * `verinode tagset build`: build a node's oprf tag sets on demand (docs/PROTOCOL.md "oprf mode").
+ *
+ * Opens the node's config, reads each oprf service's records in place through its `enumerate`
+ * query, evaluates them with the epoch key (derived from keys/oprf.seed) on worker threads, and
+ * writes `<dataDir>/tagsets/<service>@<epoch>.vnts`. A build is resumable: an interrupted run
+ * leaves run files in `<service>@<epoch>.build/` that the next run reuses. A running node loads a
+ * set from that folder when it starts an epoch, and replaces the set it serves when a newer file
+ * for the current epoch appears (its next check, at most 30 s later), so this command also
+ * rebuilds on demand. `--next` builds the next epoch's set ahead of the boundary.
+ */
+import { parseArgs } from 'node:util'
+import { join } from 'node:path'
+import { loadConfig } from '../../config/load.js'
+import { openDataSource } from '../../sources/index.js'
+import { deriveEpochKey } from '../../oprf/tagset.js'
+import { createOprfPool } from '../../oprf/oprf-pool.js'
+import {
+  buildServiceTagSet,
+  epochAt,
+  epochLengthMs,
+  loadOprfSeed,
+  oprfSeedFile,
+  pruneStoredTagSets,
+  readStoredTagSet,
+} from '../../oprf/tagset-service.js'
+import type { Command, CliIo } from '../types.js'
+import { EXIT_OK, EXIT_USAGE } from '../types.js'
+
+export interface TagSetBuildReport {
+  service: string
+  epoch: number
+  path: string
+  /** false when a valid set for that epoch already existed and --force was not given */
+  built: boolean
+  records?: number
+  skipped?: number
+  tags: number
+  bytes: number
+  tagBits: number
+  seconds?: number
+  resumedChunks?: number
+}
+
+export interface TagSetBuildOptions {
+  config: string
+  env?: Record<string, string | undefined>
+  service?: string
+  next?: boolean
+  force?: boolean
+  /** worker threads (default: cores - 1); 0 evaluates in this thread (small sets) */
+  workers?: number
+  onProgress?: (service: string, records: number) => void
+  now?: number
+}
+
+export async function buildTagSets(o: TagSetBuildOptions): Promise<TagSetBuildReport[]> {
+  const loaded = await loadConfig(o.config, o.env ?? process.env)
+  const cfg = loaded.config
+  const services = cfg.services.filter((s) => s.modes.includes('oprf') && (o.service === undefined || s.id === o.service))
+  if (services.length === 0) throw new TypeError(o.service === undefined ? 'no service offers oprf mode' : `service ${o.service} does not offer oprf mode`)
+  if (cfg.dataSource === undefined) throw new TypeError('the config has no dataSource')
+  const statements: Record<string, string> = {}
+  for (const s of services) if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
+  const seed = await loadOprfSeed(oprfSeedFile(loaded.path(cfg.keysDir)), { create: true })
+  const dir = join(loaded.path(cfg.dataDir), 'tagsets')
+  const source = await openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
+  let pool: ReturnType<typeof createOprfPool> | undefined
+  const out: TagSetBuildReport[] = []
+  try {
+    for (const svc of services) {
+      const now = o.now ?? Date.now()
+      const epoch = epochAt(now, epochLengthMs(svc)) + (o.next === true ? 1 : 0)
+      const key = deriveEpochKey(seed, svc.id, epoch)
+      const existing = o.force === true ? null : await readStoredTagSet(dir, svc.id, epoch, key)
+      if (existing !== null) {
+        out.push({ service: svc.id, epoch, path: join(dir, `${svc.id}@${epoch}.vnts`), built: false, tags: existing.tagset.count, bytes: existing.bytes.length, tagBits: existing.tagset.tagLength * 8 })
+        continue
+      }
+      const getPool = (): ReturnType<typeof createOprfPool> | undefined => {
+        if (o.workers !== 0) pool ??= o.workers === undefined ? createOprfPool() : createOprfPool(o.workers)
+        return pool
+      }
+      const r = await buildServiceTagSet({
+        svc, source, key, epoch, dir, pool: getPool,
+        onProgress: (p) => o.onProgress?.(svc.id, p.records),
+      })
+      await pruneStoredTagSets(dir, svc.id, epochAt(now, epochLengthMs(svc)))
+      out.push({
+        service: svc.id, epoch, path: r.path, built: true, records: r.records, skipped: r.skipped, tags: r.count, bytes: r.bytes.length,
+        tagBits: r.tagLength * 8, seconds: r.elapsedMs / 1000, resumedChunks: r.resumedChunks,
+      })
+    }
+  } finally {
+    await pool?.close()
+    await source.close()
+  }
+  return out
+}
+
+export const tagsetCommand: Command = {
+  name: 'tagset',
+  summary: 'build oprf tag sets on demand (tagset build)',
+  usage: 'verinode tagset build [--config verinode.json] [--service <id>] [--next] [--force] [--workers N]',
+  async run(argv: string[], io: CliIo): Promise<number> {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', default: 'verinode.json' },
+        service: { type: 'string' },
+        next: { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false },
+        workers: { type: 'string' },
+      },
+    })
+    if (positionals[0] !== 'build' || positionals.length !== 1) {
+      io.err(`usage: ${this.usage}`)
+      return EXIT_USAGE
+    }
+    const o: TagSetBuildOptions = { config: values.config ?? 'verinode.json', env: io.env, next: values.next === true, force: values.force === true }
+    if (values.service !== undefined) o.service = values.service
+    if (values.workers !== undefined) {
+      const n = Number(values.workers)
+      if (!Number.isInteger(n) || n < 0 || n > 256) {
+        io.err('--workers: an integer from 0 (this thread) to 256')
+        return EXIT_USAGE
+      }
+      o.workers = n
+    }
+    let last = 0
+    if (io.tty && !io.json) {
+      o.onProgress = (svc, records) => {
+        const t = performance.now()
+        if (t - last < 250) return
+        last = t
+        io.err(`  ${svc}: ${records} records evaluated`)
+      }
+    }
+    const reports = await buildTagSets(o)
+    if (io.json) {
+      io.out(JSON.stringify({ ok: true, tagsets: reports }))
+      return EXIT_OK
+    }
+    for (const r of reports) {
+      if (!r.built) io.out(`${r.service} epoch ${r.epoch}: up to date (${r.tags} tags, ${r.bytes} bytes) ${r.path}`)
+      else {
+        io.out(`${r.service} epoch ${r.epoch}: ${r.records} records (${r.skipped} skipped) → ${r.tags} tags of ${r.tagBits} bits, ` +
+          `${r.bytes} bytes, ${r.seconds?.toFixed(1)} s${r.resumedChunks ? `, ${r.resumedChunks} chunks resumed` : ''}`)
+        io.out(`  ${r.path}`)
+      }
+    }
+    return EXIT_OK
+  },
+}

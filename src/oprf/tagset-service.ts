@@ -1,0 +1,743 @@
+/**
+ * Tag sets in a running federation (docs/PROTOCOL.md "oprf mode"): the provider's per-service,
+ * per-epoch builder, store and publisher (`TagSetPublisher`), the consumer's verified per-epoch
+ * cache (`TagSetCache`), the node's OPRF master seed file, and the mapping from a service's
+ * records and subjects to RFC 9497 inputs that both sides must compute identically.
+ *
+ * ## Inputs (`oprfFields`, `oprfLabels`, `recordInputs`)
+ * The OPRF input of a record or subject is `oprfInput(service, 1, fields)` (src/oprf/tagset.ts)
+ * over canonical field values (the shared `canonicalizeField`) in a fixed order: the field names
+ * sorted by UTF-16 code unit, so the order does not depend on how a config or a catalog happens to
+ * list them.
+ * - `match`: every field of the service (for identity.match: id and name), so a probe answers only
+ *   "do these belong together";
+ * - `membership`: the key fields (the list's identifier);
+ * - `status`, `tier`, `threshold`: the key fields followed by one label from a fixed menu (the
+ *   service's `statuses` or `tiers` ids). The enumeration query returns the label in a `status`
+ *   (status services) or `tier` (tier, threshold) column, one row per satisfied label; the consumer
+ *   sends one blinded element per menu entry and reads the answer from which labels hit.
+ * The enumeration query names its columns after the fields (`SELECT id_number AS id, name ...`).
+ *
+ * ## Epochs
+ * epoch = floor(now / epochLength), epochs aligned to the Unix epoch; key =
+ * `deriveEpochKey(seed, service, epoch)`. The publisher builds the current epoch's set at start and
+ * the next one `leadMs` before the boundary, serves only the current epoch's set, and deletes older
+ * files after rotation.
+ *
+ * ## Files (in `<dataDir>/tagsets/`)
+ * `<service>@<epoch>.vnts`: the unsigned tag-set bytes (format v1 of src/oprf/tagset.ts), written
+ * atomically; `<service>@<epoch>.build/`: resumable run files of an unfinished build. The node
+ * signs a set when it loads it. `verinode tagset build` writes the same files, so a set built on
+ * demand is picked up by a running node at its next check (a newer file for the current epoch
+ * replaces the one in memory).
+ */
+import type { KeyObject } from 'node:crypto'
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { Agent, request, type Dispatcher } from 'undici'
+import { VnError, ERRORS, type ErrorCode } from '../errors.js'
+import { canonicalizeField, type FieldKind } from '../protocol/canonicalize.js'
+import type { DataSource, Row } from '../sources/types.js'
+import type { OprfKeyPair } from '../crypto/oprf.js'
+import type { WorkerPool } from '../util/worker-pool.js'
+import type { Signer } from '../exchange/signer.js'
+import { checkEndpoint } from '../peers/client.js'
+import {
+  buildTagSet,
+  deriveEpochKey,
+  oprfInput,
+  signTagSet,
+  TagSet,
+  tagSetETag,
+  verifyTagSet,
+  type BuildProgress,
+} from './tagset.js'
+
+/** The version number bound into every OPRF input (oprfInput's `version`). */
+export const OPRF_INPUT_VERSION = 1
+export const DEFAULT_EPOCH_HOURS = 24
+const HOUR_MS = 3_600_000
+/** Rows per enumeration batch = records per build chunk (stable, so builds can resume). */
+export const BUILD_CHUNK_ROWS = 4096
+/** Sets up to this many rows are built in-thread (no worker start-up, no run files). */
+export const SMALL_SET_ROWS = 1024
+/** In-thread builds evaluate this many records between event-loop turns (~10 ms of work). */
+const IN_THREAD_SLICE = 64
+
+/** What both a provider's ServiceConfig and a consumer's CatalogService give us. */
+export interface OprfServiceShape {
+  id: string
+  kind: 'match' | 'membership' | 'status' | 'threshold' | 'tier'
+  fields: Record<string, { kind: FieldKind; key: boolean; required: boolean }>
+  statuses?: string[] | undefined
+  tiers?: { id: string; min: number }[] | undefined
+}
+
+/** Services as the provider configures them (plus their oprf block and enumeration SQL). */
+export interface OprfProviderService extends OprfServiceShape {
+  modes: readonly string[]
+  enumerate?: string | undefined
+  oprf?: { epochHours: number; tagBytes?: number | undefined; evaluationsPerSecond?: number | undefined } | undefined
+}
+
+const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+
+/** The fields that enter the OPRF input, in input order (module comment). */
+export function oprfFields(svc: OprfServiceShape): string[] {
+  const names = Object.keys(svc.fields).sort(byCodeUnit)
+  return svc.kind === 'match' ? names : names.filter((n) => svc.fields[n]?.key === true)
+}
+
+/** The fixed label menu of a service, or undefined for `match` / `membership`. */
+export function oprfLabels(svc: OprfServiceShape): string[] | undefined {
+  switch (svc.kind) {
+    case 'match':
+    case 'membership':
+      return undefined
+    case 'status':
+      if (svc.statuses === undefined || svc.statuses.length === 0) throw new VnError('VN_ERR_CONFIG_INVALID', `service ${svc.id}: oprf mode needs statuses`)
+      return svc.statuses
+    case 'tier':
+    case 'threshold':
+      if (svc.tiers === undefined || svc.tiers.length === 0) throw new VnError('VN_ERR_CONFIG_INVALID', `service ${svc.id}: oprf mode needs tiers`)
+      return svc.tiers.map((t) => t.id)
+  }
+}
+
+/** The enumeration column holding the label for labelled kinds. */
+const labelColumn = (svc: OprfServiceShape): string => (svc.kind === 'status' ? 'status' : 'tier')
+
+/**
+ * OPRF inputs of one canonical subject: one input, or one per label of the menu (in menu order).
+ * Every field named by `oprfFields` must be present (in oprf mode optional fields are not optional:
+ * the tag covers the whole tuple).
+ */
+export function subjectInputs(svc: OprfServiceShape, subject: Readonly<Record<string, string>>, path: string): Uint8Array[] {
+  const values = oprfFields(svc).map((f) => {
+    const v = subject[f]
+    if (v === undefined) throw new VnError('VN_ERR_SUBJECT_INVALID', `${path}.${f}: required in oprf mode`)
+    return v
+  })
+  const labels = oprfLabels(svc)
+  if (labels === undefined) return [oprfInput(svc.id, OPRF_INPUT_VERSION, values)]
+  return labels.map((l) => oprfInput(svc.id, OPRF_INPUT_VERSION, [...values, l]))
+}
+
+/**
+ * The OPRF input of one enumerated row, or null when the row cannot be a record (a field that does
+ * not canonicalize, a label outside the menu): such rows can never be matched by a valid subject.
+ */
+export function rowInput(svc: OprfServiceShape, row: Row): Uint8Array | null {
+  const values: string[] = []
+  for (const f of oprfFields(svc)) {
+    const spec = svc.fields[f]
+    const v = row[f]
+    if (spec === undefined || v === null || v === undefined || v instanceof Uint8Array) return null
+    try {
+      values.push(canonicalizeField(spec.kind, typeof v === 'bigint' ? Number(v) : v, f))
+    } catch {
+      return null
+    }
+  }
+  const labels = oprfLabels(svc)
+  if (labels !== undefined) {
+    const l = row[labelColumn(svc)]
+    if (typeof l !== 'string' || !labels.includes(l)) return null
+    values.push(l)
+  }
+  return oprfInput(svc.id, OPRF_INPUT_VERSION, values)
+}
+
+/** Per-subject answers from probe hits (`hits[i]` for subject i: one flag per input). */
+export function answersFromHits(svc: OprfServiceShape, hits: readonly boolean[][]): Record<string, unknown>[] {
+  const labels = oprfLabels(svc)
+  return hits.map((h) => {
+    switch (svc.kind) {
+      case 'match':
+        return { match: h[0] === true }
+      case 'membership':
+        return { listed: h[0] === true }
+      case 'status': {
+        const i = h.indexOf(true)
+        return i < 0 ? { found: false } : { found: true, status: labels?.[i] }
+      }
+      case 'tier':
+      case 'threshold': {
+        // the highest satisfied tier (menus are lowest first)
+        const i = h.lastIndexOf(true)
+        return { tier: i < 0 ? null : labels?.[i] ?? null }
+      }
+    }
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Epochs and the master seed
+
+export const epochLengthMs = (svc: OprfProviderService): number => (svc.oprf?.epochHours ?? DEFAULT_EPOCH_HOURS) * HOUR_MS
+export const epochAt = (now: number, epochMs: number): number => Math.floor(now / epochMs)
+
+/** keys/oprf.seed: 32 random bytes, base64, mode 0600 (the root of every epoch key). */
+export const oprfSeedFile = (keysDir: string): string => join(keysDir, 'oprf.seed')
+
+export async function createOprfSeed(path: string): Promise<void> {
+  const { randomBytes } = await import('node:crypto')
+  await writeFile(path, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' })
+}
+
+/** Reads the seed (creating it when `create` and it is missing); refuses a group/world-readable file. */
+export async function loadOprfSeed(path: string, opts: { create?: boolean } = {}): Promise<Uint8Array> {
+  let st = await stat(path).catch(() => null)
+  if (st === null && opts.create === true) {
+    await createOprfSeed(path)
+    st = await stat(path)
+  }
+  if (st === null) throw new VnError('VN_ERR_KEY_FILE', `${path}: missing`)
+  if ((st.mode & 0o077) !== 0) throw new VnError('VN_ERR_KEY_FILE', `${path}: mode is too permissive (want 0600)`)
+  const seed = Buffer.from((await readFile(path, 'utf8')).trim(), 'base64')
+  if (seed.length !== 32) throw new VnError('VN_ERR_KEY_FILE', `${path}: expected 32 bytes of base64`)
+  return new Uint8Array(seed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building one set into the store
+
+export const tagSetFile = (dir: string, service: string, epoch: number): string => join(dir, `${service}@${epoch}.vnts`)
+const buildDir = (dir: string, service: string, epoch: number): string => join(dir, `${service}@${epoch}.build`)
+
+export interface ServiceBuildOptions {
+  svc: OprfProviderService
+  source: DataSource
+  /** the epoch's key (`deriveEpochKey(seed, svc.id, epoch)`) */
+  key: OprfKeyPair
+  epoch: number
+  /** the tag-set store folder (`<dataDir>/tagsets`) */
+  dir: string
+  /** the worker pool (or a getter, called only when needed) for sets larger than SMALL_SET_ROWS; none: in-thread */
+  pool?: WorkerPool | (() => WorkerPool | undefined) | undefined
+  onProgress?: (p: BuildProgress) => void
+  signal?: AbortSignal
+}
+
+export interface ServiceBuildResult {
+  path: string
+  bytes: Uint8Array
+  records: number
+  /** enumerated rows that could not be records (bad identifier, label outside the menu) */
+  skipped: number
+  count: number
+  tagLength: number
+  resumedChunks: number
+  elapsedMs: number
+}
+
+/**
+ * Enumerates the service's records (its `enumerate` SQL, read in place), evaluates them with the
+ * epoch key on the pool (resumable: run files in `<service>@<epoch>.build/`), and writes the set.
+ */
+export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<ServiceBuildResult> {
+  const sql = o.svc.enumerate
+  if (sql === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', `service ${o.svc.id}: oprf mode needs an enumerate query`)
+  await mkdir(o.dir, { recursive: true, mode: 0o700 })
+  let skipped = 0
+  const svc = o.svc
+  const toInputs = (rows: readonly Row[]): Uint8Array[] => {
+    const chunk: Uint8Array[] = []
+    for (const row of rows) {
+      const x = rowInput(svc, row)
+      if (x === null) skipped++
+      else chunk.push(x)
+    }
+    return chunk
+  }
+  // Look at the first two batches: a small set (at most SMALL_SET_ROWS rows) is evaluated in this
+  // thread in slices of IN_THREAD_SLICE, yielding between slices, without starting worker threads
+  // or writing run files; anything larger goes to the pool, resumable.
+  const it = o.source.iterate(sql, {}, BUILD_CHUNK_ROWS)[Symbol.asyncIterator]()
+  const first = await it.next()
+  const second = first.done === true ? first : await it.next()
+  const small = second.done === true && (first.done === true || first.value.length <= SMALL_SET_ROWS)
+  async function* inputs(): AsyncGenerator<Uint8Array[]> {
+    try {
+      if (small) {
+        const all = first.done === true ? [] : toInputs(first.value)
+        for (let i = 0; i < all.length; i += IN_THREAD_SLICE) yield all.slice(i, i + IN_THREAD_SLICE)
+        return
+      }
+      if (first.done !== true) yield toInputs(first.value)
+      if (second.done !== true) yield toInputs(second.value)
+      for (;;) {
+        const n = await it.next()
+        if (n.done === true) return
+        yield toInputs(n.value)
+      }
+    } finally {
+      await it.return?.() // closes the enumeration's connection when a build stops early
+    }
+  }
+  const pool = small ? undefined : typeof o.pool === 'function' ? o.pool() : o.pool
+  const r = await buildTagSet({
+    service: svc.id,
+    epoch: o.epoch,
+    key: o.key,
+    inputs: inputs(),
+    ...(small ? {} : { checkpointDir: buildDir(o.dir, svc.id, o.epoch) }),
+    ...(pool !== undefined ? { pool } : {}),
+    ...(svc.oprf?.tagBytes !== undefined ? { tagLength: svc.oprf.tagBytes } : {}),
+    ...(o.onProgress !== undefined ? { onProgress: o.onProgress } : {}),
+    ...(o.signal !== undefined ? { signal: o.signal } : {}),
+  })
+  const path = tagSetFile(o.dir, svc.id, o.epoch)
+  const tmp = `${path}.${process.pid}.tmp`
+  await writeFile(tmp, r.bytes, { mode: 0o600 })
+  await rename(tmp, path) // atomic: a reader never sees half a set
+  return { path, bytes: r.bytes, records: r.records, skipped, count: r.count, tagLength: r.tagLength, resumedChunks: r.resumedChunks, elapsedMs: r.elapsedMs }
+}
+
+/** Reads a stored set and checks it belongs to this service, epoch and key; null if absent or not. */
+export async function readStoredTagSet(dir: string, service: string, epoch: number, key: OprfKeyPair): Promise<{ bytes: Uint8Array; tagset: TagSet; mtimeMs: number } | null> {
+  const path = tagSetFile(dir, service, epoch)
+  const st = await stat(path).catch(() => null)
+  if (st === null) return null
+  const bytes = new Uint8Array(await readFile(path))
+  let tagset: TagSet
+  try {
+    tagset = TagSet.parse(bytes)
+  } catch {
+    return null
+  }
+  if (tagset.service !== service || tagset.epoch !== epoch || !Buffer.from(tagset.publicKey).equals(Buffer.from(key.publicKey))) return null
+  return { bytes, tagset, mtimeMs: st.mtimeMs }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provider: build, rotate, publish
+
+/** One signed, servable tag set. */
+export interface PublishedTagSet {
+  service: string
+  epoch: number
+  bytes: Buffer
+  /** Ed25519 signature (`signTagSet`), base64url */
+  signature: string
+  kid: string
+  etag: string
+  count: number
+  /** when the epoch ends (ms since the Unix epoch): the set is not served after that */
+  endsAt: number
+}
+
+interface EpochEntry {
+  epoch: number
+  key: OprfKeyPair
+  published?: PublishedTagSet
+  mtimeMs?: number
+  building?: Promise<void> | undefined
+  progress?: BuildProgress
+  abort?: AbortController | undefined
+  /** the last build's failure (retried at the next check) */
+  failed?: unknown
+}
+
+export interface TagSetPublisherOptions {
+  services: readonly OprfProviderService[]
+  source: DataSource | undefined
+  seed: Uint8Array
+  signer: () => Signer
+  /** the OPRF worker pool for builds; undefined: build in-thread between event-loop turns (tests) */
+  pool: () => WorkerPool | undefined
+  dir: string
+  logger: Logger
+  now?: () => number
+  /** how often rotation and on-demand rebuilds are checked (default 30 s; 0: only on `tick()`) */
+  tickMs?: number
+  /** how long before an epoch boundary the next set is built (default min(epoch/4, 2 h)) */
+  leadMs?: number
+}
+
+export class TagSetPublisher {
+  private readonly o: TagSetPublisherOptions
+  private readonly now: () => number
+  private readonly services: Map<string, OprfProviderService>
+  private readonly epochs = new Map<string, Map<number, EpochEntry>>()
+  /** builds run one at a time (they share the pool with request handling) */
+  private queue: Promise<void> = Promise.resolve()
+  private timer: NodeJS.Timeout | undefined
+  private closed = false
+
+  constructor(o: TagSetPublisherOptions) {
+    this.o = o
+    this.now = o.now ?? Date.now
+    this.services = new Map(o.services.filter((s) => s.modes.includes('oprf')).map((s) => [s.id, s]))
+    for (const s of this.services.values()) {
+      if (s.enumerate === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', `service ${s.id}: oprf mode needs an enumerate query`)
+      oprfLabels(s) // fails early on a labelled service without its menu
+    }
+  }
+
+  /** Starts the first builds (off the request path) and the rotation timer. */
+  start(): void {
+    void this.tick()
+    const every = this.o.tickMs ?? 30_000
+    if (every > 0) {
+      this.timer = setInterval(() => void this.tick(), every)
+      this.timer.unref()
+    }
+  }
+
+  /** The current epoch of a service offering oprf. */
+  currentEpoch(service: string): number {
+    return epochAt(this.now(), epochLengthMs(this.service(service)))
+  }
+
+  /** The epoch key of a service (derived, cached while the epoch is kept). */
+  key(service: string, epoch: number): OprfKeyPair {
+    return this.entry(this.service(service), epoch).key
+  }
+
+  /**
+   * The set to serve now: only the current epoch's. Throws VN_ERR_OPRF_TAGSET_PENDING while its
+   * first build runs (the detail gives the progress, a count of records).
+   */
+  current(service: string): PublishedTagSet {
+    const svc = this.service(service)
+    const e = epochAt(this.now(), epochLengthMs(svc))
+    const en = this.entry(svc, e)
+    if (en.published === undefined) {
+      this.ensure(svc, en)
+      throw new VnError('VN_ERR_OPRF_TAGSET_PENDING', `${service} epoch ${e}: ${en.progress?.records ?? 0} records evaluated so far`)
+    }
+    const s = this.o.signer()
+    if (s.kid !== en.published.kid) en.published = this.sign(svc, en, en.published.bytes)
+    return en.published
+  }
+
+  /** HTTP headers for a published set (200 and 304 alike), max-age up to the epoch's end. */
+  responseHeaders(p: PublishedTagSet): Record<string, string> {
+    return tagSetResponseHeaders(p, this.now())
+  }
+
+  /** Build state per service, for readiness and operators. */
+  status(): Record<string, { epoch: number; ready: boolean; records?: number; count?: number }> {
+    const out: Record<string, { epoch: number; ready: boolean; records?: number; count?: number }> = {}
+    for (const svc of this.services.values()) {
+      const e = epochAt(this.now(), epochLengthMs(svc))
+      const en = this.epochs.get(svc.id)?.get(e)
+      const st: { epoch: number; ready: boolean; records?: number; count?: number } = { epoch: e, ready: en?.published !== undefined }
+      if (en?.published !== undefined) st.count = en.published.count
+      else if (en?.progress !== undefined) st.records = en.progress.records
+      out[svc.id] = st
+    }
+    return out
+  }
+
+  /** Waits until every service's current set is published (tests, `tagset build` in-process). */
+  async whenReady(): Promise<void> {
+    for (;;) {
+      await this.tick()
+      const pending = [...this.services.values()].map((s) => this.entry(s, epochAt(this.now(), epochLengthMs(s))))
+      if (pending.every((en) => en.published !== undefined)) return
+      await Promise.all(pending.map((en) => en.building))
+      if (this.closed) throw new VnError('VN_ERR_INTERNAL', 'tag-set publisher closed')
+      const failed = pending.find((en) => en.published === undefined && en.failed !== undefined)
+      if (failed !== undefined) throw failed.failed
+    }
+  }
+
+  /**
+   * One scheduling pass: make sure the current epoch's set exists (or is being built), pick up a
+   * newer stored file (a `verinode tagset build` on demand), build the next epoch's set when the
+   * boundary is near, and forget and delete older epochs (they are never served again).
+   */
+  async tick(): Promise<void> {
+    if (this.closed) return
+    const now = this.now()
+    for (const svc of this.services.values()) {
+      const ms = epochLengthMs(svc)
+      const e = epochAt(now, ms)
+      const cur = this.entry(svc, e)
+      if (cur.published !== undefined && cur.building === undefined) await this.reloadIfNewer(svc, cur)
+      this.ensure(svc, cur)
+      const lead = this.o.leadMs ?? Math.min(ms / 4, 2 * HOUR_MS)
+      if (now >= (e + 1) * ms - lead) this.ensure(svc, this.entry(svc, e + 1))
+      const map = this.epochs.get(svc.id)
+      for (const [old, en] of map ?? []) {
+        if (old >= e) continue
+        en.abort?.abort()
+        map?.delete(old)
+        await this.removeFiles(svc.id, old)
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.timer !== undefined) clearInterval(this.timer)
+    for (const m of this.epochs.values()) for (const en of m.values()) en.abort?.abort()
+    await this.queue.catch(() => undefined)
+  }
+
+  private service(id: string): OprfProviderService {
+    const svc = this.services.get(id)
+    if (svc === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `no oprf service ${id}`)
+    return svc
+  }
+
+  private entry(svc: OprfProviderService, epoch: number): EpochEntry {
+    let m = this.epochs.get(svc.id)
+    if (m === undefined) this.epochs.set(svc.id, (m = new Map()))
+    let en = m.get(epoch)
+    if (en === undefined) {
+      en = { epoch, key: deriveEpochKey(this.o.seed, svc.id, epoch) }
+      m.set(epoch, en)
+    }
+    return en
+  }
+
+  private ensure(svc: OprfProviderService, en: EpochEntry): void {
+    if (this.closed || en.published !== undefined || en.building !== undefined) return
+    const abort = new AbortController()
+    en.abort = abort
+    const run = async (): Promise<void> => {
+      if (abort.signal.aborted) return
+      const stored = await readStoredTagSet(this.o.dir, svc.id, en.epoch, en.key)
+      if (stored !== null) {
+        en.published = this.sign(svc, en, stored.bytes)
+        en.mtimeMs = stored.mtimeMs
+        this.o.logger.info({ service: svc.id, epoch: en.epoch, count: stored.tagset.count }, 'tag set loaded')
+        return
+      }
+      if (this.o.source === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'oprf mode needs a data source')
+      const r = await buildServiceTagSet({
+        svc, source: this.o.source, key: en.key, epoch: en.epoch, dir: this.o.dir, pool: this.o.pool, signal: abort.signal,
+        onProgress: (p) => { en.progress = p },
+      })
+      en.published = this.sign(svc, en, r.bytes)
+      en.mtimeMs = (await stat(r.path)).mtimeMs
+      this.o.logger.info({ service: svc.id, epoch: en.epoch, records: r.records, skipped: r.skipped, count: r.count, resumedChunks: r.resumedChunks, ms: Math.round(r.elapsedMs) }, 'tag set built')
+    }
+    en.failed = undefined
+    const p = this.queue.then(run).catch((err: unknown) => {
+      en.failed = err
+      if (!abort.signal.aborted) this.o.logger.error({ err, service: svc.id, epoch: en.epoch }, 'tag set build failed; retried at the next check')
+    }).finally(() => {
+      en.building = undefined
+      en.abort = undefined
+    })
+    en.building = p
+    this.queue = p
+  }
+
+  private async reloadIfNewer(svc: OprfProviderService, en: EpochEntry): Promise<void> {
+    const st = await stat(tagSetFile(this.o.dir, svc.id, en.epoch)).catch(() => null)
+    if (st === null || en.mtimeMs === undefined || st.mtimeMs <= en.mtimeMs) return
+    const stored = await readStoredTagSet(this.o.dir, svc.id, en.epoch, en.key)
+    if (stored === null) return
+    en.published = this.sign(svc, en, stored.bytes)
+    en.mtimeMs = stored.mtimeMs
+    this.o.logger.info({ service: svc.id, epoch: en.epoch, count: stored.tagset.count }, 'tag set reloaded (rebuilt on demand)')
+  }
+
+  private sign(svc: OprfProviderService, en: EpochEntry, bytes: Uint8Array): PublishedTagSet {
+    const s = this.o.signer()
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const count = b.readUInt32BE(12)
+    return {
+      service: svc.id,
+      epoch: en.epoch,
+      bytes: b,
+      signature: Buffer.from(signTagSet(bytes, s.privateKey)).toString('base64url'),
+      kid: s.kid,
+      etag: tagSetETag(bytes),
+      count,
+      endsAt: (en.epoch + 1) * epochLengthMs(svc),
+    }
+  }
+
+  private async removeFiles(service: string, epoch: number): Promise<void> {
+    await rm(tagSetFile(this.o.dir, service, epoch), { force: true }).catch(() => undefined)
+    await rm(buildDir(this.o.dir, service, epoch), { recursive: true, force: true }).catch(() => undefined)
+  }
+}
+
+/** Deletes stored sets of epochs before `epoch` (used by the CLI after a build). */
+export async function pruneStoredTagSets(dir: string, service: string, epoch: number): Promise<void> {
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    const m = /^(.+)@(\d+)\.(vnts|build)$/.exec(f)
+    if (m !== null && m[1] === service && Number(m[2]) < epoch) await rm(join(dir, f), { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The HTTP representation (GET /v1/services/:svc/tagset)
+
+/** Response headers carrying what the binary body cannot: signature, signer, epoch and its end. */
+export const TAGSET_HEADERS = {
+  signature: 'x-verinode-signature',
+  kid: 'x-verinode-kid',
+  epoch: 'x-verinode-epoch',
+  epochEnds: 'x-verinode-epoch-ends',
+} as const
+
+/** The headers for one published set (200 and 304 alike). */
+export function tagSetResponseHeaders(p: PublishedTagSet, now: number): Record<string, string> {
+  const maxAge = Math.max(0, Math.floor((p.endsAt - now) / 1000))
+  return {
+    etag: p.etag,
+    'cache-control': `public, max-age=${maxAge}`,
+    [TAGSET_HEADERS.signature]: p.signature,
+    [TAGSET_HEADERS.kid]: p.kid,
+    [TAGSET_HEADERS.epoch]: String(p.epoch),
+    [TAGSET_HEADERS.epochEnds]: String(p.endsAt),
+  }
+}
+
+/** RFC 9110 §13.1.2 If-None-Match: does the header name this ETag (or `*`)? */
+export function etagMatches(ifNoneMatch: string | string[] | undefined, etag: string): boolean {
+  if (ifNoneMatch === undefined) return false
+  const v = Array.isArray(ifNoneMatch) ? ifNoneMatch.join(',') : ifNoneMatch
+  return v.split(',').some((x) => {
+    const t = x.trim()
+    return t === '*' || t === etag || t === `W/${etag}`
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumer: fetch, verify, cache per epoch
+
+export interface TagSetCacheOptions {
+  endpointOf: (member: string) => string
+  /** the provider's message key named `kid`, valid at `at` (manifest); throws if unknown */
+  messageKey: (kid: string, at: number, member: string) => KeyObject
+  insecure: boolean
+  timeoutMs: number
+  now?: () => number
+  /** revalidate (If-None-Match) after this long even inside the epoch (default 60 s) */
+  maxAgeMs?: number
+  /** refuse bodies larger than this (default 256 MiB: 2^25 8-byte tags) */
+  maxBytes?: number
+  dispatcher?: Dispatcher
+}
+
+interface CachedTagSet {
+  tagset: TagSet
+  etag: string
+  fetchedAt: number
+  endsAt: number
+}
+
+export class TagSetCache {
+  private readonly o: TagSetCacheOptions
+  private readonly now: () => number
+  private readonly cache = new Map<string, CachedTagSet>()
+  private readonly inflight = new Map<string, Promise<TagSet>>()
+  private readonly dispatcher: Dispatcher
+  private readonly ownDispatcher: boolean
+  /** fetches that went to the network (tests, metrics) */
+  fetches = 0
+
+  constructor(o: TagSetCacheOptions) {
+    this.o = o
+    this.now = o.now ?? Date.now
+    this.ownDispatcher = o.dispatcher === undefined
+    this.dispatcher = o.dispatcher ?? new Agent({ headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, connections: 4 })
+  }
+
+  /** The provider's verified tag set for the service's current epoch (cached until it ends). */
+  async get(provider: string, service: string): Promise<TagSet> {
+    const k = `${provider}|${service}`
+    const hit = this.cache.get(k)
+    const now = this.now()
+    const maxAge = this.o.maxAgeMs ?? 60_000
+    if (hit !== undefined && now < hit.endsAt && now - hit.fetchedAt < maxAge) return hit.tagset
+    let p = this.inflight.get(k)
+    if (p === undefined) {
+      p = this.fetch(provider, service, hit).finally(() => this.inflight.delete(k))
+      this.inflight.set(k, p)
+    }
+    return p
+  }
+
+  /** Forget a cached set (e.g. after the provider answered VN_ERR_OPRF_EPOCH). */
+  invalidate(provider: string, service: string): void {
+    this.cache.delete(`${provider}|${service}`)
+  }
+
+  async close(): Promise<void> {
+    if (this.ownDispatcher) await this.dispatcher.close()
+  }
+
+  private async fetch(provider: string, service: string, hit: CachedTagSet | undefined): Promise<TagSet> {
+    const u = checkEndpoint(this.o.endpointOf(provider), this.o.insecure)
+    const path = `${u.pathname.replace(/\/$/, '')}/v1/services/${encodeURIComponent(service)}/tagset`
+    const headers: Record<string, string> = { accept: 'application/octet-stream' }
+    // A set past its epoch's end is not revalidated: the provider must send the new epoch's set.
+    const revalidate = hit !== undefined && this.now() < hit.endsAt
+    if (revalidate) headers['if-none-match'] = hit.etag
+    this.fetches++
+    let res: Dispatcher.ResponseData
+    try {
+      res = await request(new URL(path, u.origin), { method: 'GET', headers, dispatcher: this.dispatcher, headersTimeout: this.o.timeoutMs, bodyTimeout: this.o.timeoutMs })
+    } catch (e) {
+      throw new VnError('VN_ERR_PEER_UNREACHABLE', `${u.host}: ${(e as Error).message}`, { cause: e })
+    }
+    const h = (name: string): string | undefined => {
+      const v = res.headers[name]
+      return Array.isArray(v) ? v[0] : v
+    }
+    const endsAt = (): number => {
+      const n = Number(h(TAGSET_HEADERS.epochEnds))
+      const now = this.now()
+      // An unsigned hint that only controls caching; bounded so a bad value cannot pin a set.
+      return Number.isSafeInteger(n) && n > now ? Math.min(n, now + 366 * 86_400_000) : now + (this.o.maxAgeMs ?? 60_000)
+    }
+    if (res.statusCode === 304 && revalidate && hit !== undefined) {
+      await res.body.dump()
+      hit.fetchedAt = this.now()
+      hit.endsAt = endsAt()
+      return hit.tagset
+    }
+    if (res.statusCode !== 200) {
+      const text = await res.body.text().catch(() => '')
+      let code: ErrorCode = 'VN_ERR_OPRF_TAGSET'
+      let detail = `${service}: provider answered HTTP ${res.statusCode}`
+      try {
+        const j = JSON.parse(text) as { code?: unknown; detail?: unknown }
+        if (typeof j.code === 'string' && j.code in ERRORS) code = j.code as ErrorCode
+        if (typeof j.detail === 'string') detail = `${detail}: ${j.detail.slice(0, 300)}`
+      } catch {
+        // not a problem document: keep VN_ERR_OPRF_TAGSET
+      }
+      throw new VnError(code, detail)
+    }
+    const maxBytes = this.o.maxBytes ?? 256 * 1024 * 1024
+    const declared = Number(h('content-length'))
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      await res.body.dump()
+      throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: tag set of ${declared} bytes exceeds ${maxBytes}`)
+    }
+    const bytes = new Uint8Array(await res.body.arrayBuffer())
+    if (bytes.length > maxBytes) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: tag set exceeds ${maxBytes} bytes`)
+    // Steps: (1) the signer is the provider, with a message key valid now (manifest);
+    // (2) the signature over the bytes verifies; (3) the set is for this service; (4) epochs never go back.
+    const kid = h(TAGSET_HEADERS.kid) ?? ''
+    if (!kid.startsWith(`${provider}#`)) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: signed by another member`)
+    let key: KeyObject
+    try {
+      key = this.o.messageKey(kid, this.now(), provider)
+    } catch (e) {
+      throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: signer key is not a valid message key of ${provider} (${(e as VnError).code ?? 'unknown'})`, { cause: e })
+    }
+    const sig = h(TAGSET_HEADERS.signature) ?? ''
+    if (!/^[A-Za-z0-9_-]{86}$/.test(sig)) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: expected 64 bytes, base64url')
+    const tagset = verifyTagSet(bytes, new Uint8Array(Buffer.from(sig, 'base64url')), key)
+    if (tagset.service !== service) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: the set is for another service`)
+    if (hit !== undefined && tagset.epoch < hit.tagset.epoch) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch went backwards`)
+    const headerEpoch = h(TAGSET_HEADERS.epoch)
+    if (headerEpoch !== undefined && headerEpoch !== String(tagset.epoch)) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch header differs from the signed set`)
+    const etag = h('etag') ?? tagSetETag(bytes)
+    this.cache.set(`${provider}|${service}`, { tagset, etag, fetchedAt: this.now(), endsAt: endsAt() })
+    return tagset
+  }
+}
