@@ -303,7 +303,7 @@ export async function measureLoopback(records: number, subjects: number, pool: W
     const idx = await readDemoIndex(dir)
     const out: Record<string, RunningNode> = {}
     for (const id of ['fj-psb', 'fj-tax']) {
-      out[id] = await startNode(idx.nodes[id]?.configPath as string, { logger: pino({ level: 'warn' }), oprfPool: pool, checkpointEveryMs: 0 })
+      out[id] = await startNode(idx.nodes[id]?.configPath as string, { logger: pino({ level: 'error' }), oprfPool: pool, checkpointEveryMs: 0 })
     }
     return out
   }
@@ -410,10 +410,14 @@ async function main(): Promise<void> {
   const pool = createOprfPool(workers, underTsx ? new URL('./oprf-worker-tsx.mjs', import.meta.url).pathname : undefined)
   try {
     await pool.run('evaluate', { secretKey: key.secretKey, inputs: [record(0)] }) // start the workers
-    const b = await measureTagSetBuild(key, records, pool)
-    console.log(`tagset build: ${b.records} records in ${b.seconds.toFixed(1)} s on ${workers} workers (${(b.records / b.seconds).toFixed(0)} records/s), ${b.bytes} bytes, ${b.bytesPerRecord.toFixed(2)} bytes/record, tag ${b.tagLength * 8} bits`)
-    const m = await measureBatchPipeline(key, b.tagSet, records, subjects, pool)
-    console.log(`batch (in-process, VOPRF, ${workers} workers): ${m.subjects} subjects vs ${records} records in ${m.seconds.toFixed(1)} s = ${m.itemsPerSecond.toFixed(0)} items/s (${(m.itemsPerSecond / workers).toFixed(0)} per worker), hits ${m.hits} (expected ${Math.ceil(subjects / 2)})`)
+    // BENCH_INPROCESS=0 skips the in-process build and batch (the loopback part builds and measures its own)
+    let m: BatchMeasurement | null = null
+    if (env('BENCH_INPROCESS', 1) !== 0) {
+      const b = await measureTagSetBuild(key, records, pool)
+      console.log(`tagset build: ${b.records} records in ${b.seconds.toFixed(1)} s on ${workers} workers (${(b.records / b.seconds).toFixed(0)} records/s), ${b.bytes} bytes, ${b.bytesPerRecord.toFixed(2)} bytes/record, tag ${b.tagLength * 8} bits`)
+      m = await measureBatchPipeline(key, b.tagSet, records, subjects, pool)
+      console.log(`batch (in-process, VOPRF, ${workers} workers): ${m.subjects} subjects vs ${records} records in ${m.seconds.toFixed(1)} s = ${m.itemsPerSecond.toFixed(0)} items/s (${(m.itemsPerSecond / workers).toFixed(0)} per worker), hits ${m.hits} (expected ${Math.ceil(subjects / 2)})`)
+    }
     let e2e: LoopbackMeasurement | null = null
     if (env('BENCH_E2E', 1) !== 0) {
       e2e = await measureLoopback(records, subjects, pool, env('BENCH_SINGLES', 300))
@@ -426,9 +430,9 @@ async function main(): Promise<void> {
     if (p === null) console.log('psi.js: not installed (cd bench && npm install --ignore-scripts); ratio: NaN')
     else {
       console.log(`psi.js (in-process, 1 thread): ${p.clientItems} client items vs ${p.serverItems} server items in ${p.seconds.toFixed(1)} s = ${p.itemsPerSecond.toFixed(0)} items/s, intersection ${p.intersection}`)
-      const ours = e2e?.batch.itemsPerSecond ?? m.itemsPerSecond
+      const ours = e2e?.batch.itemsPerSecond ?? m?.itemsPerSecond ?? Number.NaN
       ratio = ours / p.itemsPerSecond
-      console.log(`in-process ratio (ours ÷ psi.js): ${(m.itemsPerSecond / p.itemsPerSecond).toFixed(2)}; per worker ${(m.itemsPerSecond / workers / p.itemsPerSecond).toFixed(2)}`)
+      if (m !== null) console.log(`in-process ratio (ours ÷ psi.js): ${(m.itemsPerSecond / p.itemsPerSecond).toFixed(2)}; per worker ${(m.itemsPerSecond / workers / p.itemsPerSecond).toFixed(2)}`)
       console.log(`the ratio below is ${e2e === null ? 'IN-PROCESS (BENCH_E2E=0)' : 'END TO END over loopback (signed, logged exchanges)'} against psi.js in-process`)
     }
     console.log(`eval-ratio: ${evalRatio.toFixed(3)}`)

@@ -156,7 +156,7 @@ export class Consumer {
       // An unsigned problem: the provider refused before authentication or failed.
       const code = typeof body?.code === 'string' && body.code in ERRORS ? (body.code as ErrorCode) : 'VN_ERR_PEER_BAD_RESPONSE'
       await this.d.log.append([{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: 'error', code }])
-      handler.refused?.(r.provider, code)
+      handler.refused?.(r.provider, r.service, code)
       throw new VnError(code, `provider answered HTTP ${reply.statusCode}${typeof body?.detail === 'string' ? `: ${body.detail.slice(0, 300)}` : ''}`)
     }
     const respJws = body.jws

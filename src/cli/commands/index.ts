@@ -7,6 +7,7 @@ import { demoCommand } from './demo.js'
 import { auditCommand } from './audit.js'
 import { logExportCommand } from './log-export.js'
 import { keysCommand } from './keys.js'
+import { tagsetCommand } from './tagset.js'
 import { catalogCommand } from './catalog.js'
 import { verifyCommand } from './verify.js'
 import { verifyBatchCommand } from './verify-batch.js'
@@ -14,5 +15,5 @@ import { verifyBatchCommand } from './verify-batch.js'
 export const commands: readonly Command[] = [
   demoCommand, initCommand, federationCommand, serveCommand,
   catalogCommand, verifyCommand, verifyBatchCommand,
-  keysCommand, logExportCommand, auditCommand,
+  tagsetCommand, keysCommand, logExportCommand, auditCommand,
 ]

@@ -363,7 +363,7 @@ export function heConsumer(opts: HeConsumerOptions = {}): HeConsumerMode {
     forget(provider) {
       acked.delete(provider)
     },
-    refused(provider, code) {
+    refused(provider, _service, code) {
       // The provider lost our key (e.g. a new data folder): send it inline on the next request.
       if (code === 'VN_ERR_HE_KEY_UNKNOWN') acked.delete(provider)
     },

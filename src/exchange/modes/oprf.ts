@@ -120,13 +120,17 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
 
 /** What the consumer side needs: the providers' verified tag sets and the pool. */
 export interface OprfConsumerDeps {
-  tagsets: { get(provider: string, service: string): Promise<TagSet> }
+  tagsets: { get(provider: string, service: string): Promise<TagSet>; invalidate(provider: string, service: string): void }
   pool: () => WorkerPool
 }
 
 export function oprfConsumer(d: OprfConsumerDeps): ConsumerMode {
   return {
     mode: 'oprf',
+    refused(provider, service, code) {
+      // The provider moved to a new epoch: fetch its new tag set before the next question.
+      if (code === 'VN_ERR_OPRF_EPOCH') d.tagsets.invalidate(provider, service)
+    },
     async build(svc, subjects, ctx) {
       // Inputs first: a subject missing a field fails before anything is fetched or signed.
       const perSubject = subjects.map((s, i) => subjectInputs(svc, s, `subjects[${i}]`))

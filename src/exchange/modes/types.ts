@@ -50,6 +50,6 @@ export interface BuiltQuery {
 export interface ConsumerMode {
   readonly mode: Mode
   /** the provider refused before answering (an unsigned problem): a mode may drop cached state */
-  refused?(provider: string, code: string): void
+  refused?(provider: string, service: string, code: string): void
   build(svc: CatalogService, subjects: readonly Record<string, string>[], ctx: ConsumerModeContext): Promise<BuiltQuery>
 }
