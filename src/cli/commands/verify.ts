@@ -19,7 +19,7 @@ import { modeSchema, serviceId, MEMBER_ID, type Mode } from '../../protocol/enve
 import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, reportError, type LocalVerifyResult } from '../local-client.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 
-const USAGE = 'verinode verify <peer> <service> --subject field=value[,field=value...] [--subject ...] --purpose P --basis B [--mode plain] [--node URL] [--token T] [--json]'
+const USAGE = 'verinode verify <peer> <service> --subject field=value[,field=value...] [--subject ...] --purpose P --basis B [--mode plain|oprf|he] [--bound FEN] [--node URL] [--token T] [--json]'
 
 const OPTIONS = {
   ...LOCAL_API_OPTIONS,
@@ -27,6 +27,8 @@ const OPTIONS = {
   purpose: { type: 'string' },
   basis: { type: 'string' },
   mode: { type: 'string' },
+  /** he mode: the confidential bound (fen, a grid point) added to every subject; encrypted, never sent in clear */
+  bound: { type: 'string' },
 } as const
 
 const SAFE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/
@@ -119,6 +121,10 @@ function parseVerifyArgs(argv: string[]): { args: VerifyArgs | undefined; values
   const raw = values.subject ?? []
   if (raw.length === 0) throw new UsageError('at least one --subject is required')
   const subjects = raw.map((s, i) => parseSubjectArg(s, i + 1))
+  if (values.bound !== undefined) {
+    if (!/^\d{1,18}$/.test(values.bound)) throw new UsageError('--bound: an amount in fen (digits only)')
+    for (const s of subjects) s.bound = values.bound
+  }
   return { args: { peer, service, purpose: values.purpose, basis: values.basis, mode: mode.data, subjects }, values }
 }
 
