@@ -113,3 +113,9 @@ export async function loadSecretFile(path: string, length = 32): Promise<Uint8Ar
   if (key.length !== length) throw new VnError('VN_ERR_KEY_FILE', `${path}: expected ${length} bytes of base64`)
   return new Uint8Array(key)
 }
+
+/** Writes a fresh random secret of `length` bytes as base64 to a new 0600 file (never overwrites). */
+export async function writeSecretFile(path: string, length = 32): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  await writeFile(path, `${randomBytes(length).toString('base64')}\n`, { mode: 0o600, flag: 'wx' })
+}

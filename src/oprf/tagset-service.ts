@@ -42,6 +42,7 @@ import type { DataSource, Row } from '../sources/types.js'
 import type { OprfKeyPair } from '../crypto/oprf.js'
 import type { WorkerPool } from '../util/worker-pool.js'
 import type { Signer } from '../exchange/signer.js'
+import { loadSecretFile, writeSecretFile } from '../crypto/keys.js'
 import { checkEndpoint } from '../peers/client.js'
 import {
   buildTagSet,
@@ -181,23 +182,12 @@ export const epochAt = (now: number, epochMs: number): number => Math.floor(now 
 /** keys/oprf.seed: 32 random bytes, base64, mode 0600 (the root of every epoch key). */
 export const oprfSeedFile = (keysDir: string): string => join(keysDir, 'oprf.seed')
 
-export async function createOprfSeed(path: string): Promise<void> {
-  const { randomBytes } = await import('node:crypto')
-  await writeFile(path, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' })
-}
+export const createOprfSeed = (path: string): Promise<void> => writeSecretFile(path)
 
 /** Reads the seed (creating it when `create` and it is missing); refuses a group/world-readable file. */
 export async function loadOprfSeed(path: string, opts: { create?: boolean } = {}): Promise<Uint8Array> {
-  let st = await stat(path).catch(() => null)
-  if (st === null && opts.create === true) {
-    await createOprfSeed(path)
-    st = await stat(path)
-  }
-  if (st === null) throw new VnError('VN_ERR_KEY_FILE', `${path}: missing`)
-  if ((st.mode & 0o077) !== 0) throw new VnError('VN_ERR_KEY_FILE', `${path}: mode is too permissive (want 0600)`)
-  const seed = Buffer.from((await readFile(path, 'utf8')).trim(), 'base64')
-  if (seed.length !== 32) throw new VnError('VN_ERR_KEY_FILE', `${path}: expected 32 bytes of base64`)
-  return new Uint8Array(seed)
+  if (opts.create === true && (await stat(path).catch(() => null)) === null) await createOprfSeed(path)
+  return loadSecretFile(path)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { randomBytes, createHash } from 'node:crypto'
 import { mkdir, writeFile, access } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { generateEd25519, writePrivateKey, writePublicKey, publicKeyToB64u } from '../../crypto/keys.js'
+import { generateEd25519, writePrivateKey, writePublicKey, writeSecretFile, publicKeyToB64u } from '../../crypto/keys.js'
 import { nodeKeyFiles } from '../../node/files.js'
 import { createOprfSeed, oprfSeedFile } from '../../oprf/tagset-service.js'
 import { MEMBER_ID } from '../../protocol/envelope.js'
@@ -44,7 +44,7 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
   await writePrivateKey(keys.logKey, log.privateKey)
   await writePublicKey(keys.messagePub, msg.publicKey)
   await writePublicKey(keys.logPub, log.publicKey)
-  await writeFile(keys.evidenceKey, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' })
+  await writeSecretFile(keys.evidenceKey)
   // oprf mode: the master seed every epoch key is derived from (src/oprf/tagset-service.ts)
   await createOprfSeed(oprfSeedFile(join(dir, 'keys')))
   await mkdir(join(dir, 'var'), { recursive: true, mode: 0o700 })
