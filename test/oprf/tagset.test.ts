@@ -196,7 +196,8 @@ t.test('checkpointed builds resume and rebuild the same bytes', async (t) => {
 t.test('strict parsing: every malformation is VN_ERR_OPRF_TAGSET', async (t) => {
   const key = generateKeyPair()
   const good = (await buildTagSet({ service: 'svc', epoch: 1, key, inputs: [records(20)] })).bytes
-  TagSet.parse(good)
+  // The tag length follows from the set size (tagLengthFor), so the mutations use it, not a constant.
+  const L = TagSet.parse(good).tagLength
   const mut = (f: (b: Uint8Array) => void): Uint8Array => {
     const b = good.slice()
     f(b)
@@ -217,8 +218,8 @@ t.test('strict parsing: every malformation is VN_ERR_OPRF_TAGSET', async (t) => 
     ['identity public key', mut((b) => b.fill(0, 16, 48)), /public key/],
     ['non-canonical public key', mut((b) => b.fill(0xff, 16, 48)), /public key/],
     ['service with a space', mut((b) => (b[49] = 0x20)), /service id malformed/],
-    ['unsorted tags', mut((b) => { const t0 = b.slice(svcEnd, svcEnd + 5); b.copyWithin(svcEnd, svcEnd + 5, svcEnd + 10); b.set(t0, svcEnd + 5) }), /ascending/],
-    ['duplicate tag', mut((b) => b.copyWithin(svcEnd + 5, svcEnd, svcEnd + 5)), /ascending/],
+    ['unsorted tags', mut((b) => { const t0 = b.slice(svcEnd, svcEnd + L); b.copyWithin(svcEnd, svcEnd + L, svcEnd + 2 * L); b.set(t0, svcEnd + L) }), /ascending/],
+    ['duplicate tag', mut((b) => b.copyWithin(svcEnd + L, svcEnd, svcEnd + L)), /ascending/],
   ]
   for (const [name, bytes, detail] of cases) {
     t.test(name, async (t) => throwsCode(t, () => TagSet.parse(bytes), 'VN_ERR_OPRF_TAGSET', detail))
