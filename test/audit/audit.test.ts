@@ -248,7 +248,9 @@ t.test('auditor on real exchanges', async (t) => {
     const respOut = (await readLeaves(d)).map((l) => JSON.parse(l)).find((r) => r.t === 'response-out' && r.xid === s.xids.single)
     const k = lines.findIndex((l) => JSON.parse(l).digest === respOut.respDigest)
     const e = JSON.parse(lines[k]!)
-    e.jws = e.jws.slice(0, -2) + (e.jws.endsWith('A') ? 'BA' : 'AA')
+    // Flip one character of the signature (never a no-op: the replacement always differs).
+    const i = e.jws.length - 10
+    e.jws = e.jws.slice(0, i) + (e.jws[i] === 'A' ? 'B' : 'A') + e.jws.slice(i + 1)
     lines[k] = JSON.stringify(e)
     await writeFile(join(d, 'evidence.jsonl'), `${lines.join('\n')}\n`)
     const r = await auditExport(d, { rootKey: rootPub })
