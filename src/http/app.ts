@@ -12,11 +12,7 @@ import { formatZodIssues } from '../config/load.js'
 import { etagMatches } from '../oprf/tagset-service.js'
 import { logRoutes } from './routes/log.js'
 
-/** pino redaction: nothing from bodies or credentials ever reaches a log line */
-export const REDACT = {
-  paths: ['req.headers.authorization', 'req.headers.cookie', 'body', 'disclosures', '*.disclosures', 'subjects', '*.subjects'],
-  censor: '[redacted]',
-}
+export { REDACT } from '../node/redact.js'
 
 export async function buildPublicApp(node: NodeRuntime): Promise<FastifyInstance> {
   const app = Fastify({

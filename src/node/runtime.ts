@@ -7,11 +7,11 @@
  * start on any inconsistency (bad config, key files, manifest, read-write SQL).
  */
 import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { pino, type Logger } from 'pino'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import type { ServiceConfig } from '../config/schema.js'
-import { VnError } from '../errors.js'
+import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { FederationHolder, type Federation } from '../federation/federation.js'
 import { openDataSource } from '../sources/index.js'
@@ -38,12 +38,10 @@ import { catalogOf, signCatalog } from '../exchange/catalog.js'
 import type { Signer } from '../exchange/signer.js'
 import { PeerClient } from '../peers/client.js'
 import { Metrics } from '../http/metrics.js'
-import { REDACT } from '../http/app.js'
+import { REDACT } from './redact.js'
 import { nodeKeyFiles, nodeDataFiles } from './files.js'
 import type { NodeRuntime, ReadyCheck } from './types.js'
 import { ResponsePayloadSchema } from '../protocol/envelope.js'
-import { ERRORS, type ErrorCode } from '../errors.js'
-import { mkdir } from 'node:fs/promises'
 
 export interface OpenNodeOptions {
   env?: Record<string, string | undefined>
