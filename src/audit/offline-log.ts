@@ -19,7 +19,9 @@
  * checkpoint over them signed with the node's log key, so the export that follows covers them.
  */
 import Database from 'better-sqlite3'
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { NODE_PID_FILE } from '../node/files.js'
 import type { KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
 import { ed25519NoteSigner, signCheckpoint } from '../log/checkpoint.js'
@@ -27,10 +29,25 @@ import type { LogRecord } from '../log/records.js'
 import { SqliteLogStore } from '../log/store.js'
 import { canonicalJsonBytes } from '../protocol/canonical-json.js'
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM'
+  }
+}
+
 /** @throws VN_ERR_AUDIT_NODE_RUNNING when another connection holds the database; VN_ERR_AUDIT_EXPORT_INVALID when there is none */
 export async function assertNodeStopped(dbPath: string): Promise<void> {
   if (!(await stat(dbPath).then((s) => s.isFile(), () => false))) {
     throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `${dbPath}: no log database (has the node ever started?)`)
+  }
+  // A running node announces itself in var/node.pid (src/node/runtime.ts). SQLite's own locks are
+  // not enough: in WAL mode an idle node holds no lock that an exclusive transaction would meet.
+  const pid = Number((await readFile(join(dirname(dbPath), NODE_PID_FILE), 'utf8').catch(() => '')).trim())
+  if (Number.isSafeInteger(pid) && pid > 0 && processAlive(pid)) {
+    throw new VnError('VN_ERR_AUDIT_NODE_RUNNING', `${dbPath}: a node (pid ${pid}) has it open (stop the node first)`)
   }
   let db: Database.Database | undefined
   try {

@@ -13,3 +13,6 @@ export const nodeKeyFiles = (keysDir: string) => ({
 export const nodeDataFiles = (dataDir: string) => ({
   log: join(dataDir, 'log.db'),
 })
+
+/** Written by a running node into its data folder (its pid), removed on close. */
+export const NODE_PID_FILE = 'node.pid'

@@ -7,7 +7,7 @@
  * start on any inconsistency (bad config, key files, manifest, read-write SQL).
  */
 import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { pino, type Logger } from 'pino'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import type { ServiceConfig } from '../config/schema.js'
@@ -39,7 +39,7 @@ import type { Signer } from '../exchange/signer.js'
 import { PeerClient } from '../peers/client.js'
 import { Metrics } from '../http/metrics.js'
 import { REDACT } from './redact.js'
-import { nodeKeyFiles, nodeDataFiles } from './files.js'
+import { nodeKeyFiles, nodeDataFiles, NODE_PID_FILE } from './files.js'
 import type { NodeRuntime, ReadyCheck } from './types.js'
 import { ResponsePayloadSchema } from '../protocol/envelope.js'
 
@@ -110,6 +110,9 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     await source?.close()
     throw e
   }
+  // Offline commands that append to the log (keys rotate, disclosure export) refuse while this exists.
+  const pidFile = join(dataDir, NODE_PID_FILE)
+  await writeFile(pidFile, `${process.pid}\n`)
   const evidence = new SqliteEvidenceStore(store, evidenceKey)
   const log = await StoreNodeLog.open(store, evidence, (s) => metrics.logCommitSeconds.observe(s))
 
@@ -341,6 +344,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       await checkpoint().catch(() => undefined)
       await client.close()
       await store.close()
+      await rm(pidFile, { force: true })
       await source?.close()
     },
   }
