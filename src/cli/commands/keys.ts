@@ -5,10 +5,10 @@
  * stopped (the event is appended to its log directly, src/audit/offline-log.ts).
  */
 import { resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { isVnError } from '../../errors.js'
 import { rotateKey } from '../../audit/key-rotation.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
+import { commandLine } from '../args.js'
 
 const USAGE = `usage: verinode keys rotate --config <verinode.json> --which message|log [--json]
 
@@ -33,22 +33,9 @@ export const keysCommand: Command = {
   summary: 'operator: rotate the node\'s message or log key as a logged, doubly signed key event',
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const usageError = (message: string): number => {
-      if (io.json) io.out(JSON.stringify({ ok: false, command: 'keys rotate', error: { code: 'USAGE', message } }))
-      else io.err(`${message}\n\n${USAGE}`)
-      return EXIT_USAGE
-    }
-    let values
-    let positionals: string[]
-    try {
-      ;({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }))
-    } catch (e) {
-      return usageError((e as Error).message)
-    }
-    if (values.help === true) {
-      io.out(USAGE)
-      return EXIT_OK
-    }
+    const cl = commandLine(argv, OPTIONS, io, 'keys rotate', USAGE)
+    if (typeof cl === 'number') return cl
+    const { values, positionals, usageError } = cl
     const [sub, ...rest] = positionals
     if (sub !== 'rotate') return usageError(sub === undefined ? 'missing subcommand' : `unknown subcommand ${JSON.stringify(sub.slice(0, 40))}`)
     if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0]!.slice(0, 40))}`)

@@ -8,10 +8,10 @@
  * reason's SHA-256 and the count), which needs the node stopped (src/audit/offline-log.ts).
  */
 import { resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { isVnError } from '../../errors.js'
 import { exportLog } from '../../audit/export.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
+import { commandLine } from '../args.js'
 
 const USAGE = `usage: verinode log export --config <verinode.json> --out <dir> [--with-disclosures --reason <text>] [--json]
 
@@ -41,22 +41,9 @@ export const logExportCommand: Command = {
   summary: 'operator: export the log, checkpoints, evidence and manifests for an auditor',
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
-    const usageError = (message: string): number => {
-      if (io.json) io.out(JSON.stringify({ ok: false, command: 'log export', error: { code: 'USAGE', message } }))
-      else io.err(`${message}\n\n${USAGE}`)
-      return EXIT_USAGE
-    }
-    let values
-    let positionals: string[]
-    try {
-      ;({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }))
-    } catch (e) {
-      return usageError((e as Error).message)
-    }
-    if (values.help === true) {
-      io.out(USAGE)
-      return EXIT_OK
-    }
+    const cl = commandLine(argv, OPTIONS, io, 'log export', USAGE)
+    if (typeof cl === 'number') return cl
+    const { values, positionals, usageError } = cl
     const [sub, ...rest] = positionals
     if (sub !== 'export') return usageError(sub === undefined ? 'missing subcommand' : `unknown subcommand ${JSON.stringify(sub.slice(0, 40))}`)
     if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0]!.slice(0, 40))}`)
