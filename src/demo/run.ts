@@ -218,6 +218,18 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
     await ask('A mistyped ID number is refused before anything is signed or sent', 'fj-tax', {
       provider: 'fj-psb', service: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', subjects: [{ id: badId, name: '张三' }],
     }, (st, j) => (st === 400 && j.code === 'VN_ERR_SUBJECT_ID_CHECKSUM' ? undefined : `HTTP ${st} ${j.code}`))
+
+    // Witnessing: each node checks every peer's checkpoint against the last one it saw and cosigns it,
+    // so no node could show two histories to two peers unnoticed.
+    for (const n of Object.values(nodes)) await n.node.checkpoint()
+    let cosigned = 0
+    for (const n of Object.values(nodes)) {
+      for (const peer of Object.keys(nodes)) {
+        if (peer !== n.node.self && (await n.node.peerLogs.witness(peer)).cosigned) cosigned++
+      }
+    }
+    out(`\n${cosigned === 12 ? '✔' : '✘'} Nodes witnessed each other: ${cosigned} of 12 peer checkpoints verified consistent and cosigned`)
+    steps.push({ title: 'Nodes cosign each other\'s checkpoints (witnessing)', consumer: '-', provider: '-', service: '-', subjects: 0, outcome: `${cosigned}/12 cosigned`, ok: cosigned === 12, ms: 0 })
   } finally {
     for (const n of Object.values(nodes)) await n.close()
   }

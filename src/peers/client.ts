@@ -108,7 +108,9 @@ export class PeerClient {
           lastErr = new VnError('VN_ERR_PEER_UNREACHABLE', `peer answered ${res.statusCode}`)
           continue
         }
-        let json: unknown
+        let json: unknown = null
+        // 204 No Content (e.g. an accepted cosignature) has no body to parse.
+        if (res.statusCode === 204 || text === '') return { statusCode: res.statusCode, contentType, json }
         try {
           json = JSON.parse(text)
         } catch {

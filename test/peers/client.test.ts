@@ -25,6 +25,7 @@ t.test('retries resend the same bytes; 4xx is not retried', async (t) => {
       bodies.push(b)
       n++
       if (req.url === '/flaky' && n < 3) { res.writeHead(503); res.end('{}'); return }
+      if (req.url === '/empty') { res.writeHead(204); res.end(); return }
       res.writeHead(req.url === '/bad' ? 400 : 200, { 'content-type': 'application/json' })
       res.end('{"ok":true}')
     })
@@ -41,6 +42,8 @@ t.test('retries resend the same bytes; 4xx is not retried', async (t) => {
   const bad = await c.post(`http://127.0.0.1:${port}`, '/bad', '{}')
   t.equal(bad.statusCode, 400)
   t.equal(bodies.length, 1, 'a 4xx is final')
+  const empty = await c.post(`http://127.0.0.1:${port}`, '/empty', '{}')
+  t.same([empty.statusCode, empty.json], [204, null], '204 No Content is a success without a body')
   const dead = new PeerClient({ timeoutMs: 500, retries: 1, connections: 1, insecure: false })
   await t.rejects(dead.post('http://127.0.0.1:1', '/x', '{}'), { code: 'VN_ERR_PEER_UNREACHABLE' })
   await dead.close()
