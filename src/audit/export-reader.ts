@@ -51,7 +51,7 @@ export class Findings {
   }
 }
 
-const invalidExport = (detail: string, cause?: unknown): VnError =>
+export const invalidExport = (detail: string, cause?: unknown): VnError =>
   new VnError('VN_ERR_AUDIT_EXPORT_INVALID', detail, cause === undefined ? undefined : { cause })
 
 /** Splits a JSON-lines buffer into lines (without their newline). */
@@ -68,7 +68,7 @@ export function splitLines(buf: Buffer): Buffer[] {
   return out
 }
 
-async function readOptional(path: string): Promise<Buffer | undefined> {
+export async function readOptional(path: string): Promise<Buffer | undefined> {
   try {
     return await readFile(path)
   } catch {
@@ -76,7 +76,7 @@ async function readOptional(path: string): Promise<Buffer | undefined> {
   }
 }
 
-async function listFiles(dir: string, ext: string): Promise<string[]> {
+export async function listFiles(dir: string, ext: string): Promise<string[]> {
   try {
     return (await readdir(dir)).filter((n) => n.endsWith(ext)).sort()
   } catch {

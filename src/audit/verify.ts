@@ -29,12 +29,12 @@
  * xid and this node's role in it. The report is `ok` only when there is no `error` finding.
  */
 import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { readFile, readdir } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { formatZodIssues } from '../config/load.js'
 import { peekJws, verifyJws } from '../crypto/jws.js'
-import { loadPublicKey, publicKeyFromB64u, publicKeyToB64u } from '../crypto/keys.js'
+import { loadPublicKey, publicKeyToB64u } from '../crypto/keys.js'
 import { VnError, isVnError } from '../errors.js'
 import { Federation, splitKid } from '../federation/federation.js'
 import { KeyHistory } from '../federation/key-history.js'
@@ -54,6 +54,7 @@ import { FINDINGS, type AuditCode, type AuditFinding, type Severity } from './fi
 import { FREE_TEXT_FIELDS, LogRecordSchema, RECORD_TYPES } from './record-schemas.js'
 import { scanValue, type PiiHit } from './pii.js'
 import { checkRotation } from './key-rotation.js'
+import { invalidExport, listFiles, readOptional, resolveRootKey, splitLines } from './export-reader.js'
 
 export interface AuditOptions {
   /**
@@ -154,9 +155,6 @@ const EvidenceLineSchema = z.strictObject({
   jws: z.string().regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/),
 })
 
-const invalidExport = (detail: string, cause?: unknown): VnError =>
-  new VnError('VN_ERR_AUDIT_EXPORT_INVALID', detail, cause === undefined ? undefined : { cause })
-
 const sha256b64u = (s: string): string => createHash('sha256').update(s, 'ascii').digest('base64url')
 
 /** Constant-time comparison of two base64url digests (sigstore-js habit; public data here). */
@@ -164,48 +162,6 @@ function digestEquals(a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)
-}
-
-async function readOptional(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(path)
-  } catch {
-    return undefined
-  }
-}
-
-async function listFiles(dir: string, ext: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).filter((n) => n.endsWith(ext)).sort()
-  } catch {
-    return []
-  }
-}
-
-async function resolveRoot(rootKey: KeyObject | string): Promise<KeyObject> {
-  if (typeof rootKey !== 'string') return rootKey
-  if (/^[A-Za-z0-9_-]{43}$/.test(rootKey)) {
-    try {
-      return publicKeyFromB64u(rootKey, 'rootKey')
-    } catch (e) {
-      throw new VnError('VN_ERR_KEY_FILE', 'rootKey: not a base64url Ed25519 public key', { cause: e })
-    }
-  }
-  return loadPublicKey(rootKey)
-}
-
-/** Split entries.jsonl into leaf byte strings (each line without its newline). */
-function splitLines(buf: Buffer): Buffer[] {
-  const out: Buffer[] = []
-  let start = 0
-  for (let i = 0; i < buf.length; i++) {
-    if (buf[i] === 0x0a) {
-      out.push(buf.subarray(start, i))
-      start = i + 1
-    }
-  }
-  if (start < buf.length) out.push(buf.subarray(start))
-  return out
 }
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
@@ -289,7 +245,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   let anchor: KeyObject
   let anchorSource: 'given' | 'export'
   if (opts.rootKey !== undefined) {
-    anchor = await resolveRoot(opts.rootKey)
+    anchor = await resolveRootKey(opts.rootKey)
     anchorSource = 'given'
   } else {
     const p = join(root, EXPORT_FILES.root)
