@@ -21,7 +21,7 @@ import { Pool, type Dispatcher } from 'undici'
 import { z } from 'zod'
 import { ERRORS, VnError, type ErrorCode } from '../errors.js'
 import { CatalogSchema, type Catalog } from '../exchange/catalog.js'
-import { MEMBER_ID, type Mode } from '../protocol/envelope.js'
+import { MEMBER_ID, modeSchema, serviceId, type Mode } from '../protocol/envelope.js'
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:7180'
 const DEFAULT_TIMEOUT_MS = 60_000
@@ -205,6 +205,27 @@ export const LOCAL_API_OPTIONS = {
 
 /** A bad command line (exit 2). Messages never repeat a value that might be personal data. */
 export class UsageError extends Error {}
+
+/**
+ * The arguments every verification command shares: `<peer> <service>` positionals, `--purpose`,
+ * `--basis` and `--mode`, checked the same way (UsageError on anything off).
+ */
+export function questionArgs(
+  positionals: readonly string[],
+  values: { purpose?: string | undefined; basis?: string | undefined; mode?: string | undefined },
+  extraHint = '',
+): { peer: string; service: string; purpose: string; basis: string; mode: Mode } {
+  const [peer, service, ...more] = positionals
+  if (peer === undefined || service === undefined) throw new UsageError('expected <peer> and <service>')
+  if (more.length > 0) throw new UsageError(`unexpected argument after <service>${extraHint}`)
+  if (!MEMBER_ID.test(peer)) throw new UsageError('<peer>: not a member id')
+  if (!serviceId.safeParse(service).success) throw new UsageError('<service>: not a service id like identity.match')
+  if (values.purpose === undefined || values.purpose === '') throw new UsageError('--purpose is required')
+  if (values.basis === undefined || values.basis === '') throw new UsageError('--basis is required (the legal basis of the request)')
+  const mode = modeSchema.safeParse(values.mode ?? 'plain')
+  if (!mode.success) throw new UsageError('--mode: plain, oprf or he')
+  return { peer, service, purpose: values.purpose, basis: values.basis, mode: mode.data }
+}
 
 /** A client for the node named by the flags or the environment; no token is a usage error. */
 export function clientFromFlags(flags: { node?: string | undefined; token?: string | undefined }, env: Record<string, string | undefined>, connections?: number): LocalClient {

@@ -27,9 +27,9 @@ import { parseArgs } from 'node:util'
 import { VnError, isVnError } from '../../errors.js'
 import { Consumer } from '../../exchange/consumer.js'
 import type { CatalogService } from '../../exchange/catalog.js'
-import { MEMBER_ID, modeSchema, serviceId, type Mode } from '../../protocol/envelope.js'
+import type { Mode } from '../../protocol/envelope.js'
 import { parseCsv, csvLine, type CsvRecord } from '../csv.js'
-import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, reportError, type LocalClient } from '../local-client.js'
+import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, questionArgs, reportError, type LocalClient } from '../local-client.js'
 import { Progress, formatCount, formatDuration } from '../progress.js'
 import { flattenAnswer } from './verify.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
@@ -386,17 +386,9 @@ export const verifyBatchCommand: Command = {
         io.out(`usage: ${USAGE}`)
         return EXIT_OK
       }
-      const [peer, service, ...more] = positionals
-      if (peer === undefined || service === undefined) throw new UsageError('expected <peer> and <service>')
-      if (more.length > 0) throw new UsageError('unexpected argument after <service>')
-      if (!MEMBER_ID.test(peer)) throw new UsageError('<peer>: not a member id')
-      if (!serviceId.safeParse(service).success) throw new UsageError('<service>: not a service id like identity.match')
+      const { peer, service, purpose, basis, mode } = questionArgs(positionals, values)
       if (values.in === undefined || values.in === '') throw new UsageError('--in <subjects.csv> is required')
       if (values.out === undefined || values.out === '') throw new UsageError('--out <results.csv> is required')
-      if (values.purpose === undefined || values.purpose === '') throw new UsageError('--purpose is required')
-      if (values.basis === undefined || values.basis === '') throw new UsageError('--basis is required (the legal basis of the request)')
-      const mode = modeSchema.safeParse(values.mode ?? 'plain')
-      if (!mode.success) throw new UsageError('--mode: plain, oprf or he')
       const chunkArg = positiveInt(values.chunk, 'chunk', 1_000_000)
       const concurrency = positiveInt(values.concurrency, 'concurrency', 32) ?? DEFAULT_CONCURRENCY
       const inPath = resolve(io.cwd, values.in)
@@ -409,14 +401,14 @@ export const verifyBatchCommand: Command = {
       const catalog = await client.catalog(peer)
       const svc = catalog.services.find((x) => x.id === service)
       if (svc === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `${peer} offers no ${service}`)
-      if (!svc.modes.includes(mode.data)) throw new VnError('VN_ERR_EXCH_MODE', `${service} does not offer ${mode.data}`)
+      if (!svc.modes.includes(mode)) throw new VnError('VN_ERR_EXCH_MODE', `${service} does not offer ${mode}`)
       const max = catalog.limits.batchMax
       if (chunkArg !== undefined && chunkArg > max) throw new UsageError(`--chunk: ${peer} takes at most ${max} subjects per request`)
       const chunk = chunkArg ?? Math.min(max, DEFAULT_CHUNK_CAP)
 
       const progress = new Progress({ unit: 'rows', tty: io.tty, write: (l) => io.err(l) })
       const summary = await runBatch({
-        client, provider: peer, service: svc, purpose: values.purpose, basis: values.basis, mode: mode.data,
+        client, provider: peer, service: svc, purpose, basis, mode,
         input: createReadStream(inPath, { highWaterMark: 64 * 1024 }),
         inputBytes,
         openOutput: async () => {

@@ -15,8 +15,8 @@ import { parseArgs } from 'node:util'
 import { VnError } from '../../errors.js'
 import { Consumer } from '../../exchange/consumer.js'
 import type { CatalogService } from '../../exchange/catalog.js'
-import { modeSchema, serviceId, MEMBER_ID, type Mode } from '../../protocol/envelope.js'
-import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, reportError, type LocalVerifyResult } from '../local-client.js'
+import type { Mode } from '../../protocol/envelope.js'
+import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, questionArgs, reportError, type LocalVerifyResult } from '../local-client.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 
 const USAGE = 'verinode verify <peer> <service> --subject field=value[,field=value...] [--subject ...] --purpose P --basis B [--mode plain|oprf|he] [--bound FEN] [--node URL] [--token T] [--json]'
@@ -109,15 +109,7 @@ function parseVerifyArgs(argv: string[]): { args: VerifyArgs | undefined; values
   }
   const { values, positionals } = parsed
   if (values.help === true) return { args: undefined, values }
-  const [peer, service, ...more] = positionals
-  if (peer === undefined || service === undefined) throw new UsageError('expected <peer> and <service>')
-  if (more.length > 0) throw new UsageError('unexpected argument after <service> (subjects go in --subject)')
-  if (!MEMBER_ID.test(peer)) throw new UsageError('<peer>: not a member id')
-  if (!serviceId.safeParse(service).success) throw new UsageError('<service>: not a service id like identity.match')
-  if (values.purpose === undefined || values.purpose === '') throw new UsageError('--purpose is required')
-  if (values.basis === undefined || values.basis === '') throw new UsageError('--basis is required (the legal basis of the request)')
-  const mode = modeSchema.safeParse(values.mode ?? 'plain')
-  if (!mode.success) throw new UsageError('--mode: plain, oprf or he')
+  const q = questionArgs(positionals, values, ' (subjects go in --subject)')
   const raw = values.subject ?? []
   if (raw.length === 0) throw new UsageError('at least one --subject is required')
   const subjects = raw.map((s, i) => parseSubjectArg(s, i + 1))
@@ -125,7 +117,7 @@ function parseVerifyArgs(argv: string[]): { args: VerifyArgs | undefined; values
     if (!/^\d{1,18}$/.test(values.bound)) throw new UsageError('--bound: an amount in fen (digits only)')
     for (const s of subjects) s.bound = values.bound
   }
-  return { args: { peer, service, purpose: values.purpose, basis: values.basis, mode: mode.data, subjects }, values }
+  return { args: { ...q, subjects }, values }
 }
 
 function printResult(io: CliIo, a: VerifyArgs, svc: CatalogService, canonical: Record<string, string>[], r: LocalVerifyResult): void {
