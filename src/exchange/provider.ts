@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto'
 import { VnError, type ErrorCode } from '../errors.js'
-import { peekJws, verifyJwsJson, signJwsJson, type KeyResolver } from '../crypto/jws.js'
+import { verifyJwsJson, signJwsJson, type KeyResolver } from '../crypto/jws.js'
 import {
   ExchangeBodySchema,
   RequestPayloadSchema,
@@ -121,14 +121,13 @@ export class Provider {
     // 1. body and signature
     const b = ExchangeBodySchema.safeParse(body)
     if (!b.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(b.error))
-    const { header } = peekJws(b.data.jws)
     const verified = verifyJwsJson(b.data.jws, this.d.resolver(now), REQUEST_TYP)
     const p = RequestPayloadSchema.safeParse(verified.claims)
     if (!p.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(p.error))
     const req = p.data
 
     // 2. who, to whom, when
-    const signer = header.kid.slice(0, header.kid.indexOf('#'))
+    const signer = verified.kid.slice(0, verified.kid.indexOf('#'))
     if (signer !== req.iss) throw new VnError('VN_ERR_EXCH_ISSUER_MISMATCH', 'iss does not match the signing key')
     if (req.aud !== this.d.self) throw new VnError('VN_ERR_EXCH_WRONG_AUDIENCE', `aud is not ${this.d.self}`)
     if (Math.abs(now - req.iat) > this.d.limits.skewMs) {
