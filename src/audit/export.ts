@@ -288,7 +288,7 @@ function readSnapshot(dbPath: string, dir: string, files: Record<string, ExportF
       let vBytes = 0
       let evidence = 0
       try {
-        for (const row of db.prepare('SELECT digest, jws FROM evidence_jws ORDER BY digest').iterate() as IterableIterator<{ digest: string; jws: string }>) {
+        for (const row of db.prepare('SELECT digest, jws FROM evidence_jws ORDER BY leaf').iterate() as IterableIterator<{ digest: string; jws: string }>) {
           const line = Buffer.from(`${JSON.stringify({ digest: row.digest, jws: row.jws })}\n`, 'utf8')
           writeSync(ev, line)
           vh.update(line)
@@ -308,7 +308,7 @@ function readSnapshot(dbPath: string, dir: string, files: Record<string, ExportF
         let dBytes = 0
         let n = 0
         try {
-          const rows = db.prepare('SELECT xid, nonce, ciphertext FROM evidence_disclosures WHERE expires_ms > ? ORDER BY xid').iterate(disclosures.nowMs) as IterableIterator<{ xid: string; nonce: Buffer; ciphertext: Buffer }>
+          const rows = db.prepare('SELECT xid, nonce, ciphertext FROM evidence_disclosures WHERE expires_ms > ? ORDER BY leaf').iterate(disclosures.nowMs) as IterableIterator<{ xid: string; nonce: Buffer; ciphertext: Buffer }>
           for (const row of rows) {
             const line = Buffer.from(`${JSON.stringify({ xid: row.xid, disclosures: decryptDisclosures(disclosures.key, row.xid, row.nonce, row.ciphertext) })}\n`, 'utf8')
             writeSync(fd, line)

@@ -136,8 +136,8 @@ export class Consumer {
     const jws = signJwsJson(payload, s.privateKey, s.kid, REQUEST_TYP)
     const reqDigest = sha256b64u(jws)
     const at = this.now()
-    const evidence: EvidenceItem[] = [{ kind: 'jws', digest: reqDigest, jws }]
-    if (disclosures.length > 0) evidence.push({ kind: 'disclosures', xid, disclosures, expiresAt: at + this.d.limits.retentionDays * 86_400_000 })
+    const evidence: EvidenceItem[] = [{ kind: 'jws', record: 0, digest: reqDigest, jws }]
+    if (disclosures.length > 0) evidence.push({ kind: 'disclosures', record: 0, xid, disclosures, expiresAt: at + this.d.limits.retentionDays * 86_400_000 })
     const [requestIndex] = await this.d.log.append(
       [{ v: 1, at, t: 'request-out', xid, aud: r.provider, svc: r.service, mode, purpose: r.purpose, basis: r.basis, count: built.count, reqDigest }],
       evidence,
@@ -188,7 +188,7 @@ export class Consumer {
         v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: finishCode === undefined ? resp.status : 'error', respDigest, peerIndex: resp.log.index,
         ...(resp.error ? { code: resp.error.code } : finishCode !== undefined ? { code: finishCode } : {}),
       }],
-      [{ kind: 'jws', digest: respDigest, jws: respJws }],
+      [{ kind: 'jws', record: 0, digest: respDigest, jws: respJws }],
     )
     if (finishError !== undefined) throw finishError
     const out: VerifyResult = {

@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto'
 import { VnError, type ErrorCode } from '../errors.js'
-import { verifyJwsJson, signJwsJson, type KeyResolver } from '../crypto/jws.js'
+import { verifyJwsJsonAsync, signJwsJson, type KeyResolver } from '../crypto/jws.js'
 import {
   ExchangeBodySchema,
   RequestPayloadSchema,
@@ -51,10 +51,13 @@ export type AuthorizationResult =
   | { permit: true; agreementId: string }
   | { permit: false; code: ErrorCode; reason: string; agreementId?: string }
 
-/** Evidence that rides in the same durable commit as the log records it belongs to. */
+/**
+ * Evidence that rides in the same durable commit as the log records it belongs to; `record` is the
+ * offset, in the same `append` call, of the record that names it (its digest or its xid).
+ */
 export type EvidenceItem =
-  | { kind: 'jws'; digest: string; jws: string }
-  | { kind: 'disclosures'; xid: string; disclosures: string[]; expiresAt: number }
+  | { kind: 'jws'; record: number; digest: string; jws: string }
+  | { kind: 'disclosures'; record: number; xid: string; disclosures: string[]; expiresAt: number }
 
 export interface NodeLog {
   /**
@@ -121,7 +124,7 @@ export class Provider {
     // 1. body and signature
     const b = ExchangeBodySchema.safeParse(body)
     if (!b.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(b.error))
-    const verified = verifyJwsJson(b.data.jws, this.d.resolver(now), REQUEST_TYP)
+    const verified = await verifyJwsJsonAsync(b.data.jws, this.d.resolver(now), REQUEST_TYP)
     const p = RequestPayloadSchema.safeParse(verified.claims)
     if (!p.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(p.error))
     const req = p.data
@@ -189,11 +192,11 @@ export class Provider {
     const respJws = signJwsJson(payload, s.privateKey, s.kid, RESPONSE_TYP)
     const respDigest = sha256b64u(respJws)
     const evidence: EvidenceItem[] = [
-      { kind: 'jws', digest: reqDigest, jws },
-      { kind: 'jws', digest: respDigest, jws: respJws },
+      { kind: 'jws', record: 0, digest: reqDigest, jws }, // with request-in
+      { kind: 'jws', record: 2, digest: respDigest, jws: respJws }, // with response-out
     ]
     if (disclosures.length > 0) {
-      evidence.push({ kind: 'disclosures', xid: req.xid, disclosures, expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
+      evidence.push({ kind: 'disclosures', record: 0, xid: req.xid, disclosures, expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
     }
     await this.d.log.append([
       { ...base, t: 'request-in', xid: req.xid, iss: req.iss, svc: req.svc, mode: req.mode, purpose: req.purpose, basis: req.basis, count, reqDigest },

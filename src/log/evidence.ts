@@ -1,18 +1,19 @@
 /**
  * Evidence store: what an auditor needs beyond the PII-free log (DESIGN.md "The log").
  *
- * - The signed JWS of every exchange message, keyed by its SHA-256 digest (base64url, as the
- *   response's `reqDigest`). Kept forever: signatures stay verifiable and hold no readable PII.
+ * - The signed JWS of every exchange message, stored under the log index of the record that names
+ *   its SHA-256 digest (base64url, as the response's `reqDigest`). Kept forever: signatures stay
+ *   verifiable and hold no readable PII.
  * - The SD-JWT-style disclosures of a `plain` exchange, which DO hold personal data: sealed with
  *   AES-256-GCM under the node's 32-byte evidence key (random 96-bit nonce per row, the xid as
  *   additional authenticated data so a row cannot be moved to another exchange), and purged when
- *   their retention period ends.
+ *   their retention period ends. Stored under the log index of the exchange's request record.
  *
  * Storage shares the log's SQLite file and its single writer (see log-writer.ts), so evidence
  * writes go through the same group commit: `sealDisclosures`/`jwsRecord` build rows that the
  * exchange node passes to `SqliteLogStore.appendWithEvidence` together with its log leaves, making
- * leaves and evidence durable in one transaction before the answer leaves the node. `putJws` and
- * `putDisclosures` are the stand-alone forms (their own group-committed write).
+ * leaves and evidence durable in one transaction before the answer leaves the node. Evidence never
+ * exists without the record that names it, so there is no stand-alone write.
  *
  * JavaScript cannot zeroize the key or plaintext buffers; keep the evidence key in a KeyObject
  * source you control and do not log this module's inputs.
@@ -68,12 +69,26 @@ export function decryptDisclosures(key: Uint8Array, xid: string, nonce: Uint8Arr
   }
 }
 
+export interface StoredJws {
+  digest: string
+  jws: string
+}
+
+export interface StoredDisclosures {
+  xid: string
+  disclosures: string[]
+}
+
 export interface EvidenceStore {
-  putJws(digestB64url: string, jws: string): Promise<void>
-  getJws(digestB64url: string): Promise<string | undefined>
-  putDisclosures(xid: string, disclosures: readonly string[], expiresAtMs: number): Promise<void>
-  getDisclosures(xid: string, nowMs?: number): Promise<string[] | undefined>
+  /** The JWS stored with the log record at `leaf`. */
+  getJws(leaf: number): Promise<StoredJws | undefined>
+  /** The disclosures stored with the request record at `leaf`, unless expired as of `nowMs`. */
+  getDisclosures(leaf: number, nowMs?: number): Promise<StoredDisclosures | undefined>
   purgeExpired(nowMs: number): Promise<number>
+}
+
+function checkLeaf(leaf: number): void {
+  if (!Number.isSafeInteger(leaf) || leaf < 0) invalid('leaf: must be a non-negative integer')
 }
 
 export class SqliteEvidenceStore implements EvidenceStore {
@@ -85,44 +100,39 @@ export class SqliteEvidenceStore implements EvidenceStore {
   constructor(private readonly log: SqliteLogStore, evidenceKey: Uint8Array) {
     if (!(evidenceKey instanceof Uint8Array) || evidenceKey.length !== 32) throw new VnError('VN_ERR_CONFIG_INVALID', 'evidenceKey: must be 32 bytes')
     this.key = new Uint8Array(evidenceKey)
-    this.getJwsStmt = log.database.prepare('SELECT jws FROM evidence_jws WHERE digest = ?').pluck()
-    this.getDiscStmt = log.database.prepare('SELECT nonce, ciphertext, expires_ms FROM evidence_disclosures WHERE xid = ?')
+    this.getJwsStmt = log.database.prepare('SELECT digest, jws FROM evidence_jws WHERE leaf = ?')
+    this.getDiscStmt = log.database.prepare('SELECT xid, nonce, ciphertext, expires_ms FROM evidence_disclosures WHERE leaf = ?')
   }
 
-  /** A JWS evidence row for `appendWithEvidence`; checks that `digest` is the JWS's SHA-256. */
-  jwsRecord(digestB64url: string, jws: string): EvidenceWrite {
+  /**
+   * A JWS evidence row for `appendWithEvidence`, stored with the appended record at offset `leaf`
+   * of that call; checks that `digest` is the JWS's SHA-256.
+   */
+  jwsRecord(leaf: number, digestB64url: string, jws: string): EvidenceWrite {
     if (typeof digestB64url !== 'string' || !DIGEST_RE.test(digestB64url)) invalid('digest: must be a base64url SHA-256 digest')
     if (typeof jws !== 'string' || !COMPACT_JWS_RE.test(jws)) invalid('jws: must be a compact JWS')
     if (jwsDigest(jws) !== digestB64url) invalid('digest: is not the SHA-256 of jws')
-    return { kind: 'jws', digest: digestB64url, jws }
+    return { kind: 'jws', leaf, digest: digestB64url, jws }
   }
 
-  /** A sealed-disclosures evidence row for `appendWithEvidence`. */
-  sealDisclosures(xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
+  /** A sealed-disclosures evidence row for `appendWithEvidence` (with the record at offset `leaf`). */
+  sealDisclosures(leaf: number, xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
     if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) invalid('expiresAtMs: must be a non-negative integer')
     const { nonce, ciphertext } = encryptDisclosures(this.key, xid, disclosures)
-    return { kind: 'disclosures', xid, nonce, ciphertext, expiresAtMs }
+    return { kind: 'disclosures', leaf, xid, nonce, ciphertext, expiresAtMs }
   }
 
-  async putJws(digestB64url: string, jws: string): Promise<void> {
-    await this.log.writeEvidence([this.jwsRecord(digestB64url, jws)])
+  async getJws(leaf: number): Promise<StoredJws | undefined> {
+    checkLeaf(leaf)
+    return this.getJwsStmt.get(leaf) as StoredJws | undefined
   }
 
-  async getJws(digestB64url: string): Promise<string | undefined> {
-    if (typeof digestB64url !== 'string' || !DIGEST_RE.test(digestB64url)) invalid('digest: must be a base64url SHA-256 digest')
-    return this.getJwsStmt.get(digestB64url) as string | undefined
-  }
-
-  async putDisclosures(xid: string, disclosures: readonly string[], expiresAtMs: number): Promise<void> {
-    await this.log.writeEvidence([this.sealDisclosures(xid, disclosures, expiresAtMs)])
-  }
-
-  /** The disclosures of `xid`, or undefined if none are kept or they expired (as of `nowMs`). */
-  async getDisclosures(xid: string, nowMs: number = Date.now()): Promise<string[] | undefined> {
-    checkXid(xid)
-    const row = this.getDiscStmt.get(xid) as { nonce: Buffer; ciphertext: Buffer; expires_ms: number } | undefined
+  /** The disclosures kept with the record at `leaf`, or undefined if none are kept or they expired (as of `nowMs`). */
+  async getDisclosures(leaf: number, nowMs: number = Date.now()): Promise<StoredDisclosures | undefined> {
+    checkLeaf(leaf)
+    const row = this.getDiscStmt.get(leaf) as { xid: string; nonce: Buffer; ciphertext: Buffer; expires_ms: number } | undefined
     if (row === undefined || row.expires_ms <= nowMs) return undefined
-    return decryptDisclosures(this.key, xid, row.nonce, row.ciphertext)
+    return { xid: row.xid, disclosures: decryptDisclosures(this.key, row.xid, row.nonce, row.ciphertext) }
   }
 
   /** Delete disclosures whose retention ended at or before `nowMs`; returns how many. */

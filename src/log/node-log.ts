@@ -45,7 +45,7 @@ export class StoreNodeLog implements NodeLog {
     try {
       const leaves = records.map((rec) => canonicalJsonBytes(rec))
       const writes: EvidenceWrite[] = evidence.map((e) =>
-        e.kind === 'jws' ? this.evidence.jwsRecord(e.digest, e.jws) : this.evidence.sealDisclosures(e.xid, e.disclosures, e.expiresAt))
+        e.kind === 'jws' ? this.evidence.jwsRecord(e.record, e.digest, e.jws) : this.evidence.sealDisclosures(e.record, e.xid, e.disclosures, e.expiresAt))
       this.next += records.length
       r = await this.store.appendWithEvidence(leaves, writes)
     } catch (e) {

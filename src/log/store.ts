@@ -48,9 +48,13 @@ export interface StoredCheckpoint {
   readonly note: string
 }
 
-/** Evidence rows that can ride in the same transaction as log leaves (see evidence.ts). */
+/**
+ * Evidence rows that ride in the same transaction as the log leaves they belong to (see
+ * evidence.ts). `leaf` is the offset, among the leaves of the same `appendWithEvidence` call, of the
+ * record the row belongs to; it is stored under that record's log index.
+ */
 export type EvidenceWrite =
-  | { readonly kind: 'jws'; readonly digest: string; readonly jws: string }
+  | { readonly kind: 'jws'; readonly leaf: number; readonly digest: string; readonly jws: string }
   | ({ readonly kind: 'disclosures' } & Readonly<DisclosureRow>)
 
 export interface LogStore {
@@ -160,9 +164,17 @@ function checkIndex(name: string, v: number): void {
  * Shape checks for evidence rows (evidence.ts builds them; this guards direct callers), so a bad
  * row is a 400 for its caller and never a failed commit that would fail the whole store closed.
  */
-function checkEvidence(evidence: readonly EvidenceWrite[]): void {
+function checkEvidence(evidence: readonly EvidenceWrite[], leafCount: number): void {
   if (!Array.isArray(evidence)) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'evidence: must be an array')
+  const taken = new Set<string>()
   evidence.forEach((e, i) => {
+    // One row of each kind per leaf, and only for a leaf of this call (a second row for the same
+    // leaf would violate the table's key inside the commit and fail the whole store closed).
+    const slot = `${e?.kind}:${e?.leaf}`
+    if (!Number.isSafeInteger(e?.leaf) || e.leaf < 0 || e.leaf >= leafCount || taken.has(slot)) {
+      throw new VnError('VN_ERR_EVIDENCE_INVALID', `evidence[${i}]: leaf must name a distinct leaf of this append`)
+    }
+    taken.add(slot)
     const ok =
       e?.kind === 'jws'
         ? typeof e.digest === 'string' && /^[A-Za-z0-9_-]{43}$/.test(e.digest) && typeof e.jws === 'string'
@@ -280,15 +292,9 @@ export class SqliteLogStore implements LogStore {
       if (l.length > this.maxLeafBytes) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: larger than ${this.maxLeafBytes} bytes`)
     })
     if (leaves.length > this.maxBatch) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves: more than ${this.maxBatch} in one call`)
-    checkEvidence(evidence)
-    if (leaves.length === 0 && evidence.length === 0) return []
+    checkEvidence(evidence, leaves.length)
+    if (leaves.length === 0) return []
     return (await this.submit({ leaves, evidence })).appended
-  }
-
-  /** Write evidence rows through the group commit (no leaves). */
-  async writeEvidence(evidence: readonly EvidenceWrite[]): Promise<void> {
-    checkEvidence(evidence)
-    if (evidence.length > 0) await this.submit({ leaves: [], evidence })
   }
 
   /** Delete sealed disclosures that expired at or before `nowMs`; resolves with how many. */
@@ -375,11 +381,13 @@ export class SqliteLogStore implements LogStore {
       off += l.length
     }
     const batch: WriteBatch = { leafData, leafLengths: leaves.map((l) => l.length), jws: [], disclosures: [], checkpoints: [] }
+    let first = 0 // the op's first leaf, as an offset in the batch
     for (const o of ops) {
       for (const e of o.evidence) {
-        if (e.kind === 'jws') batch.jws.push({ digest: e.digest, jws: e.jws })
-        else batch.disclosures.push({ xid: e.xid, nonce: e.nonce, ciphertext: e.ciphertext, expiresAtMs: e.expiresAtMs })
+        if (e.kind === 'jws') batch.jws.push({ leaf: first + e.leaf, digest: e.digest, jws: e.jws })
+        else batch.disclosures.push({ leaf: first + e.leaf, xid: e.xid, nonce: e.nonce, ciphertext: e.ciphertext, expiresAtMs: e.expiresAtMs })
       }
+      first += o.leaves.length
       if (o.checkpoint !== undefined) batch.checkpoints.push(o.checkpoint)
       if (o.purgeBeforeMs !== undefined) batch.purgeBeforeMs = Math.max(batch.purgeBeforeMs ?? -Infinity, o.purgeBeforeMs)
     }

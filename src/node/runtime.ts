@@ -374,8 +374,8 @@ async function recoverFromLog(
       if (r.t === 'decision' && r.permit && r.agreement !== undefined && r.day === today) {
         permits.push({ agreementId: r.agreement, day: r.day, count: r.count })
       } else if (r.t === 'response-out' && r.at >= windowStart) {
-        const jws = await evidence.getJws(r.respDigest)
-        if (jws !== undefined) provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(jws), r.at)
+        const e = await evidence.getJws(start + i)
+        if (e !== undefined && e.digest === r.respDigest) provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(e.jws), r.at)
       }
     }
     if (older) break

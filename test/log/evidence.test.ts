@@ -28,28 +28,50 @@ async function setup(t: { teardown(fn: () => unknown): void }): Promise<{ dir: s
   return { dir, path, log, ev: new SqliteEvidenceStore(log, KEY) }
 }
 
-t.test('JWS evidence: stored by digest, digest checked, idempotent', async (t) => {
-  const { ev } = await setup(t)
+const LEAF = (s: string): Uint8Array => new TextEncoder().encode(s)
+
+t.test('JWS evidence: stored with the record that names it, digest checked', async (t) => {
+  const { log, ev } = await setup(t)
   const d = jwsDigest(JWS)
   t.equal(d.length, 43)
-  await ev.putJws(d, JWS)
-  await ev.putJws(d, JWS) // a retried exchange stores the same JWS again: no error, one row
-  t.equal(await ev.getJws(d), JWS)
-  t.equal(await ev.getJws(jwsDigest('a.b.c')), undefined)
-  await t.rejects(ev.putJws(jwsDigest('a.b.c'), JWS), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'digest of another JWS')
-  await t.rejects(ev.putJws('short', JWS), { code: 'VN_ERR_EVIDENCE_INVALID' })
-  await t.rejects(ev.putJws(jwsDigest('not a jws'), 'not a jws'), { code: 'VN_ERR_EVIDENCE_INVALID' })
-  await t.rejects(ev.getJws('x'), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  const [r0, r1] = await log.appendWithEvidence([LEAF('{"t":"a"}'), LEAF('{"t":"b"}')], [ev.jwsRecord(1, d, JWS)])
+  t.same([r0?.index, r1?.index], [0, 1])
+  t.same(await ev.getJws(1), { digest: d, jws: JWS }, 'under the index of the record it belongs to')
+  t.equal(await ev.getJws(0), undefined)
+  t.equal(await ev.getJws(7), undefined)
+  t.throws(() => ev.jwsRecord(0, jwsDigest('a.b.c'), JWS), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'digest of another JWS')
+  t.throws(() => ev.jwsRecord(0, 'short', JWS), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  t.throws(() => ev.jwsRecord(0, jwsDigest('not a jws'), 'not a jws'), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.getJws(-1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.getJws(1.5), { code: 'VN_ERR_EVIDENCE_INVALID' })
+})
+
+t.test('evidence must name a distinct leaf of its own append (else nothing is written)', async (t) => {
+  const { log, ev } = await setup(t)
+  const row = ev.jwsRecord(0, jwsDigest(JWS), JWS)
+  await t.rejects(log.appendWithEvidence([], [row]), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'no leaf to belong to')
+  await t.rejects(log.appendWithEvidence([LEAF('{}')], [ev.jwsRecord(1, jwsDigest(JWS), JWS)]), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'beyond the call')
+  await t.rejects(log.appendWithEvidence([LEAF('{}')], [row, row]), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'two JWS for one leaf')
+  await t.rejects(log.appendWithEvidence([LEAF('{}')], [{ ...row, leaf: -1 }]), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  t.equal(await log.size(), 0)
+  t.ok(log.writable, 'a bad row never fails the store closed')
+  // A JWS and disclosures may share a leaf; the offsets stay right when appends share a commit.
+  const a = log.appendWithEvidence([LEAF('{"n":0}'), LEAF('{"n":1}')], [ev.jwsRecord(1, jwsDigest(JWS), JWS)])
+  const b = log.appendWithEvidence([LEAF('{"n":2}')], [ev.jwsRecord(0, jwsDigest(JWS), JWS), ev.sealDisclosures(0, 'xid-b', DISCLOSURES, Date.now() + 60_000)])
+  await Promise.all([a, b])
+  t.equal((await ev.getJws(1))?.jws, JWS)
+  t.equal((await ev.getJws(2))?.jws, JWS)
+  t.equal(await ev.getJws(0), undefined)
+  t.same(await ev.getDisclosures(2), { xid: 'xid-b', disclosures: DISCLOSURES })
 })
 
 t.test('disclosures: sealed at rest (file scan), round-trip, tamper detected, purge deletes', async (t) => {
   const { dir, path, log, ev } = await setup(t)
   const now = 1_800_000_000_000
-  await ev.putDisclosures('xid-1', DISCLOSURES, now + 1000)
-  await ev.putDisclosures('xid-2', DISCLOSURES, now - 1)
-  t.same(await ev.getDisclosures('xid-1', now), DISCLOSURES)
-  t.equal(await ev.getDisclosures('xid-2', now), undefined, 'expired rows are not returned')
-  t.equal(await ev.getDisclosures('xid-3', now), undefined)
+  await log.appendWithEvidence([LEAF('{"x":1}'), LEAF('{"x":2}')], [ev.sealDisclosures(0, 'xid-1', DISCLOSURES, now + 1000), ev.sealDisclosures(1, 'xid-2', DISCLOSURES, now - 1)])
+  t.same(await ev.getDisclosures(0, now), { xid: 'xid-1', disclosures: DISCLOSURES })
+  t.equal(await ev.getDisclosures(1, now), undefined, 'expired rows are not returned')
+  t.equal(await ev.getDisclosures(2, now), undefined)
 
   // Scan every file of the database (main file and WAL) for any plaintext form of the disclosures.
   const raw = Buffer.concat(readdirSync(dir).map((f) => readFileSync(join(dir, f))))
@@ -61,17 +83,17 @@ t.test('disclosures: sealed at rest (file scan), round-trip, tamper detected, pu
   // Tamper with the stored ciphertext through a second connection: authentication fails.
   const db = new Database(path)
   t.teardown(() => db.close())
-  const row = db.prepare('SELECT ciphertext FROM evidence_disclosures WHERE xid = ?').get('xid-1') as { ciphertext: Buffer }
+  const row = db.prepare('SELECT ciphertext FROM evidence_disclosures WHERE leaf = 0').get() as { ciphertext: Buffer }
   const bad = Buffer.from(row.ciphertext)
   bad[0] = (bad[0] as number) ^ 1
-  db.prepare('UPDATE evidence_disclosures SET ciphertext = ? WHERE xid = ?').run(bad, 'xid-1')
-  await t.rejects(ev.getDisclosures('xid-1', now), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
+  db.prepare('UPDATE evidence_disclosures SET ciphertext = ? WHERE leaf = 0').run(bad)
+  await t.rejects(ev.getDisclosures(0, now), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
   // Moving a row to another exchange (AAD = xid) is detected too.
-  db.prepare('UPDATE evidence_disclosures SET ciphertext = ? WHERE xid = ?').run(row.ciphertext, 'xid-1')
-  t.same(await ev.getDisclosures('xid-1', now), DISCLOSURES, 'restored row opens again')
-  db.prepare("UPDATE evidence_disclosures SET xid = 'xid-9' WHERE xid = 'xid-1'").run()
-  await t.rejects(ev.getDisclosures('xid-9', now), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
-  db.prepare("UPDATE evidence_disclosures SET xid = 'xid-1' WHERE xid = 'xid-9'").run()
+  db.prepare('UPDATE evidence_disclosures SET ciphertext = ? WHERE leaf = 0').run(row.ciphertext)
+  t.same(await ev.getDisclosures(0, now), { xid: 'xid-1', disclosures: DISCLOSURES }, 'restored row opens again')
+  db.prepare("UPDATE evidence_disclosures SET xid = 'xid-9' WHERE leaf = 0").run()
+  await t.rejects(ev.getDisclosures(0, now), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
+  db.prepare("UPDATE evidence_disclosures SET xid = 'xid-1' WHERE leaf = 0").run()
 
   t.equal(await ev.purgeExpired(now), 1, 'one expired row purged')
   t.equal(db.prepare('SELECT COUNT(*) FROM evidence_disclosures').pluck().get(), 1)
@@ -83,16 +105,16 @@ t.test('disclosures: sealed at rest (file scan), round-trip, tamper detected, pu
 
 t.test('log leaves and evidence commit in one transaction (appendWithEvidence)', async (t) => {
   const { log, ev, path } = await setup(t)
-  const leaf = new TextEncoder().encode('{"type":"response-out","xid":"xid-5"}')
-  const [r] = await log.appendWithEvidence([leaf], [ev.jwsRecord(jwsDigest(JWS), JWS), ev.sealDisclosures('xid-5', DISCLOSURES, Date.now() + 60_000)])
+  const leaf = LEAF('{"type":"response-out","xid":"xid-5"}')
+  const [r] = await log.appendWithEvidence([leaf], [ev.jwsRecord(0, jwsDigest(JWS), JWS), ev.sealDisclosures(0, 'xid-5', DISCLOSURES, Date.now() + 60_000)])
   t.equal(r?.index, 0)
-  t.equal(await ev.getJws(jwsDigest(JWS)), JWS)
-  t.same(await ev.getDisclosures('xid-5'), DISCLOSURES)
+  t.equal((await ev.getJws(0))?.jws, JWS)
+  t.same((await ev.getDisclosures(0))?.disclosures, DISCLOSURES)
   // A failed commit writes neither the leaf nor the evidence.
   log.failNextCommit()
   const jws2 = 'eyJhbGciOiJFZERTQSJ9.eyJ2IjoyfQ.c2lnbmF0dXJl'
-  await t.rejects(log.appendWithEvidence([leaf], [ev.jwsRecord(jwsDigest(jws2), jws2), ev.sealDisclosures('xid-6', DISCLOSURES, Date.now() + 60_000)]), { code: 'VN_ERR_LOG_UNAVAILABLE' })
-  await t.rejects(ev.putJws(jwsDigest(jws2), jws2), { code: 'VN_ERR_LOG_UNAVAILABLE' }, 'evidence writes fail closed with the log')
+  await t.rejects(log.appendWithEvidence([leaf], [ev.jwsRecord(0, jwsDigest(jws2), jws2), ev.sealDisclosures(0, 'xid-6', DISCLOSURES, Date.now() + 60_000)]), { code: 'VN_ERR_LOG_UNAVAILABLE' })
+  await t.rejects(log.appendWithEvidence([leaf], [ev.jwsRecord(0, jwsDigest(jws2), jws2)]), { code: 'VN_ERR_LOG_UNAVAILABLE' }, 'evidence writes fail closed with the log')
   const db = new Database(path, { readonly: true })
   t.teardown(() => db.close())
   t.equal(db.prepare('SELECT COUNT(*) FROM leaves').pluck().get(), 1)
@@ -103,12 +125,12 @@ t.test('log leaves and evidence commit in one transaction (appendWithEvidence)',
 t.test('bad evidence inputs are rejected with their codes and write nothing', async (t) => {
   const { log, ev } = await setup(t)
   t.throws(() => new SqliteEvidenceStore(log, new Uint8Array(16)), { code: 'VN_ERR_CONFIG_INVALID' })
-  await t.rejects(ev.putDisclosures('', DISCLOSURES, 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
-  await t.rejects(ev.putDisclosures('has space', DISCLOSURES, 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
-  await t.rejects(ev.putDisclosures('x', [1 as unknown as string], 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
-  await t.rejects(ev.putDisclosures('x', DISCLOSURES, -1), { code: 'VN_ERR_EVIDENCE_INVALID' })
-  await t.rejects(ev.putDisclosures('x', DISCLOSURES, 1.5), { code: 'VN_ERR_EVIDENCE_INVALID' })
-  await t.rejects(ev.getDisclosures(''), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  t.throws(() => ev.sealDisclosures(0, '', DISCLOSURES, 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  t.throws(() => ev.sealDisclosures(0, 'has space', DISCLOSURES, 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  t.throws(() => ev.sealDisclosures(0, 'x', [1 as unknown as string], 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  t.throws(() => ev.sealDisclosures(0, 'x', DISCLOSURES, -1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  t.throws(() => ev.sealDisclosures(0, 'x', DISCLOSURES, 1.5), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(ev.getDisclosures(-1), { code: 'VN_ERR_EVIDENCE_INVALID' })
   await t.rejects(ev.purgeExpired(Number.NaN), { code: 'VN_ERR_EVIDENCE_INVALID' })
   t.equal(log.database.prepare('SELECT COUNT(*) FROM evidence_disclosures').pluck().get(), 0)
 })
