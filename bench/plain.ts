@@ -15,7 +15,8 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { defaultThreadpoolSize } from '../src/node/threadpool.js'
+import { tmpdir, availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { sign, verify, generateKeyPairSync, createPublicKey } from 'node:crypto'
@@ -39,7 +40,9 @@ function spawnChild(args: string[]): Promise<Child> {
   return new Promise((resolve, reject) => {
     // VN_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") is passed to the provider's process.
     const execArgv = args[0] === 'node' && process.env.VN_BENCH_NODE_ARGS ? process.env.VN_BENCH_NODE_ARGS.split(' ') : []
-    const proc = fork(here, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv })
+    // The provider gets the libuv pool size `verinode serve` would give it (src/cli/bin.ts).
+    const env = { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(defaultThreadpoolSize(availableParallelism())) }
+    const proc = fork(here, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv, env })
     proc.once('message', (m: { url?: string; error?: string }) => (m.url ? resolve({ proc, url: m.url }) : reject(new Error(m.error))))
     proc.once('exit', (c) => reject(new Error(`child exited ${c}`)))
   })

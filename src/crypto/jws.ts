@@ -29,18 +29,31 @@ export type KeyResolver = (kid: string, header: JwsHeader) => KeyObject
 
 export const MAX_JWS_LENGTH = 16 * 1024 * 1024
 
-export function signJws(payload: Uint8Array | string, privateKey: KeyObject, kid: string, typ?: string): string {
+function signingInput(payload: Uint8Array | string, kid: string, typ: string | undefined): string {
   // Fixed member order keeps the header bytes stable for a given key; RFC 7515 does not require it.
   const header = typ === undefined ? { alg: 'EdDSA', kid } : { alg: 'EdDSA', kid, typ }
   const h = Buffer.from(JSON.stringify(header)).toString('base64url')
   const p = typeof payload === 'string' ? Buffer.from(payload).toString('base64url') : b64u(payload)
-  const input = `${h}.${p}`
+  return `${h}.${p}`
+}
+
+export function signJws(payload: Uint8Array | string, privateKey: KeyObject, kid: string, typ?: string): string {
+  const input = signingInput(payload, kid, typ)
   const sig = sign(null, Buffer.from(input, 'ascii'), privateKey)
   return `${input}.${sig.toString('base64url')}`
 }
 
 export const signJwsJson = (payload: unknown, privateKey: KeyObject, kid: string, typ?: string): string =>
   signJws(JSON.stringify(payload), privateKey, kid, typ)
+
+/** signJws with the Ed25519 signature made on libuv's thread pool (see verifyJwsAsync). */
+export async function signJwsJsonAsync(payload: unknown, privateKey: KeyObject, kid: string, typ?: string): Promise<string> {
+  const input = signingInput(JSON.stringify(payload), kid, typ)
+  const sig = await new Promise<Buffer>((resolve, reject) => {
+    sign(null, Buffer.from(input, 'ascii'), privateKey, (err, result) => (err === null ? resolve(result) : reject(err)))
+  })
+  return `${input}.${sig.toString('base64url')}`
+}
 
 /** Parses the protected header without verifying: used to find the signer before key lookup. */
 export function peekJws(jws: unknown): { header: JwsHeader; parts: [string, string, string] } {

@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto'
 import { VnError, type ErrorCode } from '../errors.js'
-import { verifyJwsJsonAsync, signJwsJson, type KeyResolver } from '../crypto/jws.js'
+import { verifyJwsJsonAsync, signJwsJsonAsync, type KeyResolver } from '../crypto/jws.js'
 import {
   ExchangeBodySchema,
   RequestPayloadSchema,
@@ -65,8 +65,21 @@ export interface NodeLog {
    * indices once durable. Rejects with VN_ERR_LOG_UNAVAILABLE when the log cannot be written.
    */
   append(records: readonly LogRecord[], evidence?: readonly EvidenceItem[]): Promise<number[]>
-  /** the index the next appended record will get (appends commit in call order) */
-  nextIndex(): number
+  /**
+   * Reserves the next `count` indices, so a record's index can be signed before the record is
+   * written (the provider names its request entry in the response). Records are committed in
+   * index order: a later slot waits for every earlier one to be filled.
+   */
+  reserve(count: number): LogSlot
+}
+
+export interface LogSlot {
+  /** the first reserved index */
+  readonly index: number
+  /** `append` for exactly the reserved number of records */
+  append(records: readonly LogRecord[], evidence?: readonly EvidenceItem[]): Promise<number[]>
+  /** Gives the slot up unfilled. The log cannot have a gap, so this fails the log closed. */
+  abandon(cause: unknown): void
 }
 
 export interface ProviderDeps {
@@ -173,7 +186,8 @@ export class Provider {
     // then log request-in, decision and response-out with their evidence in one group commit,
     // and release the response only once that commit is durable (log before answer).
     const base = { v: 1 as const, at: now }
-    const requestIndex = this.d.log.nextIndex()
+    const slot = this.d.log.reserve(3)
+    const requestIndex = slot.index
     const payload: ResponsePayload = {
       v: 1, xid: req.xid, reqDigest, iat: this.now(), iss: this.d.self, aud: req.iss,
       status: decision.permit ? 'ok' : 'denied',
@@ -189,7 +203,14 @@ export class Provider {
       payload.error = { code: problem.code, title: problem.title, status: problem.statusCode, detail: decision.reason }
     }
     const s = this.d.signer()
-    const respJws = signJwsJson(payload, s.privateKey, s.kid, RESPONSE_TYP)
+    let respJws: string
+    try {
+      // on libuv's thread pool: the event loop serves other requests meanwhile
+      respJws = await signJwsJsonAsync(payload, s.privateKey, s.kid, RESPONSE_TYP)
+    } catch (e) {
+      slot.abandon(e) // a loaded Ed25519 key does not fail to sign; if it does, stop (fail closed)
+      throw e
+    }
     const respDigest = sha256b64u(respJws)
     const evidence: EvidenceItem[] = [
       { kind: 'jws', record: 0, digest: reqDigest, jws }, // with request-in
@@ -198,7 +219,7 @@ export class Provider {
     if (disclosures.length > 0) {
       evidence.push({ kind: 'disclosures', record: 0, xid: req.xid, disclosures, expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
     }
-    await this.d.log.append([
+    await slot.append([
       { ...base, t: 'request-in', xid: req.xid, iss: req.iss, svc: req.svc, mode: req.mode, purpose: req.purpose, basis: req.basis, count, reqDigest },
       {
         ...base, t: 'decision', xid: req.xid, iss: req.iss, reqDigest, permit: decision.permit, policy, count, day: utcDay(now),

@@ -1,23 +1,36 @@
 /**
  * The node's view of its log: typed PII-free records in, RFC 8785 canonical JSON leaves out, written
- * with their evidence in one group commit (log before answer), with the wait measured for /metrics.
+ * with their evidence in one group commit (log before answer), with the wait measured for /metrics;
+ * indices can be reserved before the records are written.
  */
 import { canonicalJsonBytes } from '../protocol/canonical-json.js'
-import type { NodeLog, EvidenceItem } from '../exchange/provider.js'
+import type { NodeLog, EvidenceItem, LogSlot } from '../exchange/provider.js'
 import type { LogRecord } from './records.js'
 import type { SqliteLogStore, EvidenceWrite, AppendResult } from './store.js'
 import { VnError } from '../errors.js'
 import type { SqliteEvidenceStore } from './evidence.js'
 
+interface Filled {
+  records: readonly LogRecord[]
+  evidence: readonly EvidenceItem[]
+  resolve: (indices: number[]) => void
+  reject: (e: unknown) => void
+}
+
 export class StoreNodeLog implements NodeLog {
   /**
-   * The index the next appended record will get. The store commits appends in call order and this
-   * wrapper is its only writer, so the index is known before the commit: a provider can put its
-   * request entry's index into the signed response and commit request, decision and response in one
-   * group commit. Any failed append breaks the prediction, so the log then refuses all further
-   * writes until restart (fail closed), as the store itself does.
+   * Index reservations. The store commits appends in call order and this wrapper is its only
+   * writer, so indices can be handed out before the records exist: `reserve` gives the next ones
+   * away, and filled slots go to the store strictly in index order (a filled slot waits for every
+   * earlier slot). A provider reserves its three records, signs the response naming the request
+   * entry's index, then fills the slot, and request, decision and response go in one group commit.
+   * Any failed append, or an abandoned slot, breaks the sequence, so the log then refuses all
+   * further writes until restart (fail closed), as the store itself does.
    */
   private next: number
+  /** the next index to hand to the store */
+  private submitted: number
+  private readonly filled = new Map<number, Filled>()
   private broken: VnError | undefined
 
   private constructor(
@@ -27,37 +40,81 @@ export class StoreNodeLog implements NodeLog {
     size: number,
   ) {
     this.next = size
+    this.submitted = size
   }
 
   static async open(store: SqliteLogStore, evidence: SqliteEvidenceStore, observeCommit?: (seconds: number) => void): Promise<StoreNodeLog> {
     return new StoreNodeLog(store, evidence, observeCommit, await store.size())
   }
 
-  nextIndex(): number {
-    return this.next
+  append(records: readonly LogRecord[], evidence: readonly EvidenceItem[] = []): Promise<number[]> {
+    if (this.broken !== undefined) return Promise.reject(this.broken)
+    if (records.length === 0) return Promise.resolve([])
+    return this.reserve(records.length).append(records, evidence)
   }
 
-  async append(records: readonly LogRecord[], evidence: readonly EvidenceItem[] = []): Promise<number[]> {
+  reserve(count: number): LogSlot {
     if (this.broken !== undefined) throw this.broken
-    const expected = this.next
+    if (!Number.isSafeInteger(count) || count < 1) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', 'reserve: count must be a positive integer')
+    const index = this.next
+    this.next += count
+    let used = false
+    return {
+      index,
+      append: (records, evidence = []) => {
+        if (used) return Promise.reject(new VnError('VN_ERR_INTERNAL', 'log slot used twice'))
+        used = true
+        if (records.length !== count) {
+          this.fail(new VnError('VN_ERR_LOG_UNAVAILABLE', `log slot of ${count} filled with ${records.length} records`))
+          return Promise.reject(this.broken)
+        }
+        return this.fill(index, records, evidence)
+      },
+      abandon: (cause) => {
+        if (used) return
+        used = true
+        this.fail(new VnError('VN_ERR_LOG_UNAVAILABLE', 'a reserved log slot was abandoned', { cause }))
+      },
+    }
+  }
+
+  private fill(index: number, records: readonly LogRecord[], evidence: readonly EvidenceItem[]): Promise<number[]> {
+    if (this.broken !== undefined) return Promise.reject(this.broken)
+    return new Promise<number[]>((resolve, reject) => {
+      this.filled.set(index, { records, evidence, resolve, reject })
+      for (let f = this.filled.get(this.submitted); f !== undefined; f = this.filled.get(this.submitted)) {
+        this.filled.delete(this.submitted)
+        const expected = this.submitted
+        this.submitted += f.records.length
+        this.commit(expected, f).then(f.resolve, f.reject)
+      }
+    })
+  }
+
+  /** Hands one filled slot to the store (synchronously, so the store sees index order). */
+  private async commit(expected: number, f: Filled): Promise<number[]> {
+    if (this.broken !== undefined) throw this.broken
     let r: AppendResult[]
     const t0 = performance.now()
     try {
-      const leaves = records.map((rec) => canonicalJsonBytes(rec))
-      const writes: EvidenceWrite[] = evidence.map((e) =>
+      const leaves = f.records.map((rec) => canonicalJsonBytes(rec))
+      const writes: EvidenceWrite[] = f.evidence.map((e) =>
         e.kind === 'jws' ? this.evidence.jwsRecord(e.record, e.digest, e.jws) : this.evidence.sealDisclosures(e.record, e.xid, e.disclosures, e.expiresAt))
-      this.next += records.length
       r = await this.store.appendWithEvidence(leaves, writes)
     } catch (e) {
-      this.broken = e instanceof VnError && e.code === 'VN_ERR_LOG_UNAVAILABLE' ? e : new VnError('VN_ERR_LOG_UNAVAILABLE', 'append failed', { cause: e })
-      throw this.broken
+      throw this.fail(e instanceof VnError && e.code === 'VN_ERR_LOG_UNAVAILABLE' ? e : new VnError('VN_ERR_LOG_UNAVAILABLE', 'append failed', { cause: e }))
     }
     this.observeCommit?.((performance.now() - t0) / 1000)
-    if (r.length > 0 && r[0]?.index !== expected) {
-      this.broken = new VnError('VN_ERR_LOG_UNAVAILABLE', 'log index prediction broke (another writer?)')
-      throw this.broken
-    }
+    if (r.length > 0 && r[0]?.index !== expected) throw this.fail(new VnError('VN_ERR_LOG_UNAVAILABLE', 'log index prediction broke (another writer?)'))
     return r.map((x) => x.index)
+  }
+
+  /** Fail closed: remember the first error and reject every slot still waiting. */
+  private fail(e: VnError): VnError {
+    this.broken ??= e
+    for (const f of this.filled.values()) f.reject(this.broken)
+    this.filled.clear()
+    return this.broken
   }
 }
 

@@ -27,14 +27,72 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 /** RFC 8785 canonical JSON text of `value`. */
 export function canonicalJson(value: unknown): string {
+  // Fast path first (no path strings, no cycle set: it is on every log append); anything it does
+  // not accept is walked again by the careful writer, which throws the error naming the path.
+  const fast = fastWrite(value)
+  if (fast !== undefined) return fast
   const out: string[] = []
   write(value, '$', out, new Set<object>(), 0)
   return out.join('')
 }
 
+/**
+ * The same text as `write` for the values it accepts, or undefined for anything it does not (the
+ * caller then takes the careful path, which produces the error). It copies the value with members
+ * in RFC 8785 order and lets JSON.stringify write it: JSON.stringify keeps string-keyed members in
+ * insertion order, writes strings and numbers exactly as RFC 8785 says, and is native. Objects with
+ * array-index-like names ("7") go the careful way, because JavaScript orders those numerically.
+ */
+function fastWrite(value: unknown): string | undefined {
+  const copy = sortedCopy(value, 0)
+  return copy === INVALID ? undefined : JSON.stringify(copy)
+}
+
+const INVALID: unique symbol = Symbol('invalid')
+const INDEX_LIKE = /^(?:0|[1-9][0-9]*)$/
+
+function sortedCopy(value: unknown, depth: number): unknown {
+  switch (typeof value) {
+    case 'string':
+      return value.isWellFormed() ? value : INVALID
+    case 'number':
+      return Number.isFinite(value) ? value : INVALID
+    case 'boolean':
+      return value
+    case 'object':
+      break
+    default:
+      return INVALID
+  }
+  if (value === null) return null
+  if (depth >= MAX_DEPTH) return INVALID // also where a cycle ends
+  if (Array.isArray(value)) {
+    const out: unknown[] = new Array(value.length)
+    for (let i = 0; i < value.length; i++) {
+      if (!Object.hasOwn(value, i)) return INVALID
+      const v = sortedCopy(value[i] as unknown, depth + 1)
+      if (v === INVALID) return INVALID
+      out[i] = v
+    }
+    return out
+  }
+  const proto = Object.getPrototypeOf(value) as unknown
+  if (proto !== Object.prototype && proto !== null) return INVALID
+  const keys = Object.keys(value).sort()
+  const out: Record<string, unknown> = {}
+  for (const key of keys) {
+    if (!key.isWellFormed() || INDEX_LIKE.test(key) || key === '__proto__') return INVALID
+    const v = sortedCopy((value as Record<string, unknown>)[key], depth + 1)
+    if (v === INVALID) return INVALID
+    out[key] = v
+  }
+  return out
+}
+
 /** UTF-8 bytes of the RFC 8785 canonical JSON of `value` (what gets hashed or signed). */
 export function canonicalJsonBytes(value: unknown): Uint8Array {
-  return new TextEncoder().encode(canonicalJson(value))
+  const b = Buffer.from(canonicalJson(value), 'utf8')
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 }
 
 function memberPath(parent: string, key: string): string {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { compactVerify, CompactSign, importJWK, type JWK } from 'jose'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { signJws, signJwsJson, verifyJws, verifyJwsJson, peekJws } from '../../src/crypto/jws.js'
+import { signJws, signJwsJson, signJwsJsonAsync, verifyJws, verifyJwsJson, verifyJwsAsync, verifyJwsJsonAsync, peekJws } from '../../src/crypto/jws.js'
 import { publicKeyToB64u } from '../../src/crypto/keys.js'
 import { VnError } from '../../src/errors.js'
 
@@ -62,6 +62,7 @@ t.test('rejections match jose, with codes', async (t) => {
   ]
   for (const [name, jws, want] of cases) {
     t.equal(code(() => verifyJws(jws, resolve)), want, name)
+    await t.rejects(verifyJwsAsync(jws, resolve), { code: want }, `async path agrees: ${name}`)
     await t.rejects(compactVerify(jws, key, { algorithms: ['EdDSA'] }), `jose also rejects: ${name}`)
   }
 })
@@ -77,4 +78,18 @@ t.test('typ is enforced when asked', async (t) => {
   t.equal(peekJws(jws).header.typ, 'x')
   t.equal(code(() => peekJws(42)), 'VN_ERR_JWS_MALFORMED')
   t.equal(code(() => verifyJwsJson(signJws('not json', privateKey, 'a#1'), resolve)), 'VN_ERR_JWS_MALFORMED')
+})
+
+t.test('the thread-pool forms sign and verify exactly like the synchronous ones', async (t) => {
+  const payload = { v: 1, xid: 'x1', results: [{ match: true }] }
+  const a = await signJwsJsonAsync(payload, privateKey, 'a#1', 'vn-resp+jws')
+  t.equal(a, signJwsJson(payload, privateKey, 'a#1', 'vn-resp+jws'), 'Ed25519 is deterministic: same bytes')
+  t.same((await verifyJwsJsonAsync(a, resolve, 'vn-resp+jws')).claims, payload)
+  const jwk: JWK = { kty: 'OKP', crv: 'Ed25519', x: publicKeyToB64u(publicKey) }
+  await compactVerify(a, await importJWK(jwk, 'EdDSA'), { algorithms: ['EdDSA'] })
+  await t.rejects(verifyJwsAsync(a, resolve, 'other'), { code: 'VN_ERR_JWS_HEADER' })
+  await t.rejects(verifyJwsAsync(await signJwsJsonAsync({}, other.privateKey, 'a#1'), resolve), { code: 'VN_ERR_JWS_SIGNATURE' })
+  await t.rejects(verifyJwsAsync(await signJwsJsonAsync({}, privateKey, 'b#1'), resolve), { code: 'VN_ERR_JWS_UNKNOWN_KID' })
+  await t.rejects(verifyJwsJsonAsync(signJws('not json', privateKey, 'a#1'), resolve), { code: 'VN_ERR_JWS_MALFORMED' })
+  await t.rejects(signJwsJsonAsync({}, publicKey, 'a#1'), 'a public key cannot sign')
 })

@@ -160,3 +160,20 @@ t.test('rejects nesting deeper than 1000 levels instead of overflowing the stack
   for (let i = 0; i < 999; i++) ok = [ok]
   t.equal(canonicalJson(ok).length, 999 * 2 + 1)
 })
+
+t.test('the fast path and the careful path write the same text', async (t) => {
+  // canonicalJson takes a native fast path and hands anything unusual to the careful writer; the
+  // values below sit on the border between the two (index-like names, __proto__, null prototypes).
+  const proto = JSON.parse('{"__proto__": {"x": 1}, "a": 2}') as unknown
+  t.equal(canonicalJson(proto), '{"__proto__":{"x":1},"a":2}', 'an own __proto__ member is a member')
+  t.equal(canonicalJson({ 9: 'a', 10: 'b', b: 1, 1e3: 2 }), '{"10":"b","1000":2,"9":"a","b":1}', 'index-like names sort as strings')
+  t.equal(canonicalJson({ '07': 1, 7: 2 }), '{"07":1,"7":2}')
+  const bare = Object.assign(Object.create(null) as object, { z: 1, y: [true, null, -0, 1e21, 'é'] })
+  t.equal(canonicalJson(bare), '{"y":[true,null,0,1e+21,"é"],"z":1}')
+  t.equal(canonicalJson({ s: '\u2028\u0007"\\' }), '{"s":"\u2028\\u0007\\"\\\\"}')
+  const shared = { k: 1 }
+  t.equal(canonicalJson({ a: shared, b: shared }), '{"a":{"k":1},"b":{"k":1}}', 'a shared (not cyclic) value is fine')
+  const cyclic: Record<string, unknown> = {}
+  cyclic.self = cyclic
+  t.throws(() => canonicalJson(cyclic), { name: 'TypeError', message: /^\$\.self: cyclic structure/ })
+})
