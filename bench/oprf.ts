@@ -51,6 +51,7 @@ import { request } from 'undici'
 import { buildDemoFederation, readDemoIndex } from '../src/demo/federation.js'
 import { DEMO_FILES } from '../src/demo/synthetic.js'
 import { startNode, type RunningNode } from '../src/http/server.js'
+import { defaultThreadpoolSize } from '../src/node/threadpool.js'
 
 await sodium.ready
 
@@ -383,6 +384,8 @@ export async function measureLoopback(records: number, subjects: number, pool: W
 }
 
 async function main(): Promise<void> {
+  // The nodes run in this process: give it the libuv pool size `verinode serve` would (src/cli/bin.ts).
+  process.env.UV_THREADPOOL_SIZE ??= String(defaultThreadpoolSize(availableParallelism()))
   const env = (name: string, d: number): number => (process.env[name] === undefined ? d : Number(process.env[name]))
   const records = env('BENCH_RECORDS', 1e6)
   const subjects = env('BENCH_SUBJECTS', 1e5)

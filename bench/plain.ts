@@ -53,11 +53,11 @@ async function childMain(): Promise<void> {
   // exit normally on kill so a --cpu-prof profile gets written
   process.once('SIGTERM', () => process.exit(0))
   // VN_BENCH_DIAG=1: the provider prints its main thread's event-loop utilization every 5 s
-  if (process.env.VN_BENCH_DIAG === '1' && kind === 'node') {
+  if (process.env.VN_BENCH_DIAG === '1') {
     let last = performance.eventLoopUtilization()
     setInterval(() => {
       const now = performance.eventLoopUtilization()
-      console.error(`  [provider] event loop busy ${(performance.eventLoopUtilization(now, last).utilization * 100).toFixed(0)}%`)
+      console.error(`  [${kind}] event loop busy ${(performance.eventLoopUtilization(now, last).utilization * 100).toFixed(0)}%`)
       last = now
     }, 5000).unref()
   }

@@ -5,7 +5,7 @@
  * audience, xid, request digest), store evidence, log `response-in`, and only then hand the answer
  * back to the caller.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { hash, randomBytes } from 'node:crypto'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
 import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload, type Mode } from '../protocol/envelope.js'
@@ -58,7 +58,7 @@ export interface VerifyResult {
   jws: string
 }
 
-const sha256b64u = (s: string): string => createHash('sha256').update(s).digest('base64url')
+const sha256b64u = (s: string): string => hash('sha256', s, 'base64url')
 export const newXid = (): string => randomBytes(16).toString('base64url')
 
 export class Consumer {

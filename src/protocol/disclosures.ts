@@ -15,7 +15,7 @@
  * UTF-8, a JSON array of exactly three elements, a salt of at least 128 bits, a field name, and a JSON scalar
  * value. Every failure is `VN_ERR_EXCH_DISCLOSURE` naming the path, never the content.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { VnError } from '../errors.js'
 
 export type DisclosedValue = string | number | boolean | null
@@ -95,7 +95,7 @@ export function openDisclosure(disclosure: unknown, expectedDigest: unknown, pat
   if (bytes === undefined) throw fail(path, 'disclosure is not base64url')
 
   // RFC 9901 §7.1 step 3: hash the disclosure as received and compare to the signed digest.
-  const actual = createHash('sha256').update(disclosure, 'ascii').digest()
+  const actual = hash('sha256', disclosure, 'buffer') // ASCII: checked as base64url above
   if (!timingSafeEqual(actual, expected)) throw fail(path, 'disclosure does not match its digest')
 
   let parsed: unknown

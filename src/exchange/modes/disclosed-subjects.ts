@@ -7,7 +7,7 @@
  * checks each one (src/protocol/disclosures.ts), and canonicalizes the value with the one shared
  * `canonicalizeField`. Every disclosure must be used exactly once.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { VnError } from '../../errors.js'
 import { makeDisclosure, openDisclosure } from '../../protocol/disclosures.js'
@@ -18,7 +18,7 @@ import { PlainQuerySchema } from '../../protocol/envelope.js'
 /** `q.subjects` of a mode that discloses subjects: one `{ field: digest }` map per subject. */
 export const DisclosedSubjectsSchema: z.ZodType<Record<string, string>[]> = PlainQuerySchema.shape.subjects
 
-const sha256b64u = (s: string): string => createHash('sha256').update(s).digest('base64url')
+const sha256b64u = (s: string): string => hash('sha256', s, 'base64url')
 
 export interface OpenSubjectsOptions {
   /**
