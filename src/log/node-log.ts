@@ -49,7 +49,10 @@ export class StoreNodeLog implements NodeLog {
 
   append(records: readonly LogRecord[], evidence: readonly EvidenceItem[] = []): Promise<number[]> {
     if (this.broken !== undefined) return Promise.reject(this.broken)
-    if (records.length === 0) return Promise.resolve([])
+    if (records.length === 0) {
+      // Evidence always belongs to a record (it is stored under that record's index).
+      return evidence.length === 0 ? Promise.resolve([]) : Promise.reject(new VnError('VN_ERR_EVIDENCE_INVALID', 'evidence without a record'))
+    }
     return this.reserve(records.length).append(records, evidence)
   }
 

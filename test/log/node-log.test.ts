@@ -43,6 +43,9 @@ t.test('reserved slots commit in index order, whatever order they are filled in'
   t.same(leaves.map((l) => (parseLeaf(l) as unknown as { at: number }).at), [0, 1, 2, 3, 4, 5])
   t.equal((await ev.getJws(5))?.jws, JWS, 'evidence lands with the record it names')
   t.same(await log.append([rec(6)]), [6], 'plain appends queue behind reservations')
+  t.same(await log.append([]), [])
+  await t.rejects(log.append([], [{ kind: 'jws', record: 0, digest: jwsDigest(JWS), jws: JWS }]), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'evidence needs its record')
+  t.equal(await store.size(), 7)
 })
 
 t.test('an abandoned slot fails the log closed: no gap is ever written', async (t) => {
