@@ -5,7 +5,8 @@
  * audience, xid, request digest), store evidence, log `response-in`, and only then hand the answer
  * back to the caller.
  */
-import { hash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { jwsDigest } from '../log/evidence.js'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
 import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload, type Mode } from '../protocol/envelope.js'
@@ -58,7 +59,6 @@ export interface VerifyResult {
   jws: string
 }
 
-const sha256b64u = (s: string): string => hash('sha256', s, 'base64url')
 export const newXid = (): string => randomBytes(16).toString('base64url')
 
 export class Consumer {
@@ -134,7 +134,7 @@ export class Consumer {
     }
     const s = this.d.signer()
     const jws = signJwsJson(payload, s.privateKey, s.kid, REQUEST_TYP)
-    const reqDigest = sha256b64u(jws)
+    const reqDigest = jwsDigest(jws)
     const at = this.now()
     const evidence: EvidenceItem[] = [{ kind: 'jws', record: 0, digest: reqDigest, jws }]
     if (disclosures.length > 0) evidence.push({ kind: 'disclosures', record: 0, xid, disclosures, expiresAt: at + this.d.limits.retentionDays * 86_400_000 })
@@ -181,7 +181,7 @@ export class Consumer {
         finishError = e
       }
     }
-    const respDigest = sha256b64u(respJws)
+    const respDigest = jwsDigest(respJws)
     const finishCode = finishError === undefined ? undefined : (finishError instanceof VnError ? finishError.code : 'VN_ERR_PEER_BAD_RESPONSE')
     const [responseIndex] = await this.d.log.append(
       [{

@@ -17,7 +17,6 @@
  * Failures in steps 1-4 are the consumer's to fix: they get an unsigned RFC 9457 problem and nothing
  * is written. Policy denials (step 5) are signed and logged like answers.
  */
-import { hash } from 'node:crypto'
 import { VnError, type ErrorCode } from '../errors.js'
 import { verifyJwsJsonAsync, signJwsJsonAsync, type KeyResolver } from '../crypto/jws.js'
 import {
@@ -33,6 +32,7 @@ import type { ServiceConfig } from '../config/schema.js'
 import type { DataSource } from '../sources/types.js'
 import type { ProviderMode } from './modes/types.js'
 import type { LogRecord, DecisionRecord } from '../log/records.js'
+import { jwsDigest } from '../log/evidence.js'
 import { utcDay } from '../policy/quota.js'
 import { formatZodIssues } from '../config/load.js'
 import type { Signer } from './signer.js'
@@ -108,7 +108,6 @@ export interface ExchangeReply {
   xid?: string
 }
 
-const sha256b64u = (s: string): string => hash('sha256', s, 'base64url')
 
 interface Pending {
   reqDigest: string
@@ -151,7 +150,7 @@ export class Provider {
     }
 
     // 3. replay / idempotent retry
-    const reqDigest = sha256b64u(b.data.jws)
+    const reqDigest = jwsDigest(b.data.jws)
     const key = `${req.iss}|${req.xid}`
     const prior = this.seen.get(key)
     if (prior !== undefined) {
@@ -210,7 +209,7 @@ export class Provider {
       slot.abandon(e) // a loaded Ed25519 key does not fail to sign; if it does, stop (fail closed)
       throw e
     }
-    const respDigest = sha256b64u(respJws)
+    const respDigest = jwsDigest(respJws)
     const evidence: EvidenceItem[] = [
       { kind: 'jws', record: 0, digest: reqDigest, jws }, // with request-in
       { kind: 'jws', record: 2, digest: respDigest, jws: respJws }, // with response-out

@@ -18,7 +18,7 @@
  * JavaScript cannot zeroize the key or plaintext buffers; keep the evidence key in a KeyObject
  * source you control and do not log this module's inputs.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto'
+import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto'
 import type { Statement } from 'better-sqlite3'
 import { VnError } from '../errors.js'
 import type { EvidenceWrite, SqliteLogStore } from './store.js'
@@ -33,9 +33,12 @@ const invalid = (detail: string): never => {
   throw new VnError('VN_ERR_EVIDENCE_INVALID', detail)
 }
 
-/** SHA-256 of a compact JWS (its ASCII bytes), base64url without padding. */
+/**
+ * SHA-256 of a compact JWS, base64url without padding: the `reqDigest`/`respDigest` of the protocol.
+ * A compact JWS is ASCII, so its UTF-8 bytes are its ASCII bytes.
+ */
 export function jwsDigest(jws: string): string {
-  return createHash('sha256').update(jws, 'ascii').digest('base64url')
+  return hash('sha256', jws, 'base64url')
 }
 
 function checkXid(xid: string): void {

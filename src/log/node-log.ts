@@ -68,8 +68,7 @@ export class StoreNodeLog implements NodeLog {
         if (used) return Promise.reject(new VnError('VN_ERR_INTERNAL', 'log slot used twice'))
         used = true
         if (records.length !== count) {
-          this.fail(new VnError('VN_ERR_LOG_UNAVAILABLE', `log slot of ${count} filled with ${records.length} records`))
-          return Promise.reject(this.broken)
+          return Promise.reject(this.fail(new VnError('VN_ERR_LOG_UNAVAILABLE', `log slot of ${count} filled with ${records.length} records`)))
         }
         return this.fill(index, records, evidence)
       },

@@ -15,7 +15,7 @@
  * UTF-8, a JSON array of exactly three elements, a salt of at least 128 bits, a field name, and a JSON scalar
  * value. Every failure is `VN_ERR_EXCH_DISCLOSURE` naming the path, never the content.
  */
-import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { VnError } from '../errors.js'
 
 export type DisclosedValue = string | number | boolean | null
@@ -57,9 +57,9 @@ function decodeBase64url(s: string): Buffer | undefined {
   return b.toString('base64url') === s ? b : undefined
 }
 
-/** base64url(SHA-256(ASCII(disclosure))), RFC 9901 §4.2.3. */
+/** base64url(SHA-256(ASCII(disclosure))), RFC 9901 §4.2.3 (a disclosure is base64url: ASCII = UTF-8). */
 export function disclosureDigest(disclosure: string): string {
-  return createHash('sha256').update(disclosure, 'ascii').digest('base64url')
+  return hash('sha256', disclosure, 'base64url')
 }
 
 function checkValue(value: unknown): value is DisclosedValue {

@@ -7,18 +7,15 @@
  * checks each one (src/protocol/disclosures.ts), and canonicalizes the value with the one shared
  * `canonicalizeField`. Every disclosure must be used exactly once.
  */
-import { hash } from 'node:crypto'
 import { z } from 'zod'
 import { VnError } from '../../errors.js'
-import { makeDisclosure, openDisclosure } from '../../protocol/disclosures.js'
+import { makeDisclosure, openDisclosure, disclosureDigest } from '../../protocol/disclosures.js'
 import { canonicalizeField } from '../../protocol/canonicalize.js'
 import type { ServiceConfig } from '../../config/schema.js'
 import { PlainQuerySchema } from '../../protocol/envelope.js'
 
 /** `q.subjects` of a mode that discloses subjects: one `{ field: digest }` map per subject. */
 export const DisclosedSubjectsSchema: z.ZodType<Record<string, string>[]> = PlainQuerySchema.shape.subjects
-
-const sha256b64u = (s: string): string => hash('sha256', s, 'base64url')
 
 export interface OpenSubjectsOptions {
   /**
@@ -44,7 +41,7 @@ export function openDisclosedSubjects(
   const disclosable = opts.disclosable ?? (() => true)
   // Disclosures are matched by digest, not position; each must be used exactly once.
   const byDigest = new Map<string, string>()
-  for (const d of disclosures) byDigest.set(sha256b64u(d), d)
+  for (const d of disclosures) byDigest.set(disclosureDigest(d), d)
   if (byDigest.size !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: duplicates')
   let used = 0
   const subjects = list.map((digests, i) => {
