@@ -59,7 +59,16 @@ export interface VerifyResult {
   jws: string
 }
 
-export const newXid = (): string => randomBytes(16).toString('base64url')
+/**
+ * A fresh exchange id: 128 random bits, base64url. One in 64 would start with '-', which command
+ * lines (`verinode audit prove <dir> <xid>`) read as an option, so those are drawn again.
+ */
+export function newXid(): string {
+  for (;;) {
+    const xid = randomBytes(16).toString('base64url')
+    if (xid[0] !== '-') return xid
+  }
+}
 
 export class Consumer {
   private readonly d: ConsumerDeps
