@@ -41,6 +41,24 @@ export function jwsDigest(jws: string): string {
   return hash('sha256', jws, 'base64url')
 }
 
+/**
+ * Random nonces drawn 256 at a time: one `randomBytes` call costs as much as the AES-GCM seal
+ * itself. Each nonce is still 96 fresh random bits used once (the pool is never reused), so the
+ * random-nonce bound of NIST SP 800-38D §8.3 applies unchanged.
+ */
+const noncePool = { bytes: new Uint8Array(0), used: 0 }
+function freshNonce(): Uint8Array {
+  if (noncePool.used + NONCE_BYTES > noncePool.bytes.length) {
+    noncePool.bytes = new Uint8Array(randomBytes(NONCE_BYTES * 256))
+    noncePool.used = 0
+  }
+  // a copy, not a view: the row is cloned to the writer thread, which would copy the whole pool
+  const nonce = noncePool.bytes.slice(noncePool.used, noncePool.used + NONCE_BYTES)
+  noncePool.bytes.fill(0, noncePool.used, noncePool.used + NONCE_BYTES)
+  noncePool.used += NONCE_BYTES
+  return nonce
+}
+
 function checkXid(xid: string): void {
   if (typeof xid !== 'string' || !XID_RE.test(xid)) invalid('xid: must be 1-128 printable ASCII characters')
 }
@@ -49,11 +67,11 @@ function checkXid(xid: string): void {
 export function encryptDisclosures(key: Uint8Array, xid: string, disclosures: readonly string[]): { nonce: Uint8Array; ciphertext: Uint8Array } {
   checkXid(xid)
   if (!Array.isArray(disclosures) || disclosures.some((d) => typeof d !== 'string')) invalid('disclosures: must be an array of strings')
-  const nonce = randomBytes(NONCE_BYTES)
+  const nonce = freshNonce()
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
   cipher.setAAD(Buffer.from(xid, 'utf8'))
   const ct = Buffer.concat([cipher.update(JSON.stringify(disclosures), 'utf8'), cipher.final(), cipher.getAuthTag()])
-  return { nonce: new Uint8Array(nonce), ciphertext: new Uint8Array(ct) }
+  return { nonce, ciphertext: new Uint8Array(ct) }
 }
 
 /** Open sealed disclosures; any change to nonce, ciphertext, tag or xid fails with VN_ERR_EVIDENCE_CORRUPT. */

@@ -28,10 +28,19 @@ export type ConsumeResult =
 /** The UTC day (YYYY-MM-DD) of an instant in ms. @throws RangeError naming `at` */
 export function utcDay(at: number): string {
   if (!Number.isSafeInteger(at) || at < 0) throw new RangeError('at: expected a non-negative integer of ms')
+  // JavaScript time has no leap seconds: every UTC day is exactly DAY_MS long, so the day number
+  // identifies the date and the last one formatted can be reused (this runs on every exchange).
+  const n = Math.floor(at / DAY_MS)
+  if (n === lastDay.n) return lastDay.s
   const d = new Date(at)
   if (Number.isNaN(d.getTime())) throw new RangeError('at: outside the representable range')
-  return d.toISOString().slice(0, 10)
+  const s = d.toISOString().slice(0, 10)
+  lastDay.n = n
+  lastDay.s = s
+  return s
 }
+const DAY_MS = 86_400_000
+const lastDay = { n: -1, s: '' }
 
 const DAY_RE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/
 

@@ -74,8 +74,15 @@ function daysInMonth(y: number, m: number): number {
 
 /** Today's date in China Standard Time (UTC+8, no daylight saving), where the IDs are issued. */
 function todayInChina(now: Date): string {
-  return new Date(now.getTime() + 8 * 3600_000).toISOString().slice(0, 10)
+  const t = now.getTime() + 8 * 3600_000
+  const n = Math.floor(t / 86_400_000) // a whole day in ms (no leap seconds): the day number names the date
+  if (n !== chinaDay.n) {
+    chinaDay.s = new Date(t).toISOString().slice(0, 10)
+    chinaDay.n = n
+  }
+  return chinaDay.s
 }
+const chinaDay = { n: Number.NaN, s: '' }
 
 function examineResidentId(s: unknown, now: Date): Parsed<ResidentIdInfo> {
   if (typeof s !== 'string') return { ok: false, why: 'expected a string' }

@@ -139,6 +139,16 @@ t.test('sealing primitives: fresh nonce per row, wrong key and short rows reject
   const a = encryptDisclosures(KEY, 'x', DISCLOSURES)
   const b = encryptDisclosures(KEY, 'x', DISCLOSURES)
   t.not(Buffer.from(a.nonce).toString('hex'), Buffer.from(b.nonce).toString('hex'))
+  // nonces come from a pool of 256: across several refills every one is distinct and owns its bytes
+  const seen = new Set<string>()
+  let views = 0
+  for (let i = 0; i < 1000; i++) {
+    const n = encryptDisclosures(KEY, 'x', DISCLOSURES).nonce
+    if (n.buffer.byteLength !== 12) views++ // a row is cloned to the writer thread: it must not carry the pool
+    seen.add(Buffer.from(n).toString('hex'))
+  }
+  t.equal(views, 0, 'each nonce owns its bytes (not a view into the pool)')
+  t.equal(seen.size, 1000, 'no nonce repeats')
   t.same(decryptDisclosures(KEY, 'x', a.nonce, a.ciphertext), DISCLOSURES)
   t.throws(() => decryptDisclosures(new Uint8Array(randomBytes(32)), 'x', a.nonce, a.ciphertext), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
   t.throws(() => decryptDisclosures(KEY, 'x', a.nonce.subarray(1), a.ciphertext), { code: 'VN_ERR_EVIDENCE_CORRUPT' })

@@ -12,6 +12,16 @@ t.test('utcDay', async (t) => {
   t.throws(() => utcDay(9e15), RangeError)
 })
 
+t.test('utcDay: the remembered day never leaks into another day, in either direction', async (t) => {
+  const midnight = Date.UTC(2026, 10, 25)
+  const seq: [number, string][] = [
+    [midnight - 1, '2026-11-24'], [midnight, '2026-11-25'], [midnight - 1, '2026-11-24'],
+    [midnight + 86_399_999, '2026-11-25'], [midnight + 86_400_000, '2026-11-26'], [0, '1970-01-01'], [midnight, '2026-11-25'],
+  ]
+  for (const [at, day] of seq) t.equal(utcDay(at), day, new Date(at).toISOString())
+  t.throws(() => utcDay(-1), RangeError, 'a bad value after a remembered day still throws')
+})
+
 t.test('batches fit wholly or not at all', async (t) => {
   const q = new QuotaCounter()
   t.same(q.tryConsume('a', '2026-01-01', 6, 10), { ok: true, used: 6, remaining: 4 })

@@ -98,6 +98,16 @@ t.test('resident ID: lengths, characters and case', async (t) => {
   }
 })
 
+t.test('resident ID: "in the future" follows the China date of each call, not a remembered one', async (t) => {
+  const id = withCheck('35010220261125001') // born 2026-11-25
+  const beforeCst = new Date('2026-11-24T15:59:59.999Z') // 23:59:59.999 on the 24th in Beijing
+  const atCst = new Date('2026-11-24T16:00:00Z') // midnight of the 25th in Beijing
+  t.notOk(isValidResidentId(id, beforeCst))
+  t.ok(isValidResidentId(id, atCst))
+  t.notOk(isValidResidentId(id, beforeCst), 'going back in time is not served from the cache')
+  t.throws(() => isValidResidentId(id, new Date(Number.NaN)), RangeError, 'an invalid date still fails')
+})
+
 t.test('resident ID: birth date must be a real date, not before 1900, not in the future', async (t) => {
   t.ok(isValidResidentId(withCheck('35010220000229001'), NOW), '2000-02-29 (leap year)')
   t.ok(isValidResidentId(withCheck('35010219000101001'), NOW), '1900-01-01')
