@@ -118,9 +118,13 @@ export class SqliteEvidenceStore implements EvidenceStore {
   private readonly getDiscStmt: Statement
 
   /** `evidenceKey`: the node's 32-byte AES-256-GCM key for disclosures. */
+  /** true when the log's writer seals disclosures with this store's key (see `disclosuresRecord`) */
+  private readonly writerSeals: boolean
+
   constructor(private readonly log: SqliteLogStore, evidenceKey: Uint8Array) {
     if (!(evidenceKey instanceof Uint8Array) || evidenceKey.length !== 32) throw new VnError('VN_ERR_CONFIG_INVALID', 'evidenceKey: must be 32 bytes')
     this.key = new Uint8Array(evidenceKey)
+    this.writerSeals = log.sealsWith(this.key)
     this.getJwsStmt = log.database.prepare('SELECT digest, jws FROM evidence_jws WHERE leaf = ?')
     this.getDiscStmt = log.database.prepare('SELECT xid, nonce, ciphertext, expires_ms FROM evidence_disclosures WHERE leaf = ?')
   }
@@ -141,6 +145,18 @@ export class SqliteEvidenceStore implements EvidenceStore {
     if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) invalid('expiresAtMs: must be a non-negative integer')
     const { nonce, ciphertext } = encryptDisclosures(this.key, xid, disclosures)
     return { kind: 'disclosures', leaf, xid, nonce, ciphertext, expiresAtMs }
+  }
+
+  /**
+   * The same row as `sealDisclosures`, with the same checks, but sealed on the log writer's thread
+   * when the log store was opened with this store's key (`sealKey`); sealed here otherwise.
+   */
+  disclosuresRecord(leaf: number, xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
+    if (!this.writerSeals) return this.sealDisclosures(leaf, xid, disclosures, expiresAtMs)
+    if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) invalid('expiresAtMs: must be a non-negative integer')
+    checkXid(xid)
+    if (!Array.isArray(disclosures) || disclosures.some((d) => typeof d !== 'string')) invalid('disclosures: must be an array of strings')
+    return { kind: 'disclosures', leaf, xid, disclosures, expiresAtMs }
   }
 
   async getJws(leaf: number): Promise<StoredJws | undefined> {

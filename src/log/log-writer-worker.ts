@@ -11,9 +11,9 @@ import { LogWriter, type BatchResult, type OpenResult, type WriteBatch } from '.
 let writer: LogWriter | undefined
 
 serveWorker({
-  open: (args: { path: string }): OpenResult => {
+  open: (args: { path: string; sealKey?: Uint8Array }): OpenResult => {
     writer?.close()
-    writer = new LogWriter(args.path)
+    writer = new LogWriter(args.path, args.sealKey)
     return writer.state()
   },
   commit: (batch: WriteBatch): BatchResult => {

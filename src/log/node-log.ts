@@ -101,7 +101,7 @@ export class StoreNodeLog implements NodeLog {
     try {
       const leaves = f.records.map((rec) => canonicalJsonBytes(rec))
       const writes: EvidenceWrite[] = f.evidence.map((e) =>
-        e.kind === 'jws' ? this.evidence.jwsRecord(e.record, e.digest, e.jws) : this.evidence.sealDisclosures(e.record, e.xid, e.disclosures, e.expiresAt))
+        e.kind === 'jws' ? this.evidence.jwsRecord(e.record, e.digest, e.jws) : this.evidence.disclosuresRecord(e.record, e.xid, e.disclosures, e.expiresAt))
       r = await this.store.appendWithEvidence(leaves, writes)
     } catch (e) {
       throw this.fail(e instanceof VnError && e.code === 'VN_ERR_LOG_UNAVAILABLE' ? e : new VnError('VN_ERR_LOG_UNAVAILABLE', 'append failed', { cause: e }))

@@ -34,8 +34,9 @@ import { VnError } from '../errors.js'
 import { WorkerPool, workerPath } from '../util/worker-pool.js'
 import { HASH_SIZE, assembleProof, foldRange, planConsistencyProof, planInclusionProof, planRoot, hashEquals, type NodeId } from './merkle.js'
 import { parseCheckpoint, parseNote } from './checkpoint.js'
-import { LogWriter, openDatabase, type BatchResult, type DisclosureRow, type OpenResult, type WriteBatch } from './log-writer.js'
+import { LogWriter, openDatabase, type BatchResult, type DisclosureRow, type OpenResult, type PlainDisclosureRow, type WriteBatch } from './log-writer.js'
 import type Database from 'better-sqlite3'
+import { timingSafeEqual } from 'node:crypto'
 
 /** Where an appended leaf landed. */
 export interface AppendResult {
@@ -56,6 +57,8 @@ export interface StoredCheckpoint {
 export type EvidenceWrite =
   | { readonly kind: 'jws'; readonly leaf: number; readonly digest: string; readonly jws: string }
   | ({ readonly kind: 'disclosures' } & Readonly<DisclosureRow>)
+  /** sealed by the writer: only for a store opened with `sealKey` */
+  | ({ readonly kind: 'disclosures' } & Readonly<PlainDisclosureRow>)
 
 export interface LogStore {
   /** Append one leaf (opaque bytes; the caller passes RFC 8785 canonical JSON). Resolves once durable. */
@@ -92,6 +95,11 @@ export interface SqliteLogStoreOptions {
   maxLeafBytes?: number
   /** A commit that does not return in this time fails the store closed (default 30 s). */
   commitTimeoutMs?: number
+  /**
+   * The 32-byte evidence key, for the writer to seal disclosure rows passed in the clear (see
+   * `SqliteEvidenceStore.disclosuresRecord`): the sealing then runs on the writer's thread.
+   */
+  sealKey?: Uint8Array
 }
 
 export const MAX_ENTRIES_PER_READ = 1024
@@ -111,15 +119,15 @@ interface OpResult {
 }
 
 interface WriterHandle {
-  open(path: string): Promise<OpenResult>
+  open(path: string, sealKey: Uint8Array | undefined): Promise<OpenResult>
   commit(batch: WriteBatch): Promise<BatchResult>
   close(): Promise<void>
 }
 
 class WorkerWriter implements WriterHandle {
   private readonly pool = new WorkerPool(workerPath(import.meta.url, 'log-writer-worker'), 1)
-  open(path: string): Promise<OpenResult> {
-    return this.pool.run<OpenResult>('open', { path })
+  open(path: string, sealKey: Uint8Array | undefined): Promise<OpenResult> {
+    return this.pool.run<OpenResult>('open', sealKey === undefined ? { path } : { path, sealKey })
   }
   commit(batch: WriteBatch): Promise<BatchResult> {
     return this.pool.run<BatchResult>('commit', batch, [batch.leafData.buffer as ArrayBuffer])
@@ -139,8 +147,8 @@ class WorkerWriter implements WriterHandle {
 
 class InlineWriter implements WriterHandle {
   private writer: LogWriter | undefined
-  async open(path: string): Promise<OpenResult> {
-    this.writer = new LogWriter(path)
+  async open(path: string, sealKey: Uint8Array | undefined): Promise<OpenResult> {
+    this.writer = new LogWriter(path, sealKey)
     return this.writer.state()
   }
   async commit(batch: WriteBatch): Promise<BatchResult> {
@@ -164,7 +172,7 @@ function checkIndex(name: string, v: number): void {
  * Shape checks for evidence rows (evidence.ts builds them; this guards direct callers), so a bad
  * row is a 400 for its caller and never a failed commit that would fail the whole store closed.
  */
-function checkEvidence(evidence: readonly EvidenceWrite[], leafCount: number): void {
+function checkEvidence(evidence: readonly EvidenceWrite[], leafCount: number, canSeal: boolean): void {
   if (!Array.isArray(evidence)) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'evidence: must be an array')
   const taken = new Set<string>()
   evidence.forEach((e, i) => {
@@ -181,10 +189,10 @@ function checkEvidence(evidence: readonly EvidenceWrite[], leafCount: number): v
         : e?.kind === 'disclosures' &&
           typeof e.xid === 'string' &&
           e.xid.length > 0 &&
-          e.nonce instanceof Uint8Array &&
-          e.nonce.length === 12 &&
-          e.ciphertext instanceof Uint8Array &&
-          Number.isSafeInteger(e.expiresAtMs)
+          Number.isSafeInteger(e.expiresAtMs) &&
+          ('ciphertext' in e
+            ? e.nonce instanceof Uint8Array && e.nonce.length === 12 && e.ciphertext instanceof Uint8Array
+            : canSeal && Array.isArray(e.disclosures) && e.disclosures.every((d: unknown) => typeof d === 'string'))
     if (!ok) throw new VnError('VN_ERR_EVIDENCE_INVALID', `evidence[${i}]: not a well-formed evidence row`)
   })
 }
@@ -195,6 +203,7 @@ export class SqliteLogStore implements LogStore {
   private readonly maxBatch: number
   private readonly maxLeafBytes: number
   private readonly commitTimeoutMs: number
+  private readonly sealKey: Uint8Array | undefined
   private reader!: Database.Database
   private stmts!: {
     leafHash: Database.Statement
@@ -221,6 +230,10 @@ export class SqliteLogStore implements LogStore {
     this.maxBatch = opts.maxBatch ?? 512
     this.maxLeafBytes = opts.maxLeafBytes ?? 1024 * 1024
     this.commitTimeoutMs = opts.commitTimeoutMs ?? 30_000
+    if (opts.sealKey !== undefined && !(opts.sealKey instanceof Uint8Array && opts.sealKey.length === 32)) {
+      throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: sealKey must be 32 bytes')
+    }
+    this.sealKey = opts.sealKey === undefined ? undefined : new Uint8Array(opts.sealKey)
     if (!(this.windowMs >= 0) || !Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) {
       throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: windowMs must be ≥ 0 and maxBatch ≥ 1')
     }
@@ -231,7 +244,7 @@ export class SqliteLogStore implements LogStore {
     const s = new SqliteLogStore(opts)
     let state: OpenResult
     try {
-      state = await s.writer.open(path)
+      state = await s.writer.open(path, s.sealKey)
     } catch (e) {
       await s.writer.close().catch(() => undefined)
       throw e instanceof VnError && e.code.startsWith('VN_ERR_LOG_') ? e : unavailable('cannot open log database', e)
@@ -253,6 +266,11 @@ export class SqliteLogStore implements LogStore {
   /** The read connection, shared with the evidence store (same file). */
   get database(): Database.Database {
     return this.reader
+  }
+
+  /** True when this store's writer seals disclosure rows with exactly `key`. */
+  sealsWith(key: Uint8Array): boolean {
+    return this.sealKey !== undefined && key.length === this.sealKey.length && timingSafeEqual(key, this.sealKey)
   }
 
   /** False once a commit failed (fail closed) or the store was closed. For readiness checks. */
@@ -292,7 +310,7 @@ export class SqliteLogStore implements LogStore {
       if (l.length > this.maxLeafBytes) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: larger than ${this.maxLeafBytes} bytes`)
     })
     if (leaves.length > this.maxBatch) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves: more than ${this.maxBatch} in one call`)
-    checkEvidence(evidence, leaves.length)
+    checkEvidence(evidence, leaves.length, this.sealKey !== undefined)
     if (leaves.length === 0) return []
     return (await this.submit({ leaves, evidence })).appended
   }
@@ -385,7 +403,8 @@ export class SqliteLogStore implements LogStore {
     for (const o of ops) {
       for (const e of o.evidence) {
         if (e.kind === 'jws') batch.jws.push({ leaf: first + e.leaf, digest: e.digest, jws: e.jws })
-        else batch.disclosures.push({ leaf: first + e.leaf, xid: e.xid, nonce: e.nonce, ciphertext: e.ciphertext, expiresAtMs: e.expiresAtMs })
+        else if ('ciphertext' in e) batch.disclosures.push({ leaf: first + e.leaf, xid: e.xid, nonce: e.nonce, ciphertext: e.ciphertext, expiresAtMs: e.expiresAtMs })
+        else batch.disclosures.push({ leaf: first + e.leaf, xid: e.xid, disclosures: e.disclosures, expiresAtMs: e.expiresAtMs })
       }
       first += o.leaves.length
       if (o.checkpoint !== undefined) batch.checkpoints.push(o.checkpoint)

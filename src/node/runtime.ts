@@ -105,7 +105,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   let store: SqliteLogStore
   try {
-    store = await SqliteLogStore.open(nodeDataFiles(dataDir).log)
+    // the writer thread seals disclosures with the evidence key (off the event loop)
+    store = await SqliteLogStore.open(nodeDataFiles(dataDir).log, { sealKey: evidenceKey })
   } catch (e) {
     await source?.close()
     throw e

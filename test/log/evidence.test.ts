@@ -157,3 +157,52 @@ t.test('sealing primitives: fresh nonce per row, wrong key and short rows reject
   tag[tag.length - 1] = (tag[tag.length - 1] as number) ^ 0x80
   t.throws(() => decryptDisclosures(KEY, 'x', a.nonce, tag), { code: 'VN_ERR_EVIDENCE_CORRUPT' }, 'flipped tag byte')
 })
+
+t.test('disclosures sealed on the writer thread: same sealed row at rest, same checks', async (t) => {
+  for (const writer of ['worker', 'inline'] as const) {
+    const dir = mkdtempSync(join(tmpdir(), 'vn-ev-seal-'))
+    const path = join(dir, 'log.db')
+    const log = await SqliteLogStore.open(path, { writer, sealKey: KEY })
+    const ev = new SqliteEvidenceStore(log, KEY)
+    const row = ev.disclosuresRecord(0, 'xid-w', DISCLOSURES, Date.now() + 60_000)
+    t.notOk('ciphertext' in row, `${writer}: the row goes to the writer in the clear (same process, never at rest)`)
+    await log.appendWithEvidence([LEAF('{"t":"request-in"}')], [row])
+    t.same((await ev.getDisclosures(0))?.disclosures, DISCLOSURES, `${writer}: readable with the evidence key`)
+    const db = new Database(path, { readonly: true })
+    const stored = db.prepare('SELECT nonce, ciphertext FROM evidence_disclosures WHERE leaf = 0').get() as { nonce: Buffer; ciphertext: Buffer }
+    db.close()
+    t.same(decryptDisclosures(KEY, 'xid-w', stored.nonce, stored.ciphertext), DISCLOSURES, `${writer}: AES-256-GCM with the xid as AAD, as evidence.ts seals`)
+    t.throws(() => decryptDisclosures(KEY, 'xid-other', stored.nonce, stored.ciphertext), { code: 'VN_ERR_EVIDENCE_CORRUPT' })
+    t.throws(() => ev.disclosuresRecord(0, 'has space', DISCLOSURES, 1), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'xid checked before queueing')
+    t.throws(() => ev.disclosuresRecord(0, 'x', [1 as unknown as string], 1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+    t.throws(() => ev.disclosuresRecord(0, 'x', DISCLOSURES, -1), { code: 'VN_ERR_EVIDENCE_INVALID' })
+    await log.close()
+    const files = readdirSync(dir).map((f) => readFileSync(join(dir, f)).toString('latin1')).join('')
+    t.notOk(files.includes(SECRET_ID) || files.includes(DISCLOSURES[0] as string), `${writer}: no disclosure in clear in the database files`)
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+t.test('disclosures in the clear need a store opened with the key', async (t) => {
+  const { log, ev, path } = await setup(t) // no sealKey
+  const sealed = ev.disclosuresRecord(0, 'xid-m', DISCLOSURES, Date.now() + 60_000)
+  t.ok('ciphertext' in sealed, 'without a writer key the evidence store seals on this thread')
+  await t.rejects(log.appendWithEvidence([LEAF('{}')], [{ kind: 'disclosures', leaf: 0, xid: 'xid-m', disclosures: DISCLOSURES, expiresAtMs: 1 }]), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  t.ok(log.writable, 'a refused row does not fail the store closed')
+  await log.appendWithEvidence([LEAF('{}')], [sealed])
+  t.same((await ev.getDisclosures(0))?.disclosures, DISCLOSURES)
+  const db = new Database(path, { readonly: true })
+  t.teardown(() => db.close())
+  t.equal(db.prepare('SELECT COUNT(*) FROM leaves').pluck().get(), 1, 'the refused append wrote nothing')
+  // An evidence store whose key is not the writer's seals on its own thread, with its own key.
+  const dir = mkdtempSync(join(tmpdir(), 'vn-ev-seal-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const other = await SqliteLogStore.open(join(dir, 'log.db'), { writer: 'inline', sealKey: new Uint8Array(randomBytes(32)) })
+  t.teardown(() => other.close())
+  const ev2 = new SqliteEvidenceStore(other, KEY)
+  const r = ev2.disclosuresRecord(0, 'xid-k', DISCLOSURES, Date.now() + 60_000)
+  t.ok('ciphertext' in r, 'a different writer key is never used for this store\'s rows')
+  await other.appendWithEvidence([LEAF('{}')], [r])
+  t.same((await ev2.getDisclosures(0))?.disclosures, DISCLOSURES)
+  await t.rejects(SqliteLogStore.open(join(dir, 'bad.db'), { sealKey: new Uint8Array(16) }), { code: 'VN_ERR_CONFIG_INVALID' })
+})
