@@ -287,7 +287,7 @@ const percentile = (xs: number[], p: number): number => {
  * request path) and stored, so a second run in the same epoch reuses it (BENCH_FED_DIR keeps the
  * federation; default a folder in the OS temp dir named after the size).
  */
-export async function measureLoopback(records: number, subjects: number, pool: WorkerPool, singles = 300, chunk = 1000): Promise<LoopbackMeasurement> {
+export async function measureLoopback(records: number, subjects: number, pool: WorkerPool, singles = 300, chunk = 1000, between?: () => Promise<void>): Promise<LoopbackMeasurement> {
   const dir = process.env.BENCH_FED_DIR ?? join(tmpdir(), `verinode-bench-oprf-${records}`)
   const fresh = async (): Promise<void> => {
     await rm(dir, { recursive: true, force: true })
@@ -353,6 +353,7 @@ export async function measureLoopback(records: number, subjects: number, pool: W
         if (r[0]?.match !== (i % 2 === 0 || subject(i).name === rows[i % rows.length]?.name)) throw new Error(`wrong answer for subject ${i} (${mode})`)
       }
     }
+    await between?.()
     // The batch: chunks of `chunk` subjects, a few requests in flight.
     const tb = performance.now()
     let next = 0
@@ -421,18 +422,29 @@ async function main(): Promise<void> {
       m = await measureBatchPipeline(key, b.tagSet, records, subjects, pool)
       console.log(`batch (in-process, VOPRF, ${workers} workers): ${m.subjects} subjects vs ${records} records in ${m.seconds.toFixed(1)} s = ${m.itemsPerSecond.toFixed(0)} items/s (${(m.itemsPerSecond / workers).toFixed(0)} per worker), hits ${m.hits} (expected ${Math.ceil(subjects / 2)})`)
     }
+    // psi.js is measured three times, spread over the run (before, between the single checks and
+    // the batch, after), and its median counts: this machine's speed drifts over a run.
+    const psiRuns: PsiMeasurement[] = []
+    const psiOnce = async (): Promise<void> => {
+      const r = await measurePsiJs(env('BENCH_PSI_CLIENT', 1000), env('BENCH_PSI_SERVER', 1000))
+      if (r !== null) psiRuns.push(r)
+    }
+    await psiOnce()
     let e2e: LoopbackMeasurement | null = null
     if (env('BENCH_E2E', 1) !== 0) {
-      e2e = await measureLoopback(records, subjects, pool, env('BENCH_SINGLES', 300))
+      e2e = await measureLoopback(records, subjects, pool, env('BENCH_SINGLES', 300), 1000, psiOnce)
       console.log(`loopback: provider node's own tag-set build for ${e2e.records} records: ${e2e.nodeBuildSeconds === null ? 'reused from its store' : `${e2e.nodeBuildSeconds.toFixed(1)} s`}`)
       console.log(`loopback single-subject private verification (local API → consumer node → provider node, ${e2e.single.n} sequential): p50 ${e2e.single.p50.toFixed(2)} ms, p99 ${e2e.single.p99.toFixed(2)} ms (plain mode, same run: p50 ${e2e.single.plainP50.toFixed(2)} ms, p99 ${e2e.single.plainP99.toFixed(2)} ms; target p50 < 10 ms; SecretFlow labeled PSI ~500 ms)`)
       console.log(`loopback batch: ${e2e.batch.subjects} subjects vs ${e2e.records} records in ${e2e.batch.requests} signed requests, ${e2e.batch.seconds.toFixed(1)} s = ${e2e.batch.itemsPerSecond.toFixed(0)} items/s end to end (matches ${e2e.batch.matches}, expected ${e2e.batch.expected})`)
     }
-    const p = await measurePsiJs(env('BENCH_PSI_CLIENT', 1000), env('BENCH_PSI_SERVER', 1000))
+    if (psiRuns.length > 0) await psiOnce()
+    if (psiRuns.length === 2) await psiOnce() // BENCH_E2E=0: three back to back
     let ratio = Number.NaN
+    const p = psiRuns.length === 0 ? null : ([...psiRuns].sort((a, b) => a.itemsPerSecond - b.itemsPerSecond)[psiRuns.length >> 1] as PsiMeasurement)
     if (p === null) console.log('psi.js: not installed (cd bench && npm install --ignore-scripts); ratio: NaN')
     else {
-      console.log(`psi.js (in-process, 1 thread): ${p.clientItems} client items vs ${p.serverItems} server items in ${p.seconds.toFixed(1)} s = ${p.itemsPerSecond.toFixed(0)} items/s, intersection ${p.intersection}`)
+      console.log(`psi.js runs (items/s): ${psiRuns.map((x) => x.itemsPerSecond.toFixed(0)).join(', ')}`)
+      console.log(`psi.js (in-process, 1 thread, median of ${psiRuns.length}): ${p.clientItems} client items vs ${p.serverItems} server items in ${p.seconds.toFixed(1)} s = ${p.itemsPerSecond.toFixed(0)} items/s, intersection ${p.intersection}`)
       const ours = e2e?.batch.itemsPerSecond ?? m?.itemsPerSecond ?? Number.NaN
       ratio = ours / p.itemsPerSecond
       if (m !== null) console.log(`in-process ratio (ours ÷ psi.js): ${(m.itemsPerSecond / p.itemsPerSecond).toFixed(2)}; per worker ${(m.itemsPerSecond / workers / p.itemsPerSecond).toFixed(2)}`)
