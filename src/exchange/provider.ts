@@ -19,6 +19,7 @@
  */
 import { VnError, type ErrorCode } from '../errors.js'
 import { verifyJwsJsonAsync, signJwsJsonAsync, type KeyResolver } from '../crypto/jws.js'
+import type { Ed25519Batcher } from '../crypto/ed25519-batch.js'
 import {
   ExchangeBodySchema,
   RequestPayloadSchema,
@@ -96,6 +97,8 @@ export interface ProviderDeps {
   log: NodeLog
   limits: { batchMax: number; skewMs: number; retentionDays: number }
   now?: () => number
+  /** batched Ed25519 on a worker thread (else node:crypto's callback form on libuv's pool) */
+  ed25519?: Ed25519Batcher
   /** called once per released response (metrics) */
   observe?: (o: { service: string; mode: Mode; decision: string; seconds: number }) => void
 }
@@ -136,7 +139,7 @@ export class Provider {
     // 1. body and signature
     const b = ExchangeBodySchema.safeParse(body)
     if (!b.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(b.error))
-    const verified = await verifyJwsJsonAsync(b.data.jws, this.d.resolver(now), REQUEST_TYP)
+    const verified = await verifyJwsJsonAsync(b.data.jws, this.d.resolver(now), REQUEST_TYP, this.d.ed25519)
     const p = RequestPayloadSchema.safeParse(verified.claims)
     if (!p.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(p.error))
     const req = p.data
@@ -204,7 +207,7 @@ export class Provider {
     let respJws: string
     try {
       // on libuv's thread pool: the event loop serves other requests meanwhile
-      respJws = await signJwsJsonAsync(payload, s.privateKey, s.kid, RESPONSE_TYP)
+      respJws = await signJwsJsonAsync(payload, s.privateKey, s.kid, RESPONSE_TYP, this.d.ed25519)
     } catch (e) {
       slot.abandon(e) // a loaded Ed25519 key does not fail to sign; if it does, stop (fail closed)
       throw e

@@ -6,6 +6,7 @@
  * set put in force), restores today's quota counts and the replay window from the log, and refuses to
  * start on any inconsistency (bad config, key files, manifest, read-write SQL).
  */
+import { acquireEd25519 } from '../crypto/ed25519-batch.js'
 import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { pino, type Logger } from 'pino'
@@ -152,6 +153,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const heOffered = cfg.services.some((s) => s.modes.includes('he'))
   const heAsConsumer = heConsumer({ now })
 
+  // Ed25519 for the provider's hot path, batched on one worker thread shared by the process
+  const ed25519 = acquireEd25519()
   const provider = new Provider({
     self,
     signer: () => signer,
@@ -164,6 +167,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     log,
     limits,
     now,
+    ed25519: ed25519.batcher,
     observe: (o) => {
       metrics.exchanges.inc({ role: 'provider', service: o.service, mode: o.mode, decision: o.decision })
       metrics.exchangeSeconds.observe({ role: 'provider', service: o.service, mode: o.mode }, o.seconds)
@@ -345,6 +349,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       await checkpoint().catch(() => undefined)
       await client.close()
       await store.close()
+      await ed25519.release()
       await rm(pidFile, { force: true })
       await source?.close()
     },

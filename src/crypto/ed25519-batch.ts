@@ -1,0 +1,169 @@
+/**
+ * Ed25519 off the event loop, in batches, on one dedicated worker thread.
+ *
+ * Why not node:crypto's callback form (libuv's pool)? Each callback-form call is its own libuv job,
+ * and on this kind of 2-vCPU machine every job handed to a sleeping pool thread wakes it from the
+ * event loop's own `uv_queue_work` call; measured with strace under bench:plain load, that futex
+ * wake returned after 0.1–0.9 ms (the woken thread takes the core, or the hypervisor's wake-up IPI
+ * is slow), two jobs per exchange. Here the operations requested while a batch is being worked on
+ * wait and go over together as one message, so under load the worker is woken once per batch, not
+ * twice per exchange, and replies land on an event loop that is awake anyway.
+ *
+ * Same results as `sign`/`verify` from node:crypto: the worker runs exactly those on the same key
+ * material (passed once per key, as DER). One worker serves the whole process (`acquireEd25519` /
+ * `release`), like libuv's pool. If the worker dies, pending operations reject and later ones fall
+ * back to the callback form.
+ */
+import { Worker } from 'node:worker_threads'
+import { sign, verify, type KeyObject } from 'node:crypto'
+import { VnError } from '../errors.js'
+import { workerPath } from '../util/worker-pool.js'
+
+/** One operation as sent to the worker: a signature to check (`sig` set) or to make. */
+export interface Ed25519Op {
+  key: number
+  data: Uint8Array
+  sig?: Uint8Array
+}
+
+/** true/false: verification result; bytes: a signature; null: the operation failed. */
+export type Ed25519Reply = boolean | Uint8Array | null
+
+interface Pending {
+  op: Ed25519Op
+  resolve: (r: Ed25519Reply) => void
+  reject: (e: unknown) => void
+}
+
+/** Exact-size copy: a Buffer may be a view into Node's 8 KiB pool, which a postMessage would copy whole. */
+const own = (b: Uint8Array): Uint8Array => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice())
+
+export class Ed25519Batcher {
+  private readonly worker: Worker
+  private queue: Pending[] = []
+  private inFlight: Pending[] | undefined
+  private keyIds = new WeakMap<KeyObject, number>()
+  private readonly byDer = new Map<string, number>()
+  private newKeys: { id: number; der: Uint8Array; private: boolean }[] = []
+  private nextKey = 1
+  private broken = false
+  /** batches sent and operations carried (tests and diagnostics) */
+  readonly stats = { batches: 0, ops: 0 }
+
+  constructor() {
+    this.worker = new Worker(workerPath(import.meta.url, 'ed25519-worker'))
+    this.worker.unref()
+    this.worker.on('message', (r: Ed25519Reply[]) => this.onReply(r))
+    this.worker.on('error', (e) => this.onCrash(e))
+    this.worker.on('exit', () => this.onCrash(new Error('ed25519 worker exited')))
+  }
+
+  /** Ed25519 verification of `sig` over `data` with a public key: resolves true or false. */
+  verify(data: Uint8Array, key: KeyObject, sig: Uint8Array): Promise<boolean> {
+    if (this.broken) {
+      return new Promise((resolve, reject) => verify(null, data, key, sig, (err, ok) => (err === null ? resolve(ok) : reject(err))))
+    }
+    return this.submit({ key: this.keyId(key), data: own(data), sig: own(sig) }).then((r) => {
+      if (typeof r !== 'boolean') throw new VnError('VN_ERR_INTERNAL', 'signature check failed to run')
+      return r
+    })
+  }
+
+  /** Ed25519 signature over `data` with a private key. */
+  sign(data: Uint8Array, key: KeyObject): Promise<Buffer> {
+    if (this.broken) {
+      return new Promise((resolve, reject) => sign(null, data, key, (err, sig) => (err === null ? resolve(sig) : reject(err))))
+    }
+    return this.submit({ key: this.keyId(key), data: own(data) }).then((r) => {
+      if (!(r instanceof Uint8Array)) throw new VnError('VN_ERR_INTERNAL', 'signing failed to run')
+      return Buffer.from(r.buffer, r.byteOffset, r.byteLength)
+    })
+  }
+
+  async close(): Promise<void> {
+    this.broken = true
+    this.fail(new VnError('VN_ERR_INTERNAL', 'ed25519 worker closed'))
+    await this.worker.terminate()
+  }
+
+  private keyId(key: KeyObject): number {
+    let id = this.keyIds.get(key)
+    if (id === undefined) {
+      if (key.asymmetricKeyType !== 'ed25519') throw new VnError('VN_ERR_INTERNAL', 'not an Ed25519 key')
+      const priv = key.type === 'private'
+      const der = priv ? key.export({ format: 'der', type: 'pkcs8' }) : key.export({ format: 'der', type: 'spki' })
+      // A reloaded manifest parses the same keys into new KeyObjects: the worker learns each key once.
+      const name = `${priv ? 'k' : 'p'}${der.toString('base64')}`
+      id = this.byDer.get(name)
+      if (id === undefined) {
+        id = this.nextKey++
+        this.byDer.set(name, id)
+        this.newKeys.push({ id, der: new Uint8Array(der), private: priv })
+      }
+      this.keyIds.set(key, id)
+    }
+    return id
+  }
+
+  private submit(op: Ed25519Op): Promise<Ed25519Reply> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ op, resolve, reject })
+      if (this.inFlight === undefined) this.send()
+    })
+  }
+
+  private send(): void {
+    const batch = this.queue
+    this.queue = []
+    this.inFlight = batch
+    this.stats.batches++
+    this.stats.ops += batch.length
+    const keys = this.newKeys
+    this.newKeys = []
+    this.worker.ref()
+    this.worker.postMessage({ keys, ops: batch.map((p) => p.op) })
+  }
+
+  private onReply(r: Ed25519Reply[]): void {
+    const batch = this.inFlight ?? []
+    this.inFlight = undefined
+    batch.forEach((p, i) => p.resolve(r[i] ?? null))
+    if (this.queue.length > 0) this.send()
+    else this.worker.unref()
+  }
+
+  private onCrash(cause: unknown): void {
+    if (this.broken) return
+    this.broken = true
+    this.fail(new VnError('VN_ERR_INTERNAL', 'ed25519 worker failed', { cause }))
+  }
+
+  private fail(e: VnError): void {
+    const all = [...(this.inFlight ?? []), ...this.queue]
+    this.inFlight = undefined
+    this.queue = []
+    for (const p of all) p.reject(e)
+  }
+}
+
+let shared: { batcher: Ed25519Batcher; users: number } | undefined
+
+/** The process-wide batcher (started on first use); call `release` when done with it. */
+export function acquireEd25519(): { batcher: Ed25519Batcher; release: () => Promise<void> } {
+  if (shared === undefined) shared = { batcher: new Ed25519Batcher(), users: 0 }
+  const s = shared
+  s.users++
+  let released = false
+  return {
+    batcher: s.batcher,
+    release: async () => {
+      if (released) return
+      released = true
+      s.users--
+      if (s.users === 0) {
+        if (shared === s) shared = undefined
+        await s.batcher.close()
+      }
+    },
+  }
+}

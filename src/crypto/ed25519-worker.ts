@@ -1,0 +1,33 @@
+/**
+ * Worker-thread entry for batched Ed25519 (see ed25519-batch.ts): one message carries many
+ * verifications and signatures, answered by one message. Keys arrive as DER (SPKI / PKCS#8) and
+ * are parsed once per distinct key.
+ */
+import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
+import { parentPort } from 'node:worker_threads'
+import type { Ed25519Op, Ed25519Reply } from './ed25519-batch.js'
+
+const port = parentPort
+if (port === null) throw new Error('ed25519-worker must run in a worker thread')
+
+const keys = new Map<number, KeyObject>()
+
+port.on('message', (m: { keys?: { id: number; der: Uint8Array; private: boolean }[]; ops: Ed25519Op[] }) => {
+  for (const k of m.keys ?? []) {
+    const der = Buffer.from(k.der.buffer, k.der.byteOffset, k.der.byteLength)
+    keys.set(k.id, k.private ? createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }) : createPublicKey({ key: der, format: 'der', type: 'spki' }))
+  }
+  const out: Ed25519Reply[] = []
+  for (const op of m.ops) {
+    try {
+      const key = keys.get(op.key)
+      if (key === undefined) throw new Error('unknown key')
+      const data = Buffer.from(op.data.buffer, op.data.byteOffset, op.data.byteLength)
+      if (op.sig === undefined) out.push(new Uint8Array(sign(null, data, key)))
+      else out.push(verify(null, data, key, Buffer.from(op.sig.buffer, op.sig.byteOffset, op.sig.byteLength)))
+    } catch {
+      out.push(null)
+    }
+  }
+  port.postMessage(out)
+})
