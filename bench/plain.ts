@@ -8,7 +8,7 @@
  * hello: fastify hello-world JSON POST with the same client and connections; verify/sign: Ed25519 in
  * process (node:crypto). The provider and the hello server each run in their own child process; the
  * load generator (autocannon) sends pre-signed requests (each a fresh xid, within the 60 s skew),
- * made before each run starts. Three rounds (VN_BENCH_RUNS), each measuring Ed25519, hello-world and
+ * made before each run starts. Five rounds (VN_BENCH_RUNS), each measuring Ed25519, hello-world and
  * the provider back to back; the last line is the median of the rounds' ratios, so a slow or fast
  * moment of the shared machine moves the limit and the exchange rate together.
  * Also reports batch throughput (subjects/s with 1,000 subjects per signed request).
@@ -37,7 +37,7 @@ import { REQUEST_TYP } from '../src/protocol/envelope.js'
 // the rate grows little and only latency does. Hello-world uses the same client and connections.
 const CONNECTIONS = Number(process.env.VN_BENCH_CONNECTIONS ?? 100)
 const REQUESTS = Number(process.env.VN_BENCH_REQUESTS ?? 20_000)
-const RUNS = Number(process.env.VN_BENCH_RUNS ?? 3)
+const RUNS = Number(process.env.VN_BENCH_RUNS ?? 5)
 const here = fileURLToPath(import.meta.url)
 
 interface Child { proc: ChildProcess; url: string }

@@ -15,6 +15,7 @@
  * back to the callback form.
  */
 import { Worker } from 'node:worker_threads'
+import { availableParallelism } from 'node:os'
 import { sign, verify, type KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
 import { workerPath } from '../util/worker-pool.js'
@@ -38,24 +39,38 @@ interface Pending {
 /** Exact-size copy: a Buffer may be a view into Node's 8 KiB pool, which a postMessage would copy whole. */
 const own = (b: Uint8Array): Uint8Array => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice())
 
+interface Lane {
+  readonly worker: Worker
+  inFlight: Pending[] | undefined
+  /** keys [0, known) of `keys` have been sent to this worker */
+  known: number
+}
+
 export class Ed25519Batcher {
-  private readonly worker: Worker
+  private readonly lanes: Lane[] = []
   private queue: Pending[] = []
-  private inFlight: Pending[] | undefined
   private keyIds = new WeakMap<KeyObject, number>()
   private readonly byDer = new Map<string, number>()
-  private newKeys: { id: number; der: Uint8Array; private: boolean }[] = []
-  private nextKey = 1
+  /** every distinct key so far; a key's id is its index */
+  private readonly keys: { id: number; der: Uint8Array; private: boolean }[] = []
   private broken = false
   /** batches sent and operations carried (tests and diagnostics) */
   readonly stats = { batches: 0, ops: 0 }
 
-  constructor() {
-    this.worker = new Worker(workerPath(import.meta.url, 'ed25519-worker'))
-    this.worker.unref()
-    this.worker.on('message', (r: Ed25519Reply[]) => this.onReply(r))
-    this.worker.on('error', (e) => this.onCrash(e))
-    this.worker.on('exit', () => this.onCrash(new Error('ed25519 worker exited')))
+  /**
+   * `workers`: batches worked on at the same time, one per worker thread. Default: one per core
+   * beyond the event loop, but at least 2 (with one, a batch waits for the one in flight and the
+   * worker was the stage that saturated first under bench:plain) and at most 4.
+   */
+  constructor(workers = Math.min(4, Math.max(2, availableParallelism() - 1))) {
+    for (let i = 0; i < Math.max(1, workers); i++) {
+      const lane: Lane = { worker: new Worker(workerPath(import.meta.url, 'ed25519-worker')), inFlight: undefined, known: 0 }
+      lane.worker.unref()
+      lane.worker.on('message', (r: Ed25519Reply[]) => this.onReply(lane, r))
+      lane.worker.on('error', (e) => this.onCrash(e))
+      lane.worker.on('exit', () => this.onCrash(new Error('ed25519 worker exited')))
+      this.lanes.push(lane)
+    }
   }
 
   /** Ed25519 verification of `sig` over `data` with a public key: resolves true or false. */
@@ -83,7 +98,7 @@ export class Ed25519Batcher {
   async close(): Promise<void> {
     this.broken = true
     this.fail(new VnError('VN_ERR_INTERNAL', 'ed25519 worker closed'))
-    await this.worker.terminate()
+    await Promise.all(this.lanes.map((l) => l.worker.terminate()))
   }
 
   private keyId(key: KeyObject): number {
@@ -92,13 +107,13 @@ export class Ed25519Batcher {
       if (key.asymmetricKeyType !== 'ed25519') throw new VnError('VN_ERR_INTERNAL', 'not an Ed25519 key')
       const priv = key.type === 'private'
       const der = priv ? key.export({ format: 'der', type: 'pkcs8' }) : key.export({ format: 'der', type: 'spki' })
-      // A reloaded manifest parses the same keys into new KeyObjects: the worker learns each key once.
+      // A reloaded manifest parses the same keys into new KeyObjects: the workers learn each key once.
       const name = `${priv ? 'k' : 'p'}${der.toString('base64')}`
       id = this.byDer.get(name)
       if (id === undefined) {
-        id = this.nextKey++
+        id = this.keys.length
         this.byDer.set(name, id)
-        this.newKeys.push({ id, der: new Uint8Array(der), private: priv })
+        this.keys.push({ id, der: new Uint8Array(der), private: priv })
       }
       this.keyIds.set(key, id)
     }
@@ -108,39 +123,44 @@ export class Ed25519Batcher {
   private submit(op: Ed25519Op): Promise<Ed25519Reply> {
     return new Promise((resolve, reject) => {
       this.queue.push({ op, resolve, reject })
-      if (this.inFlight === undefined) this.send()
+      this.pump()
     })
   }
 
-  private send(): void {
+  /** Hands everything queued to an idle worker, if there is one. */
+  private pump(): void {
+    if (this.queue.length === 0) return
+    const lane = this.lanes.find((l) => l.inFlight === undefined)
+    if (lane === undefined) return // the queue goes with the next batch that returns
     const batch = this.queue
     this.queue = []
-    this.inFlight = batch
+    lane.inFlight = batch
     this.stats.batches++
     this.stats.ops += batch.length
-    const keys = this.newKeys
-    this.newKeys = []
-    this.worker.ref()
-    this.worker.postMessage({ keys, ops: batch.map((p) => p.op) })
+    const keys = this.keys.slice(lane.known)
+    lane.known = this.keys.length
+    lane.worker.ref()
+    lane.worker.postMessage({ keys, ops: batch.map((p) => p.op) })
   }
 
-  private onReply(r: Ed25519Reply[]): void {
-    const batch = this.inFlight ?? []
-    this.inFlight = undefined
+  private onReply(lane: Lane, r: Ed25519Reply[]): void {
+    const batch = lane.inFlight ?? []
+    lane.inFlight = undefined
+    lane.worker.unref()
     batch.forEach((p, i) => p.resolve(r[i] ?? null))
-    if (this.queue.length > 0) this.send()
-    else this.worker.unref()
+    this.pump()
   }
 
   private onCrash(cause: unknown): void {
     if (this.broken) return
     this.broken = true
     this.fail(new VnError('VN_ERR_INTERNAL', 'ed25519 worker failed', { cause }))
+    for (const l of this.lanes) void l.worker.terminate()
   }
 
   private fail(e: VnError): void {
-    const all = [...(this.inFlight ?? []), ...this.queue]
-    this.inFlight = undefined
+    const all = [...this.lanes.flatMap((l) => l.inFlight ?? []), ...this.queue]
+    for (const l of this.lanes) l.inFlight = undefined
     this.queue = []
     for (const p of all) p.reject(e)
   }
