@@ -36,6 +36,26 @@ for (const lanes of [1, 3]) t.test(`batched sign and verify give exactly node:cr
   t.ok(ed.stats.batches < ed.stats.ops / 5, `operations went over in batches (${ed.stats.ops} in ${ed.stats.batches})`)
 })
 
+t.test('after a pause one operation runs inline; a burst goes to the workers', async (t) => {
+  const ed = new Ed25519Batcher()
+  t.teardown(() => ed.close())
+  const sigs = Array.from({ length: 50 }, (_, i) => sign(null, msg(i), a.privateKey))
+  await new Promise((r) => setTimeout(r, 10))
+  t.ok((await ed.sign(msg(1), a.privateKey)).equals(sigs[1] as Buffer))
+  t.same({ inline: ed.stats.inline, batches: ed.stats.batches }, { inline: 1, batches: 0 }, 'a lone request after a pause is signed inline')
+  await new Promise((r) => setTimeout(r, 10))
+  const burst = await Promise.all(sigs.map((sig, i) => ed.verify(msg(i), a.publicKey, sig)))
+  t.ok(burst.every((x) => x === true))
+  t.equal(ed.stats.inline, 2, 'of a burst after a pause, only the first runs inline')
+  t.equal(ed.stats.ops, 49, 'the rest went to the workers')
+  await new Promise((r) => setTimeout(r, 10))
+  t.equal(await ed.verify(msg(2), b.publicKey, sigs[2] as Buffer), false, 'inline checks give the same answers')
+  t.equal(ed.stats.inline, 3)
+  await new Promise((r) => setTimeout(r, 10))
+  await t.rejects(ed.sign(msg(3), a.publicKey), { code: 'VN_ERR_INTERNAL' }, 'inline: a public key cannot sign either')
+  t.equal(ed.stats.inline, 4)
+})
+
 t.test('the same key in another KeyObject is sent to the worker once', async (t) => {
   const ed = new Ed25519Batcher()
   t.teardown(() => ed.close())
@@ -62,6 +82,7 @@ t.test('a dead worker: pending operations reject, later ones fall back to libuv'
   const ed = new Ed25519Batcher()
   t.teardown(() => ed.close())
   t.equal(await ed.verify(msg(3), a.publicKey, sign(null, msg(3), a.privateKey)), true)
+  ;(ed as unknown as { lastAsked: number }).lastAsked = Number.POSITIVE_INFINITY // never "quiet": this one goes to a worker
   const pending = ed.verify(msg(4), a.publicKey, sign(null, msg(4), a.privateKey))
   await (ed as unknown as { lanes: { worker: { terminate(): Promise<number> } }[] }).lanes[0]?.worker.terminate()
   await t.rejects(pending, { code: 'VN_ERR_INTERNAL' })
