@@ -56,6 +56,11 @@ export class WorkerPool {
     }
   }
 
+  /** True while any task is queued or running. */
+  get busy(): boolean {
+    return this.queue.length > 0 || this.running.size > 0
+  }
+
   run<T>(op: string, args: unknown, transfer: readonly TransferListItem[] = []): Promise<T> {
     if (this.closed) return Promise.reject(new VnError('VN_ERR_INTERNAL', 'worker pool closed'))
     return new Promise<T>((resolve, reject) => {

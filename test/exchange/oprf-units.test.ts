@@ -11,7 +11,8 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { readdir, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import { blind, blindEvaluateBatch, evaluate, generateKeyPair } from '../../src/crypto/oprf.js'
+import { blind, blindEvaluateBatch, evaluate, finalizeBatch, generateKeyPair } from '../../src/crypto/oprf.js'
+import { createOprfPool } from '../../src/oprf/oprf-pool.js'
 import { VnError } from '../../src/errors.js'
 import { finishOprf, oprfProvider } from '../../src/exchange/modes/oprf.js'
 import { buildTagSet, deriveEpochKey, signTagSet, TagSet } from '../../src/oprf/tagset.js'
@@ -393,4 +394,37 @@ t.test('verinode tagset build: builds into the node store, idempotent, resumable
   t.match(JSON.parse(lines[0] as string), { ok: true, tagsets: [{ service: 'credit.dishonest', built: false }] })
   t.equal(await tagsetCommand.run(['rebuild', '--config', config], io), 2, 'usage error')
 
+})
+
+t.test('provider evaluation: a lone small request in-thread, concurrent or larger ones on the pool, same answers', async (t) => {
+  const key = generateKeyPair()
+  const real = createOprfPool(1)
+  t.teardown(() => real.close())
+  let runs = 0
+  const counting = new Proxy(real, { get: (o, p) => (p === 'run' ? (...a: Parameters<typeof real.run>) => (runs++, o.run(...a)) : Reflect.get(o, p)) })
+  const mode = oprfProvider({ keys: { currentEpoch: () => 1, key: () => key }, pool: () => counting })
+  const inputs = Array.from({ length: 12 }, (_, i) => rowInput(LIST, { id: uscc(i) }) as Uint8Array)
+  const b = blind(inputs)
+  const els = b.blindedElements.map((e) => Buffer.from(e).toString('base64url'))
+  const svc = LIST as unknown as ServiceConfig
+  const ctx = { source: undefined, limits: { batchMax: 100 }, now: Date.now() }
+  const ask = async (from: number, n: number): Promise<{ evaluated: string[]; proof: string }> => {
+    const req: RequestPayload = { v: 1, xid: 'x'.repeat(16), iat: ctx.now, iss: 'fj-amr', aud: 'p', svc: LIST.id, purpose: 'p', basis: 'b', mode: 'oprf', q: { epoch: 1, blinded: els.slice(from, from + n) } }
+    const p = await mode.prepare(svc, req, [], ctx)
+    return ((await p.answer()) as { r: { evaluated: string[]; proof: string } }).r
+  }
+  const check = (r: { evaluated: string[]; proof: string }, from: number, n: number): boolean => {
+    // the consumer's verification: the proof holds for exactly these elements under the key
+    const out = finalizeBatch(inputs.slice(from, from + n), b.blinds.slice(from, from + n), r.evaluated.map((e) => new Uint8Array(Buffer.from(e, 'base64url'))), b.blindedElements.slice(from, from + n), key.publicKey, new Uint8Array(Buffer.from(r.proof, 'base64url')), { maxBatch: n })
+    return out.every((o, i) => Buffer.from(o).equals(Buffer.from(evaluate(key.secretKey, inputs[from + i] as Uint8Array))))
+  }
+  await new Promise((r) => setTimeout(r, 10))
+  t.ok(check(await ask(0, 1), 0, 1), 'lone single element: correct')
+  t.equal(runs, 0, 'evaluated in-thread')
+  const [x, y] = await Promise.all([ask(1, 1), ask(2, 1)])
+  t.ok(check(x, 1, 1) && check(y, 2, 1), 'two at once: correct')
+  t.equal(runs, 1, 'the second of two at once went to the pool')
+  await new Promise((r) => setTimeout(r, 10))
+  t.ok(check(await ask(0, 12), 0, 12), 'a larger batch: correct')
+  t.equal(runs, 2, 'a batch over 8 elements goes to the pool even after a pause')
 })
