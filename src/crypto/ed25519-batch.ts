@@ -1,18 +1,19 @@
 /**
- * Ed25519 off the event loop, in batches, on one dedicated worker thread.
+ * Ed25519 off the event loop, in batches, on a few dedicated worker threads.
  *
  * Why not node:crypto's callback form (libuv's pool)? Each callback-form call is its own libuv job,
  * and on this kind of 2-vCPU machine every job handed to a sleeping pool thread wakes it from the
  * event loop's own `uv_queue_work` call; measured with strace under bench:plain load, that futex
  * wake returned after 0.1–0.9 ms (the woken thread takes the core, or the hypervisor's wake-up IPI
- * is slow), two jobs per exchange. Here the operations requested while a batch is being worked on
- * wait and go over together as one message, so under load the worker is woken once per batch, not
- * twice per exchange, and replies land on an event loop that is awake anyway.
+ * is slow), two jobs per exchange. Here the operations asked for while every worker is busy wait
+ * and go over together as one message to the next worker free, so under load a worker is woken
+ * once per batch, not twice per exchange, and replies land on an event loop that is awake anyway.
+ * A lone operation after a quiet spell runs on the caller's thread instead (see `quiet`).
  *
- * Same results as `sign`/`verify` from node:crypto: the worker runs exactly those on the same key
- * material (passed once per key, as DER). One worker serves the whole process (`acquireEd25519` /
- * `release`), like libuv's pool. If the worker dies, pending operations reject and later ones fall
- * back to the callback form.
+ * Same results as `sign`/`verify` from node:crypto: the workers run exactly those on the same key
+ * material (passed once per key and worker, as DER). One set of workers serves the whole process
+ * (`acquireEd25519` / `release`), like libuv's pool. If a worker dies, pending operations reject
+ * and later ones fall back to the callback form.
  */
 import { Worker } from 'node:worker_threads'
 import { availableParallelism } from 'node:os'
@@ -92,41 +93,45 @@ export class Ed25519Batcher {
 
   /** Ed25519 verification of `sig` over `data` with a public key: resolves true or false. */
   verify(data: Uint8Array, key: KeyObject, sig: Uint8Array): Promise<boolean> {
-    if (this.broken) {
-      return new Promise((resolve, reject) => verify(null, data, key, sig, (err, ok) => (err === null ? resolve(ok) : reject(err))))
-    }
-    const id = this.keyId(key)
-    if (this.quiet()) {
-      this.stats.inline++
-      try {
-        return Promise.resolve(verify(null, data, key, sig))
-      } catch (e) {
-        return Promise.reject(new VnError('VN_ERR_INTERNAL', 'signature check failed to run', { cause: e }))
-      }
-    }
-    return this.submit({ key: id, data: own(data), sig: own(sig) }).then((r) => {
-      if (typeof r !== 'boolean') throw new VnError('VN_ERR_INTERNAL', 'signature check failed to run')
-      return r
+    return this.run(key, 'signature check', {
+      inline: () => verify(null, data, key, sig),
+      callback: (cb) => verify(null, data, key, sig, cb),
+      op: (id) => ({ key: id, data: own(data), sig: own(sig) }),
+      take: (r) => (typeof r === 'boolean' ? r : undefined),
     })
   }
 
   /** Ed25519 signature over `data` with a private key. */
   sign(data: Uint8Array, key: KeyObject): Promise<Buffer> {
-    if (this.broken) {
-      return new Promise((resolve, reject) => sign(null, data, key, (err, sig) => (err === null ? resolve(sig) : reject(err))))
-    }
+    return this.run<Buffer>(key, 'signing', {
+      inline: () => sign(null, data, key),
+      callback: (cb) => sign(null, data, key, cb),
+      op: (id) => ({ key: id, data: own(data) }),
+      take: (r) => (r instanceof Uint8Array ? Buffer.from(r.buffer, r.byteOffset, r.byteLength) : undefined),
+    })
+  }
+
+  /** One operation: the callback form once broken, inline when quiet, else the next batch. */
+  private run<T>(key: KeyObject, what: string, how: {
+    inline: () => T
+    callback: (cb: (err: Error | null, r: T) => void) => void
+    op: (keyId: number) => Ed25519Op
+    take: (r: Ed25519Reply) => T | undefined
+  }): Promise<T> {
+    if (this.broken) return new Promise((resolve, reject) => how.callback((err, r) => (err === null ? resolve(r) : reject(err))))
     const id = this.keyId(key)
     if (this.quiet()) {
       this.stats.inline++
       try {
-        return Promise.resolve(sign(null, data, key))
+        return Promise.resolve(how.inline())
       } catch (e) {
-        return Promise.reject(new VnError('VN_ERR_INTERNAL', 'signing failed to run', { cause: e }))
+        return Promise.reject(new VnError('VN_ERR_INTERNAL', `${what} failed to run`, { cause: e }))
       }
     }
-    return this.submit({ key: id, data: own(data) }).then((r) => {
-      if (!(r instanceof Uint8Array)) throw new VnError('VN_ERR_INTERNAL', 'signing failed to run')
-      return Buffer.from(r.buffer, r.byteOffset, r.byteLength)
+    return this.submit(how.op(id)).then((r) => {
+      const v = how.take(r)
+      if (v === undefined) throw new VnError('VN_ERR_INTERNAL', `${what} failed to run`)
+      return v
     })
   }
 
