@@ -126,6 +126,8 @@ export class Ed25519Batcher {
         return Promise.resolve(how.inline())
       } catch (e) {
         return Promise.reject(new VnError('VN_ERR_INTERNAL', `${what} failed to run`, { cause: e }))
+      } finally {
+        this.lastAsked = performance.now() // what waited behind this one did not come after a pause
       }
     }
     return this.submit(how.op(id)).then((r) => {

@@ -46,14 +46,17 @@ t.test('after a pause one operation runs inline; a burst goes to the workers', a
   await new Promise((r) => setTimeout(r, 10))
   const burst = await Promise.all(sigs.map((sig, i) => ed.verify(msg(i), a.publicKey, sig)))
   t.ok(burst.every((x) => x === true))
-  t.equal(ed.stats.inline, 2, 'of a burst after a pause, only the first runs inline')
-  t.equal(ed.stats.ops, 49, 'the rest went to the workers')
+  // Only the first of a burst after a pause runs inline (a second one too if this thread was
+  // descheduled for 2 ms between them: a loaded CI machine); once a batch is out, none can.
+  const inlineAfterBurst = ed.stats.inline
+  t.ok(inlineAfterBurst === 2 || inlineAfterBurst === 3, `the burst's first runs inline (${inlineAfterBurst - 1})`)
+  t.equal(ed.stats.ops, 51 - inlineAfterBurst, 'the rest went to the workers')
   await new Promise((r) => setTimeout(r, 10))
   t.equal(await ed.verify(msg(2), b.publicKey, sigs[2] as Buffer), false, 'inline checks give the same answers')
-  t.equal(ed.stats.inline, 3)
+  t.equal(ed.stats.inline, inlineAfterBurst + 1)
   await new Promise((r) => setTimeout(r, 10))
   await t.rejects(ed.sign(msg(3), a.publicKey), { code: 'VN_ERR_INTERNAL' }, 'inline: a public key cannot sign either')
-  t.equal(ed.stats.inline, 4)
+  t.equal(ed.stats.inline, inlineAfterBurst + 2)
 })
 
 t.test('the same key in another KeyObject is sent to the worker once', async (t) => {

@@ -127,9 +127,11 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
         async answer() {
           const key = d.keys.key(svc.id, epoch)
           const pool = d.pool()
-          const ev = inThread(elements.length, pool)
-            ? blindEvaluateBatch(key.secretKey, key.publicKey, elements, { maxBatch: max })
-            : await poolBlindEvaluateBatch(pool, key.secretKey, key.publicKey, elements, max)
+          let ev
+          if (inThread(elements.length, pool)) {
+            ev = blindEvaluateBatch(key.secretKey, key.publicKey, elements, { maxBatch: max })
+            lastEval = performance.now() // a request that waited behind this one did not come after a pause
+          } else ev = await poolBlindEvaluateBatch(pool, key.secretKey, key.publicKey, elements, max)
           return { r: { epoch, evaluated: ev.evaluatedElements.map(b64u), proof: b64u(ev.proof) } }
         },
       }
