@@ -534,6 +534,83 @@ export function finalizeBatch(
   }
 }
 
+/**
+ * VOPRF Finalize of ONE element with its proof check split in two, so the parts can run on two
+ * threads at once (the consumer's single private check). For n = 1 VerifyProof's
+ * t3 = s·M + c·Z, with M = d·C and Z = d·D, equals (s·d)·C + (c·d)·D, so no multiplication waits
+ * for another:
+ *
+ *   const plan = planSingleProof(B, C, D, proof)     // checks, composite weight d (hashing only)
+ *   const mz = composites(plan)                       // M, Z: two multiplications (e.g. on a worker)
+ *   const fin = finishSingleProof(plan, input, blind) // t2, t3, unblind: four (meanwhile, here)
+ *   fin.check(mz.M, mz.Z)                             // the challenge; only then the output
+ *
+ * Same accept/reject decisions and outputs as `finalizeBatch` for one element (tests compare them,
+ * tampered proofs included). Every point multiplied here is public.
+ */
+export interface SingleProofPlan {
+  publicKey: Uint8Array
+  blinded: Uint8Array
+  evaluated: Uint8Array
+  c: Uint8Array
+  s: Uint8Array
+  d: Uint8Array
+}
+
+export function planSingleProof(publicKey: Uint8Array, blindedElement: Uint8Array, evaluatedElement: Uint8Array, proof: unknown): SingleProofPlan {
+  try {
+    const B = deserializeElement(publicKey, 'publicKey')
+    const C = deserializeElement(blindedElement, 'blindedElements[0]')
+    const D = deserializeElement(evaluatedElement, 'evaluatedElements[0]')
+    if (!(proof instanceof Uint8Array) || proof.length !== PROOF_BYTES) {
+      throw new VnError('VN_ERR_OPRF_PROOF', `proof: expected ${PROOF_BYTES} bytes`)
+    }
+    const c = proof.slice(0, 32)
+    const s = proof.slice(32, 64)
+    if (!isCanonicalScalar(c) || !isCanonicalScalar(s)) throw new VnError('VN_ERR_OPRF_PROOF', 'proof: scalar not canonical')
+    return { publicKey: B, blinded: C, evaluated: D, c, s, d: compositeWeights(B, [C], [D])[0] as Uint8Array }
+  } finally {
+    wipeScratch()
+  }
+}
+
+/** The composites M = d·C and Z = d·D of a planned single-element check (null: the identity). */
+export function composites(plan: Pick<SingleProofPlan, 'blinded' | 'evaluated' | 'd'>): { M: Uint8Array | null; Z: Uint8Array | null } {
+  try {
+    const C = elementShape(plan.blinded, 'blinded')
+    const D = elementShape(plan.evaluated, 'evaluated')
+    return { M: mul(plan.d, C), Z: mul(plan.d, D) }
+  } finally {
+    wipeScratch()
+  }
+}
+
+/**
+ * The rest of the split check, computed while the composites are made elsewhere:
+ * t2 = s·G + c·B, t3 = (s·d)·C + (c·d)·D and the unblinded output. `check(M, Z)` then recomputes
+ * the challenge over (B, M, Z, t2, t3): it returns Finalize(input, blind⁻¹·D) only when the
+ * challenge is c, else throws VN_ERR_OPRF_PROOF; the output is not reachable any other way.
+ */
+export function finishSingleProof(plan: SingleProofPlan, input: Uint8Array, blind: Uint8Array): { check(M: Uint8Array | null, Z: Uint8Array | null): Uint8Array } {
+  let t2: Uint8Array | null
+  let t3: Uint8Array | null
+  let output: Uint8Array
+  try {
+    t2 = add(mulBase(plan.s), mul(plan.c, plan.publicKey))
+    t3 = add(mul(scalarMul(plan.s, plan.d), plan.blinded), mul(scalarMul(plan.c, plan.d), plan.evaluated))
+    output = unblindAll([input], [blind], [plan.evaluated])[0] as Uint8Array
+  } finally {
+    wipeScratch()
+  }
+  return {
+    check(M, Z) {
+      const expected = challenge(plan.publicKey, M, Z, t2, t3)
+      if (!timingSafeEqual(expected, plan.c)) throw new VnError('VN_ERR_OPRF_PROOF', 'proof: challenge does not match')
+      return output
+    },
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server (RFC 9497 §3.3.1 BlindEvaluate, §3.3.2 VOPRF BlindEvaluate with proof, §3.3.1 Evaluate)
 

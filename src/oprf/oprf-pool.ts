@@ -74,3 +74,8 @@ export function poolFinalizeBatch(
 ): Promise<Uint8Array[]> {
   return pool.run<Uint8Array[]>('finalizeBatch', args)
 }
+
+/** The composites of a split single-element proof check (see `planSingleProof`), on a worker. */
+export function poolComposites(pool: WorkerPool, plan: { blinded: Uint8Array; evaluated: Uint8Array; d: Uint8Array }): Promise<{ M: Uint8Array | null; Z: Uint8Array | null }> {
+  return pool.run('composites', { blinded: plan.blinded, evaluated: plan.evaluated, d: plan.d })
+}

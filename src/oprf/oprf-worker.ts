@@ -11,6 +11,7 @@ import {
   blind,
   blindEvaluate,
   blindEvaluateBatch,
+  composites,
   evaluateMany,
   finalizeBatch,
   type OprfMode,
@@ -39,6 +40,8 @@ serveWorker({
     if (a.maxBatch !== undefined) opts.maxBatch = a.maxBatch
     return blind(a.inputs, opts)
   },
+  /** Consumer side, single element: the composites M = d·C, Z = d·D of a split proof check. */
+  composites: (a: { blinded: Uint8Array; evaluated: Uint8Array; d: Uint8Array }) => composites(a),
   /** Consumer side: verify the batch proof, then Finalize. */
   finalizeBatch: (a: {
     inputs: Uint8Array[]

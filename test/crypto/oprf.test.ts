@@ -259,3 +259,67 @@ t.test('key and seed errors', async (t) => {
     t.notMatch((e as Error).message, /ffff/)
   }
 })
+
+t.test('the split single-element check decides and outputs exactly as finalizeBatch', async (t) => {
+  const { planSingleProof, composites, finishSingleProof } = await import('../../src/crypto/oprf.js')
+  const split = (input: Uint8Array, bl: Uint8Array, C: Uint8Array, D: Uint8Array, pk: Uint8Array, proof: Uint8Array): string => {
+    try {
+      const plan = planSingleProof(pk, C, D, proof)
+      const { M, Z } = composites(plan)
+      return toHex(finishSingleProof(plan, input, bl).check(M, Z))
+    } catch (e) {
+      return (e as VnError).code
+    }
+  }
+  const whole = (input: Uint8Array, bl: Uint8Array, C: Uint8Array, D: Uint8Array, pk: Uint8Array, proof: Uint8Array): string => {
+    try {
+      return toHex(finalizeBatch([input], [bl], [D], [C], pk, proof)[0] as Uint8Array)
+    } catch (e) {
+      return (e as VnError).code
+    }
+  }
+  // The RFC vector with one element.
+  const v = all.voprf.vectors.find((x) => x.input.length === 1)!
+  const C0 = hex(v.blindedElement[0]!)
+  const D0 = hex(v.evaluationElement[0]!)
+  t.equal(split(hex(v.input[0]!), hex(v.blind[0]!), C0, D0, hex(all.voprf.pkSm), hex(v.proof as string)), v.output[0], 'RFC 9497 A.1.2 vector')
+  // Random keys and inputs, then every kind of tampering: the same decision and code each time.
+  const other = generateKeyPair()
+  let compared = 0
+  const differ: string[] = []
+  for (let i = 0; i < 12; i++) {
+    const key = generateKeyPair()
+    const input = new TextEncoder().encode(`subject ${i}`)
+    const b = blind([input])
+    const C = b.blindedElements[0] as Uint8Array
+    const bl = b.blinds[0] as Uint8Array
+    const r = blindEvaluateBatch(key.secretKey, key.publicKey, [C])
+    const D = r.evaluatedElements[0] as Uint8Array
+    const flip = (p: Uint8Array, at: number): Uint8Array => {
+      const q = p.slice()
+      q[at] = (q[at] as number) ^ 1
+      return q
+    }
+    const forged = blindEvaluateBatch(other.secretKey, other.publicKey, [C])
+    const cases: [string, Uint8Array, Uint8Array, Uint8Array, Uint8Array][] = [
+      ['valid', C, D, key.publicKey, r.proof],
+      ['c flipped', C, D, key.publicKey, flip(r.proof, i % 32)],
+      ['s flipped', C, D, key.publicKey, flip(r.proof, 32 + (i % 32))],
+      ['evaluated under another key', C, forged.evaluatedElements[0] as Uint8Array, key.publicKey, r.proof],
+      ['another key\'s valid proof', C, forged.evaluatedElements[0] as Uint8Array, key.publicKey, forged.proof],
+      ['wrong public key', C, D, other.publicKey, r.proof],
+      ['short proof', C, D, key.publicKey, r.proof.subarray(0, 63)],
+      ['c = L', C, D, key.publicKey, Uint8Array.from([...hex('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010'), ...r.proof.subarray(32)])],
+      ['identity element', C, new Uint8Array(32), key.publicKey, r.proof],
+    ]
+    for (const [name, c, d, pk, proof] of cases) {
+      const a = split(input, bl, c, d, pk, proof)
+      const w = whole(input, bl, c, d, pk, proof)
+      compared++
+      if (a !== w) differ.push(`${name}: split ${a}, whole ${w}`)
+      if (name === 'valid' && a !== toHex(evaluate(key.secretKey, input))) differ.push('valid: not Evaluate\'s output')
+      if (name !== 'valid' && !a.startsWith('VN_ERR_')) differ.push(`${name}: accepted`)
+    }
+  }
+  t.same(differ, [], `${compared} cases agree`)
+})

@@ -428,3 +428,31 @@ t.test('provider evaluation: a lone small request in-thread, concurrent or large
   t.ok(check(await ask(0, 12), 0, 12), 'a larger batch: correct')
   t.equal(runs, 2, 'a batch over 8 elements goes to the pool even after a pause')
 })
+
+t.test('finish, single subject: the split proof check on an idle pool accepts and refuses as the whole one', async (t) => {
+  const records = Array.from({ length: 20 }, (_, i) => ({ id: uscc(i) }))
+  const { bytes, key } = await tagSetOf(LIST, records)
+  const ts = TagSet.parse(bytes)
+  const real = createOprfPool(1)
+  t.teardown(() => real.close())
+  const ops: string[] = []
+  const counting = new Proxy(real, { get: (o, p) => (p === 'run' ? (op: string, ...a: unknown[]) => (ops.push(op), (o.run as (...x: unknown[]) => unknown)(op, ...a)) : Reflect.get(o, p)) })
+  const b64u = (x: Uint8Array): string => Buffer.from(x).toString('base64url')
+  for (const [subject, listed] of [[{ id: uscc(3) }, true], [{ id: uscc(999) }, false]] as const) {
+    const inputs = subjectInputs(LIST, subject, 'subjects[0]')
+    const b = blind(inputs)
+    const ev = blindEvaluateBatch(key.secretKey, key.publicKey, b.blindedElements)
+    const good = { r: { epoch: 7, evaluated: ev.evaluatedElements.map(b64u), proof: b64u(ev.proof) } }
+    const finish = (rep: { r: Record<string, unknown> }): Promise<unknown> => finishOprf({ pool: () => counting }, ts, inputs, b, rep, LIST, 1, 1)
+    t.same(await finish(good), [{ listed }], `honest reply: ${listed ? 'listed' : 'not listed'}`)
+    for (const at of [0, 40]) {
+      const p = Buffer.from(ev.proof)
+      p[at] = (p[at] as number) ^ 1
+      await rejects(t, finish({ r: { ...good.r, proof: p.toString('base64url') } }), 'VN_ERR_OPRF_PROOF')
+    }
+    const other = generateKeyPair()
+    const forged = blindEvaluateBatch(other.secretKey, other.publicKey, b.blindedElements)
+    await rejects(t, finish({ r: { epoch: 7, evaluated: forged.evaluatedElements.map(b64u), proof: b64u(forged.proof) } }), 'VN_ERR_OPRF_PROOF')
+  }
+  t.ok(ops.length >= 6 && ops.every((o) => o === 'composites'), `the composites went to the worker (${ops.length} tasks)`)
+})

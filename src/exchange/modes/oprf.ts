@@ -22,9 +22,11 @@ import {
   DEFAULT_MAX_BATCH,
   ELEMENT_BYTES,
   finalizeBatch,
+  finishSingleProof,
+  planSingleProof,
   PROOF_BYTES,
 } from '../../crypto/oprf.js'
-import { poolBlind, poolBlindEvaluateBatch, poolFinalizeBatch } from '../../oprf/oprf-pool.js'
+import { poolBlind, poolBlindEvaluateBatch, poolComposites, poolFinalizeBatch } from '../../oprf/oprf-pool.js'
 import type { OprfKeyPair } from '../../crypto/oprf.js'
 import type { TagSet } from '../../oprf/tagset.js'
 import { answersFromHits, oprfLabels, subjectInputs } from '../../oprf/tagset-service.js'
@@ -198,9 +200,22 @@ export async function finishOprf(
   const proof = fromB64u(r.data.proof, 'r.proof', 'VN_ERR_PEER_BAD_RESPONSE')
   if (proof.length !== PROOF_BYTES) throw new VnError('VN_ERR_OPRF_PROOF', `r.proof: expected ${PROOF_BYTES} bytes`)
   const args = { inputs, blinds: b.blinds, evaluatedElements, blindedElements: b.blindedElements, publicKey: tagset.publicKey, proof, maxBatch: Math.max(inputs.length, 1) }
-  const outputs = inputs.length <= IN_THREAD_MAX
-    ? finalizeBatch(args.inputs, args.blinds, args.evaluatedElements, args.blindedElements, args.publicKey, args.proof, { maxBatch: args.maxBatch })
-    : await poolFinalizeBatch(d.pool(), args)
+  let outputs: Uint8Array[]
+  const pool = inputs.length === 1 || inputs.length > IN_THREAD_MAX ? d.pool() : undefined
+  if (pool !== undefined && inputs.length === 1 && !pool.busy) {
+    // One element (a single private check): two of the proof check's six multiplications on an
+    // idle worker while this thread does the other four and the unblinding (planSingleProof).
+    const plan = planSingleProof(tagset.publicKey, b.blindedElements[0] as Uint8Array, evaluatedElements[0] as Uint8Array, proof)
+    const mz = poolComposites(pool, plan)
+    mz.catch(() => undefined) // awaited below; a throw here must not leave it unhandled
+    const fin = finishSingleProof(plan, inputs[0] as Uint8Array, b.blinds[0] as Uint8Array)
+    const { M, Z } = await mz
+    outputs = [fin.check(M, Z)]
+  } else {
+    outputs = pool === undefined || inputs.length <= IN_THREAD_MAX
+      ? finalizeBatch(args.inputs, args.blinds, args.evaluatedElements, args.blindedElements, args.publicKey, args.proof, { maxBatch: args.maxBatch })
+      : await poolFinalizeBatch(pool, args)
+  }
   const hits: boolean[][] = []
   for (let i = 0; i < subjects; i++) hits.push(outputs.slice(i * width, (i + 1) * width).map((o) => tagset.hasOutput(o)))
   return answersFromHits(svc, hits)
