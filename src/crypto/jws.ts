@@ -130,10 +130,10 @@ export function verifyJws(jws: unknown, resolveKey: KeyResolver, expectTyp?: str
 }
 
 /**
- * verifyJws with the Ed25519 check on libuv's thread pool (node:crypto's callback form), so the
- * event loop is free for other requests while it runs: the provider's hot path uses this to put
- * the second core to work (one verification is ~150 µs of CPU; the hand-off ~20 µs).
- * Same checks, same errors, as verifyJws.
+ * verifyJws with the Ed25519 check off the event loop, so it is free for other requests while the
+ * check runs: on `ed`'s workers when given (batched, see ed25519-batch.ts; the provider's hot
+ * path), else on libuv's thread pool (node:crypto's callback form). Same checks, same errors, as
+ * verifyJws.
  */
 export async function verifyJwsAsync(jws: unknown, resolveKey: KeyResolver, expectTyp?: string, ed?: Ed25519Batcher): Promise<VerifiedJws> {
   const v = prepareVerify(jws, resolveKey, expectTyp)

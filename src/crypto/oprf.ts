@@ -172,7 +172,7 @@ export function expandMessageXmd(msg: Uint8Array, dst: Uint8Array, lenInBytes: n
   const dl = dst.length
   const m = new Uint8Array(128 + msg.length + 3 + dl + 1) // Z_pad ‖ msg ‖ I2OSP(len, 2) ‖ 0 ‖ DST_prime
   m.set(msg, 128)
-  let o = 128 + msg.length
+  const o = 128 + msg.length
   m[o] = lenInBytes >>> 8
   m[o + 1] = lenInBytes & 0xff
   m[o + 2] = 0
@@ -562,12 +562,7 @@ export function planSingleProof(publicKey: Uint8Array, blindedElement: Uint8Arra
     const B = deserializeElement(publicKey, 'publicKey')
     const C = deserializeElement(blindedElement, 'blindedElements[0]')
     const D = deserializeElement(evaluatedElement, 'evaluatedElements[0]')
-    if (!(proof instanceof Uint8Array) || proof.length !== PROOF_BYTES) {
-      throw new VnError('VN_ERR_OPRF_PROOF', `proof: expected ${PROOF_BYTES} bytes`)
-    }
-    const c = proof.slice(0, 32)
-    const s = proof.slice(32, 64)
-    if (!isCanonicalScalar(c) || !isCanonicalScalar(s)) throw new VnError('VN_ERR_OPRF_PROOF', 'proof: scalar not canonical')
+    const { c, s } = parseProof(proof)
     return { publicKey: B, blinded: C, evaluated: D, c, s, d: compositeWeights(B, [C], [D])[0] as Uint8Array }
   } finally {
     wipeScratch()
@@ -748,15 +743,20 @@ function generateProof(k: Uint8Array, B: Uint8Array, C: readonly Uint8Array[], D
   return concat([c, s])
 }
 
-/** VerifyProof (§2.2.2) with ComputeComposites: t2 = s·G + c·B, t3 = s·M + c·Z, recompute c. */
-function verifyProof(B: Uint8Array, C: readonly Uint8Array[], D: readonly Uint8Array[], proof: unknown): void {
+/** A proof's (c, s); DeserializeScalar (§4.1) rejects values at or above the group order. */
+function parseProof(proof: unknown): { c: Uint8Array; s: Uint8Array } {
   if (!(proof instanceof Uint8Array) || proof.length !== PROOF_BYTES) {
     throw new VnError('VN_ERR_OPRF_PROOF', `proof: expected ${PROOF_BYTES} bytes`)
   }
   const c = proof.slice(0, 32)
   const s = proof.slice(32, 64)
-  // DeserializeScalar (§4.1) rejects values at or above the group order.
   if (!isCanonicalScalar(c) || !isCanonicalScalar(s)) throw new VnError('VN_ERR_OPRF_PROOF', 'proof: scalar not canonical')
+  return { c, s }
+}
+
+/** VerifyProof (§2.2.2) with ComputeComposites: t2 = s·G + c·B, t3 = s·M + c·Z, recompute c. */
+function verifyProof(B: Uint8Array, C: readonly Uint8Array[], D: readonly Uint8Array[], proof: unknown): void {
+  const { c, s } = parseProof(proof)
   const w = compositeWeights(B, C, D)
   const M = sumProducts(w, C)
   const Z = sumProducts(w, D)

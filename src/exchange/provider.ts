@@ -97,7 +97,7 @@ export interface ProviderDeps {
   log: NodeLog
   limits: { batchMax: number; skewMs: number; retentionDays: number }
   now?: () => number
-  /** batched Ed25519 on a worker thread (else node:crypto's callback form on libuv's pool) */
+  /** batched Ed25519 on worker threads (else node:crypto's callback form on libuv's pool) */
   ed25519?: Ed25519Batcher
   /** called once per released response (metrics) */
   observe?: (o: { service: string; mode: Mode; decision: string; seconds: number }) => void
@@ -206,7 +206,7 @@ export class Provider {
     const s = this.d.signer()
     let respJws: string
     try {
-      // on libuv's thread pool: the event loop serves other requests meanwhile
+      // off the event loop (the Ed25519 workers): it serves other requests meanwhile
       respJws = await signJwsJsonAsync(payload, s.privateKey, s.kid, RESPONSE_TYP, this.d.ed25519)
     } catch (e) {
       slot.abandon(e) // a loaded Ed25519 key does not fail to sign; if it does, stop (fail closed)

@@ -63,10 +63,20 @@ function checkXid(xid: string): void {
   if (typeof xid !== 'string' || !XID_RE.test(xid)) invalid('xid: must be 1-128 printable ASCII characters')
 }
 
-/** Seal disclosures: AES-256-GCM, random nonce, AAD = xid. Returns the ciphertext ‖ tag. */
-export function encryptDisclosures(key: Uint8Array, xid: string, disclosures: readonly string[]): { nonce: Uint8Array; ciphertext: Uint8Array } {
+function checkDisclosures(xid: string, disclosures: readonly string[]): void {
   checkXid(xid)
   if (!Array.isArray(disclosures) || disclosures.some((d) => typeof d !== 'string')) invalid('disclosures: must be an array of strings')
+}
+
+/** What a disclosure row must be before it is queued, sealed here or by the writer. */
+function checkDisclosureRow(xid: string, disclosures: readonly string[], expiresAtMs: number): void {
+  if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) invalid('expiresAtMs: must be a non-negative integer')
+  checkDisclosures(xid, disclosures)
+}
+
+/** Seal disclosures: AES-256-GCM, random nonce, AAD = xid. Returns the ciphertext ‖ tag. */
+export function encryptDisclosures(key: Uint8Array, xid: string, disclosures: readonly string[]): { nonce: Uint8Array; ciphertext: Uint8Array } {
+  checkDisclosures(xid, disclosures)
   const nonce = freshNonce()
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
   cipher.setAAD(Buffer.from(xid, 'utf8'))
@@ -117,10 +127,10 @@ export class SqliteEvidenceStore implements EvidenceStore {
   private readonly getJwsStmt: Statement
   private readonly getDiscStmt: Statement
 
-  /** `evidenceKey`: the node's 32-byte AES-256-GCM key for disclosures. */
   /** true when the log's writer seals disclosures with this store's key (see `disclosuresRecord`) */
   private readonly writerSeals: boolean
 
+  /** `evidenceKey`: the node's 32-byte AES-256-GCM key for disclosures. */
   constructor(private readonly log: SqliteLogStore, evidenceKey: Uint8Array) {
     if (!(evidenceKey instanceof Uint8Array) || evidenceKey.length !== 32) throw new VnError('VN_ERR_CONFIG_INVALID', 'evidenceKey: must be 32 bytes')
     this.key = new Uint8Array(evidenceKey)
@@ -142,7 +152,7 @@ export class SqliteEvidenceStore implements EvidenceStore {
 
   /** A sealed-disclosures evidence row for `appendWithEvidence` (with the record at offset `leaf`). */
   sealDisclosures(leaf: number, xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
-    if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) invalid('expiresAtMs: must be a non-negative integer')
+    checkDisclosureRow(xid, disclosures, expiresAtMs)
     const { nonce, ciphertext } = encryptDisclosures(this.key, xid, disclosures)
     return { kind: 'disclosures', leaf, xid, nonce, ciphertext, expiresAtMs }
   }
@@ -153,9 +163,7 @@ export class SqliteEvidenceStore implements EvidenceStore {
    */
   disclosuresRecord(leaf: number, xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
     if (!this.writerSeals) return this.sealDisclosures(leaf, xid, disclosures, expiresAtMs)
-    if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) invalid('expiresAtMs: must be a non-negative integer')
-    checkXid(xid)
-    if (!Array.isArray(disclosures) || disclosures.some((d) => typeof d !== 'string')) invalid('disclosures: must be an array of strings')
+    checkDisclosureRow(xid, disclosures, expiresAtMs)
     return { kind: 'disclosures', leaf, xid, disclosures, expiresAtMs }
   }
 

@@ -225,7 +225,6 @@ export class SqliteLogStore implements LogStore {
   private readonly counters = { commits: 0, leaves: 0, largestBatch: 0 }
 
   private constructor(opts: SqliteLogStoreOptions) {
-    this.writer = opts.writer === 'inline' ? new InlineWriter() : new WorkerWriter()
     this.windowMs = opts.windowMs ?? 0
     this.maxBatch = opts.maxBatch ?? 512
     this.maxLeafBytes = opts.maxLeafBytes ?? 1024 * 1024
@@ -237,6 +236,8 @@ export class SqliteLogStore implements LogStore {
     if (!(this.windowMs >= 0) || !Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) {
       throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: windowMs must be ≥ 0 and maxBatch ≥ 1')
     }
+    // Last: a refused option must not leave a writer thread behind.
+    this.writer = opts.writer === 'inline' ? new InlineWriter() : new WorkerWriter()
   }
 
   /** Open (creating if needed) the log database at `path` and recover its size and root. */

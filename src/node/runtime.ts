@@ -153,7 +153,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const heOffered = cfg.services.some((s) => s.modes.includes('he'))
   const heAsConsumer = heConsumer({ now })
 
-  // Ed25519 for the provider's hot path, batched on one worker thread shared by the process
+  // Ed25519 for the provider's hot path, batched on worker threads shared by the process
   const ed25519 = acquireEd25519()
   const provider = new Provider({
     self,

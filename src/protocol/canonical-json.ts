@@ -91,8 +91,9 @@ function sortedCopy(value: unknown, depth: number): unknown {
 
 /** UTF-8 bytes of the RFC 8785 canonical JSON of `value` (what gets hashed or signed). */
 export function canonicalJsonBytes(value: unknown): Uint8Array {
-  // Buffer.from is several times faster than TextEncoder here; a small result may be a view into
-  // Node's shared pool, so copy it before transferring its ArrayBuffer anywhere.
+  // Buffer.from is several times faster than TextEncoder here. A small result may be a view into
+  // Node's shared pool: a caller that transfers or clones its ArrayBuffer must copy it first (the
+  // log store concatenates leaves into a buffer of its own).
   const b = Buffer.from(canonicalJson(value), 'utf8')
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 }
