@@ -5,6 +5,7 @@
  * Exit 0 when there is no error finding, 1 when there is, 2 for usage errors or input that is
  * not what it should be (a folder that is not an export, a file that is not a receipt).
  */
+import { attachDashValues } from '../args.js'
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -92,7 +93,7 @@ export const auditCommand: Command = {
     let values
     let positionals: string[]
     try {
-      ;({ values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }))
+      ;({ values, positionals } = parseArgs({ args: attachDashValues(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true }))
     } catch (e) {
       return usageError((e as Error).message)
     }

@@ -3,6 +3,7 @@
  * `GET /v1/catalog`) describes them, fetched and verified by this department's own node through the
  * local API. Without a peer it lists the federation's departments.
  */
+import { attachDashValues } from '../args.js'
 import { parseArgs } from 'node:util'
 import type { Catalog, CatalogService } from '../../exchange/catalog.js'
 import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, reportError, type PeerInfo } from '../local-client.js'
@@ -92,7 +93,7 @@ export const catalogCommand: Command = {
     try {
       let parsed
       try {
-        parsed = parseArgs({ args: argv, options: LOCAL_API_OPTIONS, allowPositionals: true, strict: true })
+        parsed = parseArgs({ args: attachDashValues(argv, LOCAL_API_OPTIONS), options: LOCAL_API_OPTIONS, allowPositionals: true, strict: true })
       } catch (e) {
         throw new UsageError((e as Error).message)
       }

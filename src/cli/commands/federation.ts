@@ -3,6 +3,7 @@
  * sign manifest), plus `verify` for node operators to check a manifest against their trust anchor.
  * A thin layer over src/federation/authority.ts; see that file for the directory layout.
  */
+import { attachDashValues } from '../args.js'
 import type { KeyObject } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
@@ -257,7 +258,7 @@ export const federationCommand: Command = {
     }
     let values: Values
     try {
-      const parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+      const parsed = parseArgs({ args: attachDashValues(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true })
       values = parsed.values
       sub = parsed.positionals[0] ?? ''
       if (parsed.positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[1]!.slice(0, 40))}`)

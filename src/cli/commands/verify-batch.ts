@@ -19,6 +19,7 @@
  * Exit 0 only if every row was answered; 1 otherwise (denied, invalid or failed rows, or the node
  * refused); 2 for usage errors (bad options, a header that does not fit the service).
  */
+import { attachDashValues } from '../args.js'
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { once } from 'node:events'
@@ -376,7 +377,7 @@ export const verifyBatchCommand: Command = {
     try {
       let parsed
       try {
-        parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+        parsed = parseArgs({ args: attachDashValues(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true })
       } catch (e) {
         throw new UsageError((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? 'unexpected argument' : (e as Error).message)
       }

@@ -11,6 +11,7 @@
  * masked to `350102********1234`, names never. Exit 0 when answered, 1 when denied or refused,
  * 2 for usage errors.
  */
+import { attachDashValues } from '../args.js'
 import { parseArgs } from 'node:util'
 import { VnError } from '../../errors.js'
 import { Consumer } from '../../exchange/consumer.js'
@@ -103,7 +104,7 @@ interface VerifyArgs {
 function parseVerifyArgs(argv: string[]): { args: VerifyArgs | undefined; values: { node?: string | undefined; token?: string | undefined; json?: boolean | undefined; help?: boolean | undefined } } {
   let parsed
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true })
+    parsed = parseArgs({ args: attachDashValues(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true })
   } catch (e) {
     throw new UsageError((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? 'unexpected argument' : (e as Error).message)
   }
