@@ -94,6 +94,16 @@ export const ResponseInSchema = z.strictObject({
   peerIndex: index.optional(),
 })
 
+export const ResponseRefusedSchema = z.strictObject({
+  ...base,
+  t: z.literal('response-refused'),
+  xid: xidSchema,
+  iss: memberId,
+  reqDigest: digest,
+  respDigest: digest,
+  code: errorCode,
+})
+
 export const AgreementsRecordSchema = z.strictObject({
   ...base,
   t: z.literal('agreements'),
@@ -148,6 +158,7 @@ export const LogRecordSchema = z.discriminatedUnion('t', [
   ResponseOutSchema,
   RequestOutSchema,
   ResponseInSchema,
+  ResponseRefusedSchema,
   AgreementsRecordSchema,
   KeyEventSchema,
   PeerCheckpointSchema,
@@ -155,7 +166,7 @@ export const LogRecordSchema = z.discriminatedUnion('t', [
   DisclosureExportSchema,
 ])
 
-export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'agreements', 'key-event', 'peer-checkpoint', 'fork-evidence', 'disclosure-export'] as const
+export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'response-refused', 'agreements', 'key-event', 'peer-checkpoint', 'fork-evidence', 'disclosure-export'] as const
 
 /** Free-text fields: the only places where CJK text is not by itself a finding (see pii.ts). */
 export const FREE_TEXT_FIELDS: Readonly<Record<string, readonly string[]>> = {

@@ -41,7 +41,7 @@ import { KeyHistory } from '../federation/key-history.js'
 import { rootKeyId } from '../federation/manifest.js'
 import { ed25519NoteVerifier, openNote, parseCheckpoint, parseNote, type NoteVerifier } from '../log/checkpoint.js'
 import { EMPTY_ROOT, foldRange, hashEquals, leafHash, nodeHash } from '../log/merkle.js'
-import type { AgreementsRecord, DecisionRecord, DisclosureExportRecord, ForkEvidenceRecord, KeyEventRecord, LogRecord, RequestInRecord, RequestOutRecord, ResponseInRecord, ResponseOutRecord } from '../log/records.js'
+import type { AgreementsRecord, DecisionRecord, DisclosureExportRecord, ForkEvidenceRecord, KeyEventRecord, LogRecord, RequestInRecord, RequestOutRecord, ResponseInRecord, ResponseOutRecord, ResponseRefusedRecord } from '../log/records.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { AgreementSetSchema, agreementSetHash, type Agreement } from '../policy/agreements.js'
 import { decide, type DecisionRequest } from '../policy/decide.js'
@@ -199,6 +199,7 @@ interface ConsumerExchange {
   indices: number[]
   reqOut?: { i: number; r: RequestOutRecord }
   respIn?: { i: number; r: ResponseInRecord }
+  refused?: { i: number; r: ResponseRefusedRecord }
 }
 
 /** Audits the export in `dir`. @throws VN_ERR_AUDIT_EXPORT_INVALID when it is not an export; VN_ERR_KEY_FILE for a bad root key */
@@ -368,7 +369,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     const w: Where = { index: i }
     if (typeof v.xid === 'string' && SAFE_XID.test(v.xid)) w.xid = v.xid
     if (v.t === 'request-in' || v.t === 'decision' || v.t === 'response-out') w.role = 'provider'
-    if (v.t === 'request-out' || v.t === 'response-in') w.role = 'consumer'
+    if (v.t === 'request-out' || v.t === 'response-in' || v.t === 'response-refused') w.role = 'consumer'
     return w
   }
   leaves.forEach((leaf, i) => {
@@ -788,6 +789,22 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     checkSkew(resp.iat, r.at, `response ${r.respDigest}`, w)
   }
 
+  // A refusal follows the signed ok response-in it refuses (same xid and digests), once.
+  const onResponseRefused = (i: number, r: ResponseRefusedRecord): void => {
+    const w: Where = { xid: r.xid, role: 'consumer', index: i }
+    const ex = consumer.get(consKey(r.iss, r.xid))
+    const respIn = ex?.respIn
+    if (ex === undefined || respIn === undefined) {
+      add('AUDIT_ORPHAN_ENTRY', `leaf ${i}: response-refused without a response-in before it`, w)
+      return
+    }
+    ex.indices.push(i)
+    if (ex.refused !== undefined) add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-refused for this xid (first at leaf ${ex.refused.i})`, w)
+    ex.refused = { i, r }
+    const bad = mismatch([['status', 'ok', respIn.r.status], ['reqDigest', respIn.r.reqDigest, r.reqDigest], ['respDigest', respIn.r.respDigest, r.respDigest]])
+    if (bad.length > 0) add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-refused differs from the response-in at leaf ${respIn.i} in ${bad.join(', ')}`, w)
+  }
+
   records.forEach((r, i) => {
     if (r === undefined) return
     switch (r.t) {
@@ -798,6 +815,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
       case 'response-out': return onResponseOut(i, r)
       case 'request-out': return onRequestOut(i, r)
       case 'response-in': return onResponseIn(i, r)
+      case 'response-refused': return onResponseRefused(i, r)
       case 'fork-evidence': return onForkEvidence(i, r)
     }
   })

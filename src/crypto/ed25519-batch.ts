@@ -8,7 +8,8 @@
  * is slow), two jobs per exchange. Here the operations asked for while every worker is busy wait
  * and go over together as one message to the next worker free, so under load a worker is woken
  * once per batch, not twice per exchange, and replies land on an event loop that is awake anyway.
- * A lone operation after a quiet spell runs on the caller's thread instead (see `quiet`).
+ * A lone operation after a quiet spell, or one whose caller says it is alone, runs on the caller's
+ * thread instead (see `inlineNow`).
  *
  * Same results as `sign`/`verify` from node:crypto: the workers run exactly those on the same key
  * material (passed once per key and worker, as DER). One set of workers serves the whole process
@@ -37,8 +38,17 @@ interface Pending {
   reject: (e: unknown) => void
 }
 
-/** An operation asked for after this long a pause, with nothing out, runs inline (see `quiet`). */
+/** An operation asked for after this long a pause, with nothing out, runs inline (see `inlineNow`). */
 const QUIET_MS = 2
+
+/** What a caller knows about its own load. */
+export interface Ed25519Call {
+  /**
+   * The caller has just this one request in progress (the provider with a single exchange in
+   * flight): with nothing queued or out, the operation runs inline even right after another.
+   */
+  lone?: boolean
+}
 
 /** Exact-size copy: a Buffer may be a view into Node's 8 KiB pool, which a postMessage would copy whole. */
 const own = (b: Uint8Array): Uint8Array => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice())
@@ -79,21 +89,24 @@ export class Ed25519Batcher {
   }
 
   /**
-   * True when the last operation was asked for more than `QUIET_MS` ago and no batch is out: then
-   * one operation runs on the caller's thread (~0.1 ms), sparing a single request two thread
-   * hand-offs (~0.3 ms each here). The next operation within `QUIET_MS` goes to the workers, so a
-   * burst or a steady load is never signed on the event loop.
+   * Whether an operation runs on the caller's thread (~0.1 ms) rather than in a batch, sparing a
+   * single request two thread hand-offs (~0.3 ms each here). Only with nothing queued or out, and
+   * either after `QUIET_MS` without any operation or when the caller says it is alone: the
+   * provider's verify and sign of one exchange come ~1 ms apart, so the pause alone would send the
+   * sign to a worker. Under a steady load the provider has several exchanges in progress and
+   * operations come closer than `QUIET_MS`, so they are never signed on the event loop.
    */
-  private quiet(): boolean {
+  private inlineNow(call: Ed25519Call | undefined): boolean {
     const now = performance.now()
-    const quiet = now - this.lastAsked > QUIET_MS && this.queue.length === 0 && this.lanes.every((l) => l.inFlight === undefined)
+    const idle = this.queue.length === 0 && this.lanes.every((l) => l.inFlight === undefined)
+    const inline = idle && (call?.lone === true || now - this.lastAsked > QUIET_MS)
     this.lastAsked = now
-    return quiet
+    return inline
   }
 
   /** Ed25519 verification of `sig` over `data` with a public key: resolves true or false. */
-  verify(data: Uint8Array, key: KeyObject, sig: Uint8Array): Promise<boolean> {
-    return this.run(key, 'signature check', {
+  verify(data: Uint8Array, key: KeyObject, sig: Uint8Array, call?: Ed25519Call): Promise<boolean> {
+    return this.run(key, 'signature check', call, {
       inline: () => verify(null, data, key, sig),
       callback: (cb) => verify(null, data, key, sig, cb),
       op: (id) => ({ key: id, data: own(data), sig: own(sig) }),
@@ -102,8 +115,8 @@ export class Ed25519Batcher {
   }
 
   /** Ed25519 signature over `data` with a private key. */
-  sign(data: Uint8Array, key: KeyObject): Promise<Buffer> {
-    return this.run<Buffer>(key, 'signing', {
+  sign(data: Uint8Array, key: KeyObject, call?: Ed25519Call): Promise<Buffer> {
+    return this.run<Buffer>(key, 'signing', call, {
       inline: () => sign(null, data, key),
       callback: (cb) => sign(null, data, key, cb),
       op: (id) => ({ key: id, data: own(data) }),
@@ -112,7 +125,7 @@ export class Ed25519Batcher {
   }
 
   /** One operation: the callback form once broken, inline when quiet, else the next batch. */
-  private run<T>(key: KeyObject, what: string, how: {
+  private run<T>(key: KeyObject, what: string, call: Ed25519Call | undefined, how: {
     inline: () => T
     callback: (cb: (err: Error | null, r: T) => void) => void
     op: (keyId: number) => Ed25519Op
@@ -120,7 +133,7 @@ export class Ed25519Batcher {
   }): Promise<T> {
     if (this.broken) return new Promise((resolve, reject) => how.callback((err, r) => (err === null ? resolve(r) : reject(err))))
     const id = this.keyId(key)
-    if (this.quiet()) {
+    if (this.inlineNow(call)) {
       this.stats.inline++
       try {
         return Promise.resolve(how.inline())

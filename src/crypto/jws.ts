@@ -9,7 +9,7 @@
 import { sign, verify, type KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
 import { b64u, fromB64u } from '../util/base64url.js'
-import type { Ed25519Batcher } from './ed25519-batch.js'
+import type { Ed25519Batcher, Ed25519Call } from './ed25519-batch.js'
 
 export interface JwsHeader {
   alg: 'EdDSA'
@@ -51,11 +51,11 @@ export const signJwsJson = (payload: unknown, privateKey: KeyObject, kid: string
  * signJws with the Ed25519 signature made off the event loop: on `ed`'s worker when given (batched,
  * see ed25519-batch.ts), else on libuv's thread pool (see verifyJwsAsync).
  */
-export async function signJwsJsonAsync(payload: unknown, privateKey: KeyObject, kid: string, typ?: string, ed?: Ed25519Batcher): Promise<string> {
+export async function signJwsJsonAsync(payload: unknown, privateKey: KeyObject, kid: string, typ?: string, ed?: Ed25519Batcher, call?: Ed25519Call): Promise<string> {
   const input = signingInput(JSON.stringify(payload), kid, typ)
   const data = Buffer.from(input, 'ascii')
   const sig = ed !== undefined
-    ? await ed.sign(data, privateKey)
+    ? await ed.sign(data, privateKey, call)
     : await new Promise<Buffer>((resolve, reject) => {
       sign(null, data, privateKey, (err, result) => (err === null ? resolve(result) : reject(err)))
     })
@@ -135,10 +135,10 @@ export function verifyJws(jws: unknown, resolveKey: KeyResolver, expectTyp?: str
  * path), else on libuv's thread pool (node:crypto's callback form). Same checks, same errors, as
  * verifyJws.
  */
-export async function verifyJwsAsync(jws: unknown, resolveKey: KeyResolver, expectTyp?: string, ed?: Ed25519Batcher): Promise<VerifiedJws> {
+export async function verifyJwsAsync(jws: unknown, resolveKey: KeyResolver, expectTyp?: string, ed?: Ed25519Batcher, call?: Ed25519Call): Promise<VerifiedJws> {
   const v = prepareVerify(jws, resolveKey, expectTyp)
   const ok = ed !== undefined
-    ? await ed.verify(v.input, v.key, v.sig)
+    ? await ed.verify(v.input, v.key, v.sig, call)
     : await new Promise<boolean>((resolve, reject) => {
       verify(null, v.input, v.key, v.sig, (err, result) => (err === null ? resolve(result) : reject(err)))
     })
@@ -162,6 +162,6 @@ export function verifyJwsJson(jws: unknown, resolveKey: KeyResolver, expectTyp?:
 }
 
 /** verifyJwsAsync, then parse the payload as a JSON object. */
-export async function verifyJwsJsonAsync(jws: unknown, resolveKey: KeyResolver, expectTyp?: string, ed?: Ed25519Batcher): Promise<VerifiedJws & { claims: unknown }> {
-  return parseClaims(await verifyJwsAsync(jws, resolveKey, expectTyp, ed))
+export async function verifyJwsJsonAsync(jws: unknown, resolveKey: KeyResolver, expectTyp?: string, ed?: Ed25519Batcher, call?: Ed25519Call): Promise<VerifiedJws & { claims: unknown }> {
+  return parseClaims(await verifyJwsAsync(jws, resolveKey, expectTyp, ed, call))
 }

@@ -6,6 +6,7 @@
  * back to the caller.
  */
 import { randomBytes } from 'node:crypto'
+import { setImmediate } from 'node:timers/promises'
 import { jwsDigest } from '../log/evidence.js'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
@@ -17,6 +18,7 @@ import type { NodeLog, EvidenceItem } from './provider.js'
 import type { ConsumerMode } from './modes/types.js'
 import type { Signer } from './signer.js'
 import { formatZodIssues } from '../config/load.js'
+import type { ResponseInRecord } from '../log/records.js'
 
 export interface ConsumerDeps {
   self: string
@@ -177,10 +179,21 @@ export class Consumer {
     if (resp.aud !== this.d.self || resp.xid !== xid || resp.reqDigest !== reqDigest) {
       throw new VnError('VN_ERR_EXCH_RESPONSE_UNBOUND', 'aud, xid or reqDigest does not match the request sent')
     }
-    // A reply that does not make sense for the question is still evidence: log it, then refuse it.
+    // The signed response is logged as received while the mode checks the answer (an OPRF proof
+    // check or a BFV decryption takes about as long as the durable commit, so they overlap). An
+    // answer the mode refuses is still evidence: a response-refused record follows, and only then
+    // does the caller hear the error. Nothing is released before both are durable.
+    const respDigest = jwsDigest(respJws)
+    const respIn: ResponseInRecord = { v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: resp.status, respDigest, peerIndex: resp.log.index }
+    if (resp.error) respIn.code = resp.error.code
+    const logged = this.d.log.append([respIn], [{ kind: 'jws', record: 0, digest: respDigest, jws: respJws }])
+    logged.catch(() => undefined) // awaited below, after the mode's check
     let answers: Record<string, unknown>[] | undefined
     let finishError: unknown
     if (resp.status === 'ok') {
+      // One turn of the event loop first: the log store hands its batch to the writer thread on
+      // setImmediate, and the mode's check may hold this thread for a millisecond or more.
+      await setImmediate()
       const got: { results?: Record<string, unknown>[]; r?: Record<string, unknown> } = {}
       if (resp.results !== undefined) got.results = resp.results
       if (resp.r !== undefined) got.r = resp.r
@@ -190,16 +203,12 @@ export class Consumer {
         finishError = e
       }
     }
-    const respDigest = jwsDigest(respJws)
-    const finishCode = finishError === undefined ? undefined : (finishError instanceof VnError ? finishError.code : 'VN_ERR_PEER_BAD_RESPONSE')
-    const [responseIndex] = await this.d.log.append(
-      [{
-        v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: finishCode === undefined ? resp.status : 'error', respDigest, peerIndex: resp.log.index,
-        ...(resp.error ? { code: resp.error.code } : finishCode !== undefined ? { code: finishCode } : {}),
-      }],
-      [{ kind: 'jws', record: 0, digest: respDigest, jws: respJws }],
-    )
-    if (finishError !== undefined) throw finishError
+    const [responseIndex] = await logged
+    if (finishError !== undefined) {
+      const code = finishError instanceof VnError ? finishError.code : 'VN_ERR_PEER_BAD_RESPONSE'
+      await this.d.log.append([{ v: 1, at: this.now(), t: 'response-refused', xid, iss: r.provider, reqDigest, respDigest, code }])
+      throw finishError
+    }
     const out: VerifyResult = {
       xid, provider: r.provider, service: r.service, status: resp.status,
       providerLogIndex: resp.log.index, logIndex: { request: requestIndex as number, response: responseIndex as number }, reqDigest, respDigest,

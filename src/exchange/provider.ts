@@ -19,7 +19,7 @@
  */
 import { VnError, type ErrorCode } from '../errors.js'
 import { verifyJwsJsonAsync, signJwsJsonAsync, type KeyResolver } from '../crypto/jws.js'
-import type { Ed25519Batcher } from '../crypto/ed25519-batch.js'
+import type { Ed25519Batcher, Ed25519Call } from '../crypto/ed25519-batch.js'
 import {
   ExchangeBodySchema,
   RequestPayloadSchema,
@@ -124,6 +124,8 @@ export class Provider {
   /** (iss|xid) → first reply, kept for twice the skew window so every replay inside it is caught */
   private readonly seen = new Map<string, Pending>()
   private lastSweep = 0
+  /** exchanges being handled right now; with just one, its Ed25519 work may run inline */
+  private active = 0
 
   constructor(deps: ProviderDeps) {
     this.d = deps
@@ -132,6 +134,20 @@ export class Provider {
 
   /** Handles one POST /v1/exchange body (already JSON-parsed by the HTTP layer). */
   async handle(body: unknown): Promise<ExchangeReply> {
+    this.active++
+    try {
+      return await this.handleOne(body)
+    } finally {
+      this.active--
+    }
+  }
+
+  /** A lone exchange signs and verifies on the event loop instead of waiting on a worker hand-off. */
+  private ed25519Call(): Ed25519Call {
+    return { lone: this.active === 1 }
+  }
+
+  private async handleOne(body: unknown): Promise<ExchangeReply> {
     const started = performance.now()
     const now = this.now()
     this.sweep(now)
@@ -139,7 +155,7 @@ export class Provider {
     // 1. body and signature
     const b = ExchangeBodySchema.safeParse(body)
     if (!b.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(b.error))
-    const verified = await verifyJwsJsonAsync(b.data.jws, this.d.resolver(now), REQUEST_TYP, this.d.ed25519)
+    const verified = await verifyJwsJsonAsync(b.data.jws, this.d.resolver(now), REQUEST_TYP, this.d.ed25519, this.ed25519Call())
     const p = RequestPayloadSchema.safeParse(verified.claims)
     if (!p.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(p.error))
     const req = p.data
@@ -207,7 +223,7 @@ export class Provider {
     let respJws: string
     try {
       // off the event loop (the Ed25519 workers): it serves other requests meanwhile
-      respJws = await signJwsJsonAsync(payload, s.privateKey, s.kid, RESPONSE_TYP, this.d.ed25519)
+      respJws = await signJwsJsonAsync(payload, s.privateKey, s.kid, RESPONSE_TYP, this.d.ed25519, this.ed25519Call())
     } catch (e) {
       slot.abandon(e) // a loaded Ed25519 key does not fail to sign; if it does, stop (fail closed)
       throw e

@@ -65,7 +65,11 @@ export interface RequestOutRecord extends Base {
   reqDigest: string
 }
 
-/** consumer: what came back, signed by the provider or an unsigned transport/protocol error */
+/**
+ * consumer: what came back, signed by the provider (status and code as signed) or an unsigned
+ * transport/protocol error. Logs written before November 2026 may also carry status `error` with a
+ * `respDigest` for a signed answer the consumer refused; refusals are now `response-refused`.
+ */
 export interface ResponseInRecord extends Base {
   t: 'response-in'
   xid: string
@@ -76,6 +80,20 @@ export interface ResponseInRecord extends Base {
   code?: string
   /** the provider's log index for this exchange, from the signed response */
   peerIndex?: number
+}
+
+/**
+ * consumer: a signed `ok` response (already logged as `response-in`) that the consumer could not
+ * use and refused, e.g. an OPRF proof that does not verify. Logged before the application hears
+ * the error; the response-in is committed while the mode checks the answer (see consumer.ts).
+ */
+export interface ResponseRefusedRecord extends Base {
+  t: 'response-refused'
+  xid: string
+  iss: string
+  reqDigest: string
+  respDigest: string
+  code: string
 }
 
 /** the agreement set put in force (logged at start-up and whenever it changes) */
@@ -137,6 +155,7 @@ export type LogRecord =
   | ResponseOutRecord
   | RequestOutRecord
   | ResponseInRecord
+  | ResponseRefusedRecord
   | AgreementsRecord
   | KeyEventRecord
   | PeerCheckpointRecord

@@ -59,6 +59,31 @@ t.test('after a pause one operation runs inline; a burst goes to the workers', a
   t.equal(ed.stats.inline, inlineAfterBurst + 2)
 })
 
+t.test('a caller that says it is alone runs inline right after another operation, unless a batch is out', async (t) => {
+  const ed = new Ed25519Batcher()
+  t.teardown(() => ed.close())
+  const sig = sign(null, msg(1), a.privateKey)
+  t.equal(await ed.verify(msg(1), a.publicKey, sig), true)
+  const inline0 = ed.stats.inline
+  // Straight after: not quiet, so without the hint it would go to a worker.
+  ;(ed as unknown as { lastAsked: number }).lastAsked = Number.POSITIVE_INFINITY
+  t.ok((await ed.sign(msg(1), a.privateKey, { lone: true })).equals(sig), 'same signature inline')
+  t.equal(await ed.verify(msg(2), a.publicKey, sig, { lone: true }), false, 'same answer inline')
+  t.equal(ed.stats.inline, inline0 + 2, 'both ran inline')
+  const neverQuiet = (): void => {
+    ;(ed as unknown as { lastAsked: number }).lastAsked = Number.POSITIVE_INFINITY // a loaded CI machine may pause 2 ms
+  }
+  neverQuiet()
+  t.ok((await ed.sign(msg(1), a.privateKey, { lone: false })).equals(sig))
+  t.equal(ed.stats.inline, inline0 + 2, 'lone: false right after another goes to a worker')
+  // With a batch out, even a lone caller waits its turn (the event loop stays free under load).
+  neverQuiet()
+  const out = ed.sign(msg(4), a.privateKey)
+  const behind = ed.sign(msg(5), a.privateKey, { lone: true })
+  await Promise.all([out, behind])
+  t.equal(ed.stats.inline, inline0 + 2, 'nothing ran inline while a batch was out')
+})
+
 t.test('the same key in another KeyObject is sent to the worker once', async (t) => {
   const ed = new Ed25519Batcher()
   t.teardown(() => ed.close())

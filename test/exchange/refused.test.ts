@@ -1,0 +1,106 @@
+/**
+ * A signed answer the consumer cannot use: the provider (its oprf mode wrapped to damage the DLEQ
+ * proof before signing) answers over real HTTP; the consumer logs the response as received while
+ * it checks the proof, then a `response-refused` record, and only then returns the error. The
+ * consumer's export passes `audit verify`; a refusal that does not match its response-in, or has
+ * none, is a finding.
+ */
+import t from 'tap'
+import { join } from 'node:path'
+import { mkdir, readFile, rm, writeFile, cp } from 'node:fs/promises'
+import Database from 'better-sqlite3'
+import { federationFixture } from '../helper.js'
+import { exportLog } from '../../src/audit/export.js'
+import { auditExport, type AuditReport } from '../../src/audit/verify.js'
+import { loadPrivateKey } from '../../src/crypto/keys.js'
+import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
+import { leafHash, rootFromLeafHashes } from '../../src/log/merkle.js'
+import { logOrigin } from '../../src/node/runtime.js'
+import { canonicalJson } from '../../src/protocol/canonical-json.js'
+
+const PSB = 'fj-psb'
+const TAX = 'fj-tax'
+const ask = { provider: PSB, service: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', mode: 'oprf' }
+
+type Answer = { r?: { proof?: string } }
+interface PreparedLike { answer: () => Promise<Answer> }
+interface ModeLike { prepare: (...a: unknown[]) => Promise<PreparedLike> }
+
+const errorsOf = (r: AuditReport): string => JSON.stringify(r.findings.filter((f) => f.severity !== 'info'), null, 1)
+
+t.test('a refused signed answer is logged as received, then refused, and audits clean', async (t) => {
+  const f = await federationFixture(t, { start: [PSB, TAX] })
+  for (const n of Object.values(f.nodes)) await n.node.tagsets?.whenReady()
+  const id = f.fed.dataset.samples.identity
+  const subject = { id: id.matches[0]!.id, name: id.matches[0]!.name }
+
+  const good = await f.verify(TAX, { ...ask, subjects: [subject] })
+  t.equal(good.status, 200, JSON.stringify(good.json))
+  t.equal(good.json.results?.[0]?.match, true)
+
+  // From here on the provider signs answers whose proof has one bit flipped.
+  const mode = (f.nodes[PSB]!.node.provider as unknown as { d: { modes: Map<string, ModeLike> } }).d.modes.get('oprf')!
+  const prepare = mode.prepare.bind(mode)
+  mode.prepare = async (...a: unknown[]) => {
+    const p = await prepare(...a)
+    const answer = p.answer.bind(p)
+    p.answer = async () => {
+      const x = await answer()
+      const proof = Buffer.from(x.r!.proof!, 'base64url')
+      proof[40] = (proof[40] as number) ^ 1
+      return { ...x, r: { ...x.r, proof: proof.toString('base64url') } }
+    }
+    return p
+  }
+  const bad = await f.verify(TAX, { ...ask, subjects: [subject] })
+  t.equal(bad.json.code, 'VN_ERR_OPRF_PROOF', JSON.stringify(bad.json))
+  t.equal(bad.json.results, undefined, 'no answer reaches the application')
+
+  const db = new Database(join(f.fed.dir, TAX, 'var', 'log.db'), { readonly: true })
+  const last = (db.prepare('SELECT data FROM leaves ORDER BY idx DESC LIMIT 3').pluck().all() as Buffer[]).reverse().map((b) => JSON.parse(b.toString('utf8')) as Record<string, unknown>)
+  db.close()
+  t.same(last.map((r) => r.t), ['request-out', 'response-in', 'response-refused'])
+  const [reqOut, respIn, refused] = last as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>]
+  t.equal(respIn.status, 'ok', 'the response-in says what the provider signed')
+  t.equal(refused.code, 'VN_ERR_OPRF_PROOF')
+  t.equal(refused.xid, reqOut.xid)
+  t.equal(refused.respDigest, respIn.respDigest)
+  t.equal(refused.reqDigest, reqOut.reqDigest)
+
+  for (const n of Object.values(f.nodes)) await n.close()
+  const out = join(f.fed.dir, 'export-tax')
+  await exportLog(f.fed.nodes[TAX]!.configPath, out)
+  const r = await auditExport(out)
+  t.ok(r.ok, errorsOf(r))
+  t.same(r.findings.filter((x) => x.severity !== 'info').map((x) => x.code), [], errorsOf(r))
+
+  // Tampered copies, re-signed with the consumer's real log key so only the records are wrong.
+  const logKey = await loadPrivateKey(join(f.fed.dir, TAX, 'keys', 'log.key'))
+  const origin = logOrigin(f.fed.federation, TAX)
+  let k = 0
+  const tampered = async (edit: (leaves: Record<string, unknown>[]) => Record<string, unknown>[]): Promise<AuditReport> => {
+    const dir = join(f.fed.dir, `tampered-${k++}`)
+    await cp(out, dir, { recursive: true })
+    const lines = (await readFile(join(dir, 'entries.jsonl'), 'utf8')).split('\n').filter((l) => l !== '')
+    const leaves = edit(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).map((x) => canonicalJson(x))
+    await writeFile(join(dir, 'entries.jsonl'), leaves.map((l) => `${l}\n`).join(''))
+    const rootHash = rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l, 'utf8'))))
+    await rm(join(dir, 'checkpoints'), { recursive: true })
+    await mkdir(join(dir, 'checkpoints'))
+    await writeFile(join(dir, 'checkpoints', `${leaves.length}.note`), signCheckpoint({ origin, size: leaves.length, rootHash }, ed25519NoteSigner(origin, logKey)))
+    return auditExport(dir)
+  }
+  const isRefusal = (x: Record<string, unknown>): boolean => x.t === 'response-refused'
+  const codes = (rep: AuditReport): string[] => rep.findings.filter((x) => x.severity === 'error').map((x) => x.code)
+
+  const otherDigest = await tampered((ls) => ls.map((x) => (isRefusal(x) ? { ...x, respDigest: x.reqDigest } : x)))
+  t.notOk(otherDigest.ok)
+  t.match(codes(otherDigest), ['AUDIT_BINDING_MISMATCH'])
+
+  const twice = await tampered((ls) => ls.flatMap((x) => (isRefusal(x) ? [x, x] : [x])))
+  t.ok(twice.findings.some((x) => x.code === 'AUDIT_DUPLICATE_EXCHANGE' && /second response-refused/.test(x.message)), errorsOf(twice))
+
+  const orphan = await tampered((ls) => ls.map((x) => (isRefusal(x) ? { ...x, xid: 'AAAAAAAAAAAAAAAAAAAAAA' } : x)))
+  t.notOk(orphan.ok)
+  t.ok(codes(orphan).includes('AUDIT_ORPHAN_ENTRY'), errorsOf(orphan))
+})
