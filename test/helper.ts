@@ -7,6 +7,14 @@ import { request } from 'undici'
 import { buildDemoFederation, type DemoFederation, type BuildDemoOptions } from '../src/demo/federation.js'
 import { startNode, type RunningNode } from '../src/http/server.js'
 import { pino, type Logger } from 'pino'
+import { join } from 'node:path'
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { auditExport, type AuditReport } from '../src/audit/verify.js'
+import { loadPrivateKey } from '../src/crypto/keys.js'
+import { ed25519NoteSigner, signCheckpoint } from '../src/log/checkpoint.js'
+import { leafHash, rootFromLeafHashes } from '../src/log/merkle.js'
+import { logOrigin } from '../src/node/runtime.js'
+import { canonicalJson } from '../src/protocol/canonical-json.js'
 
 export interface Fixture {
   fed: DemoFederation
@@ -53,4 +61,25 @@ export async function federationFixture(t: Test, opts: BuildDemoOptions & { star
       return { status: res.statusCode, json: await res.body.json() }
     },
   }
+}
+
+/**
+ * Audits a copy of the log export `exportDir` whose records `edit` rewrote, with the checkpoints
+ * re-signed by `member`'s real log key: only the records are wrong, every signature is good.
+ */
+export async function auditEditedExport(
+  fed: DemoFederation, member: string, exportDir: string, copyDir: string,
+  edit: (records: Record<string, unknown>[]) => Record<string, unknown>[],
+): Promise<AuditReport> {
+  await cp(exportDir, copyDir, { recursive: true })
+  const lines = (await readFile(join(copyDir, 'entries.jsonl'), 'utf8')).split('\n').filter((l) => l !== '')
+  const leaves = edit(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).map((x) => canonicalJson(x))
+  await writeFile(join(copyDir, 'entries.jsonl'), leaves.map((l) => `${l}\n`).join(''))
+  const logKey = await loadPrivateKey(join(fed.dir, member, 'keys', 'log.key'))
+  const origin = logOrigin(fed.federation, member)
+  const rootHash = rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l, 'utf8'))))
+  await rm(join(copyDir, 'checkpoints'), { recursive: true })
+  await mkdir(join(copyDir, 'checkpoints'))
+  await writeFile(join(copyDir, 'checkpoints', `${leaves.length}.note`), signCheckpoint({ origin, size: leaves.length, rootHash }, ed25519NoteSigner(origin, logKey)))
+  return auditExport(copyDir)
 }

@@ -136,6 +136,7 @@ export const PeerCheckpointSchema = z.strictObject({
   size: index,
   rootHash: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, '32-byte hash, base64'),
   noteHash: digest,
+  note: freeText(64 * 1024).optional(),
 })
 
 export const ForkEvidenceSchema = z.strictObject({

@@ -41,7 +41,7 @@ import { KeyHistory } from '../federation/key-history.js'
 import { rootKeyId } from '../federation/manifest.js'
 import { ed25519NoteVerifier, openNote, parseCheckpoint, parseNote, type NoteVerifier } from '../log/checkpoint.js'
 import { EMPTY_ROOT, foldRange, hashEquals, leafHash, nodeHash } from '../log/merkle.js'
-import type { AgreementsRecord, DecisionRecord, DisclosureExportRecord, ForkEvidenceRecord, KeyEventRecord, LogRecord, RequestInRecord, RequestOutRecord, ResponseInRecord, ResponseOutRecord, ResponseRefusedRecord } from '../log/records.js'
+import type { AgreementsRecord, DecisionRecord, DisclosureExportRecord, ForkEvidenceRecord, KeyEventRecord, LogRecord, PeerCheckpointRecord, RequestInRecord, RequestOutRecord, ResponseInRecord, ResponseOutRecord, ResponseRefusedRecord } from '../log/records.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { AgreementSetSchema, agreementSetHash, type Agreement } from '../policy/agreements.js'
 import { decide, type DecisionRequest } from '../policy/decide.js'
@@ -584,6 +584,24 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
 
   // A witness's proof that a peer showed it two inconsistent checkpoints (peer-logs.ts): reported
   // for the auditor to follow up with `audit consistency` on the two notes and the peer's export.
+  // A witnessed checkpoint that carries its note must be that note: hash, size and root.
+  const onPeerCheckpoint = (i: number, r: PeerCheckpointRecord): void => {
+    if (r.note === undefined) return
+    let bad: string[]
+    try {
+      const cp = parseCheckpoint(parseNote(r.note).text)
+      bad = mismatch([
+        ['noteHash', createHash('sha256').update(r.note).digest('base64url'), r.noteHash],
+        ['size', cp.size, r.size],
+        ['rootHash', Buffer.from(cp.rootHash).toString('base64'), r.rootHash],
+        ['origin', cp.origin, logOrigin(federation ?? '?', r.peer)],
+      ])
+    } catch {
+      bad = ['note']
+    }
+    if (bad.length > 0) add('AUDIT_LEAF_INVALID', `leaf ${i}: peer-checkpoint differs from the note it carries in ${bad.join(', ')}`, { index: i })
+  }
+
   const onForkEvidence = (i: number, r: ForkEvidenceRecord): void => {
     const origin = logOrigin(federation ?? '?', r.peer)
     const verifiers: NoteVerifier[] = []
@@ -817,6 +835,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
       case 'response-in': return onResponseIn(i, r)
       case 'response-refused': return onResponseRefused(i, r)
       case 'fork-evidence': return onForkEvidence(i, r)
+      case 'peer-checkpoint': return onPeerCheckpoint(i, r)
     }
   })
 

@@ -13,7 +13,7 @@ import type { Logger } from 'pino'
 import { VnError } from '../errors.js'
 import type { Federation } from '../federation/federation.js'
 import type { PeerClient } from '../peers/client.js'
-import { openCheckpoint, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureSigner, cosignCheckpoint, type Checkpoint } from './checkpoint.js'
+import { openCheckpoint, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureSigner, cosignCheckpoint, parseCheckpoint, parseNote, type Checkpoint } from './checkpoint.js'
 import { verifyConsistency, verifyInclusion, leafHash, hashEquals } from './merkle.js'
 import type { NodeLog } from '../exchange/provider.js'
 import { signGetRequest } from '../http/member-auth.js'
@@ -59,6 +59,28 @@ export class PeerLogs {
 
   private now(): number {
     return (this.d.now ?? Date.now)()
+  }
+
+  /**
+   * Takes up where the last run left off: `note` is the last checkpoint of `peer` this node
+   * witnessed, as its own log recorded it (a `peer-checkpoint` record). It was verified when it
+   * was seen; the peer's key may have rotated since, so only its form is checked here.
+   * @returns false (and nothing remembered) when the note is not a checkpoint of that peer's log.
+   */
+  remember(peer: string, note: string): boolean {
+    try {
+      const checkpoint = parseCheckpoint(parseNote(note).text)
+      if (checkpoint.origin !== logOrigin(this.d.federation().name, peer)) return false
+      if (!this.seen.has(peer)) this.seen.set(peer, { note, checkpoint })
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** The last checkpoint of `peer` this node witnessed (this run, or remembered from its log). */
+  lastSeen(peer: string): SeenCheckpoint | undefined {
+    return this.seen.get(peer)
   }
 
   /** Fetches and verifies a peer's latest checkpoint (signature under its listed log key). */
@@ -110,7 +132,7 @@ export class PeerLogs {
     const cosigned = cosignCheckpoint(cur.note, cosignatureSigner(logOrigin(fed.name, this.d.self), this.d.logKey))
     await this.d.log.append([{
       v: 1, at: this.now(), t: 'peer-checkpoint', peer, size: cur.checkpoint.size, rootHash,
-      noteHash: createHash('sha256').update(cur.note).digest('base64url'),
+      noteHash: createHash('sha256').update(cur.note).digest('base64url'), note: cur.note,
     }])
     // Best effort: the peer attaches our cosignature to its checkpoint.
     await this.d.client.post(fed.endpoint(peer), '/v1/log/cosignature', JSON.stringify({ witness: this.d.self, note: cosigned }))

@@ -131,6 +131,12 @@ export interface PeerCheckpointRecord extends Base {
   size: number
   rootHash: string
   noteHash: string
+  /**
+   * The peer's signed note itself (since November 2026): a restarted node takes its last-seen
+   * checkpoint of each peer from here, so a fork across its restart is still caught, and a later
+   * `fork-evidence` can show both signed notes.
+   */
+  note?: string
 }
 
 /** two validly signed, inconsistent checkpoints of one peer's log: proof of a fork */

@@ -202,6 +202,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     self, federation: () => federation.get(now()), client, log, logKey, signer: () => signer, logger, now,
     onFork: () => metrics.forkAlerts.inc(),
   })
+  await rememberWitnessed(store, peerLogs, fed0.departments().map((m) => m.id).filter((id) => id !== self), logger)
   const origin = logOrigin(fed0.name, self)
   const noteSigner: NoteSigner = ed25519NoteSigner(origin, logKey)
   let catalog = signCatalog(catalogOf(self, cfg.services, limits.batchMax, now()), signer)
@@ -388,6 +389,31 @@ async function recoverFromLog(
     end = start
   }
   quotas.restore(permits, today)
+}
+
+/** How far back (in leaves) a restarted node looks for the last checkpoint it witnessed of each peer. */
+export const WITNESS_MEMORY_LEAVES = 200_000
+
+/**
+ * A witness that forgot what it saw could be shown a forked history across its own restart: the
+ * last `peer-checkpoint` record of each peer (newest first, at most WITNESS_MEMORY_LEAVES back)
+ * tells it where it left off. Records written before they carried the note are skipped.
+ */
+async function rememberWitnessed(store: SqliteLogStore, peerLogs: PeerLogs, peers: readonly string[], logger: Logger): Promise<void> {
+  const missing = new Set(peers)
+  const size = await store.size()
+  const stop = Math.max(0, size - WITNESS_MEMORY_LEAVES)
+  for (let end = size; end > stop && missing.size > 0;) {
+    const start = Math.max(stop, end - 1024)
+    const leaves = await store.entries(start, end)
+    for (let i = leaves.length - 1; i >= 0 && missing.size > 0; i--) {
+      const r = parseLeaf(leaves[i] as Uint8Array)
+      if (r.t !== 'peer-checkpoint' || !missing.has(r.peer) || r.note === undefined) continue
+      missing.delete(r.peer)
+      if (!peerLogs.remember(r.peer, r.note)) logger.warn({ peer: r.peer, index: start + i }, 'the last witnessed checkpoint in the log is not one of this peer; witnessing starts afresh')
+    }
+    end = start
+  }
 }
 
 /** Rebuilds the reply a response JWS was released with (restart recovery of idempotent retries). */

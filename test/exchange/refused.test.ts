@@ -7,16 +7,10 @@
  */
 import t from 'tap'
 import { join } from 'node:path'
-import { mkdir, readFile, rm, writeFile, cp } from 'node:fs/promises'
 import Database from 'better-sqlite3'
-import { federationFixture } from '../helper.js'
+import { auditEditedExport, federationFixture } from '../helper.js'
 import { exportLog } from '../../src/audit/export.js'
 import { auditExport, type AuditReport } from '../../src/audit/verify.js'
-import { loadPrivateKey } from '../../src/crypto/keys.js'
-import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
-import { leafHash, rootFromLeafHashes } from '../../src/log/merkle.js'
-import { logOrigin } from '../../src/node/runtime.js'
-import { canonicalJson } from '../../src/protocol/canonical-json.js'
 
 const PSB = 'fj-psb'
 const TAX = 'fj-tax'
@@ -75,21 +69,9 @@ t.test('a refused signed answer is logged as received, then refused, and audits 
   t.same(r.findings.filter((x) => x.severity !== 'info').map((x) => x.code), [], errorsOf(r))
 
   // Tampered copies, re-signed with the consumer's real log key so only the records are wrong.
-  const logKey = await loadPrivateKey(join(f.fed.dir, TAX, 'keys', 'log.key'))
-  const origin = logOrigin(f.fed.federation, TAX)
   let k = 0
-  const tampered = async (edit: (leaves: Record<string, unknown>[]) => Record<string, unknown>[]): Promise<AuditReport> => {
-    const dir = join(f.fed.dir, `tampered-${k++}`)
-    await cp(out, dir, { recursive: true })
-    const lines = (await readFile(join(dir, 'entries.jsonl'), 'utf8')).split('\n').filter((l) => l !== '')
-    const leaves = edit(lines.map((l) => JSON.parse(l) as Record<string, unknown>)).map((x) => canonicalJson(x))
-    await writeFile(join(dir, 'entries.jsonl'), leaves.map((l) => `${l}\n`).join(''))
-    const rootHash = rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l, 'utf8'))))
-    await rm(join(dir, 'checkpoints'), { recursive: true })
-    await mkdir(join(dir, 'checkpoints'))
-    await writeFile(join(dir, 'checkpoints', `${leaves.length}.note`), signCheckpoint({ origin, size: leaves.length, rootHash }, ed25519NoteSigner(origin, logKey)))
-    return auditExport(dir)
-  }
+  const tampered = (edit: (leaves: Record<string, unknown>[]) => Record<string, unknown>[]): Promise<AuditReport> =>
+    auditEditedExport(f.fed, TAX, out, join(f.fed.dir, `tampered-${k++}`), edit)
   const isRefusal = (x: Record<string, unknown>): boolean => x.t === 'response-refused'
   const codes = (rep: AuditReport): string[] => rep.findings.filter((x) => x.severity === 'error').map((x) => x.code)
 

@@ -4,7 +4,11 @@
  */
 import t from 'tap'
 import { request } from 'undici'
-import { federationFixture } from '../helper.js'
+import { pino } from 'pino'
+import { auditEditedExport, federationFixture } from '../helper.js'
+import { startNode } from '../../src/http/server.js'
+import { exportLog } from '../../src/audit/export.js'
+import { auditExport } from '../../src/audit/verify.js'
 import { openCheckpoint, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureVerifier, signCheckpoint, ed25519NoteSigner, parseCheckpoint, parseNote } from '../../src/log/checkpoint.js'
 import { logOrigin } from '../../src/log/peer-logs.js'
 import { loadPrivateKey } from '../../src/crypto/keys.js'
@@ -57,4 +61,40 @@ t.test('receipts, cosignatures and fork evidence', async (t) => {
   t.equal(tax.node.peerLogs.forks.length, 1, 'kept as evidence')
   const metrics = await (await request(`${tax.publicUrl}/metrics`)).body.text()
   t.match(metrics, /verinode_peer_fork_alerts_total\{member="fj-tax"\} 1/)
+})
+
+t.test('a restarted witness remembers what it saw: a fork across its restart is caught', async (t) => {
+  const f = await federationFixture(t, { start: ['fj-psb', 'fj-tax'] })
+  const psb = f.nodes['fj-psb']!
+  await psb.node.checkpoint()
+  t.ok((await f.nodes['fj-tax']!.node.peerLogs.witness('fj-psb')).cosigned)
+  const seen = f.nodes['fj-tax']!.node.peerLogs.lastSeen('fj-psb')!
+  await f.nodes['fj-tax']!.close()
+  // Restarted (registered with the fixture so its teardown closes it).
+  const tax = await startNode(f.fed.nodes['fj-tax']!.configPath, { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0 })
+  f.nodes['fj-tax'] = tax
+  t.equal(tax.node.peerLogs.lastSeen('fj-psb')?.note, seen.note, 'taken from its own log')
+
+  // psb's log key signs a smaller tree than the one tax saw before its restart.
+  const logKey = await loadPrivateKey(join(f.fed.dir, 'fj-psb', 'keys', 'log.key'))
+  const cp = seen.checkpoint
+  const forged = signCheckpoint({ origin: cp.origin, size: cp.size - 1, rootHash: new Uint8Array(32).fill(9) }, ed25519NoteSigner(cp.origin, logKey))
+  const orig = psb.node.checkpoint
+  ;(psb.node as { checkpoint: () => Promise<string> }).checkpoint = async () => forged
+  const w = await tax.node.peerLogs.witness('fj-psb')
+  ;(psb.node as { checkpoint: () => Promise<string> }).checkpoint = orig
+  t.notOk(w.cosigned, 'not cosigned')
+  t.same(tax.node.peerLogs.forks.map((x) => x.notes), [[seen.note, forged]], 'both signed notes kept')
+
+  // The auditor: the peer-checkpoint note matches its record; the fork is reported; a record
+  // whose note says something else is a finding.
+  await tax.close()
+  const out = join(f.fed.dir, 'export-tax')
+  await exportLog(f.fed.nodes['fj-tax']!.configPath, out)
+  const r = await auditExport(out)
+  const codes = r.findings.map((x) => x.code)
+  t.ok(codes.includes('AUDIT_PEER_FORK_REPORTED'))
+  t.same(r.findings.filter((x) => x.severity !== 'info' && x.code !== 'AUDIT_PEER_FORK_REPORTED').map((x) => x.code), [], JSON.stringify(r.findings))
+  const bent = await auditEditedExport(f.fed, 'fj-tax', out, join(f.fed.dir, 'bent'), (rs) => rs.map((x) => (x.t === 'peer-checkpoint' ? { ...x, size: (x.size as number) + 1 } : x)))
+  t.ok(bent.findings.some((x) => x.code === 'AUDIT_LEAF_INVALID' && /differs from the note it carries in size/.test(x.message)), JSON.stringify(bent.findings))
 })
