@@ -192,8 +192,8 @@ export class Consumer {
     let finishError: unknown
     if (resp.status === 'ok') {
       // One turn of the event loop first: the log store hands its batch to the writer thread on
-      // setImmediate, and the mode's check may hold this thread for a millisecond or more.
-      await setImmediate()
+      // setImmediate, and a heavy check would hold this thread for a millisecond or more.
+      if (built.heavyFinish === true) await setImmediate()
       const got: { results?: Record<string, unknown>[]; r?: Record<string, unknown> } = {}
       if (resp.results !== undefined) got.results = resp.results
       if (resp.r !== undefined) got.r = resp.r

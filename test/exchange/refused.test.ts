@@ -1,5 +1,6 @@
 /**
- * A signed answer the consumer cannot use: the provider (its oprf mode wrapped to damage the DLEQ
+ * The consumer's response-in is handed to its log writer before an OPRF proof check starts, so
+ * the two overlap. A signed answer the consumer cannot use: the provider (its oprf mode wrapped to damage the DLEQ
  * proof before signing) answers over real HTTP; the consumer logs the response as received while
  * it checks the proof, then a `response-refused` record, and only then returns the error. The
  * consumer's export passes `audit verify`; a refusal that does not match its response-in, or has
@@ -28,9 +29,33 @@ t.test('a refused signed answer is logged as received, then refused, and audits 
   const id = f.fed.dataset.samples.identity
   const subject = { id: id.matches[0]!.id, name: id.matches[0]!.name }
 
+  // The order of events on the consumer: its log writer gets the response-in before the proof
+  // check starts, so the two overlap.
+  const events: string[] = []
+  const consumer = f.nodes[TAX]!.node.consumer as unknown as {
+    d: { log: { store: { writer: { commit: (b: unknown) => Promise<unknown> } } }; modes: Map<string, { build: (...a: unknown[]) => Promise<{ finish: (r: unknown) => Promise<unknown> }> }> }
+  }
+  const writer = consumer.d.log.store.writer
+  const commit = writer.commit.bind(writer)
+  writer.commit = async (b) => {
+    events.push('commit')
+    return commit(b)
+  }
+  const oprfMode = consumer.d.modes.get('oprf')!
+  const build = oprfMode.build.bind(oprfMode)
+  oprfMode.build = async (...a) => {
+    const built = await build(...a)
+    const finish = built.finish.bind(built)
+    built.finish = async (r) => {
+      events.push('finish')
+      return finish(r)
+    }
+    return built
+  }
   const good = await f.verify(TAX, { ...ask, subjects: [subject] })
   t.equal(good.status, 200, JSON.stringify(good.json))
   t.equal(good.json.results?.[0]?.match, true)
+  t.same(events, ['commit', 'commit', 'finish'], 'request-out, then response-in handed to the writer before the proof check')
 
   // From here on the provider signs answers whose proof has one bit flipped.
   const mode = (f.nodes[PSB]!.node.provider as unknown as { d: { modes: Map<string, ModeLike> } }).d.modes.get('oprf')!

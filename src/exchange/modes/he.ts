@@ -391,6 +391,7 @@ export function heConsumer(opts: HeConsumerOptions = {}): HeConsumerMode {
         q,
         disclosures,
         count: n,
+        heavyFinish: true,
         async finish(reply): Promise<Answer[]> {
           const r = HeReplySchema.safeParse(reply.r)
           if (!r.success) throw new VnError('VN_ERR_PEER_BAD_RESPONSE', `r: ${formatZodIssues(r.error)}`)

@@ -165,6 +165,7 @@ export function oprfConsumer(d: OprfConsumerDeps): ConsumerMode {
       return {
         q: { epoch: tagset.epoch, blinded: b.blindedElements.map(b64u) },
         count: inputs.length,
+        heavyFinish: true,
         async finish(reply): Promise<Answer[]> {
           return finishOprf(d, tagset, inputs, b, reply, svc, width, subjects.length)
         },

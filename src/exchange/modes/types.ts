@@ -43,6 +43,11 @@ export interface BuiltQuery {
   q: Record<string, unknown>
   disclosures?: string[]
   count: number
+  /**
+   * `finish` holds the thread for a while (a proof check, a decryption): the consumer first lets
+   * the log store hand the response-in to its writer, so the commit and the check overlap.
+   */
+  heavyFinish?: boolean
   /** turns the verified response's `results`/`r` into one answer per subject */
   finish(reply: { results?: Answer[]; r?: Record<string, unknown> }): Promise<Answer[]>
 }
