@@ -67,7 +67,8 @@ t.test('operator commands that log themselves', async (t) => {
   const rootPub = join(f.fed.authorityDir, 'federation-root.pub')
   const reason = 'court order 2025-17 (case file reference only)'
 
-  t.test('while the node runs, nothing that writes to its log is allowed', async (t) => {
+  // Awaited: the nodes close right after it, and must not close while it runs.
+  await t.test('while the node runs, nothing that writes to its log is allowed', async (t) => {
     t.ok((await stat(dbOf(TAX))).isFile(), 'the log database is where the test expects it')
     await t.rejects(assertNodeStopped(dbOf(TAX)), { code: 'VN_ERR_AUDIT_NODE_RUNNING' })
     const size = await f.nodes[TAX]!.node.log.size()
