@@ -582,8 +582,6 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     }
   }
 
-  // A witness's proof that a peer showed it two inconsistent checkpoints (peer-logs.ts): reported
-  // for the auditor to follow up with `audit consistency` on the two notes and the peer's export.
   // A witnessed checkpoint that carries its note must be that note: hash, size and root.
   const onPeerCheckpoint = (i: number, r: PeerCheckpointRecord): void => {
     if (r.note === undefined) return
@@ -602,6 +600,8 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     if (bad.length > 0) add('AUDIT_LEAF_INVALID', `leaf ${i}: peer-checkpoint differs from the note it carries in ${bad.join(', ')}`, { index: i })
   }
 
+  // A witness's proof that a peer showed it two inconsistent checkpoints (peer-logs.ts): reported
+  // for the auditor to follow up with `audit consistency` on the two notes and the peer's export.
   const onForkEvidence = (i: number, r: ForkEvidenceRecord): void => {
     const origin = logOrigin(federation ?? '?', r.peer)
     const verifiers: NoteVerifier[] = []

@@ -222,7 +222,8 @@ export class Provider {
     const s = this.d.signer()
     let respJws: string
     try {
-      // off the event loop (the Ed25519 workers): it serves other requests meanwhile
+      // on the Ed25519 workers while other exchanges are in progress (the event loop serves them
+      // meanwhile); a lone exchange signs inline
       respJws = await signJwsJsonAsync(payload, s.privateKey, s.kid, RESPONSE_TYP, this.d.ed25519, this.ed25519Call())
     } catch (e) {
       slot.abandon(e) // a loaded Ed25519 key does not fail to sign; if it does, stop (fail closed)
