@@ -47,17 +47,35 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
   const dir = opts.dir ?? await mkdtemp(join(tmpdir(), 'verinode-demo-'))
   out(`Building the federation in ${dir} ...`)
   const sizes = { residents: opts.residents ?? 5000, enterprises: opts.enterprises ?? 2000 }
-  const fed = await buildDemoFederation(dir, { sizes, configOverrides: { logLevel: 'warn' } })
-  const s = fed.dataset.samples
-  out(`  ${fed.dataset.counts.residents} residents, ${fed.dataset.counts.enterprises} enterprises, ` +
-    `${fed.dataset.counts.taxPayments} tax records, ${fed.dataset.counts.dishonestDebtors} dishonest debtors (synthetic)`)
   const nodes: Record<string, RunningNode> = {}
+  // The nodes' ports are picked free, then written into the signed manifest; on a busy machine
+  // another process (an outgoing connection's ephemeral port) may take one before its node
+  // listens. Then the federation is built again on fresh ports, at most three times.
+  let fed: DemoFederation | undefined
+  for (let attempt = 1; fed === undefined; attempt++) {
+    const built = await buildDemoFederation(attempt === 1 ? dir : join(dir, `attempt-${attempt}`), { sizes, configOverrides: { logLevel: 'warn' } })
+    if (attempt === 1) {
+      out(`  ${built.dataset.counts.residents} residents, ${built.dataset.counts.enterprises} enterprises, ` +
+        `${built.dataset.counts.taxPayments} tax records, ${built.dataset.counts.dishonestDebtors} dishonest debtors (synthetic)`)
+    }
+    try {
+      for (const [id, n] of Object.entries(built.nodes)) {
+        nodes[id] = await startNode(n.configPath, { logger: pino({ level: 'warn' }), env: {} }) // demo nodes ignore VERINODE_* overrides meant for one node
+        out(`  ${id.padEnd(10)} public ${nodes[id]?.publicUrl}  local ${nodes[id]?.localUrl}`)
+      }
+      fed = built
+    } catch (e) {
+      for (const [id, n] of Object.entries(nodes)) {
+        await n.close()
+        delete nodes[id]
+      }
+      if ((e as { code?: string }).code !== 'EADDRINUSE' || attempt >= 3) throw e
+      out(`  a port was taken before its node listened: building the federation again on fresh ports`)
+    }
+  }
+  const s = fed.dataset.samples
   const steps: DemoStep[] = []
   try {
-    for (const [id, n] of Object.entries(fed.nodes)) {
-      nodes[id] = await startNode(n.configPath, { logger: pino({ level: 'warn' }), env: {} }) // demo nodes ignore VERINODE_* overrides meant for one node
-      out(`  ${id.padEnd(10)} public ${nodes[id]?.publicUrl}  local ${nodes[id]?.localUrl}`)
-    }
     // oprf mode: providers build their tag sets off the request path; wait for the first ones.
     for (const [id, n] of Object.entries(nodes)) {
       if (n.node.tagsets === undefined) continue
