@@ -21,6 +21,7 @@ import { availableParallelism } from 'node:os'
 import { sign, verify, type KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
 import { workerPath } from '../util/worker-pool.js'
+import { QuietClock } from '../util/quiet-clock.js'
 
 /** One operation as sent to the worker: a signature to check (`sig` set) or to make. */
 export interface Ed25519Op {
@@ -37,9 +38,6 @@ interface Pending {
   resolve: (r: Ed25519Reply) => void
   reject: (e: unknown) => void
 }
-
-/** An operation asked for after this long a pause, with nothing out, runs inline (see `inlineNow`). */
-const QUIET_MS = 2
 
 /** What a caller knows about its own load. */
 export interface Ed25519Call {
@@ -70,7 +68,8 @@ export class Ed25519Batcher {
   private broken = false
   /** batches sent, operations they carried, operations run on the caller's thread (tests, diagnostics) */
   readonly stats = { batches: 0, ops: 0, inline: 0 }
-  private lastAsked = Number.NEGATIVE_INFINITY
+  /** an operation after a 2 ms pause, with nothing out, runs inline (see `inlineNow`) */
+  private readonly clock = new QuietClock()
 
   /**
    * `workers`: batches worked on at the same time, one per worker thread. Default: one per core
@@ -91,17 +90,15 @@ export class Ed25519Batcher {
   /**
    * Whether an operation runs on the caller's thread (~0.1 ms) rather than in a batch, sparing a
    * single request two thread hand-offs (~0.3 ms each here). Only with nothing queued or out, and
-   * either after `QUIET_MS` without any operation or when the caller says it is alone: the
-   * provider's verify and sign of one exchange come ~1 ms apart, so the pause alone would send the
-   * sign to a worker. Under a steady load the provider has several exchanges in progress and
-   * operations come closer than `QUIET_MS`, so they are never signed on the event loop.
+   * either after a pause (`QuietClock`) or when the caller says it is alone: the provider's
+   * verify and sign of one exchange come ~1 ms apart, so the pause alone would send the sign to a
+   * worker. Under a steady load the provider has several exchanges in progress and operations come
+   * closer than the pause, so they are never signed on the event loop.
    */
   private inlineNow(call: Ed25519Call | undefined): boolean {
-    const now = performance.now()
+    const paused = this.clock.paused()
     const idle = this.queue.length === 0 && this.lanes.every((l) => l.inFlight === undefined)
-    const inline = idle && (call?.lone === true || now - this.lastAsked > QUIET_MS)
-    this.lastAsked = now
-    return inline
+    return idle && (call?.lone === true || paused)
   }
 
   /** Ed25519 verification of `sig` over `data` with a public key: resolves true or false. */
@@ -140,7 +137,7 @@ export class Ed25519Batcher {
       } catch (e) {
         return Promise.reject(new VnError('VN_ERR_INTERNAL', `${what} failed to run`, { cause: e }))
       } finally {
-        this.lastAsked = performance.now() // what waited behind this one did not come after a pause
+        this.clock.restart()
       }
     }
     return this.submit(how.op(id)).then((r) => {

@@ -31,6 +31,7 @@ import type { OprfKeyPair } from '../../crypto/oprf.js'
 import type { TagSet } from '../../oprf/tagset.js'
 import { answersFromHits, oprfLabels, subjectInputs } from '../../oprf/tagset-service.js'
 import type { WorkerPool } from '../../util/worker-pool.js'
+import { QuietClock } from '../../util/quiet-clock.js'
 import type { ProviderMode, ConsumerMode, Answer } from './types.js'
 
 /** Batches up to this size are blinded / finalized in-thread: a worker round trip costs more. */
@@ -91,23 +92,18 @@ class EvaluationRate {
   }
 }
 
-/** A request this small after this long a pause, with the pool idle, is evaluated in-thread. */
-const QUIET_MS = 2
-
 export function oprfProvider(d: OprfProviderDeps): ProviderMode {
   const rate = new EvaluationRate()
   const now = d.now ?? Date.now
-  let lastEval = Number.NEGATIVE_INFINITY
+  const clock = new QuietClock()
   /**
    * A lone small request (a single private check) is evaluated on the event loop (~1 ms for one
    * element with its proof) instead of paying two hand-offs to the pool (~0.3 ms each here); a
-   * request within QUIET_MS of another, a larger one, or one while the pool works goes to the pool.
+   * request right after another, a larger one, or one while the pool works goes to the pool.
    */
   const inThread = (n: number, pool: WorkerPool): boolean => {
-    const t = performance.now()
-    const quiet = n <= IN_THREAD_MAX && t - lastEval > QUIET_MS && !pool.busy
-    lastEval = t
-    return quiet
+    const paused = clock.paused()
+    return n <= IN_THREAD_MAX && paused && !pool.busy
   }
   return {
     mode: 'oprf',
@@ -132,7 +128,7 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
           let ev
           if (inThread(elements.length, pool)) {
             ev = blindEvaluateBatch(key.secretKey, key.publicKey, elements, { maxBatch: max })
-            lastEval = performance.now() // a request that waited behind this one did not come after a pause
+            clock.restart()
           } else ev = await poolBlindEvaluateBatch(pool, key.secretKey, key.publicKey, elements, max)
           return { r: { epoch, evaluated: ev.evaluatedElements.map(b64u), proof: b64u(ev.proof) } }
         },
@@ -202,20 +198,19 @@ export async function finishOprf(
   if (proof.length !== PROOF_BYTES) throw new VnError('VN_ERR_OPRF_PROOF', `r.proof: expected ${PROOF_BYTES} bytes`)
   const args = { inputs, blinds: b.blinds, evaluatedElements, blindedElements: b.blindedElements, publicKey: tagset.publicKey, proof, maxBatch: Math.max(inputs.length, 1) }
   let outputs: Uint8Array[]
-  const pool = inputs.length === 1 || inputs.length > IN_THREAD_MAX ? d.pool() : undefined
-  if (pool !== undefined && inputs.length === 1 && !pool.busy) {
+  if (inputs.length === 1 && !d.pool().busy) {
     // One element (a single private check): two of the proof check's six multiplications on an
     // idle worker while this thread does the other four and the unblinding (planSingleProof).
     const plan = planSingleProof(tagset.publicKey, b.blindedElements[0] as Uint8Array, evaluatedElements[0] as Uint8Array, proof)
-    const mz = poolComposites(pool, plan)
+    const mz = poolComposites(d.pool(), plan)
     mz.catch(() => undefined) // awaited below; a throw here must not leave it unhandled
     const fin = finishSingleProof(plan, inputs[0] as Uint8Array, b.blinds[0] as Uint8Array)
     const { M, Z } = await mz
     outputs = [fin.check(M, Z)]
+  } else if (inputs.length <= IN_THREAD_MAX) {
+    outputs = finalizeBatch(args.inputs, args.blinds, args.evaluatedElements, args.blindedElements, args.publicKey, args.proof, { maxBatch: args.maxBatch })
   } else {
-    outputs = pool === undefined || inputs.length <= IN_THREAD_MAX
-      ? finalizeBatch(args.inputs, args.blinds, args.evaluatedElements, args.blindedElements, args.publicKey, args.proof, { maxBatch: args.maxBatch })
-      : await poolFinalizeBatch(pool, args)
+    outputs = await poolFinalizeBatch(d.pool(), args)
   }
   const hits: boolean[][] = []
   for (let i = 0; i < subjects; i++) hits.push(outputs.slice(i * width, (i + 1) * width).map((o) => tagset.hasOutput(o)))
