@@ -4,7 +4,7 @@
  */
 import type { Test } from 'tap'
 import { request } from 'undici'
-import { buildDemoFederation, type DemoFederation, type BuildDemoOptions } from '../src/demo/federation.js'
+import { startDemoFederation, type DemoFederation, type BuildDemoOptions } from '../src/demo/federation.js'
 import { startNode, type RunningNode } from '../src/http/server.js'
 import { pino, type Logger } from 'pino'
 import { join } from 'node:path'
@@ -30,23 +30,14 @@ export async function federationFixture(t: Test, opts: BuildDemoOptions & { star
   t.teardown(async () => {
     for (const n of Object.values(nodes)) await n.close()
   })
-  // Ports are chosen before the manifest is signed; another process may take one in between. Then
-  // the whole federation is built again on fresh ports.
-  let fed: DemoFederation | undefined
-  for (let attempt = 1; fed === undefined; attempt++) {
-    const built = await buildDemoFederation(`${root}/try-${attempt}`, { sizes: { residents: 300, enterprises: 200, taxYears: [2024, 2025] }, ...opts })
-    try {
-      for (const id of opts.start ?? Object.keys(built.nodes)) {
-        const n = built.nodes[id]
-        if (n === undefined) throw new Error(`no node ${id}`)
-        nodes[id] = await startNode(n.configPath, { logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0 })
-      }
-      fed = built
-    } catch (e) {
-      for (const [id, n] of Object.entries(nodes)) { await n.close(); delete nodes[id] }
-      if ((e as { code?: string }).code !== 'EADDRINUSE' || attempt >= 3) throw e
-    }
-  }
+  // Ports are chosen before the manifest is signed; another process may take one in between.
+  // Then the whole federation is built again on fresh ports.
+  const { fed } = await startDemoFederation(
+    (attempt) => `${root}/try-${attempt}`,
+    { sizes: { residents: 300, enterprises: 200, taxYears: [2024, 2025] }, ...opts, ...(opts.start ? { ids: opts.start } : {}) },
+    (_id, configPath) => startNode(configPath, { logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0 }),
+    nodes,
+  )
   return {
     fed,
     nodes,

@@ -169,6 +169,40 @@ export interface BuildDemoOptions {
   federation?: string
 }
 
+/**
+ * Builds the federation and starts its nodes (`ids`, default all) with `start`, into `nodes`.
+ * Ports are picked free and then signed into the manifest, so on a busy machine another process
+ * (an outgoing connection's ephemeral port) may take one before its node listens: then the nodes
+ * started so far are closed and the federation is built again on fresh ports in `dirFor(attempt)`,
+ * at most three times. Any other failure closes what was started and is thrown.
+ */
+export async function startDemoFederation<N extends { close(): Promise<void> }>(
+  dirFor: (attempt: number) => string,
+  opts: BuildDemoOptions & { ids?: readonly string[]; onBuilt?: (fed: DemoFederation, attempt: number) => void; onRetry?: () => void },
+  start: (id: string, configPath: string) => Promise<N>,
+  nodes: Record<string, N> = {},
+): Promise<{ fed: DemoFederation; nodes: Record<string, N> }> {
+  for (let attempt = 1; ; attempt++) {
+    const fed = await buildDemoFederation(dirFor(attempt), opts)
+    opts.onBuilt?.(fed, attempt)
+    try {
+      for (const id of opts.ids ?? Object.keys(fed.nodes)) {
+        const n = fed.nodes[id]
+        if (n === undefined) throw new Error(`no node ${id}`)
+        nodes[id] = await start(id, n.configPath)
+      }
+      return { fed, nodes }
+    } catch (e) {
+      for (const [id, n] of Object.entries(nodes)) {
+        await n.close()
+        delete nodes[id]
+      }
+      if ((e as { code?: string }).code !== 'EADDRINUSE' || attempt >= 3) throw e
+      opts.onRetry?.()
+    }
+  }
+}
+
 /** Builds (does not start) the four-department federation in `dir`. */
 export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = {}): Promise<DemoFederation> {
   const now = opts.now ?? Date.now()

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { pino } from 'pino'
-import { buildDemoFederation, type DemoFederation } from './federation.js'
+import { startDemoFederation, type DemoFederation } from './federation.js'
 import { startNode, type RunningNode } from '../http/server.js'
 import Database from 'better-sqlite3'
 
@@ -47,32 +47,23 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
   const dir = opts.dir ?? await mkdtemp(join(tmpdir(), 'verinode-demo-'))
   out(`Building the federation in ${dir} ...`)
   const sizes = { residents: opts.residents ?? 5000, enterprises: opts.enterprises ?? 2000 }
-  const nodes: Record<string, RunningNode> = {}
-  // The nodes' ports are picked free, then written into the signed manifest; on a busy machine
-  // another process (an outgoing connection's ephemeral port) may take one before its node
-  // listens. Then the federation is built again on fresh ports, at most three times.
-  let fed: DemoFederation | undefined
-  for (let attempt = 1; fed === undefined; attempt++) {
-    const built = await buildDemoFederation(attempt === 1 ? dir : join(dir, `attempt-${attempt}`), { sizes, configOverrides: { logLevel: 'warn' } })
-    if (attempt === 1) {
-      out(`  ${built.dataset.counts.residents} residents, ${built.dataset.counts.enterprises} enterprises, ` +
-        `${built.dataset.counts.taxPayments} tax records, ${built.dataset.counts.dishonestDebtors} dishonest debtors (synthetic)`)
-    }
-    try {
-      for (const [id, n] of Object.entries(built.nodes)) {
-        nodes[id] = await startNode(n.configPath, { logger: pino({ level: 'warn' }), env: {} }) // demo nodes ignore VERINODE_* overrides meant for one node
-        out(`  ${id.padEnd(10)} public ${nodes[id]?.publicUrl}  local ${nodes[id]?.localUrl}`)
-      }
-      fed = built
-    } catch (e) {
-      for (const [id, n] of Object.entries(nodes)) {
-        await n.close()
-        delete nodes[id]
-      }
-      if ((e as { code?: string }).code !== 'EADDRINUSE' || attempt >= 3) throw e
-      out(`  a port was taken before its node listened: building the federation again on fresh ports`)
-    }
-  }
+  const { fed, nodes } = await startDemoFederation<RunningNode>(
+    (attempt) => (attempt === 1 ? dir : join(dir, `attempt-${attempt}`)),
+    {
+      sizes, configOverrides: { logLevel: 'warn' },
+      onBuilt: (built, attempt) => {
+        if (attempt > 1) return
+        out(`  ${built.dataset.counts.residents} residents, ${built.dataset.counts.enterprises} enterprises, ` +
+          `${built.dataset.counts.taxPayments} tax records, ${built.dataset.counts.dishonestDebtors} dishonest debtors (synthetic)`)
+      },
+      onRetry: () => out('  a port was taken before its node listened: building the federation again on fresh ports'),
+    },
+    async (id, configPath) => {
+      const n = await startNode(configPath, { logger: pino({ level: 'warn' }), env: {} }) // demo nodes ignore VERINODE_* overrides meant for one node
+      out(`  ${id.padEnd(10)} public ${n.publicUrl}  local ${n.localUrl}`)
+      return n
+    },
+  )
   const s = fed.dataset.samples
   const steps: DemoStep[] = []
   try {
