@@ -68,10 +68,8 @@ function checkDisclosures(xid: string, disclosures: readonly string[]): void {
   if (!Array.isArray(disclosures) || disclosures.some((d) => typeof d !== 'string')) invalid('disclosures: must be an array of strings')
 }
 
-/** What a disclosure row must be before it is queued, sealed here or by the writer. */
-function checkDisclosureRow(xid: string, disclosures: readonly string[], expiresAtMs: number): void {
+function checkExpiry(expiresAtMs: number): void {
   if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) invalid('expiresAtMs: must be a non-negative integer')
-  checkDisclosures(xid, disclosures)
 }
 
 /** Seal disclosures: AES-256-GCM, random nonce, AAD = xid. Returns the ciphertext ‖ tag. */
@@ -152,8 +150,8 @@ export class SqliteEvidenceStore implements EvidenceStore {
 
   /** A sealed-disclosures evidence row for `appendWithEvidence` (with the record at offset `leaf`). */
   sealDisclosures(leaf: number, xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
-    checkDisclosureRow(xid, disclosures, expiresAtMs)
-    const { nonce, ciphertext } = encryptDisclosures(this.key, xid, disclosures)
+    checkExpiry(expiresAtMs)
+    const { nonce, ciphertext } = encryptDisclosures(this.key, xid, disclosures) // checks xid and disclosures
     return { kind: 'disclosures', leaf, xid, nonce, ciphertext, expiresAtMs }
   }
 
@@ -163,7 +161,9 @@ export class SqliteEvidenceStore implements EvidenceStore {
    */
   disclosuresRecord(leaf: number, xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
     if (!this.writerSeals) return this.sealDisclosures(leaf, xid, disclosures, expiresAtMs)
-    checkDisclosureRow(xid, disclosures, expiresAtMs)
+    // The same checks as sealing here, before the row is queued for the writer to seal.
+    checkExpiry(expiresAtMs)
+    checkDisclosures(xid, disclosures)
     return { kind: 'disclosures', leaf, xid, disclosures, expiresAtMs }
   }
 
