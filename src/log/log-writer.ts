@@ -24,6 +24,11 @@
  *
  * Appending keeps the log's right border in memory ("frontier": the perfect subtrees the set bits of
  * the size name), so each leaf costs one leaf hash plus one node hash per subtree it completes.
+ *
+ * More than one `LogWriter` may hold the same file, as long as their commits never overlap (the
+ * store's default runs one on a worker thread and one inline, see store.ts): before each commit a
+ * writer asks SQLite whether another connection has committed since it last looked
+ * (`PRAGMA data_version`, a counter read) and, if so, reads size and right border back in.
  */
 import Database from 'better-sqlite3'
 import { VnError } from '../errors.js'
@@ -116,10 +121,17 @@ export class LogWriter {
   private readonly insertDisclosure: Database.Statement
   private readonly upsertCheckpoint: Database.Statement
   private readonly purge: Database.Statement
+  private readonly dataVersion: Database.Statement
+  /** `PRAGMA data_version` when this writer last knew the file's state */
+  private seenVersion: unknown
   private readonly sealKey: Uint8Array | undefined
 
-  /** `sealKey`: the evidence key, when this writer is to seal `PlainDisclosureRow`s. */
-  constructor(path: string, sealKey?: Uint8Array) {
+  /**
+   * `sealKey`: the evidence key, when this writer is to seal `PlainDisclosureRow`s.
+   * `checkGaps` (default true): count the leaves at open to prove the table has no gaps (a full
+   * scan; a second writer on a file the first one just checked skips it).
+   */
+  constructor(path: string, sealKey?: Uint8Array, opts: { checkGaps?: boolean } = {}) {
     this.sealKey = sealKey === undefined ? undefined : new Uint8Array(sealKey)
     this.db = openDatabase(path)
     this.db.exec(SCHEMA)
@@ -134,15 +146,18 @@ export class LogWriter {
     this.insertDisclosure = this.db.prepare('INSERT INTO evidence_disclosures (leaf, xid, nonce, ciphertext, expires_ms) VALUES (?, ?, ?, ?, ?)')
     this.upsertCheckpoint = this.db.prepare('INSERT OR REPLACE INTO checkpoints (size, note, saved_ms) VALUES (?, ?, ?)')
     this.purge = this.db.prepare('DELETE FROM evidence_disclosures WHERE expires_ms <= ?')
-    this.load()
+    this.dataVersion = this.db.prepare('PRAGMA data_version').pluck()
+    this.seenVersion = this.dataVersion.get()
+    this.load(opts.checkGaps ?? true)
   }
 
-  /** Recover size and right border from the tables (after a restart). */
-  private load(): void {
+  /** Recover size and right border from the tables (after a restart, or another writer's commit). */
+  private load(checkGaps: boolean): void {
     const max = this.db.prepare('SELECT MAX(idx) FROM leaves').pluck().get() as number | null
     const size = max === null ? 0 : max + 1
-    const count = this.db.prepare('SELECT COUNT(*) FROM leaves').pluck().get() as number
-    if (count !== size) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'leaves table has gaps')
+    if (checkGaps && (this.db.prepare('SELECT COUNT(*) FROM leaves').pluck().get() as number) !== size) {
+      throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'leaves table has gaps')
+    }
     const getLeaf = this.db.prepare('SELECT hash FROM leaves WHERE idx = ?').pluck()
     const getNode = this.db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck()
     const frontier: Uint8Array[] = []
@@ -164,9 +179,6 @@ export class LogWriter {
   }
 
   commit(batch: WriteBatch): BatchResult {
-    const frontier = this.frontier.slice()
-    const firstIndex = this.size
-    let size = this.size
     const n = batch.leafLengths.length
     const leafHashes = new Uint8Array(n * HASH_SIZE)
     let purged = 0
@@ -176,7 +188,21 @@ export class LogWriter {
       if (this.sealKey === undefined) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'disclosures to seal, but the writer has no key')
       return { leaf: d.leaf, xid: d.xid, expiresAtMs: d.expiresAtMs, ...encryptDisclosures(this.sealKey, d.xid, d.disclosures) }
     })
+    let frontier: Uint8Array[] = []
+    let firstIndex = 0
+    let size = 0
+    // IMMEDIATE: the write lock is taken before anything is read, so no other connection can
+    // commit between the check below and this transaction's own writes.
     this.db.transaction(() => {
+      const version = this.dataVersion.get()
+      if (version !== this.seenVersion) {
+        // Another connection committed (the store's other writer): its leaves are ours to build on.
+        this.load(false)
+        this.seenVersion = version
+      }
+      frontier = this.frontier.slice()
+      firstIndex = this.size
+      size = this.size
       let off = 0
       for (let k = 0; k < n; k++) {
         const len = batch.leafLengths[k] as number
@@ -201,7 +227,7 @@ export class LogWriter {
       for (const c of batch.checkpoints) this.upsertCheckpoint.run(c.size, c.note, c.savedMs)
       if (batch.purgeBeforeMs !== undefined) purged = this.purge.run(batch.purgeBeforeMs).changes
       if (batch.simulateFailure === true) throw new Error('simulated write failure')
-    })()
+    }).immediate()
     // Only a committed transaction moves the in-memory state.
     this.frontier = frontier
     this.size = size

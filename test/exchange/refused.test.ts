@@ -29,17 +29,25 @@ t.test('a refused signed answer is logged as received, then refused, and audits 
   const id = f.fed.dataset.samples.identity
   const subject = { id: id.matches[0]!.id, name: id.matches[0]!.name }
 
-  // The order of events on the consumer: its log writer gets the response-in before the proof
-  // check starts, so the two overlap.
+  // The order of events on the consumer: the response-in's commit overlaps the proof check.
   const events: string[] = []
   const consumer = f.nodes[TAX]!.node.consumer as unknown as {
-    d: { log: { store: { writer: { commit: (b: unknown) => Promise<unknown> } } }; modes: Map<string, { build: (...a: unknown[]) => Promise<{ finish: (r: unknown) => Promise<unknown> }> }> }
+    d: {
+      log: { store: { inlineFor: unknown; writer: { commit: (b: unknown) => Promise<unknown>; inline: { commitNow: (b: unknown) => unknown } } } }
+      modes: Map<string, { build: (...a: unknown[]) => Promise<{ finish: (r: unknown) => Promise<unknown> }> }>
+    }
   }
-  const writer = consumer.d.log.store.writer
+  const store = consumer.d.log.store
+  const writer = store.writer
   const commit = writer.commit.bind(writer)
   writer.commit = async (b) => {
     events.push('commit')
     return commit(b)
+  }
+  const commitNow = writer.inline.commitNow.bind(writer.inline)
+  writer.inline.commitNow = (b) => {
+    events.push('commit here')
+    return commitNow(b)
   }
   const oprfMode = consumer.d.modes.get('oprf')!
   const build = oprfMode.build.bind(oprfMode)
@@ -52,10 +60,21 @@ t.test('a refused signed answer is logged as received, then refused, and audits 
     }
     return built
   }
+  await new Promise((r) => setTimeout(r, 10))
   const good = await f.verify(TAX, { ...ask, subjects: [subject] })
   t.equal(good.status, 200, JSON.stringify(good.json))
   t.equal(good.json.results?.[0]?.match, true)
-  t.same(events, ['commit', 'commit', 'finish'], 'request-out, then response-in handed to the writer before the proof check')
+  // A lone exchange commits on the event loop; the response-in waits one turn, so the check has
+  // handed its worker's share over before the commit holds the thread.
+  t.same(events, ['commit here', 'finish', 'commit here'], 'lone: request-out, then the check starts, then the response-in commit')
+  // With load (here: inline commits switched off) the writer thread gets the response-in first.
+  const inlineFor = store.inlineFor
+  store.inlineFor = () => undefined
+  events.length = 0
+  const busy = await f.verify(TAX, { ...ask, subjects: [subject] })
+  t.equal(busy.json.results?.[0]?.match, true)
+  t.same(events, ['commit', 'commit', 'finish'], 'writer thread: request-out, then response-in handed to the writer before the proof check')
+  store.inlineFor = inlineFor
 
   // From here on the provider signs answers whose proof has one bit flipped.
   const mode = (f.nodes[PSB]!.node.provider as unknown as { d: { modes: Map<string, ModeLike> } }).d.modes.get('oprf')!

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPairSync } from 'node:crypto'
 import Database from 'better-sqlite3'
-import { SqliteLogStore, MAX_ENTRIES_PER_READ, type SqliteLogStoreOptions, type EvidenceWrite } from '../../src/log/store.js'
+import { SqliteLogStore, MAX_ENTRIES_PER_READ, INLINE_COMMIT_MAX_LEAVES, type SqliteLogStoreOptions, type EvidenceWrite } from '../../src/log/store.js'
+import { LogWriter } from '../../src/log/log-writer.js'
 import { leafHash, rootFromLeafHashes, verifyInclusion, verifyConsistency } from '../../src/log/merkle.js'
 import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 
@@ -30,7 +31,7 @@ async function openStore(t: HasTeardown, path: string, opts: SqliteLogStoreOptio
 }
 
 
-for (const writer of ['worker', 'inline'] as const) {
+for (const writer of ['auto', 'worker', 'inline'] as const) {
   t.test(`${writer} writer: concurrent appends are group-committed, contiguous and hash correctly`, async (t) => {
     const path = tempDb(t)
     const s = await openStore(t, path, { writer, maxBatch: 64 })
@@ -57,6 +58,117 @@ for (const writer of ['worker', 'inline'] as const) {
     t.equal(other.pragma('journal_mode', { simple: true }), 'wal')
   })
 }
+
+const pause = (ms = 5): Promise<void> => new Promise((r) => setTimeout(r, ms))
+const digestOf = (i: number): string => `${'D'.repeat(40)}${String(i).padStart(3, '0')}`
+
+t.test('auto writer: a lone append after a pause commits inline, bursts go to the worker, and both build one tree', async (t) => {
+  const path = tempDb(t)
+  const s = await openStore(t, path, { writer: 'auto' })
+  const all: Uint8Array[] = []
+  const add = (n: number): Promise<unknown> => {
+    const ls = Array.from({ length: n }, () => leafOf(all.length + 0)).map((_, k) => leafOf(all.length + k))
+    const first = all.length
+    all.push(...ls)
+    // every leaf carries its evidence row, so a misplaced row would show
+    return s.appendWithEvidence(ls, ls.map((_, k) => ({ kind: 'jws' as const, leaf: k, digest: digestOf(first + k), jws: `jws ${first + k}` })))
+  }
+  const seen: string[] = []
+  for (let round = 0; round < 4; round++) {
+    await pause()
+    const before = s.stats.inline
+    await add(1 + round) // lone, small
+    seen.push(s.stats.inline - before === 1 ? 'inline' : 'worker')
+    const b2 = s.stats.inline
+    const burst = Promise.all(Array.from({ length: 20 }, () => add(1))) // a burst: one group commit
+    await new Promise((r) => setImmediate(r))
+    await new Promise((r) => setImmediate(r))
+    const follow = add(2) // while the burst is being committed: not lone
+    await burst
+    seen.push(s.stats.inline === b2 ? 'worker' : 'inline')
+    await follow
+    seen.push(s.stats.inline === b2 ? 'worker' : 'inline')
+  }
+  t.same(seen, Array.from({ length: 4 }, () => ['inline', 'worker', 'worker']).flat(), 'where each commit ran')
+  await pause()
+  await add(INLINE_COMMIT_MAX_LEAVES + 1)
+  t.equal(s.stats.inline, 4, `a lone append of more than ${INLINE_COMMIT_MAX_LEAVES} leaves goes to the worker`)
+  const hashes = all.map(leafHash)
+  t.equal(await s.size(), all.length)
+  t.equal(hex(await s.rootHash()), hex(rootFromLeafHashes(hashes)), 'one tree, whichever connection wrote each batch')
+  const n = all.length
+  const problems: string[] = []
+  for (let i = 0; i < n; i++) {
+    try {
+      verifyInclusion(i, n, hashes[i] as Uint8Array, await s.inclusionProof(i, n), await s.rootHash())
+    } catch {
+      problems.push(`inclusion ${i}`)
+    }
+  }
+  t.same(problems, [], 'every stored node is right')
+  const db = new Database(path, { readonly: true })
+  const rows = db.prepare('SELECT leaf, digest FROM evidence_jws ORDER BY leaf').all() as { leaf: number; digest: string }[]
+  db.close()
+  t.same(rows, all.map((_, i) => ({ leaf: i, digest: digestOf(i) })), 'every evidence row names its own leaf')
+  await s.close()
+  const again = await openStore(t, path, { writer: 'auto' })
+  t.equal(hex(await again.rootHash()), hex(rootFromLeafHashes(hashes)), 'reopened: same root')
+  await pause()
+  await again.append(leafOf(n))
+  t.equal(again.stats.inline, 1)
+  t.equal(hex(await again.rootHash()), hex(rootFromLeafHashes([...hashes, leafHash(leafOf(n))])))
+})
+
+t.test('auto writer: a failed inline commit fails the store closed and writes nothing', async (t) => {
+  const path = tempDb(t)
+  const s = await SqliteLogStore.open(path, { writer: 'auto' })
+  await s.appendMany([leafOf(0), leafOf(1)])
+  t.equal(s.stats.inline, 1, 'the first append after opening is lone')
+  const inline = (s as unknown as { writer: { inline: { commitNow: (...a: unknown[]) => unknown } } }).writer.inline
+  let calls = 0
+  const commitNow = inline.commitNow.bind(inline)
+  inline.commitNow = (...a: unknown[]) => (calls++, commitNow(...a))
+  await pause()
+  s.failNextCommit()
+  await t.rejects(s.append(leafOf(2)), { code: 'VN_ERR_LOG_UNAVAILABLE' })
+  t.equal(calls, 1, 'the failed commit ran inline')
+  t.equal(s.stats.inline, 1, 'and was not counted')
+  t.equal(s.writable, false)
+  await t.rejects(s.append(leafOf(3)), { code: 'VN_ERR_LOG_UNAVAILABLE' }, 'refuses further appends')
+  t.equal(await s.size(), 2)
+  await s.close()
+  const again = await openStore(t, path)
+  t.equal(await again.size(), 2, 'the failed batch left no leaf')
+  t.equal(hex(await again.rootHash()), hex(rootFromLeafHashes([leafOf(0), leafOf(1)].map(leafHash))))
+})
+
+t.test('two LogWriters on one file take turns and read back what the other committed', async (t) => {
+  const path = tempDb(t)
+  const a = new LogWriter(path)
+  const b = new LogWriter(path, undefined, { checkGaps: false })
+  t.teardown(() => {
+    a.close()
+    b.close()
+  })
+  const leaves: Uint8Array[] = []
+  const batch = (n: number): Parameters<LogWriter['commit']>[0] => {
+    const ls = Array.from({ length: n }, (_, k) => leafOf(leaves.length + k))
+    leaves.push(...ls)
+    const data = new Uint8Array(ls.reduce((x, l) => x + l.length, 0))
+    let off = 0
+    for (const l of ls) {
+      data.set(l, off)
+      off += l.length
+    }
+    return { leafData: data, leafLengths: ls.map((l) => l.length), jws: [], disclosures: [], checkpoints: [] }
+  }
+  const order = [a, a, b, a, b, b, b, a, b, a, a, a, b]
+  order.forEach((w, i) => {
+    const r = w.commit(batch(1 + (i % 5)))
+    t.equal(r.size, leaves.length, `commit ${i}: size`)
+    t.equal(hex(r.root), hex(rootFromLeafHashes(leaves.map(leafHash))), `commit ${i}: root`)
+  })
+})
 
 t.test('proofs served by the store verify, at every size, against historical roots', async (t) => {
   const s = await openStore(t, tempDb(t), { maxBatch: 1000 })
@@ -105,7 +217,7 @@ t.test('restart recovers size and root exactly, and appending continues the same
   t.equal(hex(await b.rootHash(37)), hex(root))
 })
 
-for (const writer of ['worker', 'inline'] as const) {
+for (const writer of ['auto', 'worker', 'inline'] as const) {
   t.test(`${writer} writer: a failed commit fails closed, writes nothing, and reopening recovers`, async (t) => {
     const path = tempDb(t)
     const s = await SqliteLogStore.open(path, { writer })
