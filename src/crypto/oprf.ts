@@ -540,13 +540,15 @@ export function finalizeBatch(
  * t3 = s·M + c·Z, with M = d·C and Z = d·D, equals (s·d)·C + (c·d)·D, so no multiplication waits
  * for another:
  *
- *   const plan = planSingleProof(B, C, D, proof)     // checks, composite weight d (hashing only)
- *   const mz = composites(plan)                       // M, Z: two multiplications (e.g. on a worker)
- *   const fin = finishSingleProof(plan, input, blind) // t2, t3, unblind: four (meanwhile, here)
- *   fin.check(mz.M, mz.Z)                             // the challenge; only then the output
+ *   const plan = planSingleProof(B, C, D, proof)            // checks, composite weight d (hashing only)
+ *   const part = offloadSingleProof(plan, input, blind)     // M, Z, t2 and the unblinded output (a worker)
+ *   const fin = finishSingleProof(plan)                     // t3: two multiplications (meanwhile, here)
+ *   fin.check(await part)                                   // the challenge; only then the output
  *
+ * The worker's share is the larger (four multiplications, one of them by the base point, and a
+ * hash): the thread that checks also makes the response durable in the meantime.
  * Same accept/reject decisions and outputs as `finalizeBatch` for one element (tests compare them,
- * tampered proofs included). Every point multiplied here is public.
+ * tampered proofs included). Every point multiplied is public; the blind is the consumer's own.
  */
 export interface SingleProofPlan {
   publicKey: Uint8Array
@@ -555,6 +557,15 @@ export interface SingleProofPlan {
   c: Uint8Array
   s: Uint8Array
   d: Uint8Array
+}
+
+/** What `offloadSingleProof` computes (null: the identity element). */
+export interface SingleProofPart {
+  M: Uint8Array | null
+  Z: Uint8Array | null
+  t2: Uint8Array | null
+  /** Finalize(input, blind⁻¹·D): released by `check` only when the proof holds */
+  output: Uint8Array
 }
 
 export function planSingleProof(publicKey: Uint8Array, blindedElement: Uint8Array, evaluatedElement: Uint8Array, proof: unknown): SingleProofPlan {
@@ -569,39 +580,41 @@ export function planSingleProof(publicKey: Uint8Array, blindedElement: Uint8Arra
   }
 }
 
-/** The composites M = d·C and Z = d·D of a planned single-element check (null: the identity). */
-export function composites(plan: Pick<SingleProofPlan, 'blinded' | 'evaluated' | 'd'>): { M: Uint8Array | null; Z: Uint8Array | null } {
+/**
+ * The worker's share of a planned single-element check: the composites M = d·C and Z = d·D,
+ * t2 = s·G + c·B, and the unblinded output.
+ */
+export function offloadSingleProof(plan: SingleProofPlan, input: Uint8Array, blind: Uint8Array): SingleProofPart {
   try {
     const C = elementShape(plan.blinded, 'blinded')
     const D = elementShape(plan.evaluated, 'evaluated')
-    return { M: mul(plan.d, C), Z: mul(plan.d, D) }
+    const B = elementShape(plan.publicKey, 'publicKey')
+    const M = mul(plan.d, C)
+    const Z = mul(plan.d, D)
+    const t2 = add(mulBase(plan.s), mul(plan.c, B))
+    return { M, Z, t2, output: unblindAll([input], [blind], [D])[0] as Uint8Array }
   } finally {
     wipeScratch()
   }
 }
 
 /**
- * The rest of the split check, computed while the composites are made elsewhere:
- * t2 = s·G + c·B, t3 = (s·d)·C + (c·d)·D and the unblinded output. `check(M, Z)` then recomputes
- * the challenge over (B, M, Z, t2, t3): it returns Finalize(input, blind⁻¹·D) only when the
- * challenge is c, else throws VN_ERR_OPRF_PROOF; the output is not reachable any other way.
+ * The checking thread's share, computed while the worker does its own: t3 = (s·d)·C + (c·d)·D.
+ * `check(part)` then recomputes the challenge over (B, M, Z, t2, t3): it returns the output only
+ * when the challenge is c, else throws VN_ERR_OPRF_PROOF.
  */
-export function finishSingleProof(plan: SingleProofPlan, input: Uint8Array, blind: Uint8Array): { check(M: Uint8Array | null, Z: Uint8Array | null): Uint8Array } {
-  let t2: Uint8Array | null
+export function finishSingleProof(plan: SingleProofPlan): { check(part: SingleProofPart): Uint8Array } {
   let t3: Uint8Array | null
-  let output: Uint8Array
   try {
-    t2 = add(mulBase(plan.s), mul(plan.c, plan.publicKey))
     t3 = add(mul(scalarMul(plan.s, plan.d), plan.blinded), mul(scalarMul(plan.c, plan.d), plan.evaluated))
-    output = unblindAll([input], [blind], [plan.evaluated])[0] as Uint8Array
   } finally {
     wipeScratch()
   }
   return {
-    check(M, Z) {
-      const expected = challenge(plan.publicKey, M, Z, t2, t3)
+    check(part) {
+      const expected = challenge(plan.publicKey, part.M, part.Z, part.t2, t3)
       if (!timingSafeEqual(expected, plan.c)) throw new VnError('VN_ERR_OPRF_PROOF', 'proof: challenge does not match')
-      return output
+      return part.output
     },
   }
 }
@@ -661,6 +674,84 @@ export function blindEvaluateBatch(
     return { evaluatedElements: D, proof }
   } finally {
     wipeScratch()
+  }
+}
+
+/**
+ * VOPRF BlindEvaluate of ONE element with its proof split in two, the provider's counterpart of
+ * `planSingleProof` (a single private check). After D = k·C and the composite weight d, the
+ * proof's four remaining multiplications are independent: M = d·C and Z = d·D here, and
+ * t2 = r·G, t3 = r·M = (r·d)·C on a worker:
+ *
+ *   const plan = planSingleEvaluation(k, B, C)        // D = k·C, d, r (this thread)
+ *   const part = offloadSingleEvaluation(plan)        // t2, t3 (a worker)
+ *   const fin = finishSingleEvaluation(plan)          // M, Z (meanwhile, here)
+ *   const { evaluatedElements, proof } = fin.complete(await part)   // c, s = r − c·k
+ *
+ * The same bytes as `blindEvaluateBatch` for one element with the same r (tests compare them and
+ * the RFC 9497 vector). The plan holds the key and r: it never leaves the node's own threads, and
+ * `complete` wipes r.
+ */
+export interface SingleEvaluationPlan {
+  secretKey: Uint8Array
+  publicKey: Uint8Array
+  blinded: Uint8Array
+  evaluated: Uint8Array
+  d: Uint8Array
+  r: Uint8Array
+}
+
+export function planSingleEvaluation(
+  secretKey: Uint8Array,
+  publicKey: Uint8Array,
+  blindedElement: unknown,
+  opts: { proofRandomScalar?: Uint8Array } = {},
+): SingleEvaluationPlan {
+  const k = deserializeSecretKey(secretKey)
+  const B = deserializeElement(publicKey, 'publicKey')
+  const xs = checkBatch([blindedElement], 'blindedElements', 1)
+  try {
+    const D = evaluateElements(k, xs)[0] as Uint8Array
+    const C = xs[0] as Uint8Array
+    const r = opts.proofRandomScalar !== undefined ? deserializeBlind(opts.proofRandomScalar, 'proofRandomScalar').slice() : randomScalar()
+    return { secretKey: k, publicKey: B, blinded: C, evaluated: D, d: compositeWeights(B, [C], [D])[0] as Uint8Array, r }
+  } finally {
+    wipeScratch()
+  }
+}
+
+/** The worker's share of a planned single evaluation: t2 = r·G and t3 = (r·d)·C. */
+export function offloadSingleEvaluation(plan: Pick<SingleEvaluationPlan, 'blinded' | 'd' | 'r'>): { t2: Uint8Array | null; t3: Uint8Array | null } {
+  try {
+    const C = elementShape(plan.blinded, 'blinded')
+    return { t2: mulBase(plan.r), t3: mul(scalarMul(plan.r, plan.d), C) }
+  } finally {
+    wipeScratch()
+  }
+}
+
+/** This thread's share (M = d·C, Z = d·D), then `complete` makes the proof from the worker's. */
+export function finishSingleEvaluation(plan: SingleEvaluationPlan): { complete(part: { t2: Uint8Array | null; t3: Uint8Array | null }): BlindEvaluateResult } {
+  let M: Uint8Array | null
+  let Z: Uint8Array | null
+  try {
+    M = mul(plan.d, plan.blinded)
+    Z = mul(plan.d, plan.evaluated)
+  } finally {
+    wipeScratch()
+  }
+  if (M === null) throw new VnError('VN_ERR_INTERNAL', 'composite element is the identity')
+  return {
+    complete(part) {
+      try {
+        const c = challenge(plan.publicKey, M, Z, part.t2, part.t3)
+        const s = scalarSub(plan.r, scalarMul(c, plan.secretKey))
+        return { evaluatedElements: [plan.evaluated], proof: concat([c, s]) }
+      } finally {
+        plan.r.fill(0)
+        wipeScratch()
+      }
+    },
   }
 }
 

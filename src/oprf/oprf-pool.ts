@@ -8,7 +8,7 @@
  */
 import { availableParallelism } from 'node:os'
 import { WorkerPool, workerPath } from '../util/worker-pool.js'
-import type { BlindEvaluateResult, BlindResult, OprfMode } from '../crypto/oprf.js'
+import type { BlindEvaluateResult, BlindResult, OprfMode, SingleEvaluationPlan, SingleProofPart, SingleProofPlan } from '../crypto/oprf.js'
 
 export function oprfWorkerPath(): string {
   return workerPath(import.meta.url, 'oprf-worker')
@@ -75,7 +75,12 @@ export function poolFinalizeBatch(
   return pool.run<Uint8Array[]>('finalizeBatch', args)
 }
 
-/** The composites of a split single-element proof check (see `planSingleProof`), on a worker. */
-export function poolComposites(pool: WorkerPool, plan: { blinded: Uint8Array; evaluated: Uint8Array; d: Uint8Array }): Promise<{ M: Uint8Array | null; Z: Uint8Array | null }> {
-  return pool.run('composites', { blinded: plan.blinded, evaluated: plan.evaluated, d: plan.d })
+/** The worker's share of a split single-element evaluation (see `planSingleEvaluation`). */
+export function poolOffloadSingleEvaluation(pool: WorkerPool, plan: SingleEvaluationPlan): Promise<{ t2: Uint8Array | null; t3: Uint8Array | null }> {
+  return pool.run('offloadSingleEvaluation', { blinded: plan.blinded, d: plan.d, r: plan.r })
+}
+
+/** The worker's share of a split single-element proof check (see `planSingleProof`). */
+export function poolOffloadSingleProof(pool: WorkerPool, plan: SingleProofPlan, input: Uint8Array, blind: Uint8Array): Promise<SingleProofPart> {
+  return pool.run('offloadSingleProof', { plan, input, blind })
 }

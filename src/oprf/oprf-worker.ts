@@ -11,9 +11,11 @@ import {
   blind,
   blindEvaluate,
   blindEvaluateBatch,
-  composites,
   evaluateMany,
   finalizeBatch,
+  offloadSingleEvaluation,
+  offloadSingleProof,
+  type SingleProofPlan,
   type OprfMode,
 } from '../crypto/oprf.js'
 import { evaluatePrefixes } from './prefixes.js'
@@ -33,6 +35,14 @@ serveWorker({
   /** VOPRF BlindEvaluate with one batch proof. */
   blindEvaluateBatch: (a: KeyArgs & { publicKey: Uint8Array; blindedElements: Uint8Array[]; maxBatch?: number }) =>
     blindEvaluateBatch(a.secretKey, a.publicKey, a.blindedElements, a.maxBatch === undefined ? {} : { maxBatch: a.maxBatch }),
+  /** Provider side, single element: the worker's share of a split proof (see planSingleEvaluation). */
+  offloadSingleEvaluation: (a: { blinded: Uint8Array; d: Uint8Array; r: Uint8Array }) => {
+    try {
+      return offloadSingleEvaluation(a)
+    } finally {
+      a.r.fill(0) // this thread's copy of the proof's randomness
+    }
+  },
   /** Consumer side: Blind. */
   blind: (a: { inputs: Uint8Array[]; mode?: OprfMode; maxBatch?: number }) => {
     const opts: { mode?: OprfMode; maxBatch?: number } = {}
@@ -40,8 +50,8 @@ serveWorker({
     if (a.maxBatch !== undefined) opts.maxBatch = a.maxBatch
     return blind(a.inputs, opts)
   },
-  /** Consumer side, single element: the composites M = d·C, Z = d·D of a split proof check. */
-  composites: (a: { blinded: Uint8Array; evaluated: Uint8Array; d: Uint8Array }) => composites(a),
+  /** Consumer side, single element: the worker's share of a split proof check (see planSingleProof). */
+  offloadSingleProof: (a: { plan: SingleProofPlan; input: Uint8Array; blind: Uint8Array }) => offloadSingleProof(a.plan, a.input, a.blind),
   /** Consumer side: verify the batch proof, then Finalize. */
   finalizeBatch: (a: {
     inputs: Uint8Array[]

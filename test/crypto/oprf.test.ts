@@ -261,12 +261,12 @@ t.test('key and seed errors', async (t) => {
 })
 
 t.test('the split single-element check decides and outputs exactly as finalizeBatch', async (t) => {
-  const { planSingleProof, composites, finishSingleProof } = await import('../../src/crypto/oprf.js')
+  const { planSingleProof, offloadSingleProof, finishSingleProof } = await import('../../src/crypto/oprf.js')
   const split = (input: Uint8Array, bl: Uint8Array, C: Uint8Array, D: Uint8Array, pk: Uint8Array, proof: Uint8Array): string => {
     try {
       const plan = planSingleProof(pk, C, D, proof)
-      const { M, Z } = composites(plan)
-      return toHex(finishSingleProof(plan, input, bl).check(M, Z))
+      const part = offloadSingleProof(plan, input, bl)
+      return toHex(finishSingleProof(plan).check(part))
     } catch (e) {
       return (e as VnError).code
     }
@@ -322,4 +322,53 @@ t.test('the split single-element check decides and outputs exactly as finalizeBa
     }
   }
   t.same(differ, [], `${compared} cases agree`)
+})
+
+t.test('the split single-element evaluation makes exactly the bytes of blindEvaluateBatch', async (t) => {
+  const { planSingleEvaluation, offloadSingleEvaluation, finishSingleEvaluation } = await import('../../src/crypto/oprf.js')
+  const split = (sk: Uint8Array, pk: Uint8Array, C: unknown, r?: Uint8Array): { evaluatedElements: Uint8Array[]; proof: Uint8Array } => {
+    const plan = planSingleEvaluation(sk, pk, C, r === undefined ? {} : { proofRandomScalar: r })
+    const part = offloadSingleEvaluation({ blinded: plan.blinded, d: plan.d, r: plan.r.slice() })
+    const out = finishSingleEvaluation(plan).complete(part)
+    t.ok(plan.r.every((x) => x === 0), 'complete wipes r')
+    return out
+  }
+  // The RFC vector with one element: evaluated element and proof.
+  const v = all.voprf.vectors.find((x) => x.input.length === 1)!
+  const r = hex(v.proofRandomScalar as string)
+  const got = split(hex(all.voprf.skSm), hex(all.voprf.pkSm), hex(v.blindedElement[0]!), r)
+  t.equal(toHex(got.evaluatedElements[0] as Uint8Array), v.evaluationElement[0], 'RFC 9497 A.1.2 evaluation element')
+  t.equal(toHex(got.proof), v.proof, 'RFC 9497 A.1.2 proof')
+  t.equal(toHex(r), v.proofRandomScalar, "the caller's r is not wiped")
+  // Random keys and elements: the same bytes as the whole evaluation with the same r, and a proof
+  // the consumer accepts.
+  for (let i = 0; i < 8; i++) {
+    const key = generateKeyPair()
+    const input = new TextEncoder().encode(`subject ${i}`)
+    const b = blind([input])
+    const rr = generateKeyPair().secretKey // a random nonzero scalar
+    const a = split(key.secretKey, key.publicKey, b.blindedElements[0], rr)
+    const w = blindEvaluateBatch(key.secretKey, key.publicKey, b.blindedElements, { proofRandomScalar: rr })
+    t.equal(toHex(a.proof) + toHex(a.evaluatedElements[0] as Uint8Array), toHex(w.proof) + toHex(w.evaluatedElements[0] as Uint8Array), `element ${i}: same bytes`)
+    const fresh = split(key.secretKey, key.publicKey, b.blindedElements[0])
+    const out = finalizeBatch([input], b.blinds, fresh.evaluatedElements, b.blindedElements, key.publicKey, fresh.proof)
+    t.equal(toHex(out[0] as Uint8Array), toHex(evaluate(key.secretKey, input)), `element ${i}: a fresh r gives a proof that verifies`)
+  }
+  // Bad elements: the same codes as the whole evaluation.
+  const key = generateKeyPair()
+  for (const bad of [new Uint8Array(32), new Uint8Array(31).fill(1), new Uint8Array(32).fill(0xff), 'x']) {
+    let a = ''
+    let w = ''
+    try {
+      split(key.secretKey, key.publicKey, bad)
+    } catch (e) {
+      a = (e as VnError).code
+    }
+    try {
+      blindEvaluateBatch(key.secretKey, key.publicKey, [bad as Uint8Array])
+    } catch (e) {
+      w = (e as VnError).code
+    }
+    t.ok(a.startsWith('VN_ERR_OPRF_') && a === w, `refused as the whole evaluation refuses it (${a})`)
+  }
 })

@@ -396,12 +396,12 @@ t.test('verinode tagset build: builds into the node store, idempotent, resumable
 
 })
 
-t.test('provider evaluation: a lone small request in-thread, concurrent or larger ones on the pool, same answers', async (t) => {
+t.test('provider evaluation: a lone small request in-thread (one element split with the pool), concurrent or larger ones on the pool, same answers', async (t) => {
   const key = generateKeyPair()
   const real = createOprfPool(1)
   t.teardown(() => real.close())
-  let runs = 0
-  const counting = new Proxy(real, { get: (o, p) => (p === 'run' ? (...a: Parameters<typeof real.run>) => (runs++, o.run(...a)) : Reflect.get(o, p)) })
+  const runs: string[] = []
+  const counting = new Proxy(real, { get: (o, p) => (p === 'run' ? (...a: Parameters<typeof real.run>) => (runs.push(a[0]), o.run(...a)) : Reflect.get(o, p)) })
   const mode = oprfProvider({ keys: { currentEpoch: () => 1, key: () => key }, pool: () => counting })
   const inputs = Array.from({ length: 12 }, (_, i) => rowInput(LIST, { id: uscc(i) }) as Uint8Array)
   const b = blind(inputs)
@@ -420,13 +420,16 @@ t.test('provider evaluation: a lone small request in-thread, concurrent or large
   }
   await new Promise((r) => setTimeout(r, 10))
   t.ok(check(await ask(0, 1), 0, 1), 'lone single element: correct')
-  t.equal(runs, 0, 'evaluated in-thread')
+  t.same(runs, ['offloadSingleEvaluation'], 'evaluated here, with t2 and t3 from the pool')
   const [x, y] = await Promise.all([ask(1, 1), ask(2, 1)])
   t.ok(check(x, 1, 1) && check(y, 2, 1), 'two at once: correct')
-  t.equal(runs, 1, 'the second of two at once went to the pool')
+  t.same(runs.slice(1), ['offloadSingleEvaluation', 'blindEvaluateBatch'], 'the second of two at once went to the pool whole')
+  await new Promise((r) => setTimeout(r, 10))
+  t.ok(check(await ask(3, 5), 3, 5), 'a lone batch of five: correct')
+  t.equal(runs.length, 3, 'evaluated in-thread, nothing on the pool')
   await new Promise((r) => setTimeout(r, 10))
   t.ok(check(await ask(0, 12), 0, 12), 'a larger batch: correct')
-  t.equal(runs, 2, 'a batch over 8 elements goes to the pool even after a pause')
+  t.same(runs.slice(3), ['blindEvaluateBatch'], 'a batch over 8 elements goes to the pool even after a pause')
 })
 
 t.test('finish, single subject: the split proof check on an idle pool accepts and refuses as the whole one', async (t) => {
@@ -454,5 +457,5 @@ t.test('finish, single subject: the split proof check on an idle pool accepts an
     const forged = blindEvaluateBatch(other.secretKey, other.publicKey, b.blindedElements)
     await rejects(t, finish({ r: { epoch: 7, evaluated: forged.evaluatedElements.map(b64u), proof: b64u(forged.proof) } }), 'VN_ERR_OPRF_PROOF')
   }
-  t.ok(ops.length >= 6 && ops.every((o) => o === 'composites'), `the composites went to the worker (${ops.length} tasks)`)
+  t.ok(ops.length >= 6 && ops.every((o) => o === 'offloadSingleProof'), `the worker's share went to the worker (${ops.length} tasks)`)
 })

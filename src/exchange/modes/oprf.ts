@@ -22,11 +22,13 @@ import {
   DEFAULT_MAX_BATCH,
   ELEMENT_BYTES,
   finalizeBatch,
+  finishSingleEvaluation,
   finishSingleProof,
+  planSingleEvaluation,
   planSingleProof,
   PROOF_BYTES,
 } from '../../crypto/oprf.js'
-import { poolBlind, poolBlindEvaluateBatch, poolComposites, poolFinalizeBatch } from '../../oprf/oprf-pool.js'
+import { poolBlind, poolBlindEvaluateBatch, poolFinalizeBatch, poolOffloadSingleEvaluation, poolOffloadSingleProof } from '../../oprf/oprf-pool.js'
 import type { OprfKeyPair } from '../../crypto/oprf.js'
 import type { TagSet } from '../../oprf/tagset.js'
 import { answersFromHits, oprfLabels, subjectInputs } from '../../oprf/tagset-service.js'
@@ -97,13 +99,16 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
   const now = d.now ?? Date.now
   const clock = new QuietClock()
   /**
-   * A lone small request (a single private check) is evaluated on the event loop (~1 ms for one
-   * element with its proof) instead of paying two hand-offs to the pool (~0.3 ms each here); a
-   * request right after another, a larger one, or one while the pool works goes to the pool.
+   * Where a request's evaluation runs. A lone small request after a pause is evaluated on the event
+   * loop (~1 ms for one element with its proof) instead of paying two hand-offs to the pool (~0.3 ms
+   * each here); a single element (a single private check) hands two of its proof's five
+   * multiplications to the idle pool meanwhile (`planSingleEvaluation`). A request right after
+   * another, a larger one, or one while the pool works goes to the pool.
    */
-  const inThread = (n: number, pool: WorkerPool): boolean => {
+  const placement = (n: number, pool: WorkerPool): 'split' | 'thread' | 'pool' => {
     const paused = clock.paused()
-    return n <= IN_THREAD_MAX && paused && !pool.busy
+    if (n > IN_THREAD_MAX || !paused || pool.busy) return 'pool'
+    return n === 1 ? 'split' : 'thread'
   }
   return {
     mode: 'oprf',
@@ -126,7 +131,19 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
           const key = d.keys.key(svc.id, epoch)
           const pool = d.pool()
           let ev
-          if (inThread(elements.length, pool)) {
+          const where = placement(elements.length, pool)
+          if (where === 'split') {
+            const plan = planSingleEvaluation(key.secretKey, key.publicKey, elements[0])
+            try {
+              const part = poolOffloadSingleEvaluation(pool, plan) // posts a copy of r
+              part.catch(() => undefined) // awaited below; a throw here must not leave it unhandled
+              const fin = finishSingleEvaluation(plan)
+              ev = fin.complete(await part)
+            } finally {
+              plan.r.fill(0)
+            }
+            clock.restart()
+          } else if (where === 'thread') {
             ev = blindEvaluateBatch(key.secretKey, key.publicKey, elements, { maxBatch: max })
             clock.restart()
           } else ev = await poolBlindEvaluateBatch(pool, key.secretKey, key.publicKey, elements, max)
@@ -199,14 +216,13 @@ export async function finishOprf(
   const args = { inputs, blinds: b.blinds, evaluatedElements, blindedElements: b.blindedElements, publicKey: tagset.publicKey, proof, maxBatch: Math.max(inputs.length, 1) }
   let outputs: Uint8Array[]
   if (inputs.length === 1 && !d.pool().busy) {
-    // One element (a single private check): two of the proof check's six multiplications on an
-    // idle worker while this thread does the other four and the unblinding (planSingleProof).
+    // One element (a single private check): the composites, t2 and the unblinding on an idle
+    // worker, t3 here; this thread also makes the response-in durable meanwhile (planSingleProof).
     const plan = planSingleProof(tagset.publicKey, b.blindedElements[0] as Uint8Array, evaluatedElements[0] as Uint8Array, proof)
-    const mz = poolComposites(d.pool(), plan)
-    mz.catch(() => undefined) // awaited below; a throw here must not leave it unhandled
-    const fin = finishSingleProof(plan, inputs[0] as Uint8Array, b.blinds[0] as Uint8Array)
-    const { M, Z } = await mz
-    outputs = [fin.check(M, Z)]
+    const part = poolOffloadSingleProof(d.pool(), plan, inputs[0] as Uint8Array, b.blinds[0] as Uint8Array)
+    part.catch(() => undefined) // awaited below; a throw here must not leave it unhandled
+    const fin = finishSingleProof(plan)
+    outputs = [fin.check(await part)]
   } else if (inputs.length <= IN_THREAD_MAX) {
     outputs = finalizeBatch(args.inputs, args.blinds, args.evaluatedElements, args.blindedElements, args.publicKey, args.proof, { maxBatch: args.maxBatch })
   } else {
