@@ -16,7 +16,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { defaultThreadpoolSize } from '../src/node/threadpool.js'
 import { tmpdir, availableParallelism } from 'node:os'
 import { join } from 'node:path'
@@ -88,6 +88,23 @@ async function childMain(): Promise<void> {
   } catch (e) {
     process.send?.({ error: String(e) })
   }
+}
+
+/** Per thread of a process: CPU ticks and context switches so far, from /proc (Linux; VN_BENCH_DIAG). */
+function threadStats(pid: number): Map<string, { cpu: number; vol: number; invol: number }> {
+  const out = new Map<string, { cpu: number; vol: number; invol: number }>()
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+      const n = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0)
+      out.set(`${tid === String(pid) ? 'main' : tid}`, { cpu: Number(f[11]) + Number(f[12]), vol: n('voluntary_ctxt_switches'), invol: n('nonvoluntary_ctxt_switches') })
+    }
+  } catch {
+    // not Linux, or the process is gone
+  }
+  return out
 }
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
@@ -204,8 +221,20 @@ async function main(): Promise<void> {
     const hBefore = await cannon(`${hello.url}/hello`, helloBodies)
     const load = bodies(REQUESTS)
     const cpu0 = [cpuSeconds(process.pid), cpuSeconds(node.proc.pid as number)]
+    const t0 = process.env.VN_BENCH_DIAG === '1' ? threadStats(node.proc.pid as number) : undefined
     const r = await cannon(url, load)
     const cpu1 = [cpuSeconds(process.pid), cpuSeconds(node.proc.pid as number)]
+    if (t0 !== undefined) {
+      // Where the provider's CPU went, per thread, and how often each thread was switched out
+      // (voluntarily: it waited; involuntarily: another thread took its CPU), per 1,000 exchanges.
+      const rows: string[] = []
+      for (const [tid, b] of threadStats(node.proc.pid as number)) {
+        const a = t0.get(tid) ?? { cpu: 0, vol: 0, invol: 0 }
+        if (b.cpu - a.cpu + b.invol - a.invol === 0) continue
+        rows.push(`${tid} ${(((b.cpu - a.cpu) * 10) / REQUESTS).toFixed(3)} ms cpu, ${(((b.vol - a.vol) * 1000) / REQUESTS).toFixed(0)} vol / ${(((b.invol - a.invol) * 1000) / REQUESTS).toFixed(0)} invol`)
+      }
+      console.error(`    [provider threads per exchange; switches per 1,000] ${rows.join('; ')}`)
+    }
     const hAfter = await cannon(`${hello.url}/hello`, helloBodies)
     const edAfter = edRates()
     const cpu = [...cpu0, ...cpu1].every((x) => x !== undefined)
