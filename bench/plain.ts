@@ -31,11 +31,16 @@ import { makeDisclosure } from '../src/protocol/disclosures.js'
 import { newXid } from '../src/exchange/consumer.js'
 import { REQUEST_TYP } from '../src/protocol/envelope.js'
 
-// 100 in flight: a durable group commit is one fsync per batch, so throughput needs enough requests
-// in flight to fill the batches. At 50 the provider was latency-bound, not CPU-bound (event loop
-// ~60% busy, p50 ~26 ms of which most is waiting on commits and crypto batches); from 100 to 200
-// the rate grows little and only latency does. Hello-world uses the same client and connections.
-const CONNECTIONS = Number(process.env.VN_BENCH_CONNECTIONS ?? 100)
+// 200 in flight: the provider batches its Ed25519 work and its durable commits (one fsync per
+// batch), so it needs more requests in flight than hello-world to reach its throughput ceiling.
+// Measured back to back on this machine (November 2026, 5 rounds each, VN_BENCH_DIAG=1): at 100
+// connections 2,145-2,546/s, ratio 0.55, provider CPU 0.56-0.67 ms per exchange with ~22% of the
+// two cores idle, its Ed25519 workers woken ~310 times per 1,000 exchanges (batches of ~6); at 200
+// 2,706-3,291/s, ratio 0.64, 0.45-0.55 ms per exchange, woken ~165 times, p50 57-70 ms (at 100:
+// 37-45 ms). At 50 the event loop was ~60% busy. Hello-world uses the same client and the same
+// number of connections, so the ratio stays like for like; VN_BENCH_CONNECTIONS=100 gives the old
+// setting.
+const CONNECTIONS = Number(process.env.VN_BENCH_CONNECTIONS ?? 200)
 const REQUESTS = Number(process.env.VN_BENCH_REQUESTS ?? 20_000)
 const RUNS = Number(process.env.VN_BENCH_RUNS ?? 5)
 const here = fileURLToPath(import.meta.url)
