@@ -192,7 +192,9 @@ export class Consumer {
     let finishError: unknown
     if (resp.status === 'ok') {
       // One turn of the event loop first: the log store hands its batch to the writer thread on
-      // setImmediate, and a heavy check would hold this thread for a millisecond or more.
+      // setImmediate, and a heavy check would hold this thread for a millisecond or more. (A lone
+      // response-in is committed on this thread one turn later still, once the check has handed
+      // its worker's share over: see SqliteLogStore.flush.)
       if (built.heavyFinish === true) await setImmediate()
       const got: { results?: Record<string, unknown>[]; r?: Record<string, unknown> } = {}
       if (resp.results !== undefined) got.results = resp.results

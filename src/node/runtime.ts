@@ -17,9 +17,10 @@ import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '
 import { FederationHolder, type Federation } from '../federation/federation.js'
 import { openDataSource } from '../sources/index.js'
 import type { DataSource } from '../sources/types.js'
-import { SqliteLogStore } from '../log/store.js'
+import { SqliteLogStore, MAX_ENTRIES_PER_READ } from '../log/store.js'
 import { SqliteEvidenceStore } from '../log/evidence.js'
 import { StoreNodeLog, parseLeaf } from '../log/node-log.js'
+import type { LogRecord } from '../log/records.js'
 import { ed25519NoteSigner, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureVerifier, openNote, parseNote, parseCheckpoint, signCheckpoint, type NoteSigner } from '../log/checkpoint.js'
 import { PeerLogs, logOrigin } from '../log/peer-logs.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
@@ -368,26 +369,18 @@ async function recoverFromLog(
 ): Promise<void> {
   const today = utcDay(now)
   const windowStart = now - 2 * skewMs
-  let end = await store.size()
   const dayStart = Date.parse(`${today}T00:00:00Z`)
   const permits: { agreementId: string; day: string; count: number }[] = []
-  while (end > 0) {
-    const start = Math.max(0, end - 1024)
-    const leaves = await store.entries(start, end)
-    let older = false
-    for (let i = leaves.length - 1; i >= 0; i--) {
-      const r = parseLeaf(leaves[i] as Uint8Array)
-      if (r.at < dayStart && r.at < windowStart) { older = true; break }
-      if (r.t === 'decision' && r.permit && r.agreement !== undefined && r.day === today) {
-        permits.push({ agreementId: r.agreement, day: r.day, count: r.count })
-      } else if (r.t === 'response-out' && r.at >= windowStart) {
-        const e = await evidence.getJws(start + i)
-        if (e !== undefined && e.digest === r.respDigest) provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(e.jws), r.at)
-      }
+  await walkBack(store, 0, async (r, index) => {
+    if (r.at < dayStart && r.at < windowStart) return false
+    if (r.t === 'decision' && r.permit && r.agreement !== undefined && r.day === today) {
+      permits.push({ agreementId: r.agreement, day: r.day, count: r.count })
+    } else if (r.t === 'response-out' && r.at >= windowStart) {
+      const e = await evidence.getJws(index)
+      if (e !== undefined && e.digest === r.respDigest) provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(e.jws), r.at)
     }
-    if (older) break
-    end = start
-  }
+    return true
+  })
   quotas.restore(permits, today)
 }
 
@@ -401,16 +394,26 @@ export const WITNESS_MEMORY_LEAVES = 200_000
  */
 async function rememberWitnessed(store: SqliteLogStore, peerLogs: PeerLogs, peers: readonly string[], logger: Logger): Promise<void> {
   const missing = new Set(peers)
-  const size = await store.size()
-  const stop = Math.max(0, size - WITNESS_MEMORY_LEAVES)
-  for (let end = size; end > stop && missing.size > 0;) {
-    const start = Math.max(stop, end - 1024)
-    const leaves = await store.entries(start, end)
-    for (let i = leaves.length - 1; i >= 0 && missing.size > 0; i--) {
-      const r = parseLeaf(leaves[i] as Uint8Array)
-      if (r.t !== 'peer-checkpoint' || !missing.has(r.peer) || r.note === undefined) continue
+  if (missing.size === 0) return
+  await walkBack(store, Math.max(0, (await store.size()) - WITNESS_MEMORY_LEAVES), (r, index) => {
+    if (r.t === 'peer-checkpoint' && missing.has(r.peer) && r.note !== undefined) {
       missing.delete(r.peer)
-      if (!peerLogs.remember(r.peer, r.note)) logger.warn({ peer: r.peer, index: start + i }, 'the last witnessed checkpoint in the log is not one of this peer; witnessing starts afresh')
+      if (!peerLogs.remember(r.peer, r.note)) logger.warn({ peer: r.peer, index }, 'the last witnessed checkpoint in the log is not one of this peer; witnessing starts afresh')
+    }
+    return missing.size > 0
+  })
+}
+
+/**
+ * Reads the log newest first, down to leaf `stop`, MAX_ENTRIES_PER_READ leaves per read, until
+ * `visit` returns false (start-up recovery).
+ */
+async function walkBack(store: SqliteLogStore, stop: number, visit: (r: LogRecord, index: number) => boolean | Promise<boolean>): Promise<void> {
+  for (let end = await store.size(); end > stop;) {
+    const start = Math.max(stop, end - MAX_ENTRIES_PER_READ)
+    const leaves = await store.entries(start, end)
+    for (let i = leaves.length - 1; i >= 0; i--) {
+      if (!(await visit(parseLeaf(leaves[i] as Uint8Array), start + i))) return
     }
     end = start
   }

@@ -1,7 +1,7 @@
 /**
  * Tells a lone request after a pause from a steady load, for work that may then run on the
  * caller's thread instead of paying two hand-offs to a worker (~0.3 ms each on a small machine):
- * the Ed25519 batcher and the OPRF provider's evaluation use it.
+ * the Ed25519 batcher, the OPRF provider's evaluation and the log store's inline commits use it.
  *
  * `paused()` is true when the previous call, or the end of the last inline work (`restart()`), was
  * more than `ms` ago. Every call restarts the clock, so within a burst or a steady load it is

@@ -8,6 +8,9 @@ import { join } from 'node:path'
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import Database from 'better-sqlite3'
 import { request } from 'undici'
+import { readFile, writeFile } from 'node:fs/promises'
+import { pino } from 'pino'
+import { startNode } from '../../src/http/server.js'
 import { federationFixture, type Fixture } from '../helper.js'
 import { loadPrivateKey } from '../../src/crypto/keys.js'
 import { keyIdFor } from '../../src/federation/manifest.js'
@@ -174,6 +177,33 @@ t.test('replays: the same request gets the same answer once; another body with t
   t.equal(replay.status, 409)
   t.equal(replay.json.code, 'VN_ERR_EXCH_REPLAY')
   t.same(counts(c.db), mid, 'a replay writes nothing')
+})
+
+t.test('replay protection and the day\'s quota survive a provider restart (read back from its log)', async (t) => {
+  const c = await setup(t)
+  const [m, n] = c.f.fed.dataset.samples.identity.matches as [{ id: string; name: string }, { id: string; name: string }]
+  const g = plainBody(c, [{ id: m.id, name: m.name }])
+  const first = await post(c, { jws: g.jws, disclosures: g.disclosures })
+  t.equal(first.status, 200)
+  const two = plainBody(c, [{ id: m.id, name: m.name }, { id: n.id, name: n.name }])
+  t.equal((await post(c, { jws: two.jws, disclosures: two.disclosures })).status, 200, '3 subjects counted today')
+  // Restart the provider with a daily quota of 4 for this agreement.
+  await c.f.nodes[PROVIDER]!.close()
+  const cfgPath = c.f.fed.nodes[PROVIDER]!.configPath
+  const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as { agreements: { id: string; dailyQuota: number }[] }
+  for (const a of cfg.agreements) if (a.id === 'psb-tax-identity') a.dailyQuota = 4
+  await writeFile(cfgPath, JSON.stringify(cfg))
+  c.f.nodes[PROVIDER] = await startNode(cfgPath, { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0 })
+  const again = await post(c, { jws: g.jws, disclosures: g.disclosures })
+  t.equal(again.status, 200)
+  t.equal(again.json.jws, first.json.jws, 'a retry after the restart gets the first signed response')
+  const g2 = plainBody(c, [{ id: m.id, name: '王五' }], { xid: g.payload.xid })
+  t.equal((await post(c, { jws: g2.jws, disclosures: g2.disclosures })).json.code, 'VN_ERR_EXCH_REPLAY', 'another body with that xid is still refused')
+  const over = plainBody(c, [{ id: m.id, name: m.name }, { id: n.id, name: n.name }])
+  const refused = await post(c, { jws: over.jws, disclosures: over.disclosures })
+  t.equal(refused.json.code, 'VN_ERR_POLICY_QUOTA_EXHAUSTED', '3 + 2 > 4: the count came back from the log')
+  const last = plainBody(c, [{ id: n.id, name: n.name }])
+  t.equal((await post(c, { jws: last.jws, disclosures: last.disclosures })).status, 200, '3 + 1 = 4 still fits')
 })
 
 t.test('policy denials are signed and logged; no lookup happens', async (t) => {

@@ -67,7 +67,7 @@ t.test('auto writer: a lone append after a pause commits inline, bursts go to th
   const s = await openStore(t, path, { writer: 'auto' })
   const all: Uint8Array[] = []
   const add = (n: number): Promise<unknown> => {
-    const ls = Array.from({ length: n }, () => leafOf(all.length + 0)).map((_, k) => leafOf(all.length + k))
+    const ls = Array.from({ length: n }, (_, k) => leafOf(all.length + k))
     const first = all.length
     all.push(...ls)
     // every leaf carries its evidence row, so a misplaced row would show
