@@ -7,7 +7,8 @@
  * Memory: about two hashes per leaf (64 MiB for a million leaves).
  */
 import { VnError } from '../errors.js'
-import { assembleProof, foldRange, leafHash, nodeHash, planConsistencyProof, planInclusionProof, rangeNodes, type NodeId } from '../log/merkle.js'
+import { CompactRange, foldRange, leafHash, rangeNodes, type NodeId } from '../log/compact-range.js'
+import { assembleProof, planConsistencyProof, planInclusionProof } from '../log/merkle.js'
 
 export class LeafTree {
   /** levels[l][i]: hash of the perfect subtree of 2^l leaves starting at leaf i·2^l */
@@ -15,13 +16,11 @@ export class LeafTree {
 
   constructor(leaves: readonly Uint8Array[]) {
     const base = leaves.map((l) => leafHash(l))
-    this.levels = [base]
-    for (let cur = base; cur.length > 1; ) {
-      const next: Uint8Array[] = []
-      for (let i = 0; i + 1 < cur.length; i += 2) next.push(nodeHash(cur[i] as Uint8Array, cur[i + 1] as Uint8Array))
-      this.levels.push(next)
-      cur = next
-    }
+    const levels: Uint8Array[][] = [base]
+    // The compact range reports each perfect subtree as it completes, in index order per level.
+    const range = CompactRange.empty()
+    for (const h of base) range.append(h, (level, index, hash) => ((levels[level] ??= [])[index] = hash))
+    this.levels = levels
   }
 
   get size(): number {

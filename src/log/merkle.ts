@@ -19,33 +19,13 @@
  * Sizes and indexes are JavaScript numbers up to 2^53 - 1; bit arithmetic is done with division,
  * not the 32-bit bitwise operators.
  */
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import { VnError } from '../errors.js'
+import { HASH_SIZE, foldRange, nodeHash, rangeNodes, type NodeId } from './compact-range.js'
 
-/** Length of a SHA-256 hash, the only hash RFC 9162 logs here use. */
-export const HASH_SIZE = 32
-
-/** SHA-256 of the empty string: the root of the empty tree (RFC 9162 §2.1.1, MTH({})). */
-export const EMPTY_ROOT: Uint8Array = new Uint8Array(createHash('sha256').digest())
-
-const LEAF_PREFIX = new Uint8Array([0x00])
-const NODE_PREFIX = new Uint8Array([0x01])
-
-/** RFC 9162 §2.1.1: MTH({d(0)}) = SHA-256(0x00 ‖ d(0)). */
-export function leafHash(leaf: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(LEAF_PREFIX).update(leaf).digest())
-}
-
-/** RFC 9162 §2.1.1: SHA-256(0x01 ‖ MTH(D[0:k]) ‖ MTH(D[k:n])). */
-export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest())
-}
-
-/** A perfect subtree: 2^level leaves starting at leaf `index · 2^level`. Level 0 is a leaf hash. */
-export interface NodeId {
-  readonly level: number
-  readonly index: number
-}
+// The RFC 9162 hashing and the compact range live in compact-range.ts; re-exported for the
+// planning and proof code's callers.
+export { EMPTY_ROOT, HASH_SIZE, foldRange, leafHash, nodeHash, rangeNodes, rootFromLeafHashes, type NodeId } from './compact-range.js'
 
 /** The hashes a proof needs, in proof order, each the root of an aligned range of leaves. */
 export interface ProofPlan {
@@ -70,47 +50,6 @@ export function splitPoint(n: number): number {
 }
 
 const isPowerOfTwo = (n: number): boolean => n > 0 && splitPoint(n + 1) === n
-
-/**
- * The perfect subtrees of the aligned range [start, end), left to right (largest first). For
- * [0, n) these are the set bits of n, which is also the log's right border ("compact range").
- */
-export function rangeNodes(start: number, end: number): NodeId[] {
-  const out: NodeId[] = []
-  let s = start
-  while (s < end) {
-    // Largest 2^level with s a multiple of it and s + 2^level ≤ end.
-    let size = 1
-    let level = 0
-    while (s % (size * 2) === 0 && s + size * 2 <= end) {
-      size *= 2
-      level++
-    }
-    out.push({ level, index: s / size })
-    s += size
-  }
-  return out
-}
-
-/** Fold the perfect-subtree hashes of an aligned range into its MTH (right to left, §2.1.1). */
-export function foldRange(hashes: readonly Uint8Array[]): Uint8Array {
-  if (hashes.length === 0) return EMPTY_ROOT
-  let h = hashes[hashes.length - 1] as Uint8Array
-  for (let i = hashes.length - 2; i >= 0; i--) h = nodeHash(hashes[i] as Uint8Array, h)
-  return h
-}
-
-/** MTH of a whole list of leaf hashes (RFC 9162 §2.1.1), computed with a stack of perfect subtrees. */
-export function rootFromLeafHashes(hashes: readonly Uint8Array[]): Uint8Array {
-  const stack: Uint8Array[] = [] // stack[i] = perfect subtree of the i-th set bit, high to low
-  for (let n = 0; n < hashes.length; n++) {
-    let h = hashes[n] as Uint8Array
-    // Appending leaf n completes one perfect subtree per trailing one bit of n.
-    for (let m = n; m % 2 === 1; m = (m - 1) / 2) h = nodeHash(stack.pop() as Uint8Array, h)
-    stack.push(h)
-  }
-  return foldRange(stack)
-}
 
 function planFromRanges(ranges: readonly [number, number][]): ProofPlan {
   const parts = ranges.map(([s, e]) => rangeNodes(s, e))
