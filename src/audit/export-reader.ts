@@ -1,13 +1,18 @@
 /**
- * Shared plumbing of the auditor's tools (consistency, prove, check-receipt, cross-check): reading
- * a log export (export.ts) and building the key history an auditor trusts from a root key and
- * manifests, the same way `audit verify` (verify.ts step 1) does.
+ * The one reader of a log export (layout: src/log/export-layout.ts) for every auditor tool, and the
+ * shared plumbing of building the key history an auditor trusts from a root key and manifests.
+ *
+ * `openExport` reads and checks export.json and the small files (manifests, checkpoints) and
+ * leaves the two large ones, entries.jsonl and evidence.jsonl, to `LineReader`: `audit verify`
+ * streams them (a 10^6-leaf export holds about a gigabyte of evidence); `readExport` (consistency,
+ * prove, check-receipt, cross-check) reads them whole on top of the same functions.
  *
  * Nothing here decides whether a log is honest; it only loads what the checks need and reports
  * manifests that do not verify as findings, so one bad file never hides the others.
  */
-import type { KeyObject } from 'node:crypto'
-import { readFile, readdir } from 'node:fs/promises'
+import { createHash, type Hash, type KeyObject } from 'node:crypto'
+import { closeSync, openSync, readSync } from 'node:fs'
+import { readFile, readdir, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { formatZodIssues } from '../config/load.js'
@@ -19,37 +24,12 @@ import { ed25519NoteVerifier, type NoteVerifier } from '../log/checkpoint.js'
 import type { LogRecord } from '../log/records.js'
 import { memberId } from '../protocol/envelope.js'
 import { fromB64u } from '../util/base64url.js'
-import { EXPORT_FILES, EXPORT_FORMAT } from './export.js'
-import { FINDINGS, type AuditCode, type AuditFinding, type Severity } from './findings.js'
+import { EXPORT_FILES, EXPORT_FORMAT } from '../log/export-layout.js'
+import type { Findings } from './findings.js'
 import { LogRecordSchema } from './record-schemas.js'
 
-/** Where a finding belongs (see AuditFinding). */
-export interface Where {
-  xid?: string
-  role?: 'provider' | 'consumer'
-  index?: number
-}
-
-/** A findings list with the one `add` every tool uses. */
-export class Findings {
-  readonly list: AuditFinding[] = []
-  add(code: AuditCode, message: string, where: Where = {}, severity: Severity = FINDINGS[code].severity): void {
-    const f: AuditFinding = { code, severity, message }
-    if (where.xid !== undefined) f.xid = where.xid
-    if (where.role !== undefined) f.role = where.role
-    if (where.index !== undefined) f.index = where.index
-    this.list.push(f)
-  }
-  count(s: Severity): number {
-    return this.list.filter((f) => f.severity === s).length
-  }
-  get ok(): boolean {
-    return this.count('error') === 0
-  }
-  counts(): { errors: number; warnings: number; infos: number } {
-    return { errors: this.count('error'), warnings: this.count('warning'), infos: this.count('info') }
-  }
-}
+// The findings collector lives in findings.ts; re-exported for the tools that import it from here.
+export { Findings, type Where } from './findings.js'
 
 export const invalidExport = (detail: string, cause?: unknown): VnError =>
   new VnError('VN_ERR_AUDIT_EXPORT_INVALID', detail, cause === undefined ? undefined : { cause })
@@ -90,26 +70,41 @@ const MetaSchema = z.object({
   member: memberId,
   federation: z.string().optional(),
   origin: z.string().optional(),
+  size: z.number().int().nonnegative().optional(),
+  disclosures: z.boolean().optional(),
+  disclosureReason: z.string().optional(),
+  files: z.record(z.string(), z.object({ sha256: z.string(), bytes: z.number() })).optional(),
 })
 
-export interface LoadedExport {
+/** What export.json says (unsigned: every claim in it is checked against the files). */
+export type ExportMetaRead = z.infer<typeof MetaSchema>
+
+/** An export opened: export.json and the small files read, the large ones left to `LineReader`. */
+export interface OpenedExport {
   dir: string
+  meta: ExportMetaRead
   member: string
   federation: string | undefined
+  /** manifest JWS texts, by file name */
+  manifests: { name: string; jws: string }[]
+  checkpoints: { file: string; note: string }[]
+  rootPath: string
+  entriesPath: string
+  evidencePath: string
+  disclosuresPath: string
+}
+
+export interface LoadedExport extends Omit<OpenedExport, 'meta' | 'entriesPath' | 'evidencePath' | 'disclosuresPath'> {
   /** exact leaf bytes, in index order */
   leaves: Buffer[]
   /** each leaf parsed strictly, or undefined when it is not a known record (audit verify reports why) */
   records: (LogRecord | undefined)[]
   /** evidence JWS by digest, as the file holds them (not checked against their digest) */
   evidence: Map<string, string>
-  /** manifest JWS texts, by file name */
-  manifests: { name: string; jws: string }[]
-  checkpoints: { file: string; note: string }[]
-  rootPath: string
 }
 
-/** Reads an export folder. @throws VN_ERR_AUDIT_EXPORT_INVALID when it is not one */
-export async function readExport(dir: string): Promise<LoadedExport> {
+/** Opens an export folder. @throws VN_ERR_AUDIT_EXPORT_INVALID when it is not one */
+export async function openExport(dir: string): Promise<OpenedExport> {
   const root = resolve(dir)
   const metaBuf = await readOptional(join(root, EXPORT_FILES.meta))
   if (metaBuf === undefined) throw invalidExport(`${root}: no ${EXPORT_FILES.meta} (not a log export?)`)
@@ -121,9 +116,141 @@ export async function readExport(dir: string): Promise<LoadedExport> {
   }
   const meta = MetaSchema.safeParse(raw)
   if (!meta.success) throw invalidExport(`${EXPORT_FILES.meta}: ${formatZodIssues(meta.error)}`)
-  const entries = await readOptional(join(root, EXPORT_FILES.entries))
-  if (entries === undefined) throw invalidExport(`${root}: no ${EXPORT_FILES.entries}`)
-  const leaves = splitLines(entries)
+  const entriesPath = join(root, EXPORT_FILES.entries)
+  if (!(await stat(entriesPath).then((s) => s.isFile(), () => false))) throw invalidExport(`${root}: no ${EXPORT_FILES.entries}`)
+  const manifests: OpenedExport['manifests'] = []
+  for (const n of await listFiles(join(root, EXPORT_FILES.manifests), '.jws')) {
+    manifests.push({ name: `${EXPORT_FILES.manifests}/${n}`, jws: (await readFile(join(root, EXPORT_FILES.manifests, n), 'utf8')).trim() })
+  }
+  const checkpoints: OpenedExport['checkpoints'] = []
+  for (const n of await listFiles(join(root, EXPORT_FILES.checkpoints), '.note')) {
+    checkpoints.push({ file: `${EXPORT_FILES.checkpoints}/${n}`, note: await readFile(join(root, EXPORT_FILES.checkpoints, n), 'utf8') })
+  }
+  return {
+    dir: root, meta: meta.data, member: meta.data.member, federation: meta.data.federation, manifests, checkpoints,
+    rootPath: join(root, EXPORT_FILES.root), entriesPath, evidencePath: join(root, EXPORT_FILES.evidence), disclosuresPath: join(root, EXPORT_FILES.disclosures),
+  }
+}
+
+const CHUNK = 4 * 1024 * 1024
+
+/**
+ * Reads a JSON-lines file forward, one line (without its newline) at a time, in 4 MiB reads, and
+ * hashes what it reads (SHA-256, hex) for the export.json check. A returned line stays valid (each
+ * read fills a new buffer). A missing file reads as empty (`exists` false). `lineAt` re-reads the
+ * line at a byte offset (`offset` gives each line's).
+ */
+export class LineReader {
+  private fd: number | undefined
+  private buf: Buffer = Buffer.alloc(0)
+  private pos = 0
+  private fileOffset = 0
+  private eof = false
+  private readonly hash: Hash | undefined
+  private total = 0
+  /** the byte offset of the line `next` returned last */
+  offset = 0
+  /** lines returned so far */
+  lines = 0
+  readonly exists: boolean
+
+  constructor(readonly path: string, opts: { hash?: boolean } = {}) {
+    try {
+      this.fd = openSync(path, 'r')
+      this.exists = true
+    } catch {
+      this.fd = undefined
+      this.exists = false
+      this.eof = true
+    }
+    this.hash = opts.hash === true ? createHash('sha256') : undefined
+  }
+
+  /** The next line, or undefined at the end of the file (then the file is closed). */
+  next(): Buffer | undefined {
+    for (;;) {
+      const nl = this.buf.indexOf(0x0a, this.pos)
+      if (nl >= 0) {
+        const line = this.buf.subarray(this.pos, nl)
+        this.offset = this.fileOffset - (this.buf.length - this.pos)
+        this.pos = nl + 1
+        this.lines++
+        return line
+      }
+      if (this.eof) {
+        if (this.pos < this.buf.length) {
+          const line = this.buf.subarray(this.pos)
+          this.offset = this.fileOffset - (this.buf.length - this.pos)
+          this.pos = this.buf.length
+          this.lines++
+          return line
+        }
+        this.close()
+        return undefined
+      }
+      this.fill()
+    }
+  }
+
+  private fill(): void {
+    const rest = this.buf.subarray(this.pos)
+    const next = Buffer.allocUnsafe(rest.length + CHUNK)
+    rest.copy(next, 0)
+    const n = readSync(this.fd as number, next, rest.length, CHUNK, this.fileOffset)
+    if (n > 0) this.hash?.update(next.subarray(rest.length, rest.length + n))
+    this.fileOffset += n
+    this.total += n
+    if (n === 0) this.eof = true
+    this.buf = next.subarray(0, rest.length + n)
+    this.pos = 0
+  }
+
+  /** The line starting at byte `offset` (a positional read; for the rare look back). */
+  lineAt(offset: number): Buffer | undefined {
+    if (this.fd === undefined) return undefined
+    const parts: Buffer[] = []
+    let at = offset
+    for (;;) {
+      const b = Buffer.allocUnsafe(64 * 1024)
+      const n = readSync(this.fd, b, 0, b.length, at)
+      if (n === 0) break
+      const nl = b.subarray(0, n).indexOf(0x0a)
+      if (nl >= 0) {
+        parts.push(b.subarray(0, nl))
+        break
+      }
+      parts.push(b.subarray(0, n))
+      at += n
+    }
+    return parts.length === 0 ? undefined : Buffer.concat(parts)
+  }
+
+  /** SHA-256 (hex) and length of the whole file, once read to the end; undefined before. */
+  digest(): { sha256: string; bytes: number } | undefined {
+    if (!this.eof || this.pos < this.buf.length || this.hash === undefined) return undefined
+    return { sha256: this.hash.digest('hex'), bytes: this.total }
+  }
+
+  close(): void {
+    if (this.fd !== undefined && !this.keepOpen) closeSync(this.fd)
+    if (!this.keepOpen) this.fd = undefined
+  }
+
+  /** keep the file open at its end, for `lineAt` (the caller then calls `release`) */
+  keepOpen = false
+
+  release(): void {
+    this.keepOpen = false
+    this.close()
+  }
+}
+
+/** Reads an export folder whole (the tools other than `audit verify`). @throws VN_ERR_AUDIT_EXPORT_INVALID when it is not one */
+export async function readExport(dir: string): Promise<LoadedExport> {
+  const x = await openExport(dir)
+  const leaves: Buffer[] = []
+  const entries = new LineReader(x.entriesPath)
+  for (let l = entries.next(); l !== undefined; l = entries.next()) leaves.push(l)
   const records = leaves.map((l) => {
     try {
       const r = LogRecordSchema.safeParse(JSON.parse(l.toString('utf8')))
@@ -133,8 +260,8 @@ export async function readExport(dir: string): Promise<LoadedExport> {
     }
   })
   const evidence = new Map<string, string>()
-  const ev = await readOptional(join(root, EXPORT_FILES.evidence))
-  for (const line of ev === undefined ? [] : splitLines(ev)) {
+  const ev = new LineReader(x.evidencePath)
+  for (let line = ev.next(); line !== undefined; line = ev.next()) {
     try {
       const e = JSON.parse(line.toString('utf8')) as { digest?: unknown; jws?: unknown }
       if (typeof e.digest === 'string' && typeof e.jws === 'string' && !evidence.has(e.digest)) evidence.set(e.digest, e.jws)
@@ -142,15 +269,7 @@ export async function readExport(dir: string): Promise<LoadedExport> {
       // malformed lines are audit verify's AUDIT_EVIDENCE_MALFORMED
     }
   }
-  const manifests: LoadedExport['manifests'] = []
-  for (const n of await listFiles(join(root, EXPORT_FILES.manifests), '.jws')) {
-    manifests.push({ name: `${EXPORT_FILES.manifests}/${n}`, jws: (await readFile(join(root, EXPORT_FILES.manifests, n), 'utf8')).trim() })
-  }
-  const checkpoints: LoadedExport['checkpoints'] = []
-  for (const n of await listFiles(join(root, EXPORT_FILES.checkpoints), '.note')) {
-    checkpoints.push({ file: `${EXPORT_FILES.checkpoints}/${n}`, note: await readFile(join(root, EXPORT_FILES.checkpoints, n), 'utf8') })
-  }
-  return { dir: root, member: meta.data.member, federation: meta.data.federation, leaves, records, evidence, manifests, checkpoints, rootPath: join(root, EXPORT_FILES.root) }
+  return { dir: x.dir, member: x.member, federation: x.federation, leaves, records, evidence, manifests: x.manifests, checkpoints: x.checkpoints, rootPath: x.rootPath }
 }
 
 /** A trust anchor: a KeyObject, a base64url raw Ed25519 key, or the path of a .pub file. @throws VN_ERR_KEY_FILE */
@@ -171,11 +290,12 @@ export async function resolveRootKey(rootKey: KeyObject | string): Promise<KeyOb
  * that do not verify are AUDIT_MANIFEST_INVALID, ones that break the sequence AUDIT_MANIFEST_HISTORY,
  * and none at all AUDIT_NO_MANIFEST.
  */
-export function keyHistoryOf(texts: readonly { name: string; jws: string }[], anchor: KeyObject, findings: Findings): KeyHistory {
+export function keyHistoryOf(texts: readonly { name: string; jws: string }[], anchor: KeyObject, findings: Findings, opts: { dedupe?: boolean } = {}): KeyHistory {
   const verified: Federation[] = []
   const seen = new Set<string>()
   for (const m of texts) {
-    if (seen.has(m.jws)) continue
+    // audit verify keeps every copy (a manifest given twice is a history fault it reports)
+    if (opts.dedupe !== false && seen.has(m.jws)) continue
     seen.add(m.jws)
     try {
       verified.push(Federation.fromJws(m.jws, anchor, { now: 0, allowExpired: true }))

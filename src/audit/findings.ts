@@ -103,3 +103,91 @@ export interface AuditFinding {
   /** the leaf this is about, when it is about one */
   index?: number
 }
+
+/** Where a finding belongs (see AuditFinding). */
+export interface Where {
+  xid?: string
+  role?: 'provider' | 'consumer'
+  index?: number
+}
+
+interface Entry {
+  f: AuditFinding
+  stage: number
+  seq: number
+}
+
+/**
+ * The one place findings are collected (every audit tool, and every check of `audit verify`).
+ *
+ * `sorted()` gives the report's order: log-wide findings (no leaf index) first, then by leaf, each
+ * group in the order found. A streaming check may learn a log-wide finding late (a file's hash
+ * after reading it through): `stage` names the step it belongs to, so it still sorts before the
+ * findings of later steps; and `reserve` keeps a place for a finding that can only be decided at
+ * the end (a text a later agreements record vets).
+ */
+export class Findings {
+  private readonly entries: Entry[] = []
+  private seq = 0
+  /** the step log-wide findings added now belong to (see `sorted`) */
+  stage = 0
+
+  /** every finding, in the order added */
+  get list(): AuditFinding[] {
+    return this.entries.map((e) => e.f)
+  }
+
+  add(code: AuditCode, message: string, where: Where = {}, severity: Severity = FINDINGS[code].severity): void {
+    this.put(this.seq++, code, message, where, severity)
+  }
+
+  /** A place in the order for a finding decided later with `addAt`. */
+  reserve(): number {
+    return this.seq++
+  }
+
+  addAt(place: number, code: AuditCode, message: string, where: Where = {}, severity: Severity = FINDINGS[code].severity): void {
+    this.put(place, code, message, where, severity)
+  }
+
+  /** Runs `fn` with `stage` set, for log-wide findings of an earlier step learnt late. */
+  during<T>(stage: number, fn: () => T): T {
+    const prev = this.stage
+    this.stage = stage
+    try {
+      return fn()
+    } finally {
+      this.stage = prev
+    }
+  }
+
+  private put(seq: number, code: AuditCode, message: string, where: Where, severity: Severity): void {
+    const f: AuditFinding = { code, severity, message }
+    if (where.xid !== undefined) f.xid = where.xid
+    if (where.role !== undefined) f.role = where.role
+    if (where.index !== undefined) f.index = where.index
+    this.entries.push({ f, stage: this.stage, seq })
+  }
+
+  /** Log-wide findings first (by stage, then as found), then by leaf index (as found). */
+  sorted(): AuditFinding[] {
+    const key = (e: Entry): number => (e.f.index === undefined ? -1 : e.f.index)
+    return [...this.entries]
+      .sort((a, b) => key(a) - key(b) || (a.f.index === undefined ? a.stage - b.stage : 0) || a.seq - b.seq)
+      .map((e) => e.f)
+  }
+
+  count(s: Severity): number {
+    let n = 0
+    for (const e of this.entries) if (e.f.severity === s) n++
+    return n
+  }
+
+  get ok(): boolean {
+    return this.count('error') === 0
+  }
+
+  counts(): { errors: number; warnings: number; infos: number } {
+    return { errors: this.count('error'), warnings: this.count('warning'), infos: this.count('info') }
+  }
+}

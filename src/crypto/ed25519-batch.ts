@@ -53,7 +53,8 @@ const own = (b: Uint8Array): Uint8Array => (b.byteOffset === 0 && b.byteLength =
 
 interface Lane {
   readonly worker: Worker
-  inFlight: Pending[] | undefined
+  /** batches posted and not answered yet, oldest first (the worker answers in order) */
+  inFlight: Pending[][]
   /** keys [0, known) of `keys` have been sent to this worker */
   known: number
 }
@@ -78,7 +79,7 @@ export class Ed25519Batcher {
    */
   constructor(workers = Math.min(4, Math.max(2, availableParallelism() - 1))) {
     for (let i = 0; i < Math.max(1, workers); i++) {
-      const lane: Lane = { worker: new Worker(workerPath(import.meta.url, 'ed25519-worker')), inFlight: undefined, known: 0 }
+      const lane: Lane = { worker: new Worker(workerPath(import.meta.url, 'ed25519-worker')), inFlight: [], known: 0 }
       lane.worker.unref()
       lane.worker.on('message', (r: Ed25519Reply[]) => this.onReply(lane, r))
       lane.worker.on('error', (e) => this.onCrash(e))
@@ -97,7 +98,7 @@ export class Ed25519Batcher {
    */
   private inlineNow(call: Ed25519Call | undefined): boolean {
     const paused = this.clock.paused()
-    const idle = this.queue.length === 0 && this.lanes.every((l) => l.inFlight === undefined)
+    const idle = this.queue.length === 0 && this.lanes.every((l) => l.inFlight.length === 0)
     return idle && (call?.lone === true || paused)
   }
 
@@ -147,6 +148,32 @@ export class Ed25519Batcher {
     })
   }
 
+  /**
+   * Many verifications at once (the offline auditor): split evenly over the workers and posted
+   * right away, behind whatever each worker already has, so the workers stay busy while the
+   * caller's thread does other work and seldom returns to its event loop. Resolves to one result
+   * per item: true/false, or null when the check could not run (the caller may run it itself).
+   */
+  async verifyMany(items: readonly { data: Uint8Array; key: KeyObject; sig: Uint8Array }[]): Promise<(boolean | null)[]> {
+    if (items.length === 0) return []
+    if (this.broken) return items.map((it) => verifyOrNull(it.data, it.key, it.sig))
+    const ops = items.map((it) => ({ key: this.keyId(it.key), data: own(it.data), sig: own(it.sig) }))
+    const parts = Math.min(this.lanes.length, ops.length)
+    const per = Math.ceil(ops.length / parts)
+    const replies: Promise<Ed25519Reply>[] = []
+    for (let p = 0; p < parts; p++) {
+      const slice = ops.slice(p * per, (p + 1) * per)
+      if (slice.length === 0) continue
+      // the lane with the least work outstanding
+      const lane = this.lanes.reduce((a, b) => (outstanding(b) < outstanding(a) ? b : a))
+      const batch: Pending[] = []
+      for (const op of slice) replies.push(new Promise((resolve, reject) => batch.push({ op, resolve, reject })))
+      this.post(lane, batch)
+    }
+    const out = await Promise.all(replies)
+    return out.map((r) => (typeof r === 'boolean' ? r : null))
+  }
+
   async close(): Promise<void> {
     this.broken = true
     this.fail(new VnError('VN_ERR_INTERNAL', 'ed25519 worker closed'))
@@ -182,11 +209,15 @@ export class Ed25519Batcher {
   /** Hands everything queued to an idle worker, if there is one. */
   private pump(): void {
     if (this.queue.length === 0) return
-    const lane = this.lanes.find((l) => l.inFlight === undefined)
+    const lane = this.lanes.find((l) => l.inFlight.length === 0)
     if (lane === undefined) return // the queue goes with the next batch that returns
     const batch = this.queue
     this.queue = []
-    lane.inFlight = batch
+    this.post(lane, batch)
+  }
+
+  private post(lane: Lane, batch: Pending[]): void {
+    lane.inFlight.push(batch)
     this.stats.batches++
     this.stats.ops += batch.length
     const keys = this.keys.slice(lane.known)
@@ -196,9 +227,8 @@ export class Ed25519Batcher {
   }
 
   private onReply(lane: Lane, r: Ed25519Reply[]): void {
-    const batch = lane.inFlight ?? []
-    lane.inFlight = undefined
-    lane.worker.unref()
+    const batch = lane.inFlight.shift() ?? []
+    if (lane.inFlight.length === 0) lane.worker.unref()
     batch.forEach((p, i) => p.resolve(r[i] ?? null))
     this.pump()
   }
@@ -211,10 +241,20 @@ export class Ed25519Batcher {
   }
 
   private fail(e: VnError): void {
-    const all = [...this.lanes.flatMap((l) => l.inFlight ?? []), ...this.queue]
-    for (const l of this.lanes) l.inFlight = undefined
+    const all = [...this.lanes.flatMap((l) => l.inFlight.flat()), ...this.queue]
+    for (const l of this.lanes) l.inFlight = []
     this.queue = []
     for (const p of all) p.reject(e)
+  }
+}
+
+const outstanding = (l: Lane): number => l.inFlight.reduce((n, b) => n + b.length, 0)
+
+function verifyOrNull(data: Uint8Array, key: KeyObject, sig: Uint8Array): boolean | null {
+  try {
+    return verify(null, data, key, sig)
+  } catch {
+    return null
   }
 }
 

@@ -96,7 +96,7 @@ export function peekJws(jws: unknown): { header: JwsHeader; parts: [string, stri
   return { header: hd as JwsHeader, parts: [h, p, s] }
 }
 
-interface PreparedVerify {
+export interface PreparedVerify {
   header: JwsHeader
   payload: Buffer
   input: Buffer
@@ -104,8 +104,11 @@ interface PreparedVerify {
   key: KeyObject
 }
 
-/** Everything before the signature check: structure, header rules, typ, key lookup. */
-function prepareVerify(jws: unknown, resolveKey: KeyResolver, expectTyp: string | undefined): PreparedVerify {
+/**
+ * Everything before the signature check: structure, header rules, typ, key lookup (same errors as
+ * verifyJws). The offline auditor prepares many, then checks their signatures in batches.
+ */
+export function prepareVerify(jws: unknown, resolveKey: KeyResolver, expectTyp: string | undefined): PreparedVerify {
   const { header, parts } = peekJws(jws)
   const [h, p, s] = parts
   if (expectTyp !== undefined && header.typ !== expectTyp) {

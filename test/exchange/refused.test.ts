@@ -10,7 +10,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { auditEditedExport, federationFixture } from '../helper.js'
-import { exportLog } from '../../src/audit/export.js'
+import { exportLog } from '../../src/node/export.js'
 import { auditExport, type AuditReport } from '../../src/audit/verify.js'
 
 const PSB = 'fj-psb'

@@ -1,12 +1,12 @@
 /**
  * `verinode keys rotate --config <verinode.json> --which message|log`: rotates one of the node's
  * Ed25519 keys as a logged key event signed by both the old and the new key
- * (src/audit/key-rotation.ts), and prints what to send the federation authority. The node must be
- * stopped (the event is appended to its log directly, src/audit/offline-log.ts).
+ * (src/node/key-rotation.ts), and prints what to send the federation authority. The node must be
+ * stopped (the event is appended to its log directly, src/node/offline-log.ts).
  */
 import { resolve } from 'node:path'
 import { isVnError } from '../../errors.js'
-import { rotateKey } from '../../audit/key-rotation.js'
+import { rotateKey } from '../../node/key-rotation.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 import { commandLine } from '../args.js'
 

@@ -1,15 +1,15 @@
 /**
  * `verinode log export --config <verinode.json> --out <dir>`: writes a self-contained log export
- * (src/audit/export.ts) for an auditor: entries, checkpoints, evidence JWS (no disclosures),
+ * (src/node/export.ts) for an auditor: entries, checkpoints, evidence JWS (no disclosures),
  * manifests and the trust anchor. Reads the log read-only, so the node may keep running.
  *
  * `--with-disclosures --reason <text>` also exports the sealed disclosures, decrypted. That is
  * personal data leaving the node, so it is itself logged (a `disclosure-export` record with the
- * reason's SHA-256 and the count), which needs the node stopped (src/audit/offline-log.ts).
+ * reason's SHA-256 and the count), which needs the node stopped (src/node/offline-log.ts).
  */
 import { resolve } from 'node:path'
 import { isVnError } from '../../errors.js'
-import { exportLog } from '../../audit/export.js'
+import { exportLog } from '../../node/export.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 import { commandLine } from '../args.js'
 

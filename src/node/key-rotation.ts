@@ -5,81 +5,29 @@
  * record with `event: 'rotated'` into the node's own log, carrying the new public key and two
  * Ed25519 signatures over one canonical statement: one by the old private key (the holder of the
  * key in force hands over) and one by the new private key (proof of possession of the new key).
- * The auditor (verify.ts, key events) re-builds the statement from the record and checks both, so
- * a log cannot claim a rotation its key holder did not make, nor one to a key nobody holds.
- *
- * The statement is the RFC 8785 canonical JSON of
- * `{ t: "verinode-key-rotation", v: 1, member, which, oldKey, newKey, at, manifestHash }`
- * (keys base64url raw Ed25519; `manifestHash` is the manifest in force that lists the old key),
- * so a signature cannot be replayed for another member, key, instant or manifest.
+ * The auditor (src/audit/checks/key-events.ts) re-builds the statement (src/log/rotation-statement.ts)
+ * from the record and checks both, so a log cannot claim a rotation its key holder did not make,
+ * nor one to a key nobody holds.
  *
  * The log append needs the node stopped (offline-log.ts). Afterwards the new key replaces the
  * old one in `keys/` (the old private key is kept as `<file>.retired-<time>`, mode 0600), and the
  * authority must list the new key (`verinode federation add-key`) before peers accept it: a
  * message-key rotation keeps the node from starting until the new manifest is installed.
  */
-import { sign, verify, type KeyObject } from 'node:crypto'
+import { sign, type KeyObject } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { loadConfig } from '../config/load.js'
-import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyFromB64u, publicKeyToB64u, writePrivateKey } from '../crypto/keys.js'
+import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyToB64u, writePrivateKey } from '../crypto/keys.js'
 import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { keyIdFor } from '../federation/manifest.js'
 import { logOrigin } from '../log/peer-logs.js'
 import type { KeyEventRecord } from '../log/records.js'
-import { nodeDataFiles, nodeKeyFiles } from '../node/files.js'
-import { canonicalJsonBytes } from '../protocol/canonical-json.js'
-import { fromB64u } from '../util/base64url.js'
+import { rotationStatement, type RotationStatement } from '../log/rotation-statement.js'
+import { nodeDataFiles, nodeKeyFiles } from './files.js'
 import { appendOffline } from './offline-log.js'
 
-export const ROTATION_STATEMENT_TYPE = 'verinode-key-rotation'
-
-export interface RotationStatement {
-  member: string
-  which: 'message' | 'log'
-  oldKey: string
-  newKey: string
-  at: number
-  manifestHash: string
-}
-
-/** The exact bytes both keys sign. */
-export function rotationStatement(s: RotationStatement): Uint8Array {
-  return canonicalJsonBytes({ t: ROTATION_STATEMENT_TYPE, v: 1, member: s.member, which: s.which, oldKey: s.oldKey, newKey: s.newKey, at: s.at, manifestHash: s.manifestHash })
-}
-
-/** The statement a `rotated` key event commits to, or undefined when the record is not one. */
-export function statementOf(r: KeyEventRecord): RotationStatement | undefined {
-  if (r.event !== 'rotated' || r.rotated === undefined || r.newKey === undefined) return undefined
-  return { member: r.member, which: r.rotated, oldKey: r.rotated === 'message' ? r.messageKey : r.logKey, newKey: r.newKey, at: r.at, manifestHash: r.manifestHash }
-}
-
-const ed25519Verify = (key: string, data: Uint8Array, sig: string | undefined): boolean => {
-  const raw = sig === undefined ? undefined : fromB64u(sig)
-  if (raw === undefined || raw.length !== 64) return false
-  try {
-    return verify(null, data, publicKeyFromB64u(key), raw)
-  } catch {
-    return false
-  }
-}
-
-/**
- * Checks a key event's rotation fields: a `rotated` event needs all four and both signatures; a
- * `node-started` event must have none. Returns the problems (empty when it verifies).
- */
-export function checkRotation(r: KeyEventRecord): string[] {
-  const extra = [r.rotated, r.newKey, r.oldSig, r.newSig]
-  if (r.event !== 'rotated') return extra.some((x) => x !== undefined) ? ['a node-started event carries rotation fields'] : []
-  const s = statementOf(r)
-  if (s === undefined || r.oldSig === undefined || r.newSig === undefined) return ['a rotated event without rotated, newKey, oldSig and newSig']
-  const out: string[] = []
-  if (s.newKey === s.oldKey) out.push('the new key is the old key')
-  const bytes = rotationStatement(s)
-  if (!ed25519Verify(s.oldKey, bytes, r.oldSig)) out.push(`oldSig does not verify under the old ${s.which} key`)
-  if (!ed25519Verify(s.newKey, bytes, r.newSig)) out.push(`newSig does not verify under the new ${s.which} key`)
-  return out
-}
+export { ROTATION_STATEMENT_TYPE, rotationStatement, statementOf, type RotationStatement } from '../log/rotation-statement.js'
 
 export interface RotationResult {
   member: string

@@ -37,47 +37,13 @@ import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { openDatabase } from '../log/log-writer.js'
 import { logOrigin } from '../log/peer-logs.js'
-import { nodeDataFiles, nodeKeyFiles } from '../node/files.js'
+import { EXPORT_FILES, EXPORT_FORMAT, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
+import { nodeDataFiles, nodeKeyFiles } from './files.js'
 import { decryptDisclosures } from '../log/evidence.js'
 import { appendOffline, assertNodeStopped } from './offline-log.js'
 
-export const EXPORT_FORMAT = 'verinode-log-export'
-export const EXPORT_FILES = {
-  meta: 'export.json',
-  entries: 'entries.jsonl',
-  evidence: 'evidence.jsonl',
-  disclosures: 'disclosures.jsonl',
-  checkpoints: 'checkpoints',
-  manifests: 'manifests',
-  root: 'federation-root.pub',
-} as const
-
-export interface ExportFileInfo {
-  sha256: string
-  bytes: number
-}
-
-/** The content of export.json. */
-export interface ExportMeta {
-  v: 1
-  format: typeof EXPORT_FORMAT
-  member: string
-  federation: string
-  origin: string
-  /** leaves in entries.jsonl */
-  size: number
-  /** the largest checkpoint exported, or null when the node has none yet */
-  checkpoint: { size: number; file: string } | null
-  exportedAt: string
-  manifests: { file: string; seq: number; hash: string }[]
-  evidence: number
-  /** true only with `withDisclosures`; then also the reason given and how many exchanges */
-  disclosures: boolean
-  disclosureReason?: string
-  disclosureCount?: number
-  /** SHA-256 (hex) and length of every file, by path relative to the export folder */
-  files: Record<string, ExportFileInfo>
-}
+// The layout's names live below node/ and audit/ (the auditor reads what this writes).
+export { EXPORT_FILES, EXPORT_FORMAT, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
 
 export interface ExportOptions {
   env?: Record<string, string | undefined>

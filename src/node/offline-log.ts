@@ -21,7 +21,7 @@
 import Database from 'better-sqlite3'
 import { readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { NODE_PID_FILE } from '../node/files.js'
+import { NODE_PID_FILE } from './files.js'
 import type { KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
 import { ed25519NoteSigner, signCheckpoint } from '../log/checkpoint.js'

@@ -1,0 +1,209 @@
+/**
+ * Evidence digests (verify.ts step 4, first half): every request or response digest a leaf names
+ * has its JWS in evidence.jsonl, and SHA-256(jws) is that digest; every evidence line is a
+ * `{ digest, jws }` record, one JWS per digest; every evidence payload passes the PII scan.
+ *
+ * evidence.jsonl is streamed, not loaded: the node exports it in leaf order (src/node/export.ts),
+ * so the JWS a leaf needs is normally the next line. `EvidenceFile` reads ahead only as far as a
+ * digest asks, keeps each line's offset (a digest asked for again is read back from disk), and
+ * caches what it read ahead of need (bounded), so an export in another order is still audited.
+ */
+import { EXPORT_FILES } from '../../log/export-layout.js'
+import type { LineReader } from '../export-reader.js'
+import type { Findings, Where } from '../findings.js'
+import { SAFE_XID, digestEquals, sha256b64u } from './context.js'
+import type { VettedScanner } from './leaves.js'
+import { z } from 'zod'
+import { fromB64u } from '../../util/base64url.js'
+
+const EvidenceLineSchema = z.strictObject({
+  digest: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+  jws: z.string().regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/),
+})
+/** The line exactly as the exporter writes it: the same acceptance as JSON.parse + the schema, faster. */
+const EXPORTED_LINE = /^\{"digest":"([A-Za-z0-9_-]{43})","jws":"([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+)"\}$/
+
+/** Lines read ahead of need and kept in memory, at most (beyond: read back by offset). */
+const CACHE_LIMIT = 100_000
+
+/** The decoded, unverified JSON payload of a compact JWS, or undefined. */
+export function unverifiedPayload(jws: string): unknown {
+  const p = jws.split('.')[1]
+  const b = p === undefined ? undefined : fromB64u(p)
+  if (b === undefined) return undefined
+  try {
+    return JSON.parse(b.toString('utf8'))
+  } catch {
+    return undefined
+  }
+}
+
+function parseLine(line: Buffer): { digest: string; jws: string } | undefined {
+  const fast = EXPORTED_LINE.exec(line.toString('latin1'))
+  if (fast !== null) return { digest: fast[1] as string, jws: fast[2] as string }
+  try {
+    const p = EvidenceLineSchema.safeParse(JSON.parse(line.toString('utf8')))
+    return p.success ? p.data : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** evidence.jsonl, read forward on demand. */
+export class EvidenceFile {
+  /** first line of each digest: its byte offset, stored as -(offset + 1) once its payload was scanned */
+  private readonly index = new Map<string, number>()
+  private readonly cache = new Map<string, string>()
+  private done = false
+
+  constructor(private readonly reader: LineReader, private readonly findings: Findings) {
+    reader.keepOpen = true
+  }
+
+  /** Whether the file holds a JWS for `digest` (reads ahead until it knows). */
+  has(digest: string): boolean {
+    return this.index.has(digest) || this.readUntil(digest)
+  }
+
+  /** The first JWS the file holds for `digest`, or undefined. */
+  take(digest: string): string | undefined {
+    const c = this.cache.get(digest)
+    if (c !== undefined) {
+      this.cache.delete(digest)
+      return c
+    }
+    const off = this.index.get(digest)
+    if (off !== undefined) return this.readBack(off)
+    return this.readUntil(digest) ? this.take(digest) : undefined
+  }
+
+  /** Marks the payload of `digest` scanned; false when it already was. */
+  markScanned(digest: string): boolean {
+    const off = this.index.get(digest)
+    if (off === undefined || off < 0) return false
+    this.index.set(digest, -(off + 1))
+    return true
+  }
+
+  /** Reads the rest of the file (reporting bad lines), then yields each digest never scanned, in file order. */
+  *unscanned(): Generator<{ digest: string; jws: string }> {
+    this.readUntil(undefined)
+    for (const [digest, off] of this.index) {
+      if (off < 0) continue
+      const jws = this.cache.get(digest) ?? this.readBack(off)
+      if (jws !== undefined) yield { digest, jws }
+    }
+  }
+
+  get size(): number {
+    return this.index.size
+  }
+
+  close(): void {
+    this.reader.release()
+  }
+
+  private readBack(off: number): string | undefined {
+    const line = this.reader.lineAt(off < 0 ? -off - 1 : off)
+    return line === undefined ? undefined : parseLine(line)?.jws
+  }
+
+  /** Reads lines until one for `digest` is indexed (true) or the file ends (false). */
+  private readUntil(digest: string | undefined): boolean {
+    if (this.done) return false
+    for (let line = this.reader.next(); line !== undefined; line = this.reader.next()) {
+      if (line.length === 0) continue
+      const n = this.reader.lines
+      const e = parseLine(line)
+      if (e === undefined) {
+        this.findings.add('AUDIT_EVIDENCE_MALFORMED', `${EXPORT_FILES.evidence} line ${n}: not a { digest, jws } record`)
+        continue
+      }
+      const prev = this.index.get(e.digest)
+      if (prev !== undefined) {
+        const first = this.cache.get(e.digest) ?? this.readBack(prev)
+        if (first !== e.jws) this.findings.add('AUDIT_EVIDENCE_MALFORMED', `${EXPORT_FILES.evidence} line ${n}: a second, different JWS for digest ${e.digest}`)
+        continue
+      }
+      this.index.set(e.digest, this.reader.offset)
+      if (this.cache.size < CACHE_LIMIT) this.cache.set(e.digest, e.jws)
+      if (e.digest === digest) return true
+    }
+    this.done = true
+    return false
+  }
+}
+
+/** What is known of one digest's evidence while the leaves that name it are being checked. */
+export interface EvidenceEntry {
+  digest: string
+  /** the JWS the evidence holds for it */
+  jws: string | undefined
+  /** SHA-256(jws) is the digest */
+  digestOk: boolean
+  /** the last chunk of leaves that names it (entries are dropped after it, see `evict`) */
+  last: number
+}
+
+export class EvidenceCheck {
+  private readonly entries = new Map<string, EvidenceEntry>()
+  /** digests already judged by `evidenceFor`: true when the JWS is there and hashes to it */
+  private readonly judged = new Map<string, boolean>()
+
+  constructor(private readonly findings: Findings, private readonly file: EvidenceFile, private readonly scan: VettedScanner) {}
+
+  has(digest: string): boolean {
+    return this.file.has(digest)
+  }
+
+  /** The entry for `digest`, read from the evidence now if no leaf of a live chunk named it yet. */
+  entry(digest: string, chunk: number): EvidenceEntry {
+    let e = this.entries.get(digest)
+    if (e === undefined) {
+      const jws = this.file.take(digest)
+      e = { digest, jws, digestOk: jws !== undefined && digestEquals(sha256b64u(jws), digest), last: chunk }
+      this.entries.set(digest, e)
+    } else if (e.last < chunk) e.last = chunk
+    return e
+  }
+
+  /** Entries named by no chunk after `chunk` are dropped (what is judged stays judged). */
+  evict(chunk: number): void {
+    for (const [d, e] of this.entries) if (e.last <= chunk) this.entries.delete(d)
+  }
+
+  /** The JWS for `digest` if the evidence holds it and it hashes to it; reports once per digest. */
+  evidenceFor(digest: string, what: string, where: Where, chunk: number): string | undefined {
+    const seen = this.judged.get(digest)
+    if (seen !== undefined) return seen ? this.entry(digest, chunk).jws : undefined
+    const e = this.entry(digest, chunk)
+    if (e.jws === undefined) this.findings.add('AUDIT_EVIDENCE_MISSING', `${what} ${digest}: no JWS in the evidence`, where)
+    else if (!e.digestOk) this.findings.add('AUDIT_EVIDENCE_DIGEST_MISMATCH', `${what} ${digest}: the evidence JWS hashes to another digest`, where)
+    this.judged.set(digest, e.jws !== undefined && e.digestOk)
+    if (e.jws !== undefined) this.scanPayload(digest, e.jws, where)
+    return e.digestOk ? e.jws : undefined
+  }
+
+  /**
+   * Evidence payloads are scanned too. The purpose and basis a leaf already carries (and was
+   * scanned for) are not reported a second time as suspect text; identifiers always are.
+   */
+  private scanPayload(digest: string, jws: string, where: Where): void {
+    if (!this.file.markScanned(digest)) return
+    const payload = unverifiedPayload(jws)
+    if (payload !== undefined) this.scan.scan(payload, { freeText: ['purpose', 'basis'] }, `evidence ${digest} payload`, where)
+  }
+
+  /** After the last leaf: the evidence no leaf named is scanned too. */
+  finish(): void {
+    for (const { digest, jws } of this.file.unscanned()) {
+      const xid = (unverifiedPayload(jws) as { xid?: unknown } | undefined)?.xid
+      this.scanPayload(digest, jws, typeof xid === 'string' && SAFE_XID.test(xid) ? { xid } : {})
+    }
+    this.file.close()
+  }
+
+  get count(): number {
+    return this.file.size
+  }
+}

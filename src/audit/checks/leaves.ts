@@ -1,0 +1,122 @@
+/**
+ * Leaves (verify.ts step 3): each is UTF-8, RFC 8785 canonical JSON of exactly one known record
+ * type with no unknown field (record-schemas.ts), and the PII scan (pii.ts) finds nothing.
+ *
+ * The scan allows the free texts the operator vetted (agreement purposes and bases) wherever they
+ * appear in the log, also before the agreements record that vets them: a leaf whose free text is
+ * not (yet) vetted keeps its place in the report (Findings.reserve) and is judged at the end. The
+ * same holds for evidence payloads (evidence.ts), which may also repeat any purpose or basis a
+ * request leaf carries.
+ */
+import { formatZodIssues } from '../../config/load.js'
+import type { LogRecord } from '../../log/records.js'
+import { AgreementSetSchema } from '../../policy/agreements.js'
+import { canonicalJson } from '../../protocol/canonical-json.js'
+import type { AuditCode, Findings, Where } from '../findings.js'
+import { scanValue, type PiiHit, type ScanOptions } from '../pii.js'
+import { FREE_TEXT_FIELDS, LogRecordSchema, RECORD_TYPES } from '../record-schemas.js'
+import { leafWhere } from './context.js'
+
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+export function reportPii(findings: Findings, hits: readonly PiiHit[], label: string, where: Where, place?: number): void {
+  for (const h of hits) {
+    const code: AuditCode = h.kind === 'identifier' ? 'AUDIT_PII_IDENTIFIER' : h.kind === 'name' ? 'AUDIT_PII_NAME' : 'AUDIT_PII_SUSPECT_TEXT'
+    if (place === undefined) findings.add(code, `${label}: ${h.path}`, where)
+    else findings.addAt(place, code, `${label}: ${h.path}`, where)
+  }
+}
+
+/**
+ * A PII scan against a vetted set that is still growing: scanned now when every free text it meets
+ * is already vetted, else its findings' place is kept and it is scanned again at the end.
+ */
+export class VettedScanner {
+  /** texts vetted so far; complete after the last leaf */
+  readonly vetted = new Set<string>()
+  private readonly later: { place: number; value: unknown; opts: Omit<ScanOptions, 'vetted'>; label: string; where: Where }[] = []
+
+  constructor(private readonly findings: Findings) {}
+
+  scan(value: unknown, opts: Omit<ScanOptions, 'vetted'>, label: string, where: Where): void {
+    let unvetted = false
+    const vetted = { has: (s: string): boolean => this.vetted.has(s) || ((unvetted = true), false) } as ReadonlySet<string>
+    const hits = scanValue(value, { ...opts, vetted })
+    if (!unvetted) reportPii(this.findings, hits, label, where)
+    else this.later.push({ place: this.findings.reserve(), value, opts, label, where })
+  }
+
+  /** After the last leaf: the deferred scans, in their places. */
+  finish(): void {
+    for (const l of this.later) reportPii(this.findings, scanValue(l.value, { ...l.opts, vetted: this.vetted }), l.label, l.where, l.place)
+    this.later.length = 0
+  }
+}
+
+export class LeafCheck {
+  /** agreement purposes and bases (for leaves), plus request purposes and bases (for evidence) */
+  readonly leafScan: VettedScanner
+  readonly evidenceScan: VettedScanner
+  /** the last disclosure-export record (disclosures.ts) */
+  lastDisclosureExport: { i: number; r: Extract<LogRecord, { t: 'disclosure-export' }> } | undefined
+
+  constructor(private readonly findings: Findings) {
+    this.leafScan = new VettedScanner(findings)
+    this.evidenceScan = new VettedScanner(findings)
+  }
+
+  /** Leaf `i`: its record when it is a valid one, else undefined (reported). */
+  check(i: number, leaf: Uint8Array): LogRecord | undefined {
+    const { findings } = this
+    let text: string
+    let value: unknown
+    try {
+      text = fatalUtf8.decode(leaf)
+      value = JSON.parse(text)
+    } catch {
+      findings.add('AUDIT_LEAF_INVALID', `leaf ${i}: not UTF-8 JSON`, { index: i })
+      return undefined
+    }
+    let canonical: string | undefined
+    try {
+      canonical = canonicalJson(value)
+    } catch {
+      canonical = undefined
+    }
+    let where: Where | undefined
+    if (canonical !== text) findings.add('AUDIT_LEAF_NOT_CANONICAL', `leaf ${i}: not RFC 8785 canonical JSON`, (where ??= leafWhere(value, i)))
+    const r = LogRecordSchema.safeParse(value)
+    let rec: LogRecord | undefined
+    if (!r.success) {
+      const t = (value as { t?: unknown } | null)?.t
+      const known = typeof t === 'string' && (RECORD_TYPES as readonly string[]).includes(t)
+      findings.add('AUDIT_LEAF_INVALID', `leaf ${i}: ${known ? `${t}: ${formatZodIssues(r.error)}` : 'unknown record type'}`, (where ??= leafWhere(value, i)))
+    } else {
+      rec = r.data as LogRecord
+      if (rec.t === 'agreements') {
+        const a = AgreementSetSchema.safeParse(rec.agreements)
+        if (a.success) {
+          for (const ag of a.data) {
+            for (const s of [...ag.purposes, ag.basis]) {
+              this.leafScan.vetted.add(s)
+              this.evidenceScan.vetted.add(s)
+            }
+          }
+        }
+      } else if (rec.t === 'request-in' || rec.t === 'request-out') {
+        this.evidenceScan.vetted.add(rec.purpose).add(rec.basis)
+      } else if (rec.t === 'disclosure-export') {
+        this.lastDisclosureExport = { i, r: rec }
+      }
+    }
+    const t = (value as { t?: unknown } | null)?.t
+    const freeText = t === 'agreements' ? 'all' : typeof t === 'string' ? (FREE_TEXT_FIELDS[t] ?? []) : []
+    this.leafScan.scan(value, { freeText }, `leaf ${i}`, where ?? leafWhere(value, i))
+    return rec
+  }
+
+  finish(): void {
+    this.leafScan.finish()
+    this.evidenceScan.finish()
+  }
+}

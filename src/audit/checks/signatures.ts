@@ -1,0 +1,216 @@
+/**
+ * Signatures against the key in force (verify.ts step 4, second half): every exchange JWS is well
+ * formed, of the expected `typ` and payload schema, signed by its issuer (or the expected signer),
+ * with a key the manifest history lists for the signer at the JWS's `iat`, and the Ed25519
+ * signature verifies.
+ *
+ * The work is split so the signature checks run on worker threads in batches while this thread
+ * streams on (verify.ts): `prepare` (while a chunk of leaves is read) decodes each JWS, resolves
+ * its key and queues the signature; `settle` hands a chunk's queue to the Ed25519 workers
+ * (src/crypto/ed25519-batch.ts); `checkJws` (when the chunk's leaves are checked in log order,
+ * after its batch returned) reports exactly what a one-by-one check would have, in the same order.
+ */
+import type { KeyObject } from 'node:crypto'
+import { verify } from 'node:crypto'
+import type { z } from 'zod'
+import { formatZodIssues } from '../../config/load.js'
+import type { Ed25519Batcher } from '../../crypto/ed25519-batch.js'
+import { peekJws, prepareVerify } from '../../crypto/jws.js'
+import { VnError, isVnError } from '../../errors.js'
+import { splitKid } from '../../federation/federation.js'
+import { PlainQuerySchema, REQUEST_TYP, RESPONSE_TYP, RequestPayloadSchema, ResponsePayloadSchema, type RequestPayload, type ResponsePayload } from '../../protocol/envelope.js'
+import type { Where } from '../findings.js'
+import { SAFE_KID, type AuditContext } from './context.js'
+import { unverifiedPayload, type EvidenceCheck, type EvidenceEntry } from './evidence.js'
+
+type Claims = { iat: number; iss: string }
+
+/** Everything a JWS check needs, computed once per JWS and typ. */
+interface JwsAnalysis {
+  /** the reason peekJws refused it */
+  peekError?: string
+  kid: string
+  typOk: boolean
+  schemaError?: string
+  claims?: Claims
+  /** the error prepareVerify (signature bytes, key in force) threw */
+  prepError?: unknown
+  /** the signature check, queued; `ok` once it ran (null: it could not run on a worker) */
+  job?: { data: Uint8Array; key: KeyObject; sig: Uint8Array }
+  ok?: boolean | null
+}
+
+interface Entry extends EvidenceEntry {
+  analyses?: Map<string, JwsAnalysis>
+  /** the verified request of this digest (memo of verifiedRequest; null: it did not verify) */
+  request?: RequestPayload | null
+}
+
+const KEY_CODES = new Set(['VN_ERR_JWS_KEY_NOT_VALID', 'VN_ERR_JWS_UNKNOWN_KID', 'VN_ERR_FED_MANIFEST_EXPIRED'])
+const schemaOf = (typ: string): z.ZodType<Claims> => (typ === REQUEST_TYP ? RequestPayloadSchema : ResponsePayloadSchema) as unknown as z.ZodType<Claims>
+
+export class SignatureCheck {
+  private queue: JwsAnalysis[] = []
+  /** digests whose request verified (true) or not (false), kept after their entry is dropped */
+  private readonly requests = new Map<string, boolean>()
+  /** signature checks run on this thread (none when the workers answer) */
+  inline = 0
+  /** signature checks done */
+  checked = 0
+
+  constructor(private readonly ctx: AuditContext, private readonly evidence: EvidenceCheck, private readonly batcher: Ed25519Batcher | undefined) {}
+
+  /** While reading chunk `chunk`: the JWS of `digest`, as a `typ` message, will be checked. */
+  prepare(digest: string, typ: string, chunk: number): void {
+    const e = this.evidence.entry(digest, chunk) as Entry
+    if (e.jws === undefined || !e.digestOk) return
+    this.analysis(e, typ)
+  }
+
+  /** Hands the signature checks prepared so far to the workers; resolves when they are done. */
+  settle(): Promise<void> {
+    const jobs = this.queue
+    this.queue = []
+    if (jobs.length === 0) return Promise.resolve()
+    const run = this.batcher === undefined ? Promise.resolve(jobs.map(() => null)) : this.batcher.verifyMany(jobs.map((a) => a.job as NonNullable<JwsAnalysis['job']>)).catch(() => jobs.map(() => null))
+    return run.then((results) => {
+      jobs.forEach((a, k) => {
+        a.ok = results[k] ?? null
+      })
+    })
+  }
+
+  private analysis(e: Entry, typ: string): JwsAnalysis {
+    let a = e.analyses?.get(typ)
+    if (a !== undefined) return a
+    a = analyze(e.jws as string, typ, this.ctx)
+    ;(e.analyses ??= new Map()).set(typ, a)
+    if (a.job !== undefined) this.queue.push(a)
+    return a
+  }
+
+  /** Structure, typ, payload schema, signer, key valid at iat, signature: reports the first problem. */
+  checkJws<T extends Claims>(digest: string, typ: string, what: string, where: Where, chunk: number, expectedSigner?: string): T | undefined {
+    const { findings } = this.ctx
+    const e = this.evidence.entry(digest, chunk) as Entry
+    const a = this.analysis(e, typ)
+    if (a.peekError !== undefined) {
+      findings.add('AUDIT_SIGNATURE_INVALID', `${what}: ${a.peekError}`, where)
+      return undefined
+    }
+    if (!a.typOk) {
+      findings.add('AUDIT_ENVELOPE_INVALID', `${what}: typ is not ${typ}`, where)
+      return undefined
+    }
+    if (a.schemaError !== undefined || a.claims === undefined) {
+      findings.add('AUDIT_ENVELOPE_INVALID', `${what}: ${a.schemaError ?? 'payload'}`, where)
+      return undefined
+    }
+    const claims = a.claims
+    // The kid comes from untrusted input and is echoed in findings: only in its protocol shape.
+    if (!SAFE_KID.test(a.kid)) {
+      findings.add('AUDIT_KEY_NOT_VALID', `${what}: kid is not <member>#<key id>`, where)
+      return undefined
+    }
+    const signer = splitKid(a.kid)?.member
+    if (signer === undefined || signer !== claims.iss || (expectedSigner !== undefined && signer !== expectedSigner)) {
+      findings.add('AUDIT_SIGNER_MISMATCH', `${what}: signed with kid ${a.kid}, expected a key of ${expectedSigner ?? claims.iss}`, where)
+      return undefined
+    }
+    const err = a.prepError ?? (this.signatureOk(a) ? undefined : new VnError('VN_ERR_JWS_SIGNATURE'))
+    if (err !== undefined) {
+      const code = isVnError(err) ? err.code : undefined
+      if (code !== undefined && KEY_CODES.has(code)) {
+        findings.add('AUDIT_KEY_NOT_VALID', `${what}: ${(err as VnError).detail ?? code} (iat ${new Date(claims.iat).toISOString()})`, where)
+      } else {
+        findings.add('AUDIT_SIGNATURE_INVALID', `${what}: ${code ?? 'does not verify'}`, where)
+      }
+      return undefined
+    }
+    return claims as T
+  }
+
+  private signatureOk(a: JwsAnalysis): boolean {
+    const job = a.job as NonNullable<JwsAnalysis['job']>
+    if (a.ok === undefined || a.ok === null) {
+      // not handed to a worker (a JWS met late, or no workers): checked here
+      this.inline++
+      try {
+        a.ok = verify(null, job.data, job.key, job.sig)
+      } catch {
+        a.ok = false
+      }
+    }
+    return a.ok
+  }
+
+  /** The verified request of `digest` (evidence + signature), memoized; reports problems once. */
+  verifiedRequest(digest: string, where: Where, chunk: number, expectedSigner?: string): RequestPayload | undefined {
+    const e = this.evidence.entry(digest, chunk) as Entry
+    if (e.request !== undefined) return e.request ?? undefined
+    const known = this.requests.get(digest)
+    let claims: RequestPayload | undefined
+    if (known === false) claims = undefined
+    else if (known === true) {
+      // judged before its entry was dropped: the same JWS gives the same claims, without findings
+      const a = e.jws === undefined ? undefined : this.analysis(e, REQUEST_TYP)
+      claims = a?.claims as RequestPayload | undefined
+    } else {
+      const jws = this.evidence.evidenceFor(digest, 'request', where, chunk)
+      claims = jws === undefined ? undefined : this.checkJws<RequestPayload>(digest, REQUEST_TYP, `request ${digest}`, where, chunk, expectedSigner)
+      this.requests.set(digest, claims !== undefined)
+      this.checked++
+    }
+    e.request = claims ?? null
+    return claims
+  }
+
+  /** The verified response of `digest`, checked on every call (as each leaf naming it is). */
+  verifiedResponse(digest: string, where: Where, chunk: number, expectedSigner: string): ResponsePayload | undefined {
+    const jws = this.evidence.evidenceFor(digest, 'response', where, chunk)
+    if (jws === undefined) return undefined
+    this.checked++
+    return this.checkJws<ResponsePayload>(digest, RESPONSE_TYP, `response ${digest}`, where, chunk, expectedSigner)
+  }
+
+  /** Plain mode: the number of subjects the signed request asks about. */
+  subjectCount(req: RequestPayload, what: string, where: Where): number | undefined {
+    if (req.mode !== 'plain') return undefined
+    const q = PlainQuerySchema.safeParse(req.q)
+    if (!q.success) {
+      this.ctx.findings.add('AUDIT_ENVELOPE_INVALID', `${what}: q: ${formatZodIssues(q.error)}`, where)
+      return undefined
+    }
+    return q.data.subjects.length
+  }
+}
+
+/** Decodes a JWS as a `typ` message and, when it gets that far, prepares its signature check. */
+function analyze(jws: string, typ: string, ctx: AuditContext): JwsAnalysis {
+  let kid: string
+  let typHeader: unknown
+  try {
+    const p = peekJws(jws)
+    kid = p.header.kid
+    typHeader = p.header.typ
+  } catch (e) {
+    return { peekError: isVnError(e) ? e.code : 'malformed JWS', kid: '', typOk: false }
+  }
+  const a: JwsAnalysis = { kid, typOk: typHeader === typ }
+  if (!a.typOk) return a
+  const parsed = schemaOf(typ).safeParse(unverifiedPayload(jws))
+  if (!parsed.success) {
+    a.schemaError = formatZodIssues(parsed.error)
+    return a
+  }
+  a.claims = parsed.data
+  const signer = SAFE_KID.test(kid) ? splitKid(kid)?.member : undefined
+  if (signer === undefined || signer !== a.claims.iss) return a // checkJws reports it; nothing to verify
+  try {
+    const v = prepareVerify(jws, ctx.history.messageKeyResolver(a.claims.iat, signer), typ)
+    a.job = { data: v.input, key: v.key, sig: v.sig }
+  } catch (e) {
+    a.prepError = e
+  }
+  return a
+}
