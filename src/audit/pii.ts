@@ -42,8 +42,11 @@ export interface PiiHit {
 }
 
 /** Does this string contain an ID-number or credit-code shaped token? */
+/** Both identifier patterns hold a run of 6 digits: a cheap test first spares most strings both. */
+const SIX_DIGITS = /[0-9]{6}/
+
 export function hasIdentifierToken(s: string): boolean {
-  return RESIDENT_ID.test(s) || USCC.test(s)
+  return s.length >= 18 && SIX_DIGITS.test(s) && (RESIDENT_ID.test(s) || USCC.test(s))
 }
 
 export function hasCjk(s: string): boolean {

@@ -108,13 +108,17 @@ export interface PreparedVerify {
  * Everything before the signature check: structure, header rules, typ, key lookup (same errors as
  * verifyJws). The offline auditor prepares many, then checks their signatures in batches.
  */
-export function prepareVerify(jws: unknown, resolveKey: KeyResolver, expectTyp: string | undefined): PreparedVerify {
-  const { header, parts } = peekJws(jws)
+export function prepareVerify(
+  jws: unknown, resolveKey: KeyResolver, expectTyp: string | undefined,
+  /** what the caller already has of this very `jws`: peekJws's result and the decoded payload */
+  known?: { peeked: ReturnType<typeof peekJws>; payload: Buffer },
+): PreparedVerify {
+  const { header, parts } = known?.peeked ?? peekJws(jws)
   const [h, p, s] = parts
   if (expectTyp !== undefined && header.typ !== expectTyp) {
     throw new VnError('VN_ERR_JWS_HEADER', `typ must be ${expectTyp}`)
   }
-  const payload = fromB64u(p)
+  const payload = known?.payload ?? fromB64u(p)
   if (payload === undefined) throw new VnError('VN_ERR_JWS_MALFORMED', 'payload is not base64url')
   const sig = fromB64u(s)
   if (sig === undefined || sig.length !== 64) throw new VnError('VN_ERR_JWS_MALFORMED', 'signature is not 64 bytes of base64url')

@@ -28,13 +28,17 @@ const CACHE_LIMIT = 100_000
 
 /** The decoded, unverified JSON payload of a compact JWS, or undefined. */
 export function unverifiedPayload(jws: string): unknown {
-  const p = jws.split('.')[1]
+  return decodePayload(jws.split('.')[1])?.value
+}
+
+/** A JWS payload part decoded: its bytes, and its JSON value (undefined when it is not JSON). */
+export function decodePayload(p: string | undefined): { bytes: Buffer; value: unknown } | undefined {
   const b = p === undefined ? undefined : fromB64u(p)
   if (b === undefined) return undefined
   try {
-    return JSON.parse(b.toString('utf8'))
+    return { bytes: b, value: JSON.parse(b.toString('utf8')) }
   } catch {
-    return undefined
+    return { bytes: b, value: undefined }
   }
 }
 
@@ -143,6 +147,8 @@ export interface EvidenceEntry {
   digestOk: boolean
   /** the last chunk of leaves that names it (entries are dropped after it, see `evict`) */
   last: number
+  /** its payload's JSON value, once decoded (signatures.ts decodes it once for every use) */
+  payload?: { value: unknown }
 }
 
 export class EvidenceCheck {
@@ -180,7 +186,7 @@ export class EvidenceCheck {
     if (e.jws === undefined) this.findings.add('AUDIT_EVIDENCE_MISSING', `${what} ${digest}: no JWS in the evidence`, where)
     else if (!e.digestOk) this.findings.add('AUDIT_EVIDENCE_DIGEST_MISMATCH', `${what} ${digest}: the evidence JWS hashes to another digest`, where)
     this.judged.set(digest, e.jws !== undefined && e.digestOk)
-    if (e.jws !== undefined) this.scanPayload(digest, e.jws, where)
+    if (e.jws !== undefined) this.scanPayload(digest, e.jws, where, e)
     return e.digestOk ? e.jws : undefined
   }
 
@@ -188,9 +194,9 @@ export class EvidenceCheck {
    * Evidence payloads are scanned too. The purpose and basis a leaf already carries (and was
    * scanned for) are not reported a second time as suspect text; identifiers always are.
    */
-  private scanPayload(digest: string, jws: string, where: Where): void {
+  private scanPayload(digest: string, jws: string, where: Where, e?: EvidenceEntry): void {
     if (!this.file.markScanned(digest)) return
-    const payload = unverifiedPayload(jws)
+    const payload = e?.payload !== undefined ? e.payload.value : unverifiedPayload(jws)
     if (payload !== undefined) this.scan.scan(payload, { freeText: ['purpose', 'basis'] }, `evidence ${digest} payload`, where)
   }
 

@@ -21,7 +21,7 @@ import { splitKid } from '../../federation/federation.js'
 import { PlainQuerySchema, REQUEST_TYP, RESPONSE_TYP, RequestPayloadSchema, ResponsePayloadSchema, type RequestPayload, type ResponsePayload } from '../../protocol/envelope.js'
 import type { Where } from '../findings.js'
 import { SAFE_KID, type AuditContext } from './context.js'
-import { unverifiedPayload, type EvidenceCheck, type EvidenceEntry } from './evidence.js'
+import { decodePayload, type EvidenceCheck, type EvidenceEntry } from './evidence.js'
 
 type Claims = { iat: number; iss: string }
 
@@ -83,7 +83,7 @@ export class SignatureCheck {
   private analysis(e: Entry, typ: string): JwsAnalysis {
     let a = e.analyses?.get(typ)
     if (a !== undefined) return a
-    a = analyze(e.jws as string, typ, this.ctx)
+    a = analyze(e, typ, this.ctx)
     ;(e.analyses ??= new Map()).set(typ, a)
     if (a.job !== undefined) this.queue.push(a)
     return a
@@ -186,31 +186,33 @@ export class SignatureCheck {
 }
 
 /** Decodes a JWS as a `typ` message and, when it gets that far, prepares its signature check. */
-function analyze(jws: string, typ: string, ctx: AuditContext): JwsAnalysis {
-  let kid: string
-  let typHeader: unknown
+function analyze(e: Entry, typ: string, ctx: AuditContext): JwsAnalysis {
+  const jws = e.jws as string
+  let peeked: ReturnType<typeof peekJws>
   try {
-    const p = peekJws(jws)
-    kid = p.header.kid
-    typHeader = p.header.typ
-  } catch (e) {
-    return { peekError: isVnError(e) ? e.code : 'malformed JWS', kid: '', typOk: false }
+    peeked = peekJws(jws)
+  } catch (err) {
+    return { peekError: isVnError(err) ? err.code : 'malformed JWS', kid: '', typOk: false }
   }
-  const a: JwsAnalysis = { kid, typOk: typHeader === typ }
+  const kid = peeked.header.kid
+  const a: JwsAnalysis = { kid, typOk: peeked.header.typ === typ }
   if (!a.typOk) return a
-  const parsed = schemaOf(typ).safeParse(unverifiedPayload(jws))
+  // The payload is decoded once: for the schema here, the PII scan (evidence.ts) and the check.
+  const decoded = decodePayload(peeked.parts[1])
+  e.payload ??= { value: decoded?.value }
+  const parsed = schemaOf(typ).safeParse(decoded?.value)
   if (!parsed.success) {
     a.schemaError = formatZodIssues(parsed.error)
     return a
   }
   a.claims = parsed.data
   const signer = SAFE_KID.test(kid) ? splitKid(kid)?.member : undefined
-  if (signer === undefined || signer !== a.claims.iss) return a // checkJws reports it; nothing to verify
+  if (signer === undefined || signer !== a.claims.iss || decoded === undefined) return a // checkJws reports it; nothing to verify
   try {
-    const v = prepareVerify(jws, ctx.history.messageKeyResolver(a.claims.iat, signer), typ)
+    const v = prepareVerify(jws, ctx.history.messageKeyResolver(a.claims.iat, signer), typ, { peeked, payload: decoded.bytes })
     a.job = { data: v.input, key: v.key, sig: v.sig }
-  } catch (e) {
-    a.prepError = e
+  } catch (err) {
+    a.prepError = err
   }
   return a
 }
