@@ -1,0 +1,73 @@
+/**
+ * `audit verify` as a pipeline (src/audit/verify.ts): signatures checked in batches on worker
+ * threads give the same report as checked one by one; the evidence is streamed, so an export whose
+ * evidence.jsonl is in another order than the leaves is audited the same; and the one findings
+ * collector (findings.ts) orders log-wide findings learnt late by their step.
+ */
+import t from 'tap'
+import { cp, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { federationFixture } from '../helper.js'
+import { exportLog } from '../../src/node/export.js'
+import { auditExport, type AuditReport } from '../../src/audit/verify.js'
+import { Findings } from '../../src/audit/findings.js'
+
+const PSB = 'fj-psb'
+const TAX = 'fj-tax'
+
+t.test('findings: log-wide ones by stage, then by leaf; a reserved place keeps its order', async (t) => {
+  const f = new Findings()
+  f.stage = 3
+  f.add('AUDIT_CHECKPOINT_INVALID', 'cp')
+  f.add('AUDIT_LEAF_INVALID', 'leaf 2', { index: 2 })
+  const place = f.reserve()
+  f.add('AUDIT_LEAF_NOT_CANONICAL', 'leaf 1 b', { index: 1 })
+  f.during(0, () => f.add('AUDIT_EXPORT_FILE_HASH', 'file'))
+  f.addAt(place, 'AUDIT_PII_NAME', 'leaf 1 a', { index: 1 })
+  t.same(f.sorted().map((x) => x.message), ['file', 'cp', 'leaf 1 a', 'leaf 1 b', 'leaf 2'])
+  t.same(f.list.map((x) => x.message), ['cp', 'leaf 2', 'leaf 1 b', 'file', 'leaf 1 a'], 'list: as added')
+  t.same(f.counts(), { errors: 4, warnings: 1, infos: 0 })
+})
+
+t.test('worker batches and streamed, reordered evidence give the same report', async (t) => {
+  const f = await federationFixture(t, { start: [PSB, TAX] })
+  const id = f.fed.dataset.samples.identity
+  const ask = { provider: PSB, service: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15' }
+  for (let k = 0; k < 4; k++) {
+    const r = await f.verify(TAX, { ...ask, subjects: [{ id: id.matches[k]!.id, name: id.matches[k]!.name }] })
+    t.equal(r.status, 200)
+  }
+  for (const n of Object.values(f.nodes)) await n.close()
+  const out = join(f.fed.dir, 'exports')
+  const psb = join(out, 'psb')
+  await exportLog(f.fed.nodes[PSB]!.configPath, psb)
+
+  const inline = await auditExport(psb, { workers: 0 })
+  t.ok(inline.ok, JSON.stringify(inline.findings))
+  t.ok(inline.counts.provider >= 4)
+  const batched = await auditExport(psb, { workers: 2 })
+  t.same(batched, inline, 'same report with the signatures checked on 2 worker threads')
+
+  // The evidence in reverse order: only export.json's hash of the file differs.
+  const reversed = join(out, 'psb-reversed')
+  await cp(psb, reversed, { recursive: true })
+  const lines = (await readFile(join(reversed, 'evidence.jsonl'), 'utf8')).split('\n').filter((l) => l !== '')
+  await writeFile(join(reversed, 'evidence.jsonl'), `${[...lines].reverse().join('\n')}\n`)
+  const r = await auditExport(reversed, { workers: 2 })
+  const strip = (x: AuditReport): unknown => ({ ...x, dir: '', counts: { ...x.counts, warnings: 0 }, findings: x.findings.filter((g) => g.code !== 'AUDIT_EXPORT_FILE_HASH') })
+  t.same(strip(r), strip(inline), 'reordered evidence: same findings')
+  t.same(r.findings.filter((g) => g.code === 'AUDIT_EXPORT_FILE_HASH').map((g) => g.message), ['evidence.jsonl: differs from the SHA-256 export.json lists'])
+
+  // A second, different JWS for a digest that a leaf names (after its first): reported, first one used.
+  const dup = join(out, 'psb-dup')
+  await cp(psb, dup, { recursive: true })
+  const first = JSON.parse(lines[0] as string) as { digest: string; jws: string }
+  const other = JSON.parse(lines[1] as string) as { digest: string; jws: string }
+  await writeFile(join(dup, 'evidence.jsonl'), `${lines.join('\n')}\n${JSON.stringify({ digest: first.digest, jws: other.jws })}\n${lines[0]}\nnot json\n`)
+  const d = await auditExport(dup)
+  t.same(d.findings.filter((g) => g.code === 'AUDIT_EVIDENCE_MALFORMED').map((g) => g.message), [
+    `evidence.jsonl line ${lines.length + 1}: a second, different JWS for digest ${first.digest}`,
+    `evidence.jsonl line ${lines.length + 3}: not a { digest, jws } record`,
+  ])
+  t.equal(d.findings.filter((g) => g.severity === 'error').length, 2, 'nothing else is wrong')
+})
