@@ -30,7 +30,8 @@ import { Provider, type ExchangeReply } from '../exchange/provider.js'
 import { Consumer } from '../exchange/consumer.js'
 import { plainProvider, plainConsumer } from '../exchange/modes/plain.js'
 import { oprfProvider, oprfConsumer } from '../exchange/modes/oprf.js'
-import { TagSetCache, TagSetPublisher, loadOprfSeed, oprfSeedFile } from '../oprf/tagset-service.js'
+import { TagSetPublisher, loadOprfSeed, oprfSeedFile } from '../oprf/tagset-service.js'
+import { TagSetCache } from '../peers/tagset-cache.js'
 import { createOprfPool } from '../oprf/oprf-pool.js'
 import { heProvider, heConsumer, HeKeyCache } from '../exchange/modes/he.js'
 import { HeEvaluatorPool } from '../he/he-pool.js'
@@ -140,11 +141,11 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     now,
     ...(opts.tagSetTickMs !== undefined ? { tickMs: opts.tagSetTickMs } : {}),
   })
+  const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure })
   const tagSetCache = new TagSetCache({
     endpointOf: (m) => federation.get(now()).endpoint(m),
     messageKey: (kid, at, member) => federation.get(at).messageKey(kid, at, member).key,
-    insecure: cfg.insecure,
-    timeoutMs: cfg.peers.timeoutMs,
+    client,
     now,
   })
 
@@ -174,7 +175,6 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       metrics.exchangeSeconds.observe({ role: 'provider', service: o.service, mode: o.mode }, o.seconds)
     },
   })
-  const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure })
   const consumer = new Consumer({
     self,
     signer: () => signer,
