@@ -6,7 +6,7 @@ import type { Consumer } from '../exchange/consumer.js'
 import type { Metrics } from './metrics.js'
 import type { FederationHolder } from '../federation/federation.js'
 import type { TagSetPublisher } from '../oprf/tagset-service.js'
-import type { PeerLogs } from '../log/peer-logs.js'
+import type { PeerLogs } from './witness.js'
 
 export interface ReadyCheck {
   ok: boolean

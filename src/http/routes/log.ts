@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import { VnError } from '../../errors.js'
 import type { NodeRuntime } from '../../node/types.js'
-import { authenticateMember } from '../member-auth.js'
+import { authenticateMember } from '../../peers/member-auth.js'
 import { formatZodIssues } from '../../config/load.js'
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64')
