@@ -26,6 +26,7 @@ import { Provider } from '../exchange/provider.js'
 import { Consumer } from '../exchange/consumer.js'
 import type { WorkerPool } from '../util/worker-pool.js'
 import { PeerClient } from '../peers/client.js'
+import type { Signer } from '../exchange/signer.js'
 import { Metrics } from './metrics.js'
 import { REDACT } from './redact.js'
 import { nodeKeyFiles, nodeDataFiles, NODE_PID_FILE } from './files.js'
@@ -91,7 +92,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const fed0 = federation.get(now())
   fed0.member(self)
   const identity = new NodeIdentity({ self, messageKey, services: cfg.services, batchMax: cfg.limits.batchMax, now }, fed0)
-  const signer = (): ReturnType<NodeIdentity['signer']> => identity.signer()
+  const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
 
   // Data source, then the log.
