@@ -34,20 +34,6 @@ export { Findings, type Where } from './findings.js'
 export const invalidExport = (detail: string, cause?: unknown): VnError =>
   new VnError('VN_ERR_AUDIT_EXPORT_INVALID', detail, cause === undefined ? undefined : { cause })
 
-/** Splits a JSON-lines buffer into lines (without their newline). */
-export function splitLines(buf: Buffer): Buffer[] {
-  const out: Buffer[] = []
-  let start = 0
-  for (let i = 0; i < buf.length; i++) {
-    if (buf[i] === 0x0a) {
-      out.push(buf.subarray(start, i))
-      start = i + 1
-    }
-  }
-  if (start < buf.length) out.push(buf.subarray(start))
-  return out
-}
-
 export async function readOptional(path: string): Promise<Buffer | undefined> {
   try {
     return await readFile(path)

@@ -39,6 +39,7 @@
  * a chunk, not of the log) and grows only with the exchanges' records.
  */
 import type { KeyObject } from 'node:crypto'
+import { stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { Ed25519Batcher } from '../crypto/ed25519-batch.js'
@@ -272,6 +273,5 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
 }
 
 async function entriesBytes(path: string): Promise<number> {
-  const { stat } = await import('node:fs/promises')
   return stat(path).then((s) => s.size, () => 0)
 }
