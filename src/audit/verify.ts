@@ -47,7 +47,8 @@ import { AgreementSetSchema, agreementSetHash, type Agreement } from '../policy/
 import { decide, type DecisionRequest } from '../policy/decide.js'
 import { QuotaCounter, utcDay } from '../policy/quota.js'
 import { canonicalJson } from '../protocol/canonical-json.js'
-import { PlainQuerySchema, REQUEST_TYP, RESPONSE_TYP, RequestPayloadSchema, ResponsePayloadSchema, memberId, type RequestPayload, type ResponsePayload } from '../protocol/envelope.js'
+import { PlainQuerySchema, REQUEST_TYP, RESPONSE_TYP, RequestPayloadSchema, ResponsePayloadSchema, type RequestPayload, type ResponsePayload } from '../protocol/envelope.js'
+import { COMPACT_JWS_RE, digestSchema, KID_RE, memberIdSchema as memberId } from '../protocol/vocabulary.js'
 import { fromB64u } from '../util/base64url.js'
 import { EXPORT_FILES, EXPORT_FORMAT } from './export.js'
 import { FINDINGS, type AuditCode, type AuditFinding, type Severity } from './findings.js'
@@ -136,7 +137,7 @@ export interface AuditReport {
 const DEFAULT_IAT_SKEW_MS = 5 * 60_000
 /** An xid read from unvalidated input is only echoed in findings when it looks like one. */
 const SAFE_XID = /^[A-Za-z0-9_-]{1,64}$/
-const SAFE_KID = /^[a-z0-9][a-z0-9-]{1,62}#[A-Za-z0-9_-]{1,64}$/
+const SAFE_KID = KID_RE
 
 const MetaSchema = z.object({
   v: z.literal(1),
@@ -151,8 +152,8 @@ const MetaSchema = z.object({
 })
 
 const EvidenceLineSchema = z.strictObject({
-  digest: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
-  jws: z.string().regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/),
+  digest: digestSchema,
+  jws: z.string().regex(COMPACT_JWS_RE),
 })
 
 const sha256b64u = (s: string): string => createHash('sha256').update(s, 'ascii').digest('base64url')

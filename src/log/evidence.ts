@@ -21,12 +21,11 @@
 import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto'
 import type { Statement } from 'better-sqlite3'
 import { VnError } from '../errors.js'
+import { COMPACT_JWS_RE, DIGEST_RE } from '../protocol/vocabulary.js'
 import type { EvidenceWrite, SqliteLogStore } from './store.js'
 
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
-const DIGEST_RE = /^[A-Za-z0-9_-]{43}$/
-const COMPACT_JWS_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/
 const XID_RE = /^[\x21-\x7e]{1,128}$/
 
 const invalid = (detail: string): never => {

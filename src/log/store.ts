@@ -43,6 +43,7 @@
  * see a half-written batch; proofs and historical roots are O(log n) point reads.
  */
 import { VnError } from '../errors.js'
+import { DIGEST_RE } from '../protocol/vocabulary.js'
 import { WorkerPool, workerPath } from '../util/worker-pool.js'
 import { HASH_SIZE, assembleProof, foldRange, planConsistencyProof, planInclusionProof, planRoot, hashEquals, type NodeId } from './merkle.js'
 import { parseCheckpoint, parseNote } from './checkpoint.js'
@@ -235,7 +236,7 @@ function checkEvidence(evidence: readonly EvidenceWrite[], leafCount: number, ca
     taken.add(slot)
     const ok =
       e?.kind === 'jws'
-        ? typeof e.digest === 'string' && /^[A-Za-z0-9_-]{43}$/.test(e.digest) && typeof e.jws === 'string'
+        ? typeof e.digest === 'string' && DIGEST_RE.test(e.digest) && typeof e.jws === 'string'
         : e?.kind === 'disclosures' &&
           typeof e.xid === 'string' &&
           e.xid.length > 0 &&

@@ -38,6 +38,7 @@ import type { Logger } from 'pino'
 import { Agent, request, type Dispatcher } from 'undici'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { canonicalizeField, type FieldKind } from '../protocol/canonicalize.js'
+import { ED25519_SIGNATURE_RE } from '../protocol/vocabulary.js'
 import type { DataSource, Row } from '../sources/types.js'
 import type { OprfKeyPair } from '../crypto/oprf.js'
 import type { WorkerPool } from '../util/worker-pool.js'
@@ -720,7 +721,7 @@ export class TagSetCache {
       throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: signer key is not a valid message key of ${provider} (${(e as VnError).code ?? 'unknown'})`, { cause: e })
     }
     const sig = h(TAGSET_HEADERS.signature) ?? ''
-    if (!/^[A-Za-z0-9_-]{86}$/.test(sig)) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: expected 64 bytes, base64url')
+    if (!ED25519_SIGNATURE_RE.test(sig)) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: expected 64 bytes, base64url')
     const tagset = verifyTagSet(bytes, new Uint8Array(Buffer.from(sig, 'base64url')), key)
     if (tagset.service !== service) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: the set is for another service`)
     if (hit !== undefined && tagset.epoch < hit.tagset.epoch) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch went backwards`)

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { VnError } from '../../errors.js'
 import { Consumer } from '../../exchange/consumer.js'
 import type { CatalogService } from '../../exchange/catalog.js'
-import type { Mode } from '../../protocol/envelope.js'
+import type { Mode } from '../../protocol/vocabulary.js'
 import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, questionArgs, reportError, type LocalVerifyResult } from '../local-client.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 
