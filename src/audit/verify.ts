@@ -33,7 +33,7 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { formatZodIssues } from '../config/load.js'
-import { peekJws, verifyJws } from '../crypto/jws.js'
+import { peekJws, unverifiedJwsPayload, verifyJws } from '../crypto/jws.js'
 import { loadPublicKey, publicKeyToB64u } from '../crypto/keys.js'
 import { VnError, isVnError } from '../errors.js'
 import { Federation, splitKid } from '../federation/federation.js'
@@ -167,13 +167,10 @@ function digestEquals(a: string, b: string): boolean {
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
-/** The decoded, unverified JSON payload of a compact JWS, or undefined. */
+/** The decoded, unverified JSON payload of a compact JWS (read as strictly as the node does), or undefined. */
 function unverifiedPayload(jws: string): unknown {
-  const p = jws.split('.')[1]
-  const b = p === undefined ? undefined : fromB64u(p)
-  if (b === undefined) return undefined
   try {
-    return JSON.parse(b.toString('utf8'))
+    return unverifiedJwsPayload(jws)
   } catch {
     return undefined
   }
