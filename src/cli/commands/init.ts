@@ -33,7 +33,7 @@ export interface InitResult {
 }
 
 export async function initNode(o: InitOptions): Promise<InitResult> {
-  if (!MEMBER_ID_RE.test(o.member)) throw new TypeError('member: must match ^[a-z0-9][a-z0-9-]{1,62}$')
+  if (!MEMBER_ID_RE.test(o.member)) throw new TypeError(`member: must match ${MEMBER_ID_RE.source}`)
   const dir = resolve(o.dir)
   const configPath = join(dir, 'verinode.json')
   if (await access(configPath).then(() => true, () => false)) throw new Error(`${configPath} already exists`)
