@@ -21,7 +21,7 @@
  */
 import { VnError } from '../errors.js'
 import { assertResidentId, assertUscc, isValidResidentId, isValidUscc } from './identifiers.js'
-import { isFieldName } from './vocabulary.js'
+import { INHERITED_NAMES, isFieldName } from './vocabulary.js'
 
 /**
  * Kinds of subject field.
@@ -181,7 +181,7 @@ export interface CanonicalizeSubjectOptions {
  * is not given is refused. Every member of `subject` must be a declared field, looked up as an own
  * property: a consumer must not send data the provider did not ask for, and `constructor` or
  * `__proto__` must not pass because every object inherits them. A name that is not a field name
- * (vocabulary.ts) is not repeated in the error, as it might itself be personal data.
+ * (vocabulary.ts) or an inherited name is not repeated in the error, as it might itself be personal data.
  * @throws VnError VN_ERR_SUBJECT_INVALID or a checksum code naming `path.field`.
  */
 export function canonicalizeSubject(
@@ -193,7 +193,7 @@ export function canonicalizeSubject(
   if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) throw invalid(path, 'expected an object')
   const record = subject as Record<string, unknown>
   for (const key of Object.keys(record)) {
-    if (!Object.hasOwn(fields, key) || !isFieldName(key)) throw invalid(path, isFieldName(key) ? `unknown field ${key}` : 'unknown field')
+    if (!Object.hasOwn(fields, key) || !isFieldName(key)) throw invalid(path, isFieldName(key) || INHERITED_NAMES.has(key) ? `unknown field ${key}` : 'unknown field')
   }
   const out: [string, string][] = []
   for (const [field, decl] of Object.entries(fields)) {

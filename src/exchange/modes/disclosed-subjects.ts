@@ -11,7 +11,7 @@ import { z } from 'zod'
 import { VnError } from '../../errors.js'
 import { makeDisclosure, openDisclosure, disclosureDigest, type DisclosedValue } from '../../protocol/disclosures.js'
 import { canonicalizeSubject } from '../../protocol/canonicalize.js'
-import { isFieldName } from '../../protocol/vocabulary.js'
+import { INHERITED_NAMES, isFieldName } from '../../protocol/vocabulary.js'
 import type { ServiceConfig } from '../../config/schema.js'
 import { PlainQuerySchema } from '../../protocol/envelope.js'
 
@@ -52,7 +52,7 @@ export function openDisclosedSubjects(
     const opened: [string, DisclosedValue][] = []
     for (const [field, dg] of Object.entries(digests)) {
       const path = `subjects[${i}].${field}`
-      if (!Object.hasOwn(svc.fields, field)) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}]: unknown field${isFieldName(field) ? ` ${field}` : ''}`)
+      if (!Object.hasOwn(svc.fields, field)) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}]: unknown field${isFieldName(field) || INHERITED_NAMES.has(field) ? ` ${field}` : ''}`)
       if (!disclosable(field)) throw new VnError('VN_ERR_SUBJECT_INVALID', `${path}: ${opts.notDisclosableReason ?? 'may not be disclosed'}`)
       const disclosure = byDigest.get(dg)
       if (disclosure === undefined) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: no disclosure for its digest`)
