@@ -197,6 +197,7 @@ async function lookupValue(svc: ServiceConfig, sql: string, source: DataSource, 
 export function heProvider(d: HeProviderDeps): ProviderMode {
   return {
     mode: 'he',
+    takesDisclosures: true,
     async prepare(svc, req, disclosures, ctx) {
       const parsed = HeQuerySchema.safeParse(req.q)
       if (!parsed.success) throw new VnError('VN_ERR_REQ_INVALID', `q: ${formatZodIssues(parsed.error)}`)
@@ -255,6 +256,7 @@ export function heProvider(d: HeProviderDeps): ProviderMode {
 
       return {
         count: n,
+        disclosures, // every one matched a digest of q.subjects (openDisclosedSubjects)
         async answer() {
           if (ctx.source === undefined) throw new VnError('VN_ERR_INTERNAL', 'no data source configured')
           const values: HeValue[] = []

@@ -112,6 +112,7 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
   }
   return {
     mode: 'oprf',
+    takesDisclosures: false,
     async prepare(svc, req, _disclosures, ctx) {
       const q = OprfQuerySchema.safeParse(req.q)
       if (!q.success) throw new VnError('VN_ERR_REQ_INVALID', `q: ${formatZodIssues(q.error)}`)
