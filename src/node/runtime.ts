@@ -16,6 +16,7 @@ import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { FederationHolder, type Federation } from '../federation/federation.js'
 import { openDataSource } from '../sources/index.js'
+import { checkServiceStatements } from '../exchange/service-checks.js'
 import type { DataSource } from '../sources/types.js'
 import { SqliteLogStore, MAX_ENTRIES_PER_READ } from '../log/store.js'
 import { SqliteEvidenceStore } from '../log/evidence.js'
@@ -100,6 +101,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       if (s.he !== undefined) statements[`services.${s.id}.he.valueLookup`] = s.he.valueLookup
     }
     source = await openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
+    await checkServiceStatements(cfg.services, source).catch(async (e: unknown) => {
+      await source?.close()
+      throw e
+    })
   }
 
   const metrics = new Metrics(self)

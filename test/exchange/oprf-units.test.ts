@@ -221,6 +221,7 @@ function memorySource(rows: () => Row[]): DataSource & { gate: Promise<void> | u
     gate: undefined as Promise<void> | undefined,
     iterations: 0,
     async assertReadOnly() {},
+    async describe() { return { columns: [] } },
     async query() { return [] },
     async *iterate(_sql: string, _p: unknown, batch = 1000) {
       src.iterations++
