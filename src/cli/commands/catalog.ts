@@ -3,10 +3,10 @@
  * `GET /v1/catalog`) describes them, fetched and verified by this department's own node through the
  * local API. Without a peer it lists the federation's departments.
  */
-import { attachDashValues } from '../args.js'
+import { UsageError, asUsageError, attachDashValues } from '../args.js'
 import { parseArgs } from 'node:util'
 import type { Catalog, CatalogService } from '../../exchange/catalog.js'
-import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, reportError, type PeerInfo } from '../local-client.js'
+import { LOCAL_API_OPTIONS, clientFromFlags, reportError, type PeerInfo } from '../local-client.js'
 import { EXIT_OK, type CliIo, type Command } from '../types.js'
 
 const USAGE = 'verinode catalog [<peer>] [--node URL] [--token T] [--json]   (no peer: list the departments)'
@@ -95,7 +95,7 @@ export const catalogCommand: Command = {
       try {
         parsed = parseArgs({ args: attachDashValues(argv, LOCAL_API_OPTIONS), options: LOCAL_API_OPTIONS, allowPositionals: true, strict: true })
       } catch (e) {
-        throw new UsageError((e as Error).message)
+        throw asUsageError(e)
       }
       const { values, positionals } = parsed
       if (values.json === true) io = { ...io0, json: true }
