@@ -8,7 +8,7 @@
  */
 import { acquireEd25519 } from '../crypto/ed25519-batch.js'
 import { createHash, timingSafeEqual, type KeyObject } from 'node:crypto'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { pino, type Logger } from 'pino'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import type { ServiceConfig } from '../config/schema.js'
