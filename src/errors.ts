@@ -161,6 +161,4 @@ export interface Problem {
   instance?: string
 }
 
-export const vnError = (code: ErrorCode, detail?: string): VnError => new VnError(code, detail)
-
 export const isVnError = (e: unknown): e is VnError => e instanceof VnError

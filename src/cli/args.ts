@@ -22,7 +22,7 @@ export class UsageError extends VnError {
 }
 
 /** node:util parseArgs refusing the command line (unknown option, missing value, stray argument). */
-export function isParseArgsError(e: unknown): e is Error & { code: string } {
+function isParseArgsError(e: unknown): e is Error & { code: string } {
   const code = (e as { code?: unknown } | null)?.code
   return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')
 }

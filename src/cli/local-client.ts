@@ -24,7 +24,7 @@ import { UsageError } from './args.js'
 import { CatalogSchema, type Catalog } from '../exchange/catalog.js'
 import { MEMBER_ID, modeSchema, serviceId, type Mode } from '../protocol/envelope.js'
 
-export const DEFAULT_NODE_URL = 'http://127.0.0.1:7180'
+const DEFAULT_NODE_URL = 'http://127.0.0.1:7180'
 const DEFAULT_TIMEOUT_MS = 60_000
 /** longest answer read from the node (a 1,000-subject batch answer is well under 1 MiB) */
 const MAX_BODY_CHARS = 32 * 1024 * 1024
@@ -52,7 +52,7 @@ export interface LocalVerifyRequest {
 }
 
 /** The node's answer (`VerifyResult` in src/exchange/consumer.ts), checked on arrival. */
-export const LocalVerifyResultSchema = z.looseObject({
+const LocalVerifyResultSchema = z.looseObject({
   xid: z.string(),
   provider: z.string(),
   service: z.string(),
@@ -68,11 +68,11 @@ export const LocalVerifyResultSchema = z.looseObject({
 })
 export type LocalVerifyResult = z.infer<typeof LocalVerifyResultSchema>
 
-export const PeerInfoSchema = z.object({ id: z.string(), name: z.string(), endpoint: z.string().optional() })
+const PeerInfoSchema = z.object({ id: z.string(), name: z.string(), endpoint: z.string().optional() })
 export type PeerInfo = z.infer<typeof PeerInfoSchema>
 
 /** Where the node is and which token to use: flags first, then `VERINODE_NODE` / `VERINODE_TOKEN`. */
-export function nodeSettings(flags: { node?: string | undefined; token?: string | undefined }, env: Record<string, string | undefined>): { node: string; token: string | undefined } {
+function nodeSettings(flags: { node?: string | undefined; token?: string | undefined }, env: Record<string, string | undefined>): { node: string; token: string | undefined } {
   const node = flags.node ?? (env.VERINODE_NODE || undefined) ?? DEFAULT_NODE_URL
   let u: URL
   try {
@@ -230,7 +230,7 @@ export function clientFromFlags(flags: { node?: string | undefined; token?: stri
 }
 
 /** The RFC 9457 problem document for an error, as `--json` prints it. */
-export function problemOf(e: unknown): Record<string, unknown> {
+function problemOf(e: unknown): Record<string, unknown> {
   if (e instanceof VnError) return { ...e.toProblem() }
   return { ...new VnError('VN_ERR_INTERNAL').toProblem(), detail: (e as Error)?.message ?? String(e) }
 }

@@ -9,7 +9,7 @@ import { memberId, modeSchema, serviceId, CATALOG_TYP } from '../protocol/envelo
 import { signJwsJson } from '../crypto/jws.js'
 import type { Signer } from './signer.js'
 
-export const CatalogServiceSchema = z.object({
+const CatalogServiceSchema = z.object({
   id: serviceId,
   title: z.object({ en: z.string(), zh: z.string().optional() }),
   description: z.string(),

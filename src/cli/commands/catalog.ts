@@ -72,14 +72,14 @@ function serviceRow(s: CatalogService): string[][] {
   ]
 }
 
-export function formatCatalog(peer: string, c: Catalog): string[] {
+function formatCatalog(peer: string, c: Catalog): string[] {
   const n = c.services.length
   const head = `${peer}: ${n} service${n === 1 ? '' : 's'} (catalog signed ${new Date(c.iat).toISOString()}, at most ${c.limits.batchMax} subjects per request)`
   if (n === 0) return [head]
   return [head, '', ...renderTable(['SERVICE', 'TITLE', 'KIND', 'FIELDS', 'MODES', 'SHARING', 'UPDATES', 'AUTHORITY'], c.services.map(serviceRow))]
 }
 
-export function formatPeers(peers: readonly PeerInfo[]): string[] {
+function formatPeers(peers: readonly PeerInfo[]): string[] {
   if (peers.length === 0) return ['no other departments in the federation']
   return renderTable(['PEER', 'NAME', 'ENDPOINT'], peers.map((p) => [[p.id], [p.name], [p.endpoint ?? '']]))
 }

@@ -49,8 +49,8 @@ const OPTIONS = {
 } as const
 
 /** default chunk size when the provider allows more */
-export const DEFAULT_CHUNK_CAP = 1000
-export const DEFAULT_CONCURRENCY = 4
+const DEFAULT_CHUNK_CAP = 1000
+const DEFAULT_CONCURRENCY = 4
 /** rows looked at before the output's answer columns are fixed (see `ResultWriter`) */
 const HEADER_SAMPLE_ROWS = 10_000
 /** write to the output file in pieces of about this many characters */
@@ -201,7 +201,7 @@ class ResultWriter {
 }
 
 /** Checks the header row against the service's fields; returns the field name of each column. */
-export function headerColumns(rec: CsvRecord | undefined, svc: CatalogService): string[] {
+function headerColumns(rec: CsvRecord | undefined, svc: CatalogService): string[] {
   if (rec === undefined) throw new UsageError('the input is empty (a header row naming the fields is needed)')
   if (rec.error !== undefined) throw new UsageError(`header row: ${rec.error}`)
   // Names are shown only when they look like field names: a file without a header row would

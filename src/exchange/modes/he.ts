@@ -48,14 +48,14 @@ import { DisclosedSubjectsSchema, discloseSubjects, openDisclosedSubjects } from
 import type { Answer, ConsumerMode, ProviderMode } from './types.js'
 
 /** Subject fields that carry the consumer's hidden bounds (never disclosed, encrypted instead). */
-export const HE_BOUND_FIELDS = { threshold: ['bound'], range: ['bound', 'below'] } as const
+const HE_BOUND_FIELDS = { threshold: ['bound'], range: ['bound', 'below'] } as const
 
 const PK_HEX = /^[0-9a-f]{64}$/
 const B64U = /^[A-Za-z0-9_-]*$/
 /** Sanity cap on any base64url string in q or r; the exact per-kind maximum is checked after. */
 const B64_CAP = 1 << 20
 
-export const HeQuerySchema = z.strictObject({
+const HeQuerySchema = z.strictObject({
   subjects: DisclosedSubjectsSchema,
   kind: z.enum(['threshold', 'range']),
   params: z.string().min(1).max(64),
@@ -63,12 +63,11 @@ export const HeQuerySchema = z.strictObject({
   pkBytes: z.string().min(1).max(B64_CAP).optional(),
   ct: z.array(z.string().min(1).max(B64_CAP)).min(1),
 })
-export type HeQuery = z.infer<typeof HeQuerySchema>
 
-export const HeReplySchema = z.strictObject({ ct: z.array(z.string().min(1).max(B64_CAP)).min(1) })
+const HeReplySchema = z.strictObject({ ct: z.array(z.string().min(1).max(B64_CAP)).min(1) })
 
 /** The he evaluation a question kind uses; other kinds have none. */
-export function heEvalKindOf(kind: ServiceConfig['kind'] | CatalogService['kind']): HeEvalKind | undefined {
+function heEvalKindOf(kind: ServiceConfig['kind'] | CatalogService['kind']): HeEvalKind | undefined {
   return kind === 'threshold' ? 'threshold' : kind === 'tier' ? 'range' : undefined
 }
 
