@@ -18,6 +18,8 @@ export class UsageError extends VnError {
     super('VN_ERR_CLI_USAGE', detail)
     this.name = 'UsageError'
     this.detail = detail
+    // the user reads the message above the usage text: no catalogue title in front
+    this.message = detail
   }
 }
 

@@ -21,6 +21,7 @@ t.test('UsageError is the coded VN_ERR_CLI_USAGE', async (t) => {
   t.ok(e instanceof VnError)
   t.equal(e.code, 'VN_ERR_CLI_USAGE')
   t.equal(e.detail, '--id is required')
+  t.equal(e.message, '--id is required', 'the message is what the user reads, without the title')
   t.ok(Object.hasOwn(ERRORS, 'VN_ERR_CLI_USAGE'))
   t.equal(intOption(undefined, 'n', 0, 5), undefined)
   t.equal(intOption('5', 'n', 0, 5), 5)
