@@ -190,6 +190,9 @@ export class Provider {
     if (!svc.modes.includes(req.mode)) throw new VnError('VN_ERR_EXCH_MODE', `${req.svc} does not offer ${req.mode}`)
     const handler = this.d.modes.get(req.mode)
     if (handler === undefined) throw new VnError('VN_ERR_EXCH_MODE', `${req.mode} mode is not available on this node`)
+    if (!handler.takesDisclosures && disclosures.length > 0) {
+      throw new VnError('VN_ERR_EXCH_DISCLOSURE_UNEXPECTED', `${req.mode} mode takes no disclosures; send the JWS alone`)
+    }
     const prepared = await handler.prepare(svc, req, disclosures, { source: this.d.source, limits: this.d.limits, now })
 
     // 5. decision
@@ -234,8 +237,10 @@ export class Provider {
       { kind: 'jws', record: 0, digest: reqDigest, jws }, // with request-in
       { kind: 'jws', record: 2, digest: respDigest, jws: respJws }, // with response-out
     ]
-    if (disclosures.length > 0) {
-      evidence.push({ kind: 'disclosures', record: 0, xid: req.xid, disclosures, expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
+    // Only what the mode opened against a signed digest is kept as what the consumer disclosed.
+    const disclosed = prepared.disclosures ?? []
+    if (disclosed.length > 0) {
+      evidence.push({ kind: 'disclosures', record: 0, xid: req.xid, disclosures: [...disclosed], expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
     }
     // Records are written out member by member: object spread here cost ~30 µs per exchange (profiled).
     const decided: DecisionRecord = {

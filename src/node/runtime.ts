@@ -17,6 +17,7 @@ import type { Config, ServiceConfig } from '../config/schema.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { FederationHolder } from '../federation/federation.js'
 import { openDataSource } from '../sources/index.js'
+import { checkServiceStatements } from '../exchange/service-checks.js'
 import type { DataSource } from '../sources/types.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
@@ -70,7 +71,13 @@ async function openServiceSource(cfg: Config, loaded: LoadedConfig): Promise<Dat
     if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
     if (s.he !== undefined) statements[`services.${s.id}.he.valueLookup`] = s.he.valueLookup
   }
-  return openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
+  const source = await openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
+  // A lookup its service cannot answer from stops start-up (VN_ERR_CONFIG_INVALID), not each request.
+  await checkServiceStatements(cfg.services, source).catch(async (e: unknown) => {
+    await source.close()
+    throw e
+  })
+  return source
 }
 
 export async function openNode(configPath: string, opts: OpenNodeOptions = {}): Promise<NodeRuntime> {

@@ -3,7 +3,7 @@
  * sign manifest), plus `verify` for node operators to check a manifest against their trust anchor.
  * A thin layer over src/federation/authority.ts; see that file for the directory layout.
  */
-import { attachDashValues } from '../args.js'
+import { UsageError, attachDashValues, reportUsage } from '../args.js'
 import type { KeyObject } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
@@ -71,8 +71,6 @@ const OPTIONS = {
 } as const
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>['values']
-
-class UsageError extends Error {}
 
 function need(v: Values, name: keyof Values & string): string {
   const x = v[name]
@@ -264,7 +262,7 @@ export const federationCommand: Command = {
       sub = parsed.positionals[0] ?? ''
       if (parsed.positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[1]!.slice(0, 40))}`)
     } catch (e) {
-      return fail(EXIT_USAGE, { code: 'USAGE', message: (e as Error).message }, `${(e as Error).message}\n\n${USAGE}`)
+      return reportUsage(io, `federation ${sub}`.trim(), USAGE, e instanceof UsageError ? e.detail : (e as Error).message)
     }
     if (values.help === true) {
       if (io.json) io.out(JSON.stringify({ ok: true, usage: USAGE }))
@@ -277,7 +275,7 @@ export const federationCommand: Command = {
       else for (const l of r.lines) io.out(l)
       return r.code
     } catch (e) {
-      if (e instanceof UsageError) return fail(EXIT_USAGE, { code: 'USAGE', message: e.message }, `${e.message}\n\n${USAGE}`)
+      if (e instanceof UsageError) return reportUsage(io, `federation ${sub}`.trim(), USAGE, e.detail)
       if (isVnError(e)) {
         // A manifest that fails `verify` is a finding (exit 1); anything else is bad input or config.
         const code = sub === 'verify' && e.code.startsWith('VN_ERR_FED_') ? EXIT_FINDINGS : EXIT_USAGE

@@ -11,13 +11,13 @@
  * masked to `350102********1234`, names never. Exit 0 when answered, 1 when denied or refused,
  * 2 for usage errors.
  */
-import { attachDashValues } from '../args.js'
+import { UsageError, asUsageError, attachDashValues } from '../args.js'
 import { parseArgs } from 'node:util'
 import { VnError } from '../../errors.js'
 import { Consumer } from '../../exchange/consumer.js'
 import type { CatalogService } from '../../exchange/catalog.js'
 import { isFieldName, type Mode } from '../../protocol/vocabulary.js'
-import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, questionArgs, reportError, type LocalVerifyResult } from '../local-client.js'
+import { LOCAL_API_OPTIONS, clientFromFlags, questionArgs, reportError, type LocalVerifyResult } from '../local-client.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 
 const USAGE = 'verinode verify <peer> <service> --subject field=value[,field=value...] [--subject ...] --purpose P --basis B [--mode plain|oprf|he] [--bound FEN] [--node URL] [--token T] [--json]'
@@ -105,7 +105,7 @@ function parseVerifyArgs(argv: string[]): { args: VerifyArgs | undefined; values
   try {
     parsed = parseArgs({ args: attachDashValues(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true })
   } catch (e) {
-    throw new UsageError((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? 'unexpected argument' : (e as Error).message)
+    throw asUsageError(e)
   }
   const { values, positionals } = parsed
   if (values.help === true) return { args: undefined, values }
