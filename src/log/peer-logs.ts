@@ -15,7 +15,7 @@ import type { Federation } from '../federation/federation.js'
 import type { PeerClient } from '../peers/client.js'
 import { openCheckpoint, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureSigner, cosignCheckpoint, parseCheckpoint, parseNote, type Checkpoint } from './checkpoint.js'
 import { verifyConsistency, verifyInclusion, leafHash, hashEquals } from './merkle.js'
-import type { NodeLog } from '../exchange/provider.js'
+import type { NodeLog } from './node-log.js'
 import { signGetRequest } from '../http/member-auth.js'
 import type { Signer } from '../exchange/signer.js'
 

@@ -17,15 +17,15 @@ import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '
 import { FederationHolder, type Federation } from '../federation/federation.js'
 import { openDataSource } from '../sources/index.js'
 import type { DataSource } from '../sources/types.js'
-import { SqliteLogStore, MAX_ENTRIES_PER_READ } from '../log/store.js'
-import { SqliteEvidenceStore } from '../log/evidence.js'
+import { openSqliteNodeStores } from '../log/store.js'
+import { MAX_ENTRIES_PER_READ, type EvidenceStore, type LogStore, type NodeStores } from '../log/storage.js'
 import { StoreNodeLog, parseLeaf } from '../log/node-log.js'
 import type { LogRecord } from '../log/records.js'
 import { ed25519NoteSigner, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureVerifier, openNote, parseNote, parseCheckpoint, signCheckpoint, type NoteSigner } from '../log/checkpoint.js'
 import { PeerLogs, logOrigin } from '../log/peer-logs.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
-import { decide } from '../policy/decide.js'
-import { QuotaCounter, utcDay } from '../policy/quota.js'
+import { decideAsync } from '../policy/decide.js'
+import { utcDay, type QuotaStore } from '../policy/quota.js'
 import { Provider, type ExchangeReply } from '../exchange/provider.js'
 import { Consumer } from '../exchange/consumer.js'
 import { plainProvider, plainConsumer } from '../exchange/modes/plain.js'
@@ -105,10 +105,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const metrics = new Metrics(self)
   const dataDir = loaded.path(cfg.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  let store: SqliteLogStore
+  let stores: NodeStores<ExchangeReply>
   try {
     // the writer thread seals disclosures with the evidence key (off the event loop)
-    store = await SqliteLogStore.open(nodeDataFiles(dataDir).log, { sealKey: evidenceKey })
+    stores = await openSqliteNodeStores<ExchangeReply>(nodeDataFiles(dataDir).log, { evidenceKey })
   } catch (e) {
     await source?.close()
     throw e
@@ -116,12 +116,11 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   // Offline commands that append to the log (keys rotate, disclosure export) refuse while this exists.
   const pidFile = join(dataDir, NODE_PID_FILE)
   await writeFile(pidFile, `${process.pid}\n`)
-  const evidence = new SqliteEvidenceStore(store, evidenceKey)
-  const log = await StoreNodeLog.open(store, evidence, (s) => metrics.logCommitSeconds.observe(s))
+  const { log: store, evidence, quotas } = stores
+  const log = await StoreNodeLog.open(store, (s) => metrics.logCommitSeconds.observe(s))
 
   const agreements: Agreement[] = cfg.agreements
   const policy = agreementSetHash(agreements)
-  const quotas = new QuotaCounter()
   const limits = cfg.limits
 
   // oprf mode: the OPRF worker pool (started when first needed), the master seed and the tag-set
@@ -161,11 +160,12 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     signer: () => signer,
     resolver: (at) => federation.get(at).messageKeyResolver(at),
     services,
-    authorize: (r) => decide(r, agreements, quotas),
+    authorize: (r) => decideAsync(r, agreements, quotas),
     policyHash: () => policy,
     source,
     modes: new Map([['plain', plainProvider], ...(heOffered ? [['he', heProvider({ pool: () => (hePool ??= new HeEvaluatorPool(cfg.he?.workers)), keys: new HeKeyCache({ dir: join(dataDir, 'he-keys'), now }) })] as const] : []), ...(tagsets === undefined ? [] : [['oprf', oprfProvider({ keys: tagsets, pool: oprfPool, now })] as const])]),
     log,
+    replay: stores.replay,
     limits,
     now,
     ed25519: ed25519.batcher,
@@ -350,7 +350,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       if (housekeepingTimer !== undefined) clearInterval(housekeepingTimer)
       await checkpoint().catch(() => undefined)
       await client.close()
-      await store.close()
+      await stores.close()
       await ed25519.release()
       await rm(pidFile, { force: true })
       await source?.close()
@@ -360,10 +360,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
 }
 
 async function recoverFromLog(
-  store: SqliteLogStore,
-  evidence: SqliteEvidenceStore,
+  store: LogStore,
+  evidence: EvidenceStore,
   provider: Provider,
-  quotas: QuotaCounter,
+  quotas: QuotaStore,
   now: number,
   skewMs: number,
 ): Promise<void> {
@@ -377,11 +377,11 @@ async function recoverFromLog(
       permits.push({ agreementId: r.agreement, day: r.day, count: r.count })
     } else if (r.t === 'response-out' && r.at >= windowStart) {
       const e = await evidence.getJws(index)
-      if (e !== undefined && e.digest === r.respDigest) provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(e.jws), r.at)
+      if (e !== undefined && e.digest === r.respDigest) await provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(e.jws), r.at)
     }
     return true
   })
-  quotas.restore(permits, today)
+  await quotas.restore(permits, today)
 }
 
 /** How far back (in leaves) a restarted node looks for the last checkpoint it witnessed of each peer. */
@@ -392,7 +392,7 @@ export const WITNESS_MEMORY_LEAVES = 200_000
  * last `peer-checkpoint` record of each peer (newest first, at most WITNESS_MEMORY_LEAVES back)
  * tells it where it left off. Records written before they carried the note are skipped.
  */
-async function rememberWitnessed(store: SqliteLogStore, peerLogs: PeerLogs, peers: readonly string[], logger: Logger): Promise<void> {
+async function rememberWitnessed(store: LogStore, peerLogs: PeerLogs, peers: readonly string[], logger: Logger): Promise<void> {
   const missing = new Set(peers)
   if (missing.size === 0) return
   await walkBack(store, Math.max(0, (await store.size()) - WITNESS_MEMORY_LEAVES), (r, index) => {
@@ -408,7 +408,7 @@ async function rememberWitnessed(store: SqliteLogStore, peerLogs: PeerLogs, peer
  * Reads the log newest first, down to leaf `stop`, MAX_ENTRIES_PER_READ leaves per read, until
  * `visit` returns false (start-up recovery).
  */
-async function walkBack(store: SqliteLogStore, stop: number, visit: (r: LogRecord, index: number) => boolean | Promise<boolean>): Promise<void> {
+async function walkBack(store: LogStore, stop: number, visit: (r: LogRecord, index: number) => boolean | Promise<boolean>): Promise<void> {
   for (let end = await store.size(); end > stop;) {
     const start = Math.max(stop, end - MAX_ENTRIES_PER_READ)
     const leaves = await store.entries(start, end)
