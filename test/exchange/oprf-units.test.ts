@@ -23,12 +23,12 @@ import {
   oprfFields,
   rowInput,
   subjectInputs,
-  TagSetCache,
   tagSetFile,
   TagSetPublisher,
   type OprfProviderService,
   type PublishedTagSet,
 } from '../../src/oprf/tagset-service.js'
+import { TagSetCache } from '../../src/peers/tagset-cache.js'
 import { makeResidentId, makeUscc } from '../../src/demo/synthetic.js'
 import type { DataSource, Row } from '../../src/sources/types.js'
 import type { ServiceConfig } from '../../src/config/schema.js'
