@@ -11,7 +11,7 @@
  *   keeps them where every replica sees them.
  */
 import { VnError } from '../errors.js'
-import { HASH_SIZE, assembleProof, foldRange, hashEquals, leafHash, nodeHash, planConsistencyProof, planInclusionProof, planRoot, type NodeId } from './merkle.js'
+import { assembleProof, foldRange, hashEquals, leafHash, planConsistencyProof, planInclusionProof, planRoot, rootFromLeafHashes, type NodeId } from './merkle.js'
 import { parseCheckpoint, parseNote } from './checkpoint.js'
 import { checkEvidenceRows, type EvidenceRow } from './evidence.js'
 import { checkEvidenceKey, decryptDisclosures, encryptDisclosures, type SealedDisclosures } from './sealing.js'
@@ -35,10 +35,7 @@ function checkIndex(name: string, v: number): void {
 
 export class MemoryLogStore implements LogStore, EvidenceStore {
   private readonly leaves: Uint8Array[] = []
-  /** `${level}:${index}` → hash of that perfect subtree (level 0: leaf hashes) */
-  private readonly nodes = new Map<string, Uint8Array>()
-  /** the right border: frontier[level] is valid where bit `level` of the size is set */
-  private readonly frontier: Uint8Array[] = []
+  private readonly leafHashes: Uint8Array[] = []
   private readonly checkpoints = new Map<number, string>()
   private readonly jws = new Map<number, StoredJws>()
   private readonly disclosures = new Map<number, { xid: string; sealed: SealedDisclosures; expiresAt: number }>()
@@ -98,20 +95,11 @@ export class MemoryLogStore implements LogStore, EvidenceStore {
     }
   }
 
-  /** Adds one leaf, storing every perfect subtree it completes (as log-writer.ts does). */
   private push(leaf: Uint8Array): AppendResult {
     const index = this.leaves.length
-    this.leaves.push(leaf)
     const lh = leafHash(leaf)
-    this.nodes.set(`0:${index}`, lh)
-    let h = lh
-    let level = 0
-    for (let i = index; i % 2 === 1; i = (i - 1) / 2) {
-      h = nodeHash(this.frontier[level] as Uint8Array, h)
-      level++
-      this.nodes.set(`${level}:${(i - 1) / 2}`, h)
-    }
-    this.frontier[level] = h
+    this.leaves.push(leaf)
+    this.leafHashes.push(lh)
     return { index, leafHash: lh }
   }
 
@@ -142,11 +130,14 @@ export class MemoryLogStore implements LogStore, EvidenceStore {
     return this.leaves.length
   }
 
+  /**
+   * Perfect-subtree hashes recomputed from the leaf hashes on every read: O(n), fine for the unit
+   * tier, and no second copy of the incremental tree code (the SQLite writer keeps the nodes).
+   */
   private fetchNodes(ids: readonly NodeId[]): Uint8Array[] {
     return ids.map((id) => {
-      const h = this.nodes.get(`${id.level}:${id.index}`)
-      if (h === undefined || h.length !== HASH_SIZE) throw unavailable('stored tree is missing a node')
-      return h
+      const width = 2 ** id.level
+      return rootFromLeafHashes(this.leafHashes.slice(id.index * width, (id.index + 1) * width))
     })
   }
 
