@@ -224,7 +224,8 @@ export class MemoryReplayMemory<A> implements ReplayMemory<A> {
     // Synchronous from here to the set: two claims of one key never interleave (one event loop).
     const key = MemoryReplayMemory.key(iss, xid)
     const prior = this.seen.get(key)
-    if (prior !== undefined) return prior
+    // (an expired entry not yet swept is gone all the same)
+    if (prior !== undefined && prior.expiresAt >= now) return prior
     this.seen.set(key, entry)
     return undefined
   }

@@ -310,6 +310,10 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     await replay.remember('m8', 'x8', entry('digest-8', 'answer-8', now + 1000))
     t.equal((await replay.claim('m8', 'x8', entry('n', 'n', now + 70_000), now + 500))?.reqDigest, 'digest-8', 'live inside its window')
     t.equal(await replay.claim('m8', 'x8', entry('n', 'n', now + 70_000), now + 5000), undefined, 'forgotten after it')
+    await replay.remember('m7', 'x7', entry('digest-7', 'answer-7', now + 600))
+    t.equal(await replay.claim('m7', 'x7', entry('n', 'n', now + 70_000), now + 5700), undefined, 'an expired entry is never returned, swept or not')
+    await replay.remember('m6', 'x6', entry('digest-6', 'answer-6', now + 5800))
+    t.equal(await replay.claim('m6', 'x6', entry('n', 'n', now + 70_000), now + 5900), undefined, 'even within a second of the last sweep')
   })
 
   t.test('quota counts: atomic check-and-add, per agreement and day, restorable', async (t) => {
