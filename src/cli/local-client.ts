@@ -21,7 +21,7 @@ import { Pool, type Dispatcher } from 'undici'
 import { z } from 'zod'
 import { ERRORS, VnError, type ErrorCode } from '../errors.js'
 import { CatalogSchema, type Catalog } from '../exchange/catalog.js'
-import { MEMBER_ID, modeSchema, serviceId, type Mode } from '../protocol/envelope.js'
+import { MEMBER_ID_RE, modeSchema, serviceIdSchema, type Mode } from '../protocol/vocabulary.js'
 
 export const DEFAULT_NODE_URL = 'http://127.0.0.1:7180'
 const DEFAULT_TIMEOUT_MS = 60_000
@@ -123,7 +123,7 @@ export class LocalClient {
 
   /** The provider's catalog as the node verified it (signature, issuer, schema). */
   async catalog(peer: string): Promise<Catalog> {
-    if (!MEMBER_ID.test(peer)) throw new VnError('VN_ERR_PEER_UNKNOWN', 'peer: not a member id')
+    if (!MEMBER_ID_RE.test(peer)) throw new VnError('VN_ERR_PEER_UNKNOWN', 'peer: not a member id')
     const { status, body } = await this.call('GET', `/local/v1/peers/${peer}/catalog`)
     if (status !== 200) throw problemError(status, body)
     const c = CatalogSchema.safeParse(body)
@@ -218,8 +218,8 @@ export function questionArgs(
   const [peer, service, ...more] = positionals
   if (peer === undefined || service === undefined) throw new UsageError('expected <peer> and <service>')
   if (more.length > 0) throw new UsageError(`unexpected argument after <service>${extraHint}`)
-  if (!MEMBER_ID.test(peer)) throw new UsageError('<peer>: not a member id')
-  if (!serviceId.safeParse(service).success) throw new UsageError('<service>: not a service id like identity.match')
+  if (!MEMBER_ID_RE.test(peer)) throw new UsageError('<peer>: not a member id')
+  if (!serviceIdSchema.safeParse(service).success) throw new UsageError('<service>: not a service id like identity.match')
   if (values.purpose === undefined || values.purpose === '') throw new UsageError('--purpose is required')
   if (values.basis === undefined || values.basis === '') throw new UsageError('--basis is required (the legal basis of the request)')
   const mode = modeSchema.safeParse(values.mode ?? 'plain')

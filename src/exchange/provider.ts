@@ -27,8 +27,8 @@ import {
   RESPONSE_TYP,
   type RequestPayload,
   type ResponsePayload,
-  type Mode,
 } from '../protocol/envelope.js'
+import type { Mode } from '../protocol/vocabulary.js'
 import type { ServiceConfig } from '../config/schema.js'
 import type { DataSource } from '../sources/types.js'
 import type { ProviderMode } from './modes/types.js'

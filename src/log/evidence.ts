@@ -17,6 +17,7 @@
  */
 import { VnError } from '../errors.js'
 import { jwsDigest } from '../protocol/jws-digest.js'
+import { COMPACT_JWS_RE, DIGEST_RE } from '../protocol/vocabulary.js'
 
 /**
  * One evidence row. `record` is the offset, among the records (leaves) of the same append, of the
@@ -28,9 +29,8 @@ export type EvidenceRow =
   /** the disclosures of the exchange whose request the record is, kept until `expiresAt` (ms) */
   | { readonly kind: 'disclosures'; readonly record: number; readonly xid: string; readonly disclosures: readonly string[]; readonly expiresAt: number }
 
-const DIGEST_RE = /^[A-Za-z0-9_-]{43}$/
-const COMPACT_JWS_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/
-const XID_RE = /^[\x21-\x7e]{1,128}$/
+/** A storage bound, not the protocol's xid grammar (vocabulary.ts XID_RE, checked by the exchange). */
+const STORED_XID_RE = /^[\x21-\x7e]{1,128}$/
 
 const invalid = (i: number, detail: string): never => {
   throw new VnError('VN_ERR_EVIDENCE_INVALID', `evidence[${i}]: ${detail}`)
@@ -57,7 +57,7 @@ export function checkEvidenceRows(rows: readonly EvidenceRow[], leafCount: numbe
       if (typeof e.jws !== 'string' || !COMPACT_JWS_RE.test(e.jws)) invalid(i, 'jws must be a compact JWS')
       if (jwsDigest(e.jws) !== e.digest) invalid(i, 'digest is not the SHA-256 of jws')
     } else if (e.kind === 'disclosures') {
-      if (typeof e.xid !== 'string' || !XID_RE.test(e.xid)) invalid(i, 'xid must be 1-128 printable ASCII characters')
+      if (typeof e.xid !== 'string' || !STORED_XID_RE.test(e.xid)) invalid(i, 'xid must be 1-128 printable ASCII characters')
       if (!Array.isArray(e.disclosures) || e.disclosures.some((d: unknown) => typeof d !== 'string')) invalid(i, 'disclosures must be an array of strings')
       if (!Number.isSafeInteger(e.expiresAt) || e.expiresAt < 0) invalid(i, 'expiresAt must be a non-negative integer')
       if (!canSeal) invalid(i, 'disclosures need a store opened with the evidence key')

@@ -26,7 +26,8 @@
  * Reasons are PII-free: they name member ids, service ids, modes, agreement ids, instants and
  * counts, and never echo the free-text purpose or basis a consumer sent.
  */
-import type { Agreement, Mode } from './agreements.js'
+import type { Agreement } from './agreements.js'
+import type { Mode } from '../protocol/vocabulary.js'
 import { sortAgreements } from './agreements.js'
 import { utcDay, type QuotaCounter, type QuotaRecord, type QuotaStore } from './quota.js'
 

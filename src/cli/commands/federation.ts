@@ -10,6 +10,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadPublicKey } from '../../crypto/keys.js'
 import { VnError, isVnError } from '../../errors.js'
+import { ED25519_PUBLIC_KEY_RE } from '../../protocol/vocabulary.js'
 import {
   DAY_MS,
   addKey,
@@ -95,7 +96,7 @@ async function keyArg(value: string, cwd: string, flag: string): Promise<KeyObje
     () => false,
   )
   if (isFile) return loadPublicKey(path)
-  if (/^[A-Za-z0-9_-]{43}$/.test(value)) return value
+  if (ED25519_PUBLIC_KEY_RE.test(value)) return value
   throw new UsageError(`--${flag}: neither a readable public key file nor a base64url Ed25519 public key`)
 }
 

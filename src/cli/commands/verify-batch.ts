@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util'
 import { VnError, isVnError } from '../../errors.js'
 import { Consumer } from '../../exchange/consumer.js'
 import type { CatalogService } from '../../exchange/catalog.js'
-import type { Mode } from '../../protocol/envelope.js'
+import { isFieldName, type Mode } from '../../protocol/vocabulary.js'
 import { parseCsv, csvLine, type CsvRecord } from '../csv.js'
 import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, questionArgs, reportError, type LocalClient } from '../local-client.js'
 import { Progress, formatCount, formatDuration } from '../progress.js'
@@ -206,7 +206,7 @@ export function headerColumns(rec: CsvRecord | undefined, svc: CatalogService): 
   if (rec.error !== undefined) throw new UsageError(`header row: ${rec.error}`)
   // Names are shown only when they look like field names: a file without a header row would
   // otherwise have its first subject printed.
-  const show = (name: string, i: number): string => (/^[A-Za-z_][A-Za-z0-9_]{0,31}$/.test(name) ? name : `column ${i + 1}`)
+  const show = (name: string, i: number): string => (isFieldName(name) ? name : `column ${i + 1}`)
   const cols = rec.fields.map((f) => f.trim())
   const seen = new Set<string>()
   cols.forEach((c, i) => {

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { VnError } from '../../errors.js'
 import { Consumer } from '../../exchange/consumer.js'
 import type { CatalogService } from '../../exchange/catalog.js'
-import type { Mode } from '../../protocol/envelope.js'
+import { isFieldName, type Mode } from '../../protocol/vocabulary.js'
 import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, questionArgs, reportError, type LocalVerifyResult } from '../local-client.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 
@@ -32,7 +32,6 @@ const OPTIONS = {
   bound: { type: 'string' },
 } as const
 
-const SAFE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/
 
 /** `350102********1234`: region and birth date prefix, sequence and check digit hidden (as in the demo). */
 export const maskId = (id: string): string => (id.length === 18 ? `${id.slice(0, 6)}********${id.slice(14)}` : '***')
@@ -46,7 +45,7 @@ export function parseSubjectArg(arg: string, position: number): Record<string, s
   for (const part of arg.split(',')) {
     const eq = part.indexOf('=')
     const name = eq < 0 ? '' : part.slice(0, eq).trim()
-    if (eq < 0 || !SAFE_NAME.test(name)) throw new UsageError(`--subject ${position}: expected field=value pairs separated by commas`)
+    if (eq < 0 || !isFieldName(name)) throw new UsageError(`--subject ${position}: expected field=value pairs separated by commas`)
     if (Object.hasOwn(out, name)) throw new UsageError(`--subject ${position}: field ${name} given twice`)
     out[name] = part.slice(eq + 1)
   }

@@ -37,6 +37,7 @@ import { z } from 'zod'
 import { VnError } from '../../errors.js'
 import { formatZodIssues } from '../../config/load.js'
 import type { ServiceConfig } from '../../config/schema.js'
+import { sha256HexSchema } from '../../protocol/vocabulary.js'
 import type { DataSource } from '../../sources/types.js'
 import { createHeContext, HE_PARAMS, type HeContext } from '../../he/context.js'
 import { GRID_SIZE, gridIndexForBound } from '../../he/grid.js'
@@ -50,7 +51,6 @@ import type { Answer, ConsumerMode, ProviderMode } from './types.js'
 /** Subject fields that carry the consumer's hidden bounds (never disclosed, encrypted instead). */
 export const HE_BOUND_FIELDS = { threshold: ['bound'], range: ['bound', 'below'] } as const
 
-const PK_HEX = /^[0-9a-f]{64}$/
 const B64U = /^[A-Za-z0-9_-]*$/
 /** Sanity cap on any base64url string in q or r; the exact per-kind maximum is checked after. */
 const B64_CAP = 1 << 20
@@ -59,7 +59,7 @@ export const HeQuerySchema = z.strictObject({
   subjects: DisclosedSubjectsSchema,
   kind: z.enum(['threshold', 'range']),
   params: z.string().min(1).max(64),
-  pk: z.string().regex(PK_HEX, 'hex SHA-256 of the public key'),
+  pk: sha256HexSchema, // SHA-256 of the public key
   pkBytes: z.string().min(1).max(B64_CAP).optional(),
   ct: z.array(z.string().min(1).max(B64_CAP)).min(1),
 })

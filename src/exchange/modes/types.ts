@@ -6,7 +6,8 @@
 import type { ServiceConfig } from '../../config/schema.js'
 import type { DataSource } from '../../sources/types.js'
 import type { CatalogService } from '../catalog.js'
-import type { Mode, RequestPayload } from '../../protocol/envelope.js'
+import type { RequestPayload } from '../../protocol/envelope.js'
+import type { Mode } from '../../protocol/vocabulary.js'
 
 export type Answer = Record<string, unknown>
 
