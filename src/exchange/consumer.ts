@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { setImmediate } from 'node:timers/promises'
-import { jwsDigest } from '../log/evidence.js'
+import { jwsDigest } from '../protocol/jws-digest.js'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
 import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload } from '../protocol/envelope.js'
@@ -15,7 +15,8 @@ import type { Mode } from '../protocol/vocabulary.js'
 import { canonicalizeSubject } from '../protocol/canonicalize.js'
 import { CatalogSchema, type Catalog, type CatalogService } from './catalog.js'
 import type { PeerClient } from '../peers/client.js'
-import type { NodeLog, EvidenceItem } from './provider.js'
+import type { NodeLog } from '../log/node-log.js'
+import type { EvidenceRow } from '../log/evidence.js'
 import type { ConsumerMode } from './modes/types.js'
 import type { Signer } from './signer.js'
 import { formatZodIssues } from '../config/load.js'
@@ -133,7 +134,7 @@ export class Consumer {
     const jws = signJwsJson(payload, s.privateKey, s.kid, REQUEST_TYP)
     const reqDigest = jwsDigest(jws)
     const at = this.now()
-    const evidence: EvidenceItem[] = [{ kind: 'jws', record: 0, digest: reqDigest, jws }]
+    const evidence: EvidenceRow[] = [{ kind: 'jws', record: 0, digest: reqDigest, jws }]
     if (disclosures.length > 0) evidence.push({ kind: 'disclosures', record: 0, xid, disclosures, expiresAt: at + this.d.limits.retentionDays * 86_400_000 })
     const [requestIndex] = await this.d.log.append(
       [{ v: 1, at, t: 'request-out', xid, aud: r.provider, svc: r.service, mode, purpose: r.purpose, basis: r.basis, count: built.count, reqDigest }],

@@ -21,8 +21,7 @@ import { checkServiceStatements } from '../exchange/service-checks.js'
 import type { DataSource } from '../sources/types.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
-import { decide } from '../policy/decide.js'
-import { QuotaCounter } from '../policy/quota.js'
+import { decideAsync } from '../policy/decide.js'
 import { Provider } from '../exchange/provider.js'
 import { Consumer } from '../exchange/consumer.js'
 import type { WorkerPool } from '../util/worker-pool.js'
@@ -114,7 +113,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     await source?.close()
     throw e
   }
-  const { store, evidence, log } = opened
+  const { log: store, evidence, quotas, replay, nodeLog: log } = opened
   // Offline commands that append to the log (keys rotate, disclosure export) refuse while this exists.
   const pidFile = join(dataDir, NODE_PID_FILE)
   await writeFile(pidFile, `${process.pid}\n`)
@@ -122,7 +121,6 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   // Policy, modes, provider and consumer.
   const agreements: Agreement[] = cfg.agreements
   const policy = agreementSetHash(agreements)
-  const quotas = new QuotaCounter()
   const limits = cfg.limits
   const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure })
   const modes = await assembleModes({
@@ -136,11 +134,12 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     signer,
     resolver: (at) => federation.get(at).messageKeyResolver(at),
     services: new Map<string, ServiceConfig>(cfg.services.map((s) => [s.id, s])),
-    authorize: (r) => decide(r, agreements, quotas),
+    authorize: (r) => decideAsync(r, agreements, quotas),
     policyHash: () => policy,
     source,
     modes: modes.provider,
     log,
+    replay,
     limits,
     now,
     ed25519: ed25519.batcher,
@@ -214,7 +213,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       await modes.close()
       await checkpoint().catch(() => undefined)
       await client.close()
-      await store.close()
+      await opened.close()
       await ed25519.release()
       await rm(pidFile, { force: true })
       await source?.close()
