@@ -40,10 +40,11 @@ import { VnError } from '../src/errors.js'
 import { buildDemoFederation } from '../src/demo/federation.js'
 import { Federation } from '../src/federation/federation.js'
 import { ed25519NoteSigner, signCheckpoint } from '../src/log/checkpoint.js'
-import { jwsDigest } from '../src/log/evidence.js'
+import type { EvidenceRow } from '../src/log/evidence.js'
+import { jwsDigest } from '../src/protocol/jws-digest.js'
 import { logOrigin } from '../src/log/peer-logs.js'
 import type { DecisionRecord, LogRecord } from '../src/log/records.js'
-import { SqliteLogStore, type EvidenceWrite } from '../src/log/store.js'
+import { SqliteLogStore } from '../src/log/store.js'
 import { exportLog } from '../src/node/export.js'
 import { nodeDataFiles, nodeKeyFiles } from '../src/node/files.js'
 import { agreementSetHash } from '../src/policy/agreements.js'
@@ -105,9 +106,9 @@ async function buildExport(): Promise<{ out: string; exchanges: number }> {
   const digest = (): string => randomBytes(32).toString('base64url')
 
   /** One batch of exchanges: requests and responses signed on the workers, then one append. */
-  const batch = async (first: number, n: number, index: number): Promise<{ leaves: Uint8Array[]; evidence: EvidenceWrite[] }> => {
+  const batch = async (first: number, n: number, index: number): Promise<{ leaves: Uint8Array[]; evidence: EvidenceRow[] }> => {
     const leaves: Uint8Array[] = []
-    const evidence: EvidenceWrite[] = []
+    const evidence: EvidenceRow[] = []
     const reqs = await Promise.all(Array.from({ length: n }, async (_, k) => {
       const at = now + first + k
       const subjects = Array.from({ length: 1 + ((first + k) % 3) }, () => ({ id: digest(), name: digest() }))
@@ -145,14 +146,14 @@ async function buildExport(): Promise<{ out: string; exchanges: number }> {
         { v: 1, at, t: 'response-out', xid: req.xid, aud: req.iss, reqDigest, respDigest, status: resp.status, requestIndex: index + 3 * k },
       ]
       for (const r of records) leaves.push(canonicalJsonBytes(r))
-      evidence.push({ kind: 'jws', leaf: 3 * k, digest: reqDigest, jws: reqJws }, { kind: 'jws', leaf: 3 * k + 2, digest: respDigest, jws: respJws })
+      evidence.push({ kind: 'jws', record: 3 * k, digest: reqDigest, jws: reqJws }, { kind: 'jws', record: 3 * k + 2, digest: respDigest, jws: respJws })
     })
     return { leaves, evidence }
   }
 
   const t0 = performance.now()
   // Two batches in flight keep both the workers and the writer busy.
-  let pending: Promise<{ leaves: Uint8Array[]; evidence: EvidenceWrite[] }> | undefined
+  let pending: Promise<{ leaves: Uint8Array[]; evidence: EvidenceRow[] }> | undefined
   let nextFirst = 0
   const startBatch = (): typeof pending => {
     if (nextFirst >= exchanges) return undefined
@@ -167,7 +168,7 @@ async function buildExport(): Promise<{ out: string; exchanges: number }> {
     // decisions must be taken in log order (the quota): the next batch starts once this one decided
     const b = await cur
     pending = startBatch()
-    await store.appendWithEvidence(b.leaves, b.evidence)
+    await store.appendMany(b.leaves, b.evidence)
   }
   size = await store.size()
   const origin = logOrigin(manifest.name, PROVIDER)

@@ -11,7 +11,7 @@ import {
   type NoteSigner,
 } from '../log/checkpoint.js'
 import { logOrigin } from '../log/peer-logs.js'
-import type { LogStore } from '../log/store.js'
+import type { LogStore } from '../log/storage.js'
 
 /** The part of the log store checkpoints need. */
 export type CheckpointStore = Pick<LogStore, 'size' | 'rootHash' | 'saveCheckpoint' | 'latestCheckpoint' | 'checkpointAt'>

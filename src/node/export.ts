@@ -39,7 +39,7 @@ import { openDatabase } from '../log/log-writer.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { EXPORT_FILES, EXPORT_FORMAT, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
 import { nodeDataFiles, nodeKeyFiles } from './files.js'
-import { decryptDisclosures } from '../log/evidence.js'
+import { decryptDisclosures } from '../log/sealing.js'
 import { appendOffline, assertNodeStopped } from './offline-log.js'
 
 // The layout's names live below node/ and audit/ (the auditor reads what this writes).

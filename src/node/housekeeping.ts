@@ -5,9 +5,9 @@
  */
 import type { Logger } from 'pino'
 import type { Federation, FederationHolder } from '../federation/federation.js'
-import type { EvidenceStore } from '../log/evidence.js'
+import type { EvidenceStore } from '../log/storage.js'
 import type { KeyEventRecord } from '../log/records.js'
-import type { NodeLog } from '../exchange/provider.js'
+import type { NodeLog } from '../log/node-log.js'
 import type { NodeIdentity } from './identity.js'
 
 /** The key-event record naming the keys and manifest in use (start-up, manifest reload). */

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path'
 import { generateEd25519, writePrivateKey, writePublicKey, writeSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { nodeKeyFiles } from './files.js'
 import { createOprfSeed, oprfSeedFile } from '../oprf/tagset-service.js'
-import { MEMBER_ID } from '../protocol/envelope.js'
+import { MEMBER_ID_RE } from '../protocol/vocabulary.js'
 import type { ConfigInput } from '../config/schema.js'
 
 export interface InitOptions {
@@ -31,7 +31,7 @@ export interface InitResult {
 }
 
 export async function initNode(o: InitOptions): Promise<InitResult> {
-  if (!MEMBER_ID.test(o.member)) throw new TypeError('member: must match ^[a-z0-9][a-z0-9-]{1,62}$')
+  if (!MEMBER_ID_RE.test(o.member)) throw new TypeError(`member: must match ${MEMBER_ID_RE.source}`)
   const dir = resolve(o.dir)
   const configPath = join(dir, 'verinode.json')
   if (await access(configPath).then(() => true, () => false)) throw new Error(`${configPath} already exists`)

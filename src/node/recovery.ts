@@ -5,11 +5,10 @@
  */
 import type { Logger } from 'pino'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
-import { MAX_ENTRIES_PER_READ, type LogStore } from '../log/store.js'
-import type { EvidenceStore } from '../log/evidence.js'
+import { MAX_ENTRIES_PER_READ, type EvidenceStore, type LogStore } from '../log/storage.js'
 import { parseLeaf } from '../log/node-log.js'
 import type { LogRecord } from '../log/records.js'
-import { utcDay, type QuotaCounter } from '../policy/quota.js'
+import { utcDay, type QuotaStore } from '../policy/quota.js'
 import type { ExchangeReply, Provider } from '../exchange/provider.js'
 import { ResponsePayloadSchema } from '../protocol/envelope.js'
 import type { PeerLogs } from './witness.js'
@@ -22,7 +21,7 @@ export async function recoverFromLog(
   store: RecoveryStore,
   evidence: Pick<EvidenceStore, 'getJws'>,
   provider: Pick<Provider, 'remember'>,
-  quotas: QuotaCounter,
+  quotas: Pick<QuotaStore, 'restore'>,
   now: number,
   skewMs: number,
 ): Promise<void> {
@@ -36,11 +35,11 @@ export async function recoverFromLog(
       permits.push({ agreementId: r.agreement, day: r.day, count: r.count })
     } else if (r.t === 'response-out' && r.at >= windowStart) {
       const e = await evidence.getJws(index)
-      if (e !== undefined && e.digest === r.respDigest) provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(e.jws), r.at)
+      if (e !== undefined && e.digest === r.respDigest) await provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(e.jws), r.at)
     }
     return true
   })
-  quotas.restore(permits, today)
+  await quotas.restore(permits, today)
 }
 
 /** How far back (in leaves) a restarted node looks for the last checkpoint it witnessed of each peer. */

@@ -17,11 +17,11 @@ import type { Config, ServiceConfig } from '../config/schema.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { FederationHolder } from '../federation/federation.js'
 import { openDataSource } from '../sources/index.js'
+import { checkServiceStatements } from '../exchange/service-checks.js'
 import type { DataSource } from '../sources/types.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
-import { decide } from '../policy/decide.js'
-import { QuotaCounter } from '../policy/quota.js'
+import { decideAsync } from '../policy/decide.js'
 import { Provider } from '../exchange/provider.js'
 import { Consumer } from '../exchange/consumer.js'
 import type { WorkerPool } from '../util/worker-pool.js'
@@ -70,7 +70,13 @@ async function openServiceSource(cfg: Config, loaded: LoadedConfig): Promise<Dat
     if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
     if (s.he !== undefined) statements[`services.${s.id}.he.valueLookup`] = s.he.valueLookup
   }
-  return openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
+  const source = await openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
+  // A lookup its service cannot answer from stops start-up (VN_ERR_CONFIG_INVALID), not each request.
+  await checkServiceStatements(cfg.services, source).catch(async (e: unknown) => {
+    await source.close()
+    throw e
+  })
+  return source
 }
 
 export async function openNode(configPath: string, opts: OpenNodeOptions = {}): Promise<NodeRuntime> {
@@ -107,7 +113,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     await source?.close()
     throw e
   }
-  const { store, evidence, log } = opened
+  const { log: store, evidence, quotas, replay, nodeLog: log } = opened
   // Offline commands that append to the log (keys rotate, disclosure export) refuse while this exists.
   const pidFile = join(dataDir, NODE_PID_FILE)
   await writeFile(pidFile, `${process.pid}\n`)
@@ -115,7 +121,6 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   // Policy, modes, provider and consumer.
   const agreements: Agreement[] = cfg.agreements
   const policy = agreementSetHash(agreements)
-  const quotas = new QuotaCounter()
   const limits = cfg.limits
   const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure })
   const modes = await assembleModes({
@@ -129,11 +134,12 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     signer,
     resolver: (at) => federation.get(at).messageKeyResolver(at),
     services: new Map<string, ServiceConfig>(cfg.services.map((s) => [s.id, s])),
-    authorize: (r) => decide(r, agreements, quotas),
+    authorize: (r) => decideAsync(r, agreements, quotas),
     policyHash: () => policy,
     source,
     modes: modes.provider,
     log,
+    replay,
     limits,
     now,
     ed25519: ed25519.batcher,
@@ -207,7 +213,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       await modes.close()
       await checkpoint().catch(() => undefined)
       await client.close()
-      await store.close()
+      await opened.close()
       await ed25519.release()
       await rm(pidFile, { force: true })
       await source?.close()

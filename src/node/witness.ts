@@ -17,7 +17,7 @@ import type { PeerClient } from '../peers/client.js'
 import { openCheckpoint, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureSigner, cosignCheckpoint, parseCheckpoint, parseNote } from '../log/checkpoint.js'
 import { verifyConsistency, verifyInclusion, leafHash, hashEquals } from '../log/merkle.js'
 import { logOrigin, type Receipt, type SeenCheckpoint } from '../log/peer-logs.js'
-import type { NodeLog } from '../exchange/provider.js'
+import type { NodeLog } from '../log/node-log.js'
 import { signGetRequest } from '../peers/member-auth.js'
 import type { Signer } from '../exchange/signer.js'
 

@@ -104,7 +104,7 @@ export function oprfLabels(svc: OprfServiceShape): string[] | undefined {
 }
 
 /** The enumeration column holding the label for labelled kinds. */
-const labelColumn = (svc: OprfServiceShape): string => (svc.kind === 'status' ? 'status' : 'tier')
+export const labelColumn = (svc: OprfServiceShape): string => (svc.kind === 'status' ? 'status' : 'tier')
 
 /**
  * OPRF inputs of one canonical subject: one input, or one per label of the menu (in menu order).

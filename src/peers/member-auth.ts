@@ -6,7 +6,7 @@
 import { z } from 'zod'
 import { VnError } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
-import { memberId } from '../protocol/envelope.js'
+import { memberIdSchema as memberId } from '../protocol/vocabulary.js'
 import type { KeyObject } from 'node:crypto'
 import { formatZodIssues } from '../config/load.js'
 

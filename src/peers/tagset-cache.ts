@@ -9,6 +9,7 @@ import type { Dispatcher } from 'undici'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { TagSet, tagSetETag, verifyTagSet } from '../oprf/tagset.js'
 import { TAGSET_HEADERS } from '../oprf/tagset-service.js'
+import { ED25519_SIGNATURE_RE } from '../protocol/vocabulary.js'
 import { PeerClient } from './client.js'
 
 export interface TagSetCacheOptions {
@@ -132,7 +133,7 @@ export class TagSetCache {
       throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: signer key is not a valid message key of ${provider} (${(e as VnError).code ?? 'unknown'})`, { cause: e })
     }
     const sig = h(TAGSET_HEADERS.signature) ?? ''
-    if (!/^[A-Za-z0-9_-]{86}$/.test(sig)) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: expected 64 bytes, base64url')
+    if (!ED25519_SIGNATURE_RE.test(sig)) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: expected 64 bytes, base64url')
     const tagset = verifyTagSet(bytes, new Uint8Array(Buffer.from(sig, 'base64url')), key)
     if (tagset.service !== service) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: the set is for another service`)
     if (hit !== undefined && tagset.epoch < hit.tagset.epoch) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch went backwards`)

@@ -6,6 +6,7 @@
 import { hash, timingSafeEqual } from 'node:crypto'
 import type { Federation } from '../../federation/federation.js'
 import type { KeyHistory } from '../../federation/key-history.js'
+import { KID_RE } from '../../protocol/vocabulary.js'
 import type { Findings, Where } from '../findings.js'
 
 /** Stages of log-wide findings, in report order (see Findings.sorted). */
@@ -27,7 +28,8 @@ export interface AuditContext {
 
 /** An xid read from unvalidated input is only echoed in findings when it looks like one. */
 export const SAFE_XID = /^[A-Za-z0-9_-]{1,64}$/
-export const SAFE_KID = /^[a-z0-9][a-z0-9-]{1,62}#[A-Za-z0-9_-]{1,64}$/
+/** A kid echoed in findings only in its protocol shape. */
+export const SAFE_KID = KID_RE
 
 /** SHA-256 (base64url) of an ASCII string (a JWS). */
 export const sha256b64u = (s: string): string => hash('sha256', s, 'base64url')

@@ -15,10 +15,12 @@ import { SAFE_XID, digestEquals, sha256b64u } from './context.js'
 import type { VettedScanner } from './leaves.js'
 import { z } from 'zod'
 import { fromB64u } from '../../util/base64url.js'
+import { parseJwsJson } from '../../crypto/jws.js'
+import { COMPACT_JWS_RE, digestSchema } from '../../protocol/vocabulary.js'
 
 const EvidenceLineSchema = z.strictObject({
-  digest: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
-  jws: z.string().regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/),
+  digest: digestSchema,
+  jws: z.string().regex(COMPACT_JWS_RE),
 })
 /** The line exactly as the exporter writes it: the same acceptance as JSON.parse + the schema, faster. */
 const EXPORTED_LINE = /^\{"digest":"([A-Za-z0-9_-]{43})","jws":"([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+)"\}$/
@@ -26,7 +28,7 @@ const EXPORTED_LINE = /^\{"digest":"([A-Za-z0-9_-]{43})","jws":"([A-Za-z0-9_-]+\
 /** Lines read ahead of need and kept in memory, at most (beyond: read back by offset). */
 const CACHE_LIMIT = 100_000
 
-/** The decoded, unverified JSON payload of a compact JWS, or undefined. */
+/** The decoded, unverified JSON payload of a compact JWS (read as strictly as the node does), or undefined. */
 export function unverifiedPayload(jws: string): unknown {
   return decodePayload(jws.split('.')[1])?.value
 }
@@ -36,7 +38,7 @@ export function decodePayload(p: string | undefined): { bytes: Buffer; value: un
   const b = p === undefined ? undefined : fromB64u(p)
   if (b === undefined) return undefined
   try {
-    return { bytes: b, value: JSON.parse(b.toString('utf8')) }
+    return { bytes: b, value: parseJwsJson(b, 'payload') }
   } catch {
     return { bytes: b, value: undefined }
   }

@@ -5,7 +5,9 @@
 import { parseArgs } from 'node:util'
 import { initNode, type InitOptions } from '../../node/init.js'
 import type { Command, CliIo } from '../types.js'
-import { EXIT_OK, EXIT_USAGE } from '../types.js'
+import { EXIT_OK } from '../types.js'
+import { UsageError, intOption } from '../args.js'
+import { MEMBER_ID_RE } from '../../protocol/vocabulary.js'
 
 export const initCommand: Command = {
   name: 'init',
@@ -16,13 +18,13 @@ export const initCommand: Command = {
       args: argv,
       options: { id: { type: 'string' }, dir: { type: 'string', default: '.' }, port: { type: 'string' }, 'local-port': { type: 'string' }, host: { type: 'string' } },
     })
-    if (values.id === undefined) {
-      io.err(`usage: ${this.usage}`)
-      return EXIT_USAGE
-    }
+    if (values.id === undefined) throw new UsageError('--id <member-id> is required')
+    if (!MEMBER_ID_RE.test(values.id)) throw new UsageError('--id: not a member id (lower-case letters, digits and -, 2 to 63 characters)')
     const o: InitOptions = { dir: values.dir ?? '.', member: values.id }
-    if (values.port !== undefined) o.port = Number(values.port)
-    if (values['local-port'] !== undefined) o.localPort = Number(values['local-port'])
+    const port = intOption(values.port, 'port', 0, 65535)
+    const localPort = intOption(values['local-port'], 'local-port', 0, 65535)
+    if (port !== undefined) o.port = port
+    if (localPort !== undefined) o.localPort = localPort
     if (values.host !== undefined) o.host = values.host
     const r = await initNode(o)
     if (io.json) {
