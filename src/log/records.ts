@@ -114,7 +114,7 @@ export interface KeyEventRecord extends Base {
   manifestSeq: number
   manifestHash: string
   /**
-   * `rotated` only (src/audit/key-rotation.ts): which key was replaced, the new public key
+   * `rotated` only (src/node/key-rotation.ts writes it, src/log/rotation-statement.ts frames it): which key was replaced, the new public key
    * (base64url raw Ed25519), and Ed25519 signatures (base64url) by the old and the new private key
    * over the canonical rotation statement. The old key is `messageKey` or `logKey` above.
    */
