@@ -22,7 +22,7 @@
  * evidence by digest and xid: random keys dirtied one page per row per commit and cost the writer
  * ~60% of its time per exchange (bench:plain); schema 2 keys evidence by its log record.
  *
- * Appending keeps the log's right border in memory ("frontier": the perfect subtrees the set bits of
+ * Appending keeps the log's right border in memory (a CompactRange: the perfect subtrees the set bits of
  * the size name), so each leaf costs one leaf hash plus one node hash per subtree it completes.
  *
  * More than one `LogWriter` may hold the same file, as long as their commits never overlap (the
@@ -32,7 +32,8 @@
  */
 import Database from 'better-sqlite3'
 import { VnError } from '../errors.js'
-import { HASH_SIZE, foldRange, leafHash, nodeHash, rangeNodes } from './merkle.js'
+import { HASH_SIZE, leafHash, rangeNodes } from './merkle.js'
+import { CompactRange } from './compact-range.js'
 import { encryptDisclosures } from './sealing.js'
 import type { EvidenceRow } from './evidence.js'
 
@@ -95,8 +96,8 @@ export function openDatabase(path: string, readonly = false): Database.Database 
 
 export class LogWriter {
   private readonly db: Database.Database
-  private frontier: Uint8Array[] = [] // frontier[level] = perfect subtree hash, valid where bit `level` of size is set
-  private size = 0
+  /** the right border [0, size): one perfect-subtree hash per set bit of the size */
+  private range = CompactRange.empty()
   private readonly insertLeaf: Database.Statement
   private readonly insertNode: Database.Statement
   private readonly insertJws: Database.Statement
@@ -142,22 +143,16 @@ export class LogWriter {
     }
     const getLeaf = this.db.prepare('SELECT hash FROM leaves WHERE idx = ?').pluck()
     const getNode = this.db.prepare('SELECT hash FROM nodes WHERE level = ? AND idx = ?').pluck()
-    const frontier: Uint8Array[] = []
-    for (const id of rangeNodes(0, size)) {
+    const border = rangeNodes(0, size).map((id) => {
       const h = (id.level === 0 ? getLeaf.get(id.index) : getNode.get(id.level, id.index)) as Buffer | undefined
       if (h === undefined || h.length !== HASH_SIZE) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'stored tree is incomplete')
-      frontier[id.level] = new Uint8Array(h)
-    }
-    this.frontier = frontier
-    this.size = size
+      return new Uint8Array(h)
+    })
+    this.range = CompactRange.fromHashes(0, size, border)
   }
 
   state(): OpenResult {
-    return { size: this.size, root: this.root(this.frontier, this.size) }
-  }
-
-  private root(frontier: Uint8Array[], size: number): Uint8Array {
-    return foldRange(rangeNodes(0, size).map((id) => frontier[id.level] as Uint8Array))
+    return { size: this.range.end, root: this.range.root() }
   }
 
   commit(batch: WriteBatch): BatchResult {
@@ -170,9 +165,8 @@ export class LogWriter {
       if (this.sealKey === undefined) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'disclosures to seal, but the writer has no key')
       return encryptDisclosures(this.sealKey, e.xid, e.disclosures)
     })
-    let frontier: Uint8Array[] = []
+    let range = this.range
     let firstIndex = 0
-    let size = 0
     // IMMEDIATE: the write lock is taken before anything is read, so no other connection can
     // commit between the check below and this transaction's own writes.
     this.db.transaction(() => {
@@ -182,26 +176,19 @@ export class LogWriter {
         this.load(false)
         this.seenVersion = version
       }
-      frontier = this.frontier.slice()
-      firstIndex = this.size
-      size = this.size
+      range = this.range.clone()
+      firstIndex = range.end
+      // each perfect subtree a leaf completes is stored, so a restart reads the border back
+      const storeNode = (level: number, index: number, hash: Uint8Array): void => { this.insertNode.run(level, index, buf(hash)) }
       let off = 0
       for (let k = 0; k < n; k++) {
         const len = batch.leafLengths[k] as number
         const leaf = batch.leafData.subarray(off, off + len)
         off += len
-        let h = leafHash(leaf)
+        const h = leafHash(leaf)
         leafHashes.set(h, k * HASH_SIZE)
-        this.insertLeaf.run(size, buf(leaf), buf(h))
-        // Leaf `size` completes one perfect subtree per trailing one bit of `size`.
-        let level = 0
-        for (let i = size; i % 2 === 1; i = (i - 1) / 2) {
-          h = nodeHash(frontier[level] as Uint8Array, h)
-          level++
-          this.insertNode.run(level, (i - 1) / 2, buf(h))
-        }
-        frontier[level] = h
-        size++
+        this.insertLeaf.run(range.end, buf(leaf), buf(h))
+        range.append(h, storeNode)
       }
       // Evidence rows name their leaf by its offset in this batch (the store checked it exists).
       batch.evidence.forEach((e, k) => {
@@ -216,9 +203,8 @@ export class LogWriter {
       if (batch.simulateFailure === true) throw new Error('simulated write failure')
     }).immediate()
     // Only a committed transaction moves the in-memory state.
-    this.frontier = frontier
-    this.size = size
-    return { firstIndex, size, root: this.root(frontier, size), leafHashes, purged }
+    this.range = range
+    return { firstIndex, size: range.end, root: range.root(), leafHashes, purged }
   }
 
   close(): void {
