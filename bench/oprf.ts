@@ -225,7 +225,6 @@ export interface PsiMeasurement {
 
 /** @openmined/psi.js in-process: createRequest → processRequest → getIntersection (setup excluded). */
 export async function measurePsiJs(clientItems: number, serverItems: number): Promise<PsiMeasurement | null> {
-  let PSI: () => Promise<PsiLib>
   // bench/node_modules, found from bench/ (tsx) or from .bench-build/bench/ (compiled)
   const load = (): (() => Promise<PsiLib>) | null => {
     for (const base of ['./package.json', '../../bench/package.json']) {
@@ -237,9 +236,8 @@ export async function measurePsiJs(clientItems: number, serverItems: number): Pr
     }
     return null
   }
-  const found = load()
-  if (found === null) return null
-  PSI = found
+  const PSI = load()
+  if (PSI === null) return null
   const psi = await PSI()
   const server = psi.server.createWithNewKey(true)
   const client = psi.client.createWithNewKey(true)

@@ -38,6 +38,7 @@ export const ERRORS = {
   VN_ERR_EXCH_WRONG_AUDIENCE: { status: 400, title: 'Request is addressed to another member' },
   VN_ERR_EXCH_ISSUER_MISMATCH: { status: 401, title: 'Signer is not the request issuer' },
   VN_ERR_EXCH_DISCLOSURE: { status: 400, title: 'Disclosure missing or does not match its digest' },
+  VN_ERR_EXCH_DISCLOSURE_UNEXPECTED: { status: 400, title: 'Disclosures sent in a mode that takes none' },
   VN_ERR_EXCH_RESPONSE_UNBOUND: { status: 502, title: 'Response is not bound to the request sent' },
   VN_ERR_EXCH_MODE: { status: 400, title: 'Mode not offered for this service' },
 
@@ -94,6 +95,7 @@ export const ERRORS = {
 
   // CLI input files (verify-batch)
   VN_ERR_CLI_CSV_MALFORMED: { status: 400, title: 'CSV input is malformed (RFC 4180)' },
+  VN_ERR_CLI_USAGE: { status: 400, title: 'Command line is not usable (unknown option, missing or malformed argument)' },
 
   // config
   VN_ERR_CONFIG_INVALID: { status: 500, title: 'Configuration is invalid' },
@@ -158,7 +160,5 @@ export interface Problem {
   detail?: string
   instance?: string
 }
-
-export const vnError = (code: ErrorCode, detail?: string): VnError => new VnError(code, detail)
 
 export const isVnError = (e: unknown): e is VnError => e instanceof VnError

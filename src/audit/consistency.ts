@@ -25,6 +25,7 @@ import { logOrigin } from '../log/peer-logs.js'
 import { Findings, keyHistoryOf, logKeyVerifiers, parseOrigin, readExport, resolveRootKey, type LoadedExport } from './export-reader.js'
 import type { AuditFinding } from './findings.js'
 import { LeafTree } from './tree.js'
+import { HASH_BASE64_RE } from '../protocol/vocabulary.js'
 import { VnError } from '../errors.js'
 
 export interface CheckpointInput {
@@ -215,7 +216,7 @@ export function parseProofFile(text: string, sizes?: { first: number; second: nu
     throw new VnError('VN_ERR_AUDIT_INPUT_INVALID', `proof: is for sizes ${String(obj.first)} → ${String(obj.second)}, not ${sizes.first} → ${sizes.second}`)
   }
   return obj.proof.map((p, i) => {
-    if (typeof p !== 'string' || !/^[A-Za-z0-9+/]{43}=$/.test(p)) throw new VnError('VN_ERR_AUDIT_INPUT_INVALID', `proof[${i}]: not base64 of a 32-byte hash`)
+    if (typeof p !== 'string' || !HASH_BASE64_RE.test(p)) throw new VnError('VN_ERR_AUDIT_INPUT_INVALID', `proof[${i}]: not base64 of a 32-byte hash`)
     return new Uint8Array(Buffer.from(p, 'base64'))
   })
 }

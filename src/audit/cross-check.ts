@@ -27,7 +27,7 @@ import type { KeyObject } from 'node:crypto'
 import { timingSafeEqual } from 'node:crypto'
 import { VnError } from '../errors.js'
 import type { DecisionRecord, RequestInRecord, RequestOutRecord, ResponseInRecord, ResponseOutRecord } from '../log/records.js'
-import { fromB64u } from '../util/base64url.js'
+import { unverifiedJwsPayload } from '../crypto/jws.js'
 import { Findings, readExport, type LoadedExport, type Where } from './export-reader.js'
 import type { AuditFinding } from './findings.js'
 import { auditExport, type AuditOptions } from './verify.js'
@@ -82,11 +82,9 @@ function same(a: string, b: string): boolean {
 
 /** The unverified payload of a compact JWS (signatures are audit verify's job). */
 function payloadOf(jws: string | undefined): Record<string, unknown> | undefined {
-  const p = jws?.split('.')[1]
-  const b = p === undefined ? undefined : fromB64u(p)
-  if (b === undefined) return undefined
+  if (jws === undefined) return undefined
   try {
-    const v: unknown = JSON.parse(b.toString('utf8'))
+    const v: unknown = unverifiedJwsPayload(jws)
     return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : undefined
   } catch {
     return undefined

@@ -17,7 +17,7 @@ import { Federation } from '../federation/federation.js'
 import { KeyHistory } from '../federation/key-history.js'
 import { ed25519NoteVerifier, type NoteVerifier } from '../log/checkpoint.js'
 import type { LogRecord } from '../log/records.js'
-import { memberId } from '../protocol/envelope.js'
+import { ED25519_PUBLIC_KEY_RE, MEMBER_ID_PATTERN, memberIdSchema as memberId } from '../protocol/vocabulary.js'
 import { fromB64u } from '../util/base64url.js'
 import { EXPORT_FILES, EXPORT_FORMAT } from './export.js'
 import { FINDINGS, type AuditCode, type AuditFinding, type Severity } from './findings.js'
@@ -156,7 +156,7 @@ export async function readExport(dir: string): Promise<LoadedExport> {
 /** A trust anchor: a KeyObject, a base64url raw Ed25519 key, or the path of a .pub file. @throws VN_ERR_KEY_FILE */
 export async function resolveRootKey(rootKey: KeyObject | string): Promise<KeyObject> {
   if (typeof rootKey !== 'string') return rootKey
-  if (/^[A-Za-z0-9_-]{43}$/.test(rootKey)) {
+  if (ED25519_PUBLIC_KEY_RE.test(rootKey)) {
     try {
       return publicKeyFromB64u(rootKey, 'rootKey')
     } catch (e) {
@@ -205,9 +205,11 @@ export function logKeyVerifiers(history: KeyHistory, member: string, origin: str
   return [...out.values()]
 }
 
+const ORIGIN_RE = new RegExp(`^(${MEMBER_ID_PATTERN})\\.(.+)\\.verinode/log$`)
+
 /** `<member>.<federation>.verinode/log` (peer-logs.ts logOrigin) split back, or undefined. */
 export function parseOrigin(origin: string): { member: string; federation: string } | undefined {
-  const m = /^([a-z0-9][a-z0-9-]{1,62})\.(.+)\.verinode\/log$/.exec(origin)
+  const m = ORIGIN_RE.exec(origin)
   return m === null ? undefined : { member: m[1] as string, federation: m[2] as string }
 }
 

@@ -38,7 +38,7 @@ import { Federation } from '../federation/federation.js'
 import { openDatabase } from '../log/log-writer.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { nodeDataFiles, nodeKeyFiles } from '../node/files.js'
-import { decryptDisclosures } from '../log/evidence.js'
+import { decryptDisclosures } from '../log/sealing.js'
 import { appendOffline, assertNodeStopped } from './offline-log.js'
 
 export const EXPORT_FORMAT = 'verinode-log-export'

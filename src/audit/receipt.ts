@@ -25,6 +25,7 @@ import { hashEquals, leafHash, verifyInclusion } from '../log/merkle.js'
 import { logOrigin } from '../log/peer-logs.js'
 import type { LogRecord } from '../log/records.js'
 import { canonicalJson } from '../protocol/canonical-json.js'
+import { hashBase64Schema } from '../protocol/vocabulary.js'
 import { Findings, keyHistoryOf, logKeyVerifiers, parseOrigin, readExport, resolveRootKey } from './export-reader.js'
 import type { AuditFinding } from './findings.js'
 import { LogRecordSchema } from './record-schemas.js'
@@ -32,7 +33,7 @@ import { LeafTree } from './tree.js'
 
 export const RECEIPT_FORMAT = 'verinode-inclusion-receipt'
 
-const b64Hash = z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'base64 of a 32-byte hash')
+const b64Hash = hashBase64Schema
 const index = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
 
 export const ReceiptSchema = z.strictObject({

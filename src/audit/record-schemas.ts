@@ -21,9 +21,11 @@ import type {
   ResponseInRecord,
   ResponseOutRecord,
 } from '../log/records.js'
-import { memberId, modeSchema, serviceId, xidSchema } from '../protocol/envelope.js'
+import {
+  agreementIdSchema, digestSchema as digest, hashBase64Schema, ed25519PublicKeySchema, ed25519SignatureSchema, memberIdSchema as memberId, modeSchema,
+  serviceIdSchema as serviceId, xidSchema,
+} from '../protocol/vocabulary.js'
 
-const digest = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'SHA-256 digest, base64url')
 const at = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
 const count = z.number().int().positive().max(Number.MAX_SAFE_INTEGER)
 const index = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
@@ -51,7 +53,7 @@ export const DecisionSchema = z.strictObject({
   iss: memberId,
   reqDigest: digest,
   permit: z.boolean(),
-  agreement: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'an agreement id').optional(),
+  agreement: agreementIdSchema.optional(),
   code: errorCode.optional(),
   policy: digest,
   count,
@@ -118,15 +120,15 @@ export const KeyEventSchema = z.strictObject({
   event: z.enum(['node-started', 'rotated', 'manifest-loaded']),
   member: memberId,
   messageKid: z.string().min(3).max(200),
-  messageKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte public key, base64url'),
-  logKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte public key, base64url'),
+  messageKey: ed25519PublicKeySchema,
+  logKey: ed25519PublicKeySchema,
   manifestSeq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
   manifestHash: digest,
   // event 'rotated' only (checked by the auditor: both signatures over the rotation statement)
   rotated: z.enum(['message', 'log']).optional(),
-  newKey: z.string().regex(/^[A-Za-z0-9_-]{43}$/, '32-byte public key, base64url').optional(),
-  oldSig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte Ed25519 signature, base64url').optional(),
-  newSig: z.string().regex(/^[A-Za-z0-9_-]{86}$/, '64-byte Ed25519 signature, base64url').optional(),
+  newKey: ed25519PublicKeySchema.optional(),
+  oldSig: ed25519SignatureSchema.optional(),
+  newSig: ed25519SignatureSchema.optional(),
 })
 
 export const PeerCheckpointSchema = z.strictObject({
@@ -134,7 +136,7 @@ export const PeerCheckpointSchema = z.strictObject({
   t: z.literal('peer-checkpoint'),
   peer: memberId,
   size: index,
-  rootHash: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, '32-byte hash, base64'),
+  rootHash: hashBase64Schema,
   noteHash: digest,
   note: freeText(64 * 1024).optional(),
 })

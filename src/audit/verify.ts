@@ -33,7 +33,7 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { z } from 'zod'
 import { formatZodIssues } from '../config/load.js'
-import { peekJws, verifyJws } from '../crypto/jws.js'
+import { peekJws, unverifiedJwsPayload, verifyJws } from '../crypto/jws.js'
 import { loadPublicKey, publicKeyToB64u } from '../crypto/keys.js'
 import { VnError, isVnError } from '../errors.js'
 import { Federation, splitKid } from '../federation/federation.js'
@@ -47,7 +47,8 @@ import { AgreementSetSchema, agreementSetHash, type Agreement } from '../policy/
 import { decide, type DecisionRequest } from '../policy/decide.js'
 import { QuotaCounter, utcDay } from '../policy/quota.js'
 import { canonicalJson } from '../protocol/canonical-json.js'
-import { PlainQuerySchema, REQUEST_TYP, RESPONSE_TYP, RequestPayloadSchema, ResponsePayloadSchema, memberId, type RequestPayload, type ResponsePayload } from '../protocol/envelope.js'
+import { PlainQuerySchema, REQUEST_TYP, RESPONSE_TYP, RequestPayloadSchema, ResponsePayloadSchema, type RequestPayload, type ResponsePayload } from '../protocol/envelope.js'
+import { COMPACT_JWS_RE, digestSchema, KID_RE, memberIdSchema as memberId } from '../protocol/vocabulary.js'
 import { fromB64u } from '../util/base64url.js'
 import { EXPORT_FILES, EXPORT_FORMAT } from './export.js'
 import { FINDINGS, type AuditCode, type AuditFinding, type Severity } from './findings.js'
@@ -136,7 +137,7 @@ export interface AuditReport {
 const DEFAULT_IAT_SKEW_MS = 5 * 60_000
 /** An xid read from unvalidated input is only echoed in findings when it looks like one. */
 const SAFE_XID = /^[A-Za-z0-9_-]{1,64}$/
-const SAFE_KID = /^[a-z0-9][a-z0-9-]{1,62}#[A-Za-z0-9_-]{1,64}$/
+const SAFE_KID = KID_RE
 
 const MetaSchema = z.object({
   v: z.literal(1),
@@ -151,8 +152,8 @@ const MetaSchema = z.object({
 })
 
 const EvidenceLineSchema = z.strictObject({
-  digest: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
-  jws: z.string().regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/),
+  digest: digestSchema,
+  jws: z.string().regex(COMPACT_JWS_RE),
 })
 
 const sha256b64u = (s: string): string => createHash('sha256').update(s, 'ascii').digest('base64url')
@@ -166,13 +167,10 @@ function digestEquals(a: string, b: string): boolean {
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
-/** The decoded, unverified JSON payload of a compact JWS, or undefined. */
+/** The decoded, unverified JSON payload of a compact JWS (read as strictly as the node does), or undefined. */
 function unverifiedPayload(jws: string): unknown {
-  const p = jws.split('.')[1]
-  const b = p === undefined ? undefined : fromB64u(p)
-  if (b === undefined) return undefined
   try {
-    return JSON.parse(b.toString('utf8'))
+    return unverifiedJwsPayload(jws)
   } catch {
     return undefined
   }

@@ -20,10 +20,11 @@
 import { Pool, type Dispatcher } from 'undici'
 import { z } from 'zod'
 import { ERRORS, VnError, type ErrorCode } from '../errors.js'
+import { UsageError } from './args.js'
 import { CatalogSchema, type Catalog } from '../exchange/catalog.js'
-import { MEMBER_ID, modeSchema, serviceId, type Mode } from '../protocol/envelope.js'
+import { MEMBER_ID_RE, modeSchema, serviceIdSchema, type Mode } from '../protocol/vocabulary.js'
 
-export const DEFAULT_NODE_URL = 'http://127.0.0.1:7180'
+const DEFAULT_NODE_URL = 'http://127.0.0.1:7180'
 const DEFAULT_TIMEOUT_MS = 60_000
 /** longest answer read from the node (a 1,000-subject batch answer is well under 1 MiB) */
 const MAX_BODY_CHARS = 32 * 1024 * 1024
@@ -51,7 +52,7 @@ export interface LocalVerifyRequest {
 }
 
 /** The node's answer (`VerifyResult` in src/exchange/consumer.ts), checked on arrival. */
-export const LocalVerifyResultSchema = z.looseObject({
+const LocalVerifyResultSchema = z.looseObject({
   xid: z.string(),
   provider: z.string(),
   service: z.string(),
@@ -67,22 +68,19 @@ export const LocalVerifyResultSchema = z.looseObject({
 })
 export type LocalVerifyResult = z.infer<typeof LocalVerifyResultSchema>
 
-export const PeerInfoSchema = z.object({ id: z.string(), name: z.string(), endpoint: z.string().optional() })
+const PeerInfoSchema = z.object({ id: z.string(), name: z.string(), endpoint: z.string().optional() })
 export type PeerInfo = z.infer<typeof PeerInfoSchema>
 
-/** Thrown for a node URL that cannot be used; the CLI treats it as a usage error. */
-export class NodeUrlError extends Error {}
-
 /** Where the node is and which token to use: flags first, then `VERINODE_NODE` / `VERINODE_TOKEN`. */
-export function nodeSettings(flags: { node?: string | undefined; token?: string | undefined }, env: Record<string, string | undefined>): { node: string; token: string | undefined } {
+function nodeSettings(flags: { node?: string | undefined; token?: string | undefined }, env: Record<string, string | undefined>): { node: string; token: string | undefined } {
   const node = flags.node ?? (env.VERINODE_NODE || undefined) ?? DEFAULT_NODE_URL
   let u: URL
   try {
     u = new URL(node)
   } catch {
-    throw new NodeUrlError('--node / VERINODE_NODE: not a URL')
+    throw new UsageError('--node / VERINODE_NODE: not a URL')
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new NodeUrlError('--node / VERINODE_NODE: must be an http(s) URL')
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError('--node / VERINODE_NODE: must be an http(s) URL')
   const token = flags.token ?? (env.VERINODE_TOKEN || undefined)
   return { node, token }
 }
@@ -123,7 +121,7 @@ export class LocalClient {
 
   /** The provider's catalog as the node verified it (signature, issuer, schema). */
   async catalog(peer: string): Promise<Catalog> {
-    if (!MEMBER_ID.test(peer)) throw new VnError('VN_ERR_PEER_UNKNOWN', 'peer: not a member id')
+    if (!MEMBER_ID_RE.test(peer)) throw new VnError('VN_ERR_PEER_UNKNOWN', 'peer: not a member id')
     const { status, body } = await this.call('GET', `/local/v1/peers/${peer}/catalog`)
     if (status !== 200) throw problemError(status, body)
     const c = CatalogSchema.safeParse(body)
@@ -203,9 +201,6 @@ export const LOCAL_API_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
-/** A bad command line (exit 2). Messages never repeat a value that might be personal data. */
-export class UsageError extends Error {}
-
 /**
  * The arguments every verification command shares: `<peer> <service>` positionals, `--purpose`,
  * `--basis` and `--mode`, checked the same way (UsageError on anything off).
@@ -218,8 +213,8 @@ export function questionArgs(
   const [peer, service, ...more] = positionals
   if (peer === undefined || service === undefined) throw new UsageError('expected <peer> and <service>')
   if (more.length > 0) throw new UsageError(`unexpected argument after <service>${extraHint}`)
-  if (!MEMBER_ID.test(peer)) throw new UsageError('<peer>: not a member id')
-  if (!serviceId.safeParse(service).success) throw new UsageError('<service>: not a service id like identity.match')
+  if (!MEMBER_ID_RE.test(peer)) throw new UsageError('<peer>: not a member id')
+  if (!serviceIdSchema.safeParse(service).success) throw new UsageError('<service>: not a service id like identity.match')
   if (values.purpose === undefined || values.purpose === '') throw new UsageError('--purpose is required')
   if (values.basis === undefined || values.basis === '') throw new UsageError('--basis is required (the legal basis of the request)')
   const mode = modeSchema.safeParse(values.mode ?? 'plain')
@@ -229,20 +224,14 @@ export function questionArgs(
 
 /** A client for the node named by the flags or the environment; no token is a usage error. */
 export function clientFromFlags(flags: { node?: string | undefined; token?: string | undefined }, env: Record<string, string | undefined>, connections?: number): LocalClient {
-  let s: { node: string; token: string | undefined }
-  try {
-    s = nodeSettings(flags, env)
-  } catch (e) {
-    throw new UsageError((e as Error).message)
-  }
+  const s = nodeSettings(flags, env)
   if (s.token === undefined) throw new UsageError('no application token: set VERINODE_TOKEN (or pass --token)')
   return new LocalClient({ node: s.node, token: s.token, ...(connections === undefined ? {} : { connections }) })
 }
 
 /** The RFC 9457 problem document for an error, as `--json` prints it. */
-export function problemOf(e: unknown): Record<string, unknown> {
+function problemOf(e: unknown): Record<string, unknown> {
   if (e instanceof VnError) return { ...e.toProblem() }
-  if (e instanceof UsageError) return { code: 'USAGE', title: 'Usage error', detail: e.message }
   return { ...new VnError('VN_ERR_INTERNAL').toProblem(), detail: (e as Error)?.message ?? String(e) }
 }
 
@@ -250,7 +239,7 @@ export function problemOf(e: unknown): Record<string, unknown> {
 export function reportError(e: unknown, io: { json: boolean; out(l: string): void; err(l: string): void }, command: string, usage: string): number {
   if (io.json) io.out(JSON.stringify(problemOf(e)))
   if (e instanceof UsageError) {
-    if (!io.json) io.err(`verinode ${command}: ${e.message}\nusage: ${usage}`)
+    if (!io.json) io.err(`verinode ${command}: ${e.detail}\nusage: ${usage}`)
     return 2
   }
   if (e instanceof VnError) {

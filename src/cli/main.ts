@@ -5,6 +5,7 @@
 import { isVnError } from '../errors.js'
 import type { Command, CliIo } from './types.js'
 import { EXIT_USAGE } from './types.js'
+import { UsageError, asUsageError, reportUsage } from './args.js'
 import { commands } from './commands/index.js'
 
 function usage(io: CliIo): void {
@@ -23,7 +24,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   }
   const cmd: Command | undefined = commands.find((c) => c.name === name)
   if (cmd === undefined) {
-    io.err(`verinode: unknown command ${JSON.stringify(name)}`)
+    const message = `unknown command ${JSON.stringify(name.slice(0, 40))}`
+    if (io.json) return reportUsage(io, name.slice(0, 40), '', message)
+    io.err(`verinode: ${message}`)
     usage(io)
     return EXIT_USAGE
   }
@@ -34,12 +37,19 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   }
   try {
     return await cmd.run(args, io)
-  } catch (e) {
+  } catch (e0) {
+    // A command's usage mistake (its own check or parseArgs's): VN_ERR_CLI_USAGE, exit 2.
+    const e = asUsageError(e0)
+    if (e instanceof UsageError) {
+      if (io.json) return reportUsage(io, name, cmd.usage, e.detail)
+      io.err(`verinode ${name}: ${e.detail}\nusage: ${cmd.usage}`)
+      return EXIT_USAGE
+    }
     const code = isVnError(e) ? e.code : (e as { code?: string }).code
     const msg = (e as Error).message
     if (io.json) io.out(JSON.stringify({ ok: false, error: { code: code ?? 'ERROR', message: msg } }))
     else io.err(`verinode ${name}: ${code !== undefined && isVnError(e) ? `${code}: ` : ''}${msg}`)
-    return code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? EXIT_USAGE : 1
+    return 1
   }
 }
 

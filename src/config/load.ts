@@ -53,6 +53,18 @@ export function parseConfig(raw: unknown, env: Record<string, string | undefined
     if (!Object.values(s.fields).some((f) => f.key)) problems.push(`services.${i}.fields: at least one field needs key: true`)
     if (s.kind === 'status' && !s.statuses?.length) problems.push(`services.${i}.statuses: required for kind status`)
     if (s.kind === 'tier' && !s.tiers?.length) problems.push(`services.${i}.tiers: required for kind tier`)
+    // A tier answer is the last band whose min the value reaches: the bands must ascend.
+    s.tiers?.forEach((t, j) => {
+      const prev = s.tiers?.[j - 1]
+      if (prev !== undefined && !(t.min > prev.min)) problems.push(`services.${i}.tiers.${j}.min: must be above the previous band's min (lowest first)`)
+      if (s.tiers?.findIndex((u) => u.id === t.id) !== j) problems.push(`services.${i}.tiers.${j}.id: duplicate tier ${t.id}`)
+    })
+    if (s.statuses !== undefined && new Set(s.statuses).size !== s.statuses.length) problems.push(`services.${i}.statuses: duplicates`)
+    // he mode evaluates a threshold (kind threshold) or a range (kind tier) over he.valueLookup.
+    if (s.modes.includes('he')) {
+      if (s.kind !== 'threshold' && s.kind !== 'tier') problems.push(`services.${i}.modes: he mode answers threshold and tier services, not ${s.kind}`)
+      if (s.he === undefined) problems.push(`services.${i}.he.valueLookup: required for he mode`)
+    }
   })
   if (cfg.services.length > 0 && cfg.dataSource === undefined) problems.push('dataSource: required when the node provides services')
   const agr = new Set<string>()

@@ -3,7 +3,7 @@
  * This folder is the only reader of process.env (see load.ts).
  */
 import { z } from 'zod'
-import { memberId, modeSchema, serviceId } from '../protocol/envelope.js'
+import { fieldMapSchema, memberIdSchema, modeSchema, serviceIdSchema, sha256HexSchema } from '../protocol/vocabulary.js'
 import { FIELD_KINDS, type FieldKind } from '../protocol/canonicalize.js'
 import { AgreementSchema } from '../policy/agreements.js'
 
@@ -12,7 +12,7 @@ export const FieldKindSchema = z.enum(FIELD_KINDS as unknown as [FieldKind, ...F
 const titled = z.strictObject({ en: z.string().min(1), zh: z.string().min(1).optional() })
 
 export const ServiceSchema = z.strictObject({
-  id: serviceId,
+  id: serviceIdSchema,
   title: titled,
   description: z.string().default(''),
   /** question kind (DESIGN.md "Question kinds and modes") */
@@ -21,8 +21,7 @@ export const ServiceSchema = z.strictObject({
    * Subject fields with their canonicalization kind. `key: true` fields are the lookup key bound
    * into the SQL; the other fields of a `match` service are compared against the row's columns.
    */
-  fields: z.record(
-    z.string().regex(/^[a-z][a-zA-Z0-9]{0,31}$/),
+  fields: fieldMapSchema(
     z.strictObject({ kind: FieldKindSchema, key: z.boolean().default(false), required: z.boolean().default(true) }),
   ),
   modes: z.array(modeSchema).min(1).default(['plain']),
@@ -63,7 +62,7 @@ const listen = z.strictObject({
 })
 
 export const ConfigSchema = z.strictObject({
-  member: memberId,
+  member: memberIdSchema,
   /** paths are relative to the config file's folder */
   keysDir: z.string().default('keys'),
   dataDir: z.string().default('var'),
@@ -76,7 +75,7 @@ export const ConfigSchema = z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(7180),
     /** per-application tokens, stored as SHA-256 hex of the token, never the token itself */
-    apps: z.array(z.strictObject({ name: z.string().min(1), tokenSha256: z.string().regex(/^[0-9a-f]{64}$/) })).default([]),
+    apps: z.array(z.strictObject({ name: z.string().min(1), tokenSha256: sha256HexSchema })).default([]),
   }).default({ host: '127.0.0.1', port: 7180, apps: [] }),
   dataSource: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1) }),

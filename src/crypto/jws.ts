@@ -9,6 +9,7 @@
 import { sign, verify, type KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
 import { b64u, fromB64u } from '../util/base64url.js'
+import { parseStrictJson, StrictJsonError } from '../util/strict-json.js'
 import type { Ed25519Batcher, Ed25519Call } from './ed25519-batch.js'
 
 export interface JwsHeader {
@@ -71,12 +72,7 @@ export function peekJws(jws: unknown): { header: JwsHeader; parts: [string, stri
   const [h, p, s] = parts as [string, string, string]
   const hb = fromB64u(h)
   if (hb === undefined || h.length === 0) throw new VnError('VN_ERR_JWS_MALFORMED', 'protected header is not base64url')
-  let header: unknown
-  try {
-    header = JSON.parse(hb.toString('utf8'))
-  } catch {
-    throw new VnError('VN_ERR_JWS_MALFORMED', 'protected header is not JSON')
-  }
+  const header = parseJwsJson(hb, 'protected header')
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     throw new VnError('VN_ERR_JWS_MALFORMED', 'protected header is not a JSON object')
   }
@@ -146,14 +142,30 @@ export async function verifyJwsAsync(jws: unknown, resolveKey: KeyResolver, expe
   return { header: v.header, payload: v.payload, kid: v.header.kid }
 }
 
-function parseClaims(v: VerifiedJws): VerifiedJws & { claims: unknown } {
-  let claims: unknown
+/**
+ * A JWS part's JSON (RFC 7515 §5.2 steps 3 and 8): strict UTF-8, and no object with a member name
+ * twice (step 4), so every reader of the signed bytes, the auditor's included, sees the same values.
+ * @throws VnError VN_ERR_JWS_MALFORMED naming the part and the problem.
+ */
+export function parseJwsJson(bytes: Uint8Array, part: 'protected header' | 'payload'): unknown {
   try {
-    claims = JSON.parse(v.payload.toString('utf8'))
-  } catch {
-    throw new VnError('VN_ERR_JWS_MALFORMED', 'payload is not JSON')
+    return parseStrictJson(bytes)
+  } catch (e) {
+    if (e instanceof StrictJsonError) throw new VnError('VN_ERR_JWS_MALFORMED', `${part} is ${e.problem === 'duplicate member names' ? 'JSON with duplicate member names' : e.problem}`)
+    throw e
   }
-  return { ...v, claims }
+}
+
+/** The JSON payload of a compact JWS without verifying it (the auditor reads before it verifies). */
+export function unverifiedJwsPayload(jws: string): unknown {
+  const p = jws.split('.')
+  const b = p.length === 3 ? fromB64u(p[1] as string) : undefined
+  if (b === undefined) throw new VnError('VN_ERR_JWS_MALFORMED', 'payload is not base64url')
+  return parseJwsJson(b, 'payload')
+}
+
+function parseClaims(v: VerifiedJws): VerifiedJws & { claims: unknown } {
+  return { ...v, claims: parseJwsJson(v.payload, 'payload') }
 }
 
 /** verifyJws, then parse the payload as a JSON object. */

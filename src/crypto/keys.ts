@@ -8,7 +8,7 @@ import { generateKeyPairSync, createPrivateKey, createPublicKey, randomBytes, ty
 import { readFile, writeFile, stat, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { VnError } from '../errors.js'
-import { b64u, fromB64u } from '../util/base64url.js'
+import { fromB64u } from '../util/base64url.js'
 
 export interface Ed25519KeyPair {
   privateKey: KeyObject
@@ -25,10 +25,6 @@ export function publicKeyToB64u(key: KeyObject): string {
   const jwk = pub.export({ format: 'jwk' })
   if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new TypeError('key: not an Ed25519 key')
   return jwk.x
-}
-
-export function publicKeyRaw(key: KeyObject): Buffer {
-  return fromB64u(publicKeyToB64u(key)) as Buffer
 }
 
 /** Builds a public KeyObject from 32 raw bytes (base64url); throws TypeError naming `field`. */
@@ -90,9 +86,6 @@ export async function loadPublicKey(path: string): Promise<KeyObject> {
     throw new VnError('VN_ERR_KEY_FILE', `${path}: not a base64url Ed25519 public key`, { cause: e })
   }
 }
-
-/** A short random key id, unique within one member's key list. */
-export const newKeyId = (): string => b64u(randomBytes(6))
 
 /**
  * Loads a symmetric secret (the evidence key, the OPRF master seed) kept as one line of base64 in a

@@ -71,13 +71,13 @@ const WIDE = BASE + 160 // 64-byte hash input
 export const MODE_OPRF = 0x00
 export const MODE_VOPRF = 0x01
 export type OprfMode = typeof MODE_OPRF | typeof MODE_VOPRF
-export const SUITE_ID = 'ristretto255-SHA512'
+const SUITE_ID = 'ristretto255-SHA512'
 export const ELEMENT_BYTES = 32
-export const SCALAR_BYTES = 32
+const SCALAR_BYTES = 32
 export const OUTPUT_BYTES = 64
 export const PROOF_BYTES = 64
 /** RFC 9497 §1.2: private inputs are length-prefixed with two bytes. */
-export const MAX_INPUT_BYTES = 0xffff
+const MAX_INPUT_BYTES = 0xffff
 /** Default cap on elements per BlindEvaluate batch. RFC limit is 65535 (I2OSP(i, 2)). */
 export const DEFAULT_MAX_BATCH = 4096
 const RFC_MAX_BATCH = 0xffff
@@ -296,7 +296,7 @@ function isCanonicalScalar(b: Uint8Array): boolean {
 }
 
 /** RandomScalar (RFC 9497 §2.1): uniform nonzero scalar from the CSPRNG (64 bytes reduced). */
-export function randomScalar(): Uint8Array {
+function randomScalar(): Uint8Array {
   for (;;) {
     heap().set(randomBytes(64), WIDE)
     S._crypto_core_ristretto255_scalar_reduce(OUT, WIDE)

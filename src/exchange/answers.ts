@@ -33,7 +33,7 @@ function sameCanonical(svc: ServiceConfig, field: string, stored: unknown, asked
   }
 }
 
-export function answerFromRows(svc: ServiceConfig, subject: Readonly<Record<string, string>>, rows: readonly Row[]): Answer {
+function answerFromRows(svc: ServiceConfig, subject: Readonly<Record<string, string>>, rows: readonly Row[]): Answer {
   const row = rows[0]
   switch (svc.kind) {
     case 'match': {

@@ -5,7 +5,8 @@
 import { z } from 'zod'
 import type { ServiceConfig } from '../config/schema.js'
 import { FieldKindSchema } from '../config/schema.js'
-import { memberId, modeSchema, serviceId, CATALOG_TYP } from '../protocol/envelope.js'
+import { CATALOG_TYP } from '../protocol/envelope.js'
+import { fieldMapSchema, memberIdSchema as memberId, modeSchema, serviceIdSchema as serviceId } from '../protocol/vocabulary.js'
 import { signJwsJson } from '../crypto/jws.js'
 import type { Signer } from './signer.js'
 
@@ -14,7 +15,7 @@ export const CatalogServiceSchema = z.object({
   title: z.object({ en: z.string(), zh: z.string().optional() }),
   description: z.string(),
   kind: z.enum(['match', 'membership', 'status', 'threshold', 'tier']),
-  fields: z.record(z.string(), z.object({ kind: FieldKindSchema, key: z.boolean(), required: z.boolean() })),
+  fields: fieldMapSchema(z.object({ kind: FieldKindSchema, key: z.boolean(), required: z.boolean() })),
   modes: z.array(modeSchema),
   sharing: z.string(),
   updateCycle: z.string(),

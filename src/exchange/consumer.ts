@@ -7,14 +7,16 @@
  */
 import { randomBytes } from 'node:crypto'
 import { setImmediate } from 'node:timers/promises'
-import { jwsDigest } from '../log/evidence.js'
+import { jwsDigest } from '../protocol/jws-digest.js'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
-import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload, type Mode } from '../protocol/envelope.js'
-import { canonicalizeField } from '../protocol/canonicalize.js'
+import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload } from '../protocol/envelope.js'
+import type { Mode } from '../protocol/vocabulary.js'
+import { canonicalizeSubject } from '../protocol/canonicalize.js'
 import { CatalogSchema, type Catalog, type CatalogService } from './catalog.js'
 import type { PeerClient } from '../peers/client.js'
-import type { NodeLog, EvidenceItem } from './provider.js'
+import type { NodeLog } from '../log/node-log.js'
+import type { EvidenceRow } from '../log/evidence.js'
 import type { ConsumerMode } from './modes/types.js'
 import type { Signer } from './signer.js'
 import { formatZodIssues } from '../config/load.js'
@@ -100,27 +102,12 @@ export class Consumer {
     return c.data
   }
 
-  /** Canonicalizes subjects for a service; errors name `subjects[i].field`, never the value. */
+  /**
+   * Canonicalizes subjects for a service with the one `canonicalizeSubject`; an empty optional
+   * field is left out. Errors name `subjects[i].field`, never the value.
+   */
   static canonicalSubjects(svc: CatalogService, subjects: readonly unknown[]): Record<string, string>[] {
-    return subjects.map((raw, i) => {
-      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-        throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}]: expected an object`)
-      }
-      const r = raw as Record<string, unknown>
-      for (const k of Object.keys(r)) {
-        if (!(k in svc.fields)) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}]: unknown field${/^[a-zA-Z0-9]{1,32}$/.test(k) ? ` ${k}` : ''}`)
-      }
-      const out: Record<string, string> = {}
-      for (const [field, spec] of Object.entries(svc.fields)) {
-        const v = r[field]
-        if (v === undefined || v === null || v === '') {
-          if (spec.required) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}].${field}: missing`)
-          continue
-        }
-        out[field] = canonicalizeField(spec.kind, v, `subjects[${i}].${field}`)
-      }
-      return out
-    })
+    return subjects.map((raw, i) => canonicalizeSubject(svc.fields, raw, `subjects[${i}]`, { emptyIsAbsent: true }))
   }
 
   async verify(r: VerifyRequest): Promise<VerifyResult> {
@@ -147,7 +134,7 @@ export class Consumer {
     const jws = signJwsJson(payload, s.privateKey, s.kid, REQUEST_TYP)
     const reqDigest = jwsDigest(jws)
     const at = this.now()
-    const evidence: EvidenceItem[] = [{ kind: 'jws', record: 0, digest: reqDigest, jws }]
+    const evidence: EvidenceRow[] = [{ kind: 'jws', record: 0, digest: reqDigest, jws }]
     if (disclosures.length > 0) evidence.push({ kind: 'disclosures', record: 0, xid, disclosures, expiresAt: at + this.d.limits.retentionDays * 86_400_000 })
     const [requestIndex] = await this.d.log.append(
       [{ v: 1, at, t: 'request-out', xid, aud: r.provider, svc: r.service, mode, purpose: r.purpose, basis: r.basis, count: built.count, reqDigest }],

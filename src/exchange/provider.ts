@@ -27,13 +27,16 @@ import {
   RESPONSE_TYP,
   type RequestPayload,
   type ResponsePayload,
-  type Mode,
 } from '../protocol/envelope.js'
+import type { Mode } from '../protocol/vocabulary.js'
 import type { ServiceConfig } from '../config/schema.js'
 import type { DataSource } from '../sources/types.js'
 import type { ProviderMode } from './modes/types.js'
-import type { LogRecord, DecisionRecord } from '../log/records.js'
-import { jwsDigest } from '../log/evidence.js'
+import type { DecisionRecord } from '../log/records.js'
+import type { NodeLog } from '../log/node-log.js'
+import type { EvidenceRow } from '../log/evidence.js'
+import type { ReplayEntry, ReplayMemory } from '../log/storage.js'
+import { jwsDigest } from '../protocol/jws-digest.js'
 import { utcDay } from '../policy/quota.js'
 import { formatZodIssues } from '../config/load.js'
 import type { Signer } from './signer.js'
@@ -52,49 +55,21 @@ export type AuthorizationResult =
   | { permit: true; agreementId: string }
   | { permit: false; code: ErrorCode; reason: string; agreementId?: string }
 
-/**
- * Evidence that rides in the same durable commit as the log records it belongs to; `record` is the
- * offset, in the same `append` call, of the record that names it (its digest or its xid).
- */
-export type EvidenceItem =
-  | { kind: 'jws'; record: number; digest: string; jws: string }
-  | { kind: 'disclosures'; record: number; xid: string; disclosures: string[]; expiresAt: number }
-
-export interface NodeLog {
-  /**
-   * Appends records in order, with their evidence, in one group commit; resolves with the records'
-   * indices once durable. Rejects with VN_ERR_LOG_UNAVAILABLE when the log cannot be written.
-   */
-  append(records: readonly LogRecord[], evidence?: readonly EvidenceItem[]): Promise<number[]>
-  /**
-   * Reserves the next `count` indices, so a record's index can be signed before the record is
-   * written (the provider names its request entry in the response). Records are committed in
-   * index order: a later slot waits for every earlier one to be filled.
-   */
-  reserve(count: number): LogSlot
-}
-
-export interface LogSlot {
-  /** the first reserved index */
-  readonly index: number
-  /** `append` for exactly the reserved number of records */
-  append(records: readonly LogRecord[], evidence?: readonly EvidenceItem[]): Promise<number[]>
-  /** Gives the slot up unfilled. The log cannot have a gap, so this fails the log closed. */
-  abandon(cause: unknown): void
-}
-
 export interface ProviderDeps {
   self: string
   signer: () => Signer
   /** key resolver for message keys valid at `at` (the current manifest) */
   resolver: (at: number) => KeyResolver
   services: ReadonlyMap<string, ServiceConfig>
-  authorize: (r: AuthorizationRequest) => AuthorizationResult
+  /** the decision of step 5 (counts a permitted batch against its quota) */
+  authorize: (r: AuthorizationRequest) => AuthorizationResult | Promise<AuthorizationResult>
   policyHash: () => string
   source: DataSource | undefined
   /** the modes this node answers in (plain always; oprf, he when configured) */
   modes: ReadonlyMap<Mode, ProviderMode>
   log: NodeLog
+  /** step 3: who sent which xid with which request, for twice the skew window */
+  replay: ReplayMemory<ExchangeReply>
   limits: { batchMax: number; skewMs: number; retentionDays: number }
   now?: () => number
   /** batched Ed25519 on worker threads (else node:crypto's callback form on libuv's pool) */
@@ -112,18 +87,9 @@ export interface ExchangeReply {
 }
 
 
-interface Pending {
-  reqDigest: string
-  reply: Promise<ExchangeReply>
-  expires: number
-}
-
 export class Provider {
   private readonly d: ProviderDeps
   private readonly now: () => number
-  /** (iss|xid) → first reply, kept for twice the skew window so every replay inside it is caught */
-  private readonly seen = new Map<string, Pending>()
-  private lastSweep = 0
   /** exchanges being handled right now; with just one, its Ed25519 work may run inline */
   private active = 0
 
@@ -150,7 +116,6 @@ export class Provider {
   private async handleOne(body: unknown): Promise<ExchangeReply> {
     const started = performance.now()
     const now = this.now()
-    this.sweep(now)
 
     // 1. body and signature
     const b = ExchangeBodySchema.safeParse(body)
@@ -168,19 +133,21 @@ export class Provider {
       throw new VnError('VN_ERR_EXCH_STALE', `iat is ${Math.round((now - req.iat) / 1000)} s away from now`)
     }
 
-    // 3. replay / idempotent retry
+    // 3. replay / idempotent retry: the (iss, xid) is claimed, with this request's answer to come,
+    // for twice the skew window so every replay inside it is caught
     const reqDigest = jwsDigest(b.data.jws)
-    const key = `${req.iss}|${req.xid}`
-    const prior = this.seen.get(key)
+    let settle!: { resolve: (r: ExchangeReply) => void; reject: (e: unknown) => void }
+    const answer = new Promise<ExchangeReply>((resolve, reject) => (settle = { resolve, reject }))
+    const entry: ReplayEntry<ExchangeReply> = { reqDigest, answer, expiresAt: now + 2 * this.d.limits.skewMs }
+    const prior = await this.d.replay.claim(req.iss, req.xid, entry, now)
     if (prior !== undefined) {
       if (prior.reqDigest !== reqDigest) throw new VnError('VN_ERR_EXCH_REPLAY', 'xid was already used with another request')
-      return prior.reply
+      return prior.answer
     }
-    const reply = this.execute(req, b.data.jws, reqDigest, b.data.disclosures ?? [], now, started)
-    this.seen.set(key, { reqDigest, reply, expires: now + 2 * this.d.limits.skewMs })
+    this.execute(req, b.data.jws, reqDigest, b.data.disclosures ?? [], now, started).then(settle.resolve, settle.reject)
     // A request that failed validation or logging wrote nothing, so it may be retried with the same xid.
-    reply.catch(() => this.seen.delete(key))
-    return reply
+    answer.catch(() => this.d.replay.release(req.iss, req.xid, entry).catch(() => undefined))
+    return answer
   }
 
   private async execute(req: RequestPayload, jws: string, reqDigest: string, disclosures: string[], now: number, started: number): Promise<ExchangeReply> {
@@ -190,11 +157,14 @@ export class Provider {
     if (!svc.modes.includes(req.mode)) throw new VnError('VN_ERR_EXCH_MODE', `${req.svc} does not offer ${req.mode}`)
     const handler = this.d.modes.get(req.mode)
     if (handler === undefined) throw new VnError('VN_ERR_EXCH_MODE', `${req.mode} mode is not available on this node`)
+    if (!handler.takesDisclosures && disclosures.length > 0) {
+      throw new VnError('VN_ERR_EXCH_DISCLOSURE_UNEXPECTED', `${req.mode} mode takes no disclosures; send the JWS alone`)
+    }
     const prepared = await handler.prepare(svc, req, disclosures, { source: this.d.source, limits: this.d.limits, now })
 
     // 5. decision
     const count = prepared.count
-    const decision = this.d.authorize({ consumer: req.iss, service: req.svc, purpose: req.purpose, basis: req.basis, mode: req.mode, count, at: now })
+    const decision = await this.d.authorize({ consumer: req.iss, service: req.svc, purpose: req.purpose, basis: req.basis, mode: req.mode, count, at: now })
     const policy = this.d.policyHash()
 
     // 6. answer in place (only when permitted)
@@ -230,12 +200,14 @@ export class Provider {
       throw e
     }
     const respDigest = jwsDigest(respJws)
-    const evidence: EvidenceItem[] = [
+    const evidence: EvidenceRow[] = [
       { kind: 'jws', record: 0, digest: reqDigest, jws }, // with request-in
       { kind: 'jws', record: 2, digest: respDigest, jws: respJws }, // with response-out
     ]
-    if (disclosures.length > 0) {
-      evidence.push({ kind: 'disclosures', record: 0, xid: req.xid, disclosures, expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
+    // Only what the mode opened against a signed digest is kept as what the consumer disclosed.
+    const disclosed = prepared.disclosures ?? []
+    if (disclosed.length > 0) {
+      evidence.push({ kind: 'disclosures', record: 0, xid: req.xid, disclosures: [...disclosed], expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
     }
     // Records are written out member by member: object spread here cost ~30 µs per exchange (profiled).
     const decided: DecisionRecord = {
@@ -257,13 +229,7 @@ export class Provider {
    * After a restart: re-arm replay protection with an exchange answered within the replay window,
    * so a retry still gets the first response and a replay with another body is still refused.
    */
-  remember(iss: string, xid: string, reqDigest: string, reply: ExchangeReply, at: number): void {
-    this.seen.set(`${iss}|${xid}`, { reqDigest, reply: Promise.resolve(reply), expires: at + 2 * this.d.limits.skewMs })
-  }
-
-  private sweep(now: number): void {
-    if (now - this.lastSweep < 1000) return
-    this.lastSweep = now
-    for (const [k, v] of this.seen) if (v.expires < now) this.seen.delete(k)
+  remember(iss: string, xid: string, reqDigest: string, reply: ExchangeReply, at: number): Promise<void> {
+    return this.d.replay.remember(iss, xid, { reqDigest, answer: Promise.resolve(reply), expiresAt: at + 2 * this.d.limits.skewMs })
   }
 }

@@ -23,28 +23,24 @@ import { signJwsJson, verifyJwsJson } from '../crypto/jws.js'
 import { publicKeyToB64u } from '../crypto/keys.js'
 import { VnError, isVnError } from '../errors.js'
 import { isValidUscc } from '../protocol/identifiers.js'
+import { keyIdSchema, memberIdSchema, sha256HexSchema } from '../protocol/vocabulary.js'
 import { fromB64u } from '../util/base64url.js'
 
 export const MANIFEST_TYP = 'vn-manifest+jws'
 export const ROOT_KID_PREFIX = 'federation-root#'
 
-/** DESIGN.md "Words": a member id. */
-export const MEMBER_ID_RE = /^[a-z0-9][a-z0-9-]{1,62}$/
-/** A bare key id: base64url alphabet, so it can never contain the `#` that separates it from the member. */
-export const KEY_ID_RE = /^[A-Za-z0-9_-]{1,64}$/
 /**
  * GB 32100-2015 shape: 2 code characters, 6-digit division code, 10 code characters (no I, O, S,
  * V, Z). The check characters are verified by `isValidUscc` (src/protocol/identifiers.ts).
  */
 export const USCC_RE = /^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$/
-const SHA256_HEX_RE = /^[0-9a-f]{64}$/
 const NO_CONTROL_RE = /^[^\p{Cc}]+$/u
 
 const Millis = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 
 export const ManifestKeySchema = z
   .strictObject({
-    kid: z.string().regex(KEY_ID_RE, 'must be 1-64 base64url characters'),
+    kid: keyIdSchema,
     // 32 raw Ed25519 public-key bytes, strict unpadded base64url (RFC 8037 §2 `x`).
     x: z.string().refine((x) => fromB64u(x)?.length === 32, 'must be 32 bytes of base64url'),
     nbf: Millis,
@@ -54,7 +50,7 @@ export const ManifestKeySchema = z
 
 export const MemberSchema = z
   .strictObject({
-    id: z.string().regex(MEMBER_ID_RE, 'must match ^[a-z0-9][a-z0-9-]{1,62}$'),
+    id: memberIdSchema,
     name: z.string().min(1).max(200).regex(NO_CONTROL_RE, 'must not contain control characters'),
     uscc: z
       .string()
@@ -64,7 +60,7 @@ export const MemberSchema = z
     endpoint: z.url({ protocol: /^https?$/ }).max(2048).optional(),
     messageKeys: z.array(ManifestKeySchema).max(32),
     logKeys: z.array(ManifestKeySchema).max(32),
-    tlsFingerprint: z.string().regex(SHA256_HEX_RE, 'must be 64 lower-case hex digits (SHA-256)').optional(),
+    tlsFingerprint: sha256HexSchema.optional(),
   })
   .superRefine((m, ctx) => {
     // A department runs a node, so peers must know where; an auditor runs none.

@@ -313,7 +313,7 @@ export class HeProvider {
     this.alive()
     const digest = publicKeyDigest(publicKeyBytes)
     if (expectedDigest !== undefined && expectedDigest !== digest) throw new VnError('VN_ERR_HE_KEY', 'publicKey: digest does not match')
-    this.cached(digest) ?? this.insert(digest, publicKeyBytes)
+    if (this.cached(digest) === undefined) this.insert(digest, publicKeyBytes)
     return digest
   }
 

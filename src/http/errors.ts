@@ -1,7 +1,9 @@
 /**
  * The one error handler: every error leaves as an RFC 9457 problem with a stable VN_ERR_* code.
- * Fastify's own parser errors are mapped onto our codes; anything unexpected is a 500 whose message
- * is hidden (it might carry internals), logged under `err` with the request id.
+ * Fastify's own parser errors are mapped onto our codes; anything unexpected is a 500. A 5xx body
+ * carries the code, title and status only: its detail and cause (a SQLite message, a peer's host)
+ * are internals, logged under `err` with the request id and never sent (error details carry no
+ * personal data, src/errors.ts).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { VnError, isVnError } from '../errors.js'
@@ -31,13 +33,20 @@ export function sendProblem(reply: FastifyReply, err: VnError, extra?: Record<st
   return reply
     .code(err.statusCode)
     .header('content-type', 'application/problem+json; charset=utf-8')
-    .send({ ...err.toProblem(), ...extra })
+    .send({ ...problemBody(err), ...extra })
+}
+
+/** The problem body for `err`: without `detail` when it is a server error. */
+export function problemBody(err: VnError): Record<string, unknown> {
+  const p: Record<string, unknown> = { ...err.toProblem() }
+  if (err.statusCode >= 500) delete p.detail
+  return p
 }
 
 export function errorHandler(onReject?: (code: string) => void) {
   return function handler(this: unknown, error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const vn = toVnError(error)
-    if (vn.statusCode >= 500) request.log.error({ err: vn.cause ?? vn, code: vn.code }, 'request failed')
+    if (vn.statusCode >= 500) request.log.error({ err: vn.cause ?? vn, code: vn.code, detail: vn.detail }, 'request failed')
     else request.log.info({ code: vn.code }, 'request refused')
     onReject?.(vn.code)
     return sendProblem(reply, vn)

@@ -3,7 +3,7 @@
  * schema that validates requests, so the two cannot drift.
  */
 import { z } from 'zod'
-import { memberId, modeSchema, serviceId } from '../protocol/envelope.js'
+import { memberIdSchema as memberId, modeSchema, serviceIdSchema as serviceId } from '../protocol/vocabulary.js'
 
 export const LocalVerifySchema = z.strictObject({
   provider: memberId,

@@ -1,187 +1,68 @@
 /**
- * Evidence store: what an auditor needs beyond the PII-free log (DESIGN.md "The log").
+ * Evidence: what an auditor needs beyond the PII-free log (DESIGN.md "The log").
  *
- * - The signed JWS of every exchange message, stored under the log index of the record that names
- *   its SHA-256 digest (base64url, as the response's `reqDigest`). Kept forever: signatures stay
- *   verifiable and hold no readable PII.
- * - The SD-JWT-style disclosures of a `plain` exchange, which DO hold personal data: sealed with
- *   AES-256-GCM under the node's 32-byte evidence key (random 96-bit nonce per row, the xid as
- *   additional authenticated data so a row cannot be moved to another exchange), and purged when
- *   their retention period ends. Stored under the log index of the exchange's request record.
+ * - The signed JWS of every exchange message, kept with the log record that names its SHA-256
+ *   digest (base64url, as the response's `reqDigest`). Kept forever: signatures stay verifiable
+ *   and hold no readable PII.
+ * - The SD-JWT-style disclosures of a `plain` exchange, which DO hold personal data: kept with the
+ *   exchange's request record, sealed at rest with the evidence key (sealing.ts), and purged when
+ *   their retention period ends.
  *
- * Storage shares the log's SQLite file and its single writer (see log-writer.ts), so evidence
- * writes go through the same group commit: `sealDisclosures`/`jwsRecord` build rows that the
- * exchange node passes to `SqliteLogStore.appendWithEvidence` together with its log leaves, making
- * leaves and evidence durable in one transaction before the answer leaves the node. Evidence never
- * exists without the record that names it, so there is no stand-alone write.
- *
- * JavaScript cannot zeroize the key or plaintext buffers; keep the evidence key in a KeyObject
- * source you control and do not log this module's inputs.
+ * `EvidenceRow` is the one shape evidence has from the exchange to the store: the exchange builds
+ * rows, passes them with the records they belong to (`NodeLog.append`, then
+ * `LogStore.appendMany`), and the store checks them once with `checkEvidenceRows` before anything
+ * is queued, so a bad row is a 400 for its caller and never a failed commit that would fail the
+ * store closed. Evidence never exists without the record that names it: there is no stand-alone
+ * write, and a row rides in the same transaction as its record.
  */
-import { createCipheriv, createDecipheriv, hash, randomBytes } from 'node:crypto'
-import type { Statement } from 'better-sqlite3'
 import { VnError } from '../errors.js'
-import type { EvidenceWrite, SqliteLogStore } from './store.js'
+import { jwsDigest } from '../protocol/jws-digest.js'
+import { COMPACT_JWS_RE, DIGEST_RE } from '../protocol/vocabulary.js'
 
-const NONCE_BYTES = 12
-const TAG_BYTES = 16
-const DIGEST_RE = /^[A-Za-z0-9_-]{43}$/
-const COMPACT_JWS_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/
-const XID_RE = /^[\x21-\x7e]{1,128}$/
+/**
+ * One evidence row. `record` is the offset, among the records (leaves) of the same append, of the
+ * record it belongs to: the store keeps it under that record's log index.
+ */
+export type EvidenceRow =
+  /** the signed message whose digest the record names */
+  | { readonly kind: 'jws'; readonly record: number; readonly digest: string; readonly jws: string }
+  /** the disclosures of the exchange whose request the record is, kept until `expiresAt` (ms) */
+  | { readonly kind: 'disclosures'; readonly record: number; readonly xid: string; readonly disclosures: readonly string[]; readonly expiresAt: number }
 
-const invalid = (detail: string): never => {
-  throw new VnError('VN_ERR_EVIDENCE_INVALID', detail)
+/** A storage bound, not the protocol's xid grammar (vocabulary.ts XID_RE, checked by the exchange). */
+const STORED_XID_RE = /^[\x21-\x7e]{1,128}$/
+
+const invalid = (i: number, detail: string): never => {
+  throw new VnError('VN_ERR_EVIDENCE_INVALID', `evidence[${i}]: ${detail}`)
 }
 
 /**
- * SHA-256 of a compact JWS, base64url without padding: the `reqDigest`/`respDigest` of the protocol.
- * A compact JWS is ASCII, so its UTF-8 bytes are its ASCII bytes.
+ * The one check of evidence rows, run by every store when rows reach it with `leafCount` leaves:
+ * each row names a distinct leaf of this append (one row of each kind per leaf: a second would
+ * violate the store's key inside the commit), a JWS row's digest is the SHA-256 of a compact JWS,
+ * and disclosures are strings of an xid with an expiry, for a store that holds the evidence key.
+ * @throws VN_ERR_EVIDENCE_INVALID naming the row (never its content)
  */
-export function jwsDigest(jws: string): string {
-  return hash('sha256', jws, 'base64url')
-}
-
-/**
- * Random nonces drawn 256 at a time: one `randomBytes` call costs as much as the AES-GCM seal
- * itself. Each nonce is still 96 fresh random bits used once (the pool is never reused), so the
- * random-nonce bound of NIST SP 800-38D §8.3 applies unchanged.
- */
-const noncePool = { bytes: new Uint8Array(0), used: 0 }
-function freshNonce(): Uint8Array {
-  if (noncePool.used + NONCE_BYTES > noncePool.bytes.length) {
-    noncePool.bytes = new Uint8Array(randomBytes(NONCE_BYTES * 256))
-    noncePool.used = 0
-  }
-  // a copy, not a view: the row is cloned to the writer thread, which would copy the whole pool
-  const nonce = noncePool.bytes.slice(noncePool.used, noncePool.used + NONCE_BYTES)
-  noncePool.bytes.fill(0, noncePool.used, noncePool.used + NONCE_BYTES)
-  noncePool.used += NONCE_BYTES
-  return nonce
-}
-
-function checkXid(xid: string): void {
-  if (typeof xid !== 'string' || !XID_RE.test(xid)) invalid('xid: must be 1-128 printable ASCII characters')
-}
-
-function checkDisclosures(xid: string, disclosures: readonly string[]): void {
-  checkXid(xid)
-  if (!Array.isArray(disclosures) || disclosures.some((d) => typeof d !== 'string')) invalid('disclosures: must be an array of strings')
-}
-
-function checkExpiry(expiresAtMs: number): void {
-  if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) invalid('expiresAtMs: must be a non-negative integer')
-}
-
-/** Seal disclosures: AES-256-GCM, random nonce, AAD = xid. Returns the ciphertext ‖ tag. */
-export function encryptDisclosures(key: Uint8Array, xid: string, disclosures: readonly string[]): { nonce: Uint8Array; ciphertext: Uint8Array } {
-  checkDisclosures(xid, disclosures)
-  const nonce = freshNonce()
-  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
-  cipher.setAAD(Buffer.from(xid, 'utf8'))
-  const ct = Buffer.concat([cipher.update(JSON.stringify(disclosures), 'utf8'), cipher.final(), cipher.getAuthTag()])
-  return { nonce, ciphertext: new Uint8Array(ct) }
-}
-
-/** Open sealed disclosures; any change to nonce, ciphertext, tag or xid fails with VN_ERR_EVIDENCE_CORRUPT. */
-export function decryptDisclosures(key: Uint8Array, xid: string, nonce: Uint8Array, ciphertext: Uint8Array): string[] {
-  if (nonce.length !== NONCE_BYTES || ciphertext.length < TAG_BYTES) throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'disclosures: stored row has the wrong shape')
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
-    decipher.setAAD(Buffer.from(xid, 'utf8'))
-    decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_BYTES))
-    const pt = Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES)), decipher.final()])
-    const v: unknown = JSON.parse(pt.toString('utf8'))
-    if (!Array.isArray(v) || v.some((d) => typeof d !== 'string')) throw new Error('not a string array')
-    return v as string[]
-  } catch (e) {
-    throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'disclosures: authentication failed', { cause: e })
-  }
-}
-
-export interface StoredJws {
-  digest: string
-  jws: string
-}
-
-export interface StoredDisclosures {
-  xid: string
-  disclosures: string[]
-}
-
-export interface EvidenceStore {
-  /** The JWS stored with the log record at `leaf`. */
-  getJws(leaf: number): Promise<StoredJws | undefined>
-  /** The disclosures stored with the request record at `leaf`, unless expired as of `nowMs`. */
-  getDisclosures(leaf: number, nowMs?: number): Promise<StoredDisclosures | undefined>
-  purgeExpired(nowMs: number): Promise<number>
-}
-
-function checkLeaf(leaf: number): void {
-  if (!Number.isSafeInteger(leaf) || leaf < 0) invalid('leaf: must be a non-negative integer')
-}
-
-export class SqliteEvidenceStore implements EvidenceStore {
-  private readonly key: Uint8Array
-  private readonly getJwsStmt: Statement
-  private readonly getDiscStmt: Statement
-
-  /** true when the log's writer seals disclosures with this store's key (see `disclosuresRecord`) */
-  private readonly writerSeals: boolean
-
-  /** `evidenceKey`: the node's 32-byte AES-256-GCM key for disclosures. */
-  constructor(private readonly log: SqliteLogStore, evidenceKey: Uint8Array) {
-    if (!(evidenceKey instanceof Uint8Array) || evidenceKey.length !== 32) throw new VnError('VN_ERR_CONFIG_INVALID', 'evidenceKey: must be 32 bytes')
-    this.key = new Uint8Array(evidenceKey)
-    this.writerSeals = log.sealsWith(this.key)
-    this.getJwsStmt = log.database.prepare('SELECT digest, jws FROM evidence_jws WHERE leaf = ?')
-    this.getDiscStmt = log.database.prepare('SELECT xid, nonce, ciphertext, expires_ms FROM evidence_disclosures WHERE leaf = ?')
-  }
-
-  /**
-   * A JWS evidence row for `appendWithEvidence`, stored with the appended record at offset `leaf`
-   * of that call; checks that `digest` is the JWS's SHA-256.
-   */
-  jwsRecord(leaf: number, digestB64url: string, jws: string): EvidenceWrite {
-    if (typeof digestB64url !== 'string' || !DIGEST_RE.test(digestB64url)) invalid('digest: must be a base64url SHA-256 digest')
-    if (typeof jws !== 'string' || !COMPACT_JWS_RE.test(jws)) invalid('jws: must be a compact JWS')
-    if (jwsDigest(jws) !== digestB64url) invalid('digest: is not the SHA-256 of jws')
-    return { kind: 'jws', leaf, digest: digestB64url, jws }
-  }
-
-  /** A sealed-disclosures evidence row for `appendWithEvidence` (with the record at offset `leaf`). */
-  sealDisclosures(leaf: number, xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
-    checkExpiry(expiresAtMs)
-    const { nonce, ciphertext } = encryptDisclosures(this.key, xid, disclosures) // checks xid and disclosures
-    return { kind: 'disclosures', leaf, xid, nonce, ciphertext, expiresAtMs }
-  }
-
-  /**
-   * The same row as `sealDisclosures`, with the same checks, but sealed on the log writer's thread
-   * when the log store was opened with this store's key (`sealKey`); sealed here otherwise.
-   */
-  disclosuresRecord(leaf: number, xid: string, disclosures: readonly string[], expiresAtMs: number): EvidenceWrite {
-    if (!this.writerSeals) return this.sealDisclosures(leaf, xid, disclosures, expiresAtMs)
-    // The same checks as sealing here, before the row is queued for the writer to seal.
-    checkExpiry(expiresAtMs)
-    checkDisclosures(xid, disclosures)
-    return { kind: 'disclosures', leaf, xid, disclosures, expiresAtMs }
-  }
-
-  async getJws(leaf: number): Promise<StoredJws | undefined> {
-    checkLeaf(leaf)
-    return this.getJwsStmt.get(leaf) as StoredJws | undefined
-  }
-
-  /** The disclosures kept with the record at `leaf`, or undefined if none are kept or they expired (as of `nowMs`). */
-  async getDisclosures(leaf: number, nowMs: number = Date.now()): Promise<StoredDisclosures | undefined> {
-    checkLeaf(leaf)
-    const row = this.getDiscStmt.get(leaf) as { xid: string; nonce: Buffer; ciphertext: Buffer; expires_ms: number } | undefined
-    if (row === undefined || row.expires_ms <= nowMs) return undefined
-    return { xid: row.xid, disclosures: decryptDisclosures(this.key, row.xid, row.nonce, row.ciphertext) }
-  }
-
-  /** Delete disclosures whose retention ended at or before `nowMs`; returns how many. */
-  purgeExpired(nowMs: number): Promise<number> {
-    return this.log.purgeDisclosures(nowMs)
-  }
+export function checkEvidenceRows(rows: readonly EvidenceRow[], leafCount: number, canSeal: boolean): void {
+  if (!Array.isArray(rows)) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'evidence: must be an array')
+  if (rows.length === 0) return
+  const taken = new Set<string>()
+  rows.forEach((e: EvidenceRow | undefined, i) => {
+    if (e === null || typeof e !== 'object') return invalid(i, 'not an evidence row')
+    const slot = `${e.kind}:${e.record}`
+    if (!Number.isSafeInteger(e.record) || e.record < 0 || e.record >= leafCount || taken.has(slot)) invalid(i, 'record must name a distinct record of this append')
+    taken.add(slot)
+    if (e.kind === 'jws') {
+      if (typeof e.digest !== 'string' || !DIGEST_RE.test(e.digest)) invalid(i, 'digest must be a base64url SHA-256 digest')
+      if (typeof e.jws !== 'string' || !COMPACT_JWS_RE.test(e.jws)) invalid(i, 'jws must be a compact JWS')
+      if (jwsDigest(e.jws) !== e.digest) invalid(i, 'digest is not the SHA-256 of jws')
+    } else if (e.kind === 'disclosures') {
+      if (typeof e.xid !== 'string' || !STORED_XID_RE.test(e.xid)) invalid(i, 'xid must be 1-128 printable ASCII characters')
+      if (!Array.isArray(e.disclosures) || e.disclosures.some((d: unknown) => typeof d !== 'string')) invalid(i, 'disclosures must be an array of strings')
+      if (!Number.isSafeInteger(e.expiresAt) || e.expiresAt < 0) invalid(i, 'expiresAt must be a non-negative integer')
+      if (!canSeal) invalid(i, 'disclosures need a store opened with the evidence key')
+    } else {
+      invalid(i, 'not an evidence row')
+    }
+  })
 }

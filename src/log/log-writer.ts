@@ -33,7 +33,8 @@
 import Database from 'better-sqlite3'
 import { VnError } from '../errors.js'
 import { HASH_SIZE, foldRange, leafHash, nodeHash, rangeNodes } from './merkle.js'
-import { encryptDisclosures } from './evidence.js'
+import { encryptDisclosures } from './sealing.js'
+import type { EvidenceRow } from './evidence.js'
 
 export const SCHEMA_VERSION = 2
 
@@ -47,36 +48,17 @@ CREATE TABLE IF NOT EXISTS evidence_disclosures (leaf INTEGER PRIMARY KEY, xid T
 CREATE INDEX IF NOT EXISTS evidence_disclosures_expiry ON evidence_disclosures (expires_ms);
 `
 
-/** One sealed disclosure row (sealed by evidence.ts before the batch is queued). */
-export interface DisclosureRow {
-  /** the leaf it belongs to, as an offset into the batch's leaves */
-  leaf: number
-  xid: string
-  nonce: Uint8Array
-  ciphertext: Uint8Array
-  expiresAtMs: number
-}
-
-/**
- * Disclosures the writer seals itself (AES-256-GCM under the key the store was opened with, as
- * evidence.ts seals them): the AES set-up costs the main thread ~30 µs per exchange, and this
- * thread has the time.
- */
-export interface PlainDisclosureRow {
-  leaf: number
-  xid: string
-  disclosures: readonly string[]
-  expiresAtMs: number
-}
-
 /** Everything one transaction writes. Plain data: it crosses the worker boundary by structured clone. */
 export interface WriteBatch {
   /** All leaves of the batch, concatenated (transferred, not copied, to the worker). */
   leafData: Uint8Array
   leafLengths: number[]
-  /** `leaf`: offset into the batch's leaves of the record that names `digest` */
-  jws: { leaf: number; digest: string; jws: string }[]
-  disclosures: (DisclosureRow | PlainDisclosureRow)[]
+  /**
+   * Evidence rows as the store was given them (checked there, evidence.ts), with `record` rebased
+   * to an offset into the batch's leaves. Disclosures are sealed here, on the writer's thread: the
+   * AES set-up costs the main thread ~30 µs per exchange, and this thread has the time.
+   */
+  evidence: EvidenceRow[]
   checkpoints: { size: number; note: string; savedMs: number }[]
   /** Delete disclosures with expires_ms ≤ this (the largest requested in the batch). */
   purgeBeforeMs?: number
@@ -127,7 +109,7 @@ export class LogWriter {
   private readonly sealKey: Uint8Array | undefined
 
   /**
-   * `sealKey`: the evidence key, when this writer is to seal `PlainDisclosureRow`s.
+   * `sealKey`: the evidence key, to seal disclosure rows with (a store without it refuses them).
    * `checkGaps` (default true): count the leaves at open to prove the table has no gaps (a full
    * scan; a second writer on a file the first one just checked skips it).
    */
@@ -183,10 +165,10 @@ export class LogWriter {
     const leafHashes = new Uint8Array(n * HASH_SIZE)
     let purged = 0
     // Sealed before the transaction opens; a row the store let through without a key cannot occur.
-    const disclosures = batch.disclosures.map((d): DisclosureRow => {
-      if ('ciphertext' in d) return d
+    const sealed = batch.evidence.map((e) => {
+      if (e.kind === 'jws') return undefined
       if (this.sealKey === undefined) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'disclosures to seal, but the writer has no key')
-      return { leaf: d.leaf, xid: d.xid, expiresAtMs: d.expiresAtMs, ...encryptDisclosures(this.sealKey, d.xid, d.disclosures) }
+      return encryptDisclosures(this.sealKey, e.xid, e.disclosures)
     })
     let frontier: Uint8Array[] = []
     let firstIndex = 0
@@ -222,8 +204,13 @@ export class LogWriter {
         size++
       }
       // Evidence rows name their leaf by its offset in this batch (the store checked it exists).
-      for (const j of batch.jws) this.insertJws.run(firstIndex + j.leaf, j.digest, j.jws)
-      for (const d of disclosures) this.insertDisclosure.run(firstIndex + d.leaf, d.xid, buf(d.nonce), buf(d.ciphertext), d.expiresAtMs)
+      batch.evidence.forEach((e, k) => {
+        if (e.kind === 'jws') this.insertJws.run(firstIndex + e.record, e.digest, e.jws)
+        else {
+          const s = sealed[k] as { nonce: Uint8Array; ciphertext: Uint8Array }
+          this.insertDisclosure.run(firstIndex + e.record, e.xid, buf(s.nonce), buf(s.ciphertext), e.expiresAt)
+        }
+      })
       for (const c of batch.checkpoints) this.upsertCheckpoint.run(c.size, c.note, c.savedMs)
       if (batch.purgeBeforeMs !== undefined) purged = this.purge.run(batch.purgeBeforeMs).changes
       if (batch.simulateFailure === true) throw new Error('simulated write failure')

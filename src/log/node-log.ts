@@ -2,17 +2,42 @@
  * The node's view of its log: typed PII-free records in, RFC 8785 canonical JSON leaves out, written
  * with their evidence in one group commit (log before answer), with the wait measured for /metrics;
  * indices can be reserved before the records are written.
+ *
+ * `NodeLog` is what the exchange (provider, consumer) and witnessing write through; `StoreNodeLog`
+ * implements it over any `LogStore` (storage.ts), so the same write path serves every backend.
  */
 import { canonicalJsonBytes } from '../protocol/canonical-json.js'
-import type { NodeLog, EvidenceItem, LogSlot } from '../exchange/provider.js'
 import type { LogRecord } from './records.js'
-import type { SqliteLogStore, EvidenceWrite, AppendResult } from './store.js'
+import type { EvidenceRow } from './evidence.js'
+import type { AppendResult, LogStore } from './storage.js'
 import { VnError } from '../errors.js'
-import type { SqliteEvidenceStore } from './evidence.js'
+
+export interface NodeLog {
+  /**
+   * Appends records in order, with their evidence, in one group commit; resolves with the records'
+   * indices once durable. Rejects with VN_ERR_LOG_UNAVAILABLE when the log cannot be written.
+   */
+  append(records: readonly LogRecord[], evidence?: readonly EvidenceRow[]): Promise<number[]>
+  /**
+   * Reserves the next `count` indices, so a record's index can be signed before the record is
+   * written (the provider names its request entry in the response). Records are committed in
+   * index order: a later slot waits for every earlier one to be filled.
+   */
+  reserve(count: number): LogSlot
+}
+
+export interface LogSlot {
+  /** the first reserved index */
+  readonly index: number
+  /** `append` for exactly the reserved number of records */
+  append(records: readonly LogRecord[], evidence?: readonly EvidenceRow[]): Promise<number[]>
+  /** Gives the slot up unfilled. The log cannot have a gap, so this fails the log closed. */
+  abandon(cause: unknown): void
+}
 
 interface Filled {
   records: readonly LogRecord[]
-  evidence: readonly EvidenceItem[]
+  evidence: readonly EvidenceRow[]
   resolve: (indices: number[]) => void
   reject: (e: unknown) => void
 }
@@ -34,8 +59,7 @@ export class StoreNodeLog implements NodeLog {
   private broken: VnError | undefined
 
   private constructor(
-    private readonly store: SqliteLogStore,
-    private readonly evidence: SqliteEvidenceStore,
+    private readonly store: LogStore,
     private readonly observeCommit: ((seconds: number) => void) | undefined,
     size: number,
   ) {
@@ -43,11 +67,11 @@ export class StoreNodeLog implements NodeLog {
     this.submitted = size
   }
 
-  static async open(store: SqliteLogStore, evidence: SqliteEvidenceStore, observeCommit?: (seconds: number) => void): Promise<StoreNodeLog> {
-    return new StoreNodeLog(store, evidence, observeCommit, await store.size())
+  static async open(store: LogStore, observeCommit?: (seconds: number) => void): Promise<StoreNodeLog> {
+    return new StoreNodeLog(store, observeCommit, await store.size())
   }
 
-  append(records: readonly LogRecord[], evidence: readonly EvidenceItem[] = []): Promise<number[]> {
+  append(records: readonly LogRecord[], evidence: readonly EvidenceRow[] = []): Promise<number[]> {
     if (this.broken !== undefined) return Promise.reject(this.broken)
     if (records.length === 0) {
       // Evidence always belongs to a record (it is stored under that record's index).
@@ -80,7 +104,7 @@ export class StoreNodeLog implements NodeLog {
     }
   }
 
-  private fill(index: number, records: readonly LogRecord[], evidence: readonly EvidenceItem[]): Promise<number[]> {
+  private fill(index: number, records: readonly LogRecord[], evidence: readonly EvidenceRow[]): Promise<number[]> {
     if (this.broken !== undefined) return Promise.reject(this.broken)
     return new Promise<number[]>((resolve, reject) => {
       this.filled.set(index, { records, evidence, resolve, reject })
@@ -99,10 +123,8 @@ export class StoreNodeLog implements NodeLog {
     let r: AppendResult[]
     const t0 = performance.now()
     try {
-      const leaves = f.records.map((rec) => canonicalJsonBytes(rec))
-      const writes: EvidenceWrite[] = f.evidence.map((e) =>
-        e.kind === 'jws' ? this.evidence.jwsRecord(e.record, e.digest, e.jws) : this.evidence.disclosuresRecord(e.record, e.xid, e.disclosures, e.expiresAt))
-      r = await this.store.appendWithEvidence(leaves, writes)
+      // evidence rows go to the store as they are: it checks them once (evidence.ts)
+      r = await this.store.appendMany(f.records.map((rec) => canonicalJsonBytes(rec)), f.evidence)
     } catch (e) {
       throw this.fail(e instanceof VnError && e.code === 'VN_ERR_LOG_UNAVAILABLE' ? e : new VnError('VN_ERR_LOG_UNAVAILABLE', 'append failed', { cause: e }))
     }

@@ -5,7 +5,7 @@
  * counts and decisions: never a subject field, a disclosure, a name or an amount. Digests of request
  * and response JWS let an auditor bind each leaf to the signed evidence.
  */
-import type { Mode } from '../protocol/envelope.js'
+import type { Mode } from '../protocol/vocabulary.js'
 
 interface Base {
   v: 1

@@ -1,8 +1,11 @@
 /**
- * The node's append-only, tamper-evident log store (RFC 9162 Merkle tree, C2SP checkpoints).
+ * The node's append-only, tamper-evident log store (RFC 9162 Merkle tree, C2SP checkpoints) and
+ * the evidence kept with its records, on SQLite.
  *
- * `LogStore` is the interface the exchange node, the HTTP proof endpoints and a future PostgreSQL
- * backend share; `SqliteLogStore` is the embedded backend (better-sqlite3, WAL, synchronous=FULL).
+ * `SqliteLogStore` is the embedded backend (better-sqlite3, WAL, synchronous=FULL) of the
+ * `LogStore` and `EvidenceStore` interfaces (storage.ts): one file holds the leaves, the tree, the
+ * checkpoints and the evidence, and evidence rows ride in the same transaction as their records.
+ * Disclosures are sealed with the evidence key (sealing.ts) by the writer, on its thread.
  *
  * Group commit ("log before answer", DESIGN.md): appends are queued; the first append after an
  * idle period waits `windowMs` (default 0 = the rest of the current event-loop turn) so concurrent
@@ -46,56 +49,13 @@ import { VnError } from '../errors.js'
 import { WorkerPool, workerPath } from '../util/worker-pool.js'
 import { HASH_SIZE, assembleProof, foldRange, planConsistencyProof, planInclusionProof, planRoot, hashEquals, type NodeId } from './merkle.js'
 import { parseCheckpoint, parseNote } from './checkpoint.js'
-import { LogWriter, openDatabase, type BatchResult, type DisclosureRow, type OpenResult, type PlainDisclosureRow, type WriteBatch } from './log-writer.js'
+import { LogWriter, openDatabase, type BatchResult, type OpenResult, type WriteBatch } from './log-writer.js'
 import type Database from 'better-sqlite3'
-import { timingSafeEqual } from 'node:crypto'
 import { QuietClock } from '../util/quiet-clock.js'
-
-/** Where an appended leaf landed. */
-export interface AppendResult {
-  readonly index: number
-  readonly leafHash: Uint8Array
-}
-
-export interface StoredCheckpoint {
-  readonly size: number
-  readonly note: string
-}
-
-/**
- * Evidence rows that ride in the same transaction as the log leaves they belong to (see
- * evidence.ts). `leaf` is the offset, among the leaves of the same `appendWithEvidence` call, of the
- * record the row belongs to; it is stored under that record's log index.
- */
-export type EvidenceWrite =
-  | { readonly kind: 'jws'; readonly leaf: number; readonly digest: string; readonly jws: string }
-  | ({ readonly kind: 'disclosures' } & Readonly<DisclosureRow>)
-  /** sealed by the writer: only for a store opened with `sealKey` */
-  | ({ readonly kind: 'disclosures' } & Readonly<PlainDisclosureRow>)
-
-export interface LogStore {
-  /** Append one leaf (opaque bytes; the caller passes RFC 8785 canonical JSON). Resolves once durable. */
-  append(leaf: Uint8Array): Promise<AppendResult>
-  /** Append several leaves in order, contiguously, in one transaction. Resolves once durable. */
-  appendMany(leaves: readonly Uint8Array[]): Promise<AppendResult[]>
-  /** Number of durable leaves. */
-  size(): Promise<number>
-  /** Root hash of the first `size` leaves (default: the current size). */
-  rootHash(size?: number): Promise<Uint8Array>
-  /** Leaf bytes at `index`. */
-  leaf(index: number): Promise<Uint8Array>
-  /** Leaf bytes of [start, end), at most `MAX_ENTRIES_PER_READ`. */
-  entries(start: number, end: number): Promise<Uint8Array[]>
-  /** RFC 9162 §2.1.3.1 inclusion proof of leaf `index` in the tree of `treeSize` leaves. */
-  inclusionProof(index: number, treeSize: number): Promise<Uint8Array[]>
-  /** RFC 9162 §2.1.4.1 consistency proof between tree sizes `first` < `second`. */
-  consistencyProof(first: number, second: number): Promise<Uint8Array[]>
-  /** Store a signed checkpoint note for `size` (its body must name that size and its root). */
-  saveCheckpoint(size: number, note: string): Promise<void>
-  latestCheckpoint(): Promise<StoredCheckpoint | undefined>
-  checkpointAt(size: number): Promise<string | undefined>
-  close(): Promise<void>
-}
+import { checkEvidenceRows, type EvidenceRow } from './evidence.js'
+import { checkEvidenceKey, decryptDisclosures } from './sealing.js'
+import { MAX_ENTRIES_PER_READ, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type StoredCheckpoint, type StoredDisclosures, type StoredJws } from './storage.js'
+import { MemoryQuotaStore, MemoryReplayMemory } from './memory-store.js'
 
 export interface SqliteLogStoreOptions {
   /**
@@ -113,13 +73,11 @@ export interface SqliteLogStoreOptions {
   /** A commit that does not return in this time fails the store closed (default 30 s). */
   commitTimeoutMs?: number
   /**
-   * The 32-byte evidence key, for the writer to seal disclosure rows passed in the clear (see
-   * `SqliteEvidenceStore.disclosuresRecord`): the sealing then runs on the writer's thread.
+   * The node's 32-byte evidence key: the writer seals disclosure rows with it (on its own thread)
+   * and `getDisclosures` opens them. Without it, disclosure rows are refused.
    */
-  sealKey?: Uint8Array
+  evidenceKey?: Uint8Array
 }
-
-export const MAX_ENTRIES_PER_READ = 1024
 
 /** A batch of at most this many leaves may be committed inline (`writer: 'auto'`). */
 export const INLINE_COMMIT_MAX_LEAVES = 8
@@ -128,7 +86,7 @@ interface Op {
   /** came after a quiet spell, with nothing queued or being committed */
   lone: boolean
   leaves: readonly Uint8Array[]
-  evidence: readonly EvidenceWrite[]
+  evidence: readonly EvidenceRow[]
   checkpoint?: { size: number; note: string; savedMs: number }
   purgeBeforeMs?: number
   resolve: (r: OpResult) => void
@@ -218,42 +176,17 @@ function checkIndex(name: string, v: number): void {
   if (!Number.isSafeInteger(v) || v < 0) throw new VnError('VN_ERR_LOG_PROOF', `${name}: must be a non-negative integer`)
 }
 
-/**
- * Shape checks for evidence rows (evidence.ts builds them; this guards direct callers), so a bad
- * row is a 400 for its caller and never a failed commit that would fail the whole store closed.
- */
-function checkEvidence(evidence: readonly EvidenceWrite[], leafCount: number, canSeal: boolean): void {
-  if (!Array.isArray(evidence)) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'evidence: must be an array')
-  const taken = new Set<string>()
-  evidence.forEach((e, i) => {
-    // One row of each kind per leaf, and only for a leaf of this call (a second row for the same
-    // leaf would violate the table's key inside the commit and fail the whole store closed).
-    const slot = `${e?.kind}:${e?.leaf}`
-    if (!Number.isSafeInteger(e?.leaf) || e.leaf < 0 || e.leaf >= leafCount || taken.has(slot)) {
-      throw new VnError('VN_ERR_EVIDENCE_INVALID', `evidence[${i}]: leaf must name a distinct leaf of this append`)
-    }
-    taken.add(slot)
-    const ok =
-      e?.kind === 'jws'
-        ? typeof e.digest === 'string' && /^[A-Za-z0-9_-]{43}$/.test(e.digest) && typeof e.jws === 'string'
-        : e?.kind === 'disclosures' &&
-          typeof e.xid === 'string' &&
-          e.xid.length > 0 &&
-          Number.isSafeInteger(e.expiresAtMs) &&
-          ('ciphertext' in e
-            ? e.nonce instanceof Uint8Array && e.nonce.length === 12 && e.ciphertext instanceof Uint8Array
-            : canSeal && Array.isArray(e.disclosures) && e.disclosures.every((d: unknown) => typeof d === 'string'))
-    if (!ok) throw new VnError('VN_ERR_EVIDENCE_INVALID', `evidence[${i}]: not a well-formed evidence row`)
-  })
+function checkRecordIndex(index: number): void {
+  if (!Number.isSafeInteger(index) || index < 0) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'index: must be a non-negative integer')
 }
 
-export class SqliteLogStore implements LogStore {
+export class SqliteLogStore implements LogStore, EvidenceStore {
   private readonly writer: WriterHandle
   private readonly windowMs: number
   private readonly maxBatch: number
   private readonly maxLeafBytes: number
   private readonly commitTimeoutMs: number
-  private readonly sealKey: Uint8Array | undefined
+  private readonly evidenceKey: Uint8Array | undefined
   private reader!: Database.Database
   private stmts!: {
     leafHash: Database.Statement
@@ -262,6 +195,8 @@ export class SqliteLogStore implements LogStore {
     entries: Database.Statement
     latestCheckpoint: Database.Statement
     checkpointAt: Database.Statement
+    jws: Database.Statement
+    disclosures: Database.Statement
   }
   private committedSize = 0
   private committedRoot: Uint8Array = new Uint8Array(HASH_SIZE)
@@ -283,10 +218,8 @@ export class SqliteLogStore implements LogStore {
     this.maxBatch = opts.maxBatch ?? 512
     this.maxLeafBytes = opts.maxLeafBytes ?? 1024 * 1024
     this.commitTimeoutMs = opts.commitTimeoutMs ?? 30_000
-    if (opts.sealKey !== undefined && !(opts.sealKey instanceof Uint8Array && opts.sealKey.length === 32)) {
-      throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: sealKey must be 32 bytes')
-    }
-    this.sealKey = opts.sealKey === undefined ? undefined : new Uint8Array(opts.sealKey)
+    if (opts.evidenceKey !== undefined) checkEvidenceKey(opts.evidenceKey, 'log store: evidenceKey')
+    this.evidenceKey = opts.evidenceKey === undefined ? undefined : new Uint8Array(opts.evidenceKey)
     if (!(this.windowMs >= 0) || !Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) {
       throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: windowMs must be ≥ 0 and maxBatch ≥ 1')
     }
@@ -299,7 +232,7 @@ export class SqliteLogStore implements LogStore {
     const s = new SqliteLogStore(opts)
     let state: OpenResult
     try {
-      state = await s.writer.open(path, s.sealKey)
+      state = await s.writer.open(path, s.evidenceKey)
     } catch (e) {
       await s.writer.close().catch(() => undefined)
       throw e instanceof VnError && e.code.startsWith('VN_ERR_LOG_') ? e : unavailable('cannot open log database', e)
@@ -314,18 +247,10 @@ export class SqliteLogStore implements LogStore {
       entries: s.reader.prepare('SELECT data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx').pluck(),
       latestCheckpoint: s.reader.prepare('SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1'),
       checkpointAt: s.reader.prepare('SELECT note FROM checkpoints WHERE size = ?').pluck(),
+      jws: s.reader.prepare('SELECT digest, jws FROM evidence_jws WHERE leaf = ?'),
+      disclosures: s.reader.prepare('SELECT xid, nonce, ciphertext, expires_ms FROM evidence_disclosures WHERE leaf = ?'),
     }
     return s
-  }
-
-  /** The read connection, shared with the evidence store (same file). */
-  get database(): Database.Database {
-    return this.reader
-  }
-
-  /** True when this store's writer seals disclosure rows with exactly `key`. */
-  sealsWith(key: Uint8Array): boolean {
-    return this.sealKey !== undefined && key.length === this.sealKey.length && timingSafeEqual(key, this.sealKey)
   }
 
   /** False once a commit failed (fail closed) or the store was closed. For readiness checks. */
@@ -353,28 +278,24 @@ export class SqliteLogStore implements LogStore {
     return this.appendMany([leaf]).then((r) => r[0] as AppendResult)
   }
 
-  appendMany(leaves: readonly Uint8Array[]): Promise<AppendResult[]> {
-    return this.appendWithEvidence(leaves, [])
-  }
-
   /**
-   * Append leaves and write evidence rows in the same transaction, so the exchange's log entries
-   * and its evidence become durable together before the answer is released.
+   * Append leaves, and write their evidence rows in the same transaction, so the exchange's log
+   * entries and its evidence become durable together before the answer is released.
    */
-  async appendWithEvidence(leaves: readonly Uint8Array[], evidence: readonly EvidenceWrite[]): Promise<AppendResult[]> {
+  async appendMany(leaves: readonly Uint8Array[], evidence: readonly EvidenceRow[] = []): Promise<AppendResult[]> {
     if (!Array.isArray(leaves)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', 'leaves: must be an array')
     leaves.forEach((l, i) => {
       if (!(l instanceof Uint8Array)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: must be a Uint8Array`)
       if (l.length > this.maxLeafBytes) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: larger than ${this.maxLeafBytes} bytes`)
     })
     if (leaves.length > this.maxBatch) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves: more than ${this.maxBatch} in one call`)
-    checkEvidence(evidence, leaves.length, this.sealKey !== undefined)
+    checkEvidenceRows(evidence, leaves.length, this.evidenceKey !== undefined)
     if (leaves.length === 0) return []
     return (await this.submit({ leaves, evidence })).appended
   }
 
   /** Delete sealed disclosures that expired at or before `nowMs`; resolves with how many. */
-  async purgeDisclosures(nowMs: number): Promise<number> {
+  async purgeExpired(nowMs: number): Promise<number> {
     if (!Number.isSafeInteger(nowMs)) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'nowMs: must be an integer')
     return (await this.submit({ leaves: [], evidence: [], purgeBeforeMs: nowMs })).purged
   }
@@ -484,14 +405,10 @@ export class SqliteLogStore implements LogStore {
       leafData.set(l, off)
       off += l.length
     }
-    const batch: WriteBatch = { leafData, leafLengths: leaves.map((l) => l.length), jws: [], disclosures: [], checkpoints: [] }
+    const batch: WriteBatch = { leafData, leafLengths: leaves.map((l) => l.length), evidence: [], checkpoints: [] }
     let first = 0 // the op's first leaf, as an offset in the batch
     for (const o of ops) {
-      for (const e of o.evidence) {
-        if (e.kind === 'jws') batch.jws.push({ leaf: first + e.leaf, digest: e.digest, jws: e.jws })
-        else if ('ciphertext' in e) batch.disclosures.push({ leaf: first + e.leaf, xid: e.xid, nonce: e.nonce, ciphertext: e.ciphertext, expiresAtMs: e.expiresAtMs })
-        else batch.disclosures.push({ leaf: first + e.leaf, xid: e.xid, disclosures: e.disclosures, expiresAtMs: e.expiresAtMs })
-      }
+      for (const e of o.evidence) batch.evidence.push(first === 0 ? e : { ...e, record: first + e.record })
       first += o.leaves.length
       if (o.checkpoint !== undefined) batch.checkpoints.push(o.checkpoint)
       if (o.purgeBeforeMs !== undefined) batch.purgeBeforeMs = Math.max(batch.purgeBeforeMs ?? -Infinity, o.purgeBeforeMs)
@@ -582,6 +499,24 @@ export class SqliteLogStore implements LogStore {
     return this.stmts.checkpointAt.get(size) as string | undefined
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Evidence reads
+
+  async getJws(index: number): Promise<StoredJws | undefined> {
+    checkRecordIndex(index)
+    const row = this.stmts.jws.get(index) as StoredJws | undefined
+    return row === undefined ? undefined : { digest: row.digest, jws: row.jws }
+  }
+
+  /** The disclosures kept with the record at `index`, or undefined if none are kept or they expired (as of `nowMs`). */
+  async getDisclosures(index: number, nowMs: number = Date.now()): Promise<StoredDisclosures | undefined> {
+    checkRecordIndex(index)
+    const row = this.stmts.disclosures.get(index) as { xid: string; nonce: Buffer; ciphertext: Buffer; expires_ms: number } | undefined
+    if (row === undefined || row.expires_ms <= nowMs) return undefined
+    if (this.evidenceKey === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: opened without the evidence key')
+    return { xid: row.xid, disclosures: decryptDisclosures(this.evidenceKey, row.xid, row.nonce, row.ciphertext) }
+  }
+
   /** Wait for queued writes, then close the writer and the read connection. */
   async close(): Promise<void> {
     if (this.closed) return
@@ -594,4 +529,13 @@ export class SqliteLogStore implements LogStore {
     await this.writer.close()
     this.reader.close()
   }
+}
+
+/**
+ * The SQLite backend's four stores: log and evidence in one SQLite file, replay memory and quota
+ * counts in this process (rebuilt from the log at start-up, node/runtime.ts).
+ */
+export async function openSqliteNodeStores<A>(path: string, opts: SqliteLogStoreOptions = {}): Promise<NodeStores<A> & { readonly log: SqliteLogStore; readonly evidence: SqliteLogStore }> {
+  const store = await SqliteLogStore.open(path, opts)
+  return { log: store, evidence: store, replay: new MemoryReplayMemory<A>(), quotas: new MemoryQuotaStore(), close: () => store.close() }
 }

@@ -3,10 +3,10 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
 import type { Provider } from '../exchange/provider.js'
 import type { Consumer } from '../exchange/consumer.js'
-import type { Metrics } from '../http/metrics.js'
+import type { Metrics } from './metrics.js'
 import type { FederationHolder } from '../federation/federation.js'
 import type { TagSetPublisher } from '../oprf/tagset-service.js'
-import type { PeerLogs } from '../log/peer-logs.js'
+import type { PeerLogs } from './witness.js'
 
 export interface ReadyCheck {
   ok: boolean

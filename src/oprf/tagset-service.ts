@@ -1,8 +1,9 @@
 /**
  * Tag sets in a running federation (docs/PROTOCOL.md "oprf mode"): the provider's per-service,
- * per-epoch builder, store and publisher (`TagSetPublisher`), the consumer's verified per-epoch
- * cache (`TagSetCache`), the node's OPRF master seed file, and the mapping from a service's
- * records and subjects to RFC 9497 inputs that both sides must compute identically.
+ * per-epoch builder, store and publisher (`TagSetPublisher`), the HTTP representation of a set
+ * (headers, ETag), the node's OPRF master seed file, and the mapping from a service's records and
+ * subjects to RFC 9497 inputs that both sides must compute identically. The consumer's verified
+ * per-epoch cache fetches over the peer client: src/peers/tagset-cache.ts.
  *
  * ## Inputs (`oprfFields`, `oprfLabels`, `recordInputs`)
  * The OPRF input of a record or subject is `oprfInput(service, 1, fields)` (src/oprf/tagset.ts)
@@ -35,15 +36,12 @@ import type { KeyObject } from 'node:crypto'
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { Agent, request, type Dispatcher } from 'undici'
-import { VnError, ERRORS, type ErrorCode } from '../errors.js'
+import { VnError } from '../errors.js'
 import { canonicalizeField, type FieldKind } from '../protocol/canonicalize.js'
 import type { DataSource, Row } from '../sources/types.js'
 import type { OprfKeyPair } from '../crypto/oprf.js'
 import type { WorkerPool } from '../util/worker-pool.js'
-import type { Signer } from '../exchange/signer.js'
 import { loadSecretFile, writeSecretFile } from '../crypto/keys.js'
-import { checkEndpoint } from '../peers/client.js'
 import {
   buildTagSet,
   deriveEpochKey,
@@ -51,7 +49,6 @@ import {
   signTagSet,
   TagSet,
   tagSetETag,
-  verifyTagSet,
   type BuildProgress,
 } from './tagset.js'
 
@@ -107,7 +104,7 @@ export function oprfLabels(svc: OprfServiceShape): string[] | undefined {
 }
 
 /** The enumeration column holding the label for labelled kinds. */
-const labelColumn = (svc: OprfServiceShape): string => (svc.kind === 'status' ? 'status' : 'tier')
+export const labelColumn = (svc: OprfServiceShape): string => (svc.kind === 'status' ? 'status' : 'tier')
 
 /**
  * OPRF inputs of one canonical subject: one input, or one per label of the menu (in menu order).
@@ -330,11 +327,21 @@ interface EpochEntry {
   failed?: unknown
 }
 
+/**
+ * The message key that signs published sets: the node's Signer (src/exchange/signer.ts), named by
+ * shape here so that oprf/ needs nothing from exchange/.
+ */
+export interface TagSetSigner {
+  kid: string
+  privateKey: KeyObject
+}
+
 export interface TagSetPublisherOptions {
   services: readonly OprfProviderService[]
   source: DataSource | undefined
   seed: Uint8Array
-  signer: () => Signer
+  /** the node's current message key and its kid (a newer manifest may change it) */
+  signer: () => TagSetSigner
   /** the OPRF worker pool for builds; undefined: build in-thread between event-loop turns (tests) */
   pool: () => WorkerPool | undefined
   dir: string
@@ -591,143 +598,4 @@ export function etagMatches(ifNoneMatch: string | string[] | undefined, etag: st
     const t = x.trim()
     return t === '*' || t === etag || t === `W/${etag}`
   })
-}
-
-// ---------------------------------------------------------------------------------------------
-// Consumer: fetch, verify, cache per epoch
-
-export interface TagSetCacheOptions {
-  endpointOf: (member: string) => string
-  /** the provider's message key named `kid`, valid at `at` (manifest); throws if unknown */
-  messageKey: (kid: string, at: number, member: string) => KeyObject
-  insecure: boolean
-  timeoutMs: number
-  now?: () => number
-  /** revalidate (If-None-Match) after this long even inside the epoch (default 60 s) */
-  maxAgeMs?: number
-  /** refuse bodies larger than this (default 256 MiB: 2^25 8-byte tags) */
-  maxBytes?: number
-  dispatcher?: Dispatcher
-}
-
-interface CachedTagSet {
-  tagset: TagSet
-  etag: string
-  fetchedAt: number
-  endsAt: number
-}
-
-export class TagSetCache {
-  private readonly o: TagSetCacheOptions
-  private readonly now: () => number
-  private readonly cache = new Map<string, CachedTagSet>()
-  private readonly inflight = new Map<string, Promise<TagSet>>()
-  private readonly dispatcher: Dispatcher
-  private readonly ownDispatcher: boolean
-  /** fetches that went to the network (tests, metrics) */
-  fetches = 0
-
-  constructor(o: TagSetCacheOptions) {
-    this.o = o
-    this.now = o.now ?? Date.now
-    this.ownDispatcher = o.dispatcher === undefined
-    this.dispatcher = o.dispatcher ?? new Agent({ headersTimeout: o.timeoutMs, bodyTimeout: o.timeoutMs, connections: 4 })
-  }
-
-  /** The provider's verified tag set for the service's current epoch (cached until it ends). */
-  async get(provider: string, service: string): Promise<TagSet> {
-    const k = `${provider}|${service}`
-    const hit = this.cache.get(k)
-    const now = this.now()
-    const maxAge = this.o.maxAgeMs ?? 60_000
-    if (hit !== undefined && now < hit.endsAt && now - hit.fetchedAt < maxAge) return hit.tagset
-    let p = this.inflight.get(k)
-    if (p === undefined) {
-      p = this.fetch(provider, service, hit).finally(() => this.inflight.delete(k))
-      this.inflight.set(k, p)
-    }
-    return p
-  }
-
-  /** Forget a cached set (e.g. after the provider answered VN_ERR_OPRF_EPOCH). */
-  invalidate(provider: string, service: string): void {
-    this.cache.delete(`${provider}|${service}`)
-  }
-
-  async close(): Promise<void> {
-    if (this.ownDispatcher) await this.dispatcher.close()
-  }
-
-  private async fetch(provider: string, service: string, hit: CachedTagSet | undefined): Promise<TagSet> {
-    const u = checkEndpoint(this.o.endpointOf(provider), this.o.insecure)
-    const path = `${u.pathname.replace(/\/$/, '')}/v1/services/${encodeURIComponent(service)}/tagset`
-    const headers: Record<string, string> = { accept: 'application/octet-stream' }
-    // A set past its epoch's end is not revalidated: the provider must send the new epoch's set.
-    const revalidate = hit !== undefined && this.now() < hit.endsAt
-    if (revalidate) headers['if-none-match'] = hit.etag
-    this.fetches++
-    let res: Dispatcher.ResponseData
-    try {
-      res = await request(new URL(path, u.origin), { method: 'GET', headers, dispatcher: this.dispatcher, headersTimeout: this.o.timeoutMs, bodyTimeout: this.o.timeoutMs })
-    } catch (e) {
-      throw new VnError('VN_ERR_PEER_UNREACHABLE', `${u.host}: ${(e as Error).message}`, { cause: e })
-    }
-    const h = (name: string): string | undefined => {
-      const v = res.headers[name]
-      return Array.isArray(v) ? v[0] : v
-    }
-    const endsAt = (): number => {
-      const n = Number(h(TAGSET_HEADERS.epochEnds))
-      const now = this.now()
-      // An unsigned hint that only controls caching; bounded so a bad value cannot pin a set.
-      return Number.isSafeInteger(n) && n > now ? Math.min(n, now + 366 * 86_400_000) : now + (this.o.maxAgeMs ?? 60_000)
-    }
-    if (res.statusCode === 304 && revalidate && hit !== undefined) {
-      await res.body.dump()
-      hit.fetchedAt = this.now()
-      hit.endsAt = endsAt()
-      return hit.tagset
-    }
-    if (res.statusCode !== 200) {
-      const text = await res.body.text().catch(() => '')
-      let code: ErrorCode = 'VN_ERR_OPRF_TAGSET'
-      let detail = `${service}: provider answered HTTP ${res.statusCode}`
-      try {
-        const j = JSON.parse(text) as { code?: unknown; detail?: unknown }
-        if (typeof j.code === 'string' && j.code in ERRORS) code = j.code as ErrorCode
-        if (typeof j.detail === 'string') detail = `${detail}: ${j.detail.slice(0, 300)}`
-      } catch {
-        // not a problem document: keep VN_ERR_OPRF_TAGSET
-      }
-      throw new VnError(code, detail)
-    }
-    const maxBytes = this.o.maxBytes ?? 256 * 1024 * 1024
-    const declared = Number(h('content-length'))
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      await res.body.dump()
-      throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: tag set of ${declared} bytes exceeds ${maxBytes}`)
-    }
-    const bytes = new Uint8Array(await res.body.arrayBuffer())
-    if (bytes.length > maxBytes) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: tag set exceeds ${maxBytes} bytes`)
-    // Steps: (1) the signer is the provider, with a message key valid now (manifest);
-    // (2) the signature over the bytes verifies; (3) the set is for this service; (4) epochs never go back.
-    const kid = h(TAGSET_HEADERS.kid) ?? ''
-    if (!kid.startsWith(`${provider}#`)) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: signed by another member`)
-    let key: KeyObject
-    try {
-      key = this.o.messageKey(kid, this.now(), provider)
-    } catch (e) {
-      throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: signer key is not a valid message key of ${provider} (${(e as VnError).code ?? 'unknown'})`, { cause: e })
-    }
-    const sig = h(TAGSET_HEADERS.signature) ?? ''
-    if (!/^[A-Za-z0-9_-]{86}$/.test(sig)) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: expected 64 bytes, base64url')
-    const tagset = verifyTagSet(bytes, new Uint8Array(Buffer.from(sig, 'base64url')), key)
-    if (tagset.service !== service) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: the set is for another service`)
-    if (hit !== undefined && tagset.epoch < hit.tagset.epoch) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch went backwards`)
-    const headerEpoch = h(TAGSET_HEADERS.epoch)
-    if (headerEpoch !== undefined && headerEpoch !== String(tagset.epoch)) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch header differs from the signed set`)
-    const etag = h('etag') ?? tagSetETag(bytes)
-    this.cache.set(`${provider}|${service}`, { tagset, etag, fetchedAt: this.now(), endsAt: endsAt() })
-    return tagset
-  }
 }

@@ -23,6 +23,15 @@ export interface PeerReply {
   json: unknown
 }
 
+/** A binary reply (tag sets); `bytes` is undefined when the body exceeded the caller's limit. */
+export interface PeerBytesReply {
+  statusCode: number
+  header(name: string): string | undefined
+  /** content-length as the peer declared it, when it did */
+  declaredBytes: number | undefined
+  bytes: Uint8Array | undefined
+}
+
 export function isLoopbackHost(hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '')
   if (h === 'localhost') return true
@@ -84,6 +93,40 @@ export class PeerClient {
       headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs,
     }).catch((e: unknown) => { throw new VnError('VN_ERR_PEER_UNREACHABLE', `${u.host}: ${(e as Error).message}`, { cause: e }) })
     return { statusCode: res.statusCode, text: await res.body.text() }
+  }
+
+  /**
+   * A binary GET without retries (a tag set is revalidated at the next use anyway). A body longer
+   * than `maxBytes` is not read whole: declared too long, it is discarded unread; streamed too long,
+   * the stream is cut.
+   */
+  async getBytes(endpoint: string, path: string, headers: Record<string, string>, maxBytes: number): Promise<PeerBytesReply> {
+    const u = checkEndpoint(endpoint, this.opts.insecure)
+    const res = await this.dispatcher(u.origin).request({
+      origin: u.origin, path: u.pathname.replace(/\/$/, '') + path, method: 'GET', headers,
+      headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs,
+    }).catch((e: unknown) => { throw new VnError('VN_ERR_PEER_UNREACHABLE', `${u.host}: ${(e as Error).message}`, { cause: e }) })
+    const header = (name: string): string | undefined => {
+      const v = res.headers[name]
+      return Array.isArray(v) ? v[0] : v
+    }
+    const declared = Number(header('content-length'))
+    const declaredBytes = header('content-length') !== undefined && Number.isFinite(declared) ? declared : undefined
+    if (declaredBytes !== undefined && declaredBytes > maxBytes) {
+      await res.body.dump()
+      return { statusCode: res.statusCode, header, declaredBytes, bytes: undefined }
+    }
+    const chunks: Buffer[] = []
+    let total = 0
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      total += chunk.length
+      if (total > maxBytes) {
+        res.body.destroy()
+        return { statusCode: res.statusCode, header, declaredBytes, bytes: undefined }
+      }
+      chunks.push(chunk)
+    }
+    return { statusCode: res.statusCode, header, declaredBytes, bytes: new Uint8Array(Buffer.concat(chunks, total)) }
   }
 
   private async send(endpoint: string, path: string, method: 'GET' | 'POST', body: string | undefined, extraHeaders: Record<string, string> = {}): Promise<PeerReply> {

@@ -11,13 +11,8 @@ import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import { VnError } from '../errors.js'
 import { canonicalJson } from '../protocol/canonical-json.js'
+import { agreementIdSchema, memberIdSchema, modeSchema, serviceIdSchema } from '../protocol/vocabulary.js'
 
-export const MODES = ['plain', 'oprf', 'he'] as const
-export type Mode = (typeof MODES)[number]
-
-const MEMBER_ID_RE = /^[a-z0-9][a-z0-9-]{1,62}$/
-const AGREEMENT_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
-const SERVICE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
 const NO_CONTROL_RE = /^[^\p{Cc}]+$/u
 
 const IsoDateTime = z.iso.datetime({ offset: true })
@@ -35,9 +30,9 @@ function uniqueStrings<T extends string>(name: string) {
 
 export const AgreementSchema = z
   .strictObject({
-    id: z.string().regex(AGREEMENT_ID_RE, 'must be 1-128 characters A-Z a-z 0-9 . _ : -'),
-    consumer: z.string().regex(MEMBER_ID_RE, 'must be a member id'),
-    services: z.array(z.string().regex(SERVICE_ID_RE, 'must be a service id such as tax.compliance')).min(1).superRefine(uniqueStrings('service')),
+    id: agreementIdSchema,
+    consumer: memberIdSchema,
+    services: z.array(serviceIdSchema).min(1).superRefine(uniqueStrings('service')),
     purposes: z.array(Text(200)).min(1).superRefine(uniqueStrings('purpose')),
     /** the legal basis (law and article) under which the consumer asks */
     basis: Text(500),
@@ -45,7 +40,7 @@ export const AgreementSchema = z
     validUntil: IsoDateTime,
     /** per UTC day, counted in subjects (plain, he) or evaluations (oprf) */
     dailyQuota: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-    modes: z.array(z.enum(MODES)).min(1).superRefine(uniqueStrings('mode')),
+    modes: z.array(modeSchema).min(1).superRefine(uniqueStrings('mode')),
   })
   .superRefine((a, ctx) => {
     if (Date.parse(a.validUntil) <= Date.parse(a.validFrom)) {

@@ -26,9 +26,10 @@
  * Reasons are PII-free: they name member ids, service ids, modes, agreement ids, instants and
  * counts, and never echo the free-text purpose or basis a consumer sent.
  */
-import type { Agreement, Mode } from './agreements.js'
+import type { Agreement } from './agreements.js'
+import type { Mode } from '../protocol/vocabulary.js'
 import { sortAgreements } from './agreements.js'
-import { utcDay, type QuotaCounter, type QuotaRecord } from './quota.js'
+import { utcDay, type QuotaCounter, type QuotaRecord, type QuotaStore } from './quota.js'
 
 export interface DecisionRequest {
   consumer: string
@@ -78,11 +79,8 @@ function evaluate(a: Agreement, r: DecisionRequest): { passed: number; reason: s
   return { passed: 6, reason: '' }
 }
 
-/**
- * Decides one request and, on permit, counts the batch in `quotas`.
- * @throws RangeError when `count` is not a positive integer or `at` is not a valid instant
- */
-export function decide(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaCounter): Decision {
+/** Rules 1-6 over every agreement: those in force for the request, in id order, or why none is. */
+function inForceFor(request: DecisionRequest, agreements: readonly Agreement[]): { day: string; inForce: Agreement[]; denied?: Decision } {
   if (!Number.isSafeInteger(request.count) || request.count < 1) throw new RangeError('request.count: expected a positive integer')
   const day = utcDay(request.at)
   let best = { passed: -1, reason: `no agreement with consumer ${request.consumer}` }
@@ -92,18 +90,46 @@ export function decide(request: DecisionRequest, agreements: readonly Agreement[
     if (e.passed === 6) inForce.push(a)
     else if (e.passed > best.passed) best = e
   }
-  if (inForce.length === 0) return { permit: false, code: 'VN_ERR_POLICY_NO_AGREEMENT', reason: best.reason }
+  if (inForce.length === 0) return { day, inForce, denied: { permit: false, code: 'VN_ERR_POLICY_NO_AGREEMENT', reason: best.reason } }
+  return { day, inForce }
+}
+
+const quotaDenial = (request: DecisionRequest, day: string, full: readonly string[]): Decision => ({
+  permit: false,
+  code: 'VN_ERR_POLICY_QUOTA_EXHAUSTED',
+  reason: `batch of ${request.count} does not fit the daily quota on ${day} of ${full.join(', ')}`,
+})
+
+/**
+ * Decides one request and, on permit, counts the batch in `quotas`.
+ * @throws RangeError when `count` is not a positive integer or `at` is not a valid instant
+ */
+export function decide(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaCounter): Decision {
+  const { day, inForce, denied } = inForceFor(request, agreements)
+  if (denied !== undefined) return denied
   const full: string[] = []
   for (const a of inForce) {
     const c = quotas.tryConsume(a.id, day, request.count, a.dailyQuota)
     if (c.ok) return { permit: true, agreementId: a.id, remaining: c.remaining, day, basis: a.basis }
     full.push(`${a.id} (${c.used}/${a.dailyQuota} used)`)
   }
-  return {
-    permit: false,
-    code: 'VN_ERR_POLICY_QUOTA_EXHAUSTED',
-    reason: `batch of ${request.count} does not fit the daily quota on ${day} of ${full.join(', ')}`,
+  return quotaDenial(request, day, full)
+}
+
+/**
+ * `decide` with the counts kept in a `QuotaStore` (the provider's path: the store may be shared by
+ * several replicas). Same rules, same order, same reasons.
+ */
+export async function decideAsync(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaStore): Promise<Decision> {
+  const { day, inForce, denied } = inForceFor(request, agreements)
+  if (denied !== undefined) return denied
+  const full: string[] = []
+  for (const a of inForce) {
+    const c = await quotas.tryConsume(a.id, day, request.count, a.dailyQuota)
+    if (c.ok) return { permit: true, agreementId: a.id, remaining: c.remaining, day, basis: a.basis }
+    full.push(`${a.id} (${c.used}/${a.dailyQuota} used)`)
   }
+  return quotaDenial(request, day, full)
 }
 
 /**

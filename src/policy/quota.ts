@@ -10,6 +10,10 @@
  *
  * After a restart the node rebuilds the counts by replaying the decision entries of its log:
  * `restore` takes the minimal record `{ agreementId, day, count }` of every permit.
+ *
+ * `QuotaStore` is the interface the provider's decisions count through (`decideAsync`): the
+ * embedded backend keeps a `QuotaCounter` per process (src/log/memory-store.ts); a backend shared
+ * by several replicas keeps the counts where all of them see them.
  */
 
 /** What a permit contributes to the counter; the node logs it with every permit decision. */
@@ -46,6 +50,23 @@ const DAY_RE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/
 
 function checkCount(n: number, field: string): void {
   if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`${field}: expected a positive integer`)
+}
+
+/**
+ * Where a node's quota counts live. Every count a provider's decision makes goes through it.
+ * `tryConsume` must be atomic across everyone sharing the store: a batch fits wholly and is
+ * counted, or nothing is counted.
+ */
+export interface QuotaStore {
+  /** Atomically counts `n` units of (agreement, day) if `used + n <= limit`; otherwise counts nothing. */
+  tryConsume(agreementId: string, day: string, n: number, limit: number): Promise<ConsumeResult>
+  /** Units already counted for (agreement, day). */
+  used(agreementId: string, day: string): Promise<number>
+  /**
+   * Start-up: adds the permits replayed from the node's own log (see `QuotaCounter.restore`). A
+   * store that keeps its counts durably and shared may ignore it.
+   */
+  restore(records: Iterable<QuotaRecord>, onlyDay?: string): Promise<void>
 }
 
 export class QuotaCounter {

@@ -21,6 +21,7 @@
  */
 import { VnError } from '../errors.js'
 import { assertResidentId, assertUscc, isValidResidentId, isValidUscc } from './identifiers.js'
+import { INHERITED_NAMES, isFieldName } from './vocabulary.js'
 
 /**
  * Kinds of subject field.
@@ -156,33 +157,54 @@ export function canonicalizeField(kind: FieldKind, raw: unknown, path: string): 
   }
 }
 
-const SAFE_FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/
+/** How a service declares one subject field (config `services[].fields`, the catalog). */
+export interface SubjectFieldSpec {
+  readonly kind: FieldKind
+  /** default true */
+  readonly required?: boolean
+}
+
+export interface CanonicalizeSubjectOptions {
+  /**
+   * Treat `null` and `''` as not given, as a form leaves an optional field empty (the consumer's
+   * local API and CLI). Default: only a missing member is not given, so a value a provider opened
+   * from a signed disclosure is always canonicalized or refused.
+   */
+  readonly emptyIsAbsent?: boolean
+}
 
 /**
- * Canonical record of one subject: exactly the declared fields, each canonicalized.
- * The result has the declared fields in declaration order. Extra fields are rejected (a consumer
- * must not send data the provider did not ask for); a field name that does not look like one is
- * not repeated in the error, as it might itself be personal data.
+ * Canonical record of one subject: the one subject canonicalization, used by the consumer before it
+ * signs and by the provider after it opens the disclosures.
+ *
+ * The result has the given fields in declaration order, each canonicalized; a required field that
+ * is not given is refused. Every member of `subject` must be a declared field, looked up as an own
+ * property: a consumer must not send data the provider did not ask for, and `constructor` or
+ * `__proto__` must not pass because every object inherits them. A name that is not a field name
+ * (vocabulary.ts) or an inherited name is not repeated in the error, as it might itself be personal data.
  * @throws VnError VN_ERR_SUBJECT_INVALID or a checksum code naming `path.field`.
  */
 export function canonicalizeSubject(
-  fields: Readonly<Record<string, FieldKind>>,
+  fields: Readonly<Record<string, FieldKind | SubjectFieldSpec>>,
   subject: unknown,
   path: string,
+  opts: CanonicalizeSubjectOptions = {},
 ): Record<string, string> {
   if (typeof subject !== 'object' || subject === null || Array.isArray(subject)) throw invalid(path, 'expected an object')
   const record = subject as Record<string, unknown>
   for (const key of Object.keys(record)) {
-    if (!Object.hasOwn(fields, key)) {
-      throw invalid(SAFE_FIELD_NAME.test(key) ? `${path}.${key}` : path, SAFE_FIELD_NAME.test(key) ? 'unknown field' : 'has an unknown field')
-    }
+    if (!Object.hasOwn(fields, key) || !isFieldName(key)) throw invalid(path, isFieldName(key) || INHERITED_NAMES.has(key) ? `unknown field ${key}` : 'unknown field')
   }
   const out: [string, string][] = []
-  for (const [field, kind] of Object.entries(fields)) {
+  for (const [field, decl] of Object.entries(fields)) {
+    const spec = typeof decl === 'string' ? { kind: decl } : decl
     const p = `${path}.${field}`
-    if (!Object.hasOwn(record, field) || record[field] === undefined) throw invalid(p, 'missing')
-    out.push([field, canonicalizeField(kind, record[field], p)])
+    const v = Object.hasOwn(record, field) ? record[field] : undefined
+    if (v === undefined || (opts.emptyIsAbsent === true && (v === null || v === ''))) {
+      if (spec.required !== false) throw invalid(p, 'missing')
+      continue
+    }
+    out.push([field, canonicalizeField(spec.kind, v, p)])
   }
-  // fromEntries defines own data properties, so even a field named `__proto__` stays a field.
   return Object.fromEntries(out)
 }

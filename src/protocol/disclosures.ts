@@ -17,6 +17,7 @@
  */
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { VnError } from '../errors.js'
+import { FIELD_NAME_RE, isFieldName } from './vocabulary.js'
 
 export type DisclosedValue = string | number | boolean | null
 
@@ -43,8 +44,6 @@ const DIGEST_CHARS = 43
 /** A subject field disclosure is small; this bounds hashing and parsing of hostile input. */
 export const MAX_DISCLOSURE_CHARS = 4096
 const BASE64URL = /^[A-Za-z0-9_-]*$/
-/** Field names of the service config; RFC 9901 §4.2.1 forbids `_sd` and `...` as claim names. */
-const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/
 
 function fail(path: string, why: string): VnError {
   return new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: ${why}`)
@@ -71,7 +70,7 @@ function checkValue(value: unknown): value is DisclosedValue {
  * `opts.salt` exists for known-answer tests only; never pass it in production code.
  */
 export function makeDisclosure(field: string, value: DisclosedValue, opts?: { readonly salt?: Uint8Array }): Disclosure {
-  if (typeof field !== 'string' || !FIELD_NAME.test(field)) throw new TypeError('field: expected a field name matching ' + String(FIELD_NAME))
+  if (!isFieldName(field)) throw new TypeError(`field: expected a field name matching ${String(FIELD_NAME_RE)}`)
   if (!checkValue(value)) throw new TypeError('value: expected a string, finite number, boolean or null')
   const salt = opts?.salt ?? randomBytes(SALT_BYTES)
   if (salt.length !== SALT_BYTES) throw new RangeError(`salt: expected ${SALT_BYTES} bytes`)
@@ -107,7 +106,8 @@ export function openDisclosure(disclosure: unknown, expectedDigest: unknown, pat
   if (!Array.isArray(parsed) || parsed.length !== 3) throw fail(path, 'disclosure must be a JSON array [salt, field, value]')
   const [salt, field, value] = parsed as [unknown, unknown, unknown]
   if (typeof salt !== 'string' || !SALT.test(salt)) throw fail(path, 'salt must be at least 128 bits in base64url')
-  if (typeof field !== 'string' || !FIELD_NAME.test(field)) throw fail(path, 'field name is not acceptable')
+  // A subject field name (vocabulary.ts), which RFC 9901 §4.2.1's reserved `_sd` and `...` are not.
+  if (!isFieldName(field)) throw fail(path, 'field name is not acceptable')
   if (!checkValue(value)) throw fail(path, 'value must be a JSON string, number, boolean or null')
   return { field, value }
 }

@@ -5,14 +5,7 @@
  * salted digest of a disclosure that travels beside the JWS (src/protocol/disclosures.ts).
  */
 import { z } from 'zod'
-
-export const MEMBER_ID = /^[a-z0-9][a-z0-9-]{1,62}$/
-export const memberId = z.string().regex(MEMBER_ID, 'member id')
-export const xidSchema = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'xid: 16-64 base64url characters')
-export const serviceId = z.string().regex(/^[a-z][a-z0-9]*(\.[a-z][a-z0-9-]*)+$/, 'service id like tax.compliance')
-export const modeSchema = z.enum(['plain', 'oprf', 'he'])
-export type Mode = z.infer<typeof modeSchema>
-const digest = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'SHA-256 digest, base64url')
+import { digestSchema as digest, fieldMapSchema, memberIdSchema, modeSchema, serviceIdSchema, xidSchema } from './vocabulary.js'
 
 export const REQUEST_TYP = 'vn-req+jws'
 export const RESPONSE_TYP = 'vn-resp+jws'
@@ -20,16 +13,16 @@ export const CATALOG_TYP = 'vn-catalog+jws'
 
 /** plain mode: one object per subject, mapping each disclosed field to its disclosure digest */
 export const PlainQuerySchema = z.strictObject({
-  subjects: z.array(z.record(z.string().regex(/^[a-z][a-zA-Z0-9]{0,31}$/), digest)).min(1),
+  subjects: z.array(fieldMapSchema(digest)).min(1),
 })
 
 export const RequestPayloadSchema = z.strictObject({
   v: z.literal(1),
   xid: xidSchema,
   iat: z.number().int().positive(),
-  iss: memberId,
-  aud: memberId,
-  svc: serviceId,
+  iss: memberIdSchema,
+  aud: memberIdSchema,
+  svc: serviceIdSchema,
   purpose: z.string().min(1).max(200),
   basis: z.string().min(1).max(300),
   mode: modeSchema,
@@ -55,8 +48,8 @@ export const ResponsePayloadSchema = z.strictObject({
   xid: xidSchema,
   reqDigest: digest,
   iat: z.number().int().positive(),
-  iss: memberId,
-  aud: memberId,
+  iss: memberIdSchema,
+  aud: memberIdSchema,
   status: z.enum(['ok', 'denied']),
   results: z.array(z.record(z.string(), z.unknown())).optional(),
   /** mode-specific reply (oprf: evaluated elements and proof; he: result ciphertexts) */

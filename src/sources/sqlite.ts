@@ -145,6 +145,18 @@ export class SqliteSource implements DataSource {
     this.#statement(sql, label)
   }
 
+  async describe(sql: string, label: string, params: readonly string[]): Promise<{ columns: string[] }> {
+    // A statement of its own: binding is permanent, and the cached one must stay unbound.
+    const stmt = prepareReader(this.#conn(), sql, label)
+    try {
+      stmt.bind(Object.fromEntries(params.map((p) => [p, null])))
+    } catch (e) {
+      // better-sqlite3: 'Missing named parameter "x"'; positional `?` parameters land here too.
+      throw new VnError('VN_ERR_CONFIG_INVALID', `${label}: ${(e as Error).message} (bound parameters: ${params.join(', ') || 'none'})`, { cause: e })
+    }
+    return { columns: stmt.columns().map((c) => c.name) }
+  }
+
   async query(sql: string, params: SqlParams): Promise<Row[]> {
     const stmt = this.#statement(sql, 'query')
     checkParams(params)

@@ -34,6 +34,14 @@ export interface DataSource {
    * declared statement, so a misconfigured node fails at start, not on its first request.
    */
   assertReadOnly(sql: string, label: string): Promise<void>
+  /**
+   * What a declared read-only query needs and returns, without running it: throws like
+   * `assertReadOnly`, throws VN_ERR_CONFIG_INVALID when the SQL names a parameter outside
+   * `params`, and resolves with the names of its result columns. Start-up checks a service's
+   * lookups with it (src/exchange/service-checks.ts), so a lookup its question kind cannot
+   * answer from stops the node instead of failing every request.
+   */
+  describe(sql: string, label: string, params: readonly string[]): Promise<{ columns: string[] }>
   /** All rows of a read-only query (plain-mode lookups: a handful of rows). */
   query(sql: string, params: SqlParams): Promise<Row[]>
   /**

@@ -23,7 +23,7 @@ import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 import { leafHash, rootFromLeafHashes } from '../../src/log/merkle.js'
 import { logOrigin } from '../../src/node/runtime.js'
 import { canonicalJson } from '../../src/protocol/canonical-json.js'
-import { jwsDigest } from '../../src/log/evidence.js'
+import { jwsDigest } from '../../src/protocol/jws-digest.js'
 import { signJws } from '../../src/crypto/jws.js'
 
 const PSB = 'fj-psb'

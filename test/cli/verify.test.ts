@@ -152,6 +152,6 @@ t.test('verify over the local API', async (t) => {
     t.equal(await verifyCommand.run([...IDENTITY, '--subject', `id=${m.id},name=${m.name}`], noToken), 2)
     const js = capture(env, true)
     t.equal(await verifyCommand.run(['fj-psb'], js), 2)
-    t.match(JSON.parse(js.stdout[0]!), { code: 'USAGE' })
+    t.match(JSON.parse(js.stdout[0]!), { code: 'VN_ERR_CLI_USAGE', status: 400 })
   })
 })

@@ -4,6 +4,13 @@ import { parseConfig, loadConfig } from '../../src/config/load.js'
 
 const base = { member: 'fj-tax' }
 
+/** A config with one service (a membership service unless `svc` says otherwise). */
+const svcConfig = (svc: Record<string, unknown>): Record<string, unknown> => ({
+  ...base,
+  dataSource: { kind: 'sqlite', path: 'x' },
+  services: [{ id: 'a.b', title: { en: 'x' }, kind: 'membership', fields: { id: { kind: 'uscc', key: true } }, lookup: 'SELECT 1', ...svc }],
+})
+
 t.test('defaults and env overrides', async (t) => {
   const c = parseConfig(base, { VERINODE_LISTEN_PORT: '9000', VERINODE_LOG_LEVEL: 'warn', VERINODE_INSECURE: 'true' })
   t.equal(c.listen.port, 9000)
@@ -30,11 +37,23 @@ t.test('bad configs are refused with every problem named by path', async (t) => 
       agreements: [{ id: 'a1', consumer: 'fj-psb', services: ['x.y'], purposes: ['p'], basis: 'b', validFrom: '2027-01-01T00:00:00Z', validUntil: '2026-01-01T00:00:00Z', dailyQuota: 1, modes: ['plain'] }],
     }, /validUntil/],
     ['unknown data source kind', { ...base, dataSource: { kind: 'oracle', path: 'x' } }, /dataSource/],
+    // faults that would otherwise surface per request (issue 12 §7): refused at start-up
+    ['tiers not lowest first', svcConfig({ kind: 'tier', tiers: [{ id: 'high', min: 100 }, { id: 'low', min: 0 }] }), /tiers\.1\.min: must be above/],
+    ['two tiers with one min', svcConfig({ kind: 'tier', tiers: [{ id: 'a', min: 0 }, { id: 'b', min: 0 }] }), /tiers\.1\.min/],
+    ['duplicate tier id', svcConfig({ kind: 'tier', tiers: [{ id: 'a', min: 0 }, { id: 'a', min: 5 }] }), /duplicate tier a/],
+    ['duplicate status', svcConfig({ kind: 'status', statuses: ['open', 'open'] }), /statuses: duplicates/],
+    ['he mode without he.valueLookup', svcConfig({ kind: 'threshold', modes: ['plain', 'he'] }), /he\.valueLookup: required for he mode/],
+    ['he mode on a membership service', svcConfig({ modes: ['he'], he: { valueLookup: 'SELECT 1 AS value' } }), /he mode answers threshold and tier services, not membership/],
   ]
   for (const [name, raw, re] of bad) {
     const env = name === 'env port not a number' ? { VERINODE_LISTEN_PORT: 'eighty' } : {}
     t.throws(() => parseConfig(raw, env), { code: 'VN_ERR_CONFIG_INVALID', message: re }, name)
   }
+})
+
+t.test('well-formed tiers, statuses and he services pass', async (t) => {
+  t.doesNotThrow(() => parseConfig(svcConfig({ kind: 'tier', tiers: [{ id: 'low', min: 0 }, { id: 'high', min: 100 }], modes: ['plain', 'he'], he: { valueLookup: 'SELECT 1 AS value' } })))
+  t.doesNotThrow(() => parseConfig(svcConfig({ kind: 'status', statuses: ['open', 'closed'] })))
 })
 
 t.test('files: unreadable and not JSON', async (t) => {

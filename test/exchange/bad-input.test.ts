@@ -16,7 +16,8 @@ import { loadPrivateKey } from '../../src/crypto/keys.js'
 import { keyIdFor } from '../../src/federation/manifest.js'
 import { signJwsJson } from '../../src/crypto/jws.js'
 import { makeDisclosure } from '../../src/protocol/disclosures.js'
-import { newXid } from '../../src/exchange/consumer.js'
+import { Consumer, newXid } from '../../src/exchange/consumer.js'
+import type { CatalogService } from '../../src/exchange/catalog.js'
 import { REQUEST_TYP } from '../../src/protocol/envelope.js'
 import { createPublicKey, type KeyObject } from 'node:crypto'
 
@@ -159,6 +160,58 @@ t.test('bad requests are refused with their code and nothing is written', async 
   const after = counts(c.db)
   // Only the one successful exchange above wrote: request-in, decision, response-out and its evidence.
   t.same(after, { leaves: before.leaves + 3, jws: before.jws + 2, disclosures: before.disclosures + 1 })
+})
+
+t.test('subject field names that every object inherits are refused with a code, and nothing is written', async (t) => {
+  const f = await federationFixture(t, { start: [CONSUMER, PROVIDER] })
+  const key = await loadPrivateKey(join(f.fed.dir, CONSUMER, 'keys', 'message.key'))
+  const c: Ctx = { f, key, kid: `${CONSUMER}#${keyIdFor(createPublicKey(key))}`, url: `${f.nodes[PROVIDER]?.publicUrl}/v1/exchange`, db: join(f.fed.dir, PROVIDER, 'var', 'log.db') }
+  const consumerDb = join(f.fed.dir, CONSUMER, 'var', 'log.db')
+  const m = f.fed.dataset.samples.identity.matches[0]!
+  const before = { provider: counts(c.db), consumer: counts(consumerDb) }
+
+  // Signed requests whose q.subjects[0] carries the name as an own member, with a disclosure that
+  // matches its digest (makeDisclosure refuses such names, so it is built by hand).
+  for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+    const g = plainBody(c, [{ id: m.id, name: m.name }])
+    const disclosure = Buffer.from(JSON.stringify(['2GLC42sKQveCfGfryNRN9w', name, 'x'])).toString('base64url')
+    const digest = createHash('sha256').update(disclosure).digest('base64url')
+    const subjects = g.payload.q.subjects.map((s) => JSON.parse(`{${JSON.stringify(name)}:${JSON.stringify(digest)},${JSON.stringify(s).slice(1)}`) as unknown)
+    t.ok(Object.hasOwn(subjects[0] as object, name), `${name} is an own member of the subject`)
+    const jws = signJwsJson({ ...g.payload, q: { subjects } }, c.key, c.kid, REQUEST_TYP)
+    t.match(Buffer.from(jws.split('.')[1]!, 'base64url').toString(), JSON.stringify(name), `${name} is in the signed bytes`)
+    for (const disclosures of [[...g.disclosures, disclosure], g.disclosures]) {
+      const r = await post(c, { jws, disclosures })
+      t.equal(r.status, 400, `${name}: status`)
+      t.equal(r.json.code, 'VN_ERR_REQ_INVALID', `${name}: code`)
+      t.notMatch(JSON.stringify(r.json), m.id, `${name}: no ID number in the error`)
+    }
+  }
+
+  // The consumer's local API: refused before anything is signed, logged or sent.
+  for (const name of ['constructor', 'toString', 'valueOf']) {
+    const r = await f.verify(CONSUMER, { provider: PROVIDER, service: 'identity.match', purpose: PURPOSE, basis: BASIS, subjects: [{ id: m.id, name: m.name, [name]: 'x' }] })
+    t.equal(r.status, 400, `local ${name}: status`)
+    t.equal(r.json.code, 'VN_ERR_SUBJECT_INVALID', `local ${name}: code`)
+    t.match(r.json.detail, `subjects[0]: unknown field ${name}`)
+  }
+  // JSON bodies carrying __proto__ are refused by the local API's parser with a code of their own.
+  const raw = `{"provider":"${PROVIDER}","service":"identity.match","purpose":"${PURPOSE}","basis":"${BASIS}","subjects":[{"id":"${m.id}","name":"x","__proto__":"x"}]}`
+  const res = await request(`${f.nodes[CONSUMER]!.localUrl}/local/v1/verify`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${f.fed.nodes[CONSUMER]!.appToken}` }, body: raw })
+  t.equal(res.statusCode, 400, 'local __proto__: status')
+  t.equal(((await res.body.json()) as { code: string }).code, 'VN_ERR_REQ_MALFORMED_JSON', 'local __proto__: code')
+
+  t.same({ provider: counts(c.db), consumer: counts(consumerDb) }, before, 'nothing was written on either side')
+})
+
+t.test('the consumer canonicalizes subjects with own-property lookups', async (t) => {
+  const svc = { fields: { id: { kind: 'residentId', key: true, required: true }, name: { kind: 'name', key: false, required: false } } } as unknown as CatalogService
+  const ID = '11010519491231002X'
+  t.same(Consumer.canonicalSubjects(svc, [{ id: ID, name: '' }, { id: ID, name: null }, { id: ID }]), [{ id: ID }, { id: ID }, { id: ID }], 'empty optional fields are left out')
+  for (const subject of [{ id: ID, constructor: 'x' }, { id: ID, toString: 'x' }, JSON.parse(`{"id":"${ID}","__proto__":"x"}`) as unknown]) {
+    t.throws(() => Consumer.canonicalSubjects(svc, [subject]), { code: 'VN_ERR_SUBJECT_INVALID' }, JSON.stringify(subject))
+  }
+  t.throws(() => Consumer.canonicalSubjects(svc, [{ name: 'x' }]), { code: 'VN_ERR_SUBJECT_INVALID', detail: 'subjects[0].id: missing' })
 })
 
 t.test('replays: the same request gets the same answer once; another body with the same xid is refused', async (t) => {

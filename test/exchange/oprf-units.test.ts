@@ -23,12 +23,12 @@ import {
   oprfFields,
   rowInput,
   subjectInputs,
-  TagSetCache,
   tagSetFile,
   TagSetPublisher,
   type OprfProviderService,
   type PublishedTagSet,
 } from '../../src/oprf/tagset-service.js'
+import { TagSetCache } from '../../src/peers/tagset-cache.js'
 import { makeResidentId, makeUscc } from '../../src/demo/synthetic.js'
 import type { DataSource, Row } from '../../src/sources/types.js'
 import type { ServiceConfig } from '../../src/config/schema.js'
@@ -221,6 +221,7 @@ function memorySource(rows: () => Row[]): DataSource & { gate: Promise<void> | u
     gate: undefined as Promise<void> | undefined,
     iterations: 0,
     async assertReadOnly() {},
+    async describe() { return { columns: [] } },
     async query() { return [] },
     async *iterate(_sql: string, _p: unknown, batch = 1000) {
       src.iterations++
@@ -320,6 +321,7 @@ t.test('publisher: a stored set of the right epoch and key is loaded, not rebuil
   t.equal(source.iterations, 1)
   await b.close()
   const failing = new TagSetPublisher({
+    // eslint-disable-next-line require-yield -- an enumeration that fails before its first row
     services: [LIST], source: { ...source, async *iterate() { throw new VnError('VN_ERR_SOURCE_QUERY', 'sqlite: broken') } }, seed: new Uint8Array(32).fill(5),
     signer: () => signer, pool: () => undefined, dir, logger: pino({ level: 'silent' }), now: () => now, tickMs: 0,
   })

@@ -2,23 +2,21 @@ import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { SqliteLogStore } from '../../src/log/store.js'
-import { SqliteEvidenceStore, jwsDigest } from '../../src/log/evidence.js'
+import { jwsDigest } from '../../src/protocol/jws-digest.js'
 import { StoreNodeLog, parseLeaf } from '../../src/log/node-log.js'
 import type { LogRecord } from '../../src/log/records.js'
 
 const JWS = 'eyJhbGciOiJFZERTQSJ9.eyJ2IjoxfQ.c2lnbmF0dXJl'
 
-async function setup(t: { teardown(fn: () => unknown): void }): Promise<{ store: SqliteLogStore; ev: SqliteEvidenceStore; log: StoreNodeLog }> {
+async function setup(t: { teardown(fn: () => unknown): void }): Promise<{ store: SqliteLogStore; ev: SqliteLogStore; log: StoreNodeLog }> {
   const dir = mkdtempSync(join(tmpdir(), 'vn-nodelog-'))
   const store = await SqliteLogStore.open(join(dir, 'log.db'), { writer: 'inline' })
   t.teardown(async () => {
     await store.close()
     rmSync(dir, { recursive: true, force: true })
   })
-  const ev = new SqliteEvidenceStore(store, new Uint8Array(randomBytes(32)))
-  return { store, ev, log: await StoreNodeLog.open(store, ev) }
+  return { store, ev: store, log: await StoreNodeLog.open(store) }
 }
 
 // Records of a made-up type: the node log writes whatever records it is given, in order.

@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPairSync } from 'node:crypto'
 import Database from 'better-sqlite3'
-import { SqliteLogStore, MAX_ENTRIES_PER_READ, INLINE_COMMIT_MAX_LEAVES, type SqliteLogStoreOptions, type EvidenceWrite } from '../../src/log/store.js'
+import { SqliteLogStore, INLINE_COMMIT_MAX_LEAVES, type SqliteLogStoreOptions } from '../../src/log/store.js'
+import { MAX_ENTRIES_PER_READ } from '../../src/log/storage.js'
+import type { EvidenceRow } from '../../src/log/evidence.js'
+import { jwsDigest } from '../../src/protocol/jws-digest.js'
 import { LogWriter } from '../../src/log/log-writer.js'
 import { leafHash, rootFromLeafHashes, verifyInclusion, verifyConsistency } from '../../src/log/merkle.js'
 import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
@@ -60,7 +63,9 @@ for (const writer of ['auto', 'worker', 'inline'] as const) {
 }
 
 const pause = (ms = 5): Promise<void> => new Promise((r) => setTimeout(r, ms))
-const digestOf = (i: number): string => `${'D'.repeat(40)}${String(i).padStart(3, '0')}`
+// a compact-JWS-shaped string per leaf, and its digest (the store checks that one names the other)
+const jwsOf = (i: number): string => `eyJhbGciOiJFZERTQSJ9.${Buffer.from(`{"n":${i}}`).toString('base64url')}.c2ln`
+const digestOf = (i: number): string => jwsDigest(jwsOf(i))
 
 t.test('auto writer: a lone append after a pause commits inline, bursts go to the worker, and both build one tree', async (t) => {
   const path = tempDb(t)
@@ -71,7 +76,7 @@ t.test('auto writer: a lone append after a pause commits inline, bursts go to th
     const first = all.length
     all.push(...ls)
     // every leaf carries its evidence row, so a misplaced row would show
-    return s.appendWithEvidence(ls, ls.map((_, k) => ({ kind: 'jws' as const, leaf: k, digest: digestOf(first + k), jws: `jws ${first + k}` })))
+    return s.appendMany(ls, ls.map((_, k) => ({ kind: 'jws' as const, record: k, digest: digestOf(first + k), jws: jwsOf(first + k) })))
   }
   const seen: string[] = []
   for (let round = 0; round < 4; round++) {
@@ -160,7 +165,7 @@ t.test('two LogWriters on one file take turns and read back what the other commi
       data.set(l, off)
       off += l.length
     }
-    return { leafData: data, leafLengths: ls.map((l) => l.length), jws: [], disclosures: [], checkpoints: [] }
+    return { leafData: data, leafLengths: ls.map((l) => l.length), evidence: [], checkpoints: [] }
   }
   const order = [a, a, b, a, b, b, b, a, b, a, a, a, b]
   order.forEach((w, i) => {
@@ -229,7 +234,7 @@ for (const writer of ['auto', 'worker', 'inline'] as const) {
     t.ok(results.every((r) => r.status === 'rejected' && (r.reason as { code?: string }).code === 'VN_ERR_LOG_UNAVAILABLE'), 'every pending append rejects')
     t.equal(s.writable, false)
     await t.rejects(s.append(leafOf(200)), { code: 'VN_ERR_LOG_UNAVAILABLE' }, 'refuses further appends')
-    await t.rejects(s.appendWithEvidence([leafOf(201)], [{ kind: 'jws', leaf: 0, digest: 'A'.repeat(43), jws: 'y' }]), { code: 'VN_ERR_LOG_UNAVAILABLE' })
+    await t.rejects(s.appendMany([leafOf(201)], [{ kind: 'jws', record: 0, digest: digestOf(201), jws: jwsOf(201) }]), { code: 'VN_ERR_LOG_UNAVAILABLE' })
     t.equal(await s.size(), 3, 'reads still work and see only durable data')
     await s.close()
     const db = new Database(path, { readonly: true })
@@ -250,9 +255,9 @@ t.test('bad inputs are rejected with their codes and write nothing', async (t) =
   await t.rejects(s.append(new Uint8Array(101)), { code: 'VN_ERR_LOG_ENTRY_INVALID' })
   await t.rejects(s.appendMany([leafOf(1), leafOf(2), leafOf(3), leafOf(4), leafOf(5)]), { code: 'VN_ERR_LOG_ENTRY_INVALID' })
   await t.rejects(s.appendMany('x' as unknown as Uint8Array[]), { code: 'VN_ERR_LOG_ENTRY_INVALID' })
-  await t.rejects(s.appendWithEvidence([leafOf(1)], [{ kind: 'jws', leaf: 0, digest: 'x', jws: 'y' }]), { code: 'VN_ERR_EVIDENCE_INVALID' })
-  await t.rejects(s.appendWithEvidence([leafOf(1)], [{ kind: 'disclosures', leaf: 0, xid: 'x', nonce: new Uint8Array(11), ciphertext: new Uint8Array(20), expiresAtMs: 1 }]), { code: 'VN_ERR_EVIDENCE_INVALID' })
-  await t.rejects(s.appendWithEvidence([leafOf(1)], [{ kind: 'other', leaf: 0 } as unknown as EvidenceWrite]), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(s.appendMany([leafOf(1)], [{ kind: 'jws', record: 0, digest: 'x', jws: 'y' }]), { code: 'VN_ERR_EVIDENCE_INVALID' })
+  await t.rejects(s.appendMany([leafOf(1)], [{ kind: 'disclosures', record: 0, xid: 'x', disclosures: ['d'], expiresAt: 1 }]), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'disclosures need the evidence key')
+  await t.rejects(s.appendMany([leafOf(1)], [{ kind: 'other', record: 0 } as unknown as EvidenceRow]), { code: 'VN_ERR_EVIDENCE_INVALID' })
   t.equal(await s.size(), 1, 'nothing written')
   t.equal(s.writable, true, 'bad input does not fail the store')
   await t.rejects(s.leaf(1), { code: 'VN_ERR_LOG_PROOF' })

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { createServer } from 'node:http'
+import { MockAgent } from 'undici'
 import { checkEndpoint, isLoopbackHost, PeerClient } from '../../src/peers/client.js'
 
 t.test('plain HTTP only to loopback unless insecure', async (t) => {
@@ -47,4 +48,29 @@ t.test('retries resend the same bytes; 4xx is not retried', async (t) => {
   const dead = new PeerClient({ timeoutMs: 500, retries: 1, connections: 1, insecure: false })
   await t.rejects(dead.post('http://127.0.0.1:1', '/x', '{}'), { code: 'VN_ERR_PEER_UNREACHABLE' })
   await dead.close()
+})
+
+t.test('binary GET (tag sets): headers pass through, bodies over the limit are not kept, no retry', async (t) => {
+  const agent = new MockAgent()
+  agent.disableNetConnect()
+  const pool = agent.get('http://127.0.0.1:7100')
+  const c = new PeerClient({ timeoutMs: 1000, retries: 3, connections: 1, insecure: false, dispatcherFor: () => pool })
+  t.teardown(async () => { await c.close(); await agent.close() })
+  const seen: unknown[] = []
+  pool.intercept({ path: '/base/v1/services/s/tagset', method: 'GET' }).reply((o) => {
+    seen.push(o.headers)
+    return { statusCode: 200, data: Buffer.alloc(10, 1), responseOptions: { headers: { etag: '"e"', 'x-verinode-kid': ['fj-psb#k1', 'other'] } } }
+  })
+  const ok = await c.getBytes('http://127.0.0.1:7100/base/', '/v1/services/s/tagset', { 'if-none-match': '"d"' }, 10)
+  t.same([ok.statusCode, ok.bytes?.length, ok.header('etag'), ok.header('x-verinode-kid')], [200, 10, '"e"', 'fj-psb#k1'])
+  t.match(seen[0], { 'if-none-match': '"d"' }, 'request headers sent')
+  pool.intercept({ path: '/v1/x', method: 'GET' }).reply(200, Buffer.alloc(11), { headers: { 'content-length': '11' } })
+  const declared = await c.getBytes('http://127.0.0.1:7100', '/v1/x', {}, 10)
+  t.same([declared.declaredBytes, declared.bytes], [11, undefined], 'declared too long: not read')
+  pool.intercept({ path: '/v1/y', method: 'GET' }).reply(200, Buffer.alloc(11))
+  const streamed = await c.getBytes('http://127.0.0.1:7100', '/v1/y', {}, 10)
+  t.same([streamed.declaredBytes, streamed.bytes], [undefined, undefined], 'streamed too long: cut')
+  pool.intercept({ path: '/v1/z', method: 'GET' }).reply(503, '{}')
+  t.equal((await c.getBytes('http://127.0.0.1:7100', '/v1/z', {}, 10)).statusCode, 503, 'a 503 is returned, not retried')
+  await t.rejects(c.getBytes('http://10.0.0.1:7100', '/v1/z', {}, 10), { code: 'VN_ERR_PEER_INSECURE' })
 })

@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Agreement } from '../../src/policy/agreements.js'
-import { decide, quotaRecordOf, replayDecision, type Decision, type DecisionRequest } from '../../src/policy/decide.js'
+import { decide, decideAsync, quotaRecordOf, replayDecision, type Decision, type DecisionRequest } from '../../src/policy/decide.js'
+import { MemoryQuotaStore } from '../../src/log/memory-store.js'
 import { QuotaCounter } from '../../src/policy/quota.js'
 
 const BASIS = '《中华人民共和国税收征收管理法》第八条'
@@ -141,4 +142,17 @@ t.test('replay: same decisions from the same agreements and a counter rebuilt fr
   restored.restore(records)
   t.same(restored.snapshot().sort((x, y) => (x.agreementId + x.day).localeCompare(y.agreementId + y.day)), live.snapshot().sort((x, y) => (x.agreementId + x.day).localeCompare(y.agreementId + y.day)))
   t.equal(quotaRecordOf(logged[2]!, requests[2]!), undefined, 'denials carry no quota record')
+})
+
+t.test('decideAsync (the provider\'s path, counts in a QuotaStore) decides exactly as decide', async (t) => {
+  const agreements = [agreement({ dailyQuota: 4 }), agreement({ id: 'agr-2', dailyQuota: 2 }), agreement({ id: 'agr-3', purposes: ['other'] })]
+  const requests = [
+    req({ count: 3 }), req({ count: 2 }), req({ count: 2 }), req({ count: 1 }), req({ count: 1 }),
+    req({ purpose: 'other' }), req({ consumer: 'nobody' }), req({ mode: 'he' }), req({ at: Date.UTC(2027, 5, 1) }), req({ count: 1, at: AT + 86_400_000 }),
+  ]
+  const counter = new QuotaCounter()
+  const store = new MemoryQuotaStore()
+  for (const [i, r] of requests.entries()) t.same(await decideAsync(r, agreements, store), decide(r, agreements, counter), `request ${i}`)
+  t.same(await store.used('agr-2', '2026-06-01'), counter.used('agr-2', '2026-06-01'))
+  await t.rejects(decideAsync(req({ count: 0 }), agreements, store), RangeError)
 })

@@ -144,6 +144,7 @@ t.test('rejects values with no JSON representation, naming the path', async (t) 
     ['Map', { m: new Map() }, /^\$\.m: Map is not a plain object/],
     ['Uint8Array', [new Uint8Array(2)], /^\$\[0\]: Uint8Array is not a plain object/],
     ['object with a foreign prototype', { o: Object.create(Object.create(null) as object) as object }, /^\$\.o: non-plain object is not a plain object/],
+    // eslint-disable-next-line no-sparse-arrays -- the hole is the input under test
     ['sparse array', { s: [1, , 3] }, /^\$\.s\[1\]: hole/],
     ['lone high surrogate', { s: 'a\ud800' }, /^\$\.s: .*lone surrogate/],
     ['lone low surrogate in a key', { ['\udc00x']: 1 }, /^\$\["\\udc00x"\]: .*lone surrogate/],

@@ -195,10 +195,14 @@ t.test('canonicalizeSubject: exactly the declared fields, canonicalized, in decl
   const cases: [unknown, string, string][] = [
     [{ id: ID }, 'VN_ERR_SUBJECT_INVALID', 'subjects[2].name: missing'],
     [{ id: ID, name: undefined }, 'VN_ERR_SUBJECT_INVALID', 'subjects[2].name: missing'],
-    [{ id: ID, name: '张三', birth: '1949' }, 'VN_ERR_SUBJECT_INVALID', 'subjects[2].birth: unknown field'],
+    [{ id: ID, name: '张三', birth: '1949' }, 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: unknown field birth'],
     // A key that does not look like a field name might itself be personal data: not echoed.
-    [{ id: ID, name: '张三', '11010519491231002X': 1 }, 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: has an unknown field'],
-    [JSON.parse(`{"id":"${ID}","name":"张三","__proto__":{"x":1}}`), 'VN_ERR_SUBJECT_INVALID', 'subjects[2].__proto__: unknown field'],
+    [{ id: ID, name: '张三', '11010519491231002X': 1 }, 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: unknown field'],
+    [JSON.parse(`{"id":"${ID}","name":"张三","__proto__":{"x":1}}`), 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: unknown field __proto__'],
+    // Inherited names are looked up as own properties: every object has a `constructor`.
+    [{ id: ID, name: '张三', constructor: 'x' }, 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: unknown field constructor'],
+    [{ id: ID, name: '张三', toString: 'x' }, 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: unknown field toString'],
+    [{ id: ID, name: '张三', hasOwnProperty: 'x' }, 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: unknown field hasOwnProperty'],
     [null, 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: expected an object'],
     [[ID, '张三'], 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: expected an object'],
     ['张三', 'VN_ERR_SUBJECT_INVALID', 'subjects[2]: expected an object'],
@@ -207,9 +211,21 @@ t.test('canonicalizeSubject: exactly the declared fields, canonicalized, in decl
   for (const [subject, code, detail] of cases) t.same(failure(() => canonicalizeSubject(fields, subject, 'subjects[2]')), { code, detail }, detail)
 })
 
-t.test('canonicalizeSubject: a declared field named __proto__ stays an own field', async (t) => {
-  const fields = JSON.parse('{"__proto__":"year"}') as Record<string, FieldKind>
-  const out = canonicalizeSubject(fields, JSON.parse('{"__proto__":"2024"}'), 's')
-  t.ok(Object.hasOwn(out, '__proto__'))
-  t.equal(Object.getPrototypeOf(out), Object.prototype)
+t.test('canonicalizeSubject: __proto__ and inherited names are refused even when declared', async (t) => {
+  // Config and catalog schemas refuse such declarations (vocabulary.ts); this is the second line.
+  const fields = JSON.parse('{"__proto__":"year","constructor":"year"}') as Record<string, FieldKind>
+  t.same(failure(() => canonicalizeSubject(fields, JSON.parse('{"__proto__":"2024"}'), 's')), { code: 'VN_ERR_SUBJECT_INVALID', detail: 's: unknown field __proto__' })
+  t.same(failure(() => canonicalizeSubject(fields, { constructor: '2024' }, 's')), { code: 'VN_ERR_SUBJECT_INVALID', detail: 's: unknown field constructor' })
+})
+
+t.test('canonicalizeSubject: optional fields, and empty values only when asked', async (t) => {
+  const fields = { id: { kind: 'residentId', required: true }, year: { kind: 'year', required: false } } as const
+  t.same(canonicalizeSubject(fields, { id: ID }, 's'), { id: ID })
+  t.same(canonicalizeSubject(fields, { id: ID, year: 2024 }, 's'), { id: ID, year: '2024' })
+  t.same(canonicalizeSubject(fields, { id: ID, year: '' }, 's', { emptyIsAbsent: true }), { id: ID }, 'a form left the optional field empty')
+  t.same(canonicalizeSubject(fields, { id: ID, year: null }, 's', { emptyIsAbsent: true }), { id: ID })
+  t.same(failure(() => canonicalizeSubject(fields, { id: '' }, 's', { emptyIsAbsent: true })), { code: 'VN_ERR_SUBJECT_INVALID', detail: 's.id: missing' })
+  // A provider canonicalizes every value it opened: an empty one is refused, not dropped.
+  t.same(failure(() => canonicalizeSubject(fields, { id: ID, year: '' }, 's')), { code: 'VN_ERR_SUBJECT_INVALID', detail: 's.year: year must be 4 digits' })
+  t.same(failure(() => canonicalizeSubject(fields, { id: ID, year: null }, 's')), { code: 'VN_ERR_SUBJECT_INVALID', detail: 's.year: expected a string or an integer' })
 })

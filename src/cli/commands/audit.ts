@@ -5,7 +5,7 @@
  * Exit 0 when there is no error finding, 1 when there is, 2 for usage errors or input that is
  * not what it should be (a folder that is not an export, a file that is not a receipt).
  */
-import { attachDashValues } from '../args.js'
+import { UsageError, attachDashValues, reportUsage } from '../args.js'
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -69,8 +69,6 @@ const SUBCOMMANDS: Record<string, { args: string[]; options: string[] }> = {
   replay: { args: ['<export-dir>'], options: ['root', 'manifests'] },
 }
 
-class UsageError extends Error {}
-
 async function readText(path: string, what: string): Promise<string> {
   try {
     return await readFile(path, 'utf8')
@@ -85,11 +83,7 @@ export const auditCommand: Command = {
   usage: USAGE,
   async run(argv: string[], io: CliIo): Promise<number> {
     let command = 'audit'
-    const usageError = (message: string): number => {
-      if (io.json) io.out(JSON.stringify({ ok: false, command, error: { code: 'USAGE', message } }))
-      else io.err(`${message}\n\n${USAGE}`)
-      return EXIT_USAGE
-    }
+    const usageError = (message: string): number => reportUsage(io, command, USAGE, message)
     let values
     let positionals: string[]
     try {
@@ -171,7 +165,7 @@ export const auditCommand: Command = {
         }
       }
     } catch (e) {
-      if (e instanceof UsageError) return usageError(e.message)
+      if (e instanceof UsageError) return usageError(e.detail)
       if (isVnError(e)) {
         if (io.json) io.out(JSON.stringify({ ok: false, command, error: { code: e.code, message: e.message } }))
         else io.err(`error ${e.code}: ${e.message}`)

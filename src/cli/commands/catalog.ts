@@ -3,10 +3,10 @@
  * `GET /v1/catalog`) describes them, fetched and verified by this department's own node through the
  * local API. Without a peer it lists the federation's departments.
  */
-import { attachDashValues } from '../args.js'
+import { UsageError, asUsageError, attachDashValues } from '../args.js'
 import { parseArgs } from 'node:util'
 import type { Catalog, CatalogService } from '../../exchange/catalog.js'
-import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, reportError, type PeerInfo } from '../local-client.js'
+import { LOCAL_API_OPTIONS, clientFromFlags, reportError, type PeerInfo } from '../local-client.js'
 import { EXIT_OK, type CliIo, type Command } from '../types.js'
 
 const USAGE = 'verinode catalog [<peer>] [--node URL] [--token T] [--json]   (no peer: list the departments)'
@@ -72,14 +72,14 @@ function serviceRow(s: CatalogService): string[][] {
   ]
 }
 
-export function formatCatalog(peer: string, c: Catalog): string[] {
+function formatCatalog(peer: string, c: Catalog): string[] {
   const n = c.services.length
   const head = `${peer}: ${n} service${n === 1 ? '' : 's'} (catalog signed ${new Date(c.iat).toISOString()}, at most ${c.limits.batchMax} subjects per request)`
   if (n === 0) return [head]
   return [head, '', ...renderTable(['SERVICE', 'TITLE', 'KIND', 'FIELDS', 'MODES', 'SHARING', 'UPDATES', 'AUTHORITY'], c.services.map(serviceRow))]
 }
 
-export function formatPeers(peers: readonly PeerInfo[]): string[] {
+function formatPeers(peers: readonly PeerInfo[]): string[] {
   if (peers.length === 0) return ['no other departments in the federation']
   return renderTable(['PEER', 'NAME', 'ENDPOINT'], peers.map((p) => [[p.id], [p.name], [p.endpoint ?? '']]))
 }
@@ -95,7 +95,7 @@ export const catalogCommand: Command = {
       try {
         parsed = parseArgs({ args: attachDashValues(argv, LOCAL_API_OPTIONS), options: LOCAL_API_OPTIONS, allowPositionals: true, strict: true })
       } catch (e) {
-        throw new UsageError((e as Error).message)
+        throw asUsageError(e)
       }
       const { values, positionals } = parsed
       if (values.json === true) io = { ...io0, json: true }

@@ -17,6 +17,7 @@ async function auditDemo(fed: DemoFederation): Promise<{ member: string; ok: boo
   return out
 }
 import type { Command, CliIo } from '../types.js'
+import { intOption } from '../args.js'
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -26,8 +27,10 @@ export const demoCommand: Command = {
     const { values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, residents: { type: 'string' }, enterprises: { type: 'string' } } })
     const opts: Parameters<typeof runDemo>[0] = { out: io.json ? () => undefined : io.out, audit: auditDemo }
     if (values.dir !== undefined) opts.dir = values.dir
-    if (values.residents !== undefined) opts.residents = Number(values.residents)
-    if (values.enterprises !== undefined) opts.enterprises = Number(values.enterprises)
+    const residents = intOption(values.residents, 'residents', 1, 10_000_000)
+    const enterprises = intOption(values.enterprises, 'enterprises', 1, 10_000_000)
+    if (residents !== undefined) opts.residents = residents
+    if (enterprises !== undefined) opts.enterprises = enterprises
     const report = await runDemo(opts)
     if (io.json) {
       io.out(JSON.stringify(report))

@@ -3,13 +3,14 @@
  * sign manifest), plus `verify` for node operators to check a manifest against their trust anchor.
  * A thin layer over src/federation/authority.ts; see that file for the directory layout.
  */
-import { attachDashValues } from '../args.js'
+import { UsageError, attachDashValues, reportUsage } from '../args.js'
 import type { KeyObject } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadPublicKey } from '../../crypto/keys.js'
 import { VnError, isVnError } from '../../errors.js'
+import { ED25519_PUBLIC_KEY_RE } from '../../protocol/vocabulary.js'
 import {
   DAY_MS,
   addKey,
@@ -71,8 +72,6 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; strict: true }>>['values']
 
-class UsageError extends Error {}
-
 function need(v: Values, name: keyof Values & string): string {
   const x = v[name]
   if (typeof x !== 'string' || x.length === 0) throw new UsageError(`--${name} is required`)
@@ -95,7 +94,7 @@ async function keyArg(value: string, cwd: string, flag: string): Promise<KeyObje
     () => false,
   )
   if (isFile) return loadPublicKey(path)
-  if (/^[A-Za-z0-9_-]{43}$/.test(value)) return value
+  if (ED25519_PUBLIC_KEY_RE.test(value)) return value
   throw new UsageError(`--${flag}: neither a readable public key file nor a base64url Ed25519 public key`)
 }
 
@@ -263,7 +262,7 @@ export const federationCommand: Command = {
       sub = parsed.positionals[0] ?? ''
       if (parsed.positionals.length > 1) throw new UsageError(`unexpected argument ${JSON.stringify(parsed.positionals[1]!.slice(0, 40))}`)
     } catch (e) {
-      return fail(EXIT_USAGE, { code: 'USAGE', message: (e as Error).message }, `${(e as Error).message}\n\n${USAGE}`)
+      return reportUsage(io, `federation ${sub}`.trim(), USAGE, e instanceof UsageError ? e.detail : (e as Error).message)
     }
     if (values.help === true) {
       if (io.json) io.out(JSON.stringify({ ok: true, usage: USAGE }))
@@ -276,7 +275,7 @@ export const federationCommand: Command = {
       else for (const l of r.lines) io.out(l)
       return r.code
     } catch (e) {
-      if (e instanceof UsageError) return fail(EXIT_USAGE, { code: 'USAGE', message: e.message }, `${e.message}\n\n${USAGE}`)
+      if (e instanceof UsageError) return reportUsage(io, `federation ${sub}`.trim(), USAGE, e.detail)
       if (isVnError(e)) {
         // A manifest that fails `verify` is a finding (exit 1); anything else is bad input or config.
         const code = sub === 'verify' && e.code.startsWith('VN_ERR_FED_') ? EXIT_FINDINGS : EXIT_USAGE

@@ -25,7 +25,10 @@ import {
   readStoredTagSet,
 } from '../../oprf/tagset-service.js'
 import type { Command, CliIo } from '../types.js'
-import { EXIT_OK, EXIT_USAGE } from '../types.js'
+import { EXIT_OK } from '../types.js'
+import { UsageError, asUsageError, intOption, reportUsage } from '../args.js'
+import { VnError } from '../../errors.js'
+import { checkServiceStatements } from '../../exchange/service-checks.js'
 
 export interface TagSetBuildReport {
   service: string
@@ -58,13 +61,18 @@ export async function buildTagSets(o: TagSetBuildOptions): Promise<TagSetBuildRe
   const loaded = await loadConfig(o.config, o.env ?? process.env)
   const cfg = loaded.config
   const services = cfg.services.filter((s) => s.modes.includes('oprf') && (o.service === undefined || s.id === o.service))
-  if (services.length === 0) throw new TypeError(o.service === undefined ? 'no service offers oprf mode' : `service ${o.service} does not offer oprf mode`)
-  if (cfg.dataSource === undefined) throw new TypeError('the config has no dataSource')
+  if (services.length === 0) throw new UsageError(o.service === undefined ? `${o.config}: no service offers oprf mode` : `--service: service ${o.service} does not offer oprf mode`)
+  if (cfg.dataSource === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'dataSource: required to build tag sets')
   const statements: Record<string, string> = {}
   for (const s of services) if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
   const seed = await loadOprfSeed(oprfSeedFile(loaded.path(cfg.keysDir)), { create: true })
   const dir = join(loaded.path(cfg.dataDir), 'tagsets')
   const source = await openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
+  // An enumeration missing a column would build an empty set: refuse it as the node would.
+  await checkServiceStatements(services, source).catch(async (e: unknown) => {
+    await source.close()
+    throw e
+  })
   let pool: ReturnType<typeof createOprfPool> | undefined
   const out: TagSetBuildReport[] = []
   try {
@@ -103,53 +111,57 @@ export const tagsetCommand: Command = {
   summary: 'build oprf tag sets on demand (tagset build)',
   usage: 'verinode tagset build [--config verinode.json] [--service <id>] [--next] [--force] [--workers N]',
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', default: 'verinode.json' },
-        service: { type: 'string' },
-        next: { type: 'boolean', default: false },
-        force: { type: 'boolean', default: false },
-        workers: { type: 'string' },
-      },
-    })
-    if (positionals[0] !== 'build' || positionals.length !== 1) {
-      io.err(`usage: ${this.usage}`)
-      return EXIT_USAGE
+    try {
+      return await runBuild(argv, io)
+    } catch (e0) {
+      const e = asUsageError(e0)
+      if (e instanceof UsageError) return reportUsage(io, 'tagset build', `usage: ${this.usage}`, e.detail)
+      throw e
     }
-    const o: TagSetBuildOptions = { config: values.config ?? 'verinode.json', env: io.env, next: values.next === true, force: values.force === true }
-    if (values.service !== undefined) o.service = values.service
-    if (values.workers !== undefined) {
-      const n = Number(values.workers)
-      if (!Number.isInteger(n) || n < 0 || n > 256) {
-        io.err('--workers: an integer from 0 (this thread) to 256')
-        return EXIT_USAGE
-      }
-      o.workers = n
-    }
-    let last = 0
-    if (io.tty && !io.json) {
-      o.onProgress = (svc, records) => {
-        const t = performance.now()
-        if (t - last < 250) return
-        last = t
-        io.err(`  ${svc}: ${records} records evaluated`)
-      }
-    }
-    const reports = await buildTagSets(o)
-    if (io.json) {
-      io.out(JSON.stringify({ ok: true, tagsets: reports }))
-      return EXIT_OK
-    }
-    for (const r of reports) {
-      if (!r.built) io.out(`${r.service} epoch ${r.epoch}: up to date (${r.tags} tags, ${r.bytes} bytes) ${r.path}`)
-      else {
-        io.out(`${r.service} epoch ${r.epoch}: ${r.records} records (${r.skipped} skipped) → ${r.tags} tags of ${r.tagBits} bits, ` +
-          `${r.bytes} bytes, ${r.seconds?.toFixed(1)} s${r.resumedChunks ? `, ${r.resumedChunks} chunks resumed` : ''}`)
-        io.out(`  ${r.path}`)
-      }
-    }
-    return EXIT_OK
   },
+}
+
+/** `tagset build`: parse, build, report; usage mistakes throw UsageError. */
+async function runBuild(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', default: 'verinode.json' },
+      service: { type: 'string' },
+      next: { type: 'boolean', default: false },
+      force: { type: 'boolean', default: false },
+      workers: { type: 'string' },
+    },
+  })
+  if (positionals[0] !== 'build') throw new UsageError(positionals[0] === undefined ? 'missing subcommand build' : `unknown subcommand ${JSON.stringify(positionals[0].slice(0, 40))}`)
+  if (positionals.length > 1) throw new UsageError('unexpected argument after build')
+  const o: TagSetBuildOptions = { config: values.config ?? 'verinode.json', env: io.env, next: values.next === true, force: values.force === true }
+  if (values.service !== undefined) o.service = values.service
+  // 0: evaluate in this thread
+  const workers = intOption(values.workers, 'workers', 0, 256)
+  if (workers !== undefined) o.workers = workers
+  let last = 0
+  if (io.tty && !io.json) {
+    o.onProgress = (svc, records) => {
+      const t = performance.now()
+      if (t - last < 250) return
+      last = t
+      io.err(`  ${svc}: ${records} records evaluated`)
+    }
+  }
+  const reports = await buildTagSets(o)
+  if (io.json) {
+    io.out(JSON.stringify({ ok: true, tagsets: reports }))
+    return EXIT_OK
+  }
+  for (const r of reports) {
+    if (!r.built) io.out(`${r.service} epoch ${r.epoch}: up to date (${r.tags} tags, ${r.bytes} bytes) ${r.path}`)
+    else {
+      io.out(`${r.service} epoch ${r.epoch}: ${r.records} records (${r.skipped} skipped) → ${r.tags} tags of ${r.tagBits} bits, ` +
+        `${r.bytes} bytes, ${r.seconds?.toFixed(1)} s${r.resumedChunks ? `, ${r.resumedChunks} chunks resumed` : ''}`)
+      io.out(`  ${r.path}`)
+    }
+  }
+  return EXIT_OK
 }

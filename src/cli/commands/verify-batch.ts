@@ -19,7 +19,7 @@
  * Exit 0 only if every row was answered; 1 otherwise (denied, invalid or failed rows, or the node
  * refused); 2 for usage errors (bad options, a header that does not fit the service).
  */
-import { attachDashValues } from '../args.js'
+import { UsageError, asUsageError, attachDashValues, intOption } from '../args.js'
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { once } from 'node:events'
@@ -28,9 +28,9 @@ import { parseArgs } from 'node:util'
 import { VnError, isVnError } from '../../errors.js'
 import { Consumer } from '../../exchange/consumer.js'
 import type { CatalogService } from '../../exchange/catalog.js'
-import type { Mode } from '../../protocol/envelope.js'
+import { isFieldName, type Mode } from '../../protocol/vocabulary.js'
 import { parseCsv, csvLine, type CsvRecord } from '../csv.js'
-import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, questionArgs, reportError, type LocalClient } from '../local-client.js'
+import { LOCAL_API_OPTIONS, clientFromFlags, questionArgs, reportError, type LocalClient } from '../local-client.js'
 import { Progress, formatCount, formatDuration } from '../progress.js'
 import { flattenAnswer } from './verify.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
@@ -49,8 +49,8 @@ const OPTIONS = {
 } as const
 
 /** default chunk size when the provider allows more */
-export const DEFAULT_CHUNK_CAP = 1000
-export const DEFAULT_CONCURRENCY = 4
+const DEFAULT_CHUNK_CAP = 1000
+const DEFAULT_CONCURRENCY = 4
 /** rows looked at before the output's answer columns are fixed (see `ResultWriter`) */
 const HEADER_SAMPLE_ROWS = 10_000
 /** write to the output file in pieces of about this many characters */
@@ -201,12 +201,12 @@ class ResultWriter {
 }
 
 /** Checks the header row against the service's fields; returns the field name of each column. */
-export function headerColumns(rec: CsvRecord | undefined, svc: CatalogService): string[] {
+function headerColumns(rec: CsvRecord | undefined, svc: CatalogService): string[] {
   if (rec === undefined) throw new UsageError('the input is empty (a header row naming the fields is needed)')
   if (rec.error !== undefined) throw new UsageError(`header row: ${rec.error}`)
   // Names are shown only when they look like field names: a file without a header row would
   // otherwise have its first subject printed.
-  const show = (name: string, i: number): string => (/^[A-Za-z_][A-Za-z0-9_]{0,31}$/.test(name) ? name : `column ${i + 1}`)
+  const show = (name: string, i: number): string => (isFieldName(name) ? name : `column ${i + 1}`)
   const cols = rec.fields.map((f) => f.trim())
   const seen = new Set<string>()
   cols.forEach((c, i) => {
@@ -351,11 +351,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
   return s
 }
 
-function positiveInt(v: string | undefined, flag: string, max: number): number | undefined {
-  if (v === undefined) return undefined
-  if (!/^[0-9]+$/.test(v) || Number(v) < 1 || Number(v) > max) throw new UsageError(`--${flag}: expected an integer from 1 to ${max}`)
-  return Number(v)
-}
+const positiveInt = (v: string | undefined, flag: string, max: number): number | undefined => intOption(v, flag, 1, max)
 
 function summaryLines(peer: string, service: string, out: string, s: BatchSummary): string[] {
   const lines = [
@@ -379,7 +375,7 @@ export const verifyBatchCommand: Command = {
       try {
         parsed = parseArgs({ args: attachDashValues(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true })
       } catch (e) {
-        throw new UsageError((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? 'unexpected argument' : (e as Error).message)
+        throw asUsageError(e)
       }
       const { values, positionals } = parsed
       if (values.json === true) io = { ...io0, json: true }

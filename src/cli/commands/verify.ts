@@ -11,13 +11,13 @@
  * masked to `350102********1234`, names never. Exit 0 when answered, 1 when denied or refused,
  * 2 for usage errors.
  */
-import { attachDashValues } from '../args.js'
+import { UsageError, asUsageError, attachDashValues } from '../args.js'
 import { parseArgs } from 'node:util'
 import { VnError } from '../../errors.js'
 import { Consumer } from '../../exchange/consumer.js'
 import type { CatalogService } from '../../exchange/catalog.js'
-import type { Mode } from '../../protocol/envelope.js'
-import { LOCAL_API_OPTIONS, UsageError, clientFromFlags, questionArgs, reportError, type LocalVerifyResult } from '../local-client.js'
+import { isFieldName, type Mode } from '../../protocol/vocabulary.js'
+import { LOCAL_API_OPTIONS, clientFromFlags, questionArgs, reportError, type LocalVerifyResult } from '../local-client.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 
 const USAGE = 'verinode verify <peer> <service> --subject field=value[,field=value...] [--subject ...] --purpose P --basis B [--mode plain|oprf|he] [--bound FEN] [--node URL] [--token T] [--json]'
@@ -32,7 +32,6 @@ const OPTIONS = {
   bound: { type: 'string' },
 } as const
 
-const SAFE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/
 
 /** `350102********1234`: region and birth date prefix, sequence and check digit hidden (as in the demo). */
 export const maskId = (id: string): string => (id.length === 18 ? `${id.slice(0, 6)}********${id.slice(14)}` : '***')
@@ -46,7 +45,7 @@ export function parseSubjectArg(arg: string, position: number): Record<string, s
   for (const part of arg.split(',')) {
     const eq = part.indexOf('=')
     const name = eq < 0 ? '' : part.slice(0, eq).trim()
-    if (eq < 0 || !SAFE_NAME.test(name)) throw new UsageError(`--subject ${position}: expected field=value pairs separated by commas`)
+    if (eq < 0 || !isFieldName(name)) throw new UsageError(`--subject ${position}: expected field=value pairs separated by commas`)
     if (Object.hasOwn(out, name)) throw new UsageError(`--subject ${position}: field ${name} given twice`)
     out[name] = part.slice(eq + 1)
   }
@@ -106,7 +105,7 @@ function parseVerifyArgs(argv: string[]): { args: VerifyArgs | undefined; values
   try {
     parsed = parseArgs({ args: attachDashValues(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true })
   } catch (e) {
-    throw new UsageError((e as { code?: string }).code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' ? 'unexpected argument' : (e as Error).message)
+    throw asUsageError(e)
   }
   const { values, positionals } = parsed
   if (values.help === true) return { args: undefined, values }

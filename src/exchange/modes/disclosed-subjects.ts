@@ -4,13 +4,14 @@
  * Each subject field travels as an SD-JWT-style disclosure beside the JWS (RFC 9901 §4.2.1), and
  * the signed query carries only `subjects: [{ field: digest }]` (DESIGN.md "Personal data is never
  * signed in the clear"). The provider matches disclosures to digests (not by position), opens and
- * checks each one (src/protocol/disclosures.ts), and canonicalizes the value with the one shared
- * `canonicalizeField`. Every disclosure must be used exactly once.
+ * checks each one (src/protocol/disclosures.ts), and canonicalizes the subject with the one shared
+ * `canonicalizeSubject`. Every disclosure must be used exactly once.
  */
 import { z } from 'zod'
 import { VnError } from '../../errors.js'
-import { makeDisclosure, openDisclosure, disclosureDigest } from '../../protocol/disclosures.js'
-import { canonicalizeField } from '../../protocol/canonicalize.js'
+import { makeDisclosure, openDisclosure, disclosureDigest, type DisclosedValue } from '../../protocol/disclosures.js'
+import { canonicalizeSubject } from '../../protocol/canonicalize.js'
+import { INHERITED_NAMES, isFieldName } from '../../protocol/vocabulary.js'
 import type { ServiceConfig } from '../../config/schema.js'
 import { PlainQuerySchema } from '../../protocol/envelope.js'
 
@@ -39,35 +40,29 @@ export function openDisclosedSubjects(
   opts: OpenSubjectsOptions = {},
 ): Record<string, string>[] {
   const disclosable = opts.disclosable ?? (() => true)
+  // A field that may not be disclosed is not required either.
+  const fields = Object.fromEntries(Object.entries(svc.fields).filter(([field]) => disclosable(field)))
   // Disclosures are matched by digest, not position; each must be used exactly once.
   const byDigest = new Map<string, string>()
   for (const d of disclosures) byDigest.set(disclosureDigest(d), d)
   if (byDigest.size !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: duplicates')
   let used = 0
   const subjects = list.map((digests, i) => {
-    const rec: Record<string, string> = {}
-    for (const [field, spec] of Object.entries(svc.fields)) {
+    // Own properties only: `constructor` is in every object, and is no field of any service.
+    const opened: [string, DisclosedValue][] = []
+    for (const [field, dg] of Object.entries(digests)) {
       const path = `subjects[${i}].${field}`
-      const dg = digests[field]
-      if (!disclosable(field)) {
-        if (dg !== undefined) throw new VnError('VN_ERR_SUBJECT_INVALID', `${path}: ${opts.notDisclosableReason ?? 'may not be disclosed'}`)
-        continue
-      }
-      if (dg === undefined) {
-        if (spec.required) throw new VnError('VN_ERR_SUBJECT_INVALID', `${path}: missing`)
-        continue
-      }
+      if (!Object.hasOwn(svc.fields, field)) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}]: unknown field${isFieldName(field) || INHERITED_NAMES.has(field) ? ` ${field}` : ''}`)
+      if (!disclosable(field)) throw new VnError('VN_ERR_SUBJECT_INVALID', `${path}: ${opts.notDisclosableReason ?? 'may not be disclosed'}`)
       const disclosure = byDigest.get(dg)
       if (disclosure === undefined) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: no disclosure for its digest`)
       used++
-      const opened = openDisclosure(disclosure, dg, path)
-      if (opened.field !== field) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: disclosure names another field`)
-      rec[field] = canonicalizeField(spec.kind, opened.value, path)
+      const d = openDisclosure(disclosure, dg, path)
+      if (d.field !== field) throw new VnError('VN_ERR_EXCH_DISCLOSURE', `${path}: disclosure names another field`)
+      opened.push([field, d.value])
     }
-    for (const field of Object.keys(digests)) {
-      if (!(field in svc.fields)) throw new VnError('VN_ERR_SUBJECT_INVALID', `subjects[${i}].${field}: unknown field`)
-    }
-    return rec
+    // The one subject canonicalization, as the consumer ran it before signing.
+    return canonicalizeSubject(fields, Object.fromEntries(opened), `subjects[${i}]`)
   })
   if (used !== disclosures.length) throw new VnError('VN_ERR_EXCH_DISCLOSURE', 'disclosures: some are not referenced by any digest')
   return subjects

@@ -37,6 +37,7 @@ import { z } from 'zod'
 import { VnError } from '../../errors.js'
 import { formatZodIssues } from '../../config/load.js'
 import type { ServiceConfig } from '../../config/schema.js'
+import { sha256HexSchema } from '../../protocol/vocabulary.js'
 import type { DataSource } from '../../sources/types.js'
 import { createHeContext, HE_PARAMS, type HeContext } from '../../he/context.js'
 import { GRID_SIZE, gridIndexForBound } from '../../he/grid.js'
@@ -48,27 +49,25 @@ import { DisclosedSubjectsSchema, discloseSubjects, openDisclosedSubjects } from
 import type { Answer, ConsumerMode, ProviderMode } from './types.js'
 
 /** Subject fields that carry the consumer's hidden bounds (never disclosed, encrypted instead). */
-export const HE_BOUND_FIELDS = { threshold: ['bound'], range: ['bound', 'below'] } as const
+const HE_BOUND_FIELDS = { threshold: ['bound'], range: ['bound', 'below'] } as const
 
-const PK_HEX = /^[0-9a-f]{64}$/
 const B64U = /^[A-Za-z0-9_-]*$/
 /** Sanity cap on any base64url string in q or r; the exact per-kind maximum is checked after. */
 const B64_CAP = 1 << 20
 
-export const HeQuerySchema = z.strictObject({
+const HeQuerySchema = z.strictObject({
   subjects: DisclosedSubjectsSchema,
   kind: z.enum(['threshold', 'range']),
   params: z.string().min(1).max(64),
-  pk: z.string().regex(PK_HEX, 'hex SHA-256 of the public key'),
+  pk: sha256HexSchema, // SHA-256 of the public key
   pkBytes: z.string().min(1).max(B64_CAP).optional(),
   ct: z.array(z.string().min(1).max(B64_CAP)).min(1),
 })
-export type HeQuery = z.infer<typeof HeQuerySchema>
 
-export const HeReplySchema = z.strictObject({ ct: z.array(z.string().min(1).max(B64_CAP)).min(1) })
+const HeReplySchema = z.strictObject({ ct: z.array(z.string().min(1).max(B64_CAP)).min(1) })
 
 /** The he evaluation a question kind uses; other kinds have none. */
-export function heEvalKindOf(kind: ServiceConfig['kind'] | CatalogService['kind']): HeEvalKind | undefined {
+function heEvalKindOf(kind: ServiceConfig['kind'] | CatalogService['kind']): HeEvalKind | undefined {
   return kind === 'threshold' ? 'threshold' : kind === 'tier' ? 'range' : undefined
 }
 
@@ -197,6 +196,7 @@ async function lookupValue(svc: ServiceConfig, sql: string, source: DataSource, 
 export function heProvider(d: HeProviderDeps): ProviderMode {
   return {
     mode: 'he',
+    takesDisclosures: true,
     async prepare(svc, req, disclosures, ctx) {
       const parsed = HeQuerySchema.safeParse(req.q)
       if (!parsed.success) throw new VnError('VN_ERR_REQ_INVALID', `q: ${formatZodIssues(parsed.error)}`)
@@ -255,6 +255,7 @@ export function heProvider(d: HeProviderDeps): ProviderMode {
 
       return {
         count: n,
+        disclosures, // every one matched a digest of q.subjects (openDisclosedSubjects)
         async answer() {
           if (ctx.source === undefined) throw new VnError('VN_ERR_INTERNAL', 'no data source configured')
           const values: HeValue[] = []

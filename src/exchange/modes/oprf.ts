@@ -51,13 +51,13 @@ function fromB64u(s: string, field: string, code: 'VN_ERR_OPRF_POINT' | 'VN_ERR_
 const b64u = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url')
 
 /** q of an oprf request. Element strings are capped well above 43 characters so a wrong length gets its own error. */
-export const OprfQuerySchema = z.strictObject({
+const OprfQuerySchema = z.strictObject({
   epoch: z.number().int().nonnegative().max(0xffffffff),
   blinded: z.array(z.string().max(128)).min(1),
 })
 
 /** r of an oprf response. */
-export const OprfReplySchema = z.strictObject({
+const OprfReplySchema = z.strictObject({
   epoch: z.number().int().nonnegative().max(0xffffffff),
   evaluated: z.array(z.string().max(128)).min(1),
   proof: z.string().max(128),
@@ -112,6 +112,7 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
   }
   return {
     mode: 'oprf',
+    takesDisclosures: false,
     async prepare(svc, req, _disclosures, ctx) {
       const q = OprfQuerySchema.safeParse(req.q)
       if (!q.success) throw new VnError('VN_ERR_REQ_INVALID', `q: ${formatZodIssues(q.error)}`)

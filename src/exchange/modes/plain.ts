@@ -12,6 +12,7 @@ import type { ProviderMode, ConsumerMode, Answer } from './types.js'
 
 export const plainProvider: ProviderMode = {
   mode: 'plain',
+  takesDisclosures: true,
   async prepare(svc, req, disclosures, ctx) {
     const q = PlainQuerySchema.safeParse(req.q)
     if (!q.success) throw new VnError('VN_ERR_REQ_INVALID', `q: ${formatZodIssues(q.error)}`)
@@ -19,9 +20,11 @@ export const plainProvider: ProviderMode = {
     if (list.length > ctx.limits.batchMax) {
       throw new VnError('VN_ERR_REQ_BATCH_TOO_LARGE', `${list.length} subjects, limit ${ctx.limits.batchMax}`)
     }
+    // Throws unless every disclosure matched a digest of q.subjects exactly once.
     const subjects = openDisclosedSubjects(svc, list, disclosures)
     return {
       count: subjects.length,
+      disclosures,
       async answer() {
         if (ctx.source === undefined) throw new VnError('VN_ERR_INTERNAL', 'no data source configured')
         return { results: await answerAll(svc, ctx.source, subjects) }

@@ -6,7 +6,8 @@
 import type { ServiceConfig } from '../../config/schema.js'
 import type { DataSource } from '../../sources/types.js'
 import type { CatalogService } from '../catalog.js'
-import type { Mode, RequestPayload } from '../../protocol/envelope.js'
+import type { RequestPayload } from '../../protocol/envelope.js'
+import type { Mode } from '../../protocol/vocabulary.js'
 
 export type Answer = Record<string, unknown>
 
@@ -20,12 +21,23 @@ export interface ProviderModeContext {
 export interface PreparedQuery {
   /** units counted against the quota (subjects or evaluations) */
   count: number
+  /**
+   * The disclosures this mode opened against the digests in the signed query: the only ones the
+   * provider keeps as evidence of what the consumer disclosed. Absent: none.
+   */
+  disclosures?: readonly string[]
   /** computes the reply: per-subject `results` (plain) and/or a mode-specific `r` */
   answer(): Promise<{ results?: Answer[]; r?: Record<string, unknown> }>
 }
 
 export interface ProviderMode {
   readonly mode: Mode
+  /**
+   * Whether requests in this mode carry disclosures beside the JWS. When false, a request that
+   * carries some is refused (VN_ERR_EXCH_DISCLOSURE_UNEXPECTED) before `prepare`: strings no digest
+   * binds must not be sealed into the evidence as "what the consumer disclosed".
+   */
+  readonly takesDisclosures: boolean
   /**
    * Validates `req.q` (and the disclosures beside it) completely. Throws a VnError for anything the
    * consumer could have checked itself: nothing is written in that case.

@@ -6,8 +6,8 @@
 import { z } from 'zod'
 import { VnError } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
-import { memberId } from '../protocol/envelope.js'
-import type { Signer } from '../exchange/signer.js'
+import { memberIdSchema as memberId } from '../protocol/vocabulary.js'
+import type { KeyObject } from 'node:crypto'
 import { formatZodIssues } from '../config/load.js'
 
 export const GET_TYP = 'vn-get+jws'
@@ -20,7 +20,13 @@ const GetClaimsSchema = z.strictObject({
   path: z.string().min(1).max(2048),
 })
 
-export function signGetRequest(signer: Signer, iss: string, aud: string, path: string, now: number): string {
+/** The node's message key and its kid (the exchange's Signer, by shape: peers/ sits below exchange/). */
+export interface GetRequestSigner {
+  kid: string
+  privateKey: KeyObject
+}
+
+export function signGetRequest(signer: GetRequestSigner, iss: string, aud: string, path: string, now: number): string {
   return `VN-JWS ${signJwsJson({ v: 1, iss, aud, iat: now, method: 'GET', path }, signer.privateKey, signer.kid, GET_TYP)}`
 }
 

@@ -1,0 +1,45 @@
+/**
+ * What the local app's routes use, as typed Fastify decorators: the consumer, receipts from
+ * peers' logs, the list of peers, and the per-application token check, whose result every
+ * authenticated request carries as `request.appName`.
+ */
+import fp from 'fastify-plugin'
+import type { Consumer } from '../../exchange/consumer.js'
+import type { Receipt } from '../../log/peer-logs.js'
+
+export interface PeerSummary {
+  id: string
+  name: string
+  endpoint?: string | undefined
+}
+
+export interface LocalServices {
+  consumer: Pick<Consumer, 'verify' | 'catalog'>
+  /** the provider's log entry `index` with its inclusion proof in a verified checkpoint */
+  receipt: (peer: string, index: number) => Promise<Receipt>
+  /** the federation's departments other than this node */
+  peers: () => PeerSummary[]
+  /** the application a local API token belongs to; throws VN_ERR_LOCAL_UNAUTHORIZED */
+  authenticateApp: (token: string | undefined) => string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    consumer: LocalServices['consumer']
+    receipt: LocalServices['receipt']
+    peers: LocalServices['peers']
+    authenticateApp: LocalServices['authenticateApp']
+  }
+  interface FastifyRequest {
+    /** the local application that sent the request (set by the token check) */
+    appName: string
+  }
+}
+
+export const localServices = fp<LocalServices>(async (app, s) => {
+  app.decorate('consumer', s.consumer)
+  app.decorate('receipt', s.receipt)
+  app.decorate('peers', s.peers)
+  app.decorate('authenticateApp', s.authenticateApp)
+  app.decorateRequest('appName', '')
+}, { name: 'verinode-local-services', fastify: '5.x' })

@@ -1,0 +1,54 @@
+/**
+ * What the public app's routes use, as typed Fastify decorators (the fastify/demo shape): the
+ * provider's exchange step, the signed catalog, the node's transparency log, member
+ * authentication, the oprf tag sets, readiness and metrics. The app is built from these alone, so
+ * a test can build it from fakes and call `inject()`.
+ */
+import fp from 'fastify-plugin'
+import type { ExchangeReply } from '../../exchange/provider.js'
+import type { TagSetPublisher } from '../../oprf/tagset-service.js'
+import type { Metrics } from '../../node/metrics.js'
+import type { LogReader, ReadyCheck } from '../../node/types.js'
+
+/** The node's own transparency log as its routes see it (RFC 9162 proofs, C2SP checkpoints). */
+export interface TransparencyLog {
+  readonly reader: LogReader
+  /** latest signed checkpoint note (C2SP signed-note text) */
+  checkpoint(): Promise<string>
+  /** a witness returns our checkpoint with its cosignature */
+  acceptCosignature(witness: string, note: string): Promise<void>
+}
+
+export interface PublicServices {
+  exchange: { handle(body: unknown): Promise<ExchangeReply> }
+  catalogJws: () => string
+  transparencyLog: TransparencyLog
+  /** a federation member's signed GET (`Authorization: VN-JWS ...`) for `url`: its member id, or throws */
+  authenticateMember: (authorization: unknown, url: string) => string
+  /** oprf mode: the tag sets this node publishes (undefined when no service offers oprf) */
+  tagsets: TagSetPublisher | undefined
+  readiness: () => Promise<ReadyCheck>
+  metrics: Metrics
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    exchange: PublicServices['exchange']
+    catalogJws: PublicServices['catalogJws']
+    transparencyLog: PublicServices['transparencyLog']
+    authenticateMember: PublicServices['authenticateMember']
+    tagsets: PublicServices['tagsets']
+    readiness: PublicServices['readiness']
+    metrics: PublicServices['metrics']
+  }
+}
+
+export const publicServices = fp<PublicServices>(async (app, s) => {
+  app.decorate('exchange', s.exchange)
+  app.decorate('catalogJws', s.catalogJws)
+  app.decorate('transparencyLog', s.transparencyLog)
+  app.decorate('authenticateMember', s.authenticateMember)
+  app.decorate('tagsets', s.tagsets)
+  app.decorate('readiness', s.readiness)
+  app.decorate('metrics', s.metrics)
+}, { name: 'verinode-public-services', fastify: '5.x' })

@@ -1,0 +1,275 @@
+/**
+ * In-memory implementations of the storage interfaces (storage.ts).
+ *
+ * - `MemoryLogStore`: log and evidence in memory, for the fast unit tier (provider and consumer
+ *   tests without a database file). Same checks, same errors, same fail-closed behaviour as the
+ *   SQLite store, and disclosures sealed with the evidence key as they would be at rest; nothing
+ *   survives the process. Passes test/log/store-conformance.ts.
+ * - `MemoryReplayMemory`, `MemoryQuotaStore`: process-local replay memory and quota counts. The
+ *   SQLite backend uses them too: one node process owns its log file, so it keeps both in memory
+ *   and rebuilds them from its log at start-up (node/runtime.ts). A backend shared by replicas
+ *   keeps them where every replica sees them.
+ */
+import { VnError } from '../errors.js'
+import { assembleProof, foldRange, hashEquals, leafHash, planConsistencyProof, planInclusionProof, planRoot, rootFromLeafHashes, type NodeId } from './merkle.js'
+import { parseCheckpoint, parseNote } from './checkpoint.js'
+import { checkEvidenceRows, type EvidenceRow } from './evidence.js'
+import { checkEvidenceKey, decryptDisclosures, encryptDisclosures, type SealedDisclosures } from './sealing.js'
+import { MAX_ENTRIES_PER_READ, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws } from './storage.js'
+import { QuotaCounter, type ConsumeResult, type QuotaRecord, type QuotaStore } from '../policy/quota.js'
+
+export interface MemoryLogStoreOptions {
+  /** the 32-byte evidence key; without it disclosure rows are refused (as in the SQLite store) */
+  evidenceKey?: Uint8Array
+  /** Largest accepted leaf in bytes (default 1 MiB). */
+  maxLeafBytes?: number
+  /** Most leaves in one call (default 512). */
+  maxBatch?: number
+}
+
+const unavailable = (detail: string): VnError => new VnError('VN_ERR_LOG_UNAVAILABLE', detail)
+
+function checkIndex(name: string, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) throw new VnError('VN_ERR_LOG_PROOF', `${name}: must be a non-negative integer`)
+}
+
+export class MemoryLogStore implements LogStore, EvidenceStore {
+  private readonly leaves: Uint8Array[] = []
+  private readonly leafHashes: Uint8Array[] = []
+  private readonly checkpoints = new Map<number, string>()
+  private readonly jws = new Map<number, StoredJws>()
+  private readonly disclosures = new Map<number, { xid: string; sealed: SealedDisclosures; expiresAt: number }>()
+  private readonly evidenceKey: Uint8Array | undefined
+  private readonly maxLeafBytes: number
+  private readonly maxBatch: number
+  private failure: VnError | undefined
+  private closed = false
+  private failNext = false
+
+  constructor(opts: MemoryLogStoreOptions = {}) {
+    if (opts.evidenceKey !== undefined) checkEvidenceKey(opts.evidenceKey, 'log store: evidenceKey')
+    this.evidenceKey = opts.evidenceKey === undefined ? undefined : new Uint8Array(opts.evidenceKey)
+    this.maxLeafBytes = opts.maxLeafBytes ?? 1024 * 1024
+    this.maxBatch = opts.maxBatch ?? 512
+  }
+
+  get writable(): boolean {
+    return this.failure === undefined && !this.closed
+  }
+
+  /** Test hook: the next write fails, and the store fails closed (as a failed SQLite commit does). */
+  failNextCommit(): void {
+    this.failNext = true
+  }
+
+  append(leaf: Uint8Array): Promise<AppendResult> {
+    return this.appendMany([leaf]).then((r) => r[0] as AppendResult)
+  }
+
+  async appendMany(leaves: readonly Uint8Array[], evidence: readonly EvidenceRow[] = []): Promise<AppendResult[]> {
+    if (!Array.isArray(leaves)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', 'leaves: must be an array')
+    leaves.forEach((l, i) => {
+      if (!(l instanceof Uint8Array)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: must be a Uint8Array`)
+      if (l.length > this.maxLeafBytes) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: larger than ${this.maxLeafBytes} bytes`)
+    })
+    if (leaves.length > this.maxBatch) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves: more than ${this.maxBatch} in one call`)
+    checkEvidenceRows(evidence, leaves.length, this.evidenceKey !== undefined)
+    if (leaves.length === 0) return []
+    this.checkWritable()
+    const first = this.leaves.length
+    const out = leaves.map((l) => this.push(new Uint8Array(l)))
+    for (const e of evidence) {
+      if (e.kind === 'jws') this.jws.set(first + e.record, { digest: e.digest, jws: e.jws })
+      else this.disclosures.set(first + e.record, { xid: e.xid, sealed: encryptDisclosures(this.evidenceKey as Uint8Array, e.xid, e.disclosures), expiresAt: e.expiresAt })
+    }
+    return out
+  }
+
+  private checkWritable(): void {
+    if (this.closed) throw unavailable('store is closed')
+    if (this.failure !== undefined) throw this.failure
+    if (this.failNext) {
+      this.failNext = false
+      this.failure = unavailable('a log commit failed; the store refuses writes until reopened')
+      throw this.failure
+    }
+  }
+
+  private push(leaf: Uint8Array): AppendResult {
+    const index = this.leaves.length
+    const lh = leafHash(leaf)
+    this.leaves.push(leaf)
+    this.leafHashes.push(lh)
+    return { index, leafHash: lh }
+  }
+
+  async purgeExpired(nowMs: number): Promise<number> {
+    if (!Number.isSafeInteger(nowMs)) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'nowMs: must be an integer')
+    this.checkWritable()
+    let n = 0
+    for (const [k, d] of this.disclosures) {
+      if (d.expiresAt <= nowMs) {
+        this.disclosures.delete(k)
+        n++
+      }
+    }
+    return n
+  }
+
+  async saveCheckpoint(size: number, note: string): Promise<void> {
+    checkIndex('size', size)
+    if (size > this.leaves.length) throw new VnError('VN_ERR_LOG_PROOF', 'size: beyond the committed log')
+    const cp = parseCheckpoint(parseNote(note).text)
+    if (cp.size !== size) throw new VnError('VN_ERR_LOG_NOTE_MALFORMED', 'note: checkpoint size differs from size')
+    if (!hashEquals(cp.rootHash, await this.rootHash(size))) throw new VnError('VN_ERR_LOG_NOTE_MALFORMED', 'note: checkpoint root differs from the log root at that size')
+    this.checkWritable()
+    this.checkpoints.set(size, note)
+  }
+
+  async size(): Promise<number> {
+    return this.leaves.length
+  }
+
+  /**
+   * Perfect-subtree hashes recomputed from the leaf hashes on every read: O(n), fine for the unit
+   * tier, and no second copy of the incremental tree code (the SQLite writer keeps the nodes).
+   */
+  private fetchNodes(ids: readonly NodeId[]): Uint8Array[] {
+    return ids.map((id) => {
+      const width = 2 ** id.level
+      return rootFromLeafHashes(this.leafHashes.slice(id.index * width, (id.index + 1) * width))
+    })
+  }
+
+  async rootHash(size?: number): Promise<Uint8Array> {
+    const n = size ?? this.leaves.length
+    checkIndex('size', n)
+    if (n > this.leaves.length) throw new VnError('VN_ERR_LOG_PROOF', 'size: beyond the committed log')
+    return foldRange(this.fetchNodes(planRoot(n)))
+  }
+
+  async leaf(index: number): Promise<Uint8Array> {
+    checkIndex('index', index)
+    if (index >= this.leaves.length) throw new VnError('VN_ERR_LOG_PROOF', 'index: beyond the committed log')
+    return new Uint8Array(this.leaves[index] as Uint8Array)
+  }
+
+  async entries(start: number, end: number): Promise<Uint8Array[]> {
+    checkIndex('start', start)
+    checkIndex('end', end)
+    if (start > end || end > this.leaves.length) throw new VnError('VN_ERR_LOG_PROOF', 'start/end: must satisfy start ≤ end ≤ size')
+    if (end - start > MAX_ENTRIES_PER_READ) throw new VnError('VN_ERR_LOG_PROOF', `end: at most ${MAX_ENTRIES_PER_READ} entries per read`)
+    return this.leaves.slice(start, end).map((l) => new Uint8Array(l))
+  }
+
+  async inclusionProof(index: number, treeSize: number): Promise<Uint8Array[]> {
+    if (treeSize > this.leaves.length) throw new VnError('VN_ERR_LOG_PROOF', 'treeSize: beyond the committed log')
+    const plan = planInclusionProof(index, treeSize)
+    return assembleProof(plan, this.fetchNodes(plan.nodes))
+  }
+
+  async consistencyProof(first: number, second: number): Promise<Uint8Array[]> {
+    if (second > this.leaves.length) throw new VnError('VN_ERR_LOG_PROOF', 'second: beyond the committed log')
+    const plan = planConsistencyProof(first, second)
+    return assembleProof(plan, this.fetchNodes(plan.nodes))
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | undefined> {
+    if (this.checkpoints.size === 0) return undefined
+    const size = Math.max(...this.checkpoints.keys())
+    return { size, note: this.checkpoints.get(size) as string }
+  }
+
+  async checkpointAt(size: number): Promise<string | undefined> {
+    checkIndex('size', size)
+    return this.checkpoints.get(size)
+  }
+
+  async getJws(index: number): Promise<StoredJws | undefined> {
+    checkRecordIndex(index)
+    const r = this.jws.get(index)
+    return r === undefined ? undefined : { ...r }
+  }
+
+  async getDisclosures(index: number, nowMs: number = Date.now()): Promise<StoredDisclosures | undefined> {
+    checkRecordIndex(index)
+    const r = this.disclosures.get(index)
+    if (r === undefined || r.expiresAt <= nowMs) return undefined
+    return { xid: r.xid, disclosures: decryptDisclosures(this.evidenceKey as Uint8Array, r.xid, r.sealed.nonce, r.sealed.ciphertext) }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+  }
+}
+
+function checkRecordIndex(index: number): void {
+  if (!Number.isSafeInteger(index) || index < 0) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'index: must be a non-negative integer')
+}
+
+/**
+ * Replay memory in this process: a map from (iss, xid) to the first request's digest and answer,
+ * swept of expired entries at most once a second so it does not grow without bound.
+ */
+export class MemoryReplayMemory<A> implements ReplayMemory<A> {
+  private readonly seen = new Map<string, ReplayEntry<A>>()
+  private lastSweep = 0
+
+  private static key(iss: string, xid: string): string {
+    return `${iss}|${xid}`
+  }
+
+  async claim(iss: string, xid: string, entry: ReplayEntry<A>, now: number): Promise<ReplayEntry<A> | undefined> {
+    this.sweep(now)
+    // Synchronous from here to the set: two claims of one key never interleave (one event loop).
+    const key = MemoryReplayMemory.key(iss, xid)
+    const prior = this.seen.get(key)
+    // (an expired entry not yet swept is gone all the same)
+    if (prior !== undefined && prior.expiresAt >= now) return prior
+    this.seen.set(key, entry)
+    return undefined
+  }
+
+  async release(iss: string, xid: string, entry: ReplayEntry<A>): Promise<void> {
+    const key = MemoryReplayMemory.key(iss, xid)
+    if (this.seen.get(key) === entry) this.seen.delete(key)
+  }
+
+  async remember(iss: string, xid: string, entry: ReplayEntry<A>): Promise<void> {
+    this.seen.set(MemoryReplayMemory.key(iss, xid), entry)
+  }
+
+  /** Entries held right now (tests). */
+  get size(): number {
+    return this.seen.size
+  }
+
+  private sweep(now: number): void {
+    if (now - this.lastSweep < 1000) return
+    this.lastSweep = now
+    for (const [k, v] of this.seen) if (v.expiresAt < now) this.seen.delete(k)
+  }
+}
+
+/** Quota counts in this process: a `QuotaCounter` (policy/quota.ts) behind the `QuotaStore` interface. */
+export class MemoryQuotaStore implements QuotaStore {
+  private readonly counter = new QuotaCounter()
+
+  async tryConsume(agreementId: string, day: string, n: number, limit: number): Promise<ConsumeResult> {
+    return this.counter.tryConsume(agreementId, day, n, limit)
+  }
+
+  async used(agreementId: string, day: string): Promise<number> {
+    return this.counter.used(agreementId, day)
+  }
+
+  async restore(records: Iterable<QuotaRecord>, onlyDay?: string): Promise<void> {
+    this.counter.restore(records, onlyDay)
+  }
+}
+
+/** All four stores in memory (unit tests). */
+export function memoryNodeStores<A>(opts: MemoryLogStoreOptions = {}): NodeStores<A> & { readonly log: MemoryLogStore; readonly evidence: MemoryLogStore } {
+  const store = new MemoryLogStore(opts)
+  return { log: store, evidence: store, replay: new MemoryReplayMemory<A>(), quotas: new MemoryQuotaStore(), close: () => store.close() }
+}

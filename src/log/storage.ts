@@ -1,0 +1,127 @@
+/**
+ * The storage interfaces of a node: every read and write of its log, its evidence, its replay
+ * memory and its quota counters goes through these, so a second backend (a PostgreSQL store shared
+ * by several replicas of one node) can stand in for the embedded one. The model is
+ * @fastify/rate-limit's `store/`: one small interface, interchangeable backends.
+ *
+ * Backends:
+ * - `store.ts`: `SqliteLogStore` (log + evidence in one SQLite file, one writer, group commit);
+ *   replay memory and quota counts are process-local (memory-store.ts) and rebuilt from the log at
+ *   start-up (node/runtime.ts). `openSqliteNodeStores` assembles the four.
+ * - `memory-store.ts`: everything in memory, for the fast unit tier and as the process-local
+ *   replay memory and quota counter of the SQLite backend.
+ *
+ * Every backend must pass test/log/store-conformance.ts.
+ */
+import type { EvidenceRow } from './evidence.js'
+import type { QuotaStore } from '../policy/quota.js'
+
+/** Most leaves one `entries` read returns (the HTTP endpoint's page size). */
+export const MAX_ENTRIES_PER_READ = 1024
+
+/** Where an appended leaf landed. */
+export interface AppendResult {
+  readonly index: number
+  readonly leafHash: Uint8Array
+}
+
+export interface StoredCheckpoint {
+  readonly size: number
+  readonly note: string
+}
+
+/**
+ * The append-only, tamper-evident log (RFC 9162 Merkle tree, C2SP checkpoints). Appends are
+ * durable when their promise resolves, land contiguously in call order, and carry their evidence
+ * in the same transaction. A store that failed a write refuses all further writes (fail closed)
+ * with VN_ERR_LOG_UNAVAILABLE; reads of committed data keep working.
+ */
+export interface LogStore {
+  /** Append one leaf (opaque bytes; the node passes RFC 8785 canonical JSON). */
+  append(leaf: Uint8Array): Promise<AppendResult>
+  /**
+   * Append leaves in order, contiguously, with the evidence rows that belong to them (their
+   * `record` is an offset into `leaves`), all in one transaction. Rows are checked before anything
+   * is queued (evidence.ts `checkEvidenceRows`): a bad row rejects with VN_ERR_EVIDENCE_INVALID and
+   * writes nothing.
+   */
+  appendMany(leaves: readonly Uint8Array[], evidence?: readonly EvidenceRow[]): Promise<AppendResult[]>
+  /** Number of durable leaves. */
+  size(): Promise<number>
+  /** Root hash of the first `size` leaves (default: the current size). */
+  rootHash(size?: number): Promise<Uint8Array>
+  /** Leaf bytes at `index`. */
+  leaf(index: number): Promise<Uint8Array>
+  /** Leaf bytes of [start, end), at most `MAX_ENTRIES_PER_READ`. */
+  entries(start: number, end: number): Promise<Uint8Array[]>
+  /** RFC 9162 §2.1.3.1 inclusion proof of leaf `index` in the tree of `treeSize` leaves. */
+  inclusionProof(index: number, treeSize: number): Promise<Uint8Array[]>
+  /** RFC 9162 §2.1.4.1 consistency proof between tree sizes `first` < `second`. */
+  consistencyProof(first: number, second: number): Promise<Uint8Array[]>
+  /** Store a signed checkpoint note for `size` (its body must name that size and its root); replaces an earlier note of that size. */
+  saveCheckpoint(size: number, note: string): Promise<void>
+  latestCheckpoint(): Promise<StoredCheckpoint | undefined>
+  checkpointAt(size: number): Promise<string | undefined>
+  /** False once a write failed (fail closed) or the store was closed. For readiness checks. */
+  readonly writable: boolean
+  /** Wait for queued writes, then release the store. */
+  close(): Promise<void>
+}
+
+export interface StoredJws {
+  digest: string
+  jws: string
+}
+
+export interface StoredDisclosures {
+  xid: string
+  disclosures: string[]
+}
+
+/**
+ * Reads of the evidence kept with log records (written only through `LogStore.appendMany`), and
+ * the purge of disclosures whose retention ended.
+ */
+export interface EvidenceStore {
+  /** The JWS kept with the log record at `index`. */
+  getJws(index: number): Promise<StoredJws | undefined>
+  /** The disclosures kept with the request record at `index`, opened, unless expired as of `nowMs` (default now). */
+  getDisclosures(index: number, nowMs?: number): Promise<StoredDisclosures | undefined>
+  /** Delete disclosures whose retention ended at or before `nowMs`; resolves with how many. */
+  purgeExpired(nowMs: number): Promise<number>
+}
+
+/** What a provider remembers of one exchange, by (issuer, xid), for the replay window. */
+export interface ReplayEntry<A> {
+  readonly reqDigest: string
+  /** the first request's answer; rejects when that request failed (it then wrote nothing) */
+  readonly answer: Promise<A>
+  /** ms; the entry may be forgotten after this */
+  readonly expiresAt: number
+}
+
+/**
+ * A provider's replay memory (docs/PROTOCOL.md step 3): the same (iss, xid) with the same request
+ * digest gets the first answer again; with another digest it is refused. `A` is the answer the
+ * provider releases (a shared backend keeps its signed response).
+ */
+export interface ReplayMemory<A> {
+  /**
+   * Atomically: the live entry for (iss, xid) if one is held; otherwise holds `entry` and resolves
+   * undefined. Entries that expired before `now` are not returned.
+   */
+  claim(iss: string, xid: string, entry: ReplayEntry<A>, now: number): Promise<ReplayEntry<A> | undefined>
+  /** Forgets (iss, xid) if it still holds `entry` (its request failed and wrote nothing: the xid may be used again). */
+  release(iss: string, xid: string, entry: ReplayEntry<A>): Promise<void>
+  /** Start-up: holds an exchange answered before a restart (found in the log). */
+  remember(iss: string, xid: string, entry: ReplayEntry<A>): Promise<void>
+}
+
+/** The four stores one node runs on, from one backend. */
+export interface NodeStores<A> {
+  readonly log: LogStore
+  readonly evidence: EvidenceStore
+  readonly replay: ReplayMemory<A>
+  readonly quotas: QuotaStore
+  close(): Promise<void>
+}

@@ -1,0 +1,26 @@
+/**
+ * Opening the node's storage: the four stores of one backend (storage.ts: log and evidence,
+ * replay memory, quota counts; today the SQLite backend, whose writer thread seals disclosures with
+ * the evidence key off the event loop) and the NodeLog the provider and consumer append through.
+ * One function, so a second backend is chosen in one place.
+ */
+import { openSqliteNodeStores } from '../log/store.js'
+import { StoreNodeLog } from '../log/node-log.js'
+import type { NodeStores } from '../log/storage.js'
+import type { ExchangeReply } from '../exchange/provider.js'
+
+export interface OpenedLog extends NodeStores<ExchangeReply> {
+  /** the node's write path over `log` (index reservation, canonical JSON leaves, commit metrics) */
+  nodeLog: StoreNodeLog
+}
+
+/** `path`: the log database file; `onCommit`: seconds each group commit took (metrics). */
+export async function openNodeLogStore(path: string, evidenceKey: Uint8Array, onCommit: (seconds: number) => void): Promise<OpenedLog> {
+  const stores = await openSqliteNodeStores<ExchangeReply>(path, { evidenceKey })
+  try {
+    return { ...stores, close: () => stores.close(), nodeLog: await StoreNodeLog.open(stores.log, onCommit) }
+  } catch (e) {
+    await stores.close()
+    throw e
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * GET /readyz's checks: the manifest is in force and lists this node's key, the log is writable
+ * (it fails closed), the data source answers. Tag-set builds are reported, never counted against
+ * readiness: a set still building makes its oprf service answer 503, not the node unready.
+ */
+import type { FederationHolder } from '../federation/federation.js'
+import type { TagSetPublisher } from '../oprf/tagset-service.js'
+import type { DataSource } from '../sources/types.js'
+import type { NodeIdentity } from './identity.js'
+import type { ReadyCheck } from './types.js'
+
+export interface ReadinessDeps {
+  federation: FederationHolder
+  identity: NodeIdentity
+  store: { readonly writable: boolean }
+  tagsets: TagSetPublisher | undefined
+  source: DataSource | undefined
+  now: () => number
+}
+
+export function readiness(d: ReadinessDeps): () => Promise<ReadyCheck> {
+  return async () => {
+    const checks: ReadyCheck['checks'] = {}
+    try {
+      const f = d.federation.get(d.now())
+      d.identity.refresh(f)
+      checks.manifest = { ok: true, detail: `seq ${f.seq}, expires ${new Date(f.exp).toISOString()}` }
+      checks.keys = { ok: true }
+    } catch (e) {
+      checks.manifest = { ok: false, detail: (e as Error).message }
+    }
+    checks.log = d.store.writable ? { ok: true } : { ok: false, detail: 'log is not writable (fail closed)' }
+    const tagsets = d.tagsets
+    if (tagsets !== undefined) {
+      checks.tagsets = { ok: true, detail: Object.entries(tagsets.status()).map(([svc, x]) => `${svc} epoch ${x.epoch}: ${x.ready ? `${x.count} tags` : `building (${x.records ?? 0} records)`}`).join('; ') }
+    }
+    if (d.source !== undefined) {
+      try {
+        await d.source.ping()
+        checks.dataSource = { ok: true }
+      } catch (e) {
+        checks.dataSource = { ok: false, detail: (e as Error).message }
+      }
+    }
+    return { ok: Object.values(checks).every((c) => c.ok), checks }
+  }
+}

@@ -1,0 +1,11 @@
+/** The storage conformance suite (store-conformance.ts) against the in-memory backend of the unit tier. */
+import t from 'tap'
+import { memoryNodeStores } from '../../src/log/memory-store.js'
+import { runStoreConformance } from './store-conformance.js'
+
+runStoreConformance(t, {
+  open: async (opts) => {
+    const stores = memoryNodeStores<string>(opts)
+    return { stores, failNextCommit: () => stores.log.failNextCommit() }
+  },
+})
