@@ -7,7 +7,7 @@ import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { buildLocalApp, buildPublicApp } from '../src/http/app.js'
-import { Metrics } from '../src/http/metrics.js'
+import { Metrics } from '../src/node/metrics.js'
 import { VnError } from '../src/errors.js'
 import type { NodeRuntime } from '../src/node/types.js'
 
