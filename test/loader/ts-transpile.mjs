@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
-const LOADER_VERSION = '2'
+const LOADER_VERSION = '3'
 const ROOT = process.cwd()
 const TSCONFIG = join(ROOT, 'tsconfig.json')
 const require = createRequire(join(ROOT, 'package.json'))
@@ -29,13 +29,37 @@ const SALT = `${LOADER_VERSION}\0${TS_VERSION}\0${TSCONFIG_TEXT}\0`
 
 const isOurTs = (url) => url.startsWith('file:') && !url.includes('/node_modules/') && /\.(ts|mts)$/.test(new URL(url).pathname)
 
+/** The `.ts` file a `.js` specifier stands for (NodeNext style), if there is one of ours. */
+function tsTwin(specifier, parent) {
+  let u
+  try {
+    if (/^\.\.?\//.test(specifier) || specifier.startsWith('/')) u = new URL(specifier, parent ?? pathToFileURL(`${ROOT}/`))
+    else if (specifier.startsWith('file:')) u = new URL(specifier)
+  } catch {
+    return undefined
+  }
+  if (u === undefined || !u.pathname.endsWith('.js') || u.pathname.includes('/node_modules/')) return undefined
+  const twin = new URL(u.href)
+  twin.pathname = `${u.pathname.slice(0, -3)}.ts`
+  return existsSync(fileURLToPath(twin)) ? twin : undefined
+}
+
 export async function resolve(specifier, context, nextResolve) {
   const parent = context.parentURL
+  // the common case, answered here: a relative import between our own modules
   if (parent !== undefined && !parent.includes('?') && isOurTs(parent) && /^\.\.?\//.test(specifier) && specifier.endsWith('.js')) {
-    const url = new URL(`${specifier.slice(0, -3)}.ts`, parent)
-    if (existsSync(fileURLToPath(url))) return { url: url.href, format: 'module', shortCircuit: true }
+    const twin = tsTwin(specifier, parent)
+    if (twin !== undefined) return { url: twin.href, format: 'module', shortCircuit: true }
   }
-  return nextResolve(specifier, context)
+  // Anything else goes down the chain as written (tap's mocks key on the specifier and the
+  // parent's query); only when nothing resolves a `.js` is its `.ts` twin asked for.
+  try {
+    return await nextResolve(specifier, context)
+  } catch (e) {
+    const twin = e?.code === 'ERR_MODULE_NOT_FOUND' ? tsTwin(specifier, parent) : undefined
+    if (twin === undefined) throw e
+    return nextResolve(twin.href, context)
+  }
 }
 
 let ts
