@@ -24,6 +24,11 @@ export default defineConfig(
     languageOptions: { globals: nodeGlobals },
   },
   {
+    // dependency-cruiser reads its config as CommonJS
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+  },
+  {
     rules: {
       // Signed notes and canonical JSON are checked for control characters on purpose (C2SP
       // signed-note, RFC 8785): those regular expressions name them.

@@ -68,6 +68,7 @@ export function source(): DataSource & { lookups: number } {
     kind: 'memory',
     lookups: 0,
     async assertReadOnly() {},
+    async describe() { return { columns: ['one'] } },
     async query(_sql: string, params: SqlParams): Promise<Row[]> {
       this.lookups++
       return LISTED.has(String(params.ref)) ? [{ one: 1 }] : []

@@ -88,7 +88,7 @@ export class PeerLogs {
    * Witnesses one peer: verify its checkpoint, check consistency with the last one this node saw,
    * record what was seen in this node's own log, cosign and hand the cosignature back.
    */
-  async witness(peer: string): Promise<{ size: number; cosigned: boolean }> {
+  async witness(peer: string): Promise<{ size: number; cosigned: boolean; alreadyCosigned?: true }> {
     const cur = await this.fetchCheckpoint(peer)
     const prev = this.seen.get(peer)
     const fed = this.d.federation()
@@ -114,7 +114,8 @@ export class PeerLogs {
         await this.d.log.append([{ v: 1, at: this.now(), t: 'fork-evidence', peer, notes: [prev.note, cur.note] }])
         return { size: b.size, cosigned: false }
       }
-      if (b.size === a.size) return { size: b.size, cosigned: false }
+      // the same checkpoint again (e.g. the witness timer got there first): nothing new to cosign
+      if (b.size === a.size) return { size: b.size, cosigned: false, alreadyCosigned: true }
     }
     this.seen.set(peer, cur)
     const rootHash = Buffer.from(cur.checkpoint.rootHash).toString('base64')

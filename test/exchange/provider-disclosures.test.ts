@@ -8,7 +8,10 @@
  */
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
-import { Provider, type EvidenceItem, type NodeLog } from '../../src/exchange/provider.js'
+import { Provider, type ExchangeReply } from '../../src/exchange/provider.js'
+import type { NodeLog } from '../../src/log/node-log.js'
+import type { EvidenceRow } from '../../src/log/evidence.js'
+import { MemoryReplayMemory } from '../../src/log/memory-store.js'
 import { plainProvider } from '../../src/exchange/modes/plain.js'
 import { oprfProvider } from '../../src/exchange/modes/oprf.js'
 import { heProvider, HeKeyCache } from '../../src/exchange/modes/he.js'
@@ -50,12 +53,12 @@ const source: DataSource = {
 }
 
 /** A log that records what would have been appended. */
-function recordingLog(): NodeLog & { records: LogRecord[]; evidence: EvidenceItem[] } {
+function recordingLog(): NodeLog & { records: LogRecord[]; evidence: EvidenceRow[] } {
   let next = 0
   const log = {
     records: [] as LogRecord[],
-    evidence: [] as EvidenceItem[],
-    async append(records: readonly LogRecord[], evidence: readonly EvidenceItem[] = []) {
+    evidence: [] as EvidenceRow[],
+    async append(records: readonly LogRecord[], evidence: readonly EvidenceRow[] = []) {
       log.records.push(...records)
       log.evidence.push(...evidence)
       return records.map(() => next++)
@@ -91,6 +94,7 @@ function provider0(log: NodeLog): Provider {
     source,
     modes,
     log,
+    replay: new MemoryReplayMemory<ExchangeReply>(),
     limits: { batchMax: 100, skewMs: 60_000, retentionDays: 30 },
   })
 }
@@ -134,7 +138,7 @@ t.test('plain: exactly the disclosures opened against the signed digests are kep
   const p = provider0(log)
   const reply = await p.handle(body('plain', { subjects: [{ uscc: uscc.digest, year: year.digest }] }, [year.disclosure, uscc.disclosure]))
   t.equal(reply.status, 200)
-  const kept = log.evidence.filter((e) => e.kind === 'disclosures')
+  const kept = log.evidence.filter((e: EvidenceRow) => e.kind === 'disclosures')
   t.equal(kept.length, 1)
   t.same(kept[0]?.kind === 'disclosures' ? [...kept[0].disclosures].sort() : [], [year.disclosure, uscc.disclosure].sort())
   t.equal(log.records.length, 3, 'request-in, decision, response-out')
