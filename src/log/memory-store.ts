@@ -13,9 +13,9 @@
 import { VnError } from '../errors.js'
 import { assembleProof, foldRange, hashEquals, leafHash, planConsistencyProof, planInclusionProof, planRoot, rootFromLeafHashes, type NodeId } from './merkle.js'
 import { parseCheckpoint, parseNote } from './checkpoint.js'
-import { checkEvidenceRows, type EvidenceRow } from './evidence.js'
+import type { EvidenceRow } from './evidence.js'
 import { checkEvidenceKey, decryptDisclosures, encryptDisclosures, type SealedDisclosures } from './sealing.js'
-import { MAX_ENTRIES_PER_READ, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws } from './storage.js'
+import { MAX_ENTRIES_PER_READ, checkAppendInput, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws } from './storage.js'
 import { QuotaCounter, type ConsumeResult, type QuotaRecord, type QuotaStore } from '../policy/quota.js'
 
 export interface MemoryLogStoreOptions {
@@ -67,13 +67,7 @@ export class MemoryLogStore implements LogStore, EvidenceStore {
   }
 
   async appendMany(leaves: readonly Uint8Array[], evidence: readonly EvidenceRow[] = []): Promise<AppendResult[]> {
-    if (!Array.isArray(leaves)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', 'leaves: must be an array')
-    leaves.forEach((l, i) => {
-      if (!(l instanceof Uint8Array)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: must be a Uint8Array`)
-      if (l.length > this.maxLeafBytes) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: larger than ${this.maxLeafBytes} bytes`)
-    })
-    if (leaves.length > this.maxBatch) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves: more than ${this.maxBatch} in one call`)
-    checkEvidenceRows(evidence, leaves.length, this.evidenceKey !== undefined)
+    checkAppendInput(leaves, evidence, { maxLeafBytes: this.maxLeafBytes, maxBatch: this.maxBatch, canSeal: this.evidenceKey !== undefined })
     if (leaves.length === 0) return []
     this.checkWritable()
     const first = this.leaves.length

@@ -13,7 +13,8 @@
  *
  * Every backend must pass test/log/store-conformance.ts.
  */
-import type { EvidenceRow } from './evidence.js'
+import { VnError } from '../errors.js'
+import { checkEvidenceRows, type EvidenceRow } from './evidence.js'
 import type { QuotaStore } from '../policy/quota.js'
 
 /** Most leaves one `entries` read returns (the HTTP endpoint's page size). */
@@ -124,4 +125,23 @@ export interface NodeStores<A> {
   readonly replay: ReplayMemory<A>
   readonly quotas: QuotaStore
   close(): Promise<void>
+}
+
+/**
+ * The one check of an append's input, run by every `LogStore` before anything is queued: leaves
+ * are byte arrays within the size and count limits, and the evidence rows pass `checkEvidenceRows`.
+ * @throws VN_ERR_LOG_ENTRY_INVALID / VN_ERR_EVIDENCE_INVALID naming the offending index
+ */
+export function checkAppendInput(
+  leaves: readonly Uint8Array[],
+  evidence: readonly EvidenceRow[],
+  limits: { readonly maxLeafBytes: number; readonly maxBatch: number; readonly canSeal: boolean },
+): void {
+  if (!Array.isArray(leaves)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', 'leaves: must be an array')
+  leaves.forEach((l, i) => {
+    if (!(l instanceof Uint8Array)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: must be a Uint8Array`)
+    if (l.length > limits.maxLeafBytes) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: larger than ${limits.maxLeafBytes} bytes`)
+  })
+  if (leaves.length > limits.maxBatch) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves: more than ${limits.maxBatch} in one call`)
+  checkEvidenceRows(evidence, leaves.length, limits.canSeal)
 }

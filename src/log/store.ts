@@ -52,9 +52,9 @@ import { parseCheckpoint, parseNote } from './checkpoint.js'
 import { LogWriter, openDatabase, type BatchResult, type OpenResult, type WriteBatch } from './log-writer.js'
 import type Database from 'better-sqlite3'
 import { QuietClock } from '../util/quiet-clock.js'
-import { checkEvidenceRows, type EvidenceRow } from './evidence.js'
+import type { EvidenceRow } from './evidence.js'
 import { checkEvidenceKey, decryptDisclosures } from './sealing.js'
-import { MAX_ENTRIES_PER_READ, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type StoredCheckpoint, type StoredDisclosures, type StoredJws } from './storage.js'
+import { MAX_ENTRIES_PER_READ, checkAppendInput, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type StoredCheckpoint, type StoredDisclosures, type StoredJws } from './storage.js'
 import { MemoryQuotaStore, MemoryReplayMemory } from './memory-store.js'
 
 export interface SqliteLogStoreOptions {
@@ -283,13 +283,7 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
    * entries and its evidence become durable together before the answer is released.
    */
   async appendMany(leaves: readonly Uint8Array[], evidence: readonly EvidenceRow[] = []): Promise<AppendResult[]> {
-    if (!Array.isArray(leaves)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', 'leaves: must be an array')
-    leaves.forEach((l, i) => {
-      if (!(l instanceof Uint8Array)) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: must be a Uint8Array`)
-      if (l.length > this.maxLeafBytes) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves[${i}]: larger than ${this.maxLeafBytes} bytes`)
-    })
-    if (leaves.length > this.maxBatch) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `leaves: more than ${this.maxBatch} in one call`)
-    checkEvidenceRows(evidence, leaves.length, this.evidenceKey !== undefined)
+    checkAppendInput(leaves, evidence, { maxLeafBytes: this.maxLeafBytes, maxBatch: this.maxBatch, canSeal: this.evidenceKey !== undefined })
     if (leaves.length === 0) return []
     return (await this.submit({ leaves, evidence })).appended
   }
