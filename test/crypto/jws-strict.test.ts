@@ -1,8 +1,8 @@
 /**
  * RFC 7515 §5.2: the protected header and a JSON payload must be UTF-8 JSON, and a member name
  * may appear once per object. Each case is correctly signed, so only the strict reading refuses
- * it; the auditor's reader (`unverifiedJwsPayload`, used by audit verify and cross-check) refuses
- * the same bytes with the same code.
+ * it; the auditor's readers (`unverifiedJwsPayload` in cross-check, `parseJwsJson` in audit verify's
+ * evidence check) refuse the same bytes.
  */
 import t from 'tap'
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { peekJws, unverifiedJwsPayload, verifyJws, verifyJwsJson, verifyJwsJsonAsync } from '../../src/crypto/jws.js'
 import { VnError } from '../../src/errors.js'
 import { parseStrictJson, StrictJsonError } from '../../src/util/strict-json.js'
+import { unverifiedPayload } from '../../src/audit/checks/evidence.js'
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519')
 const resolve = (): KeyObject => publicKey
@@ -92,9 +93,19 @@ t.test('valid payloads with tricky strings still parse exactly as JSON.parse rea
 })
 
 t.test("the auditor's readers use the node's strict reader, not a JSON.parse of their own", async (t) => {
-  for (const file of ['src/audit/verify.ts', 'src/audit/cross-check.ts']) {
-    const src = await readFile(new URL(`../../${file}`, import.meta.url), 'utf8')
-    t.match(src, /unverifiedJwsPayload\(/, file)
+  // audit verify decodes each evidence payload once (checks/evidence.ts) with the node's reader
+  for (const [what, payload] of [
+    ['not UTF-8', withBytes('{"a":"', [0x80], '"}')],
+    ['a repeated member name', '{"a":1,"a":2}'],
+  ] as const) {
+    t.equal(unverifiedPayload(signRaw(HEADER, payload)), undefined, `audit verify refuses ${what}`)
+  }
+  t.same(unverifiedPayload(signRaw(HEADER, '{"a":1}')), { a: 1 }, 'and reads a good payload')
+  const evidence = await readFile(new URL('../../src/audit/checks/evidence.ts', import.meta.url), 'utf8')
+  t.match(evidence, /parseJwsJson\(/, 'checks/evidence.ts decodes with parseJwsJson')
+  const cross = await readFile(new URL('../../src/audit/cross-check.ts', import.meta.url), 'utf8')
+  t.match(cross, /unverifiedJwsPayload\(/, 'cross-check.ts decodes with unverifiedJwsPayload')
+  for (const [file, src] of [['checks/evidence.ts', evidence], ['cross-check.ts', cross]]) {
     t.notMatch(src, /JSON\.parse\([^)]*fromB64u/, `${file}: no lenient payload decoding`)
   }
 })

@@ -16,14 +16,14 @@ import type { VettedScanner } from './leaves.js'
 import { z } from 'zod'
 import { fromB64u } from '../../util/base64url.js'
 import { parseJwsJson } from '../../crypto/jws.js'
-import { COMPACT_JWS_RE, digestSchema } from '../../protocol/vocabulary.js'
+import { COMPACT_JWS_RE, DIGEST_RE, digestSchema } from '../../protocol/vocabulary.js'
 
 const EvidenceLineSchema = z.strictObject({
   digest: digestSchema,
   jws: z.string().regex(COMPACT_JWS_RE),
 })
 /** The line exactly as the exporter writes it: the same acceptance as JSON.parse + the schema, faster. */
-const EXPORTED_LINE = /^\{"digest":"([A-Za-z0-9_-]{43})","jws":"([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+)"\}$/
+const EXPORTED_LINE = new RegExp(`^\\{"digest":"(${DIGEST_RE.source.slice(1, -1)})","jws":"(${COMPACT_JWS_RE.source.slice(1, -1)})"\\}$`)
 
 /** Lines read ahead of need and kept in memory, at most (beyond: read back by offset). */
 const CACHE_LIMIT = 100_000
