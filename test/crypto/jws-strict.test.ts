@@ -8,9 +8,9 @@ import t from 'tap'
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { peekJws, unverifiedJwsPayload, verifyJws, verifyJwsJson, verifyJwsJsonAsync } from '../../src/crypto/jws.js'
-import { VnError } from '../../src/errors.js'
 import { parseStrictJson, StrictJsonError } from '../../src/util/strict-json.js'
 import { unverifiedPayload } from '../../src/audit/checks/evidence.js'
+import { failure } from '../helper-errors.js'
 
 const { privateKey, publicKey } = generateKeyPairSync('ed25519')
 const resolve = (): KeyObject => publicKey
@@ -21,16 +21,6 @@ const HEADER = '{"alg":"EdDSA","kid":"a#1"}'
 function signRaw(header: Uint8Array | string, payload: Uint8Array | string): string {
   const input = `${b64(header)}.${b64(payload)}`
   return `${input}.${sign(null, Buffer.from(input, 'ascii'), privateKey).toString('base64url')}`
-}
-
-function failure(fn: () => unknown): string | undefined {
-  try {
-    fn()
-    return undefined
-  } catch (e) {
-    if (e instanceof VnError) return `${e.code} ${e.detail ?? ''}`
-    throw e
-  }
 }
 
 const utf8 = (s: string): Buffer => Buffer.from(s, 'utf8')

@@ -1,17 +1,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { VnError } from '../../src/errors.js'
 import { disclosureDigest, makeDisclosure, MAX_DISCLOSURE_CHARS, openDisclosure } from '../../src/protocol/disclosures.js'
-
-function failure(fn: () => unknown): string | undefined {
-  try {
-    fn()
-    return undefined
-  } catch (e) {
-    if (e instanceof VnError) return `${e.code} ${e.detail ?? ''}`
-    throw e
-  }
-}
+import { failure } from '../helper-errors.js'
 
 const b64u = (s: string | Uint8Array): string => Buffer.from(s).toString('base64url')
 /** A disclosure of arbitrary JSON text together with its (correct) digest. */
