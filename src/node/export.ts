@@ -42,9 +42,6 @@ import { nodeDataFiles, nodeKeyFiles } from './files.js'
 import { decryptDisclosures } from '../log/sealing.js'
 import { appendOffline, assertNodeStopped } from './offline-log.js'
 
-// The layout's names live below node/ and audit/ (the auditor reads what this writes).
-export { EXPORT_FILES, EXPORT_FORMAT, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
-
 export interface ExportOptions {
   env?: Record<string, string | undefined>
   now?: () => number
