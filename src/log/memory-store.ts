@@ -15,7 +15,7 @@ import { assembleProof, foldRange, hashEquals, leafHash, planConsistencyProof, p
 import { parseCheckpoint, parseNote } from './checkpoint.js'
 import type { EvidenceRow } from './evidence.js'
 import { checkEvidenceKey, decryptDisclosures, encryptDisclosures, type SealedDisclosures } from './sealing.js'
-import { MAX_ENTRIES_PER_READ, checkAppendInput, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws } from './storage.js'
+import { MAX_ENTRIES_PER_READ, SNAPSHOT_CHUNK, checkAppendInput, type AppendResult, type EvidenceStore, type LogReader, type LogSnapshot, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredSealedDisclosures } from './storage.js'
 import { QuotaCounter, type ConsumeResult, type QuotaRecord, type QuotaStore } from '../policy/quota.js'
 
 export interface MemoryLogStoreOptions {
@@ -33,7 +33,7 @@ function checkIndex(name: string, v: number): void {
   if (!Number.isSafeInteger(v) || v < 0) throw new VnError('VN_ERR_LOG_PROOF', `${name}: must be a non-negative integer`)
 }
 
-export class MemoryLogStore implements LogStore, EvidenceStore {
+export class MemoryLogStore implements LogStore, EvidenceStore, LogReader {
   private readonly leaves: Uint8Array[] = []
   private readonly leafHashes: Uint8Array[] = []
   private readonly checkpoints = new Map<number, string>()
@@ -192,9 +192,32 @@ export class MemoryLogStore implements LogStore, EvidenceStore {
     return { xid: r.xid, disclosures: decryptDisclosures(this.evidenceKey as Uint8Array, r.xid, r.sealed.nonce, r.sealed.ciphertext) }
   }
 
+  /** A copy of what is committed now: later appends and purges do not change it. */
+  async snapshot<T>(read: (s: LogSnapshot) => Promise<T>): Promise<T> {
+    const size = this.leaves.length
+    const leaves = this.leaves.slice(0, size)
+    const byLeaf = <V>(m: Map<number, V>): V[] => [...m].filter(([k]) => k < size).sort((a, b) => a[0] - b[0]).map(([, v]) => v)
+    const jws = byLeaf(this.jws).map((r) => ({ ...r }))
+    const disclosures = byLeaf(this.disclosures)
+    const checkpoints = [...this.checkpoints].filter(([n]) => n <= size).sort((a, b) => a[0] - b[0]).map(([n, note]) => ({ size: n, note }))
+    const live = (nowMs: number): StoredSealedDisclosures[] => disclosures.filter((d) => d.expiresAt > nowMs).map((d) => ({ xid: d.xid, nonce: d.sealed.nonce, ciphertext: d.sealed.ciphertext }))
+    return read({
+      size,
+      leaves: () => inChunks(leaves),
+      jws: () => inChunks(jws),
+      sealedDisclosures: (nowMs) => inChunks(live(nowMs)),
+      countDisclosures: async (nowMs) => live(nowMs).length,
+      checkpoints: async () => checkpoints,
+    })
+  }
+
   async close(): Promise<void> {
     this.closed = true
   }
+}
+
+async function* inChunks<T>(rows: readonly T[]): AsyncGenerator<T[]> {
+  for (let i = 0; i < rows.length; i += SNAPSHOT_CHUNK) yield rows.slice(i, i + SNAPSHOT_CHUNK)
 }
 
 function checkRecordIndex(index: number): void {

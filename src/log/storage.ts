@@ -92,6 +92,45 @@ export interface EvidenceStore {
   purgeExpired(nowMs: number): Promise<number>
 }
 
+/** Disclosures as stored: sealed with the evidence key (sealing.ts), opened only by its holder. */
+export interface StoredSealedDisclosures {
+  readonly xid: string
+  readonly nonce: Uint8Array
+  readonly ciphertext: Uint8Array
+}
+
+/**
+ * One consistent read of everything committed, as of one instant: what `log export` carries away.
+ * Leaves and their evidence are committed together, so a snapshot never holds a leaf without its
+ * evidence. Chunked async reads, so a backend can stream from a cursor.
+ */
+export interface LogSnapshot {
+  /** committed leaves as of the snapshot */
+  readonly size: number
+  /** the leaf bytes in index order, 0 to size - 1, in chunks; a missing index is VN_ERR_AUDIT_EXPORT_INVALID */
+  leaves(): AsyncIterable<readonly Uint8Array[]>
+  /** the JWS kept with leaves below size, in leaf order, in chunks */
+  jws(): AsyncIterable<readonly StoredJws[]>
+  /** the disclosures kept with leaves below size whose retention ends after `nowMs`, sealed, in leaf order */
+  sealedDisclosures(nowMs: number): AsyncIterable<readonly StoredSealedDisclosures[]>
+  /** how many `sealedDisclosures(nowMs)` yields */
+  countDisclosures(nowMs: number): Promise<number>
+  /** every stored checkpoint of a size up to `size`, by size, as stored */
+  checkpoints(): Promise<StoredCheckpoint[]>
+}
+
+/**
+ * Read-only access to a log that another process may be writing (`log export` while the node
+ * runs). `snapshot` runs `read` on one consistent snapshot, valid until its promise settles.
+ */
+export interface LogReader {
+  snapshot<T>(read: (s: LogSnapshot) => Promise<T>): Promise<T>
+  close(): Promise<void>
+}
+
+/** Rows one snapshot read yields at a time. */
+export const SNAPSHOT_CHUNK = 1024
+
 /** What a provider remembers of one exchange, by (issuer, xid), for the replay window. */
 export interface ReplayEntry<A> {
   readonly reqDigest: string

@@ -21,9 +21,10 @@
  * federation-root.pub    the node's trust anchor (an auditor should pass its own with --root)
  * ```
  *
- * The log database is opened read-only and read inside one transaction: under WAL this is a
- * consistent snapshot even while the node keeps appending, and leaves and their evidence are
- * committed together (log-writer.ts), so the snapshot never holds a leaf without its evidence.
+ * The log is read through the storage interface's `LogReader` (log/storage.ts; opened by
+ * node/log-store.ts, which chooses the backend): one consistent snapshot, even while the node keeps
+ * appending, and leaves and their evidence are committed together, so the snapshot never holds a
+ * leaf without its evidence.
  * The folder is written under a temporary name and renamed into place, so a failed export leaves
  * nothing that looks complete.
  */
@@ -35,11 +36,12 @@ import { loadConfig } from '../config/load.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile } from '../crypto/keys.js'
 import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
-import { openDatabase } from '../log/log-writer.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { EXPORT_FILES, EXPORT_FORMAT, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
 import { nodeDataFiles, nodeKeyFiles } from './files.js'
 import { decryptDisclosures } from '../log/sealing.js'
+import type { LogReader, LogSnapshot } from '../log/storage.js'
+import { openNodeLogReader } from './log-store.js'
 import { appendOffline, assertNodeStopped } from './offline-log.js'
 
 export interface ExportOptions {
@@ -61,6 +63,7 @@ export interface ExportResult extends ExportMeta {
 
 const sha256Hex = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex')
 const NEWLINE = 0x0a
+const NEWLINE_BYTES = Buffer.from([NEWLINE])
 
 async function isEmptyOrMissing(dir: string): Promise<boolean> {
   try {
@@ -141,7 +144,7 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
     const logKey = await loadPrivateKey(keyFiles.logKey)
     await assertNodeStopped(dbPath)
     const nowMs = now()
-    const count = countDisclosures(dbPath, nowMs)
+    const count = await withReader(dbPath, (r) => r.snapshot(async (s) => s.countDisclosures(nowMs)))
     await appendOffline(dbPath, [{ v: 1, at: nowMs, t: 'disclosure-export', reasonDigest: createHash('sha256').update(reason, 'utf8').digest('base64url'), count }], logKey, logOrigin(current.name, cfg.member))
     disclosures = { key, nowMs, count, reason }
   }
@@ -151,7 +154,7 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
   await mkdir(join(tmp, EXPORT_FILES.manifests), { recursive: true })
   try {
     const files: Record<string, ExportFileInfo> = {}
-    const snapshot = readSnapshot(dbPath, tmp, files, disclosures)
+    const snapshot = await withReader(dbPath, (r) => r.snapshot((s) => writeSnapshot(s, tmp, files, disclosures)))
 
     const cpFiles: { size: number; file: string }[] = []
     for (const c of snapshot.checkpoints) {
@@ -205,93 +208,62 @@ interface Snapshot {
   checkpoints: { size: number; note: string }[]
 }
 
-function countDisclosures(dbPath: string, nowMs: number): number {
-  const db = openDatabase(dbPath, true)
+async function withReader<T>(dbPath: string, use: (r: LogReader) => Promise<T>): Promise<T> {
+  const reader = await openNodeLogReader(dbPath)
   try {
-    return db.prepare('SELECT COUNT(*) FROM evidence_disclosures WHERE expires_ms > ?').pluck().get(nowMs) as number
+    return await use(reader)
   } finally {
-    db.close()
+    await reader.close()
   }
 }
 
-/** Streams leaves and evidence to files from one read transaction (a consistent WAL snapshot). */
-function readSnapshot(dbPath: string, dir: string, files: Record<string, ExportFileInfo>, disclosures?: { key: Uint8Array; nowMs: number; count: number }): Snapshot {
-  let db
+/** Writes `lines` to a new file `name` in `dir` (fsynced), and returns its digest and length. */
+async function writeLines<R>(dir: string, name: string, chunks: AsyncIterable<readonly R[]>, line: (row: R) => Buffer): Promise<ExportFileInfo & { lines: number }> {
+  const fd = openSync(join(dir, name), 'wx', 0o600)
+  const h = createHash('sha256')
+  let bytes = 0
+  let lines = 0
   try {
-    db = openDatabase(dbPath, true)
-  } catch (e) {
-    throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `${dbPath}: cannot be opened read-only`, { cause: e })
-  }
-  try {
-    return db.transaction((): Snapshot => {
-      // entries.jsonl: the exact leaf bytes, one per line, in index order with no gaps.
-      const entries = openSync(join(dir, EXPORT_FILES.entries), 'wx', 0o600)
-      const eh = createHash('sha256')
-      let eBytes = 0
-      let size = 0
-      try {
-        for (const row of db.prepare('SELECT idx, data FROM leaves ORDER BY idx').iterate() as IterableIterator<{ idx: number; data: Buffer }>) {
-          if (row.idx !== size) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `leaves: index ${size} is missing`)
-          if (row.data.includes(NEWLINE)) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `leaves[${size}]: contains a newline (not canonical JSON)`)
-          const line = Buffer.concat([row.data, Buffer.from([NEWLINE])])
-          writeSync(entries, line)
-          eh.update(line)
-          eBytes += line.length
-          size++
-        }
-        fsyncSync(entries)
-      } finally {
-        closeSync(entries)
-      }
-      files[EXPORT_FILES.entries] = { sha256: eh.digest('hex'), bytes: eBytes }
-
-      // evidence.jsonl: JWS only. The disclosures table is never read.
-      const ev = openSync(join(dir, EXPORT_FILES.evidence), 'wx', 0o600)
-      const vh = createHash('sha256')
-      let vBytes = 0
-      let evidence = 0
-      try {
-        for (const row of db.prepare('SELECT digest, jws FROM evidence_jws ORDER BY leaf').iterate() as IterableIterator<{ digest: string; jws: string }>) {
-          const line = Buffer.from(`${JSON.stringify({ digest: row.digest, jws: row.jws })}\n`, 'utf8')
-          writeSync(ev, line)
-          vh.update(line)
-          vBytes += line.length
-          evidence++
-        }
-        fsyncSync(ev)
-      } finally {
-        closeSync(ev)
-      }
-      files[EXPORT_FILES.evidence] = { sha256: vh.digest('hex'), bytes: vBytes }
-
-      // disclosures.jsonl: only when asked for, and only what the disclosure-export record counted.
-      if (disclosures !== undefined) {
-        const fd = openSync(join(dir, EXPORT_FILES.disclosures), 'wx', 0o600)
-        const dh = createHash('sha256')
-        let dBytes = 0
-        let n = 0
-        try {
-          const rows = db.prepare('SELECT xid, nonce, ciphertext FROM evidence_disclosures WHERE expires_ms > ? ORDER BY leaf').iterate(disclosures.nowMs) as IterableIterator<{ xid: string; nonce: Buffer; ciphertext: Buffer }>
-          for (const row of rows) {
-            const line = Buffer.from(`${JSON.stringify({ xid: row.xid, disclosures: decryptDisclosures(disclosures.key, row.xid, row.nonce, row.ciphertext) })}\n`, 'utf8')
-            writeSync(fd, line)
-            dh.update(line)
-            dBytes += line.length
-            n++
-          }
-          fsyncSync(fd)
-        } finally {
-          closeSync(fd)
-        }
-        if (n !== disclosures.count) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `disclosures: ${n} rows, ${disclosures.count} logged (did the node start meanwhile?)`)
-        files[EXPORT_FILES.disclosures] = { sha256: dh.digest('hex'), bytes: dBytes }
-      }
-
-      // Every stored checkpoint, as stored: judging them is the auditor's job.
-      const checkpoints = db.prepare('SELECT size, note FROM checkpoints WHERE size <= ? ORDER BY size').all(size) as { size: number; note: string }[]
-      return { size, evidence, checkpoints }
-    })()
+    for await (const chunk of chunks) {
+      const buf = Buffer.concat(chunk.map(line))
+      writeSync(fd, buf)
+      h.update(buf)
+      bytes += buf.length
+      lines += chunk.length
+    }
+    fsyncSync(fd)
   } finally {
-    db.close()
+    closeSync(fd)
   }
+  return { sha256: h.digest('hex'), bytes, lines }
+}
+
+const jsonLine = (v: unknown): Buffer => Buffer.from(`${JSON.stringify(v)}\n`, 'utf8')
+
+/** Streams leaves and evidence from one snapshot into the export's files. */
+async function writeSnapshot(s: LogSnapshot, dir: string, files: Record<string, ExportFileInfo>, disclosures?: { key: Uint8Array; nowMs: number; count: number }): Promise<Snapshot> {
+  // entries.jsonl: the exact leaf bytes, one per line, in index order with no gaps.
+  let index = 0
+  const entries = await writeLines(dir, EXPORT_FILES.entries, s.leaves(), (leaf) => {
+    if (leaf.includes(NEWLINE)) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `leaves[${index}]: contains a newline (not canonical JSON)`)
+    index++
+    return Buffer.concat([leaf, NEWLINE_BYTES])
+  })
+  files[EXPORT_FILES.entries] = { sha256: entries.sha256, bytes: entries.bytes }
+
+  // evidence.jsonl: JWS only. The disclosures are never read here.
+  const evidence = await writeLines(dir, EXPORT_FILES.evidence, s.jws(), (row) => jsonLine({ digest: row.digest, jws: row.jws }))
+  files[EXPORT_FILES.evidence] = { sha256: evidence.sha256, bytes: evidence.bytes }
+
+  // disclosures.jsonl: only when asked for, and only what the disclosure-export record counted.
+  if (disclosures !== undefined) {
+    const opened = await writeLines(dir, EXPORT_FILES.disclosures, s.sealedDisclosures(disclosures.nowMs), (row) =>
+      jsonLine({ xid: row.xid, disclosures: decryptDisclosures(disclosures.key, row.xid, row.nonce, row.ciphertext) }),
+    )
+    if (opened.lines !== disclosures.count) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `disclosures: ${opened.lines} rows, ${disclosures.count} logged (did the node start meanwhile?)`)
+    files[EXPORT_FILES.disclosures] = { sha256: opened.sha256, bytes: opened.bytes }
+  }
+
+  // Every stored checkpoint, as stored: judging them is the auditor's job.
+  return { size: s.size, evidence: evidence.lines, checkpoints: await s.checkpoints() }
 }

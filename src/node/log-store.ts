@@ -2,11 +2,13 @@
  * Opening the node's storage: the four stores of one backend (storage.ts: log and evidence,
  * replay memory, quota counts; today the SQLite backend, whose writer thread seals disclosures with
  * the evidence key off the event loop) and the NodeLog the provider and consumer append through.
- * One function, so a second backend is chosen in one place.
+ * One place chooses the backend, for the node (`openNodeLogStore`) and for the tools that read its
+ * log from another process (`openNodeLogReader`).
  */
 import { openSqliteNodeStores } from '../log/store.js'
+import { SqliteLogReader } from '../log/sqlite-reader.js'
 import { StoreNodeLog } from '../log/node-log.js'
-import type { NodeStores } from '../log/storage.js'
+import type { LogReader, NodeStores } from '../log/storage.js'
 import type { ExchangeReply } from '../exchange/provider.js'
 
 export interface OpenedLog extends NodeStores<ExchangeReply> {
@@ -23,4 +25,13 @@ export async function openNodeLogStore(path: string, evidenceKey: Uint8Array, on
     await stores.close()
     throw e
   }
+}
+
+/**
+ * Read-only access to the node's log from another process (`log export`), which may run while the
+ * node appends. `path`: the log database file.
+ * @throws VN_ERR_AUDIT_EXPORT_INVALID when it cannot be opened
+ */
+export function openNodeLogReader(path: string): Promise<LogReader> {
+  return SqliteLogReader.open(path)
 }

@@ -6,6 +6,11 @@ import { runStoreConformance } from './store-conformance.js'
 runStoreConformance(t, {
   open: async (opts) => {
     const stores = memoryNodeStores<string>(opts)
-    return { stores, failNextCommit: () => stores.log.failNextCommit() }
+    return {
+      stores,
+      failNextCommit: () => stores.log.failNextCommit(),
+      // the store itself; closing the reader must not close the store
+      reader: async () => ({ snapshot: (read) => stores.log.snapshot(read), close: async () => undefined }),
+    }
   },
 })

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openSqliteNodeStores, type SqliteLogStoreOptions } from '../../src/log/store.js'
+import { SqliteLogReader } from '../../src/log/sqlite-reader.js'
 import { runStoreConformance, type StoresUnderTest } from './store-conformance.js'
 
 async function openAt(path: string, opts: SqliteLogStoreOptions): Promise<StoresUnderTest> {
@@ -11,6 +12,7 @@ async function openAt(path: string, opts: SqliteLogStoreOptions): Promise<Stores
   return {
     stores,
     failNextCommit: () => stores.log.failNextCommit(),
+    reader: () => SqliteLogReader.open(path),
     reopen: async () => {
       await stores.close()
       return openAt(path, opts)

@@ -3,7 +3,8 @@
  * read order, indices, proofs, checkpoints, fail closed), the evidence kept with its records
  * (round trip, offsets, expiry and purge, refusals that write nothing), index reservations and
  * abandoned slots through the node's write path (`StoreNodeLog` over the store), the replay memory
- * and the quota counts, and, for a backend that keeps its data, a reopen.
+ * and the quota counts, the consistent snapshot `log export` reads, and, for a backend that keeps
+ * its data, a reopen.
  *
  * Run it from a test file per backend: `runStoreConformance(t, factory)`
  * (sqlite-store-conformance.test.ts, memory-store-conformance.test.ts). It is a module, not a test
@@ -11,7 +12,7 @@
  */
 import type { Test } from 'tap'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
-import type { NodeStores, ReplayEntry } from '../../src/log/storage.js'
+import type { LogReader, LogSnapshot, NodeStores, ReplayEntry } from '../../src/log/storage.js'
 import { MAX_ENTRIES_PER_READ } from '../../src/log/storage.js'
 import type { EvidenceRow } from '../../src/log/evidence.js'
 import { StoreNodeLog, parseLeaf } from '../../src/log/node-log.js'
@@ -19,6 +20,7 @@ import type { LogRecord } from '../../src/log/records.js'
 import { leafHash, rootFromLeafHashes, verifyConsistency, verifyInclusion } from '../../src/log/merkle.js'
 import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 import { jwsDigest } from '../../src/protocol/jws-digest.js'
+import { decryptDisclosures } from '../../src/log/sealing.js'
 
 /** One backend's stores as the suite drives them. The replay memory holds string answers. */
 export interface StoresUnderTest {
@@ -27,6 +29,8 @@ export interface StoresUnderTest {
   failNextCommit?(): void
   /** Closes and opens the same data again (undefined: the backend keeps nothing). */
   reopen?(): Promise<StoresUnderTest>
+  /** A read-only reader over the same data, as another process would open it (`log export`). */
+  reader(): Promise<LogReader>
 }
 
 export interface StoreFactory {
@@ -336,6 +340,62 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     t.equal(await quotas.used('ag-4', day), 4, 'restored')
     t.equal(await quotas.used('ag-4', '2026-12-01'), 0, 'other days skipped with onlyDay')
     t.match(await quotas.tryConsume('ag-4', day, 2, 5), { ok: false, used: 4 }, 'restored counts bind')
+  })
+
+  t.test('snapshot: one consistent read of the committed log, unchanged by later appends, purges and checkpoints', async (t) => {
+    const { stores: { log, evidence }, reader } = await open(t)
+    const now = 1_800_000_000_000
+    const { privateKey } = generateKeyPairSync('ed25519')
+    const note = async (size: number): Promise<string> => signCheckpoint({ origin: 'conformance.example/log', size, rootHash: await log.rootHash(size) }, ed25519NoteSigner('conformance.example/log', privateKey))
+    const many = Array.from({ length: 2500 }, (_, i) => leafOf(i)) // more than one chunk
+    for (let i = 0; i < many.length; i += 500) await log.appendMany(many.slice(i, i + 500), i === 0 ? [jwsRow(3, 3), discRow(1, 'xid-1', now + 1000), discRow(2, 'xid-2', now - 1)] : [jwsRow(0, i)])
+    const cp = await note(2500)
+    await log.saveCheckpoint(2500, cp)
+    const r = await reader()
+    t.teardown(() => r.close())
+    const collect = async <T>(it: AsyncIterable<readonly T[]>): Promise<T[]> => {
+      const out: T[] = []
+      for await (const chunk of it) out.push(...chunk)
+      return out
+    }
+    const read = async (s: LogSnapshot): Promise<{ size: number; leaves: string[]; jws: string[]; disc: string[]; count: number; cps: number[] }> => ({
+      size: s.size,
+      leaves: (await collect(s.leaves())).map(hex),
+      jws: (await collect(s.jws())).map((j) => j.jws),
+      disc: (await collect(s.sealedDisclosures(now))).map((d) => `${d.xid}:${JSON.stringify(decryptDisclosures(KEY, d.xid, d.nonce, d.ciphertext))}`),
+      count: await s.countDisclosures(now),
+      cps: (await s.checkpoints()).map((c) => c.size),
+    })
+    const seen = await r.snapshot(async (s) => {
+      // Everything below happens after the snapshot began; none of it may show in it.
+      const before = s.size
+      await log.appendMany([leafOf(9000), leafOf(9001)], [jwsRow(0, 9000), discRow(1, 'xid-late', now + 1000)])
+      await log.saveCheckpoint(2502, await note(2502))
+      t.equal(before, 2500, 'size as of the snapshot')
+      return read(s)
+    })
+    t.equal(seen.size, 2500)
+    t.same(seen.leaves, many.map(hex), 'every leaf, in order, byte for byte, across chunks')
+    t.same(seen.jws, [jwsOf(3), ...Array.from({ length: 4 }, (_, k) => jwsOf((k + 1) * 500))], 'the JWS in leaf order, none of the later ones')
+    t.same(seen.disc, [`xid-1:${JSON.stringify(DISCLOSURES)}`], 'only disclosures still kept at nowMs, none of the later ones; sealed, opened with the key')
+    t.equal(seen.count, 1)
+    t.same(seen.cps, [2500], 'checkpoints up to the snapshot size')
+    await evidence.purgeExpired(now + 5000)
+    const after = await r.snapshot(read)
+    t.equal(after.size, 2502, 'a new snapshot sees the later appends')
+    t.same(after.cps, [2500, 2502])
+    t.equal(after.count, 0, 'and the purge')
+  })
+
+  t.test('snapshot: an empty log', async (t) => {
+    const { reader } = await open(t)
+    const r = await reader()
+    t.teardown(() => r.close())
+    t.same(await r.snapshot(async (s) => {
+      let chunks = 0
+      for await (const _ of s.leaves()) chunks++
+      return { size: s.size, chunks, cps: await s.checkpoints(), count: await s.countDisclosures(0) }
+    }), { size: 0, chunks: 0, cps: [], count: 0 })
   })
 
   t.test('reopen: the log, its tree, checkpoints and evidence survive; appending continues the same tree', async (t) => {
