@@ -20,7 +20,7 @@ export interface DemoMember {
   orgBody: string
 }
 
-export const DEMO_MEMBERS: readonly DemoMember[] = [
+const DEMO_MEMBERS: readonly DemoMember[] = [
   { id: 'fj-psb', name: '福建省公安厅', department: 'publicSecurity', orgBody: '00300001' },
   { id: 'fj-amr', name: '福建省市场监督管理局', department: 'marketRegulator', orgBody: '00300002' },
   { id: 'fj-tax', name: '国家税务总局福建省税务局', department: 'taxBureau', orgBody: '00300003' },
@@ -30,7 +30,7 @@ export const DEMO_MEMBERS: readonly DemoMember[] = [
 type ServiceInput = NonNullable<ConfigInput['services']>[number]
 
 /** The four demo services (lookup SQL runs against the department's own SQLite file, read-only). */
-export const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
+const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
   publicSecurity: [{
     id: 'identity.match',
     title: { en: 'Resident identity match', zh: '居民身份核验' },
@@ -108,10 +108,10 @@ export const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
 
 const YEAR_MS = 365 * 86_400_000
 /** Body limit of the demo's he provider: 1,000 subjects (8 ciphertexts) and the key fit. */
-export const HE_DEMO_BODY_BYTES = 8 * 1024 * 1024
+const HE_DEMO_BODY_BYTES = 8 * 1024 * 1024
 
 /** Who may ask whom: the agreements each provider keeps in its config. */
-export function demoAgreements(now: number): Record<string, Agreement[]> {
+function demoAgreements(now: number): Record<string, Agreement[]> {
   const validFrom = new Date(now - 86_400_000).toISOString()
   const validUntil = new Date(now + YEAR_MS).toISOString()
   const a = (id: string, consumer: string, services: string[], purposes: string[], basis: string, dailyQuota: number, modes: Agreement['modes'] = ['plain']): Agreement =>
@@ -148,7 +148,7 @@ export interface DemoFederation {
 }
 
 /** A free TCP port on loopback (bind to 0, read it, release it). */
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)

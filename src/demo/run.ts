@@ -40,7 +40,7 @@ export interface DemoOptions {
 }
 
 /** Shows only the region and check character of an ID, as a clerk's screen would. */
-export const mask = (id: string): string => (id.length === 18 ? `${id.slice(0, 6)}********${id.slice(14)}` : '***')
+const mask = (id: string): string => (id.length === 18 ? `${id.slice(0, 6)}********${id.slice(14)}` : '***')
 
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
   const out = opts.out ?? (() => undefined)

@@ -115,14 +115,6 @@ export type DemoServiceId = keyof typeof DEMO_SERVICE_SQL
  */
 export const ENTERPRISE_STATUSES = ['active', 'revoked', 'cancelled', 'annulled', 'moved_out', 'suspended'] as const
 export type EnterpriseStatus = (typeof ENTERPRISE_STATUSES)[number]
-export const ENTERPRISE_STATUS_LABELS: Readonly<Record<EnterpriseStatus, string>> = {
-  active: '存续',
-  revoked: '吊销',
-  cancelled: '注销',
-  annulled: '撤销',
-  moved_out: '迁出',
-  suspended: '歇业',
-}
 const STATUS_WEIGHTS: Readonly<Record<EnterpriseStatus, number>> = {
   active: 80, cancelled: 8, revoked: 6, suspended: 3, moved_out: 2, annulled: 1,
 }
@@ -362,7 +354,7 @@ export interface DemoDataset {
   readonly samples: DemoSamples
 }
 
-export const DEFAULT_DEMO_SEED = 'verinode-demo'
+const DEFAULT_DEMO_SEED = 'verinode-demo'
 const DEFAULT_TAX_YEARS: readonly number[] = [2021, 2022, 2023, 2024, 2025]
 const BATCH_ROWS = 20_000
 const SAMPLE_COUNT = 5

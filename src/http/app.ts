@@ -53,7 +53,7 @@ export async function createLocalApp(services: LocalServices, o: AppOptions): Pr
 }
 
 /** What a running node offers its peers. Calls go through `node` so a test may swap a method. */
-export function publicServicesOf(node: NodeRuntime): PublicServices {
+function publicServicesOf(node: NodeRuntime): PublicServices {
   return {
     exchange: node.provider,
     catalogJws: () => node.catalogJws(),
@@ -73,7 +73,7 @@ export function publicServicesOf(node: NodeRuntime): PublicServices {
 }
 
 /** What a running node offers the department's own applications. */
-export function localServicesOf(node: NodeRuntime): LocalServices {
+function localServicesOf(node: NodeRuntime): LocalServices {
   return {
     consumer: node.consumer,
     receipt: async (peer, index) => {

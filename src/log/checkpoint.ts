@@ -21,11 +21,11 @@ import { VnError } from '../errors.js'
 import { HASH_SIZE } from './merkle.js'
 
 /** Signature type bytes assigned by c2sp.org/signed-note. */
-export const SIG_TYPE_ED25519 = 0x01
+const SIG_TYPE_ED25519 = 0x01
 export const SIG_TYPE_COSIGNATURE_V1 = 0x04
 
 /** At most this many signature lines are parsed (Go's sumdb/note uses 100; the spec requires ≥ 16). */
-export const MAX_SIGNATURES = 100
+const MAX_SIGNATURES = 100
 
 const EM_DASH_PREFIX = '\u2014 '
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
@@ -50,7 +50,7 @@ const encodeBase64 = (b: Uint8Array): string => Buffer.from(b).toString('base64'
 const isWellFormed = (s: string): boolean => !/\p{Cs}/u.test(s)
 
 /** signed-note: key names are non-empty and contain no Unicode spaces and no '+'. */
-export function isValidKeyName(name: string): boolean {
+function isValidKeyName(name: string): boolean {
   return name.length > 0 && isWellFormed(name) && !/[\s+]/u.test(name) && !/[\u0000-\u001f]/.test(name)
 }
 
@@ -337,7 +337,7 @@ export function openCheckpoint(note: string | Uint8Array, verifiers: readonly No
 // Cosignatures (c2sp.org/tlog-cosignature, Ed25519, type 0x04)
 
 /** The message an Ed25519 v1 cosignature signs: header line, timestamp line, checkpoint text. */
-export function cosignatureMessage(text: string | Uint8Array, timestamp: number): Uint8Array {
+function cosignatureMessage(text: string | Uint8Array, timestamp: number): Uint8Array {
   const body = typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.from(text)
   return new Uint8Array(Buffer.concat([Buffer.from(`cosignature/v1\ntime ${timestamp}\n`, 'ascii'), body]))
 }

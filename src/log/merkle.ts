@@ -60,7 +60,7 @@ function planFromRanges(ranges: readonly [number, number][]): ProofPlan {
  * RFC 9162 §2.1.3.1 PATH(m, D[n]) as a list of leaf ranges, bottom-up. Walks the recursion top
  * down (each level contributes the sibling of the half holding m) and reverses.
  */
-export function inclusionRanges(index: number, size: number): [number, number][] {
+function inclusionRanges(index: number, size: number): [number, number][] {
   assertSize('index', index)
   assertSize('treeSize', size)
   if (index >= size) throw new VnError('VN_ERR_LOG_PROOF', 'index: must be less than treeSize')
@@ -84,7 +84,7 @@ export function inclusionRanges(index: number, size: number): [number, number][]
  * RFC 9162 §2.1.4.1 PROOF(m, D[n]) = SUBPROOF(m, D[n], true) as leaf ranges, for 0 < m < n.
  * (m = n gives the empty proof; m = 0 has no meaningful proof.)
  */
-export function consistencyRanges(first: number, second: number): [number, number][] {
+function consistencyRanges(first: number, second: number): [number, number][] {
   assertSize('first', first)
   assertSize('second', second)
   if (first === 0 || first > second) throw new VnError('VN_ERR_LOG_PROOF', 'first: must satisfy 0 < first ≤ second')

@@ -10,7 +10,7 @@
 import { canonicalJsonBytes } from '../protocol/canonical-json.js'
 import type { KeyEventRecord } from './records.js'
 
-export const ROTATION_STATEMENT_TYPE = 'verinode-key-rotation'
+const ROTATION_STATEMENT_TYPE = 'verinode-key-rotation'
 
 export interface RotationStatement {
   member: string

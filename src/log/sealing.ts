@@ -13,7 +13,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { VnError } from '../errors.js'
 
-export const EVIDENCE_KEY_BYTES = 32
+const EVIDENCE_KEY_BYTES = 32
 const NONCE_BYTES = 12
 const TAG_BYTES = 16
 

@@ -27,8 +27,6 @@ import { rotationStatement, type RotationStatement } from '../log/rotation-state
 import { nodeDataFiles, nodeKeyFiles } from './files.js'
 import { appendOffline } from './offline-log.js'
 
-export { ROTATION_STATEMENT_TYPE, rotationStatement, statementOf, type RotationStatement } from '../log/rotation-statement.js'
-
 export interface RotationResult {
   member: string
   which: 'message' | 'log'

@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os'
 import { WorkerPool, workerPath } from '../util/worker-pool.js'
 import type { BlindEvaluateResult, BlindResult, OprfMode, SingleEvaluationPlan, SingleProofPart, SingleProofPlan } from '../crypto/oprf.js'
 
-export function oprfWorkerPath(): string {
+function oprfWorkerPath(): string {
   return workerPath(import.meta.url, 'oprf-worker')
 }
 

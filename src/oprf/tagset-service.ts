@@ -53,13 +53,13 @@ import {
 } from './tagset.js'
 
 /** The version number bound into every OPRF input (oprfInput's `version`). */
-export const OPRF_INPUT_VERSION = 1
-export const DEFAULT_EPOCH_HOURS = 24
+const OPRF_INPUT_VERSION = 1
+const DEFAULT_EPOCH_HOURS = 24
 const HOUR_MS = 3_600_000
 /** Rows per enumeration batch = records per build chunk (stable, so builds can resume). */
-export const BUILD_CHUNK_ROWS = 4096
+const BUILD_CHUNK_ROWS = 4096
 /** Sets up to this many rows are built in-thread (no worker start-up, no run files). */
-export const SMALL_SET_ROWS = 1024
+const SMALL_SET_ROWS = 1024
 /** In-thread builds evaluate this many records between event-loop turns (~10 ms of work). */
 const IN_THREAD_SLICE = 64
 
@@ -578,7 +578,7 @@ export const TAGSET_HEADERS = {
 } as const
 
 /** The headers for one published set (200 and 304 alike). */
-export function tagSetResponseHeaders(p: PublishedTagSet, now: number): Record<string, string> {
+function tagSetResponseHeaders(p: PublishedTagSet, now: number): Record<string, string> {
   const maxAge = Math.max(0, Math.floor((p.endsAt - now) / 1000))
   return {
     etag: p.etag,

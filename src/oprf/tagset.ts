@@ -66,16 +66,16 @@ import type { WorkerPool } from '../util/worker-pool.js'
 import { poolEvaluatePrefixes } from './oprf-pool.js'
 import { evaluatePrefixes, PREFIX_BYTES } from './prefixes.js'
 
-export const TAGSET_MAGIC = 'VNTS'
-export const TAGSET_VERSION = 1
-export const TAGSET_HEADER_BYTES = 48
-export const MIN_TAG_BYTES = 4
-export const MAX_TAG_BYTES = PREFIX_BYTES
+const TAGSET_MAGIC = 'VNTS'
+const TAGSET_VERSION = 1
+const TAGSET_HEADER_BYTES = 48
+const MIN_TAG_BYTES = 4
+const MAX_TAG_BYTES = PREFIX_BYTES
 /** Expected false positives per epoch that the default tag length allows. */
-export const DEFAULT_FP_BUDGET = 1e-3
+const DEFAULT_FP_BUDGET = 1e-3
 /** Probes per epoch the default budget is computed for (one consumer's 10^5-subject batch). */
-export const DEFAULT_PROBES_PER_EPOCH = 1e5
-export const TAGSET_SIGNATURE_CONTEXT = 'verinode/tagset/v1\0'
+const DEFAULT_PROBES_PER_EPOCH = 1e5
+const TAGSET_SIGNATURE_CONTEXT = 'verinode/tagset/v1\0'
 
 const OPRF_INPUT_DOMAIN = 'verinode-oprf-v1'
 const EPOCH_KEY_DOMAIN = 'verinode-epoch-key-v1'

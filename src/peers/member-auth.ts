@@ -10,7 +10,7 @@ import { memberIdSchema as memberId } from '../protocol/vocabulary.js'
 import type { KeyObject } from 'node:crypto'
 import { formatZodIssues } from '../config/load.js'
 
-export const GET_TYP = 'vn-get+jws'
+const GET_TYP = 'vn-get+jws'
 const GetClaimsSchema = z.strictObject({
   v: z.literal(1),
   iss: memberId,

@@ -36,7 +36,7 @@ export const ExchangeBodySchema = z.strictObject({
 })
 export type ExchangeBody = z.infer<typeof ExchangeBodySchema>
 
-export const ProblemSchema = z.object({
+const ProblemSchema = z.object({
   code: z.string(),
   title: z.string(),
   status: z.number().int(),

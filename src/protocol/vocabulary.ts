@@ -23,7 +23,7 @@ export const MEMBER_ID_RE = new RegExp(`^${MEMBER_ID_PATTERN}$`)
 export const memberIdSchema = z.string().regex(MEMBER_ID_RE, 'must be a member id (^[a-z0-9][a-z0-9-]{1,62}$)')
 
 /** A bare key id: base64url alphabet, so it can never contain the `#` that separates it from the member. */
-export const KEY_ID_PATTERN = '[A-Za-z0-9_-]{1,64}'
+const KEY_ID_PATTERN = '[A-Za-z0-9_-]{1,64}'
 export const KEY_ID_RE = new RegExp(`^${KEY_ID_PATTERN}$`)
 export const keyIdSchema = z.string().regex(KEY_ID_RE, 'must be 1-64 base64url characters')
 
