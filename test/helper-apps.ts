@@ -1,12 +1,17 @@
 /**
  * The node's two Fastify apps without sockets, for `inject()` tests: a stub NodeRuntime whose
- * members a test replaces, and the one place that builds the apps from it (when the apps become
- * plugins, only `buildApps` changes). Nothing here starts a node, opens a store or listens.
+ * members a test replaces, and the one place that builds the apps from it (`buildApps`); and, one
+ * level down, the public app built straight from its services (`publicAppOf`), for what the
+ * NodeRuntime adapter would hide (a member already authenticated). Nothing here starts a node,
+ * opens a store or listens.
  */
 import type { Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
-import { buildLocalApp, buildPublicApp } from '../src/http/app.js'
+import type { FastifyBaseLogger } from 'fastify'
+import { buildLocalApp, buildPublicApp, createPublicApp } from '../src/http/app.js'
+import type { PublicServices } from '../src/http/plugins/public-services.js'
+import type { ExchangeReply } from '../src/exchange/provider.js'
 import { Metrics } from '../src/node/metrics.js'
 import { VnError } from '../src/errors.js'
 import type { NodeRuntime } from '../src/node/types.js'
@@ -73,4 +78,42 @@ export async function buildApps(t: Test, node: NodeRuntime): Promise<{ publicApp
   })
   await Promise.all([publicApp.ready(), localApp.ready()])
   return { publicApp, localApp }
+}
+
+/** A pino logger whose lines land in `lines` (parsed). */
+export function capture(): { logger: FastifyBaseLogger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = []
+  const logger = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>) } })
+  return { logger: logger as FastifyBaseLogger, lines }
+}
+
+/**
+ * The public app from stub services (every member signed in as `fj-tax`); `calls.proofs` records
+ * the log reads, by kind and arguments.
+ */
+export async function publicAppOf(t: Test, over: Partial<PublicServices> = {}): Promise<{ app: FastifyInstance; calls: { proofs: [string, number, number][] } }> {
+  const calls: { proofs: [string, number, number][] } = { proofs: [] }
+  const services: PublicServices = {
+    exchange: { handle: async (): Promise<ExchangeReply> => ({ status: 200, body: { jws: 'x' }, problem: false, xid: 'x' }) },
+    catalogJws: () => 'catalog.jws',
+    transparencyLog: {
+      reader: {
+        size: async () => 10,
+        leaf: async () => new Uint8Array([0x7b, 0x7d]),
+        entries: async (start, end) => { calls.proofs.push(['entries', start, end]); return [] },
+        inclusionProof: async (index, size) => { calls.proofs.push(['inclusion', index, size]); return [] },
+        consistencyProof: async (first, second) => { calls.proofs.push(['consistency', first, second]); return [] },
+      },
+      checkpoint: async () => 'note\n',
+      acceptCosignature: async () => undefined,
+    },
+    authenticateMember: () => 'fj-tax',
+    tagsets: undefined,
+    readiness: async () => ({ ok: true, checks: {} }),
+    metrics: new Metrics(SELF),
+    ...over,
+  }
+  const app = await createPublicApp(services, { logger: pino({ level: 'silent' }) as FastifyBaseLogger, bodyLimit: 1 << 20 })
+  t.teardown(() => app.close())
+  return { app, calls }
 }

@@ -1,11 +1,13 @@
 /**
  * The public and local apps through `inject()` over a stub node (test/helper-apps.ts): routing,
- * media types, error mapping to coded RFC 9457 problems, authentication hooks and what reaches the
- * node. No node, store or socket: the exchanges themselves are tested end to end elsewhere.
+ * media types, error mapping to coded RFC 9457 problems (server errors leave with their code only;
+ * the detail goes to the node's log), authentication hooks, canonical numbers only, and what
+ * reaches the node. No node, store or socket: the exchanges themselves are tested end to end
+ * elsewhere.
  */
 import t from 'tap'
 import type { InjectOptions } from 'fastify'
-import { APP_TOKEN, SELF, buildApps, stubNode } from '../helper-apps.js'
+import { APP_TOKEN, SELF, buildApps, capture, publicAppOf, stubNode } from '../helper-apps.js'
 import { VnError } from '../../src/errors.js'
 
 const PROBLEM = 'application/problem+json; charset=utf-8'
@@ -72,12 +74,33 @@ t.test('public: bad requests are coded problems before the provider sees them, a
   }
 })
 
-t.test('public: an unexpected error is a 500 VN_ERR_INTERNAL that does not carry its message', async (t) => {
-  const { node } = stubNode({ provider: { handle: async () => { throw new Error('SQLITE_CORRUPT: database disk image is malformed at /var/lib/x') } } })
+t.test('public: a 5xx body carries code, title and status only; the detail goes to the log', async (t) => {
+  const secret = 'SQLITE_CORRUPT: database disk image is malformed (/var/lib/verinode/log.db)'
+  for (const [what, thrown, code, status] of [
+    ['a coded server error', new VnError('VN_ERR_SOURCE_QUERY', secret), 'VN_ERR_SOURCE_QUERY', 500],
+    ['a 503 with a detail', new VnError('VN_ERR_LOG_UNAVAILABLE', secret), 'VN_ERR_LOG_UNAVAILABLE', 503],
+    ['an unexpected error', new Error(secret), 'VN_ERR_INTERNAL', 500],
+  ] as const) {
+    const { logger, lines } = capture()
+    const { node } = stubNode({ logger, provider: { handle: async () => { throw thrown } } })
+    const { publicApp } = await buildApps(t, node)
+    const res = await publicApp.inject({ method: 'POST', url: '/v1/exchange', payload: { jws: 'a.b.c' } })
+    t.same([res.statusCode, res.headers['content-type']], [status, PROBLEM], what)
+    const body = res.json() as Record<string, unknown>
+    t.same(Object.keys(body).sort(), ['code', 'status', 'title', 'type'], `${what}: no detail`)
+    t.equal(body.code, code)
+    t.notMatch(res.body, /SQLITE|malformed|\/var\/lib/, `${what}: nothing of the cause in the body`)
+    const logged = lines.find((l) => l.msg === 'request failed')
+    t.match(JSON.stringify(logged), /SQLITE_CORRUPT/, `${what}: the node's own log has the detail`)
+    t.equal(logged?.code, code)
+  }
+})
+
+t.test('public: a 4xx body keeps its detail', async (t) => {
+  const { node } = stubNode()
   const { publicApp } = await buildApps(t, node)
-  const r = await publicApp.inject({ method: 'POST', url: '/v1/exchange', payload: { jws: 'x' } })
-  t.same([r.statusCode, r.headers['content-type'], r.json().code], [500, PROBLEM, 'VN_ERR_INTERNAL'])
-  t.notMatch(r.body, /SQLITE|malformed|\/var\/lib/, 'nothing of the internal error leaks')
+  const res = await publicApp.inject('/v1/log/proof/inclusion?index=5&size=2')
+  t.same([res.statusCode, res.json().code, res.json().detail], [400, 'VN_ERR_LOG_PROOF', 'index must be below size'])
 })
 
 t.test('public: tag sets — none offered, still building, served with ETag, 304 on a match', async (t) => {
@@ -144,6 +167,24 @@ t.test('public: log endpoints check their input before the log is read', async (
   t.not(unknownKey.statusCode, 200, 'a signed request is checked against the federation\'s keys')
 })
 
+t.test('public: proof and entries endpoints take canonical decimal integers only', async (t) => {
+  const bad = ['0x1', '1e0', '%201', '1%20', '', '01', '-1', '%2B1', '1.0', '1.', 'NaN', 'Infinity', '9007199254740992', '1&index=2']
+  for (const [path, a, b] of [['/v1/log/proof/inclusion', 'index', 'size'], ['/v1/log/proof/consistency', 'first', 'second'], ['/v1/log/entries', 'start', 'end']] as const) {
+    const { app, calls } = await publicAppOf(t)
+    for (const v of bad) {
+      for (const url of [`${path}?${a}=${v}&${b}=3`, `${path}?${a}=0&${b}=${v}`]) {
+        const res = await app.inject({ method: 'GET', url, headers: { authorization: 'VN-JWS x' } })
+        t.same([res.statusCode, res.json().code], [400, 'VN_ERR_LOG_PROOF'], url)
+      }
+    }
+    t.same(calls.proofs, [], `${path}: nothing read for a bad number`)
+    t.equal((await app.inject({ method: 'GET', url: `${path}?${a}=${path.endsWith('inclusion') ? 1 : 0}&${b}=9007199254740991`, headers: { authorization: 'VN-JWS x' } })).statusCode, 200)
+    t.equal((await app.inject({ method: 'GET', url: `${path}?${a}=0&${b}=10`, headers: { authorization: 'VN-JWS x' } })).statusCode, 200)
+    const kind = path.split('/').at(-1) as string
+    t.same(calls.proofs, [[kind, path.endsWith('inclusion') ? 1 : 0, 9007199254740991], [kind, 0, 10]], `${path}: read as numbers`)
+  }
+})
+
 t.test('public: cosignatures are validated, then handed to the node', async (t) => {
   const { node, calls } = stubNode({ config: { limits: { bodyBytes: 256 * 1024, skewMs: 60_000 } } })
   const { publicApp } = await buildApps(t, node)
@@ -176,6 +217,8 @@ t.test('local: every route but the OpenAPI document needs the application token'
   t.equal(calls['consumer.catalog'], undefined)
   const ok = await localApp.inject({ url: '/local/v1/peers', headers: { authorization: `Bearer ${APP_TOKEN}` } })
   t.equal(ok.statusCode, 200)
+  t.equal((await localApp.inject('/local/v1/nowhere')).statusCode, 401, 'unknown paths need the token too')
+  t.equal((await localApp.inject({ url: '/local/v1/nowhere', headers: { authorization: `Bearer ${APP_TOKEN}` } })).statusCode, 404)
 })
 
 const auth = { authorization: `Bearer ${APP_TOKEN}` }
@@ -225,7 +268,7 @@ t.test('local: peers, a peer\'s catalog and receipts', async (t) => {
   const cat = await localApp.inject({ url: '/local/v1/peers/fj-tax/catalog', headers: auth })
   t.same([cat.statusCode, cat.json()], [200, { provider: 'fj-tax', services: [] }])
   t.same(calls['consumer.catalog'], [['fj-tax', true]], 'fetched fresh')
-  for (const index of ['-1', '1.5', 'abc', '9007199254740992']) {
+  for (const index of ['-1', '1.5', 'abc', '9007199254740992', '0x1', '1e0', '%201', '01']) {
     const r = await localApp.inject({ url: `/local/v1/receipts/fj-tax/${index}`, headers: auth })
     t.same([r.statusCode, r.json().code], [400, 'VN_ERR_REQ_INVALID'], `index ${index}`)
   }
@@ -247,4 +290,15 @@ t.test('local: JSON only, with the local body limit (four times the public one)'
   const tooBig = await localApp.inject({ method: 'POST', url: '/local/v1/verify', headers: auth, payload: { ...big, subjects: [{ id: 'x'.repeat(257 * 1024) }] } })
   t.same([tooBig.statusCode, tooBig.json().code], [413, 'VN_ERR_REQ_TOO_LARGE'])
   t.equal(calls['consumer.verify']?.length, 1)
+})
+
+t.test('local: a consumer-side 502 reaches the application as its code, not the peer\'s address', async (t) => {
+  const { logger, lines } = capture()
+  const { node } = stubNode({ logger, consumer: { verify: async () => { throw new VnError('VN_ERR_PEER_UNREACHABLE', 'fj-psb.internal:7100: connect ECONNREFUSED 10.1.2.3:7100') } } })
+  const { localApp } = await buildApps(t, node)
+  const v = await localApp.inject({ method: 'POST', url: '/local/v1/verify', headers: auth, payload: ask })
+  t.same([v.statusCode, v.json().code], [502, 'VN_ERR_PEER_UNREACHABLE'])
+  t.notOk('detail' in (v.json() as object), 'no detail')
+  t.notMatch(v.body, /ECONNREFUSED|10\.1\.2\.3/)
+  t.match(JSON.stringify(lines.find((l) => l.msg === 'request failed')), /ECONNREFUSED/, 'the node\'s own log has it')
 })
