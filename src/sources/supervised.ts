@@ -4,17 +4,18 @@
  * The node opens its department's database once, at start-up, and holds the connection. If the
  * file is unlinked or renamed over, that connection keeps reading the old, deleted file; if it is
  * truncated or overwritten in place, queries fail. This wrapper holds the open source (`inner`)
- * and drops it, becoming *unavailable*, as soon as it is seen to be:
+ * and stops using it as soon as it is seen to be:
  * - no longer the configured file (`inner.changed()`: SQLite stats the path, device and inode),
  * - not a readable database (`inner.ping()`), or
  * - no longer fit for the configured statements (`fits`, the start-up service checks), or
  * - broken by a query (the backend reports VN_ERR_SOURCE_UNAVAILABLE: SQLITE_CORRUPT, NOTADB, IOERR).
  *
- * While unavailable every call rejects with VN_ERR_SOURCE_UNAVAILABLE (503) naming the reason,
- * and each check tries `open` again (open plus the same checks as at start-up); the first that
- * succeeds makes the source available again. Checks run on the node's timer, on every readiness
- * probe, on every query error, and (one stat, no query) before every answer: `assertCurrent`.
- * Reasons name files and SQLite codes, never data.
+ * Then it opens the configured source again (`open`: the same checks as at start-up) and uses it
+ * if that works (a valid file renamed into place), or else is *unavailable*: every call rejects
+ * with VN_ERR_SOURCE_UNAVAILABLE (503) naming the reason, and each later check tries `open` again
+ * until one succeeds. Checks run on the node's timer, on every readiness probe, on every query
+ * error, and (one stat, no query) before every answer: `assertCurrent`. Reasons name conditions
+ * and SQLite/VN codes, never the path or data.
  */
 import { VnError, isVnError } from '../errors.js'
 import type { DataSource, Row, SqlParams } from './types.js'
@@ -24,7 +25,7 @@ export type SourceTransition =
   /** Available again (`replaced`: the open source was swapped for the configured one at once, never unavailable). */
   | { readonly available: true; readonly replaced?: string }
   /** Unavailable: `reason` is the state of the configured file now, `noticed` what was seen on the open one. */
-  | { readonly available: false; readonly reason: string; readonly noticed?: string; readonly error?: unknown }
+  | { readonly available: false; readonly reason: string; readonly noticed?: string | undefined; readonly error?: unknown }
 
 export interface SupervisedSourceOptions {
   /** Open the configured source again, with every start-up check (throws when it cannot). */
