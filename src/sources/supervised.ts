@@ -141,12 +141,12 @@ export class SupervisedSource implements DataSource {
     try {
       await inner.ping()
     } catch (e) {
-      return { reason: `data file does not answer: ${reasonOf(e)}`, error: e }
+      return { reason: `data file does not answer (${codeOf(e)})`, error: e }
     }
     try {
       await this.#o.fits?.(inner)
     } catch (e) {
-      return { reason: `data file no longer fits: ${reasonOf(e)}`, error: e }
+      return { reason: `data file no longer fits the configured statements (${codeOf(e)})`, error: e }
     }
     return undefined
   }
@@ -179,7 +179,7 @@ export class SupervisedSource implements DataSource {
       if (!isVnError(e) || (e.code !== 'VN_ERR_SOURCE_UNAVAILABLE' && e.code !== 'VN_ERR_SOURCE_QUERY')) throw e
       // The file itself is broken: stop using it at once. Any other failure: look at the file
       // (a truncated database fails as "no such table", not as a corrupt one).
-      if (e.code === 'VN_ERR_SOURCE_UNAVAILABLE') await this.#broken(inner, { reason: `data file broke under a query: ${reasonOf(e)}`, error: e })
+      if (e.code === 'VN_ERR_SOURCE_UNAVAILABLE') await this.#broken(inner, { reason: `data file broke under a query (${e.detail?.replace(/^sqlite: /, '').split(':')[0] ?? e.code})`, error: e })
       else await this.check()
       // Not answered from a file dropped meanwhile, nor from its replacement mid-answer.
       if (this.#inner !== inner) throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', this.unavailable ?? 'data file changed during the answer', { cause: e })

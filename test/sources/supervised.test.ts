@@ -168,3 +168,17 @@ t.test('closed: refuses, checks do nothing, close is idempotent', async (t) => {
   t.equal(opens(), 0)
   t.same(await rejection(src.query(LOOKUP, { id: 'id00001' })), { code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: 'data source is closed' })
 })
+
+t.test('a corrupt page under a supervised query: 503, and the file is re-opened (its schema still passes)', async (t) => {
+  const path = makeDb(join(t.testdir(), 'a.sqlite'))
+  const size = readFileSync(path).length
+  const fd = openSync(path, 'r+')
+  writeSync(fd, Buffer.alloc(size - 8192, 0xff), 0, size - 8192, 8192)
+  closeSync(fd)
+  const { src, transitions } = supervise(path)
+  t.teardown(() => src.close())
+  const r = await rejection(src.query(LOOKUP, { id: 'id02999' }))
+  t.equal(r.code, 'VN_ERR_SOURCE_UNAVAILABLE', 'not answered from the broken connection, not a 500')
+  t.same(transitions, [{ available: true, replaced: 'data file broke under a query (SQLITE_CORRUPT)' }])
+  t.equal(src.unavailable, undefined, 'the re-opened file passes the start-up checks: integrity_check is the operator\'s')
+})
