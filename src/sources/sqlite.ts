@@ -129,7 +129,12 @@ export class SqliteSource implements DataSource {
   static open(path: string, opts: SqliteSourceOptions = {}): SqliteSource {
     // The file named before and after the open is the one the connection holds: if the path was
     // replaced in between, refuse (the caller tries again) rather than watch the wrong inode.
-    const before = fileIdentity(path)
+    let before: FileIdentity | undefined
+    try {
+      before = fileIdentity(path)
+    } catch (e) {
+      throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `sqlite: data file cannot be examined (${sqliteCode(e)})`, { cause: e })
+    }
     if (before === undefined) throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', 'sqlite: data file missing at the configured path')
     const db = openReadOnly(path, opts.busyTimeoutMs ?? 5000)
     try {
@@ -139,7 +144,12 @@ export class SqliteSource implements DataSource {
       db.close()
       throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `sqlite: file is not a readable database (${sqliteCode(e)})`, { cause: e })
     }
-    const after = fileIdentity(path)
+    let after: FileIdentity | undefined
+    try {
+      after = fileIdentity(path)
+    } catch {
+      after = undefined
+    }
     if (after === undefined || before.dev !== after.dev || before.ino !== after.ino) {
       db.close()
       throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', 'sqlite: the database file was replaced while it was being opened')

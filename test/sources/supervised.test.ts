@@ -69,6 +69,10 @@ t.test('SqliteSource.changed: the configured path still names the open file', as
   t.same(await rejection(Promise.resolve().then(() => SqliteSource.open(path))), {
     code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: 'sqlite: data file missing at the configured path',
   })
+  const underAFile = join(makeDb(join(dir, 'c.sqlite')), 'x.sqlite')
+  t.same(await rejection(Promise.resolve().then(() => SqliteSource.open(underAFile))), {
+    code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: 'sqlite: data file cannot be examined (ENOTDIR)',
+  })
 })
 
 t.test('a corrupt page under a query is VN_ERR_SOURCE_UNAVAILABLE, not a query failure', async (t) => {
