@@ -80,6 +80,8 @@ function answerFromRows(svc: ServiceConfig, subject: Readonly<Record<string, str
 
 /** Looks every subject up in place, one bound-parameter query each. */
 export async function answerAll(svc: ServiceConfig, source: DataSource, subjects: readonly Record<string, string>[]): Promise<Answer[]> {
+  // Once per answer, not per subject: the source still reads the configured file (one stat).
+  await source.assertCurrent?.()
   const out: Answer[] = []
   for (const s of subjects) {
     // Every declared field is bound (absent optional ones as NULL), never spliced into the SQL.

@@ -13,12 +13,9 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
-import type { Config, ServiceConfig } from '../config/schema.js'
+import type { ServiceConfig } from '../config/schema.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { FederationHolder } from '../federation/federation.js'
-import { openDataSource } from '../sources/index.js'
-import { checkServiceStatements } from '../exchange/service-checks.js'
-import type { DataSource } from '../sources/types.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
 import { decideAsync } from '../policy/decide.js'
@@ -39,6 +36,7 @@ import { Checkpointer } from './checkpointer.js'
 import { PeerLogs, witnessAll } from './witness.js'
 import { startTimers } from './timers.js'
 import { readiness } from './readiness.js'
+import { openWatchedSource } from './source-watch.js'
 import { appTokenAuthenticator } from './app-tokens.js'
 import type { NodeRuntime } from './types.js'
 
@@ -56,28 +54,12 @@ export interface OpenNodeOptions {
   witnessEveryMs?: number
   /** manifest reload and disclosure purge interval in ms (default 30 s); 0 disables it */
   housekeepingEveryMs?: number
+  /** how often the data source is checked (file replaced, broken; re-open once valid), ms (default 1 s); 0 disables the timer */
+  sourceCheckEveryMs?: number
 }
 
 export { logOrigin }
 export { WITNESS_MEMORY_LEAVES } from './recovery.js'
-
-/** Opens the data source with every configured statement checked at start (read-only SQL). */
-async function openServiceSource(cfg: Config, loaded: LoadedConfig): Promise<DataSource | undefined> {
-  if (cfg.dataSource === undefined) return undefined
-  const statements: Record<string, string> = {}
-  for (const s of cfg.services) {
-    statements[`services.${s.id}.lookup`] = s.lookup
-    if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
-    if (s.he !== undefined) statements[`services.${s.id}.he.valueLookup`] = s.he.valueLookup
-  }
-  const source = await openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
-  // A lookup its service cannot answer from stops start-up (VN_ERR_CONFIG_INVALID), not each request.
-  await checkServiceStatements(cfg.services, source).catch(async (e: unknown) => {
-    await source.close()
-    throw e
-  })
-  return source
-}
 
 export async function openNode(configPath: string, opts: OpenNodeOptions = {}): Promise<NodeRuntime> {
   // Config, keys and the manifest: any fault here stops start-up before anything is opened.
@@ -101,8 +83,9 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
 
-  // Data source, then the log.
-  const source = await openServiceSource(cfg, loaded)
+  // Data source (watched: a file replaced or broken under the node is noticed and re-opened), then the log.
+  const watched = await openWatchedSource(cfg, loaded, logger, opts.sourceCheckEveryMs)
+  const source = watched?.source
   const metrics = new Metrics(self)
   const dataDir = loaded.path(cfg.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
@@ -110,6 +93,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   try {
     opened = await openNodeLogStore(nodeDataFiles(dataDir).log, evidenceKey, (s) => metrics.logCommitSeconds.observe(s))
   } catch (e) {
+    watched?.stop()
     await source?.close()
     throw e
   }
@@ -216,6 +200,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       await opened.close()
       await ed25519.release()
       await rm(pidFile, { force: true })
+      watched?.stop()
       await source?.close()
     },
   }

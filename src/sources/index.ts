@@ -11,6 +11,7 @@ import type { DataSource } from './types.js'
 
 export type { DataSource, Row, SqlParam, SqlParams, SqlValue } from './types.js'
 export { SqliteSource, type SqliteSourceOptions } from './sqlite.js'
+export { SupervisedSource, type SupervisedSourceOptions, type SourceTransition } from './supervised.js'
 
 export interface SqliteSourceConfig extends SqliteSourceOptions {
   readonly kind: 'sqlite'

@@ -18,6 +18,7 @@
  * put such databases in WAL mode.
  */
 import Database from 'better-sqlite3'
+import { statSync } from 'node:fs'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { VnError } from '../errors.js'
 import type { DataSource, Row, SqlParams } from './types.js'
@@ -39,6 +40,21 @@ const MAX_BATCH = 100_000
 function sqliteCode(e: unknown): string {
   const code = (e as { code?: unknown } | null)?.code
   return typeof code === 'string' && /^[A-Z_0-9]+$/.test(code) ? code : 'error'
+}
+
+/**
+ * SQLite result codes that mean the file itself is broken or gone (not the query): the source is
+ * then unavailable (VN_ERR_SOURCE_UNAVAILABLE, 503), not failing one query (VN_ERR_SOURCE_QUERY).
+ * Extended codes (SQLITE_IOERR_SHORT_READ, SQLITE_CORRUPT_INDEX, ...) start with these.
+ */
+const FILE_FAULT = /^SQLITE_(CORRUPT|NOTADB|IOERR|CANTOPEN)/
+
+/** Which file a path names now: device and inode, or undefined when there is none. */
+interface FileIdentity { readonly dev: number; readonly ino: number }
+
+function fileIdentity(path: string): FileIdentity | undefined {
+  const st = statSync(path, { throwIfNoEntry: false })
+  return st === undefined ? undefined : { dev: st.dev, ino: st.ino }
 }
 
 function openReadOnly(path: string, busyTimeoutMs: number): Db {
@@ -94,11 +110,14 @@ export class SqliteSource implements DataSource {
   readonly #cache = new Map<string, Stmt>()
   /** Open enumeration connections and their row iterators, closed by `close()`. */
   readonly #iterators = new Map<Db, Iterator<Row> | undefined>()
+  /** The file the connection has open (its device and inode when it was opened). */
+  readonly #file: FileIdentity
   #db: Db | undefined
 
-  private constructor(path: string, db: Db, opts: SqliteSourceOptions) {
+  private constructor(path: string, db: Db, file: FileIdentity, opts: SqliteSourceOptions) {
     this.#path = path
     this.#db = db
+    this.#file = file
     this.#busyTimeoutMs = opts.busyTimeoutMs ?? 5000
     this.#cacheSize = Math.max(1, opts.statementCacheSize ?? 64)
   }
@@ -108,6 +127,15 @@ export class SqliteSource implements DataSource {
    * @throws VnError VN_ERR_SOURCE_UNAVAILABLE when the file is missing or not a database.
    */
   static open(path: string, opts: SqliteSourceOptions = {}): SqliteSource {
+    // The file named before and after the open is the one the connection holds: if the path was
+    // replaced in between, refuse (the caller tries again) rather than watch the wrong inode.
+    let before: FileIdentity | undefined
+    try {
+      before = fileIdentity(path)
+    } catch (e) {
+      throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `sqlite: data file cannot be examined (${sqliteCode(e)})`, { cause: e })
+    }
+    if (before === undefined) throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', 'sqlite: data file missing at the configured path')
     const db = openReadOnly(path, opts.busyTimeoutMs ?? 5000)
     try {
       // A non-database file opens lazily; touch the schema so the error surfaces now.
@@ -116,7 +144,35 @@ export class SqliteSource implements DataSource {
       db.close()
       throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `sqlite: file is not a readable database (${sqliteCode(e)})`, { cause: e })
     }
-    return new SqliteSource(path, db, opts)
+    let after: FileIdentity | undefined
+    try {
+      after = fileIdentity(path)
+    } catch {
+      after = undefined
+    }
+    if (after === undefined || before.dev !== after.dev || before.ino !== after.ino) {
+      db.close()
+      throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', 'sqlite: the database file was replaced while it was being opened')
+    }
+    return new SqliteSource(path, db, after, opts)
+  }
+
+  /**
+   * Why the open connection no longer reads the configured file, or undefined while it does: one
+   * stat of the configured path, compared (device, inode) with the file opened. An unlinked or
+   * renamed-over file stays readable through the open connection, so only this notices it.
+   */
+  changed(): string | undefined {
+    if (this.#db === undefined) return 'data source is closed'
+    let now: FileIdentity | undefined
+    try {
+      now = fileIdentity(this.#path)
+    } catch (e) {
+      return `data file cannot be examined (${sqliteCode(e)})`
+    }
+    if (now === undefined) return 'data file missing at the configured path'
+    if (now.dev !== this.#file.dev || now.ino !== this.#file.ino) return 'data file at the configured path was replaced'
+    return undefined
   }
 
   #conn(): Db {
@@ -164,7 +220,8 @@ export class SqliteSource implements DataSource {
       return stmt.all(params)
     } catch (e) {
       // better-sqlite3's messages name parameters and SQLite codes, never bound values.
-      throw new VnError('VN_ERR_SOURCE_QUERY', `sqlite: ${sqliteCode(e)}: ${(e as Error).message}`, { cause: e })
+      const code = sqliteCode(e)
+      throw new VnError(FILE_FAULT.test(code) ? 'VN_ERR_SOURCE_UNAVAILABLE' : 'VN_ERR_SOURCE_QUERY', `sqlite: ${code}: ${(e as Error).message}`, { cause: e })
     }
   }
 

@@ -51,6 +51,19 @@ export interface DataSource {
   iterate(sql: string, params: SqlParams, batchSize?: number): AsyncIterable<Row[]>
   /** Resolve when the database answers (readiness probe); reject with VN_ERR_SOURCE_UNAVAILABLE. */
   ping(): Promise<void>
+  /**
+   * Why the open connection no longer reads the configured database (a file unlinked or replaced
+   * under the node), or undefined while it does. Cheap (SQLite: one stat), no query. Backends
+   * without a file (a server connection) leave it out.
+   */
+  changed?(): string | undefined
+  /**
+   * Resolve when the source still reads the configured database, switching to it first if it
+   * was replaced by a valid one; reject with VN_ERR_SOURCE_UNAVAILABLE otherwise. Called once per
+   * answer, before its lookups, so no answer comes from a file that is no longer the configured
+   * one (./supervised.ts).
+   */
+  assertCurrent?(): Promise<void>
   /** Release connections. Idempotent; later calls to other methods reject. */
   close(): Promise<void>
 }

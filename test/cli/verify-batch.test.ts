@@ -1,5 +1,5 @@
 import t from 'tap'
-import { readFile, writeFile, access } from 'node:fs/promises'
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 import { join } from 'node:path'
@@ -74,7 +74,10 @@ t.test('progress lines', async (t) => {
 
 t.test('verify-batch against real nodes', async (t) => {
   const f = await federationFixture(t, { start: ['fj-psb', 'fj-tax', 'fj-credit'] })
-  const dir = t.testdir({})
+  // Not t.testdir(): a second call for this test would empty the folder the running nodes' data
+  // files are in (the nodes now notice a deleted data file and stop answering from it).
+  const dir = join(f.fed.dir, 'cli-files')
+  await mkdir(dir)
   const env = { VERINODE_NODE: f.nodes['fj-tax']!.localUrl, VERINODE_TOKEN: f.fed.nodes['fj-tax']!.appToken }
   const s = f.fed.dataset.samples
   const id = s.identity

@@ -1,6 +1,6 @@
 /** The CLI asks hidden-threshold questions: `verify --mode he --bound` and `verify-batch --mode he` with a bound column. */
 import t from 'tap'
-import { readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { federationFixture } from '../helper.js'
 import { verifyCommand } from '../../src/cli/commands/verify.js'
@@ -35,7 +35,10 @@ t.test('he mode from the command line', async (t) => {
   t.match(c.stderr.join('\n') + c.stdout.join('\n'), /VN_ERR_HE_BOUND/)
 
   // verify-batch: per-row bounds from the CSV
-  const dir = t.testdir({})
+  // Not t.testdir(): a second call for this test would empty the folder the running nodes' data
+  // files are in (the nodes now notice a deleted data file and stop answering from it).
+  const dir = join(f.fed.dir, 'cli-files')
+  await mkdir(dir)
   const rows = f.fed.dataset.samples.tax.paidInFull.slice(0, 3).map((x) => `${x.uscc},${x.year},${below}`)
   await writeFile(join(dir, 'in.csv'), `uscc,year,bound\n${rows.join('\n')}\n`)
   const d = io(env)

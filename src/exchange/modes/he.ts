@@ -258,6 +258,7 @@ export function heProvider(d: HeProviderDeps): ProviderMode {
         disclosures, // every one matched a digest of q.subjects (openDisclosedSubjects)
         async answer() {
           if (ctx.source === undefined) throw new VnError('VN_ERR_INTERNAL', 'no data source configured')
+          await ctx.source.assertCurrent?.() // the configured file, still (one stat per answer)
           const values: HeValue[] = []
           for (let i = 0; i < subjects.length; i++) values.push(await lookupValue(svc, valueSql, ctx.source, subjects[i] as Record<string, string>, i))
           if (newKey) await d.keys.put(req.iss, q.pk, pk)

@@ -1,0 +1,86 @@
+/**
+ * The node's data source, opened with every start-up check and watched while the node runs.
+ *
+ * The same `open` serves start-up and recovery: the SQLite file opened read-only, every declared
+ * statement a read-only query, every service's lookups fitting its question kind. The source is
+ * a `SupervisedSource` (src/sources/supervised.ts): when the file is unlinked, replaced, truncated
+ * or overwritten it becomes unavailable (readiness false, exchanges 503 VN_ERR_SOURCE_UNAVAILABLE)
+ * and it re-opens by itself once a valid file is at the configured path. A timer checks it every
+ * `everyMs` (besides the checks on each answer, query error and readiness probe), so an idle node
+ * notices and recovers too. Transitions are logged: reasons and codes, never data.
+ */
+import type { Logger } from 'pino'
+import type { LoadedConfig } from '../config/load.js'
+import type { Config } from '../config/schema.js'
+import { checkServiceStatements } from '../exchange/service-checks.js'
+import { openDataSource, SupervisedSource } from '../sources/index.js'
+import type { DataSource } from '../sources/types.js'
+
+/** Default interval of the data-source check, ms. */
+export const SOURCE_CHECK_EVERY_MS = 1000
+
+export interface WatchedSource {
+  readonly source: SupervisedSource
+  /** Stop the timer (the source itself is closed by its owner). */
+  stop(): void
+}
+
+/** The declared statements, by label, as the start-up check names them. */
+function declaredStatements(cfg: Config): Record<string, string> {
+  const statements: Record<string, string> = {}
+  for (const s of cfg.services) {
+    statements[`services.${s.id}.lookup`] = s.lookup
+    if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
+    if (s.he !== undefined) statements[`services.${s.id}.he.valueLookup`] = s.he.valueLookup
+  }
+  return statements
+}
+
+/**
+ * Opens the data source with every configured statement checked (read-only SQL, fitting its
+ * service), and starts watching it. Undefined when the config has no data source.
+ * @throws VnError as at start-up: VN_ERR_SOURCE_UNAVAILABLE, VN_ERR_SOURCE_NOT_READONLY, VN_ERR_CONFIG_INVALID.
+ */
+export async function openWatchedSource(cfg: Config, loaded: LoadedConfig, logger: Logger, everyMs = SOURCE_CHECK_EVERY_MS): Promise<WatchedSource | undefined> {
+  const dataSource = cfg.dataSource
+  if (dataSource === undefined) return undefined
+  const path = loaded.path(dataSource.path)
+  const statements = declaredStatements(cfg)
+  const fits = (source: DataSource): Promise<void> => checkServiceStatements(cfg.services, source)
+  const open = async (): Promise<DataSource> => {
+    const source = await openDataSource({ ...dataSource, path }, { statements })
+    // A lookup its service cannot answer from stops start-up (VN_ERR_CONFIG_INVALID), not each request.
+    await fits(source).catch(async (e: unknown) => {
+      await source.close()
+      throw e
+    })
+    return source
+  }
+  const source = new SupervisedSource(await open(), {
+    open,
+    fits,
+    onTransition(t) {
+      if (!t.available) {
+        logger.error({ dataSource: 'unavailable', reason: t.reason, noticed: t.noticed, err: t.error },
+          'data source unavailable: exchanges answer 503 VN_ERR_SOURCE_UNAVAILABLE until a valid file is at the configured path')
+      } else if (t.replaced !== undefined) {
+        logger.warn({ dataSource: 'reopened', noticed: t.replaced }, 'data source re-opened: the file at the configured path changed and passes the start-up checks')
+      } else {
+        logger.info({ dataSource: 'available' }, 'data source available again: answering from the configured file')
+      }
+    },
+  })
+  let timer: NodeJS.Timeout | undefined
+  if (everyMs > 0) {
+    timer = setInterval(() => {
+      source.check().catch((err: unknown) => logger.error({ err }, 'data source check failed'))
+    }, everyMs)
+    timer.unref()
+  }
+  return {
+    source,
+    stop() {
+      if (timer !== undefined) clearInterval(timer)
+    },
+  }
+}
