@@ -121,6 +121,7 @@ t.test('local app: the token check guards every path; receipts take canonical in
     receipt: async (peer, index) => { asked.push([peer, index]); return { peer, index, leaf: {}, checkpoint: '', proof: [] } satisfies Receipt },
     peers: () => [{ id: 'fj-tax', name: 'Tax', endpoint: 'http://127.0.0.1:1' }],
     authenticateApp: (token) => { if (token === 'good') return 'case-system'; throw new VnError('VN_ERR_LOCAL_UNAUTHORIZED') },
+    reloadManifest: async () => { throw new VnError('VN_ERR_INTERNAL') },
   }
   const { logger, lines } = capture()
   const app = await createLocalApp(services, { logger, bodyLimit: 1 << 20 })
