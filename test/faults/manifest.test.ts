@@ -16,6 +16,8 @@ import { auditExport } from '../../src/audit/verify.js'
 
 const PSB = 'fj-psb'
 const TAX = 'fj-tax'
+/** small synthetic databases: these tests are about manifests, not data */
+const SIZES = { residents: 60, enterprises: 40, taxYears: [2025] }
 
 /** fj-tax asks fj-psb one identity question through its local API. */
 function asker(f: Fixture): () => Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -68,7 +70,7 @@ async function exportOf(f: Fixture, member: string, dir: string): Promise<string
 }
 
 t.test('fault: revoked key accepted until the provider reloads; the auditor reports the window, not an error', async (t) => {
-  const f = await federationFixture(t, { start: [PSB, TAX], housekeepingEveryMs: 0 })
+  const f = await federationFixture(t, { sizes: SIZES, start: [PSB, TAX], housekeepingEveryMs: 0 })
   const ask = asker(f)
   t.equal((await ask()).status, 200, 'before the revocation')
 
@@ -130,7 +132,7 @@ t.test('fault: revoked key accepted until the provider reloads; the auditor repo
 })
 
 t.test('fault: consumer manifest expired before signing', async (t) => {
-  const f = await federationFixture(t, { start: [PSB, TAX], housekeepingEveryMs: 0 })
+  const f = await federationFixture(t, { sizes: SIZES, start: [PSB, TAX], housekeepingEveryMs: 0 })
   const ask = asker(f)
   t.equal((await ask()).status, 200, 'the provider catalog is now cached by the consumer')
 
@@ -152,7 +154,7 @@ t.test('fault: consumer manifest expired before signing', async (t) => {
 })
 
 t.test('fault: node keeps signing after its own key is revoked', async (t) => {
-  const f = await federationFixture(t, { start: [PSB, TAX], housekeepingEveryMs: 0 })
+  const f = await federationFixture(t, { sizes: SIZES, start: [PSB, TAX], housekeepingEveryMs: 0 })
   const ask = asker(f)
   t.equal((await ask()).status, 200)
   const tax = f.nodes[TAX]!
@@ -193,7 +195,7 @@ t.test('fault: node keeps signing after its own key is revoked', async (t) => {
 
 t.test('fault: own key revoked at a future time stops signing on the millisecond, without another reload', async (t) => {
   // Here the housekeeping timer picks the manifest up, as in production (every 30 s there).
-  const f = await federationFixture(t, { start: [PSB, TAX], housekeepingEveryMs: 100 })
+  const f = await federationFixture(t, { sizes: SIZES, start: [PSB, TAX], housekeepingEveryMs: 100 })
   const ask = asker(f)
   const tax = f.nodes[TAX]!
   const kid = taxKid(f)
@@ -219,7 +221,7 @@ t.test('fault: own key revoked at a future time stops signing on the millisecond
 })
 
 t.test('fault: a refused manifest file keeps the one loaded, and the reload says why', async (t) => {
-  const f = await federationFixture(t, { start: [TAX], housekeepingEveryMs: 0 })
+  const f = await federationFixture(t, { sizes: SIZES, start: [TAX], housekeepingEveryMs: 0 })
   await install(f, TAX, 'garbage')
   const r = await reload(f, TAX)
   t.equal(r.status, 409)
