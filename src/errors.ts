@@ -63,6 +63,7 @@ export const ERRORS = {
   VN_ERR_FED_MANIFEST_EXPIRED: { status: 503, title: 'Federation manifest has expired' },
   VN_ERR_FED_MANIFEST_ROLLBACK: { status: 500, title: 'Federation manifest sequence number went backwards' },
   VN_ERR_FED_UNKNOWN_MEMBER: { status: 403, title: 'Member is not in the federation manifest' },
+  VN_ERR_FED_OWN_KEY_REVOKED: { status: 503, title: 'The node’s own message key is revoked or not valid in the manifest it has loaded: it signs nothing' },
 
   // log
   VN_ERR_LOG_UNAVAILABLE: { status: 503, title: 'Log cannot be written; node refuses to answer (fail closed)' },

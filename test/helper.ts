@@ -23,7 +23,7 @@ export interface Fixture {
   verify(member: string, body: unknown, token?: string): Promise<{ status: number; json: any }> // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-export async function federationFixture(t: Test, opts: BuildDemoOptions & { start?: string[]; logger?: Logger } = {}): Promise<Fixture> {
+export async function federationFixture(t: Test, opts: BuildDemoOptions & { start?: string[]; logger?: Logger; housekeepingEveryMs?: number } = {}): Promise<Fixture> {
   const root = t.testdir({})
   const nodes: Record<string, RunningNode> = {}
   // Registered first, so nodes already started are closed even if a later one fails to start.
@@ -35,7 +35,10 @@ export async function federationFixture(t: Test, opts: BuildDemoOptions & { star
   const { fed } = await startDemoFederation(
     (attempt) => `${root}/try-${attempt}`,
     { sizes: { residents: 300, enterprises: 200, taxYears: [2024, 2025] }, ...opts, ...(opts.start ? { ids: opts.start } : {}) },
-    (_id, configPath) => startNode(configPath, { logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0 }),
+    (_id, configPath) => startNode(configPath, {
+      logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0,
+      ...(opts.housekeepingEveryMs === undefined ? {} : { housekeepingEveryMs: opts.housekeepingEveryMs }),
+    }),
     nodes,
   )
   return {

@@ -45,7 +45,8 @@ export const FINDINGS = {
 
   // signatures
   AUDIT_SIGNATURE_INVALID: { severity: 'error', title: 'An exchange JWS is malformed or its signature does not verify' },
-  AUDIT_KEY_NOT_VALID: { severity: 'error', title: 'An exchange JWS is signed with a key not valid at its iat (unlisted, revoked, expired or no manifest in force)' },
+  AUDIT_KEY_NOT_VALID: { severity: 'error', title: 'An exchange JWS is signed with a key not valid at its iat (unlisted, revoked, expired or no manifest in force) under any manifest the node had loaded' },
+  AUDIT_KEY_REVOCATION_WINDOW: { severity: 'warning', title: 'An exchange JWS is signed with a key revoked at its iat, which the manifest the node had loaded still allowed (the revocation had not reached the node)' },
   AUDIT_SIGNER_MISMATCH: { severity: 'error', title: 'An exchange JWS is signed by someone other than its issuer or the provider' },
   AUDIT_ENVELOPE_INVALID: { severity: 'error', title: 'An exchange JWS payload or typ does not match the protocol' },
   AUDIT_IAT_SKEW: { severity: 'warning', title: 'A signed iat is far from the instant the node logged (possible backdating)' },

@@ -124,6 +124,8 @@ export const KeyEventSchema = z.strictObject({
   logKey: ed25519PublicKeySchema,
   manifestSeq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
   manifestHash: digest,
+  // the node stopped signing: the manifest named does not allow its message key
+  messageKeyRevoked: z.literal(true).optional(),
   // event 'rotated' only (checked by the auditor: both signatures over the rotation statement)
   rotated: z.enum(['message', 'log']).optional(),
   newKey: ed25519PublicKeySchema.optional(),

@@ -12,7 +12,9 @@
  *     field, and the PII scan (pii.ts) finds nothing;
  *  4. in log order, per exchange: every request/response digest has its JWS in the evidence and
  *     SHA-256(jws) = digest; every JWS verifies against the key its signer had at its `iat`
- *     according to the manifest history (request: `iss`; response: the provider); the leaves agree
+ *     according to the manifest history (request: `iss`; response: the provider), or else under
+ *     the manifest the node had loaded then (its key events: a revocation's window, a warning);
+ *     the leaves agree
  *     with the signed messages; the response is bound to the request (reqDigest, xid, aud, iss);
  *  5. provider: every released answer (`response-out` ok) follows a `decision` permitting that very
  *     request, whose `policy` is the agreement set in force (the latest `agreements` record before

@@ -111,6 +111,11 @@ export class Consumer {
   }
 
   async verify(r: VerifyRequest): Promise<VerifyResult> {
+    // Nothing is signed or logged unless the node could send it: a manifest in force that names
+    // the provider's endpoint (VN_ERR_FED_MANIFEST_EXPIRED, VN_ERR_FED_UNKNOWN_MEMBER) and a message
+    // key the manifest still allows (VN_ERR_FED_OWN_KEY_REVOKED).
+    this.d.endpointOf(r.provider)
+    this.d.signer()
     const mode = r.mode ?? 'plain'
     const handler = this.d.modes.get(mode)
     if (handler === undefined) throw new VnError('VN_ERR_EXCH_MODE', `${mode} mode is not available on this node`)
@@ -124,6 +129,8 @@ export class Consumer {
     const canonical = Consumer.canonicalSubjects(svc, r.subjects)
 
     const built = await handler.build(svc, canonical, { provider: r.provider, now: this.now() })
+    // Checked again after the mode's build (an he or oprf build can take a while): still in force?
+    const endpoint = this.d.endpointOf(r.provider)
     const disclosures = built.disclosures ?? []
     const xid = newXid()
     const payload: RequestPayload = {
@@ -143,7 +150,7 @@ export class Consumer {
 
     let reply
     try {
-      reply = await this.d.client.post(this.d.endpointOf(r.provider), '/v1/exchange', JSON.stringify(disclosures.length > 0 ? { jws, disclosures } : { jws }))
+      reply = await this.d.client.post(endpoint, '/v1/exchange', JSON.stringify(disclosures.length > 0 ? { jws, disclosures } : { jws }))
     } catch (e) {
       const code = e instanceof VnError ? e.code : 'VN_ERR_PEER_UNREACHABLE'
       await this.d.log.append([{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: 'error', code }])

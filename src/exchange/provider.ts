@@ -116,6 +116,9 @@ export class Provider {
   private async handleOne(body: unknown): Promise<ExchangeReply> {
     const started = performance.now()
     const now = this.now()
+    // 0. this node can sign the answer: a node whose own key is revoked refuses before it claims,
+    // counts or logs anything (VN_ERR_FED_OWN_KEY_REVOKED, unsigned)
+    const s = this.d.signer()
 
     // 1. body and signature
     const b = ExchangeBodySchema.safeParse(body)
@@ -144,13 +147,13 @@ export class Provider {
       if (prior.reqDigest !== reqDigest) throw new VnError('VN_ERR_EXCH_REPLAY', 'xid was already used with another request')
       return prior.answer
     }
-    this.execute(req, b.data.jws, reqDigest, b.data.disclosures ?? [], now, started).then(settle.resolve, settle.reject)
+    this.execute(req, b.data.jws, reqDigest, b.data.disclosures ?? [], now, started, s).then(settle.resolve, settle.reject)
     // A request that failed validation or logging wrote nothing, so it may be retried with the same xid.
     answer.catch(() => this.d.replay.release(req.iss, req.xid, entry).catch(() => undefined))
     return answer
   }
 
-  private async execute(req: RequestPayload, jws: string, reqDigest: string, disclosures: string[], now: number, started: number): Promise<ExchangeReply> {
+  private async execute(req: RequestPayload, jws: string, reqDigest: string, disclosures: string[], now: number, started: number, s: Signer): Promise<ExchangeReply> {
     // 4. service, mode and subjects: everything the consumer could have checked itself
     const svc = this.d.services.get(req.svc)
     if (svc === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `no service ${req.svc}`)
@@ -189,7 +192,6 @@ export class Provider {
       problem = new VnError(decision.code, decision.reason)
       payload.error = { code: problem.code, title: problem.title, status: problem.statusCode, detail: decision.reason }
     }
-    const s = this.d.signer()
     let respJws: string
     try {
       // on the Ed25519 workers while other exchanges are in progress (the event loop serves them

@@ -42,6 +42,14 @@ export const AUTHORITY_FILES = {
 
 export const DAY_MS = 86_400_000
 
+/**
+ * How long after `revoke-key` a revocation takes effect by default: the time a new manifest needs
+ * to reach every node (each re-reads its file every 30 s, or at once on SIGHUP or the local API's
+ * reload), so that no node accepts the key after it was revoked merely because it had not yet
+ * reloaded (docs/OPERATIONS.md "Manifest revocation and expiry").
+ */
+export const REVOCATION_GRACE_MS = 60_000
+
 const StateSchema = z.strictObject({
   v: z.literal(1),
   federation: z.string().min(1).max(100),
@@ -218,6 +226,37 @@ export async function removeKey(dir: string, memberId: string, kid: string): Pro
   throw new VnError('VN_ERR_JWS_UNKNOWN_KID', `member ${memberId} has no key ${kid}`)
 }
 
+export interface RevokeOptions {
+  /** the instant the revocation takes effect, ms; default now + REVOCATION_GRACE_MS */
+  at?: number
+  now?: number
+}
+
+/**
+ * Revokes a key (either list) at an explicit instant: the key stays listed with `exp` set to that
+ * instant (an earlier `exp` is kept), so every node that has loaded the next manifest refuses it
+ * from then on, and an auditor can tell an exchange accepted before the revocation took effect
+ * from one accepted after. Published by the next `sign`.
+ * @throws VN_ERR_FED_UNKNOWN_MEMBER, VN_ERR_JWS_UNKNOWN_KID, VN_ERR_CONFIG_INVALID (`at` not after the key's nbf)
+ */
+export async function revokeKey(dir: string, memberId: string, kid: string, opts: RevokeOptions = {}): Promise<{ list: 'messageKeys' | 'logKeys'; key: ManifestKey }> {
+  const now = opts.now ?? Date.now()
+  const at = opts.at ?? now + REVOCATION_GRACE_MS
+  if (!Number.isSafeInteger(at) || at < 0) throw bad('at: an instant in ms since the epoch')
+  const { members } = await loadDraft(dir)
+  const m = members.find((x) => x.id === memberId)
+  if (m === undefined) throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member ${memberId} is not in the draft`)
+  for (const list of ['messageKeys', 'logKeys'] as const) {
+    const k = m[list].find((x) => x.kid === kid)
+    if (k === undefined) continue
+    if (at <= k.nbf) throw bad(`at: ${new Date(at).toISOString()} is not after the key's nbf ${new Date(k.nbf).toISOString()} (use remove-key for a key never valid)`)
+    k.exp = k.exp === undefined ? at : Math.min(k.exp, at)
+    await saveMembers(dir, members)
+    return { list, key: k }
+  }
+  throw new VnError('VN_ERR_JWS_UNKNOWN_KID', `member ${memberId} has no key ${kid}`)
+}
+
 /** Removes a member altogether (published by the next `sign`). */
 export async function removeMember(dir: string, memberId: string): Promise<void> {
   const { members } = await loadDraft(dir)
@@ -295,6 +334,11 @@ export async function signAuthorityManifest(dir: string, opts: SignOptions = {})
     const live = (ks: ManifestKey[]): boolean => ks.some((k) => k.exp === undefined || k.exp > now)
     if (!live(m.messageKeys)) warnings.push(`member ${m.id} has no unexpired message key`)
     if (m.role === 'department' && !live(m.logKeys)) warnings.push(`member ${m.id} has no unexpired log key`)
+    for (const k of [...m.messageKeys, ...m.logKeys]) {
+      if (k.exp !== undefined && k.exp > now - REVOCATION_GRACE_MS && k.exp < now + REVOCATION_GRACE_MS) {
+        warnings.push(`key ${m.id}#${k.kid} ends at ${new Date(k.exp).toISOString()}, less than ${REVOCATION_GRACE_MS / 1000} s from this manifest's issue: nodes that have not reloaded by then still accept it (audit reports AUDIT_KEY_REVOCATION_WINDOW)`)
+      }
+    }
   }
   const jws = signManifest(manifest, rootKey, state.rootKid)
   await mkdir(join(dir, AUTHORITY_FILES.manifests), { recursive: true })

@@ -6,7 +6,8 @@
  * The manifest in force at instant T is the one with the highest `seq` whose `iat <= T`, provided
  * `T < exp` of that manifest. A manifest takes effect at its `iat` for the auditor even if a node
  * loaded it later: a node that accepted a key after its revocation was published is exactly what
- * an audit must report. Between two manifests nothing else is in force; after the newest one
+ * an audit must report. (The auditor then asks which manifest that node had loaded, from its own
+ * key events, to tell the propagation window, a warning, from a key no loaded manifest allowed.) Between two manifests nothing else is in force; after the newest one
  * expires, nothing is (a node must refuse to answer then, DESIGN.md `/readyz`).
  */
 import type { KeyObject } from 'node:crypto'

@@ -82,6 +82,7 @@ function localServicesOf(node: NodeRuntime): LocalServices {
     },
     peers: () => node.federation.get().departments().filter((m) => m.id !== node.self).map((m) => ({ id: m.id, name: m.name, endpoint: m.endpoint })),
     authenticateApp: (token) => node.authenticateApp(token),
+    reloadManifest: () => node.reloadManifest(),
   }
 }
 

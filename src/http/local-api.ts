@@ -46,6 +46,12 @@ export function localOpenApi(): Record<string, unknown> {
           },
         },
       },
+      '/local/v1/manifest/reload': {
+        post: {
+          summary: 'Re-read the federation manifest file now (as SIGHUP does); a refused file keeps the manifest loaded before',
+          responses: { 200: { description: 'seq loaded, whether it changed, and the state of this node\'s own message key' }, 409: problem },
+        },
+      },
       '/local/v1/peers': { get: { summary: 'Departments in the federation', responses: { 200: { description: 'list of peers' } } } },
       '/local/v1/peers/{peer}/catalog': {
         get: {

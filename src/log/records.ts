@@ -114,6 +114,12 @@ export interface KeyEventRecord extends Base {
   manifestSeq: number
   manifestHash: string
   /**
+   * Set when the manifest named does not allow this node's message key at `at` (revoked, or
+   * not yet valid): from this event on the node signs nothing. `messageKid` is then the kid the key
+   * had last.
+   */
+  messageKeyRevoked?: true
+  /**
    * `rotated` only (src/node/key-rotation.ts writes it, src/log/rotation-statement.ts frames it): which key was replaced, the new public key
    * (base64url raw Ed25519), and Ed25519 signatures (base64url) by the old and the new private key
    * over the canonical rotation statement. The old key is `messageKey` or `logKey` above.

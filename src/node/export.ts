@@ -17,7 +17,8 @@
  *                        must be stopped: a `disclosure-export` record (the reason's SHA-256 and the
  *                        count) is appended to its log and checkpointed first (offline-log.ts), so
  *                        the export itself shows that, when and why disclosures left the node
- * manifests/<seq>.jws    the federation manifests the node has (at least the one in force)
+ * manifests/<seq>.jws    the federation manifests the node has: the one in force and every one it
+ *                        loaded (kept in the data folder's manifests/ as it loads them)
  * federation-root.pub    the node's trust anchor (an auditor should pass its own with --root)
  * ```
  *
@@ -38,7 +39,7 @@ import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { EXPORT_FILES, EXPORT_FORMAT, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
-import { nodeDataFiles, nodeKeyFiles } from './files.js'
+import { NODE_MANIFEST_ARCHIVE, nodeDataFiles, nodeKeyFiles } from './files.js'
 import { decryptDisclosures } from '../log/sealing.js'
 import type { LogReader, LogSnapshot } from '../log/storage.js'
 import { openNodeLogReader } from './log-store.js'
@@ -75,11 +76,14 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
   }
 }
 
-/** Manifest JWS files the node has: its manifest file, and any other *.jws beside it or in manifests/. */
-async function manifestCandidates(manifestPath: string): Promise<string[]> {
+/**
+ * Manifest JWS files the node has: its manifest file, any other *.jws beside it or in manifests/,
+ * and the copy of every manifest it loaded that the running node keeps in its data folder.
+ */
+async function manifestCandidates(manifestPath: string, archiveDir: string): Promise<string[]> {
   const dir = dirname(manifestPath)
   const out = [manifestPath]
-  for (const d of [dir, join(dir, 'manifests')]) {
+  for (const d of [dir, join(dir, 'manifests'), archiveDir]) {
     let names: string[] = []
     try {
       names = await readdir(d)
@@ -118,7 +122,7 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
   }
   const manifests = new Map<number, Federation>([[current.seq, current]])
   const skipped: string[] = []
-  for (const p of (await manifestCandidates(manifestPath)).slice(1)) {
+  for (const p of (await manifestCandidates(manifestPath, join(loaded.path(cfg.dataDir), NODE_MANIFEST_ARCHIVE))).slice(1)) {
     try {
       const f = Federation.fromJws((await readFile(p, 'utf8')).trim(), root, { now: now(), allowExpired: true })
       const prev = manifests.get(f.seq)

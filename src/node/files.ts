@@ -16,3 +16,6 @@ export const nodeDataFiles = (dataDir: string) => ({
 
 /** Written by a running node into its data folder (its pid), removed on close. */
 export const NODE_PID_FILE = 'node.pid'
+
+/** The data folder's copy of every manifest the node loaded, as `<seq>.jws` (read by the log export). */
+export const NODE_MANIFEST_ARCHIVE = 'manifests'

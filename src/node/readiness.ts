@@ -1,5 +1,6 @@
 /**
- * GET /readyz's checks: the manifest is in force and lists this node's key, the log is writable
+ * GET /readyz's checks: the manifest is in force and lists this node's key as valid now (a revoked
+ * key is reported with its revocation time and manifest seq), the log is writable
  * (it fails closed), the data source answers. Tag-set builds are reported, never counted against
  * readiness: a set still building makes its oprf service answer 503, not the node unready.
  */
@@ -23,9 +24,10 @@ export function readiness(d: ReadinessDeps): () => Promise<ReadyCheck> {
     const checks: ReadyCheck['checks'] = {}
     try {
       const f = d.federation.get(d.now())
-      d.identity.refresh(f)
+      // The node's own message key under the manifest it has loaded: revoked means it signs nothing.
+      const s = d.identity.refresh(f)
       checks.manifest = { ok: true, detail: `seq ${f.seq}, expires ${new Date(f.exp).toISOString()}` }
-      checks.keys = { ok: true }
+      checks.keys = s.detail === undefined ? { ok: s.ok } : { ok: s.ok, detail: s.detail }
     } catch (e) {
       checks.manifest = { ok: false, detail: (e as Error).message }
     }

@@ -26,12 +26,12 @@ import { PeerClient } from '../peers/client.js'
 import type { Signer } from '../exchange/signer.js'
 import { Metrics } from './metrics.js'
 import { REDACT } from './redact.js'
-import { nodeKeyFiles, nodeDataFiles, NODE_PID_FILE } from './files.js'
+import { nodeKeyFiles, nodeDataFiles, NODE_MANIFEST_ARCHIVE, NODE_PID_FILE } from './files.js'
 import { openNodeLogStore } from './log-store.js'
 import { NodeIdentity } from './identity.js'
 import { assembleModes } from './modes.js'
 import { recoverFromLog, rememberWitnessed } from './recovery.js'
-import { keyEventRecord, housekeeping } from './housekeeping.js'
+import { archiveManifest, keyEventRecord, housekeeping, manifestReloader } from './housekeeping.js'
 import { Checkpointer } from './checkpointer.js'
 import { PeerLogs, witnessAll } from './witness.js'
 import { startTimers } from './timers.js'
@@ -56,6 +56,8 @@ export interface OpenNodeOptions {
   housekeepingEveryMs?: number
   /** how often the data source is checked (file replaced, broken; re-open once valid), ms (default 1 s); 0 disables the timer */
   sourceCheckEveryMs?: number
+  /** reload the manifest on SIGHUP (default true; the handler is removed on close) */
+  reloadOnSighup?: boolean
 }
 
 export { logOrigin }
@@ -148,6 +150,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   await recoverFromLog(store, evidence, provider, quotas, now(), limits.skewMs)
 
   // Start-up entries: which keys and manifest are in use, and which agreements are in force.
+  const archiveDir = join(dataDir, NODE_MANIFEST_ARCHIVE)
+  await archiveManifest(archiveDir, fed0, logger)
   await log.append([
     keyEventRecord('node-started', identity, logPublicKey, fed0, now()),
     { v: 1, at: now(), t: 'agreements', policy, agreements },
@@ -163,7 +167,14 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const checkpoint = (): Promise<string> => checkpointer.checkpoint()
   await checkpoint()
   const witnessPeers = (): Promise<void> => witnessAll(peerLogs, () => federation.get(now()), self, logger)
-  const keepHouse = housekeeping({ federation, manifestPath, identity, logKey: logPublicKey, log, evidence, logger, now })
+  const reloadManifest = manifestReloader({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, logger, now })
+  const keepHouse = housekeeping({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, evidence, logger, now, reload: reloadManifest })
+  // SIGHUP: re-read the manifest now (an operator who just installed one need not wait for the timer).
+  const onSighup = (): void => {
+    logger.info('SIGHUP: reloading the manifest')
+    reloadManifest().catch((err: unknown) => logger.error({ err }, 'manifest reload failed'))
+  }
+  if (opts.reloadOnSighup !== false) process.on('SIGHUP', onSighup)
   const timers = startTimers({ checkpoint, witnessAll: witnessPeers, housekeeping: keepHouse }, {
     checkpointEveryMs: opts.checkpointEveryMs ?? 10_000,
     witnessEveryMs: opts.witnessEveryMs ?? cfg.witness.everyMs,
@@ -186,6 +197,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     peerLogs,
     witnessAll: witnessPeers,
     housekeeping: keepHouse,
+    reloadManifest,
     acceptCosignature: (witness, note) => checkpointer.acceptCosignature(federation.get(now()), self, witness, note),
     checkpoint,
     ready: readiness({ federation, identity, store, tagsets: modes.tagsets, source, now }),
@@ -193,6 +205,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     async close(): Promise<void> {
       if (closed) return
       closed = true
+      process.off('SIGHUP', onSighup)
       timers.stop()
       await modes.close()
       await checkpoint().catch(() => undefined)

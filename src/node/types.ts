@@ -7,6 +7,7 @@ import type { Metrics } from './metrics.js'
 import type { FederationHolder } from '../federation/federation.js'
 import type { TagSetPublisher } from '../oprf/tagset-service.js'
 import type { PeerLogs } from './witness.js'
+import type { ManifestReload } from './housekeeping.js'
 
 export interface ReadyCheck {
   ok: boolean
@@ -39,6 +40,8 @@ export interface NodeRuntime {
   readonly peerLogs: PeerLogs
   /** reload the manifest if it changed, purge expired disclosures (also runs on a timer) */
   housekeeping(): Promise<void>
+  /** re-read the manifest file now (also on SIGHUP and the housekeeping timer) */
+  reloadManifest(): Promise<ManifestReload>
   /** witness every peer once now (also runs on a timer) */
   witnessAll(): Promise<void>
   /** a peer returns our checkpoint with its cosignature */

@@ -19,6 +19,7 @@ import { logExportCommand } from '../../src/cli/commands/log-export.js'
 import type { CliIo } from '../../src/cli/types.js'
 import { generateEd25519, loadPrivateKey } from '../../src/crypto/keys.js'
 import { addKey, archivedManifests, loadDraft, removeKey, signAuthorityManifest } from '../../src/federation/authority.js'
+import { manifestHash } from '../../src/federation/federation.js'
 import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 import { leafHash, rootFromLeafHashes } from '../../src/log/merkle.js'
 import { logOrigin } from '../../src/node/runtime.js'
@@ -325,15 +326,23 @@ t.test('auditor on real exchanges', async (t) => {
     t.ok(r.findings.some((x) => x.code === 'AUDIT_POLICY_NOT_IN_FORCE' && x.xid === s.xids.batch), errorsOf(r))
   })
 
-  t.test('a signature by a key not valid at that time (revoked in a manifest the node never loaded)', async (t) => {
+  t.test('a signature by a key revoked in a manifest the node never loaded: the propagation window, a warning', async (t) => {
     const withHistory = { rootKey: rootPub, manifests: await archivedManifests(s.f.fed.authorityDir) }
     t.equal(withHistory.manifests.length, 2)
     for (const [dir, role] of [[s.psb, 'provider'], [s.tax, 'consumer']] as const) {
       const r = await auditExport(dir, withHistory)
-      t.notOk(r.ok)
-      t.same(r.findings.filter((x) => x.severity === 'error').map((x) => [x.code, x.xid, x.role]), [['AUDIT_KEY_NOT_VALID', s.xids.revoked, role]], errorsOf(r))
+      t.ok(r.ok, errorsOf(r))
+      t.same(r.findings.filter((x) => x.code === 'AUDIT_KEY_REVOCATION_WINDOW').map((x) => [x.severity, x.xid, x.role]), [['warning', s.xids.revoked, role]])
       t.same(r.manifests.map((m) => m.seq), [1, 2])
     }
+  })
+
+  t.test('a signature by a key revoked in a manifest the node had loaded: AUDIT_KEY_NOT_VALID', async (t) => {
+    const d = await copyExport(s, s.psb)
+    await rewriteAndResign(s, d, PSB, (ls) => editRecord(ls, (r) => r.t === 'key-event' && r.event === 'node-started', (r) => ({ ...r, manifestSeq: 2, manifestHash: manifestHash(s.seq2) })))
+    const r = await auditExport(d, { rootKey: rootPub, manifests: await archivedManifests(s.f.fed.authorityDir) })
+    t.notOk(r.ok)
+    t.same(r.findings.filter((x) => x.severity === 'error').map((x) => [x.code, x.xid, x.role]), [['AUDIT_KEY_NOT_VALID', s.xids.revoked, 'provider']], errorsOf(r))
   })
 
   t.test('a request signed with a key the manifest never listed', async (t) => {
@@ -413,16 +422,20 @@ t.test('auditor on real exchanges', async (t) => {
     t.match(io.lines.at(-1), /^PASS: 0 errors/)
     const json = captureIo(true)
     const manifests = join(s.f.fed.authorityDir, 'manifests')
-    t.equal(await auditCommand.run(['verify', s.psb, '--root', rootPub, '--manifests', manifests], json), 1)
+    t.equal(await auditCommand.run(['verify', s.psb, '--root', rootPub, '--manifests', manifests], captureIo()), 0, 'a revocation window is a warning')
+    // The same export, saying the node had loaded the revoking manifest: an error, exit 1.
+    const d = await copyExport(s, s.psb)
+    await rewriteAndResign(s, d, PSB, (ls) => editRecord(ls, (r) => r.t === 'key-event' && r.event === 'node-started', (r) => ({ ...r, manifestSeq: 2, manifestHash: manifestHash(s.seq2) })))
+    t.equal(await auditCommand.run(['verify', d, '--root', rootPub, '--manifests', manifests], json), 1)
     t.equal(json.lines.length, 1)
     const report = JSON.parse(json.lines[0]!) as AuditReport
     t.equal(report.ok, false)
     t.same(report.exchanges.map((e) => [e.xid, e.findings.map((f) => f.code)]), [[s.xids.revoked, ['AUDIT_KEY_NOT_VALID']]])
     const human = captureIo()
-    t.equal(await auditCommand.run(['verify', s.psb, '--root', rootPub, '--manifests', manifests], human), 1)
+    t.equal(await auditCommand.run(['verify', d, '--root', rootPub, '--manifests', manifests], human), 1)
     t.ok(human.lines.some((l) => l.startsWith(`exchange ${s.xids.revoked} (provider, consumer ${TAX}`)))
     t.match(human.lines.at(-1), /^FAIL: 1 error/)
-    t.match(summarizeReport(report), /^FAIL: \d+ leaves, 4 exchanges, checkpoint (\d+)\/\1; 1 errors, 0 warnings$/)
+    t.match(summarizeReport(report), /^FAIL: \d+ leaves, 4 exchanges, checkpoint (\d+)\/\1; 1 errors, \d+ warnings$/, 'the edited copy also warns that its files differ from export.json')
     t.equal(await auditCommand.run(['verify'], captureIo()), 2, 'missing export dir')
     t.equal(await auditCommand.run(['check', s.psb], captureIo()), 2, 'unknown subcommand')
     t.equal(await auditCommand.run(['verify', s.psb, '--bogus'], captureIo()), 2, 'unknown option')

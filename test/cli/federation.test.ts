@@ -76,8 +76,18 @@ t.test('create → add-member → sign → verifyManifest, end to end', async (t
   r = await run(cwd, ['verify', '--manifest', 'manifest.jws', '--root', 'auth/federation-root.pub', '--json'], true)
   t.match(JSON.parse(r.io.stdout[0]!), { ok: true, valid: true, seq: 1, hash: signed.hash })
 
-  // revoke: remove-key, sign again, the key is gone and seq went up
+  // revoke-key: the key stays listed with exp 60 s ahead by default, or at --at
   const kid = keyIdFor(taxMsg.publicKey)
+  const before = Date.now()
+  r = await run(cwd, ['revoke-key', '--dir', 'auth', '--member', 'fj-tax', '--kid', kid, '--json'], true)
+  t.equal(r.code, 0, r.io.stderr.join('\n'))
+  const revokedAt = (JSON.parse(r.io.stdout[0]!) as { revokedAt: number }).revokedAt
+  t.ok(revokedAt >= before + 60_000 && revokedAt <= Date.now() + 60_000, 'default effective time: in 60 s')
+  r = await run(cwd, ['revoke-key', '--dir', 'auth', '--member', 'fj-tax', '--kid', kid, '--after-seconds', '30'])
+  t.equal(r.code, 0)
+  t.match(r.io.stdout[0], new RegExp(`message key fj-tax#${kid} is revoked at `))
+
+  // revoke: remove-key, sign again, the key is gone and seq went up
   const newMsg = generateEd25519()
   r = await run(cwd, ['add-key', '--dir', 'auth', '--member', 'fj-tax', '--message-key', publicKeyToB64u(newMsg.publicKey), '--kid', 'm2'])
   t.equal(r.code, 0, r.io.stderr.join('\n'))
@@ -136,6 +146,10 @@ t.test('usage and input errors exit 2 with a clear message', async (t) => {
     ['add-key with both', ['add-key', '--dir', 'a', '--member', 'x', '--message-key', publicKeyToB64u(taxMsg.publicKey), '--log-key', publicKeyToB64u(taxLog.publicKey)], /exactly one/],
     ['add-key unknown member', ['add-key', '--dir', 'a', '--member', 'x1', '--log-key', publicKeyToB64u(taxLog.publicKey)], /VN_ERR_FED_UNKNOWN_MEMBER/],
     ['remove-key unknown member', ['remove-key', '--dir', 'a', '--member', 'nobody', '--kid', 'k'], /VN_ERR_FED_UNKNOWN_MEMBER/],
+    ['revoke-key unknown member', ['revoke-key', '--dir', 'a', '--member', 'nobody', '--kid', 'k'], /VN_ERR_FED_UNKNOWN_MEMBER/],
+    ['revoke-key bad at', ['revoke-key', '--dir', 'a', '--member', 'x', '--kid', 'k', '--at', 'soon'], /--at: expected an ISO 8601/],
+    ['revoke-key bad seconds', ['revoke-key', '--dir', 'a', '--member', 'x', '--kid', 'k', '--after-seconds', '-5'], /--after-seconds/],
+    ['revoke-key both times', ['revoke-key', '--dir', 'a', '--member', 'x', '--kid', 'k', '--after-seconds', '5', '--at', '2030-01-01T00:00:00Z'], /give one/],
     ['valid-days 0', ['sign', '--dir', 'a', '--valid-days', '0'], /--valid-days/],
     ['valid-days text', ['sign', '--dir', 'a', '--valid-days', 'ten'], /--valid-days/],
     ['not an authority dir', ['sign', '--dir', 'elsewhere'], /VN_ERR_CONFIG_INVALID.*cannot be read/],

@@ -12,6 +12,8 @@ import {
   loadDraft,
   removeKey,
   removeMember,
+  revokeKey,
+  REVOCATION_GRACE_MS,
   signAuthorityManifest,
 } from '../../src/federation/authority.js'
 import { Federation, FederationHolder } from '../../src/federation/federation.js'
@@ -116,6 +118,28 @@ t.test('remove a key; the next manifest revokes it', async (t) => {
   await removeMember(dir, 'fj-audit')
   await t.rejects(removeMember(dir, 'fj-audit'), { code: 'VN_ERR_FED_UNKNOWN_MEMBER' })
   t.same((await loadDraft(dir)).members.map((m) => m.id), ['fj-tax'])
+})
+
+t.test('revoke a key at an explicit time: it stays listed with exp, refused from then on', async (t) => {
+  const dir = t.testdir({})
+  await setup(dir)
+  const root = await loadPublicKey(join(dir, AUTHORITY_FILES.rootPub))
+  const kid = keyIdFor(taxMsg.publicKey)
+  const r = await revokeKey(dir, 'fj-tax', kid, { now: T0 + 1000 })
+  t.equal(r.list, 'messageKeys')
+  t.equal(r.key.exp, T0 + 1000 + REVOCATION_GRACE_MS, 'default: the propagation allowance from now')
+  t.equal((await revokeKey(dir, 'fj-tax', kid, { at: T0 + 5 * REVOCATION_GRACE_MS })).key.exp, T0 + 1000 + REVOCATION_GRACE_MS, 'a later time never extends an earlier one')
+  t.equal((await revokeKey(dir, 'fj-tax', kid, { at: T0 + 2000 })).key.exp, T0 + 2000, 'an earlier time wins')
+  await t.rejects(revokeKey(dir, 'fj-tax', kid, { at: T0 }), { code: 'VN_ERR_CONFIG_INVALID' }, 'not after nbf')
+  await t.rejects(revokeKey(dir, 'fj-tax', 'nope'), { code: 'VN_ERR_JWS_UNKNOWN_KID' })
+  await t.rejects(revokeKey(dir, 'fj-nobody', kid), { code: 'VN_ERR_FED_UNKNOWN_MEMBER' })
+  const s = await signAuthorityManifest(dir, { now: T0 + 1500 })
+  t.match(s.warnings, [/has no unexpired message key|ends at/], 'sign warns about a revocation that leaves little room')
+  t.ok(s.warnings.some((w) => w.includes(`fj-tax#${kid}`) && w.includes('AUDIT_KEY_REVOCATION_WINDOW')))
+  const holder = new FederationHolder(root)
+  t.ok(holder.accept(s.jws, T0 + 1500).ok)
+  t.ok(holder.get(T0 + 1999).messageKey(`fj-tax#${kid}`, T0 + 1999), 'valid before the effective time')
+  t.throws(() => holder.get(T0 + 2000).messageKey(`fj-tax#${kid}`, T0 + 2000), { code: 'VN_ERR_JWS_KEY_NOT_VALID' }, 'refused from it')
 })
 
 t.test('bad member input names the field and writes nothing', async (t) => {

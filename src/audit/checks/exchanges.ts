@@ -71,7 +71,9 @@ export class ExchangeCheck {
 
   onRecord(i: number, r: LogRecord): void {
     switch (r.t) {
-      case 'key-event': return checkKeyEvent(this.ctx, i, r)
+      case 'key-event':
+        this.sig.loaded.onKeyEvent(r)
+        return checkKeyEvent(this.ctx, i, r)
       case 'agreements': return this.decisions.onAgreements(i, r)
       case 'request-in': return this.onRequestIn(i, r)
       case 'decision': return this.onDecision(i, r)

@@ -2,6 +2,8 @@
  * Key events (verify.ts step 7): a `key-event` names the member's own keys as the manifest in
  * force lists them, and the manifest it names; a `rotated` event verifies under both the old and the
  * new key (the statement: src/log/rotation-statement.ts) and its new key is listed by some manifest.
+ * A key event with `messageKeyRevoked` (the node stopped signing under the manifest it loaded) must
+ * name a manifest that indeed does not allow the key then.
  */
 import { verify } from 'node:crypto'
 import { publicKeyFromB64u, publicKeyToB64u } from '../../crypto/keys.js'
@@ -10,6 +12,7 @@ import type { KeyEventRecord } from '../../log/records.js'
 import { rotationStatement, statementOf } from '../../log/rotation-statement.js'
 import { fromB64u } from '../../util/base64url.js'
 import { digestEquals, type AuditContext } from './context.js'
+import { allowedBy } from './loaded-manifests.js'
 
 const ed25519Verify = (key: string, data: Uint8Array, sig: string | undefined): boolean => {
   const raw = sig === undefined ? undefined : fromB64u(sig)
@@ -59,7 +62,11 @@ export function checkKeyEvent(ctx: AuditContext, i: number, r: KeyEventRecord): 
     findings.add('AUDIT_KEY_EVENT_MISMATCH', `leaf ${i}: message kid is not a kid of ${member}`, w)
   } else if (manifests.length > 0) {
     const c = history.messageKeyAt(member, kid.keyId, r.at)
-    if (!c.valid) findings.add('AUDIT_KEY_EVENT_MISMATCH', `leaf ${i}: ${c.reason}`, w)
+    if (r.messageKeyRevoked === true) {
+      // The node says it stopped signing: the manifest it names must indeed not allow its key.
+      const k = named === undefined ? undefined : allowedBy(named, member, kid.keyId, r.at)
+      if (k !== undefined && k.x === r.messageKey) findings.add('AUDIT_KEY_EVENT_MISMATCH', `leaf ${i}: says the message key is revoked, but manifest seq ${named?.seq} allows ${r.messageKid} then`, w)
+    } else if (!c.valid) findings.add('AUDIT_KEY_EVENT_MISMATCH', `leaf ${i}: ${c.reason}`, w)
     else if (publicKeyToB64u(c.key) !== r.messageKey) findings.add('AUDIT_KEY_EVENT_MISMATCH', `leaf ${i}: message key differs from ${r.messageKid} in manifest seq ${c.seq}`, w)
     const f = history.inForce(r.at)
     if (f !== undefined && f.has(member) && ![...f.member(member).logKeys.values()].some((k) => k.x === r.logKey)) {

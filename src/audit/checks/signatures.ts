@@ -9,6 +9,11 @@
  * its key and queues the signature; `settle` hands a chunk's queue to the Ed25519 workers
  * (src/crypto/ed25519-batch.ts); `checkJws` (when the chunk's leaves are checked in log order,
  * after its batch returned) reports exactly what a one-by-one check would have, in the same order.
+ *
+ * A key the history refuses at the signature's `iat` is then judged against the manifests this node
+ * had loaded (loaded-manifests.ts, fed by its key events): when one of them allowed the key and the
+ * signature verifies under it, the exchange fell in a revocation's propagation window
+ * (AUDIT_KEY_REVOCATION_WINDOW, a warning with the window's length); otherwise AUDIT_KEY_NOT_VALID.
  */
 import type { KeyObject } from 'node:crypto'
 import { verify } from 'node:crypto'
@@ -21,6 +26,7 @@ import { splitKid } from '../../federation/federation.js'
 import { PlainQuerySchema, REQUEST_TYP, RESPONSE_TYP, RequestPayloadSchema, ResponsePayloadSchema, type RequestPayload, type ResponsePayload } from '../../protocol/envelope.js'
 import type { Where } from '../findings.js'
 import { SAFE_KID, type AuditContext } from './context.js'
+import { LoadedManifests, allowedBy, revocationOf } from './loaded-manifests.js'
 import { decodePayload, type EvidenceCheck, type EvidenceEntry } from './evidence.js'
 
 type Claims = { iat: number; iss: string }
@@ -57,8 +63,12 @@ export class SignatureCheck {
   inline = 0
   /** signature checks done */
   checked = 0
+  /** the manifests this node had loaded, from its key events (fed in log order by exchanges.ts) */
+  readonly loaded: LoadedManifests
 
-  constructor(private readonly ctx: AuditContext, private readonly evidence: EvidenceCheck, private readonly batcher: Ed25519Batcher | undefined) {}
+  constructor(private readonly ctx: AuditContext, private readonly evidence: EvidenceCheck, private readonly batcher: Ed25519Batcher | undefined) {
+    this.loaded = new LoadedManifests(ctx.manifests)
+  }
 
   /** While reading chunk `chunk`: the JWS of `digest`, as a `typ` message, will be checked. */
   prepare(digest: string, typ: string, chunk: number): void {
@@ -121,6 +131,11 @@ export class SignatureCheck {
     if (err !== undefined) {
       const code = isVnError(err) ? err.code : undefined
       if (code !== undefined && KEY_CODES.has(code)) {
+        const window = this.revocationWindow(e, a, claims, typ)
+        if (window !== undefined) {
+          findings.add('AUDIT_KEY_REVOCATION_WINDOW', `${what}: ${window}`, where)
+          return claims as T
+        }
         findings.add('AUDIT_KEY_NOT_VALID', `${what}: ${(err as VnError).detail ?? code} (iat ${new Date(claims.iat).toISOString()})`, where)
       } else {
         findings.add('AUDIT_SIGNATURE_INVALID', `${what}: ${code ?? 'does not verify'}`, where)
@@ -128,6 +143,34 @@ export class SignatureCheck {
       return undefined
     }
     return claims as T
+  }
+
+  /**
+   * A key the history refuses at `claims.iat`: the window's description when a manifest this node
+   * had loaded allowed the key and the signature verifies under it, else undefined.
+   */
+  private revocationWindow(e: Entry, a: JwsAnalysis, claims: Claims, typ: string): string | undefined {
+    const parts = splitKid(a.kid)
+    if (parts === undefined || e.jws === undefined) return undefined
+    for (const f of this.loaded.candidatesAt(claims.iat)) {
+      const k = allowedBy(f, parts.member, parts.keyId, claims.iat)
+      if (k === undefined) continue
+      let ok: boolean
+      try {
+        const v = prepareVerify(e.jws, () => k.key, typ)
+        this.inline++
+        ok = verify(null, v.input, v.key, v.sig)
+      } catch {
+        ok = false
+      }
+      if (!ok) return undefined
+      const rev = revocationOf(this.ctx.manifests.filter((m) => m.seq > f.seq), parts.member, parts.keyId, claims.iat)
+      const late = rev === undefined
+        ? 'after the manifests in force stopped allowing it'
+        : `${claims.iat - rev.effective} ms after its revocation took effect (manifest seq ${rev.seq}, at ${new Date(rev.effective).toISOString()})`
+      return `kid ${a.kid} was used ${late}, while this node had manifest seq ${f.seq} loaded, which allowed it (iat ${new Date(claims.iat).toISOString()})`
+    }
+    return undefined
   }
 
   private signatureOk(a: JwsAnalysis): boolean {

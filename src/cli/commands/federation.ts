@@ -18,6 +18,8 @@ import {
   createAuthority,
   removeKey,
   removeMember,
+  revokeKey,
+  REVOCATION_GRACE_MS,
   signAuthorityManifest,
   type KeyInput,
   type NewMember,
@@ -36,7 +38,11 @@ const USAGE = `usage: verinode federation <subcommand> [options] [--json]
                   [--not-before ISO] [--not-after ISO]
                   departments need --endpoint and --log-key; auditors have neither
   add-key       --dir D --member M (--message-key K | --log-key K) [--kid K] [--not-before ISO] [--not-after ISO]
-  remove-key    --dir D --member M --kid K      (revokes the key once the next manifest is signed)
+  revoke-key    --dir D --member M --kid K [--at ISO | --after-seconds N]
+                  revokes the key at an explicit time (default: in 60 s, room for every node to
+                  reload the next manifest): it stays listed with not-after set to that time
+  remove-key    --dir D --member M --kid K      (drops the key: revoked as soon as a node loads
+                  the next manifest, with no time for the others to reload; prefer revoke-key)
   remove-member --dir D --member M
   sign          --dir D [--out manifest.jws] [--valid-days 30]
                   signs the draft as the next manifest (seq increments; a copy goes to D/manifests/)
@@ -66,6 +72,8 @@ const OPTIONS = {
   manifest: { type: 'string' },
   root: { type: 'string' },
   'min-seq': { type: 'string' },
+  at: { type: 'string' },
+  'after-seconds': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
@@ -175,6 +183,30 @@ async function runSub(sub: string, v: Values, io: CliIo): Promise<Outcome> {
         code: EXIT_OK,
         doc: { dir: d, member, kid, list: r.list },
         lines: [`removed ${r.list === 'messageKeys' ? 'message' : 'log'} key ${member}#${kid}`, 'run `verinode federation sign` to publish the revocation'],
+      }
+    }
+    case 'revoke-key': {
+      const d = dir()
+      const member = need(v, 'member')
+      const kid = need(v, 'kid')
+      if (v.at !== undefined && v['after-seconds'] !== undefined) throw new UsageError('--at and --after-seconds: give one')
+      let at: number | undefined
+      if (v.at !== undefined) {
+        at = Date.parse(v.at)
+        if (!/^\d{4}-\d{2}-\d{2}T/.test(v.at) || Number.isNaN(at)) throw new UsageError('--at: expected an ISO 8601 date-time')
+      } else if (v['after-seconds'] !== undefined) {
+        if (!/^\d{1,9}$/.test(v['after-seconds'])) throw new UsageError('--after-seconds: expected a whole number of seconds')
+        at = Date.now() + Number(v['after-seconds']) * 1000
+      }
+      const r = await revokeKey(d, member, kid, at === undefined ? {} : { at })
+      const when = new Date(r.key.exp ?? 0).toISOString()
+      return {
+        code: EXIT_OK,
+        doc: { dir: d, member, kid, list: r.list, revokedAt: r.key.exp },
+        lines: [
+          `${r.list === 'messageKeys' ? 'message' : 'log'} key ${member}#${kid} is revoked at ${when}${at === undefined ? ` (default: ${REVOCATION_GRACE_MS / 1000} s from now)` : ''}`,
+          'run `verinode federation sign` now and install the manifest on every node before then',
+        ],
       }
     }
     case 'remove-member': {

@@ -1,11 +1,12 @@
 /**
  * What the local app's routes use, as typed Fastify decorators: the consumer, receipts from
- * peers' logs, the list of peers, and the per-application token check, whose result every
+ * peers' logs, the list of peers, the manifest reload, and the per-application token check, whose result every
  * authenticated request carries as `request.appName`.
  */
 import fp from 'fastify-plugin'
 import type { Consumer } from '../../exchange/consumer.js'
 import type { Receipt } from '../../log/peer-logs.js'
+import type { ManifestReload } from '../../node/housekeeping.js'
 
 export interface PeerSummary {
   id: string
@@ -21,6 +22,8 @@ export interface LocalServices {
   peers: () => PeerSummary[]
   /** the application a local API token belongs to; throws VN_ERR_LOCAL_UNAUTHORIZED */
   authenticateApp: (token: string | undefined) => string
+  /** re-read the federation manifest file now */
+  reloadManifest: () => Promise<ManifestReload>
 }
 
 declare module 'fastify' {
@@ -29,6 +32,7 @@ declare module 'fastify' {
     receipt: LocalServices['receipt']
     peers: LocalServices['peers']
     authenticateApp: LocalServices['authenticateApp']
+    reloadManifest: LocalServices['reloadManifest']
   }
   interface FastifyRequest {
     /** the local application that sent the request (set by the token check) */
@@ -41,5 +45,6 @@ export const localServices = fp<LocalServices>(async (app, s) => {
   app.decorate('receipt', s.receipt)
   app.decorate('peers', s.peers)
   app.decorate('authenticateApp', s.authenticateApp)
+  app.decorate('reloadManifest', s.reloadManifest)
   app.decorateRequest('appName', '')
 }, { name: 'verinode-local-services', fastify: '5.x' })

@@ -3,7 +3,7 @@
  * Everything but the description needs an application token (checked by ../plugins/app-auth.ts).
  */
 import type { FastifyInstance } from 'fastify'
-import { VnError } from '../../errors.js'
+import { VnError, type ErrorCode } from '../../errors.js'
 import { formatZodIssues } from '../../config/load.js'
 import { sendProblem } from '../errors.js'
 import { LocalVerifySchema, localOpenApi } from '../local-api.js'
@@ -37,4 +37,17 @@ export async function localRoutes(app: FastifyInstance): Promise<void> {
   })
 
   app.get('/local/v1/peers', async () => app.peers())
+
+  // Re-read the federation manifest file now instead of at the next housekeeping run (also SIGHUP).
+  // A refused file keeps the manifest loaded before: the problem says why (its code and detail).
+  app.post('/local/v1/manifest/reload', async (req, reply) => {
+    const r = await app.reloadManifest()
+    req.log.info({ app: req.appName, seq: r.seq, changed: r.changed, ok: r.ok }, 'manifest reload')
+    if (!r.ok && r.error !== undefined) {
+      const e = new VnError(r.error.code as ErrorCode, r.error.detail)
+      // the refusal is the operator's own file: its detail is shown on the local listener
+      return reply.code(409).header('content-type', 'application/problem+json; charset=utf-8').send({ ...e.toProblem(), detail: r.error.detail, ...r })
+    }
+    return reply.send(r)
+  })
 }
