@@ -56,6 +56,12 @@ export interface OpenNodeOptions {
   witnessEveryMs?: number
   /** manifest reload and disclosure purge interval in ms (default 30 s); 0 disables it */
   housekeepingEveryMs?: number
+  /**
+   * Also export prom-client's default process metrics (process_resident_memory_bytes,
+   * nodejs_heap_size_used_bytes, event-loop lag, GC) on /metrics. `verinode serve` turns them on;
+   * off by default because they are process-wide (several nodes in one process would repeat them).
+   */
+  processMetrics?: boolean
 }
 
 export { logOrigin }
@@ -103,12 +109,12 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
 
   // Data source, then the log.
   const source = await openServiceSource(cfg, loaded)
-  const metrics = new Metrics(self)
+  const metrics = new Metrics(self, opts.processMetrics ?? false)
   const dataDir = loaded.path(cfg.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   let opened
   try {
-    opened = await openNodeLogStore(nodeDataFiles(dataDir).log, evidenceKey, (s) => metrics.logCommitSeconds.observe(s))
+    opened = await openNodeLogStore(nodeDataFiles(dataDir).log, evidenceKey, (s) => metrics.logCommitSeconds.observe(s), cfg.limits.replayMaxEntries)
   } catch (e) {
     await source?.close()
     throw e
@@ -140,6 +146,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     modes: modes.provider,
     log,
     replay,
+    evidence,
     limits,
     now,
     ed25519: ed25519.batcher,
@@ -161,7 +168,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   })
 
   // Start-up recovery: today's quota usage and the replay window, newest first.
-  await recoverFromLog(store, evidence, provider, quotas, now(), limits.skewMs)
+  await recoverFromLog(store, provider, quotas, now(), limits.skewMs)
 
   // Start-up entries: which keys and manifest are in use, and which agreements are in force.
   await log.append([
