@@ -142,7 +142,7 @@ export interface ConsumerUnderTest {
   posts: number
 }
 
-export async function makeConsumer(route: ExchangeRoute, opts: { now?: () => number } = {}): Promise<ConsumerUnderTest> {
+export async function makeConsumer(route: ExchangeRoute, opts: { now?: () => number; inFlight?: number } = {}): Promise<ConsumerUnderTest> {
   const stores = memoryNodeStores({ evidenceKey: new Uint8Array(randomBytes(32)) })
   const catalog = signCatalog(catalogOf(PROVIDER, [service], 10, NOW), KEYS[PROVIDER])
   let posts = 0
@@ -165,7 +165,7 @@ export async function makeConsumer(route: ExchangeRoute, opts: { now?: () => num
     client,
     modes: new Map([['plain', plainConsumer]]),
     log: await StoreNodeLog.open(stores.log),
-    limits: { batchMax: 10, retentionDays: 30 },
+    limits: { batchMax: 10, retentionDays: 30, ...(opts.inFlight === undefined ? {} : { inFlight: opts.inFlight }) },
     now: opts.now ?? (() => NOW),
   })
   return {

@@ -266,6 +266,11 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
     return { ...this.counters }
   }
 
+  /** Appends (and checkpoint writes) queued for a group commit, not yet handed to the writer (metrics). */
+  get queued(): number {
+    return this.queue.length
+  }
+
   /** Test hook: the next commit throws inside its transaction (after writing its rows). */
   failNextCommit(): void {
     this.failNext = true

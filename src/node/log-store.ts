@@ -11,6 +11,8 @@ import type { NodeStores } from '../log/storage.js'
 export interface OpenedLog extends NodeStores {
   /** the node's write path over `log` (index reservation, canonical JSON leaves, commit metrics) */
   nodeLog: StoreNodeLog
+  /** appends waiting for a group commit (metrics) */
+  logQueued(): number
 }
 
 /**
@@ -20,7 +22,7 @@ export interface OpenedLog extends NodeStores {
 export async function openNodeLogStore(path: string, evidenceKey: Uint8Array, onCommit: (seconds: number) => void, replayMaxEntries?: number): Promise<OpenedLog> {
   const stores = await openSqliteNodeStores(path, replayMaxEntries === undefined ? { evidenceKey } : { evidenceKey, replayMaxEntries })
   try {
-    return { ...stores, close: () => stores.close(), nodeLog: await StoreNodeLog.open(stores.log, onCommit) }
+    return { ...stores, close: () => stores.close(), nodeLog: await StoreNodeLog.open(stores.log, onCommit), logQueued: () => stores.log.queued }
   } catch (e) {
     await stores.close()
     throw e

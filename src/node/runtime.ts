@@ -167,6 +167,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     now,
   })
 
+  metrics.watch({ replayEntries: () => replay.size, inFlight: (role) => (role === 'provider' ? provider.inFlight : consumer.inFlight), logQueued: opened.logQueued })
+
   // Start-up recovery: today's quota usage and the replay window, newest first.
   await recoverFromLog(store, provider, quotas, now(), limits.skewMs)
 
