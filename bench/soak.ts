@@ -10,12 +10,13 @@
  * open loop (VN_SOAK_RATE, default 630/s): 49% matches, 49% name mismatches, 1% malformed ID numbers
  * (refused by the consumer before anything is signed: 400 VN_ERR_SUBJECT_ID_CHECKSUM) and 1% with a
  * purpose no agreement covers (a signed denial from the provider: 403 VN_ERR_POLICY_NO_AGREEMENT).
- * Anything else is an unexpected error. Requests beyond VN_SOAK_MAX_IN_FLIGHT (default 4,000) in
+ * Anything else is an unexpected error. Requests beyond VN_SOAK_MAX_IN_FLIGHT (default 1,000, under the consumer's limits.inFlight) in
  * flight are not sent and are counted as `skipped` (the driver never queues without bound).
  *
  * Every minute it prints each process's RSS (from /proc, and the V8 heap the process reports), the
- * p50/p99 latency of the requests completed in that minute, the achieved rate and the errors; then a
- * closing line:
+ * p50/p99 latency of the requests completed in that minute, the achieved rate and the errors, and
+ * the gauges of what holds memory or queues (replay entries, exchanges in flight per role, appends
+ * waiting for a group commit) from each node's /metrics; then a closing line:
  *
  *   soak: 10 min at 630/s, provider RSS 210→230 MB (max 240, slope 0.4 MB/min), consumer ..., p99 first 70 ms last 95 ms (1.4x), unexpected errors 0: PASS
  *
@@ -26,7 +27,8 @@
  *
  * Other settings: VN_SOAK_CONNECTIONS (driver → consumer sockets, default 256); VN_SOAK_SKEW_MS (the
  * nodes' allowed clock skew, default the config default 60,000: a smaller one fills the replay
- * window sooner in a short soak); VN_SOAK_NODE_ARGS (extra node options for both processes, e.g.
+ * window sooner in a short soak); VN_SOAK_PEER_CONNECTIONS (the consumer's `peers.connections`,
+ * default the config default 16); VN_SOAK_NODE_ARGS (extra node options for both processes, e.g.
  * "--heapsnapshot-signal=SIGUSR2"); VN_SOAK_KEEP=1 keeps the temporary folder.
  * Not part of `npm test`. On a shared machine, say what else was running (load average).
  */
@@ -126,6 +128,20 @@ export function slope(points: readonly { t: number; y: number }[]): number {
   return den === 0 ? NaN : num / den
 }
 
+/** The gauges that show what holds memory or queues, from a node's /metrics. */
+async function queues(url: string): Promise<string> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text()
+    const v = (name: string, label = ''): string => {
+      const line = text.split('\n').find((l) => l.startsWith(name) && l.includes(label))
+      return line === undefined ? '-' : String(Math.round(Number(line.slice(line.lastIndexOf(' ') + 1))))
+    }
+    return `replay ${v('verinode_replay_entries')}, in flight provider ${v('verinode_exchanges_in_flight', 'role="provider"')} consumer ${v('verinode_exchanges_in_flight', 'role="consumer"')}, log queue ${v('verinode_log_queued_appends')}`
+  } catch {
+    return 'metrics unavailable'
+  }
+}
+
 const mb = (b: number): string => (b / MB).toFixed(0)
 const ms = (v: number): string => Number.isNaN(v) ? '-' : v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`
 
@@ -136,15 +152,20 @@ async function main(): Promise<void> {
   const durationMs = parseDuration(process.argv[2] ?? (process.env.VN_SOAK_MINUTES !== undefined ? `${process.env.VN_SOAK_MINUTES}m` : undefined))
   const rate = Number(process.env.VN_SOAK_RATE ?? 630)
   const connections = Number(process.env.VN_SOAK_CONNECTIONS ?? 256)
-  const maxInFlight = Number(process.env.VN_SOAK_MAX_IN_FLIGHT ?? 4000)
+  const maxInFlight = Number(process.env.VN_SOAK_MAX_IN_FLIGHT ?? 1000)
   const warmupMin = Math.min(Number(process.env.VN_SOAK_WARMUP_MINUTES ?? 2), Math.max(0, durationMs / 60_000 - 1))
   const skewMs = process.env.VN_SOAK_SKEW_MS !== undefined ? Number(process.env.VN_SOAK_SKEW_MS) : undefined
+  const peerConnections = process.env.VN_SOAK_PEER_CONNECTIONS !== undefined ? Number(process.env.VN_SOAK_PEER_CONNECTIONS) : undefined
   if (!(rate > 0) || !(connections > 0) || !(maxInFlight > 0)) throw new Error('soak: VN_SOAK_RATE, VN_SOAK_CONNECTIONS and VN_SOAK_MAX_IN_FLIGHT must be positive')
 
   const dir = await mkdtemp(join(tmpdir(), 'vn-soak-'))
   const fed = await buildDemoFederation(dir, {
     sizes: { residents: 20_000, enterprises: 500, taxYears: [2025] },
-    configOverrides: { logLevel: 'warn', ...(skewMs !== undefined ? { limits: { skewMs } } : {}) },
+    configOverrides: {
+      logLevel: 'warn',
+      ...(skewMs !== undefined ? { limits: { skewMs } } : {}),
+      ...(peerConnections !== undefined ? { peers: { connections: peerConnections } } : {}),
+    },
   })
   // Lift the quota of the one agreement the soak uses: it measures memory and latency, not policy.
   const provCfg = fed.nodes['fj-psb']!.configPath
@@ -243,6 +264,7 @@ async function main(): Promise<void> {
         const codes = [...m.codes].map(([c, n]) => `${c}×${n}`).join(' ')
         console.log(`  min ${minutes.length}: ${rss}; p50 ${ms(row.p50)} p99 ${ms(row.p99)}; ${row.rate.toFixed(0)}/s done, in flight ${inFlight}, skipped ${m.skipped}; expected refusals ${m.expected}, unexpected ${m.unexpected}${codes ? ` (${codes})` : ''}; load ${loadavg()[0]!.toFixed(1)}`)
         nextMinute += 60_000
+        void Promise.all(procs.map((p) => queues(p.publicUrl))).then((q) => console.log(`         queues: provider ${q[0]}; consumer ${q[1]}`))
       }
       if (el >= durationMs) resolve()
       else setTimeout(tick, 5)

@@ -173,8 +173,10 @@ export class Provider {
     try {
       prior = await this.d.replay.claim(req.iss, req.xid, { reqDigest, expiresAt: now + 2 * this.d.limits.skewMs }, now)
     } catch (e) {
+      // (full): refused, and so is any duplicate that found this request pending meanwhile
       this.pending.delete(key)
-      throw e
+      settle.reject(e)
+      return answer
     }
     if (prior !== undefined) {
       const first = prior.reqDigest !== reqDigest
@@ -188,17 +190,19 @@ export class Provider {
     }
     this.execute(req, b.data.jws, reqDigest, b.data.disclosures ?? [], now, started).then(
       async ({ reply, index }) => {
-        await this.d.replay.settle(req.iss, req.xid, reqDigest, index)
+        // The answer is durable and signed: it is released even if a shared replay memory could
+        // not record where it is (a retry then gets VN_ERR_EXCH_BUSY until the entry expires).
+        await this.d.replay.settle(req.iss, req.xid, reqDigest, index).catch(() => undefined)
         this.pending.delete(key)
-        settle.resolve(reply)
+        return reply
       },
       async (e: unknown) => {
         // A request that failed validation or logging wrote nothing, so it may be retried with the same xid.
         await this.d.replay.release(req.iss, req.xid, reqDigest).catch(() => undefined)
         this.pending.delete(key)
-        settle.reject(e)
+        throw e
       },
-    ).catch(settle.reject)
+    ).then(settle.resolve, settle.reject)
     return answer
   }
 

@@ -74,6 +74,9 @@ t.test('fault: a full replay memory refuses new exchanges with 503 and writes no
   const first = await provider.handle(a.body)
   await t.rejects(provider.handle(plainRequest(['A-2']).body), { code: 'VN_ERR_EXCH_REPLAY_FULL' })
   t.equal(await stores.log.size(), 3, 'the refused request wrote nothing')
+  const dup = plainRequest(['A-2']).body
+  const both = await Promise.allSettled([provider.handle(dup), provider.handle(dup)])
+  t.same(both.map((r) => r.status === 'rejected' && (r.reason as VnError).code), ['VN_ERR_EXCH_REPLAY_FULL', 'VN_ERR_EXCH_REPLAY_FULL'], 'a duplicate sent alongside is refused too, never left waiting')
   t.same(await provider.handle(a.body), first, 'a retry of a held exchange is answered')
   await t.rejects(provider.handle(plainRequest(['A-2'], { xid: a.payload.xid }).body), { code: 'VN_ERR_EXCH_REPLAY' }, 'a replay of a held exchange is refused')
   // over HTTP: 503 with Retry-After, the code, no detail
