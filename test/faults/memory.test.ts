@@ -11,6 +11,7 @@ import { errorHandler } from '../../src/http/errors.js'
 import { MemoryReplayMemory } from '../../src/log/memory-store.js'
 import { DEFAULT_REPLAY_MAX_ENTRIES } from '../../src/log/storage.js'
 import { ConfigSchema } from '../../src/config/schema.js'
+import { Metrics } from '../../src/node/metrics.js'
 import { BASIS, CONSUMER, NOW, PROVIDER, PURPOSE, SERVICE, makeConsumer, makeProvider, plainRequest, toProvider } from '../helper-exchange-unit.js'
 
 const WINDOW = 120_000
@@ -128,4 +129,17 @@ t.test('fault: a consumer at its in-flight bound refuses before signing or loggi
   t.same((await c.records()).map((r) => r.t).filter((x) => x === 'request-out').length, 2, 'nor logged')
   t.equal(c.consumer.inFlight, 0)
   t.equal((await c.consumer.verify(ask('A-3'))).status, 'ok', 'room again')
+})
+
+t.test('fault: what holds memory or queues is visible in the metrics, with the process heap and RSS', async (t) => {
+  const m = new Metrics('fj-psb', true)
+  m.watch({ replayEntries: () => 75_600, inFlight: (role) => (role === 'provider' ? 16 : 240), logQueued: () => 3 })
+  const text = await m.registry.metrics()
+  t.match(text, /^verinode_replay_entries\{member="fj-psb"\} 75600$/m)
+  t.match(text, /^verinode_exchanges_in_flight\{role="provider",member="fj-psb"\} 16$/m)
+  t.match(text, /^verinode_exchanges_in_flight\{role="consumer",member="fj-psb"\} 240$/m)
+  t.match(text, /^verinode_log_queued_appends\{member="fj-psb"\} 3$/m)
+  t.match(text, /^process_resident_memory_bytes\{member="fj-psb"\} \d+/m, 'RSS')
+  t.match(text, /^nodejs_heap_size_used_bytes\{member="fj-psb"\} \d+/m, 'V8 heap')
+  t.notMatch(await new Metrics('fj-psb').registry.metrics(), /process_resident_memory_bytes/, 'off unless asked for (several nodes may share a process)')
 })
