@@ -35,6 +35,8 @@ export const ERRORS = {
   // exchange envelope
   VN_ERR_EXCH_STALE: { status: 401, title: 'Request iat outside the allowed clock skew' },
   VN_ERR_EXCH_REPLAY: { status: 409, title: 'xid already used with a different request' },
+  VN_ERR_EXCH_REPLAY_FULL: { status: 503, title: 'Replay memory is full; retry when its oldest entries expire' },
+  VN_ERR_EXCH_BUSY: { status: 503, title: 'Too many exchanges in progress on this node; retry shortly' },
   VN_ERR_EXCH_WRONG_AUDIENCE: { status: 400, title: 'Request is addressed to another member' },
   VN_ERR_EXCH_ISSUER_MISMATCH: { status: 401, title: 'Signer is not the request issuer' },
   VN_ERR_EXCH_DISCLOSURE: { status: 400, title: 'Disclosure missing or does not match its digest' },

@@ -15,8 +15,7 @@ import { decideAsync } from '../src/policy/decide.js'
 import { memoryNodeStores } from '../src/log/memory-store.js'
 import { StoreNodeLog, parseLeaf } from '../src/log/node-log.js'
 import type { LogRecord } from '../src/log/records.js'
-import type { NodeStores } from '../src/log/storage.js'
-import { Provider, type ExchangeReply, type ProviderDeps } from '../src/exchange/provider.js'
+import { Provider, type ProviderDeps } from '../src/exchange/provider.js'
 import { Consumer, newXid } from '../src/exchange/consumer.js'
 import { catalogOf, signCatalog } from '../src/exchange/catalog.js'
 import { plainConsumer, plainProvider } from '../src/exchange/modes/plain.js'
@@ -84,14 +83,14 @@ export function source(): DataSource & { lookups: number } {
 
 export interface ProviderUnderTest {
   provider: Provider
-  stores: NodeStores<ExchangeReply> & { log: ReturnType<typeof memoryNodeStores>['log'] }
+  stores: ReturnType<typeof memoryNodeStores>
   data: ReturnType<typeof source>
   /** the provider's log, parsed */
   records(): Promise<LogRecord[]>
 }
 
 export async function makeProvider(opts: { agreements?: Agreement[]; now?: () => number; deps?: Partial<ProviderDeps> } = {}): Promise<ProviderUnderTest> {
-  const stores = memoryNodeStores<ExchangeReply>({ evidenceKey: new Uint8Array(randomBytes(32)) })
+  const stores = memoryNodeStores({ evidenceKey: new Uint8Array(randomBytes(32)) })
   const agreements = opts.agreements ?? [agreement()]
   const data = source()
   const provider = new Provider({
@@ -105,6 +104,7 @@ export async function makeProvider(opts: { agreements?: Agreement[]; now?: () =>
     modes: new Map([['plain', plainProvider]]),
     log: await StoreNodeLog.open(stores.log),
     replay: stores.replay,
+    evidence: stores.evidence,
     limits: { batchMax: 10, skewMs: 300_000, retentionDays: 30 },
     now: opts.now ?? (() => NOW),
     ...opts.deps,
@@ -142,8 +142,8 @@ export interface ConsumerUnderTest {
   posts: number
 }
 
-export async function makeConsumer(route: ExchangeRoute, opts: { now?: () => number } = {}): Promise<ConsumerUnderTest> {
-  const stores = memoryNodeStores<never>({ evidenceKey: new Uint8Array(randomBytes(32)) })
+export async function makeConsumer(route: ExchangeRoute, opts: { now?: () => number; inFlight?: number } = {}): Promise<ConsumerUnderTest> {
+  const stores = memoryNodeStores({ evidenceKey: new Uint8Array(randomBytes(32)) })
   const catalog = signCatalog(catalogOf(PROVIDER, [service], 10, NOW), KEYS[PROVIDER])
   let posts = 0
   const client = {
@@ -165,7 +165,7 @@ export async function makeConsumer(route: ExchangeRoute, opts: { now?: () => num
     client,
     modes: new Map([['plain', plainConsumer]]),
     log: await StoreNodeLog.open(stores.log),
-    limits: { batchMax: 10, retentionDays: 30 },
+    limits: { batchMax: 10, retentionDays: 30, ...(opts.inFlight === undefined ? {} : { inFlight: opts.inFlight }) },
     now: opts.now ?? (() => NOW),
   })
   return {

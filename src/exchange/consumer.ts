@@ -31,7 +31,8 @@ export interface ConsumerDeps {
   /** the modes this node can ask in */
   modes: ReadonlyMap<Mode, ConsumerMode>
   log: NodeLog
-  limits: { batchMax: number; retentionDays: number }
+  /** `inFlight`: most verifications in progress at once (default 1024); beyond it VN_ERR_EXCH_BUSY */
+  limits: { batchMax: number; retentionDays: number; inFlight?: number }
   now?: () => number
   catalogTtlMs?: number
 }
@@ -79,9 +80,17 @@ export class Consumer {
   private readonly now: () => number
   private readonly catalogs = new Map<string, { at: number; catalog: Catalog }>()
 
+  /** verifications in progress (each holds a pooled connection to its provider, or waits for one) */
+  private active = 0
+
   constructor(deps: ConsumerDeps) {
     this.d = deps
     this.now = deps.now ?? Date.now
+  }
+
+  /** Verifications in progress right now (metrics). */
+  get inFlight(): number {
+    return this.active
   }
 
   /** The provider's verified catalog (cached for a few minutes). */
@@ -110,7 +119,23 @@ export class Consumer {
     return subjects.map((raw, i) => canonicalizeSubject(svc.fields, raw, `subjects[${i}]`, { emptyIsAbsent: true }))
   }
 
+  /**
+   * One verification for the department's application.
+   * @throws VN_ERR_EXCH_BUSY (503) when `limits.inFlight` are already in progress: refused before
+   *   anything is signed or logged, so requests never queue without bound for a pooled connection
+   */
   async verify(r: VerifyRequest): Promise<VerifyResult> {
+    const max = this.d.limits.inFlight ?? 1024
+    if (this.active >= max) throw new VnError('VN_ERR_EXCH_BUSY', `${this.active} verifications in progress (limits.inFlight)`)
+    this.active++
+    try {
+      return await this.verifyOne(r)
+    } finally {
+      this.active--
+    }
+  }
+
+  private async verifyOne(r: VerifyRequest): Promise<VerifyResult> {
     // Nothing is signed or logged unless the node could send it: a manifest in force that names
     // the provider's endpoint (VN_ERR_FED_MANIFEST_EXPIRED, VN_ERR_FED_UNKNOWN_MEMBER) and a message
     // key the manifest still allows (VN_ERR_FED_OWN_KEY_REVOKED).

@@ -17,7 +17,7 @@
  * Failures in steps 1-4 are the consumer's to fix: they get an unsigned RFC 9457 problem and nothing
  * is written. Policy denials (step 5) are signed and logged like answers.
  */
-import { VnError, type ErrorCode } from '../errors.js'
+import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { verifyJwsJsonAsync, signJwsJsonAsync, type KeyResolver } from '../crypto/jws.js'
 import type { Ed25519Batcher, Ed25519Call } from '../crypto/ed25519-batch.js'
 import {
@@ -25,6 +25,7 @@ import {
   RequestPayloadSchema,
   REQUEST_TYP,
   RESPONSE_TYP,
+  ResponsePayloadSchema,
   type RequestPayload,
   type ResponsePayload,
 } from '../protocol/envelope.js'
@@ -35,7 +36,7 @@ import type { ProviderMode } from './modes/types.js'
 import type { DecisionRecord } from '../log/records.js'
 import type { NodeLog } from '../log/node-log.js'
 import type { EvidenceRow } from '../log/evidence.js'
-import type { ReplayEntry, ReplayMemory } from '../log/storage.js'
+import type { EvidenceStore, ReplayMemory } from '../log/storage.js'
 import { jwsDigest } from '../protocol/jws-digest.js'
 import { utcDay } from '../policy/quota.js'
 import { formatZodIssues } from '../config/load.js'
@@ -69,8 +70,11 @@ export interface ProviderDeps {
   modes: ReadonlyMap<Mode, ProviderMode>
   log: NodeLog
   /** step 3: who sent which xid with which request, for twice the skew window */
-  replay: ReplayMemory<ExchangeReply>
-  limits: { batchMax: number; skewMs: number; retentionDays: number }
+  replay: ReplayMemory
+  /** where a retry's answer is read back from: the signed response kept with its response-out record */
+  evidence: Pick<EvidenceStore, 'getJws'>
+  /** `inFlight`: most exchanges in progress at once (default 1024); beyond it VN_ERR_EXCH_BUSY */
+  limits: { batchMax: number; skewMs: number; retentionDays: number; inFlight?: number }
   now?: () => number
   /** batched Ed25519 on worker threads (else node:crypto's callback form on libuv's pool) */
   ed25519?: Ed25519Batcher
@@ -92,14 +96,31 @@ export class Provider {
   private readonly now: () => number
   /** exchanges being handled right now; with just one, its Ed25519 work may run inline */
   private active = 0
+  /**
+   * First requests still being handled, by "iss|xid": a retry that arrives meanwhile waits for the
+   * same answer. At most `limits.inFlight` entries (each is an exchange in progress).
+   */
+  private readonly pending = new Map<string, { reqDigest: string; answer: Promise<ExchangeReply> }>()
+  private readonly maxInFlight: number
 
   constructor(deps: ProviderDeps) {
     this.d = deps
     this.now = deps.now ?? Date.now
+    this.maxInFlight = deps.limits.inFlight ?? 1024
   }
 
-  /** Handles one POST /v1/exchange body (already JSON-parsed by the HTTP layer). */
+  /** Exchanges in progress right now (metrics). */
+  get inFlight(): number {
+    return this.active
+  }
+
+  /**
+   * Handles one POST /v1/exchange body (already JSON-parsed by the HTTP layer).
+   * @throws VN_ERR_EXCH_BUSY (503) when `limits.inFlight` exchanges are already in progress:
+   *   refused before any work, so an overloaded node sheds load instead of queueing without bound
+   */
   async handle(body: unknown): Promise<ExchangeReply> {
+    if (this.active >= this.maxInFlight) throw new VnError('VN_ERR_EXCH_BUSY', `${this.active} exchanges in progress (limits.inFlight)`)
     this.active++
     try {
       return await this.handleOne(body)
@@ -136,24 +157,66 @@ export class Provider {
       throw new VnError('VN_ERR_EXCH_STALE', `iat is ${Math.round((now - req.iat) / 1000)} s away from now`)
     }
 
-    // 3. replay / idempotent retry: the (iss, xid) is claimed, with this request's answer to come,
-    // for twice the skew window so every replay inside it is caught
+    // 3. replay / idempotent retry: the (iss, xid) is claimed for twice the skew window, so every
+    // replay inside it is caught. A retry of a first request still in progress here waits for its
+    // answer; one of an answered exchange gets the signed response back from the log's evidence.
     const reqDigest = jwsDigest(b.data.jws)
+    const key = `${req.iss}|${req.xid}`
+    const inProgress = this.pending.get(key)
+    if (inProgress !== undefined) {
+      if (inProgress.reqDigest !== reqDigest) throw new VnError('VN_ERR_EXCH_REPLAY', 'xid was already used with another request')
+      return inProgress.answer
+    }
+    // Registered before the claim (synchronously after the check above), so a duplicate arriving
+    // while the claim is awaited finds it.
     let settle!: { resolve: (r: ExchangeReply) => void; reject: (e: unknown) => void }
     const answer = new Promise<ExchangeReply>((resolve, reject) => (settle = { resolve, reject }))
-    const entry: ReplayEntry<ExchangeReply> = { reqDigest, answer, expiresAt: now + 2 * this.d.limits.skewMs }
-    const prior = await this.d.replay.claim(req.iss, req.xid, entry, now)
-    if (prior !== undefined) {
-      if (prior.reqDigest !== reqDigest) throw new VnError('VN_ERR_EXCH_REPLAY', 'xid was already used with another request')
-      return prior.answer
+    this.pending.set(key, { reqDigest, answer })
+    let prior
+    try {
+      prior = await this.d.replay.claim(req.iss, req.xid, { reqDigest, expiresAt: now + 2 * this.d.limits.skewMs }, now)
+    } catch (e) {
+      // (full): refused, and so is any duplicate that found this request pending meanwhile
+      this.pending.delete(key)
+      settle.reject(e)
+      return answer
     }
-    this.execute(req, b.data.jws, reqDigest, b.data.disclosures ?? [], now, started, s).then(settle.resolve, settle.reject)
-    // A request that failed validation or logging wrote nothing, so it may be retried with the same xid.
-    answer.catch(() => this.d.replay.release(req.iss, req.xid, entry).catch(() => undefined))
+    if (prior !== undefined) {
+      const first = prior.reqDigest !== reqDigest
+        ? Promise.reject(new VnError('VN_ERR_EXCH_REPLAY', 'xid was already used with another request'))
+        : prior.index !== undefined
+          ? this.replyAt(prior.index)
+          // claimed, unanswered and not in progress here: another replica sharing the replay memory has it
+          : Promise.reject(new VnError('VN_ERR_EXCH_BUSY', 'the first request with this xid is still in progress'))
+      first.then(settle.resolve, settle.reject).finally(() => this.pending.delete(key))
+      return answer
+    }
+    this.execute(req, b.data.jws, reqDigest, b.data.disclosures ?? [], now, started, s).then(
+      async ({ reply, index }) => {
+        // The answer is durable and signed: it is released even if a shared replay memory could
+        // not record where it is (a retry then gets VN_ERR_EXCH_BUSY until the entry expires).
+        await this.d.replay.settle(req.iss, req.xid, reqDigest, index).catch(() => undefined)
+        this.pending.delete(key)
+        return reply
+      },
+      async (e: unknown) => {
+        // A request that failed validation or logging wrote nothing, so it may be retried with the same xid.
+        await this.d.replay.release(req.iss, req.xid, reqDigest).catch(() => undefined)
+        this.pending.delete(key)
+        throw e
+      },
+    ).then(settle.resolve, settle.reject)
     return answer
   }
 
-  private async execute(req: RequestPayload, jws: string, reqDigest: string, disclosures: string[], now: number, started: number, s: Signer): Promise<ExchangeReply> {
+  /** The reply released for the exchange whose response-out record is at `index` (a retry's answer). */
+  private async replyAt(index: number): Promise<ExchangeReply> {
+    const e = await this.d.evidence.getJws(index)
+    if (e === undefined) throw new VnError('VN_ERR_INTERNAL', `no signed response kept with log record ${index}`)
+    return replyFromResponseJws(e.jws)
+  }
+
+  private async execute(req: RequestPayload, jws: string, reqDigest: string, disclosures: string[], now: number, started: number, s: Signer): Promise<{ reply: ExchangeReply; index: number }> {
     // 4. service, mode and subjects: everything the consumer could have checked itself
     const svc = this.d.services.get(req.svc)
     if (svc === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `no service ${req.svc}`)
@@ -223,15 +286,26 @@ export class Provider {
       { v: 1, at: now, t: 'response-out', xid: req.xid, aud: req.iss, reqDigest, respDigest, status: payload.status, requestIndex },
     ], evidence)
     this.d.observe?.({ service: req.svc, mode: req.mode, decision: decision.permit ? 'permit' : decision.code, seconds: (performance.now() - started) / 1000 })
-    if (problem === undefined) return { status: 200, body: { jws: respJws }, problem: false, xid: req.xid }
-    return { status: problem.statusCode, body: { ...problem.toProblem(), jws: respJws }, problem: true, xid: req.xid }
+    const index = requestIndex + 2 // response-out, whose evidence is the signed response
+    if (problem === undefined) return { reply: { status: 200, body: { jws: respJws }, problem: false, xid: req.xid }, index }
+    return { reply: { status: problem.statusCode, body: { ...problem.toProblem(), jws: respJws }, problem: true, xid: req.xid }, index }
   }
 
   /**
-   * After a restart: re-arm replay protection with an exchange answered within the replay window,
-   * so a retry still gets the first response and a replay with another body is still refused.
+   * After a restart: re-arm replay protection with an exchange answered within the replay window
+   * (its response-out record is at `index`), so a retry still gets the first response and a replay
+   * with another body is still refused.
    */
-  remember(iss: string, xid: string, reqDigest: string, reply: ExchangeReply, at: number): Promise<void> {
-    return this.d.replay.remember(iss, xid, { reqDigest, answer: Promise.resolve(reply), expiresAt: at + 2 * this.d.limits.skewMs })
+  remember(iss: string, xid: string, reqDigest: string, index: number, at: number): Promise<void> {
+    return this.d.replay.remember(iss, xid, { reqDigest, index, expiresAt: at + 2 * this.d.limits.skewMs })
   }
+}
+
+/** Rebuilds the reply a response JWS was released with (a retry's answer, read back from the log's evidence). */
+export function replyFromResponseJws(jws: string): ExchangeReply {
+  const payload = ResponsePayloadSchema.parse(JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')))
+  if (payload.status === 'ok' || payload.error === undefined) return { status: 200, body: { jws }, problem: false, xid: payload.xid }
+  const code = (payload.error.code in ERRORS ? payload.error.code : 'VN_ERR_POLICY_NO_AGREEMENT') as ErrorCode
+  const e = new VnError(code, payload.error.detail)
+  return { status: e.statusCode, body: { ...e.toProblem(), jws }, problem: true, xid: payload.xid }
 }

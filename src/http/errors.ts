@@ -29,7 +29,12 @@ export function toVnError(err: unknown): VnError {
   return new VnError('VN_ERR_INTERNAL', undefined, { cause: err })
 }
 
+/** Refusals that clear by themselves: the client is told when to try again (seconds). */
+const RETRY_AFTER: Partial<Record<string, string>> = { VN_ERR_EXCH_REPLAY_FULL: '5', VN_ERR_EXCH_BUSY: '1' }
+
 export function sendProblem(reply: FastifyReply, err: VnError, extra?: Record<string, unknown>): FastifyReply {
+  const retry = RETRY_AFTER[err.code]
+  if (retry !== undefined) reply.header('retry-after', retry)
   return reply
     .code(err.statusCode)
     .header('content-type', 'application/problem+json; charset=utf-8')

@@ -15,7 +15,7 @@ import { assembleProof, foldRange, hashEquals, leafHash, planConsistencyProof, p
 import { parseCheckpoint, parseNote } from './checkpoint.js'
 import type { EvidenceRow } from './evidence.js'
 import { checkEvidenceKey, decryptDisclosures, encryptDisclosures, type SealedDisclosures } from './sealing.js'
-import { MAX_ENTRIES_PER_READ, SNAPSHOT_CHUNK, checkAppendInput, type AppendResult, type EvidenceStore, type LogReader, type LogSnapshot, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredSealedDisclosures } from './storage.js'
+import { DEFAULT_REPLAY_MAX_ENTRIES, MAX_ENTRIES_PER_READ, SNAPSHOT_CHUNK, checkAppendInput, type AppendResult, type EvidenceStore, type LogReader, type LogSnapshot, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredSealedDisclosures } from './storage.js'
 import { QuotaCounter, type ConsumeResult, type QuotaRecord, type QuotaStore } from '../policy/quota.js'
 
 export interface MemoryLogStoreOptions {
@@ -224,47 +224,89 @@ function checkRecordIndex(index: number): void {
   if (!Number.isSafeInteger(index) || index < 0) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'index: must be a non-negative integer')
 }
 
+export interface MemoryReplayMemoryOptions {
+  /** most entries held (default DEFAULT_REPLAY_MAX_ENTRIES) */
+  maxEntries?: number
+}
+
 /**
- * Replay memory in this process: a map from (iss, xid) to the first request's digest and answer,
- * swept of expired entries at most once a second so it does not grow without bound.
+ * Replay memory in this process: a map from "iss|xid" to the request digest, the log index of the
+ * answer and the expiry, nothing else (about 200 bytes an entry; the signed response stays in the
+ * log's evidence). Bounded by `maxEntries`: when that many live entries are held a new claim is
+ * refused with VN_ERR_EXCH_REPLAY_FULL, never made room for by forgetting a live entry early.
+ *
+ * Entries are held in insertion order, which is their expiry order while the clock moves forward
+ * (every entry lives for the same window), so expired entries are dropped from the head on every
+ * claim at O(1) amortized cost. An entry out of that order (the clock stepped back, or one restored
+ * at start-up) is dropped when it reaches the head, or by a full sweep, run at most once a second
+ * and only when the memory is full; it is never returned once expired.
  */
-export class MemoryReplayMemory<A> implements ReplayMemory<A> {
-  private readonly seen = new Map<string, ReplayEntry<A>>()
-  private lastSweep = 0
+export class MemoryReplayMemory implements ReplayMemory {
+  private readonly seen = new Map<string, ReplayEntry>()
+  private lastFullSweep = -Infinity
+  readonly capacity: number
+
+  constructor(opts: MemoryReplayMemoryOptions = {}) {
+    const n = opts.maxEntries ?? DEFAULT_REPLAY_MAX_ENTRIES
+    if (!Number.isSafeInteger(n) || n < 1) throw new VnError('VN_ERR_CONFIG_INVALID', 'replay memory: maxEntries must be a positive integer')
+    this.capacity = n
+  }
 
   private static key(iss: string, xid: string): string {
     return `${iss}|${xid}`
   }
 
-  async claim(iss: string, xid: string, entry: ReplayEntry<A>, now: number): Promise<ReplayEntry<A> | undefined> {
-    this.sweep(now)
+  async claim(iss: string, xid: string, entry: ReplayEntry, now: number): Promise<ReplayEntry | undefined> {
     // Synchronous from here to the set: two claims of one key never interleave (one event loop).
+    this.dropExpiredHead(now)
     const key = MemoryReplayMemory.key(iss, xid)
     const prior = this.seen.get(key)
     // (an expired entry not yet swept is gone all the same)
     if (prior !== undefined && prior.expiresAt >= now) return prior
-    this.seen.set(key, entry)
+    if (prior === undefined && this.seen.size >= this.capacity) {
+      if (now - this.lastFullSweep >= 1000) {
+        this.lastFullSweep = now
+        for (const [k, v] of this.seen) if (v.expiresAt < now) this.seen.delete(k)
+      }
+      if (this.seen.size >= this.capacity) {
+        throw new VnError('VN_ERR_EXCH_REPLAY_FULL', `${this.seen.size} exchanges held for the replay window (limits.replayMaxEntries ${this.capacity})`)
+      }
+    }
+    // a fresh copy with only the three fields: the caller's object may carry more
+    if (prior !== undefined) this.seen.delete(key) // re-inserted at the tail, in expiry order
+    this.seen.set(key, { reqDigest: entry.reqDigest, expiresAt: entry.expiresAt })
     return undefined
   }
 
-  async release(iss: string, xid: string, entry: ReplayEntry<A>): Promise<void> {
+  async settle(iss: string, xid: string, reqDigest: string, index: number): Promise<void> {
     const key = MemoryReplayMemory.key(iss, xid)
-    if (this.seen.get(key) === entry) this.seen.delete(key)
+    const held = this.seen.get(key)
+    // Map.set on a held key keeps its place in the order
+    if (held !== undefined && held.reqDigest === reqDigest && held.index === undefined) this.seen.set(key, { reqDigest, index, expiresAt: held.expiresAt })
   }
 
-  async remember(iss: string, xid: string, entry: ReplayEntry<A>): Promise<void> {
-    this.seen.set(MemoryReplayMemory.key(iss, xid), entry)
+  async release(iss: string, xid: string, reqDigest: string): Promise<void> {
+    const key = MemoryReplayMemory.key(iss, xid)
+    const held = this.seen.get(key)
+    if (held !== undefined && held.reqDigest === reqDigest && held.index === undefined) this.seen.delete(key)
   }
 
-  /** Entries held right now (tests). */
+  async remember(iss: string, xid: string, entry: ReplayEntry & { readonly index: number }): Promise<void> {
+    const key = MemoryReplayMemory.key(iss, xid)
+    this.seen.delete(key)
+    this.seen.set(key, { reqDigest: entry.reqDigest, index: entry.index, expiresAt: entry.expiresAt })
+  }
+
+  /** Entries held right now, live or not yet dropped. */
   get size(): number {
     return this.seen.size
   }
 
-  private sweep(now: number): void {
-    if (now - this.lastSweep < 1000) return
-    this.lastSweep = now
-    for (const [k, v] of this.seen) if (v.expiresAt < now) this.seen.delete(k)
+  private dropExpiredHead(now: number): void {
+    for (const [k, v] of this.seen) {
+      if (v.expiresAt >= now) return
+      this.seen.delete(k)
+    }
   }
 }
 
@@ -286,7 +328,7 @@ export class MemoryQuotaStore implements QuotaStore {
 }
 
 /** All four stores in memory (unit tests). */
-export function memoryNodeStores<A>(opts: MemoryLogStoreOptions = {}): NodeStores<A> & { readonly log: MemoryLogStore; readonly evidence: MemoryLogStore } {
+export function memoryNodeStores(opts: MemoryLogStoreOptions & { replayMaxEntries?: number } = {}): NodeStores & { readonly log: MemoryLogStore; readonly evidence: MemoryLogStore; readonly replay: MemoryReplayMemory } {
   const store = new MemoryLogStore(opts)
-  return { log: store, evidence: store, replay: new MemoryReplayMemory<A>(), quotas: new MemoryQuotaStore(), close: () => store.close() }
+  return { log: store, evidence: store, replay: new MemoryReplayMemory(opts.replayMaxEntries === undefined ? {} : { maxEntries: opts.replayMaxEntries }), quotas: new MemoryQuotaStore(), close: () => store.close() }
 }

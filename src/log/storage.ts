@@ -131,37 +131,63 @@ export interface LogReader {
 /** Rows one snapshot read yields at a time. */
 export const SNAPSHOT_CHUNK = 1024
 
-/** What a provider remembers of one exchange, by (issuer, xid), for the replay window. */
-export interface ReplayEntry<A> {
+/**
+ * What a provider remembers of one exchange, by (issuer, xid), for the replay window: the request's
+ * digest and where its answer is in the log, nothing more. The signed response is already kept as
+ * evidence with its `response-out` record, so a retry's answer is read back from there.
+ */
+export interface ReplayEntry {
   readonly reqDigest: string
-  /** the first request's answer; rejects when that request failed (it then wrote nothing) */
-  readonly answer: Promise<A>
+  /**
+   * Log index of the exchange's `response-out` record (whose evidence is the signed response);
+   * absent while the first request is still being handled.
+   */
+  readonly index?: number
   /** ms; the entry may be forgotten after this */
   readonly expiresAt: number
 }
 
+/** Default most entries a replay memory holds (docs/OPERATIONS.md, `limits.replayMaxEntries`). */
+export const DEFAULT_REPLAY_MAX_ENTRIES = 400_000
+
 /**
  * A provider's replay memory (docs/PROTOCOL.md step 3): the same (iss, xid) with the same request
- * digest gets the first answer again; with another digest it is refused. `A` is the answer the
- * provider releases (a shared backend keeps its signed response).
+ * digest gets the first answer again; with another digest it is refused.
+ *
+ * It is bounded (`capacity` entries) and never forgets a live entry early: forgetting an (iss, xid)
+ * before its window ends would let a captured request be replayed. When it holds `capacity` live
+ * entries, a new claim is refused (VN_ERR_EXCH_REPLAY_FULL, 503, retryable) and holds nothing.
  */
-export interface ReplayMemory<A> {
+export interface ReplayMemory {
+  /** Most live entries held at once. */
+  readonly capacity: number
+  /** Entries held right now (live or not yet swept; metrics, tests). */
+  readonly size: number
   /**
    * Atomically: the live entry for (iss, xid) if one is held; otherwise holds `entry` and resolves
    * undefined. Entries that expired before `now` are not returned.
+   * @throws VN_ERR_EXCH_REPLAY_FULL when `capacity` live entries are held (nothing is held then)
    */
-  claim(iss: string, xid: string, entry: ReplayEntry<A>, now: number): Promise<ReplayEntry<A> | undefined>
-  /** Forgets (iss, xid) if it still holds `entry` (its request failed and wrote nothing: the xid may be used again). */
-  release(iss: string, xid: string, entry: ReplayEntry<A>): Promise<void>
-  /** Start-up: holds an exchange answered before a restart (found in the log). */
-  remember(iss: string, xid: string, entry: ReplayEntry<A>): Promise<void>
+  claim(iss: string, xid: string, entry: ReplayEntry, now: number): Promise<ReplayEntry | undefined>
+  /** The claimed exchange with `reqDigest` was answered: its `response-out` record is at `index`. */
+  settle(iss: string, xid: string, reqDigest: string, index: number): Promise<void>
+  /**
+   * Forgets (iss, xid) if it still holds an unsettled claim with `reqDigest` (its request failed
+   * and wrote nothing: the xid may be used again).
+   */
+  release(iss: string, xid: string, reqDigest: string): Promise<void>
+  /**
+   * Start-up: holds an exchange answered before a restart (found in the log). Held even beyond
+   * `capacity` (refusing it would re-open its replay window); claims are refused until it drains.
+   */
+  remember(iss: string, xid: string, entry: ReplayEntry & { readonly index: number }): Promise<void>
 }
 
 /** The four stores one node runs on, from one backend. */
-export interface NodeStores<A> {
+export interface NodeStores {
   readonly log: LogStore
   readonly evidence: EvidenceStore
-  readonly replay: ReplayMemory<A>
+  readonly replay: ReplayMemory
   readonly quotas: QuotaStore
   close(): Promise<void>
 }

@@ -266,6 +266,11 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
     return { ...this.counters }
   }
 
+  /** Appends (and checkpoint writes) queued for a group commit, not yet handed to the writer (metrics). */
+  get queued(): number {
+    return this.queue.length
+  }
+
   /** Test hook: the next commit throws inside its transaction (after writing its rows). */
   failNextCommit(): void {
     this.failNext = true
@@ -529,7 +534,7 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
  * The SQLite backend's four stores: log and evidence in one SQLite file, replay memory and quota
  * counts in this process (rebuilt from the log at start-up, node/runtime.ts).
  */
-export async function openSqliteNodeStores<A>(path: string, opts: SqliteLogStoreOptions = {}): Promise<NodeStores<A> & { readonly log: SqliteLogStore; readonly evidence: SqliteLogStore }> {
+export async function openSqliteNodeStores(path: string, opts: SqliteLogStoreOptions & { replayMaxEntries?: number } = {}): Promise<NodeStores & { readonly log: SqliteLogStore; readonly evidence: SqliteLogStore; readonly replay: MemoryReplayMemory }> {
   const store = await SqliteLogStore.open(path, opts)
-  return { log: store, evidence: store, replay: new MemoryReplayMemory<A>(), quotas: new MemoryQuotaStore(), close: () => store.close() }
+  return { log: store, evidence: store, replay: new MemoryReplayMemory(opts.replayMaxEntries === undefined ? {} : { maxEntries: opts.replayMaxEntries }), quotas: new MemoryQuotaStore(), close: () => store.close() }
 }

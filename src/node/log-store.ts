@@ -9,18 +9,22 @@ import { openSqliteNodeStores } from '../log/store.js'
 import { SqliteLogReader } from '../log/sqlite-reader.js'
 import { StoreNodeLog } from '../log/node-log.js'
 import type { LogReader, NodeStores } from '../log/storage.js'
-import type { ExchangeReply } from '../exchange/provider.js'
 
-export interface OpenedLog extends NodeStores<ExchangeReply> {
+export interface OpenedLog extends NodeStores {
   /** the node's write path over `log` (index reservation, canonical JSON leaves, commit metrics) */
   nodeLog: StoreNodeLog
+  /** appends waiting for a group commit (metrics) */
+  logQueued(): number
 }
 
-/** `path`: the log database file; `onCommit`: seconds each group commit took (metrics). */
-export async function openNodeLogStore(path: string, evidenceKey: Uint8Array, onCommit: (seconds: number) => void): Promise<OpenedLog> {
-  const stores = await openSqliteNodeStores<ExchangeReply>(path, { evidenceKey })
+/**
+ * `path`: the log database file; `onCommit`: seconds each group commit took (metrics);
+ * `replayMaxEntries`: the replay memory's bound (config `limits.replayMaxEntries`).
+ */
+export async function openNodeLogStore(path: string, evidenceKey: Uint8Array, onCommit: (seconds: number) => void, replayMaxEntries?: number): Promise<OpenedLog> {
+  const stores = await openSqliteNodeStores(path, replayMaxEntries === undefined ? { evidenceKey } : { evidenceKey, replayMaxEntries })
   try {
-    return { ...stores, close: () => stores.close(), nodeLog: await StoreNodeLog.open(stores.log, onCommit) }
+    return { ...stores, close: () => stores.close(), nodeLog: await StoreNodeLog.open(stores.log, onCommit), logQueued: () => stores.log.queued }
   } catch (e) {
     await stores.close()
     throw e

@@ -2,7 +2,7 @@
  * Prometheus metrics (prom-client) with a registry per node, so several nodes in one process (tests,
  * the demo) do not mix. Labels are member ids, service ids, modes and decision codes: never a subject.
  */
-import { Registry, Counter, Histogram, collectDefaultMetrics } from 'prom-client'
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client'
 
 export class Metrics {
   readonly registry = new Registry()
@@ -12,6 +12,10 @@ export class Metrics {
   readonly rejected: Counter<'code'>
   readonly forkAlerts: Counter<never>
 
+  /**
+   * `defaultMetrics`: also prom-client's process metrics (process_resident_memory_bytes,
+   * nodejs_heap_size_used_bytes, nodejs_eventloop_lag_seconds, GC), for the process this node runs in.
+   */
   constructor(member: string, defaultMetrics = false) {
     this.registry.setDefaultLabels({ member })
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry })
@@ -44,6 +48,39 @@ export class Metrics {
       help: 'Requests refused before authentication or validation completed, by error code',
       labelNames: ['code'],
       registers: [this.registry],
+    })
+  }
+
+  /**
+   * What holds memory or queues, read when /metrics is scraped: entries in the replay memory, exchanges
+   * in progress per role (each bounded by `limits.inFlight`), and appends waiting for a group commit.
+   */
+  watch(read: { replayEntries: () => number; inFlight: (role: 'provider' | 'consumer') => number; logQueued: () => number }): void {
+    new Gauge({
+      name: 'verinode_replay_entries',
+      help: 'Exchanges held in the provider replay memory (bounded by limits.replayMaxEntries)',
+      registers: [this.registry],
+      collect() {
+        this.set(read.replayEntries())
+      },
+    })
+    new Gauge({
+      name: 'verinode_exchanges_in_flight',
+      help: 'Exchanges in progress, by role (bounded by limits.inFlight each)',
+      labelNames: ['role'],
+      registers: [this.registry],
+      collect() {
+        this.set({ role: 'provider' }, read.inFlight('provider'))
+        this.set({ role: 'consumer' }, read.inFlight('consumer'))
+      },
+    })
+    new Gauge({
+      name: 'verinode_log_queued_appends',
+      help: 'Appends waiting for their group commit',
+      registers: [this.registry],
+      collect() {
+        this.set(read.logQueued())
+      },
     })
   }
 }

@@ -4,13 +4,11 @@
  * checkpoint this node witnessed of each peer (so a fork across its restart is still caught).
  */
 import type { Logger } from 'pino'
-import { VnError, ERRORS, type ErrorCode } from '../errors.js'
-import { MAX_ENTRIES_PER_READ, type EvidenceStore, type LogStore } from '../log/storage.js'
+import { MAX_ENTRIES_PER_READ, type LogStore } from '../log/storage.js'
 import { parseLeaf } from '../log/node-log.js'
 import type { LogRecord } from '../log/records.js'
 import { utcDay, type QuotaStore } from '../policy/quota.js'
-import type { ExchangeReply, Provider } from '../exchange/provider.js'
-import { ResponsePayloadSchema } from '../protocol/envelope.js'
+import type { Provider } from '../exchange/provider.js'
 import type { PeerLogs } from './witness.js'
 
 /** The part of the log store recovery reads. */
@@ -19,7 +17,6 @@ export type RecoveryStore = Pick<LogStore, 'size' | 'entries'>
 /** Restores today's quota counts and the provider's replay window (2 x skew) from the log. */
 export async function recoverFromLog(
   store: RecoveryStore,
-  evidence: Pick<EvidenceStore, 'getJws'>,
   provider: Pick<Provider, 'remember'>,
   quotas: Pick<QuotaStore, 'restore'>,
   now: number,
@@ -29,17 +26,23 @@ export async function recoverFromLog(
   const windowStart = now - 2 * skewMs
   const dayStart = Date.parse(`${today}T00:00:00Z`)
   const permits: { agreementId: string; day: string; count: number }[] = []
+  const responses: { iss: string; xid: string; reqDigest: string; index: number; at: number }[] = []
   await walkBack(store, 0, async (r, index) => {
     if (r.at < dayStart && r.at < windowStart) return false
     if (r.t === 'decision' && r.permit && r.agreement !== undefined && r.day === today) {
       permits.push({ agreementId: r.agreement, day: r.day, count: r.count })
     } else if (r.t === 'response-out' && r.at >= windowStart) {
-      const e = await evidence.getJws(index)
-      if (e !== undefined && e.digest === r.respDigest) await provider.remember(r.aud, r.xid, r.reqDigest, replyFromJws(e.jws), r.at)
+      // The entry names the record; a retry reads the signed response from its evidence then.
+      responses.push({ iss: r.aud, xid: r.xid, reqDigest: r.reqDigest, index, at: r.at })
     }
     return true
   })
   await quotas.restore(permits, today)
+  // oldest first: the replay memory drops expired entries from its head, in insertion order
+  for (let i = responses.length - 1; i >= 0; i--) {
+    const r = responses[i] as (typeof responses)[number]
+    await provider.remember(r.iss, r.xid, r.reqDigest, r.index, r.at)
+  }
 }
 
 /** How far back (in leaves) a restarted node looks for the last checkpoint it witnessed of each peer. */
@@ -75,13 +78,4 @@ export async function walkBack(store: RecoveryStore, stop: number, visit: (r: Lo
     }
     end = start
   }
-}
-
-/** Rebuilds the reply a response JWS was released with (restart recovery of idempotent retries). */
-function replyFromJws(jws: string): ExchangeReply {
-  const payload = ResponsePayloadSchema.parse(JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')))
-  if (payload.status === 'ok' || payload.error === undefined) return { status: 200, body: { jws }, problem: false, xid: payload.xid }
-  const code = (payload.error.code in ERRORS ? payload.error.code : 'VN_ERR_POLICY_NO_AGREEMENT') as ErrorCode
-  const e = new VnError(code, payload.error.detail)
-  return { status: e.statusCode, body: { ...e.toProblem(), jws }, problem: true, xid: payload.xid }
 }

@@ -58,6 +58,12 @@ export interface OpenNodeOptions {
   sourceCheckEveryMs?: number
   /** reload the manifest on SIGHUP (default true; the handler is removed on close) */
   reloadOnSighup?: boolean
+  /**
+   * Also export prom-client's default process metrics (process_resident_memory_bytes,
+   * nodejs_heap_size_used_bytes, event-loop lag, GC) on /metrics. `verinode serve` turns them on;
+   * off by default because they are process-wide (several nodes in one process would repeat them).
+   */
+  processMetrics?: boolean
 }
 
 export { logOrigin }
@@ -88,12 +94,12 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   // Data source (watched: a file replaced or broken under the node is noticed and re-opened), then the log.
   const watched = await openWatchedSource(cfg, loaded, logger, opts.sourceCheckEveryMs)
   const source = watched?.source
-  const metrics = new Metrics(self)
+  const metrics = new Metrics(self, opts.processMetrics ?? false)
   const dataDir = loaded.path(cfg.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   let opened
   try {
-    opened = await openNodeLogStore(nodeDataFiles(dataDir).log, evidenceKey, (s) => metrics.logCommitSeconds.observe(s))
+    opened = await openNodeLogStore(nodeDataFiles(dataDir).log, evidenceKey, (s) => metrics.logCommitSeconds.observe(s), cfg.limits.replayMaxEntries)
   } catch (e) {
     watched?.stop()
     await source?.close()
@@ -126,6 +132,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     modes: modes.provider,
     log,
     replay,
+    evidence,
     limits,
     now,
     ed25519: ed25519.batcher,
@@ -146,8 +153,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     now,
   })
 
+  metrics.watch({ replayEntries: () => replay.size, inFlight: (role) => (role === 'provider' ? provider.inFlight : consumer.inFlight), logQueued: opened.logQueued })
+
   // Start-up recovery: today's quota usage and the replay window, newest first.
-  await recoverFromLog(store, evidence, provider, quotas, now(), limits.skewMs)
+  await recoverFromLog(store, provider, quotas, now(), limits.skewMs)
 
   // Start-up entries: which keys and manifest are in use, and which agreements are in force.
   const archiveDir = join(dataDir, NODE_MANIFEST_ARCHIVE)

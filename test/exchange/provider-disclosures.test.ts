@@ -8,7 +8,7 @@
  */
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
-import { Provider, type ExchangeReply } from '../../src/exchange/provider.js'
+import { Provider } from '../../src/exchange/provider.js'
 import type { NodeLog } from '../../src/log/node-log.js'
 import type { EvidenceRow } from '../../src/log/evidence.js'
 import { MemoryReplayMemory } from '../../src/log/memory-store.js'
@@ -94,7 +94,8 @@ function provider0(log: NodeLog): Provider {
     source,
     modes,
     log,
-    replay: new MemoryReplayMemory<ExchangeReply>(),
+    replay: new MemoryReplayMemory(),
+    evidence: { getJws: async () => undefined },
     limits: { batchMax: 100, skewMs: 60_000, retentionDays: 30 },
   })
 }

@@ -6,6 +6,7 @@ import t from 'tap'
 import { verifyJwsJson } from '../../src/crypto/jws.js'
 import { RESPONSE_TYP, ResponsePayloadSchema } from '../../src/protocol/envelope.js'
 import { jwsDigest } from '../../src/protocol/jws-digest.js'
+import { StoreNodeLog } from '../../src/log/node-log.js'
 import { CONSUMER, KEYS, NOW, PROVIDER, SERVICE, agreement, claimsOf, makeProvider, plainRequest, resolver } from '../helper-exchange-unit.js'
 
 t.test('a plain exchange: verified, decided, answered, signed, and logged with its evidence before release', async (t) => {
@@ -94,13 +95,17 @@ t.test('no agreement: a signed denial, logged, with nothing looked up', async (t
 })
 
 t.test('after a restart, a remembered exchange answers retries and refuses replays', async (t) => {
-  const { provider, stores } = await makeProvider()
+  const before = await makeProvider()
   const { body, payload } = plainRequest(['A-1'])
-  const reply = { status: 200, body: { jws: 'remembered' }, problem: false, xid: payload.xid }
-  await provider.remember(CONSUMER, payload.xid, jwsDigest(body.jws), reply, NOW)
-  t.same(await provider.handle(body), reply, 'the remembered reply, without a new exchange')
+  const first = await before.provider.handle(body)
+  // the same log and evidence after a restart: a fresh replay memory, re-armed from the log
+  const { provider, stores } = await makeProvider({ deps: { log: await StoreNodeLog.open(before.stores.log), evidence: before.stores.evidence } })
+  const responseOut = (await before.records()).findIndex((r) => r.t === 'response-out')
+  await provider.remember(CONSUMER, payload.xid, jwsDigest(body.jws), responseOut, NOW)
+  t.equal(stores.replay.size, 1)
+  t.same(await provider.handle(body), first, 'the first signed reply, read back from the log, without a new exchange')
   await t.rejects(provider.handle(plainRequest(['A-2'], { xid: payload.xid }).body), { code: 'VN_ERR_EXCH_REPLAY' })
-  t.equal(await stores.log.size(), 0)
+  t.equal(await before.stores.log.size(), 3, 'nothing more written')
 })
 
 t.test('log before answer: when the log cannot be written, no answer is released', async (t) => {

@@ -5,7 +5,7 @@ import { runStoreConformance } from './store-conformance.js'
 
 runStoreConformance(t, {
   open: async (opts) => {
-    const stores = memoryNodeStores<string>(opts)
+    const stores = memoryNodeStores(opts)
     return {
       stores,
       failNextCommit: () => stores.log.failNextCommit(),

@@ -7,8 +7,8 @@ import { openSqliteNodeStores, type SqliteLogStoreOptions } from '../../src/log/
 import { SqliteLogReader } from '../../src/log/sqlite-reader.js'
 import { runStoreConformance, type StoresUnderTest } from './store-conformance.js'
 
-async function openAt(path: string, opts: SqliteLogStoreOptions): Promise<StoresUnderTest> {
-  const stores = await openSqliteNodeStores<string>(path, opts)
+async function openAt(path: string, opts: SqliteLogStoreOptions & { replayMaxEntries?: number }): Promise<StoresUnderTest> {
+  const stores = await openSqliteNodeStores(path, opts)
   return {
     stores,
     failNextCommit: () => stores.log.failNextCommit(),
@@ -25,10 +25,10 @@ async function openAt(path: string, opts: SqliteLogStoreOptions): Promise<Stores
 // TypeScript loader each writer thread costs ~3 s to start, and this suite opens ~15 stores: with
 // `auto` it took 180 s on the shared 2-core machine, against 4 s inline.
 runStoreConformance(t, {
-  open: async ({ evidenceKey }) => {
+  open: async ({ evidenceKey, replayMaxEntries }) => {
     const dir = mkdtempSync(join(tmpdir(), 'vn-conf-'))
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    return openAt(join(dir, 'log.db'), { writer: 'inline', ...(evidenceKey === undefined ? {} : { evidenceKey }) })
+    return openAt(join(dir, 'log.db'), { writer: 'inline', ...(evidenceKey === undefined ? {} : { evidenceKey }), ...(replayMaxEntries === undefined ? {} : { replayMaxEntries }) })
   },
   // one node process owns the file; it rebuilds both from its log at start-up (node/runtime.ts)
   reopenKeeps: { replay: false, quotas: false },

@@ -22,9 +22,9 @@ import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 import { jwsDigest } from '../../src/protocol/jws-digest.js'
 import { decryptDisclosures } from '../../src/log/sealing.js'
 
-/** One backend's stores as the suite drives them. The replay memory holds string answers. */
+/** One backend's stores as the suite drives them. */
 export interface StoresUnderTest {
-  readonly stores: NodeStores<string>
+  readonly stores: NodeStores
   /** The next write fails (as a failed commit would); the store must then fail closed. */
   failNextCommit?(): void
   /** Closes and opens the same data again (undefined: the backend keeps nothing). */
@@ -35,7 +35,7 @@ export interface StoresUnderTest {
 
 export interface StoreFactory {
   /** Fresh, empty stores; the suite closes them. */
-  open(opts: { evidenceKey?: Uint8Array }): Promise<StoresUnderTest>
+  open(opts: { evidenceKey?: Uint8Array; replayMaxEntries?: number }): Promise<StoresUnderTest>
   /** what `reopen` keeps besides log and evidence (the SQLite backend rebuilds these from the log) */
   reopenKeeps?: { replay: boolean; quotas: boolean }
 }
@@ -48,11 +48,12 @@ const jwsRow = (record: number, i: number): EvidenceRow => ({ kind: 'jws', recor
 const DISCLOSURES = ['WyJzYWx0IiwiaWQiLCIxMTAxMDUxOTQ5MTIzMTAwMlgiXQ', 'WyJzYWx0LTIiLCJuYW1lIiwiWmhhbmcgU2FuIl0']
 const discRow = (record: number, xid: string, expiresAt: number): EvidenceRow => ({ kind: 'disclosures', record, xid, disclosures: DISCLOSURES, expiresAt })
 const rec = (n: number): LogRecord => ({ v: 1, at: n, t: 'disclosure-export', reasonDigest: jwsDigest(`r${n}`), count: n })
-const entry = (reqDigest: string, answer: string, expiresAt: number): ReplayEntry<string> => ({ reqDigest, answer: Promise.resolve(answer), expiresAt })
+const entry = (reqDigest: string, expiresAt: number): ReplayEntry => ({ reqDigest, expiresAt })
+const answered = (reqDigest: string, index: number, expiresAt: number): ReplayEntry & { index: number } => ({ reqDigest, index, expiresAt })
 
 export function runStoreConformance(t: Test, factory: StoreFactory): void {
   const KEY = new Uint8Array(randomBytes(32))
-  const open = async (t: Test, opts: { evidenceKey?: Uint8Array } = { evidenceKey: KEY }): Promise<StoresUnderTest> => {
+  const open = async (t: Test, opts: { evidenceKey?: Uint8Array; replayMaxEntries?: number } = { evidenceKey: KEY }): Promise<StoresUnderTest> => {
     const s = await factory.open(opts)
     t.teardown(() => s.stores.close())
     return s
@@ -285,39 +286,55 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     t.equal(await log.size(), 7, 'no gap and nothing after it was written')
   })
 
-  t.test('replay memory: one claim per (iss, xid); the first answer is shared; release and remember', async (t) => {
+  t.test('replay memory: one claim per (iss, xid); settle names the answer; release and remember', async (t) => {
     const { stores: { replay } } = await open(t)
     const now = 1_800_000_000_000
-    const first = entry('digest-1', 'answer-1', now + 60_000)
-    t.equal(await replay.claim('m1', 'x1', first, now), undefined, 'a new (iss, xid) is claimed')
-    const again = await replay.claim('m1', 'x1', entry('digest-2', 'answer-2', now + 60_000), now)
+    t.equal(await replay.claim('m1', 'x1', entry('digest-1', now + 60_000), now), undefined, 'a new (iss, xid) is claimed')
+    const again = await replay.claim('m1', 'x1', entry('digest-2', now + 60_000), now)
     t.equal(again?.reqDigest, 'digest-1', 'a second claim sees the first request digest')
-    t.equal(await again?.answer, 'answer-1', 'and its answer')
-    t.equal(await replay.claim('m2', 'x1', entry('digest-3', 'a', now + 60_000), now), undefined, 'another issuer may use the same xid')
-    t.equal(await replay.claim('m1', 'x2', entry('digest-4', 'a', now + 60_000), now), undefined)
+    t.equal(again?.index, undefined, 'and no answer yet')
+    await replay.settle('m1', 'x1', 'digest-1', 41)
+    t.same(await replay.claim('m1', 'x1', entry('digest-2', now + 60_000), now), answered('digest-1', 41, now + 60_000), 'once answered: the digest, the log index of the answer and the expiry, nothing else')
+    await replay.settle('m1', 'x1', 'digest-1', 99)
+    t.equal((await replay.claim('m1', 'x1', entry('d', now + 60_000), now))?.index, 41, 'an answer is settled once')
+    t.equal(await replay.claim('m2', 'x1', entry('digest-3', now + 60_000), now), undefined, 'another issuer may use the same xid')
+    t.equal(await replay.claim('m1', 'x2', entry('digest-4', now + 60_000), now), undefined)
     // concurrent claims of one new key: exactly one wins
-    const racing = await Promise.all(Array.from({ length: 5 }, (_, i) => replay.claim('m3', 'x', entry(`d${i}`, `a${i}`, now + 60_000), now)))
+    const racing = await Promise.all(Array.from({ length: 5 }, (_, i) => replay.claim('m3', 'x', entry(`d${i}`, now + 60_000), now)))
     t.equal(racing.filter((r) => r === undefined).length, 1, 'one of five concurrent claims wins')
     const winner = racing.find((r) => r !== undefined)?.reqDigest
     t.ok(racing.every((r) => r === undefined || r.reqDigest === winner), 'the others all see the same winner')
-    // release: only the entry that was claimed is forgotten
-    await replay.release('m1', 'x1', entry('digest-1', 'answer-1', now + 60_000))
-    t.equal((await replay.claim('m1', 'x1', entry('z', 'z', now + 60_000), now))?.reqDigest, 'digest-1', 'releasing another entry forgets nothing')
-    await replay.release('m1', 'x1', first)
-    t.equal(await replay.claim('m1', 'x1', entry('digest-5', 'answer-5', now + 60_000), now), undefined, 'a released xid may be used again')
+    // release: only an unanswered claim with that digest is forgotten
+    await replay.release('m1', 'x2', 'digest-other')
+    t.equal((await replay.claim('m1', 'x2', entry('z', now + 60_000), now))?.reqDigest, 'digest-4', 'releasing another digest forgets nothing')
+    await replay.release('m1', 'x1', 'digest-1')
+    t.equal((await replay.claim('m1', 'x1', entry('z', now + 60_000), now))?.index, 41, 'an answered exchange is never released')
+    await replay.release('m1', 'x2', 'digest-4')
+    t.equal(await replay.claim('m1', 'x2', entry('digest-5', now + 60_000), now), undefined, 'a released xid may be used again')
     // remember: an exchange answered before a restart
-    await replay.remember('m9', 'x9', entry('digest-9', 'answer-9', now + 60_000))
-    const known = await replay.claim('m9', 'x9', entry('other', 'other', now + 60_000), now)
+    await replay.remember('m9', 'x9', answered('digest-9', 7, now + 60_000))
+    const known = await replay.claim('m9', 'x9', entry('other', now + 60_000), now)
     t.equal(known?.reqDigest, 'digest-9')
-    t.equal(await known?.answer, 'answer-9')
+    t.equal(known?.index, 7)
     // expiry: after its expiry an entry is no longer returned
-    await replay.remember('m8', 'x8', entry('digest-8', 'answer-8', now + 1000))
-    t.equal((await replay.claim('m8', 'x8', entry('n', 'n', now + 70_000), now + 500))?.reqDigest, 'digest-8', 'live inside its window')
-    t.equal(await replay.claim('m8', 'x8', entry('n', 'n', now + 70_000), now + 5000), undefined, 'forgotten after it')
-    await replay.remember('m7', 'x7', entry('digest-7', 'answer-7', now + 600))
-    t.equal(await replay.claim('m7', 'x7', entry('n', 'n', now + 70_000), now + 5700), undefined, 'an expired entry is never returned, swept or not')
-    await replay.remember('m6', 'x6', entry('digest-6', 'answer-6', now + 5800))
-    t.equal(await replay.claim('m6', 'x6', entry('n', 'n', now + 70_000), now + 5900), undefined, 'even within a second of the last sweep')
+    await replay.remember('m8', 'x8', answered('digest-8', 8, now + 1000))
+    t.equal((await replay.claim('m8', 'x8', entry('n', now + 70_000), now + 500))?.reqDigest, 'digest-8', 'live inside its window')
+    t.equal(await replay.claim('m8', 'x8', entry('n', now + 70_000), now + 5000), undefined, 'forgotten after it')
+    await replay.remember('m7', 'x7', answered('digest-7', 9, now + 600))
+    t.equal(await replay.claim('m7', 'x7', entry('n', now + 70_000), now + 5700), undefined, 'an expired entry is never returned, swept or not')
+    await replay.remember('m6', 'x6', answered('digest-6', 10, now + 5800))
+    t.equal(await replay.claim('m6', 'x6', entry('n', now + 70_000), now + 5900), undefined, 'even within a second of the last sweep')
+  })
+
+  t.test('replay memory: bounded; full, it refuses new claims and forgets no live entry', async (t) => {
+    const { stores: { replay } } = await open(t, { evidenceKey: KEY, replayMaxEntries: 3 })
+    const now = 1_800_000_000_000
+    t.equal(replay.capacity, 3)
+    for (let i = 0; i < 3; i++) t.equal(await replay.claim('m', `x${i}`, entry(`d${i}`, now + 1000), now), undefined)
+    await t.rejects(replay.claim('m', 'x3', entry('d3', now + 1000), now), { code: 'VN_ERR_EXCH_REPLAY_FULL' }, 'a fourth is refused')
+    for (let i = 0; i < 3; i++) t.equal((await replay.claim('m', `x${i}`, entry('other', now + 1000), now))?.reqDigest, `d${i}`, `x${i} is still held`)
+    t.equal(await replay.claim('m', 'x3', entry('d3', now + 3000), now + 1001), undefined, 'once the oldest expire, new claims are held')
+    t.ok(replay.size <= 3, 'never more than the bound')
   })
 
   t.test('quota counts: atomic check-and-add, per agreement and day, restorable', async (t) => {
@@ -411,7 +428,7 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     const { privateKey } = generateKeyPairSync('ed25519')
     const cp = signCheckpoint({ origin: 'conformance.example/log', size: 11, rootHash: await log.rootHash() }, ed25519NoteSigner('conformance.example/log', privateKey))
     await log.saveCheckpoint(11, cp)
-    await s.stores.replay.remember('m', 'x', entry('d', 'a', Date.now() + 60_000))
+    await s.stores.replay.remember('m', 'x', answered('d', 3, Date.now() + 60_000))
     await s.stores.quotas.tryConsume('ag', '2026-12-02', 2, 10)
     const root = await log.rootHash()
     const again = await s.reopen()
@@ -427,7 +444,7 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     t.equal(hex(await l2.rootHash()), hex(rootFromLeafHashes([...leaves, leafOf(11), leafOf(12)].map(leafHash))))
     t.equal(hex(await l2.rootHash(11)), hex(root), 'the old root is still the root at the old size')
     const keeps = factory.reopenKeeps ?? { replay: true, quotas: true }
-    const remembered = await again.stores.replay.claim('m', 'x', entry('other', 'other', Date.now() + 60_000), Date.now())
+    const remembered = await again.stores.replay.claim('m', 'x', entry('other', Date.now() + 60_000), Date.now())
     t.equal(remembered?.reqDigest, keeps.replay ? 'd' : undefined, keeps.replay ? 'replay memory survives' : 'replay memory is rebuilt from the log by the node, not kept')
     t.equal(await again.stores.quotas.used('ag', '2026-12-02'), keeps.quotas ? 2 : 0, keeps.quotas ? 'quota counts survive' : 'quota counts are rebuilt from the log by the node, not kept')
   })

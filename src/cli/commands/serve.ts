@@ -10,7 +10,7 @@ export const serveCommand: Command = {
   usage: 'verinode serve [--config verinode.json]',
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values } = parseArgs({ args: argv, options: { config: { type: 'string', default: 'verinode.json' } } })
-    const running = await startNode(values.config ?? 'verinode.json', { env: io.env })
+    const running = await startNode(values.config ?? 'verinode.json', { env: io.env, processMetrics: true })
     const log = running.node.logger
     log.info({ public: running.publicUrl, local: running.localUrl, member: running.node.self }, 'verinode listening')
     if (!io.json) io.err(`verinode ${running.node.self}: public ${running.publicUrl}, local ${running.localUrl}`)
