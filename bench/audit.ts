@@ -20,7 +20,7 @@
  * Run with `npm run bench:audit`; VN_BENCH_AUDIT_LEAVES sets the size (default 1,000,000);
  * VN_BENCH_AUDIT_EXPORT=<folder> keeps the export there, or audits the one already there.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { readFile, readdir } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -234,6 +234,17 @@ async function signatureRate(out: string): Promise<number> {
   return runs.reduce((a, r) => a + r.n, 0) / wall
 }
 
+/** CPU seconds of this process's main thread so far (Linux /proc), or undefined elsewhere. */
+function mainThreadCpu(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100 // utime + stime, in USER_HZ (100 on Linux)
+  } catch {
+    return undefined
+  }
+}
+
 async function main(): Promise<void> {
   console.log(`# audit verify on a provider export of ~${LEAVES} leaves, ${availableParallelism()} cores`)
   const out = KEEP !== undefined && existsSync(join(KEEP, 'export.json')) ? KEEP : (await buildExport()).out
@@ -244,12 +255,19 @@ async function main(): Promise<void> {
   const before = await signatureRate(out)
   console.log(`Ed25519 verify on all cores (before): ${before.toFixed(0)}/s`)
   const t0 = performance.now()
+  const main0 = mainThreadCpu()
+  const cpu0 = process.cpuUsage()
   const report = await auditExport(out)
   const secs = (performance.now() - t0) / 1000
+  const cpu = process.cpuUsage(cpu0)
+  const main = mainThreadCpu()
+  const total = (cpu.user + cpu.system) / 1e6
   const after = await signatureRate(out)
   console.log(`Ed25519 verify on all cores (after): ${after.toFixed(0)}/s`)
   if (!report.ok) throw new Error(`the audit found errors: ${JSON.stringify(report.findings.slice(0, 5))}`)
   console.log(`audit: ${report.leaves} leaves in ${f1(secs)} s, ok, ${report.counts.errors} errors, ${report.counts.warnings} warnings, ${report.counts.infos} infos`)
+  // CPU is steadier than wall time on a shared machine: the main thread's, and the process's (with the workers)
+  console.log(`audit CPU: main thread ${main === undefined || main0 === undefined ? '?' : f1(main - main0)} s, all threads ${f1(total)} s`)
   const sigLeaves = ((before + after) / 2) / sigsPerLeaf
   const auditLeaves = report.leaves / secs
   console.log(`leaves/s the signatures allow: ${sigLeaves.toFixed(0)}`)

@@ -77,28 +77,52 @@ export interface ScanOptions {
  */
 export function scanValue(value: unknown, opts: ScanOptions = {}): PiiHit[] {
   const hits: PiiHit[] = []
-  const all = opts.freeText === 'all'
-  const free = new Set(all ? [] : (opts.freeText ?? []))
-  const visit = (v: unknown, path: string, isFree: boolean): void => {
+  scanInto(value, opts.freeText ?? [], opts.vetted, hits)
+  return hits
+}
+
+const PATH_NAME = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+
+/**
+ * scanValue's walk, appending to `hits`. Built for the auditor's millions of clean values: the
+ * JSON path of a string is only spelled out when it is reported (`segs` holds the way down: a
+ * number is an array index, a string a member name).
+ */
+export function scanInto(value: unknown, freeText: readonly string[] | 'all', vetted: ReadonlySet<string> | undefined, hits: PiiHit[]): void {
+  const all = freeText === 'all'
+  const free = all ? [] : freeText
+  const segs: (string | number)[] = []
+  const pathOf = (extra = ''): string => {
+    let p = '$'
+    for (const s of segs) p += typeof s === 'number' ? `[${s}]` : PATH_NAME.test(s) ? `.${s}` : '[?]'
+    return p + extra
+  }
+  const visit = (v: unknown, isFree: boolean): void => {
     if (typeof v === 'string') {
-      if (hasIdentifierToken(v)) hits.push({ kind: 'identifier', path })
+      if (hasIdentifierToken(v)) hits.push({ kind: 'identifier', path: pathOf() })
       if (!hasCjk(v)) return
-      if (!isFree) hits.push({ kind: 'name', path })
-      else if (opts.vetted?.has(v) === true) return
-      else hits.push({ kind: looksLikeName(v) ? 'name' : 'suspect-text', path })
+      if (!isFree) hits.push({ kind: 'name', path: pathOf() })
+      else if (vetted?.has(v) === true) return
+      else hits.push({ kind: looksLikeName(v) ? 'name' : 'suspect-text', path: pathOf() })
       return
     }
+    if (v === null || typeof v !== 'object') return
     if (Array.isArray(v)) {
-      v.forEach((x, i) => visit(x, `${path}[${i}]`, isFree))
+      for (let i = 0; i < v.length; i++) {
+        segs.push(i)
+        visit(v[i], isFree)
+        segs.pop()
+      }
       return
     }
-    if (v !== null && typeof v === 'object') {
-      for (const [k, x] of Object.entries(v)) {
-        if (hasIdentifierToken(k) || hasCjk(k)) hits.push({ kind: hasIdentifierToken(k) ? 'identifier' : 'name', path: `${path}.<key>` })
-        visit(x, /^[A-Za-z_$][A-Za-z0-9_$]*$/.test(k) ? `${path}.${k}` : `${path}[?]`, all || (path === '$' && free.has(k)))
-      }
+    const top = segs.length === 0
+    const o = v as Record<string, unknown>
+    for (const k of Object.keys(o)) {
+      if (hasIdentifierToken(k) || hasCjk(k)) hits.push({ kind: hasIdentifierToken(k) ? 'identifier' : 'name', path: pathOf('.<key>') })
+      segs.push(k)
+      visit(o[k], all || (top && free.includes(k)))
+      segs.pop()
     }
   }
-  visit(value, '$', all)
-  return hits
+  visit(value, all)
 }

@@ -25,9 +25,15 @@ const LEAF_PREFIX = new Uint8Array([0x00])
 // microsecond against several here), which matters at one leaf hash and one node hash per leaf.
 const nodeInput = Buffer.alloc(1 + 2 * HASH_SIZE, 0x01)
 
+/** 0x00 ‖ leaf is laid out here for leaves up to this size (no Buffer per leaf). */
+const LEAF_SCRATCH = 64 * 1024
+const leafInput = Buffer.alloc(1 + LEAF_SCRATCH)
+
 /** RFC 9162 §2.1.1: MTH({d(0)}) = SHA-256(0x00 ‖ d(0)). */
 export function leafHash(leaf: Uint8Array): Uint8Array {
-  return plain(hash('sha256', Buffer.concat([LEAF_PREFIX, leaf]), 'buffer'))
+  if (leaf.length > LEAF_SCRATCH) return plain(hash('sha256', Buffer.concat([LEAF_PREFIX, leaf]), 'buffer'))
+  leafInput.set(leaf, 1)
+  return plain(hash('sha256', leafInput.subarray(0, 1 + leaf.length), 'buffer'))
 }
 
 /** RFC 9162 §2.1.1: SHA-256(0x01 ‖ MTH(D[0:k]) ‖ MTH(D[k:n])). */

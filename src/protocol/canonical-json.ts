@@ -44,8 +44,46 @@ export function canonicalJson(value: unknown): string {
  * array-index-like names ("7") go the careful way, because JavaScript orders those numerically.
  */
 function fastWrite(value: unknown): string | undefined {
+  // A value whose members already stand in RFC 8785 order (a parsed canonical text, e.g. every leaf
+  // the auditor reads back) is its own sorted copy: JSON.stringify writes it as it is.
+  if (inOrder(value, 0)) return JSON.stringify(value)
   const copy = sortedCopy(value, 0)
   return copy === INVALID ? undefined : JSON.stringify(copy)
+}
+
+/**
+ * True when `sortedCopy(value)` would accept `value` and copy it member for member in the same
+ * order: every object's names are already strictly ascending (so the sort leaves them as they are).
+ * False means "not sure": the copy decides.
+ */
+function inOrder(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+      return value.isWellFormed()
+    case 'number':
+      return Number.isFinite(value)
+    case 'boolean':
+      return true
+    case 'object':
+      break
+    default:
+      return false
+  }
+  if (value === null) return true
+  if (depth >= MAX_DEPTH) return false
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (!Object.hasOwn(value, i) || !inOrder(value[i] as unknown, depth + 1)) return false
+    return true
+  }
+  const proto = Object.getPrototypeOf(value) as unknown
+  if (proto !== Object.prototype && proto !== null) return false
+  let prev: string | undefined
+  for (const key of Object.keys(value)) {
+    if ((prev !== undefined && !(prev < key)) || !key.isWellFormed() || INDEX_LIKE.test(key) || key === '__proto__') return false
+    if (!inOrder((value as Record<string, unknown>)[key], depth + 1)) return false
+    prev = key
+  }
+  return true
 }
 
 const INVALID: unique symbol = Symbol('invalid')

@@ -14,7 +14,19 @@
  * and the scan jumps from quote to quote with `indexOf`.
  */
 
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+import { isAscii, isUtf8 } from 'node:buffer'
+
+/**
+ * The text of UTF-8 bytes, or undefined when they are not UTF-8 (what a fatal TextDecoder refuses:
+ * bad sequences, overlong forms, surrogates; a BOM is kept as a character, as `ignoreBOM` does).
+ * node:buffer's validators and decoders are native: several times faster than TextDecoder on the
+ * short, mostly ASCII texts of log leaves and JWS parts.
+ */
+export function decodeUtf8Strict(bytes: Uint8Array): string | undefined {
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (isAscii(b)) return b.toString('latin1')
+  return isUtf8(b) ? b.toString('utf8') : undefined
+}
 
 export type StrictJsonProblem = 'not UTF-8' | 'not JSON' | 'duplicate member names'
 
@@ -77,12 +89,8 @@ function countMembers(value: unknown): number {
  * @throws StrictJsonError naming the problem (never the content).
  */
 export function parseStrictJson(bytes: Uint8Array): unknown {
-  let text: string
-  try {
-    text = utf8.decode(bytes)
-  } catch {
-    throw new StrictJsonError('not UTF-8')
-  }
+  const text = decodeUtf8Strict(bytes)
+  if (text === undefined) throw new StrictJsonError('not UTF-8')
   let value: unknown
   try {
     value = JSON.parse(text)

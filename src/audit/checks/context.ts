@@ -34,8 +34,25 @@ export const SAFE_KID = KID_RE
 /** SHA-256 (base64url) of an ASCII string (a JWS). */
 export const sha256b64u = (s: string): string => hash('sha256', s, 'base64url')
 
-/** Constant-time comparison of two base64url digests (sigstore-js habit; public data here). */
+/**
+ * Constant-time comparison of two base64url digests (sigstore-js habit; public data here). ASCII
+ * strings are compared in place (no Buffer per call: this runs several times per leaf); any other
+ * text as its UTF-8 bytes, as before.
+ */
 export function digestEquals(a: string, b: string): boolean {
+  if (a.length !== b.length) return utf8Equals(a, b)
+  let d = 0
+  let high = 0
+  for (let i = 0; i < a.length; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    d |= x ^ y
+    high |= x | y
+  }
+  return high > 0x7f ? utf8Equals(a, b) : d === 0
+}
+
+function utf8Equals(a: string, b: string): boolean {
   const x = Buffer.from(a)
   const y = Buffer.from(b)
   return x.length === y.length && timingSafeEqual(x, y)

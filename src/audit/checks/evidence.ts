@@ -25,6 +25,8 @@ const EvidenceLineSchema = z.strictObject({
 /** The line exactly as the exporter writes it: the same acceptance as JSON.parse + the schema, faster. */
 const EXPORTED_LINE = new RegExp(`^\\{"digest":"(${DIGEST_RE.source.slice(1, -1)})","jws":"(${COMPACT_JWS_RE.source.slice(1, -1)})"\\}$`)
 
+const PAYLOAD_FREE_TEXT = ['purpose', 'basis'] as const
+
 /** Lines read ahead of need and kept in memory, at most (beyond: read back by offset). */
 const CACHE_LIMIT = 100_000
 
@@ -199,7 +201,7 @@ export class EvidenceCheck {
   private scanPayload(digest: string, jws: string, where: Where, e?: EvidenceEntry): void {
     if (!this.file.markScanned(digest)) return
     const payload = e?.payload !== undefined ? e.payload.value : unverifiedPayload(jws)
-    if (payload !== undefined) this.scan.scan(payload, { freeText: ['purpose', 'basis'] }, `evidence ${digest} payload`, where)
+    if (payload !== undefined) this.scan.scan(payload, PAYLOAD_FREE_TEXT, () => `evidence ${digest} payload`, () => where)
   }
 
   /** After the last leaf: the evidence no leaf named is scanned too. */

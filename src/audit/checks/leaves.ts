@@ -13,11 +13,12 @@ import type { LogRecord } from '../../log/records.js'
 import { AgreementSetSchema } from '../../policy/agreements.js'
 import { canonicalJson } from '../../protocol/canonical-json.js'
 import type { AuditCode, Findings, Where } from '../findings.js'
-import { scanValue, type PiiHit, type ScanOptions } from '../pii.js'
+import { scanInto, scanValue, type PiiHit } from '../pii.js'
 import { FREE_TEXT_FIELDS, LogRecordSchema, RECORD_TYPES } from '../record-schemas.js'
 import { leafWhere } from './context.js'
+import { safeParseFast } from '../fast-parse.js'
+import { decodeUtf8Strict } from '../../util/strict-json.js'
 
-const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 export function reportPii(findings: Findings, hits: readonly PiiHit[], label: string, where: Where, place?: number): void {
   for (const h of hits) {
@@ -29,26 +30,32 @@ export function reportPii(findings: Findings, hits: readonly PiiHit[], label: st
 
 /**
  * A PII scan against a vetted set that is still growing: scanned now when every free text it meets
- * is already vetted, else its findings' place is kept and it is scanned again at the end.
+ * is already vetted, else its findings' place is kept and it is scanned again at the end. The
+ * label and place of a finding are only worked out when there is one (most values are clean).
  */
 export class VettedScanner {
   /** texts vetted so far; complete after the last leaf */
   readonly vetted = new Set<string>()
-  private readonly later: { place: number; value: unknown; opts: Omit<ScanOptions, 'vetted'>; label: string; where: Where }[] = []
+  private readonly later: { place: number; value: unknown; freeText: readonly string[] | 'all'; label: string; where: Where }[] = []
+  private unvetted = false
+  private readonly hits: PiiHit[] = []
+  /** the vetted set as the scan sees it: a miss marks the scan as to be judged again at the end */
+  private readonly probe = { has: (s: string): boolean => this.vetted.has(s) || ((this.unvetted = true), false) } as ReadonlySet<string>
 
   constructor(private readonly findings: Findings) {}
 
-  scan(value: unknown, opts: Omit<ScanOptions, 'vetted'>, label: string, where: Where): void {
-    let unvetted = false
-    const vetted = { has: (s: string): boolean => this.vetted.has(s) || ((unvetted = true), false) } as ReadonlySet<string>
-    const hits = scanValue(value, { ...opts, vetted })
-    if (!unvetted) reportPii(this.findings, hits, label, where)
-    else this.later.push({ place: this.findings.reserve(), value, opts, label, where })
+  scan(value: unknown, freeText: readonly string[] | 'all', label: () => string, where: () => Where): void {
+    this.unvetted = false
+    this.hits.length = 0
+    scanInto(value, freeText, this.probe, this.hits)
+    if (!this.unvetted) {
+      if (this.hits.length > 0) reportPii(this.findings, this.hits, label(), where())
+    } else this.later.push({ place: this.findings.reserve(), value, freeText, label: label(), where: where() })
   }
 
   /** After the last leaf: the deferred scans, in their places. */
   finish(): void {
-    for (const l of this.later) reportPii(this.findings, scanValue(l.value, { ...l.opts, vetted: this.vetted }), l.label, l.where, l.place)
+    for (const l of this.later) reportPii(this.findings, scanValue(l.value, { freeText: l.freeText, vetted: this.vetted }), l.label, l.where, l.place)
     this.later.length = 0
   }
 }
@@ -68,10 +75,10 @@ export class LeafCheck {
   /** Leaf `i`: its record when it is a valid one, else undefined (reported). */
   check(i: number, leaf: Uint8Array): LogRecord | undefined {
     const { findings } = this
-    let text: string
+    const text = decodeUtf8Strict(leaf)
     let value: unknown
     try {
-      text = fatalUtf8.decode(leaf)
+      if (text === undefined) throw new Error('not UTF-8')
       value = JSON.parse(text)
     } catch {
       findings.add('AUDIT_LEAF_INVALID', `leaf ${i}: not UTF-8 JSON`, { index: i })
@@ -85,7 +92,7 @@ export class LeafCheck {
     }
     let where: Where | undefined
     if (canonical !== text) findings.add('AUDIT_LEAF_NOT_CANONICAL', `leaf ${i}: not RFC 8785 canonical JSON`, (where ??= leafWhere(value, i)))
-    const r = LogRecordSchema.safeParse(value)
+    const r = safeParseFast(LogRecordSchema, value)
     let rec: LogRecord | undefined
     if (!r.success) {
       const t = (value as { t?: unknown } | null)?.t
@@ -111,7 +118,7 @@ export class LeafCheck {
     }
     const t = (value as { t?: unknown } | null)?.t
     const freeText = t === 'agreements' ? 'all' : typeof t === 'string' ? (FREE_TEXT_FIELDS[t] ?? []) : []
-    this.leafScan.scan(value, { freeText }, `leaf ${i}`, where ?? leafWhere(value, i))
+    this.leafScan.scan(value, freeText, () => `leaf ${i}`, () => where ?? leafWhere(value, i))
     return rec
   }
 

@@ -20,13 +20,14 @@ import { verify } from 'node:crypto'
 import type { z } from 'zod'
 import { formatZodIssues } from '../../config/load.js'
 import type { Ed25519Batcher } from '../../crypto/ed25519-batch.js'
-import { peekJws, prepareVerify } from '../../crypto/jws.js'
+import { MAX_JWS_LENGTH, peekJws, prepareVerify, type JwsHeader } from '../../crypto/jws.js'
 import { VnError, isVnError } from '../../errors.js'
 import { splitKid } from '../../federation/federation.js'
 import { PlainQuerySchema, REQUEST_TYP, RESPONSE_TYP, RequestPayloadSchema, ResponsePayloadSchema, type RequestPayload, type ResponsePayload } from '../../protocol/envelope.js'
 import type { Where } from '../findings.js'
 import { SAFE_KID, type AuditContext } from './context.js'
 import { LoadedManifests, allowedBy, revocationOf } from './loaded-manifests.js'
+import { safeParseFast } from '../fast-parse.js'
 import { decodePayload, type EvidenceCheck, type EvidenceEntry } from './evidence.js'
 
 type Claims = { iat: number; iss: string }
@@ -219,7 +220,7 @@ export class SignatureCheck {
   /** Plain mode: the number of subjects the signed request asks about. */
   subjectCount(req: RequestPayload, what: string, where: Where): number | undefined {
     if (req.mode !== 'plain') return undefined
-    const q = PlainQuerySchema.safeParse(req.q)
+    const q = safeParseFast(PlainQuerySchema, req.q)
     if (!q.success) {
       this.ctx.findings.add('AUDIT_ENVELOPE_INVALID', `${what}: q: ${formatZodIssues(q.error)}`, where)
       return undefined
@@ -228,12 +229,34 @@ export class SignatureCheck {
   }
 }
 
+/**
+ * Protected headers already accepted by peekJws, by their base64url text: a log's JWS carry a
+ * handful of distinct headers (one per signing key and typ), so each is decoded and checked once.
+ */
+const headers = new Map<string, JwsHeader>()
+const HEADERS_KEPT = 256
+
+/** peekJws, answered from `headers` when the JWS's header part is one it already accepted. */
+function peekCached(jws: string): ReturnType<typeof peekJws> {
+  const i = jws.indexOf('.')
+  if (i > 0 && jws.length <= MAX_JWS_LENGTH) {
+    const h = jws.slice(0, i)
+    const header = headers.get(h)
+    const j = header === undefined ? -1 : jws.indexOf('.', i + 1)
+    if (header !== undefined && j >= 0 && !jws.includes('.', j + 1)) return { header, parts: [h, jws.slice(i + 1, j), jws.slice(j + 1)] }
+  }
+  const peeked = peekJws(jws)
+  if (headers.size >= HEADERS_KEPT) headers.clear()
+  headers.set(peeked.parts[0], peeked.header)
+  return peeked
+}
+
 /** Decodes a JWS as a `typ` message and, when it gets that far, prepares its signature check. */
 function analyze(e: Entry, typ: string, ctx: AuditContext): JwsAnalysis {
   const jws = e.jws as string
   let peeked: ReturnType<typeof peekJws>
   try {
-    peeked = peekJws(jws)
+    peeked = peekCached(jws)
   } catch (err) {
     return { peekError: isVnError(err) ? err.code : 'malformed JWS', kid: '', typOk: false }
   }
@@ -243,7 +266,7 @@ function analyze(e: Entry, typ: string, ctx: AuditContext): JwsAnalysis {
   // The payload is decoded once: for the schema here, the PII scan (evidence.ts) and the check.
   const decoded = decodePayload(peeked.parts[1])
   e.payload ??= { value: decoded?.value }
-  const parsed = schemaOf(typ).safeParse(decoded?.value)
+  const parsed = safeParseFast(schemaOf(typ), decoded?.value)
   if (!parsed.success) {
     a.schemaError = formatZodIssues(parsed.error)
     return a
