@@ -29,7 +29,7 @@ export interface VerifiedJws {
 /** Looks up the public key for a `kid`; throws a VnError (unknown or not valid) when there is none. */
 export type KeyResolver = (kid: string, header: JwsHeader) => KeyObject
 
-const MAX_JWS_LENGTH = 16 * 1024 * 1024
+export const MAX_JWS_LENGTH = 16 * 1024 * 1024
 
 function signingInput(payload: Uint8Array | string, kid: string, typ: string | undefined): string {
   // Fixed member order keeps the header bytes stable for a given key; RFC 7515 does not require it.
