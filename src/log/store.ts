@@ -41,9 +41,9 @@
  * batch and every queued append rejects with `VN_ERR_LOG_UNAVAILABLE`, and the store refuses all
  * further writes until `reopen` succeeds (or it is closed and opened again). Reads of already
  * committed data keep working. `reopen` makes a trial write (`probeBytes`, written and removed
- * again, once the file system reports `reopenFreeBytes` available), reads size and right border back from the file, and accepts writes again only if the
- * caller's check of that stored tree passes; a writer that is gone (crashed, or stuck past the
- * timeout) is replaced by a fresh one first.
+ * again, once the file system reports `reopenFreeBytes` available), reads size and right border
+ * back from the file, and accepts writes again only if the caller's check of that stored tree
+ * passes; a writer that is gone (crashed, or stuck past the timeout) is replaced first.
  *
  * Reads use a second, read-only connection on the main thread. Leaves and perfect-subtree hashes
  * are immutable once committed and reads never go beyond the committed size, so a read can never
