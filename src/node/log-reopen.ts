@@ -4,8 +4,8 @@
  * The log is closed while its store refuses writes (a commit failed: disk full, I/O error, a lost
  * writer) or the node's write path broke its index sequence (an abandoned slot): exchanges answer
  * 503 VN_ERR_LOG_UNAVAILABLE and /readyz reports the log, while reads of what was committed
- * (checkpoint, proofs, entries, exports) keep working. This part notices it (once a second),
- * then tries to reopen with backoff (after 1 s, 2 s, 4 s, then every 5 s):
+ * (checkpoint, proofs, entries, exports) keep working. This part notices it (once a second, or
+ * when /readyz asks), then tries to reopen with backoff (after 1 s, 2 s, 4 s, then every 5 s):
  *
  * 1. the store makes a trial write and reads its tree back from storage (`LogStore.reopen`);
  * 2. that stored tree must be the one last committed (same size, same root) and still hold the
@@ -77,13 +77,28 @@ export class LogReopener {
     return this.d.store.writable && this.d.nodeLog.failure === undefined
   }
 
-  /** For /readyz. */
+  /** For /readyz (a closed log not noticed yet is noticed now). */
   status(): LogStatus {
     if (this.open && this.closed === undefined) return { ok: true }
-    const c = this.closed
-    if (c?.mismatch !== undefined) return { ok: false, detail: `closed: ${c.mismatch.message}; restart only after investigating` }
-    const since = c === undefined ? '' : ` since ${new Date(c.since).toISOString()}`
-    return { ok: false, detail: `closed${since}: writes refused (fail closed); reopens by itself once a trial write succeeds` }
+    const c = this.notice()
+    if (c.mismatch !== undefined) return { ok: false, detail: `closed: ${c.mismatch.message}; restart only after investigating` }
+    return { ok: false, detail: `closed since ${new Date(c.since).toISOString()}: writes refused (fail closed); reopens by itself once a trial write succeeds` }
+  }
+
+  /** The closed state, entered (metric, log line) if this is the first time it is seen. */
+  private notice(): Closed {
+    if (this.closed !== undefined) return this.closed
+    const now = this.now()
+    const failure = this.d.nodeLog.failure
+    const cause = failure?.cause
+    const c: Closed = { since: now, retryMs: this.firstRetryMs, nextAt: now + this.firstRetryMs, attempts: 0 }
+    this.closed = c
+    this.d.metrics.logClosed.set(1)
+    this.d.logger.error(
+      { code: 'VN_ERR_LOG_UNAVAILABLE', detail: failure?.detail, cause: detailOf(cause) ?? (cause instanceof Error ? cause.message : undefined) },
+      'log closed: writes refused, exchanges answer 503; reads of committed data go on; reopening by itself once a trial write succeeds',
+    )
+    return c
   }
 
   /** Checks once a `firstRetryMs` (unref'd timer). */
@@ -108,22 +123,12 @@ export class LogReopener {
   }
 
   private async step(): Promise<void> {
-    const now = this.now()
-    let c = this.closed
-    if (c === undefined) {
-      if (this.open) return
-      const failure = this.d.nodeLog.failure
-      const cause = failure?.cause
-      c = { since: now, retryMs: this.firstRetryMs, nextAt: now + this.firstRetryMs, attempts: 0 }
-      this.closed = c
-      this.d.metrics.logClosed.set(1)
-      this.d.logger.error(
-        { code: 'VN_ERR_LOG_UNAVAILABLE', detail: failure?.detail, cause: detailOf(cause) ?? (cause instanceof Error ? cause.message : undefined) },
-        'log closed: writes refused, exchanges answer 503; reads of committed data go on; reopening by itself once a trial write succeeds',
-      )
+    if (this.closed === undefined) {
+      if (!this.open) this.notice()
       return
     }
-    if (c.mismatch !== undefined || now < c.nextAt) return
+    const c = this.closed
+    if (c.mismatch !== undefined || this.now() < c.nextAt) return
     c.attempts++
     try {
       const verify = async (stored: Parameters<typeof checkStoredTree>[0]): Promise<void> => {
