@@ -87,9 +87,9 @@ export async function walkBack(store: RecoveryStore, stop: number, visit: (r: Lo
 
 /**
  * The stored tree still holds what this node committed and signed: it is exactly the tree last
- * committed (when `committed` is given), and each of `notes` (its latest signed checkpoints) verifies under one of `verifiers` (the node's log keys), its size is within the
- * stored tree, and the root the store computes at that size from its stored hashes is the signed
- * root. Run before a log that failed a write accepts writes again: a tree that changed meanwhile
+ * committed (when `committed` is given), and each of `notes` (its latest signed checkpoints)
+ * verifies under one of `verifiers` (the node's log keys), its size is within the stored tree,
+ * and the root the store computes at that size from its stored hashes is the signed root. Run before a log that failed a write accepts writes again: a tree that changed meanwhile
  * was tampered with or corrupted.
  * @throws VN_ERR_LOG_TREE_MISMATCH saying which check failed (sizes only, never contents)
  */

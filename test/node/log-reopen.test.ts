@@ -21,7 +21,7 @@ const ORIGIN = 'm.fed.verinode/log'
 const rec = (n: number): LogRecord => ({ v: 1, at: n, t: 'disclosure-export', reasonDigest: 'x'.repeat(43), count: n })
 
 async function setup() {
-  const stores = memoryNodeStores<string>()
+  const stores = memoryNodeStores()
   const store = stores.log
   const nodeLog = await StoreNodeLog.open(store)
   const key = generateKeyPairSync('ed25519').privateKey
