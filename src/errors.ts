@@ -75,6 +75,7 @@ export const ERRORS = {
   VN_ERR_LOG_NOTE_MALFORMED: { status: 400, title: 'Signed note or checkpoint is malformed' },
   VN_ERR_LOG_NOTE_SIGNATURE: { status: 401, title: 'Signed note has no valid signature from a known key' },
   VN_ERR_LOG_KEY_INVALID: { status: 400, title: 'Note signer or verifier key is malformed' },
+  VN_ERR_LOG_TREE_MISMATCH: { status: 500, title: 'Stored log tree does not match the last signed checkpoint (tampering or corruption)' },
   VN_ERR_EVIDENCE_INVALID: { status: 400, title: 'Evidence record is malformed' },
   VN_ERR_EVIDENCE_CORRUPT: { status: 500, title: 'Stored evidence failed authentication (tampered or wrong key)' },
 

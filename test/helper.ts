@@ -7,7 +7,7 @@ import { request } from 'undici'
 import { startDemoFederation, type DemoFederation, type BuildDemoOptions } from '../src/demo/federation.js'
 import { startNode, type RunningNode } from '../src/http/server.js'
 import { pino, type Logger } from 'pino'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { auditExport, type AuditReport } from '../src/audit/verify.js'
 import { loadPrivateKey } from '../src/crypto/keys.js'
@@ -23,7 +23,16 @@ export interface Fixture {
   verify(member: string, body: unknown, token?: string): Promise<{ status: number; json: any }> // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
-export async function federationFixture(t: Test, opts: BuildDemoOptions & { start?: string[]; logger?: Logger; housekeepingEveryMs?: number } = {}): Promise<Fixture> {
+export async function federationFixture(
+  t: Test,
+  opts: BuildDemoOptions & {
+    start?: string[]
+    logger?: Logger
+    housekeepingEveryMs?: number
+    /** runs before each node starts, with its folder (e.g. to put its var/ on another file system) */
+    beforeStart?: (id: string, nodeDir: string) => Promise<void>
+  } = {},
+): Promise<Fixture> {
   const root = t.testdir({})
   const nodes: Record<string, RunningNode> = {}
   // Registered first, so nodes already started are closed even if a later one fails to start.
@@ -35,10 +44,13 @@ export async function federationFixture(t: Test, opts: BuildDemoOptions & { star
   const { fed } = await startDemoFederation(
     (attempt) => `${root}/try-${attempt}`,
     { sizes: { residents: 300, enterprises: 200, taxYears: [2024, 2025] }, ...opts, ...(opts.start ? { ids: opts.start } : {}) },
-    (_id, configPath) => startNode(configPath, {
-      logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0,
-      ...(opts.housekeepingEveryMs === undefined ? {} : { housekeepingEveryMs: opts.housekeepingEveryMs }),
-    }),
+    async (id, configPath) => {
+      await opts.beforeStart?.(id, dirname(configPath))
+      return startNode(configPath, {
+        logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0,
+        ...(opts.housekeepingEveryMs === undefined ? {} : { housekeepingEveryMs: opts.housekeepingEveryMs }),
+      })
+    },
     nodes,
   )
   return {

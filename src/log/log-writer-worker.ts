@@ -20,6 +20,15 @@ serveWorker({
     if (writer === undefined) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'writer not open')
     return writer.commit(batch)
   },
+  probe: (args: { bytes: number; minFreeBytes: number; simulateFailure?: boolean }): null => {
+    if (writer === undefined) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'writer not open')
+    writer.probe(args.bytes, args.minFreeBytes, args.simulateFailure === true)
+    return null
+  },
+  reload: (): OpenResult => {
+    if (writer === undefined) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'writer not open')
+    return writer.reload()
+  },
   close: (): null => {
     writer?.close()
     writer = undefined

@@ -31,6 +31,8 @@
  * (`PRAGMA data_version`, a counter read) and, if so, reads size and right border back in.
  */
 import Database from 'better-sqlite3'
+import { statfsSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { VnError } from '../errors.js'
 import { HASH_SIZE, leafHash, rangeNodes } from './merkle.js'
 import { CompactRange } from './compact-range.js'
@@ -114,7 +116,7 @@ export class LogWriter {
    * `checkGaps` (default true): count the leaves at open to prove the table has no gaps (a full
    * scan; a second writer on a file the first one just checked skips it).
    */
-  constructor(path: string, sealKey?: Uint8Array, opts: { checkGaps?: boolean } = {}) {
+  constructor(private readonly path: string, sealKey?: Uint8Array, opts: { checkGaps?: boolean } = {}) {
     this.sealKey = sealKey === undefined ? undefined : new Uint8Array(sealKey)
     this.db = openDatabase(path)
     this.db.exec(SCHEMA)
@@ -169,7 +171,7 @@ export class LogWriter {
     let firstIndex = 0
     // IMMEDIATE: the write lock is taken before anything is read, so no other connection can
     // commit between the check below and this transaction's own writes.
-    this.db.transaction(() => {
+    writeOrFail(() => this.db.transaction(() => {
       const version = this.dataVersion.get()
       if (version !== this.seenVersion) {
         // Another connection committed (the store's other writer): its leaves are ours to build on.
@@ -201,13 +203,54 @@ export class LogWriter {
       for (const c of batch.checkpoints) this.upsertCheckpoint.run(c.size, c.note, c.savedMs)
       if (batch.purgeBeforeMs !== undefined) purged = this.purge.run(batch.purgeBeforeMs).changes
       if (batch.simulateFailure === true) throw new Error('simulated write failure')
-    }).immediate()
+    }).immediate())
     // Only a committed transaction moves the in-memory state.
     this.range = range
     return { firstIndex, size: range.end, root: range.root(), leafHashes, purged }
   }
 
+  /**
+   * A trial write, to reopen the store after a failed commit: the file system must report at
+   * least `minFreeBytes` available, then `bytes` bytes go into the meta table, durable, and are
+   * removed again (two transactions). Leaves, tree and evidence are not touched. The free-space
+   * check matters: a commit that failed for want of space leaves its partly written WAL frames
+   * allocated, and a small write then fits in them although the file system is still full.
+   * @throws VN_ERR_LOG_UNAVAILABLE when space is short or either write fails
+   */
+  probe(bytes: number, minFreeBytes: number, simulateFailure = false): void {
+    const fs = statfsSync(dirname(this.path))
+    const free = fs.bavail * fs.bsize
+    if (free < minFreeBytes) throw new VnError('VN_ERR_LOG_UNAVAILABLE', `trial write: ${free} bytes free, want ${minFreeBytes}`)
+    writeOrFail(() => {
+      this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)').run('probe', 'x'.repeat(bytes))
+      if (simulateFailure) throw new Error('simulated write failure')
+      this.db.prepare('DELETE FROM meta WHERE k = ?').run('probe')
+    })
+  }
+
+  /** Reads size and right border back from the file, checking the leaves for gaps (as at open). */
+  reload(): OpenResult {
+    this.load(true)
+    this.seenVersion = this.dataVersion.get()
+    return this.state()
+  }
+
   close(): void {
     this.db.close()
+  }
+}
+
+/**
+ * Runs a write; a failure that is not already a VnError becomes VN_ERR_LOG_UNAVAILABLE naming the
+ * SQLite result code (`SQLITE_FULL`, `SQLITE_IOERR_...`), which survives the worker boundary (the
+ * store tells a refused write from a writer that is gone by it) and tells the operator what failed.
+ */
+function writeOrFail<T>(write: () => T): T {
+  try {
+    return write()
+  } catch (e) {
+    if (e instanceof VnError) throw e
+    const code = (e as { code?: unknown }).code
+    throw new VnError('VN_ERR_LOG_UNAVAILABLE', typeof code === 'string' ? `write failed: ${code}` : 'write failed', { cause: e })
   }
 }

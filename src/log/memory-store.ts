@@ -15,7 +15,7 @@ import { assembleProof, foldRange, hashEquals, leafHash, planConsistencyProof, p
 import { parseCheckpoint, parseNote } from './checkpoint.js'
 import type { EvidenceRow } from './evidence.js'
 import { checkEvidenceKey, decryptDisclosures, encryptDisclosures, type SealedDisclosures } from './sealing.js'
-import { DEFAULT_REPLAY_MAX_ENTRIES, MAX_ENTRIES_PER_READ, SNAPSHOT_CHUNK, checkAppendInput, type AppendResult, type EvidenceStore, type LogReader, type LogSnapshot, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredSealedDisclosures } from './storage.js'
+import { DEFAULT_REPLAY_MAX_ENTRIES, MAX_ENTRIES_PER_READ, SNAPSHOT_CHUNK, checkAppendInput, type AppendResult, type EvidenceStore, type LogReader, type LogSnapshot, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredSealedDisclosures, type StoredTree } from './storage.js'
 import { QuotaCounter, type ConsumeResult, type QuotaRecord, type QuotaStore } from '../policy/quota.js'
 
 export interface MemoryLogStoreOptions {
@@ -55,6 +55,20 @@ export class MemoryLogStore implements LogStore, EvidenceStore, LogReader {
 
   get writable(): boolean {
     return this.failure === undefined && !this.closed
+  }
+
+  /** Nothing to read back in memory: the trial write is the `failNextCommit` hook, if set. */
+  async reopen(verify: (stored: StoredTree) => Promise<void>): Promise<void> {
+    if (this.closed) throw unavailable('store is closed')
+    if (this.failure === undefined) return
+    if (this.failNext) {
+      this.failNext = false
+      throw unavailable('trial write failed; the store still refuses writes')
+    }
+    const size = this.leaves.length
+    await verify({ size, rootHash: (at) => this.rootHash(at) })
+    if (this.closed) throw unavailable('store is closed')
+    this.failure = undefined
   }
 
   /** Test hook: the next write fails, and the store fails closed (as a failed SQLite commit does). */

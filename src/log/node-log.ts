@@ -50,13 +50,18 @@ export class StoreNodeLog implements NodeLog {
    * earlier slot). A provider reserves its three records, signs the response naming the request
    * entry's index, then fills the slot, and request, decision and response go in one group commit.
    * Any failed append, or an abandoned slot, breaks the sequence, so the log then refuses all
-   * further writes until restart (fail closed), as the store itself does.
+   * further writes (fail closed), as the store itself does, until `resume` starts a new sequence
+   * at the store's size once the store accepts writes again. Slots handed out before that are void.
    */
   private next: number
   /** the next index to hand to the store */
   private submitted: number
   private readonly filled = new Map<number, Filled>()
   private broken: VnError | undefined
+  /** bumped by `resume`: a slot of an earlier generation can no longer be filled */
+  private generation = 0
+  /** appends handed to the store and not yet settled */
+  private readonly inFlight = new Set<Promise<unknown>>()
 
   private constructor(
     private readonly store: LogStore,
@@ -69,6 +74,28 @@ export class StoreNodeLog implements NodeLog {
 
   static async open(store: LogStore, observeCommit?: (seconds: number) => void): Promise<StoreNodeLog> {
     return new StoreNodeLog(store, observeCommit, await store.size())
+  }
+
+  /** Why the log refuses writes (undefined while it accepts them). */
+  get failure(): VnError | undefined {
+    return this.broken
+  }
+
+  /**
+   * After a failure, once the store accepts writes again (`LogStore.reopen`): waits for appends
+   * still in flight to settle, then starts a new sequence at the store's size. Slots reserved
+   * before stay void (filling one rejects, abandoning one does nothing).
+   */
+  async resume(): Promise<void> {
+    if (this.broken === undefined) return
+    if (!this.store.writable) throw this.broken
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight])
+    const size = await this.store.size()
+    this.generation++
+    this.filled.clear()
+    this.next = size
+    this.submitted = size
+    this.broken = undefined
   }
 
   append(records: readonly LogRecord[], evidence: readonly EvidenceRow[] = []): Promise<number[]> {
@@ -85,12 +112,14 @@ export class StoreNodeLog implements NodeLog {
     if (!Number.isSafeInteger(count) || count < 1) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', 'reserve: count must be a positive integer')
     const index = this.next
     this.next += count
+    const generation = this.generation
     let used = false
     return {
       index,
       append: (records, evidence = []) => {
         if (used) return Promise.reject(new VnError('VN_ERR_INTERNAL', 'log slot used twice'))
         used = true
+        if (generation !== this.generation) return Promise.reject(new VnError('VN_ERR_LOG_UNAVAILABLE', 'the log failed after this slot was reserved'))
         if (records.length !== count) {
           return Promise.reject(this.fail(new VnError('VN_ERR_LOG_UNAVAILABLE', `log slot of ${count} filled with ${records.length} records`)))
         }
@@ -99,6 +128,7 @@ export class StoreNodeLog implements NodeLog {
       abandon: (cause) => {
         if (used) return
         used = true
+        if (generation !== this.generation) return
         this.fail(new VnError('VN_ERR_LOG_UNAVAILABLE', 'a reserved log slot was abandoned', { cause }))
       },
     }
@@ -112,7 +142,9 @@ export class StoreNodeLog implements NodeLog {
         this.filled.delete(this.submitted)
         const expected = this.submitted
         this.submitted += f.records.length
-        this.commit(expected, f).then(f.resolve, f.reject)
+        const p = this.commit(expected, f)
+        this.inFlight.add(p)
+        p.then(f.resolve, f.reject).finally(() => this.inFlight.delete(p))
       }
     })
   }

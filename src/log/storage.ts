@@ -31,11 +31,18 @@ export interface StoredCheckpoint {
   readonly note: string
 }
 
+/** The tree as a store reads it back from its storage when it reopens (see `LogStore.reopen`). */
+export interface StoredTree {
+  readonly size: number
+  /** Root of the first `size` leaves of the stored tree (at most `size`). */
+  rootHash(size: number): Promise<Uint8Array>
+}
+
 /**
  * The append-only, tamper-evident log (RFC 9162 Merkle tree, C2SP checkpoints). Appends are
  * durable when their promise resolves, land contiguously in call order, and carry their evidence
  * in the same transaction. A store that failed a write refuses all further writes (fail closed)
- * with VN_ERR_LOG_UNAVAILABLE; reads of committed data keep working.
+ * with VN_ERR_LOG_UNAVAILABLE, until `reopen` succeeds; reads of committed data keep working.
  */
 export interface LogStore {
   /** Append one leaf (opaque bytes; the node passes RFC 8785 canonical JSON). */
@@ -65,6 +72,15 @@ export interface LogStore {
   checkpointAt(size: number): Promise<string | undefined>
   /** False once a write failed (fail closed) or the store was closed. For readiness checks. */
   readonly writable: boolean
+  /**
+   * After a failed write: a trial write must succeed, then the store reads its tree back from
+   * storage and hands it to `verify`; only when `verify` resolves does the store take that tree
+   * as its state and accept writes again. Until then it refuses writes and serves what it had.
+   * Resolves at once on a writable store; never reopens a store closed by `close()`.
+   * @throws VN_ERR_LOG_UNAVAILABLE when the trial write fails or the store was closed (still
+   *   closed); what `verify` throws (still closed)
+   */
+  reopen(verify: (stored: StoredTree) => Promise<void>): Promise<void>
   /** Wait for queued writes, then release the store. */
   close(): Promise<void>
 }

@@ -39,7 +39,11 @@
  * Fail closed: if a commit throws (I/O error, disk full, a crashed worker, a commit that does not
  * return within `commitTimeoutMs`), the transaction is rolled back as a whole, every append of that
  * batch and every queued append rejects with `VN_ERR_LOG_UNAVAILABLE`, and the store refuses all
- * further writes until it is closed and reopened. Reads of already committed data keep working.
+ * further writes until `reopen` succeeds (or it is closed and opened again). Reads of already
+ * committed data keep working. `reopen` makes a trial write (`probeBytes`, written and removed
+ * again, once the file system reports `reopenFreeBytes` available), reads size and right border
+ * back from the file, and accepts writes again only if the caller's check of that stored tree
+ * passes; a writer that is gone (crashed, or stuck past the timeout) is replaced first.
  *
  * Reads use a second, read-only connection on the main thread. Leaves and perfect-subtree hashes
  * are immutable once committed and reads never go beyond the committed size, so a read can never
@@ -54,7 +58,7 @@ import type Database from 'better-sqlite3'
 import { QuietClock } from '../util/quiet-clock.js'
 import type { EvidenceRow } from './evidence.js'
 import { checkEvidenceKey, decryptDisclosures } from './sealing.js'
-import { MAX_ENTRIES_PER_READ, checkAppendInput, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type StoredCheckpoint, type StoredDisclosures, type StoredJws } from './storage.js'
+import { MAX_ENTRIES_PER_READ, checkAppendInput, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredTree } from './storage.js'
 import { MemoryQuotaStore, MemoryReplayMemory } from './memory-store.js'
 
 export interface SqliteLogStoreOptions {
@@ -72,6 +76,10 @@ export interface SqliteLogStoreOptions {
   maxLeafBytes?: number
   /** A commit that does not return in this time fails the store closed (default 30 s). */
   commitTimeoutMs?: number
+  /** Size of `reopen`'s trial write in bytes (default 64 KiB: room for a few group commits). */
+  probeBytes?: number
+  /** `reopen` waits until the log's file system has this many bytes available (default 1 MiB). */
+  reopenFreeBytes?: number
   /**
    * The node's 32-byte evidence key: the writer seals disclosure rows with it (on its own thread)
    * and `getDisclosures` opens them. Without it, disclosure rows are refused.
@@ -101,6 +109,10 @@ interface OpResult {
 interface WriterHandle {
   open(path: string, sealKey: Uint8Array | undefined): Promise<OpenResult>
   commit(batch: WriteBatch): Promise<BatchResult>
+  /** The trial write of `reopen` (log-writer.ts `probe`). */
+  probe(bytes: number, minFreeBytes: number, simulateFailure: boolean): Promise<void>
+  /** Size and right border read back from the file (after a failure; checks for gaps). */
+  reload(): Promise<OpenResult>
   /** Commits on the calling thread, or undefined when this handle has no inline writer. */
   readonly inline?: InlineWriter
   close(): Promise<void>
@@ -113,6 +125,12 @@ class WorkerWriter implements WriterHandle {
   }
   commit(batch: WriteBatch): Promise<BatchResult> {
     return this.pool.run<BatchResult>('commit', batch, [batch.leafData.buffer as ArrayBuffer])
+  }
+  async probe(bytes: number, minFreeBytes: number, simulateFailure: boolean): Promise<void> {
+    await this.pool.run('probe', { bytes, minFreeBytes, simulateFailure })
+  }
+  reload(): Promise<OpenResult> {
+    return this.pool.run<OpenResult>('reload', null)
   }
   async close(): Promise<void> {
     // Let the worker close its connection (checkpointing the WAL); a crashed worker never
@@ -138,8 +156,17 @@ class InlineWriter implements WriterHandle {
     return this.commitNow(batch)
   }
   commitNow(batch: WriteBatch): BatchResult {
+    return this.open_().commit(batch)
+  }
+  async probe(bytes: number, minFreeBytes: number, simulateFailure: boolean): Promise<void> {
+    this.open_().probe(bytes, minFreeBytes, simulateFailure)
+  }
+  async reload(): Promise<OpenResult> {
+    return this.open_().reload()
+  }
+  private open_(): LogWriter {
     if (this.writer === undefined) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'writer not open')
-    return this.writer.commit(batch)
+    return this.writer
   }
   async close(): Promise<void> {
     this.writer?.close()
@@ -163,6 +190,14 @@ class AutoWriter implements WriterHandle {
   commit(batch: WriteBatch): Promise<BatchResult> {
     return this.worker.commit(batch)
   }
+  probe(bytes: number, minFreeBytes: number, simulateFailure: boolean): Promise<void> {
+    return this.worker.probe(bytes, minFreeBytes, simulateFailure)
+  }
+  async reload(): Promise<OpenResult> {
+    const state = await this.worker.reload()
+    await this.inline.reload()
+    return state
+  }
   async close(): Promise<void> {
     await this.inline.close()
     await this.worker.close()
@@ -180,8 +215,15 @@ function checkRecordIndex(index: number): void {
   if (!Number.isSafeInteger(index) || index < 0) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'index: must be a non-negative integer')
 }
 
+/** A failure the writer itself reported (its file system refused the write): the writer is still usable. */
+const refusedWrite = (e: unknown): boolean => e instanceof VnError && e.code === 'VN_ERR_LOG_UNAVAILABLE'
+
 export class SqliteLogStore implements LogStore, EvidenceStore {
-  private readonly writer: WriterHandle
+  private writer: WriterHandle
+  private readonly makeWriter: () => WriterHandle
+  private path = ''
+  private readonly probeBytes: number
+  private readonly reopenFreeBytes: number
   private readonly windowMs: number
   private readonly maxBatch: number
   private readonly maxLeafBytes: number
@@ -204,6 +246,9 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
   private inFlight = false
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined
   private failure: VnError | undefined
+  /** the writer is gone (crashed, or stuck in a commit past the timeout): `reopen` replaces it */
+  private writerGone = false
+  private reopening: Promise<void> | undefined
   private closed = false
   private failNext = false
   private drained: (() => void)[] = []
@@ -218,18 +263,22 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
     this.maxBatch = opts.maxBatch ?? 512
     this.maxLeafBytes = opts.maxLeafBytes ?? 1024 * 1024
     this.commitTimeoutMs = opts.commitTimeoutMs ?? 30_000
+    this.probeBytes = opts.probeBytes ?? 64 * 1024
+    this.reopenFreeBytes = opts.reopenFreeBytes ?? 1024 * 1024
     if (opts.evidenceKey !== undefined) checkEvidenceKey(opts.evidenceKey, 'log store: evidenceKey')
     this.evidenceKey = opts.evidenceKey === undefined ? undefined : new Uint8Array(opts.evidenceKey)
     if (!(this.windowMs >= 0) || !Number.isSafeInteger(this.maxBatch) || this.maxBatch < 1) {
       throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: windowMs must be ≥ 0 and maxBatch ≥ 1')
     }
     // Last: a refused option must not leave a writer thread behind.
-    this.writer = opts.writer === 'inline' ? new InlineWriter() : opts.writer === 'worker' ? new WorkerWriter() : new AutoWriter()
+    this.makeWriter = () => opts.writer === 'inline' ? new InlineWriter() : opts.writer === 'worker' ? new WorkerWriter() : new AutoWriter()
+    this.writer = this.makeWriter()
   }
 
   /** Open (creating if needed) the log database at `path` and recover its size and root. */
   static async open(path: string, opts: SqliteLogStoreOptions = {}): Promise<SqliteLogStore> {
     const s = new SqliteLogStore(opts)
+    s.path = path
     let state: OpenResult
     try {
       state = await s.writer.open(path, s.evidenceKey)
@@ -269,6 +318,57 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
   /** Appends (and checkpoint writes) queued for a group commit, not yet handed to the writer (metrics). */
   get queued(): number {
     return this.queue.length
+  }
+
+  /**
+   * After a failed write: make a trial write, read size and right border back from the file, and
+   * accept writes again once `verify` resolves on that stored tree (until then the store keeps
+   * refusing writes and keeps serving the state it had). Resolves at once on a writable store.
+   * @throws VN_ERR_LOG_UNAVAILABLE (still closed) when the trial write or the read-back fails, or
+   *   the store was closed; whatever `verify` throws (still closed)
+   */
+  reopen(verify: (stored: StoredTree) => Promise<void>): Promise<void> {
+    if (this.closed) return Promise.reject(unavailable('store is closed'))
+    if (this.failure === undefined) return Promise.resolve()
+    this.reopening ??= this.tryReopen(verify).finally(() => {
+      this.reopening = undefined
+    })
+    return this.reopening
+  }
+
+  private async tryReopen(verify: (stored: StoredTree) => Promise<void>): Promise<void> {
+    let state: OpenResult
+    try {
+      if (this.writerGone) {
+        // A crashed worker never answers and one stuck in a commit holds its thread: start afresh.
+        await this.writer.close().catch(() => undefined)
+        this.writer = this.makeWriter()
+        await this.writer.open(this.path, this.evidenceKey)
+        this.writerGone = false
+      }
+      const simulate = this.failNext
+      this.failNext = false
+      await this.withTimeout(this.writer.probe(this.probeBytes, this.reopenFreeBytes, simulate))
+      state = await this.withTimeout(this.writer.reload())
+    } catch (e) {
+      if (!refusedWrite(e)) this.writerGone = true
+      throw unavailable('trial write failed; the store still refuses writes', e)
+    }
+    if (this.closed) throw unavailable('store is closed')
+    const size = state.size
+    const root = new Uint8Array(state.root)
+    await verify({
+      size,
+      rootHash: async (at: number) => {
+        checkIndex('size', at)
+        if (at > size) throw new VnError('VN_ERR_LOG_PROOF', 'size: beyond the stored log')
+        return at === size ? new Uint8Array(root) : foldRange(this.fetchNodes(planRoot(at)))
+      },
+    })
+    if (this.closed) throw unavailable('store is closed')
+    this.committedSize = size
+    this.committedRoot = root
+    this.failure = undefined
   }
 
   /** Test hook: the next commit throws inside its transaction (after writing its rows). */
@@ -420,9 +520,13 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
   }
 
   private commitWithTimeout(batch: WriteBatch): Promise<BatchResult> {
-    return new Promise<BatchResult>((resolve, reject) => {
+    return this.withTimeout(this.writer.commit(batch))
+  }
+
+  private withTimeout<T>(work: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('commit timed out')), this.commitTimeoutMs)
-      this.writer.commit(batch).then(
+      work.then(
         (r) => {
           clearTimeout(t)
           resolve(r)
@@ -436,7 +540,8 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
   }
 
   private failClosed(ops: readonly Op[], cause: unknown): void {
-    this.failure = unavailable('a log commit failed; the store refuses writes until reopened', cause)
+    if (!refusedWrite(cause)) this.writerGone = true
+    this.failure = unavailable(`a log commit failed${cause instanceof VnError && cause.detail !== undefined ? ` (${cause.detail})` : ''}; the store refuses writes until reopened`, cause)
     for (const op of [...ops, ...this.queue.splice(0)]) op.reject(this.failure)
     for (const d of this.drained.splice(0)) d()
   }
@@ -520,6 +625,7 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
   async close(): Promise<void> {
     if (this.closed) return
     if (this.queue.length > 0 || this.inFlight) await new Promise<void>((r) => this.drained.push(r))
+    await this.reopening?.catch(() => undefined)
     this.closed = true
     if (this.timer !== undefined) {
       clearTimeout(this.timer as NodeJS.Timeout)

@@ -2,6 +2,11 @@
  * The node's own checkpoints: signing the log's current size and root as a C2SP signed note (one
  * signing at a time, concurrent callers share it) and adding a witness's cosignature (C2SP
  * tlog-cosignature) to the note stored for that size.
+ *
+ * While the log refuses writes (fail closed) its committed head is still signed and served, so
+ * witnesses and auditors can read it: the note is held in memory (`held`) and stored once the log
+ * accepts writes again (`flushHeld`). Ed25519 signatures are deterministic, so the note signed
+ * then is byte for byte the one that is stored later.
  */
 import type { KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
@@ -14,11 +19,15 @@ import { logOrigin } from '../log/peer-logs.js'
 import type { LogStore } from '../log/storage.js'
 
 /** The part of the log store checkpoints need. */
-export type CheckpointStore = Pick<LogStore, 'size' | 'rootHash' | 'saveCheckpoint' | 'latestCheckpoint' | 'checkpointAt'>
+export type CheckpointStore = Pick<LogStore, 'size' | 'rootHash' | 'saveCheckpoint' | 'latestCheckpoint' | 'checkpointAt' | 'writable'>
+
+const unavailable = (e: unknown): boolean => e instanceof VnError && e.code === 'VN_ERR_LOG_UNAVAILABLE'
 
 export class Checkpointer {
   private readonly signer: NoteSigner
   private signing: Promise<string> | undefined
+  /** the newest checkpoint signed (or cosigned) while the log could not store it */
+  private heldNote: { size: number; note: string } | undefined
 
   constructor(
     private readonly store: CheckpointStore,
@@ -33,17 +42,47 @@ export class Checkpointer {
   checkpoint(): Promise<string> {
     this.signing ??= (async () => {
       try {
+        if (this.store.writable) await this.flushHeld().catch(() => undefined)
         const size = await this.store.size()
+        const held = this.heldNote
+        if (held !== undefined && held.size === size) return held.note
         const latest = await this.store.latestCheckpoint()
         if (latest !== undefined && latest.size === size) return latest.note
         const note = signCheckpoint({ origin: this.origin, size, rootHash: await this.store.rootHash(size) }, this.signer)
-        await this.store.saveCheckpoint(size, note)
+        await this.save(size, note)
         return note
       } finally {
         this.signing = undefined
       }
     })()
     return this.signing
+  }
+
+  /** The checkpoint signed while the log refused writes and not stored yet, if any. */
+  get held(): { readonly size: number; readonly note: string } | undefined {
+    return this.heldNote
+  }
+
+  /** Stores the held checkpoint (the log accepts writes again). */
+  async flushHeld(): Promise<void> {
+    const held = this.heldNote
+    if (held === undefined) return
+    await this.store.saveCheckpoint(held.size, held.note)
+    if (this.heldNote === held) this.heldNote = undefined
+  }
+
+  /** Stores a note; while the log refuses writes, holds it instead (the newest one). */
+  private async save(size: number, note: string): Promise<void> {
+    if (this.store.writable) {
+      try {
+        await this.store.saveCheckpoint(size, note)
+        if (this.heldNote?.size === size) this.heldNote = undefined
+        return
+      } catch (e) {
+        if (!unavailable(e)) throw e
+      }
+    }
+    if (this.heldNote === undefined || this.heldNote.size <= size) this.heldNote = { size, note }
   }
 
   /**
@@ -56,13 +95,14 @@ export class Checkpointer {
     const opened = openNote(note, [...own, ...verifiers])
     if (!opened.verified.some((v) => v.name === logOrigin(f.name, witness))) throw new VnError('VN_ERR_LOG_NOTE_SIGNATURE', 'no valid cosignature by that witness')
     const cp = parseCheckpoint(opened.text)
-    const stored = await this.store.checkpointAt(cp.size)
+    const held = this.heldNote?.size === cp.size ? this.heldNote.note : undefined
+    const stored = held ?? await this.store.checkpointAt(cp.size)
     if (stored === undefined) throw new VnError('VN_ERR_LOG_PROOF', 'no checkpoint of that size here')
     const mine = parseNote(stored)
     if (mine.text !== opened.text) throw new VnError('VN_ERR_LOG_NOTE_MALFORMED', 'cosigned text differs from our checkpoint')
     const extra = opened.signatures.filter((sig) => !mine.signatures.some((m) => m.base64 === sig.base64))
     // signed-note format: text, a blank line, then one "— <name> <base64>" line per signature.
     const lines = [...mine.signatures, ...extra].map((x) => `\u2014 ${x.name} ${x.base64}\n`).join('')
-    await this.store.saveCheckpoint(cp.size, `${mine.text}\n${lines}`)
+    await this.save(cp.size, `${mine.text}\n${lines}`)
   }
 }

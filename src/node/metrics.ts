@@ -11,6 +11,9 @@ export class Metrics {
   readonly logCommitSeconds: Histogram<never>
   readonly rejected: Counter<'code'>
   readonly forkAlerts: Counter<never>
+  readonly logClosed: Gauge<never>
+  readonly logClosedSeconds: Counter<never>
+  readonly logReopens: Counter<never>
 
   /**
    * `defaultMetrics`: also prom-client's process metrics (process_resident_memory_bytes,
@@ -41,6 +44,22 @@ export class Metrics {
     this.forkAlerts = new Counter({
       name: 'verinode_peer_fork_alerts_total',
       help: 'Times a peer showed two validly signed, inconsistent checkpoints (kept as evidence)',
+      registers: [this.registry],
+    })
+    this.logClosed = new Gauge({
+      name: 'verinode_log_closed',
+      help: '1 while the log refuses writes (fail closed: exchanges answer 503), else 0',
+      registers: [this.registry],
+    })
+    this.logClosed.set(0)
+    this.logClosedSeconds = new Counter({
+      name: 'verinode_log_closed_seconds_total',
+      help: 'Seconds the log refused writes, added when it reopens',
+      registers: [this.registry],
+    })
+    this.logReopens = new Counter({
+      name: 'verinode_log_reopens_total',
+      help: 'Times the log reopened by itself after refusing writes',
       registers: [this.registry],
     })
     this.rejected = new Counter({

@@ -1,19 +1,21 @@
 /**
  * GET /readyz's checks: the manifest is in force and lists this node's key as valid now (a revoked
- * key is reported with its revocation time and manifest seq), the log is writable
- * (it fails closed), the data source answers. Tag-set builds are reported, never counted against
- * readiness: a set still building makes its oprf service answer 503, not the node unready.
+ * key is reported with its revocation time and manifest seq), the log is open (it fails closed,
+ * and reopens by itself: log-reopen.ts), the data source answers. Tag-set builds are reported,
+ * never counted against readiness: a set still building makes its oprf service answer 503, not
+ * the node unready.
  */
 import type { FederationHolder } from '../federation/federation.js'
 import type { TagSetPublisher } from '../oprf/tagset-service.js'
 import type { DataSource } from '../sources/types.js'
 import type { NodeIdentity } from './identity.js'
 import type { ReadyCheck } from './types.js'
+import type { LogStatus } from './log-reopen.js'
 
 export interface ReadinessDeps {
   federation: FederationHolder
   identity: NodeIdentity
-  store: { readonly writable: boolean }
+  log: { status(): LogStatus }
   tagsets: TagSetPublisher | undefined
   source: DataSource | undefined
   now: () => number
@@ -31,7 +33,7 @@ export function readiness(d: ReadinessDeps): () => Promise<ReadyCheck> {
     } catch (e) {
       checks.manifest = { ok: false, detail: (e as Error).message }
     }
-    checks.log = d.store.writable ? { ok: true } : { ok: false, detail: 'log is not writable (fail closed)' }
+    checks.log = d.log.status()
     const tagsets = d.tagsets
     if (tagsets !== undefined) {
       checks.tagsets = { ok: true, detail: Object.entries(tagsets.status()).map(([svc, x]) => `${svc} epoch ${x.epoch}: ${x.ready ? `${x.count} tags` : `building (${x.records ?? 0} records)`}`).join('; ') }

@@ -1,10 +1,15 @@
 /**
- * Start-up recovery from the node's own log, read newest first: today's quota usage and the replay
- * window (so a restart neither resets quotas nor forgets which xids it answered), and the last
- * checkpoint this node witnessed of each peer (so a fork across its restart is still caught).
+ * Recovery from the node's own log. At start-up, read newest first: today's quota usage and the
+ * replay window (so a restart neither resets quotas nor forgets which xids it answered), and the
+ * last checkpoint this node witnessed of each peer (so a fork across its restart is still caught).
+ * When the log reopens after a failed write: the stored tree must still hold what was signed
+ * (`checkStoredTree`).
  */
 import type { Logger } from 'pino'
-import { MAX_ENTRIES_PER_READ, type LogStore } from '../log/storage.js'
+import { VnError } from '../errors.js'
+import { MAX_ENTRIES_PER_READ, type LogStore, type StoredTree } from '../log/storage.js'
+import { openCheckpoint, type NoteVerifier } from '../log/checkpoint.js'
+import { hashEquals } from '../log/merkle.js'
 import { parseLeaf } from '../log/node-log.js'
 import type { LogRecord } from '../log/records.js'
 import { utcDay, type QuotaStore } from '../policy/quota.js'
@@ -77,5 +82,38 @@ export async function walkBack(store: RecoveryStore, stop: number, visit: (r: Lo
       if (!(await visit(parseLeaf(leaves[i] as Uint8Array), start + i))) return
     }
     end = start
+  }
+}
+
+/**
+ * The stored tree still holds what this node committed and signed: it is exactly the tree last
+ * committed (when `committed` is given), and each of `notes` (its latest signed checkpoints)
+ * verifies under one of `verifiers` (the node's log keys), its size is within the stored tree,
+ * and the root the store computes at that size from its stored hashes is the signed root. Run before a log that failed a write accepts writes again: a tree that changed meanwhile
+ * was tampered with or corrupted.
+ * @throws VN_ERR_LOG_TREE_MISMATCH saying which check failed (sizes only, never contents)
+ */
+export async function checkStoredTree(
+  stored: StoredTree,
+  notes: readonly string[],
+  verifiers: readonly NoteVerifier[],
+  /** the tree this node last committed (size and root), which the stored one must be exactly */
+  committed?: { size: number; root: Uint8Array },
+): Promise<void> {
+  if (committed !== undefined) {
+    if (stored.size !== committed.size) throw new VnError('VN_ERR_LOG_TREE_MISMATCH', `the stored log holds ${stored.size} leaves, this node committed ${committed.size}`)
+    if (!hashEquals(await stored.rootHash(stored.size), committed.root)) throw new VnError('VN_ERR_LOG_TREE_MISMATCH', `the stored tree's root at size ${stored.size} is not the root this node committed`)
+  }
+  for (const note of notes) {
+    let cp
+    try {
+      cp = openCheckpoint(note, verifiers).checkpoint
+    } catch (e) {
+      throw new VnError('VN_ERR_LOG_TREE_MISMATCH', 'the last checkpoint does not verify under the node\'s log keys', { cause: e })
+    }
+    if (cp.size > stored.size) throw new VnError('VN_ERR_LOG_TREE_MISMATCH', `the stored log holds ${stored.size} leaves, the last signed checkpoint ${cp.size}`)
+    if (!hashEquals(await stored.rootHash(cp.size), cp.rootHash)) {
+      throw new VnError('VN_ERR_LOG_TREE_MISMATCH', `the stored tree's root at size ${cp.size} is not the signed root`)
+    }
   }
 }

@@ -17,6 +17,7 @@ import type { ServiceConfig } from '../config/schema.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { FederationHolder } from '../federation/federation.js'
 import { logOrigin } from '../log/peer-logs.js'
+import { ed25519NoteVerifier, ed25519RawPublicKey } from '../log/checkpoint.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
 import { decideAsync } from '../policy/decide.js'
 import { Provider } from '../exchange/provider.js'
@@ -32,6 +33,7 @@ import { NodeIdentity } from './identity.js'
 import { assembleModes } from './modes.js'
 import { recoverFromLog, rememberWitnessed } from './recovery.js'
 import { archiveManifest, keyEventRecord, housekeeping, manifestReloader } from './housekeeping.js'
+import { LogReopener } from './log-reopen.js'
 import { Checkpointer } from './checkpointer.js'
 import { PeerLogs, witnessAll } from './witness.js'
 import { startTimers } from './timers.js'
@@ -64,6 +66,8 @@ export interface OpenNodeOptions {
    * off by default because they are process-wide (several nodes in one process would repeat them).
    */
   processMetrics?: boolean
+  /** a closed log (fail closed) is noticed within, and first retried after, this many ms (default 1 s) */
+  logRetryMs?: number
 }
 
 export { logOrigin }
@@ -175,6 +179,26 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const checkpointer = new Checkpointer(store, logOrigin(fed0.name, self), logKey)
   const checkpoint = (): Promise<string> => checkpointer.checkpoint()
   await checkpoint()
+  // A closed log (a failed write) reopens by itself once a trial write succeeds and the stored
+  // tree still matches the last signed checkpoint.
+  const logKeyB64 = (raw: Uint8Array): string => Buffer.from(raw).toString('base64')
+  const reopener = new LogReopener({
+    store, nodeLog: log, checkpointer, metrics, logger, now,
+    verifiers: () => {
+      // its own key, and the older ones the manifest still lists (a checkpoint signed before a rotation)
+      const keys = new Map<string, Uint8Array>()
+      const add = (k: KeyObject): void => { keys.set(logKeyB64(ed25519RawPublicKey(k)), ed25519RawPublicKey(k)) }
+      add(logKey)
+      try {
+        for (const k of federation.get(now()).logKeys(self)) add(k.key)
+      } catch {
+        // a manifest no longer in force lists nothing; the node's own key still verifies its notes
+      }
+      return [...keys.values()].map((raw) => ed25519NoteVerifier(checkpointer.origin, raw))
+    },
+    ...(opts.logRetryMs === undefined ? {} : { firstRetryMs: opts.logRetryMs }),
+  })
+  reopener.start()
   const witnessPeers = (): Promise<void> => witnessAll(peerLogs, () => federation.get(now()), self, logger)
   const reloadManifest = manifestReloader({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, logger, now })
   const keepHouse = housekeeping({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, evidence, logger, now, reload: reloadManifest })
@@ -209,13 +233,14 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     reloadManifest,
     acceptCosignature: (witness, note) => checkpointer.acceptCosignature(federation.get(now()), self, witness, note),
     checkpoint,
-    ready: readiness({ federation, identity, store, tagsets: modes.tagsets, source, now }),
+    ready: readiness({ federation, identity, log: reopener, tagsets: modes.tagsets, source, now }),
     authenticateApp: appTokenAuthenticator(cfg.local.apps),
     async close(): Promise<void> {
       if (closed) return
       closed = true
       process.off('SIGHUP', onSighup)
       timers.stop()
+      await reopener.stop()
       await modes.close()
       await checkpoint().catch(() => undefined)
       await client.close()

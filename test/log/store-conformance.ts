@@ -250,6 +250,61 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     t.equal((await evidence.getJws(1))?.jws, jwsOf(1), 'committed evidence still reads')
   })
 
+  t.test('reopen: a trial write, then the caller\'s check of the stored tree, then writes continue the same tree', async (t) => {
+    const s = await open(t)
+    if (s.failNextCommit === undefined) return t.pass('skipped: this backend has no failure hook')
+    const { log, evidence } = s.stores
+    const noCheck = async (): Promise<void> => { t.fail('a writable store runs no check') }
+    await log.reopen(noCheck)
+    await log.appendMany([leafOf(0), leafOf(1)], [jwsRow(1, 1)])
+    const root = await log.rootHash()
+    s.failNextCommit()
+    await t.rejects(log.append(leafOf(2)), { code: 'VN_ERR_LOG_UNAVAILABLE' })
+    t.equal(log.writable, false)
+
+    // The trial write fails (the medium still refuses): still closed, nothing checked.
+    s.failNextCommit()
+    await t.rejects(log.reopen(noCheck), { code: 'VN_ERR_LOG_UNAVAILABLE' })
+    t.equal(log.writable, false)
+    // The check of the stored tree refuses: still closed, with the check's error.
+    const seen: { size: number; root: string; at1: string }[] = []
+    await t.rejects(log.reopen(async (stored) => {
+      seen.push({ size: stored.size, root: hex(await stored.rootHash(stored.size)), at1: hex(await stored.rootHash(1)) })
+      throw new Error('tree differs')
+    }), /tree differs/)
+    t.same(seen, [{ size: 2, root: hex(root), at1: hex(rootFromLeafHashes([leafHash(leafOf(0))])) }], 'the check saw the stored tree')
+    t.equal(log.writable, false)
+    await t.rejects(log.append(leafOf(2)), { code: 'VN_ERR_LOG_UNAVAILABLE' })
+
+    // The check passes: writable again, appends continue at the next index of the same tree.
+    await log.reopen(async (stored) => {
+      await t.rejects(stored.rootHash(3), { code: 'VN_ERR_LOG_PROOF' }, 'nothing beyond the stored tree')
+    })
+    t.equal(log.writable, true)
+    t.same((await log.appendMany([leafOf(2)], [jwsRow(0, 2)])).map((r) => r.index), [2])
+    t.equal(hex(await log.rootHash()), hex(rootFromLeafHashes([0, 1, 2].map((i) => leafHash(leafOf(i))))))
+    t.equal((await evidence.getJws(2))?.jws, jwsOf(2))
+
+    // The node write path starts again at the store's size; slots of before stay void.
+    const nodeLog = await StoreNodeLog.open(log)
+    const failing = nodeLog.reserve(1)
+    const stale = nodeLog.reserve(1)
+    s.failNextCommit()
+    await t.rejects(failing.append([rec(3)]), { code: 'VN_ERR_LOG_UNAVAILABLE' })
+    t.ok(nodeLog.failure, 'the write path reports its failure')
+    await t.rejects(nodeLog.resume(), { code: 'VN_ERR_LOG_UNAVAILABLE' }, 'no resuming while the store refuses writes')
+    await log.reopen(async () => undefined)
+    await nodeLog.resume()
+    t.equal(nodeLog.failure, undefined)
+    await t.rejects(stale.append([rec(3)]), { code: 'VN_ERR_LOG_UNAVAILABLE' }, 'a slot reserved before the failure is void')
+    stale.abandon(new Error('late'))
+    t.same(await nodeLog.append([rec(4)]), [3], 'the write path continues at the store\'s size')
+    t.equal(await log.size(), 4)
+
+    await s.stores.close()
+    await t.rejects(log.reopen(async () => undefined), { code: 'VN_ERR_LOG_UNAVAILABLE' }, 'a closed store never reopens')
+  })
+
   t.test('close: a closed store refuses writes', async (t) => {
     const { stores } = await open(t)
     await stores.log.append(leafOf(0))
