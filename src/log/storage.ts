@@ -79,6 +79,13 @@ export interface StoredDisclosures {
   disclosures: string[]
 }
 
+/** The bytes of a refused peer answer, opened. */
+export interface StoredReceived {
+  xid: string
+  digest: string
+  bytes: Uint8Array
+}
+
 /**
  * Reads of the evidence kept with log records (written only through `LogStore.appendMany`), and
  * the purge of disclosures whose retention ended.
@@ -88,7 +95,9 @@ export interface EvidenceStore {
   getJws(index: number): Promise<StoredJws | undefined>
   /** The disclosures kept with the request record at `index`, opened, unless expired as of `nowMs` (default now). */
   getDisclosures(index: number, nowMs?: number): Promise<StoredDisclosures | undefined>
-  /** Delete disclosures whose retention ended at or before `nowMs`; resolves with how many. */
+  /** The bytes of the refused peer answer kept with the response-in at `index`, opened, unless expired as of `nowMs` (default now). */
+  getReceived(index: number, nowMs?: number): Promise<StoredReceived | undefined>
+  /** Delete disclosures and received bytes whose retention ended at or before `nowMs`; resolves with how many rows. */
   purgeExpired(nowMs: number): Promise<number>
 }
 
