@@ -26,7 +26,6 @@ import type { NodeLog } from '../log/node-log.js'
 import { receivedDigest, type EvidenceRow } from '../log/evidence.js'
 import type { ConsumerMode } from './modes/types.js'
 import type { Signer } from './signer.js'
-import { formatZodIssues } from '../config/load.js'
 import type { ResponseInRecord } from '../log/records.js'
 
 export interface ConsumerDeps {

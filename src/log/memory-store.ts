@@ -203,6 +203,7 @@ export class MemoryLogStore implements LogStore, EvidenceStore, LogReader {
     const byLeaf = <V>(m: Map<number, V>): V[] => [...m].filter(([k]) => k < size).sort((a, b) => a[0] - b[0]).map(([, v]) => v)
     const jws = byLeaf(this.jws).map((r) => ({ ...r }))
     const disclosures = byLeaf(this.disclosures)
+    const received = byLeaf(this.received)
     const checkpoints = [...this.checkpoints].filter(([n]) => n <= size).sort((a, b) => a[0] - b[0]).map(([n, note]) => ({ size: n, note }))
     const live = (nowMs: number): StoredSealedDisclosures[] => disclosures.filter((d) => d.expiresAt > nowMs).map((d) => ({ xid: d.xid, nonce: d.sealed.nonce, ciphertext: d.sealed.ciphertext }))
     return read({
@@ -211,6 +212,9 @@ export class MemoryLogStore implements LogStore, EvidenceStore, LogReader {
       jws: () => inChunks(jws),
       sealedDisclosures: (nowMs) => inChunks(live(nowMs)),
       countDisclosures: async (nowMs) => live(nowMs).length,
+      sealedReceived: async function* (nowMs) {
+        yield* inChunks(received.filter((d) => d.expiresAt > nowMs).map((d) => ({ xid: d.xid, digest: d.digest, nonce: d.sealed.nonce, ciphertext: d.sealed.ciphertext })))
+      },
       checkpoints: async () => checkpoints,
     })
   }

@@ -101,6 +101,14 @@ export interface EvidenceStore {
   purgeExpired(nowMs: number): Promise<number>
 }
 
+/** The bytes of a refused peer answer as stored: sealed (sealing.ts `encryptReceived`), with the digest its record names. */
+export interface StoredSealedReceived {
+  readonly xid: string
+  readonly digest: string
+  readonly nonce: Uint8Array
+  readonly ciphertext: Uint8Array
+}
+
 /** Disclosures as stored: sealed with the evidence key (sealing.ts), opened only by its holder. */
 export interface StoredSealedDisclosures {
   readonly xid: string
@@ -124,6 +132,8 @@ export interface LogSnapshot {
   sealedDisclosures(nowMs: number): AsyncIterable<readonly StoredSealedDisclosures[]>
   /** how many `sealedDisclosures(nowMs)` yields */
   countDisclosures(nowMs: number): Promise<number>
+  /** the bytes of refused peer answers kept with leaves below size whose retention ends after `nowMs`, sealed, in leaf order */
+  sealedReceived(nowMs: number): AsyncIterable<readonly StoredSealedReceived[]>
   /** every stored checkpoint of a size up to `size`, by size, as stored */
   checkpoints(): Promise<StoredCheckpoint[]>
 }
