@@ -40,7 +40,7 @@ const passThrough: Exchange = (upstream) => upstream()
 const pinoLines: string[] = []
 const logger = pino({ level: 'debug' }, new Writable({ write(chunk: Buffer, _enc, done) { pinoLines.push(chunk.toString('utf8')); done() } }))
 
-const f = await federationFixture(t, { start: [CONSUMER], logger })
+const f = await federationFixture(t, { start: [CONSUMER], logger, sizes: { residents: 20, enterprises: 20, taxYears: [2025] } })
 const psb = f.fed.nodes[PROVIDER]!
 // The real provider listens elsewhere; the manifest's endpoint (its publicPort) is the proxy's.
 const realPort = await freePort()
