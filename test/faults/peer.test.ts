@@ -16,7 +16,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { request } from 'undici'
 import { pino } from 'pino'
-import { federationFixture } from '../helper.js'
+import { auditEditedExport, federationFixture } from '../helper.js'
 import { startNode, type RunningNode } from '../../src/http/server.js'
 import { freePort } from '../../src/demo/federation.js'
 import { parseLeaf } from '../../src/log/node-log.js'
@@ -25,6 +25,7 @@ import { receivedDigest } from '../../src/log/evidence.js'
 import { exportLog } from '../../src/node/export.js'
 import { auditExport } from '../../src/audit/verify.js'
 import { crossCheck } from '../../src/audit/cross-check.js'
+import { verifyCommand } from '../../src/cli/commands/verify.js'
 
 const CONSUMER = 'fj-tax'
 const PROVIDER = 'fj-psb'
@@ -167,12 +168,17 @@ t.test("fault: provider's log is down (its unsigned 503)", async (t) => {
   const seen = exchangesSeen
   exchange = async () => ({ status: 503, contentType: 'application/problem+json', body: Buffer.from(JSON.stringify({ type: 'urn:verinode:error:VN_ERR_LOG_UNAVAILABLE', title: 'Log cannot be written; node refuses to answer (fail closed)', status: 503, code: 'VN_ERR_LOG_UNAVAILABLE' })) })
   const r = await ask()
-  exchange = passThrough
   t.equal(exchangesSeen - seen, 3, 'sent with the same bytes three times (two retries of a 503)')
   t.equal(r.status, 502, "not the 503 this node answers when its own log is down")
   t.match(r.json, { code: 'VN_ERR_PEER_ERROR', peer: { member: PROVIDER, status: 503, code: 'VN_ERR_LOG_UNAVAILABLE' } })
   t.match(r.json.detail, /fj-psb answered HTTP 503 VN_ERR_LOG_UNAVAILABLE/)
   t.match(await lastResponseIn(), { status: 'error', code: 'VN_ERR_LOG_UNAVAILABLE' }, 'logged with the peer\'s code')
+  // The CLI, an application of the local API, prints the wrapped problem as it came.
+  const stdout: string[] = []
+  const io = { out: (l: string) => stdout.push(l), err: () => undefined, json: true, tty: false, cwd: process.cwd(), env: { VERINODE_NODE: f.nodes[CONSUMER]!.localUrl, VERINODE_TOKEN: f.fed.nodes[CONSUMER]!.appToken } }
+  t.equal(await verifyCommand.run([PROVIDER, 'identity.match', '--purpose', 'taxpayer-registration', '--basis', 'Tax Collection Administration Law art. 15', '--subject', `id=${sample.id},name=${sample.name}`], io), 1)
+  t.match(JSON.parse(stdout[0]!), { code: 'VN_ERR_PEER_ERROR', status: 502, peer: { member: PROVIDER, status: 503, code: 'VN_ERR_LOG_UNAVAILABLE' } })
+  exchange = passThrough
   t.equal((await ask()).status, 200, 'the next exchange, answered, is fine')
 })
 
@@ -204,6 +210,10 @@ t.test('fault: refused answers are sealed, exported with disclosures only, and j
   t.same(codes.filter((c) => /SIGNATURE|EVIDENCE|BINDING|UNBOUND/.test(c)), [], "a peer's forgery is not reported as this log's")
   t.notMatch(JSON.stringify(a), MARKER)
   t.ok((await auditExport(join(out, 'plain'))).ok, 'the plain export passes too')
+
+  // A refused response-in must say so completely: no peerIndex, a code and a digest.
+  const edited = await auditEditedExport(f.fed, CONSUMER, join(out, 'plain'), join(out, 'edited'), (recs) => recs.map((r) => (r.t === 'response-in' && r.status === 'refused' ? { ...r, peerIndex: 3 } : r)))
+  t.equal(edited.findings.filter((x) => x.code === 'AUDIT_LEAF_INVALID').length, 4, 'a refused response-in with a peerIndex is not a valid leaf')
 
   // Tampered bytes in received.jsonl are caught by the digest check.
   const tampered = join(out, 'tampered')
