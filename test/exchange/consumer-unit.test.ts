@@ -150,6 +150,18 @@ t.test("an unsigned problem is wrapped as the peer's error; a transport failure 
   t.match((await gone.records())[1], { t: 'response-in', status: 'error', code: 'VN_ERR_PEER_UNREACHABLE' })
 })
 
+t.test('a catalog whose signature does not verify is the peer\'s fault: 502, nothing signed, logged or sent', async (t) => {
+  for (const [what, edit, code] of [
+    ['forged signature', (jws: string) => `${jws.slice(0, -6)}${jws.endsWith('AAAAAA') ? 'BBBBBB' : 'AAAAAA'}`, 'VN_ERR_JWS_SIGNATURE'],
+    ['not a JWS', () => 'garbage', 'VN_ERR_JWS_MALFORMED'],
+  ] as const) {
+    const c = await makeConsumer(async () => t.fail('nothing is sent') as never, { catalog: edit })
+    await t.rejects(c.consumer.verify(ask(['A-1'])), { code: 'VN_ERR_PEER_ANSWER_REFUSED', statusCode: 502, detail: new RegExp(`catalog of ${PROVIDER} was refused: .*\\(${code}\\)`) }, what)
+    t.equal(await c.stores.log.size(), 0, `${what}: nothing logged`)
+    t.equal(c.posts, 0)
+  }
+})
+
 t.test('log before send: when the log cannot be written, nothing is sent', async (t) => {
   const c = await makeConsumer(async () => t.fail('nothing is sent') as never)
   c.stores.log.failNextCommit()
