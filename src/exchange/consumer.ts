@@ -17,7 +17,7 @@ import { setImmediate } from 'node:timers/promises'
 import { jwsDigest } from '../protocol/jws-digest.js'
 import { VnError, ERRORS, type ErrorCode, type PeerProblem } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
-import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload, type ResponsePayload } from '../protocol/envelope.js'
+import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload } from '../protocol/envelope.js'
 import type { Mode } from '../protocol/vocabulary.js'
 import { canonicalizeSubject } from '../protocol/canonicalize.js'
 import { CatalogSchema, type Catalog, type CatalogService } from './catalog.js'
@@ -232,7 +232,7 @@ export class Consumer {
       // An unsigned problem: the provider refused before authentication, or failed. Wrapped, so
       // the application can tell the peer's failure from its own node's (the peer's code and
       // status travel in `peer`; its free-text detail is not repeated: it is the peer's to keep).
-      const known = typeof body?.code === 'string' && body.code in ERRORS ? (body.code as ErrorCode) : undefined
+      const known = typeof body?.code === 'string' && Object.hasOwn(ERRORS, body.code) ? (body.code as ErrorCode) : undefined
       const code = known ?? 'VN_ERR_PEER_BAD_RESPONSE'
       await this.d.log.append([{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: 'error', code }])
       handler.refused?.(r.provider, r.service, code)
@@ -241,21 +241,20 @@ export class Consumer {
     }
     if (typeof body.jws !== 'string') return refuse('VN_ERR_JWS_MALFORMED', 'its jws is not a string')
     const respJws = body.jws
-    let resp: ResponsePayload
+    let v: ReturnType<typeof verifyJwsJson>
     try {
-      const v = verifyJwsJson(respJws, keys, RESPONSE_TYP)
-      const p = ResponsePayloadSchema.safeParse(v.claims)
-      if (!p.success) return await refuse('VN_ERR_PEER_BAD_RESPONSE', 'its payload does not match the response schema')
-      resp = p.data
-      if (!v.kid.startsWith(`${r.provider}#`) || resp.iss !== r.provider) return await refuse('VN_ERR_EXCH_RESPONSE_UNBOUND', 'signed by another member')
-      const unbound = [['aud', resp.aud === this.d.self], ['xid', resp.xid === xid], ['reqDigest', resp.reqDigest === reqDigest]].filter(([, ok]) => ok === false).map(([f]) => f)
-      if (unbound.length > 0) return await refuse('VN_ERR_EXCH_RESPONSE_UNBOUND', `bound to another request (${unbound.join(', ')} differ from the request sent)`)
+      v = verifyJwsJson(respJws, keys, RESPONSE_TYP)
     } catch (e) {
-      if (e instanceof VnError && e.code === 'VN_ERR_PEER_ANSWER_REFUSED') throw e
       // The JWS checks' own details may quote the header; only the code and its title are used.
       const code = e instanceof VnError ? e.code : 'VN_ERR_JWS_MALFORMED'
       return refuse(code, ERRORS[code].title.toLowerCase())
     }
+    const p = ResponsePayloadSchema.safeParse(v.claims)
+    if (!p.success) return refuse('VN_ERR_PEER_BAD_RESPONSE', 'its payload does not match the response schema')
+    const resp = p.data
+    if (!v.kid.startsWith(`${r.provider}#`) || resp.iss !== r.provider) return refuse('VN_ERR_EXCH_RESPONSE_UNBOUND', 'signed by another member')
+    const unbound = [['aud', resp.aud === this.d.self], ['xid', resp.xid === xid], ['reqDigest', resp.reqDigest === reqDigest]].filter(([, ok]) => ok === false).map(([f]) => f)
+    if (unbound.length > 0) return refuse('VN_ERR_EXCH_RESPONSE_UNBOUND', `bound to another request (${unbound.join(', ')} differ from the request sent)`)
     // The signed response is logged as received while the mode checks the answer (an OPRF proof
     // check or a BFV decryption takes about as long as the durable commit, so they overlap). An
     // answer the mode refuses is still evidence: a response-refused record follows, and only then

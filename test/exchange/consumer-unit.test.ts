@@ -138,6 +138,17 @@ t.test("an unsigned problem is wrapped as the peer's error; a transport failure 
   const down = await makeConsumer(async (): Promise<PeerReply> => ({ statusCode: 503, contentType: 'application/problem+json', json: new VnError('VN_ERR_LOG_UNAVAILABLE').toProblem() }))
   const e = await down.consumer.verify(ask(['A-1'])).then(() => undefined, (x: unknown) => x as VnError)
   t.match(e?.toProblem(), { code: 'VN_ERR_PEER_ERROR', status: 502, peer: { member: PROVIDER, status: 503, code: 'VN_ERR_LOG_UNAVAILABLE' } }, "the provider's log is down, not this node's")
+  const inherited = await makeConsumer(async (): Promise<PeerReply> => ({ statusCode: 400, contentType: 'application/problem+json', json: { code: 'toString' } }))
+  await t.rejects(inherited.consumer.verify(ask(['A-1'])), { code: 'VN_ERR_PEER_ERROR', peer: { member: PROVIDER, status: 400, code: undefined } }, 'a name every object inherits is no code')
+  t.match((await inherited.records())[1], { status: 'error', code: 'VN_ERR_PEER_BAD_RESPONSE' })
+  // The refusal cannot be logged: this node's own log failing is its own 503, and nothing else happens.
+  const broken: { c?: Awaited<ReturnType<typeof makeConsumer>> } = {}
+  broken.c = await makeConsumer(async (body) => {
+    broken.c?.stores.log.failNextCommit()
+    return signedBy((resp) => ({ ...resp, xid: 'B'.repeat(22) }))(body)
+  })
+  await t.rejects(broken.c.consumer.verify(ask(['A-1'])), { code: 'VN_ERR_LOG_UNAVAILABLE', statusCode: 503 }, "this node's log failing is its own 503")
+  t.same((await broken.c.records()).map((x) => x.t), ['request-out'], 'the request-out was durable, the refusal could not be')
   const junk = await makeConsumer(async (): Promise<PeerReply> => ({ statusCode: 500, contentType: 'text/plain', json: { code: 'NOT_A_CODE' } }))
   const j = await junk.consumer.verify(ask(['A-1'])).then(() => undefined, (x: unknown) => x as VnError)
   t.match(j, { code: 'VN_ERR_PEER_ERROR' }, 'an unknown code is not trusted')
