@@ -91,6 +91,8 @@ export const ERRORS = {
   VN_ERR_PEER_INSECURE: { status: 400, title: 'Refusing plain HTTP to a non-loopback peer without the insecure flag' },
   VN_ERR_PEER_BAD_RESPONSE: { status: 502, title: 'Peer answered with something that is not a valid signed response' },
   VN_ERR_PEER_UNKNOWN: { status: 400, title: 'No such peer in the federation manifest' },
+  VN_ERR_PEER_ANSWER_REFUSED: { status: 502, title: "Peer's answer was refused (malformed, not validly signed by the peer, or not bound to the request sent)" },
+  VN_ERR_PEER_ERROR: { status: 502, title: 'Peer answered with an unsigned error (its code and status are in `peer`)' },
 
   // local API
   VN_ERR_LOCAL_UNAUTHORIZED: { status: 401, title: 'Missing or unknown application token' },
@@ -126,13 +128,33 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS
 
+/**
+ * Server-error codes whose `detail` is sent to the caller all the same (other 5xx details are
+ * internals and stay in the node's log, src/http/errors.ts). Their detail is made by the consumer
+ * from fixed phrases, the peer's member id, an HTTP status and a VN_ERR_* code only, never from
+ * what the peer sent: the application learns why its node refused the peer's answer.
+ */
+export const PUBLIC_DETAIL_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['VN_ERR_PEER_ANSWER_REFUSED', 'VN_ERR_PEER_ERROR'])
+
+/** What a peer's unsigned error said, carried by `VN_ERR_PEER_ERROR` as the problem's `peer` member. */
+export interface PeerProblem {
+  /** the peer (provider) member id */
+  member: string
+  /** the HTTP status it answered with */
+  status: number
+  /** its VN_ERR_* code, or undefined when it sent none this node knows */
+  code?: ErrorCode
+}
+
 /** A domain error with a stable code. `detail` is PII-free by contract. */
 export class VnError extends Error {
   readonly code: ErrorCode
   readonly statusCode: number
   readonly title: string
   readonly detail: string | undefined
-  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+  /** `VN_ERR_PEER_ERROR` only: what the peer answered (rendered as the problem's `peer` member) */
+  readonly peer: PeerProblem | undefined
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; peer?: PeerProblem }) {
     const spec: ErrorSpec = ERRORS[code]
     super(detail === undefined ? spec.title : `${spec.title}: ${detail}`, options)
     this.name = 'VnError'
@@ -140,6 +162,7 @@ export class VnError extends Error {
     this.statusCode = spec.status
     this.title = spec.title
     this.detail = detail
+    this.peer = options?.peer
   }
 
   /** RFC 9457 problem document. */
@@ -152,6 +175,7 @@ export class VnError extends Error {
     }
     if (this.detail !== undefined) p.detail = this.detail
     if (instance !== undefined) p.instance = instance
+    if (this.peer !== undefined) p.peer = { ...this.peer }
     return p
   }
 }
@@ -163,6 +187,7 @@ export interface Problem {
   code: ErrorCode
   detail?: string
   instance?: string
+  peer?: PeerProblem
 }
 
 export const isVnError = (e: unknown): e is VnError => e instanceof VnError

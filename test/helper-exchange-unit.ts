@@ -142,9 +142,10 @@ export interface ConsumerUnderTest {
   posts: number
 }
 
-export async function makeConsumer(route: ExchangeRoute, opts: { now?: () => number; inFlight?: number } = {}): Promise<ConsumerUnderTest> {
+export async function makeConsumer(route: ExchangeRoute, opts: { now?: () => number; inFlight?: number; catalog?: (signed: string) => string } = {}): Promise<ConsumerUnderTest> {
   const stores = memoryNodeStores({ evidenceKey: new Uint8Array(randomBytes(32)) })
-  const catalog = signCatalog(catalogOf(PROVIDER, [service], 10, NOW), KEYS[PROVIDER])
+  const signed = signCatalog(catalogOf(PROVIDER, [service], 10, NOW), KEYS[PROVIDER])
+  const catalog = opts.catalog?.(signed) ?? signed
   let posts = 0
   const client = {
     async get(_endpoint: string, path: string): Promise<PeerReply> {

@@ -149,7 +149,8 @@ export async function crossCheck(consumerDir: string, providerDir: string, opts:
     const atC = (i: number): Where => ({ ...(safe === undefined ? {} : { xid: safe }), role: 'consumer', index: i })
     const atP = (i: number): Where => ({ ...(safe === undefined ? {} : { xid: safe }), role: 'provider', index: i })
     const q = c.reqOut.r
-    const signedAnswer = c.respIn !== undefined && c.respIn.r.status !== 'error' && c.respIn.r.respDigest !== undefined
+    const signedAnswer = c.respIn !== undefined && (c.respIn.r.status === 'ok' || c.respIn.r.status === 'denied') && c.respIn.r.respDigest !== undefined
+    const refused = c.respIn?.r.status === 'refused'
     const p = provider.get(xid)
     const providerIndices = p === undefined ? [] : [p.reqIn?.i, p.decision?.i, p.respOut?.i].filter((x): x is number => x !== undefined)
     if (p?.reqIn === undefined) {
@@ -183,6 +184,10 @@ export async function crossCheck(consumerDir: string, providerDir: string, opts:
       const ro = p.respOut
       if (signedAnswer && ro === undefined) {
         findings.add('AUDIT_CROSS_RESPONSE_MISSING', `consumer leaf ${ri?.i}: ${P} signed this answer but never logged a response-out (answer released unlogged)`, atP(p.reqIn.i))
+      } else if (ro !== undefined && refused) {
+        // The provider logged its signed answer; what reached the consumer was not it (altered in
+        // transit, or something stood in the provider's place). Both logs tell the truth.
+        findings.add('AUDIT_CROSS_RESPONSE_MISSING', `provider leaf ${ro.i}: a signed response, and the consumer refused what it received instead (consumer leaf ${c.respIn?.i}, ${c.respIn?.r.code ?? 'no code'})`, atC(c.respIn?.i ?? c.reqOut.i), 'warning')
       } else if (ro !== undefined && !signedAnswer) {
         findings.add('AUDIT_CROSS_RESPONSE_MISSING', `provider leaf ${ro.i}: a signed response the consumer never recorded (lost in transit?)`, atC(c.reqOut.i), 'warning')
       } else if (ro !== undefined && ri !== undefined) {

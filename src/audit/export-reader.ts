@@ -78,9 +78,10 @@ export interface OpenedExport {
   entriesPath: string
   evidencePath: string
   disclosuresPath: string
+  receivedPath: string
 }
 
-export interface LoadedExport extends Omit<OpenedExport, 'meta' | 'entriesPath' | 'evidencePath' | 'disclosuresPath'> {
+export interface LoadedExport extends Omit<OpenedExport, 'meta' | 'entriesPath' | 'evidencePath' | 'disclosuresPath' | 'receivedPath'> {
   /** exact leaf bytes, in index order */
   leaves: Buffer[]
   /** each leaf parsed strictly, or undefined when it is not a known record (audit verify reports why) */
@@ -115,6 +116,7 @@ export async function openExport(dir: string): Promise<OpenedExport> {
   return {
     dir: root, meta: meta.data, member: meta.data.member, federation: meta.data.federation, manifests, checkpoints,
     rootPath: join(root, EXPORT_FILES.root), entriesPath, evidencePath: join(root, EXPORT_FILES.evidence), disclosuresPath: join(root, EXPORT_FILES.disclosures),
+    receivedPath: join(root, EXPORT_FILES.received),
   }
 }
 

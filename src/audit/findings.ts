@@ -63,6 +63,7 @@ export const FINDINGS = {
   AUDIT_DUPLICATE_EXCHANGE: { severity: 'warning', title: 'The same exchange was logged more than once' },
   AUDIT_NO_RESPONSE_LOGGED: { severity: 'warning', title: 'Provider: a request was decided but no response was logged (never released)' },
   AUDIT_NO_ANSWER_RECORDED: { severity: 'warning', title: 'Consumer: a request was sent but no answer was recorded' },
+  AUDIT_PEER_ANSWER_REFUSED: { severity: 'warning', title: 'Consumer: the node refused what a peer (or something in its place) answered: malformed, not validly signed by the peer, or bound to another request' },
 
   // consistency between two checkpoints (audit consistency)
   AUDIT_INCONSISTENT: { severity: 'error', title: 'Two checkpoints signed by the log’s key are not consistent: the history was rewritten or forked' },

@@ -90,10 +90,12 @@ export const ResponseInSchema = z.strictObject({
   xid: xidSchema,
   iss: memberId,
   reqDigest: digest,
-  status: z.enum(['ok', 'denied', 'error']),
+  status: z.enum(['ok', 'denied', 'error', 'refused']),
   respDigest: digest.optional(),
   code: errorCode.optional(),
   peerIndex: index.optional(),
+}).refine((r) => r.status !== 'refused' || (r.respDigest !== undefined && r.code !== undefined && r.peerIndex === undefined), {
+  message: 'a refused response-in has respDigest and code, and no peerIndex',
 })
 
 export const ResponseRefusedSchema = z.strictObject({

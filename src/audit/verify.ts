@@ -63,7 +63,7 @@ import { Findings, type AuditFinding, type Severity } from './findings.js'
 import { TreeCheck, type CheckpointSummary } from './checks/checkpoints.js'
 import { STAGE, type AuditContext } from './checks/context.js'
 import { DecisionCheck, type AnswerReplay, type DecisionReplay } from './checks/decisions.js'
-import { checkDisclosures } from './checks/disclosures.js'
+import { checkDisclosures, checkReceived } from './checks/disclosures.js'
 import { EvidenceCheck, EvidenceFile } from './checks/evidence.js'
 import { ExchangeCheck } from './checks/exchanges.js'
 import { checkExportFiles, type StreamedDigest } from './checks/export-files.js'
@@ -224,6 +224,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   leaves.finish()
   findings.stage = STAGE.disclosures
   checkDisclosures(ctx, meta, x.disclosuresPath, leaves.lastDisclosureExport)
+  checkReceived(ctx, x.receivedPath, exchanges.refusedAnswers, leaves.lastDisclosureExport)
   const best = tree.finish(meta.size)
   findings.stage = STAGE.files
   const streamed = new Map<string, StreamedDigest>()

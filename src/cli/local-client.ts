@@ -19,7 +19,7 @@
  */
 import { Pool, type Dispatcher } from 'undici'
 import { z } from 'zod'
-import { ERRORS, VnError, type ErrorCode } from '../errors.js'
+import { ERRORS, VnError, type ErrorCode, type PeerProblem } from '../errors.js'
 import { UsageError } from './args.js'
 import { CatalogSchema, type Catalog } from '../exchange/catalog.js'
 import { MEMBER_ID_RE, modeSchema, serviceIdSchema, type Mode } from '../protocol/vocabulary.js'
@@ -182,10 +182,19 @@ function isDenial(body: unknown): boolean {
   return b.status === 'denied' && typeof b.xid === 'string' && typeof b.jws === 'string'
 }
 
+/** The `peer` member of a VN_ERR_PEER_ERROR problem (the peer's member id, HTTP status and code), when well formed. */
+function peerOf(v: unknown): { peer: PeerProblem } | undefined {
+  const p = (v !== null && typeof v === 'object' ? v : {}) as Record<string, unknown>
+  if (typeof p.member !== 'string' || !MEMBER_ID_RE.test(p.member) || !Number.isSafeInteger(p.status)) return undefined
+  const code = typeof p.code === 'string' && Object.hasOwn(ERRORS, p.code) ? (p.code as ErrorCode) : undefined
+  return { peer: { member: p.member, status: p.status as number, ...(code === undefined ? {} : { code }) } }
+}
+
 /** An RFC 9457 problem from the node as a VnError with the node's code. */
 function problemError(status: number, body: unknown): VnError {
   const b = (body !== null && typeof body === 'object' ? body : {}) as Record<string, unknown>
   const detail = typeof b.detail === 'string' ? b.detail.slice(0, 500) : undefined
+  if (b.code === 'VN_ERR_PEER_ERROR') return new VnError('VN_ERR_PEER_ERROR', detail, peerOf(b.peer))
   if (typeof b.code === 'string' && Object.hasOwn(ERRORS, b.code)) return new VnError(b.code as ErrorCode, detail)
   if (status === 401) return new VnError('VN_ERR_LOCAL_UNAUTHORIZED', detail)
   return new VnError('VN_ERR_LOCAL_BAD_RESPONSE', `HTTP ${status}${typeof b.code === 'string' && /^[A-Z0-9_]{1,64}$/.test(b.code) ? ` ${b.code}` : ''}`)

@@ -4,22 +4,28 @@
  * leaves), send with bounded same-xid retries, verify the signed response (signature, issuer,
  * audience, xid, request digest), store evidence, log `response-in`, and only then hand the answer
  * back to the caller.
+ *
+ * A peer that answers wrongly (docs/OPERATIONS.md "A peer that answers wrongly"): an answer that is
+ * not JSON, too long, a malformed JWS, a signature that does not verify under the peer's key, or a
+ * response bound to another request is logged as a `refused` response-in with the bytes received
+ * kept sealed as evidence, and the caller gets `VN_ERR_PEER_ANSWER_REFUSED` (502, the reason in the
+ * detail); a peer's unsigned error is logged with its code and reaches the caller wrapped as
+ * `VN_ERR_PEER_ERROR` (502, the peer's code and status in `peer`), never as this node's own code.
  */
 import { randomBytes } from 'node:crypto'
 import { setImmediate } from 'node:timers/promises'
 import { jwsDigest } from '../protocol/jws-digest.js'
-import { VnError, ERRORS, type ErrorCode } from '../errors.js'
+import { VnError, ERRORS, type ErrorCode, type PeerProblem } from '../errors.js'
 import { signJwsJson, verifyJwsJson, type KeyResolver } from '../crypto/jws.js'
 import { REQUEST_TYP, RESPONSE_TYP, CATALOG_TYP, ResponsePayloadSchema, type RequestPayload } from '../protocol/envelope.js'
 import type { Mode } from '../protocol/vocabulary.js'
 import { canonicalizeSubject } from '../protocol/canonicalize.js'
 import { CatalogSchema, type Catalog, type CatalogService } from './catalog.js'
-import type { PeerClient } from '../peers/client.js'
+import type { PeerClient, PeerReply } from '../peers/client.js'
 import type { NodeLog } from '../log/node-log.js'
-import type { EvidenceRow } from '../log/evidence.js'
+import { receivedDigest, type EvidenceRow } from '../log/evidence.js'
 import type { ConsumerMode } from './modes/types.js'
 import type { Signer } from './signer.js'
-import { formatZodIssues } from '../config/load.js'
 import type { ResponseInRecord } from '../log/records.js'
 
 export interface ConsumerDeps {
@@ -31,11 +37,18 @@ export interface ConsumerDeps {
   /** the modes this node can ask in */
   modes: ReadonlyMap<Mode, ConsumerMode>
   log: NodeLog
-  /** `inFlight`: most verifications in progress at once (default 1024); beyond it VN_ERR_EXCH_BUSY */
-  limits: { batchMax: number; retentionDays: number; inFlight?: number }
+  /**
+   * `inFlight`: most verifications in progress at once (default 1024); beyond it VN_ERR_EXCH_BUSY.
+   * `bodyBytes` (default 1 MiB): a peer's exchange answer is read up to 4× this (as the local API's body limit)
+   */
+  limits: { batchMax: number; retentionDays: number; inFlight?: number; bodyBytes?: number }
   now?: () => number
   catalogTtlMs?: number
 }
+
+const DEFAULT_BODY_BYTES = 1024 * 1024
+/** A peer's exchange answer may be as large as the local API's body limit: 4× `limits.bodyBytes`. */
+const REPLY_BYTES_PER_BODY_BYTE = 4
 
 export interface VerifyRequest {
   provider: string
@@ -103,7 +116,15 @@ export class Consumer {
     if (reply.statusCode !== 200 || typeof jws !== 'string') {
       throw new VnError('VN_ERR_PEER_BAD_RESPONSE', `catalog: HTTP ${reply.statusCode}`)
     }
-    const v = verifyJwsJson(jws, this.d.resolver(this.now()), CATALOG_TYP)
+    const keys = this.d.resolver(this.now())
+    let v: ReturnType<typeof verifyJwsJson>
+    try {
+      v = verifyJwsJson(jws, keys, CATALOG_TYP)
+    } catch (e) {
+      // A catalog that does not verify is the peer's fault, not the application's (no 4xx).
+      const code = e instanceof VnError ? e.code : 'VN_ERR_JWS_MALFORMED'
+      throw new VnError('VN_ERR_PEER_ANSWER_REFUSED', `the catalog of ${provider} was refused: ${ERRORS[code].title.toLowerCase()} (${code})`)
+    }
     if (!v.kid.startsWith(`${provider}#`)) throw new VnError('VN_ERR_PEER_BAD_RESPONSE', 'catalog signed by another member')
     const c = CatalogSchema.safeParse(v.claims)
     if (!c.success || c.data.iss !== provider) throw new VnError('VN_ERR_PEER_BAD_RESPONSE', 'catalog does not match its schema')
@@ -173,31 +194,67 @@ export class Consumer {
       evidence,
     )
 
-    let reply
+    const replyLimit = REPLY_BYTES_PER_BODY_BYTE * (this.d.limits.bodyBytes ?? DEFAULT_BODY_BYTES)
+    let reply: PeerReply
     try {
-      reply = await this.d.client.post(endpoint, '/v1/exchange', JSON.stringify(disclosures.length > 0 ? { jws, disclosures } : { jws }))
+      reply = await this.d.client.post(endpoint, '/v1/exchange', JSON.stringify(disclosures.length > 0 ? { jws, disclosures } : { jws }), { maxBytes: replyLimit })
     } catch (e) {
       const code = e instanceof VnError ? e.code : 'VN_ERR_PEER_UNREACHABLE'
       await this.d.log.append([{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: 'error', code }])
       throw e
     }
-    const body = reply.json as { jws?: unknown; code?: unknown; detail?: unknown } | null
-    if (typeof body?.jws !== 'string') {
-      // An unsigned problem: the provider refused before authentication or failed.
-      const code = typeof body?.code === 'string' && body.code in ERRORS ? (body.code as ErrorCode) : 'VN_ERR_PEER_BAD_RESPONSE'
+    // The keys to check the answer with: a failure here is this node's own (its manifest), not the peer's.
+    const keys = this.d.resolver(this.now())
+
+    /**
+     * The peer's answer is not accepted: it is logged as a refused response-in, the bytes received
+     * kept sealed as evidence (they may hold anything), and the application gets a 502 saying why.
+     * Neither the bytes nor anything taken from them reach an error detail or the node's own log.
+     */
+    const refuse = async (code: ErrorCode, why: string): Promise<never> => {
+      const received = reply.raw ?? Buffer.from(JSON.stringify(reply.json ?? null), 'utf8')
+      const bytes = received.subarray(0, replyLimit)
+      const digest = receivedDigest(bytes)
+      const at = this.now()
+      await this.d.log.append(
+        [{ v: 1, at, t: 'response-in', xid, iss: r.provider, reqDigest, status: 'refused', respDigest: digest, code }],
+        [{ kind: 'received', record: 0, xid, digest, bytes, expiresAt: at + this.d.limits.retentionDays * 86_400_000 }],
+      )
+      throw new VnError('VN_ERR_PEER_ANSWER_REFUSED', `the answer of ${r.provider} was refused: ${why} (${code})`)
+    }
+
+    if (reply.truncated === true) return refuse('VN_ERR_PEER_BAD_RESPONSE', `longer than ${replyLimit} bytes`)
+    if (reply.json === undefined) return refuse('VN_ERR_PEER_BAD_RESPONSE', 'not JSON')
+    const body = reply.json !== null && typeof reply.json === 'object' && !Array.isArray(reply.json) ? (reply.json as { jws?: unknown; code?: unknown }) : undefined
+    const claimsAnAnswer = reply.statusCode >= 200 && reply.statusCode < 300
+    if (body === undefined || body.jws === undefined) {
+      if (claimsAnAnswer) return refuse('VN_ERR_PEER_BAD_RESPONSE', 'no signed response in it')
+      // An unsigned problem: the provider refused before authentication, or failed. Wrapped, so
+      // the application can tell the peer's failure from its own node's (the peer's code and
+      // status travel in `peer`; its free-text detail is not repeated: it is the peer's to keep).
+      const known = typeof body?.code === 'string' && Object.hasOwn(ERRORS, body.code) ? (body.code as ErrorCode) : undefined
+      const code = known ?? 'VN_ERR_PEER_BAD_RESPONSE'
       await this.d.log.append([{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: 'error', code }])
       handler.refused?.(r.provider, r.service, code)
-      throw new VnError(code, `provider answered HTTP ${reply.statusCode}${typeof body?.detail === 'string' ? `: ${body.detail.slice(0, 300)}` : ''}`)
+      const peer: PeerProblem = { member: r.provider, status: reply.statusCode, ...(known === undefined ? {} : { code: known }) }
+      throw new VnError('VN_ERR_PEER_ERROR', `${r.provider} answered HTTP ${reply.statusCode} ${known ?? 'without a known VN_ERR code'}`, { peer })
     }
+    if (typeof body.jws !== 'string') return refuse('VN_ERR_JWS_MALFORMED', 'its jws is not a string')
     const respJws = body.jws
-    const v = verifyJwsJson(respJws, this.d.resolver(this.now()), RESPONSE_TYP)
-    const p = ResponsePayloadSchema.safeParse(v.claims)
-    if (!p.success) throw new VnError('VN_ERR_PEER_BAD_RESPONSE', formatZodIssues(p.error))
-    const resp = p.data
-    if (!v.kid.startsWith(`${r.provider}#`) || resp.iss !== r.provider) throw new VnError('VN_ERR_EXCH_RESPONSE_UNBOUND', 'signed by another member')
-    if (resp.aud !== this.d.self || resp.xid !== xid || resp.reqDigest !== reqDigest) {
-      throw new VnError('VN_ERR_EXCH_RESPONSE_UNBOUND', 'aud, xid or reqDigest does not match the request sent')
+    let v: ReturnType<typeof verifyJwsJson>
+    try {
+      v = verifyJwsJson(respJws, keys, RESPONSE_TYP)
+    } catch (e) {
+      // The JWS checks' own details may quote the header; only the code and its title are used.
+      const code = e instanceof VnError ? e.code : 'VN_ERR_JWS_MALFORMED'
+      return refuse(code, ERRORS[code].title.toLowerCase())
     }
+    const p = ResponsePayloadSchema.safeParse(v.claims)
+    if (!p.success) return refuse('VN_ERR_PEER_BAD_RESPONSE', 'its payload does not match the response schema')
+    const resp = p.data
+    if (!v.kid.startsWith(`${r.provider}#`) || resp.iss !== r.provider) return refuse('VN_ERR_EXCH_RESPONSE_UNBOUND', 'signed by another member')
+    const unbound = [['aud', resp.aud === this.d.self], ['xid', resp.xid === xid], ['reqDigest', resp.reqDigest === reqDigest]].filter(([, ok]) => ok === false).map(([f]) => f)
+    if (unbound.length > 0) return refuse('VN_ERR_EXCH_RESPONSE_UNBOUND', `bound to another request (${unbound.join(', ')} differ from the request sent)`)
     // The signed response is logged as received while the mode checks the answer (an OPRF proof
     // check or a BFV decryption takes about as long as the durable commit, so they overlap). An
     // answer the mode refuses is still evidence: a response-refused record follows, and only then

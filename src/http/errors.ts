@@ -6,7 +6,7 @@
  * personal data, src/errors.ts).
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { VnError, isVnError } from '../errors.js'
+import { PUBLIC_DETAIL_CODES, VnError, isVnError } from '../errors.js'
 
 export function toVnError(err: unknown): VnError {
   if (isVnError(err)) return err
@@ -41,10 +41,13 @@ export function sendProblem(reply: FastifyReply, err: VnError, extra?: Record<st
     .send({ ...problemBody(err), ...extra })
 }
 
-/** The problem body for `err`: without `detail` when it is a server error. */
+/**
+ * The problem body for `err`: without `detail` when it is a server error, except for the codes
+ * whose detail is public by construction (a refused or failed peer answer, src/errors.ts).
+ */
 export function problemBody(err: VnError): Record<string, unknown> {
   const p: Record<string, unknown> = { ...err.toProblem() }
-  if (err.statusCode >= 500) delete p.detail
+  if (err.statusCode >= 500 && !PUBLIC_DETAIL_CODES.has(err.code)) delete p.detail
   return p
 }
 

@@ -7,6 +7,10 @@
  * - The SD-JWT-style disclosures of a `plain` exchange, which DO hold personal data: kept with the
  *   exchange's request record, sealed at rest with the evidence key (sealing.ts), and purged when
  *   their retention period ends.
+ * - The bytes a peer answered with when the consumer refused them (a malformed JWS, a forged
+ *   signature, an answer to another request): kept with the refused `response-in`, whose
+ *   `respDigest` is their SHA-256. They may hold anything, personal data included, so they are
+ *   sealed and purged like disclosures, never kept or exported in the clear with the JWS.
  *
  * `EvidenceRow` is the one shape evidence has from the exchange to the store: the exchange builds
  * rows, passes them with the records they belong to (`NodeLog.append`, then
@@ -18,6 +22,16 @@
 import { VnError } from '../errors.js'
 import { jwsDigest } from '../protocol/jws-digest.js'
 import { COMPACT_JWS_RE, DIGEST_RE } from '../protocol/vocabulary.js'
+import { createHash } from 'node:crypto'
+
+/**
+ * Most bytes of a refused peer answer kept as evidence: the consumer reads no more of an exchange
+ * answer than its reply limit, and that limit is below this.
+ */
+export const MAX_RECEIVED_BYTES = 64 * 1024 * 1024
+
+/** SHA-256 (base64url) of received bytes: the `respDigest` of a refused response-in. */
+export const receivedDigest = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('base64url')
 
 /**
  * One evidence row. `record` is the offset, among the records (leaves) of the same append, of the
@@ -28,6 +42,8 @@ export type EvidenceRow =
   | { readonly kind: 'jws'; readonly record: number; readonly digest: string; readonly jws: string }
   /** the disclosures of the exchange whose request the record is, kept until `expiresAt` (ms) */
   | { readonly kind: 'disclosures'; readonly record: number; readonly xid: string; readonly disclosures: readonly string[]; readonly expiresAt: number }
+  /** the bytes of a peer answer the consumer refused (SHA-256 = `digest`), kept until `expiresAt` (ms) */
+  | { readonly kind: 'received'; readonly record: number; readonly xid: string; readonly digest: string; readonly bytes: Uint8Array; readonly expiresAt: number }
 
 /** A storage bound, not the protocol's xid grammar (vocabulary.ts XID_RE, checked by the exchange). */
 const STORED_XID_RE = /^[\x21-\x7e]{1,128}$/
@@ -61,6 +77,12 @@ export function checkEvidenceRows(rows: readonly EvidenceRow[], leafCount: numbe
       if (!Array.isArray(e.disclosures) || e.disclosures.some((d: unknown) => typeof d !== 'string')) invalid(i, 'disclosures must be an array of strings')
       if (!Number.isSafeInteger(e.expiresAt) || e.expiresAt < 0) invalid(i, 'expiresAt must be a non-negative integer')
       if (!canSeal) invalid(i, 'disclosures need a store opened with the evidence key')
+    } else if (e.kind === 'received') {
+      if (typeof e.xid !== 'string' || !STORED_XID_RE.test(e.xid)) invalid(i, 'xid must be 1-128 printable ASCII characters')
+      if (!(e.bytes instanceof Uint8Array) || e.bytes.length > MAX_RECEIVED_BYTES) invalid(i, `bytes must be a Uint8Array of at most ${MAX_RECEIVED_BYTES} bytes`)
+      if (typeof e.digest !== 'string' || !DIGEST_RE.test(e.digest) || receivedDigest(e.bytes) !== e.digest) invalid(i, 'digest is not the SHA-256 of bytes')
+      if (!Number.isSafeInteger(e.expiresAt) || e.expiresAt < 0) invalid(i, 'expiresAt must be a non-negative integer')
+      if (!canSeal) invalid(i, 'received bytes need a store opened with the evidence key')
     } else {
       invalid(i, 'not an evidence row')
     }

@@ -12,6 +12,7 @@ export const EXPORT_FILES = {
   entries: 'entries.jsonl',
   evidence: 'evidence.jsonl',
   disclosures: 'disclosures.jsonl',
+  received: 'received.jsonl',
   checkpoints: 'checkpoints',
   manifests: 'manifests',
   root: 'federation-root.pub',
@@ -36,6 +37,8 @@ export interface ExportMeta {
   exportedAt: string
   manifests: { file: string; seq: number; hash: string }[]
   evidence: number
+  /** with `withDisclosures`: how many refused peer answers' bytes received.jsonl holds */
+  receivedCount?: number
   /** true only with `withDisclosures`; then also the reason given and how many exchanges */
   disclosures: boolean
   disclosureReason?: string

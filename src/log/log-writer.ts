@@ -16,6 +16,10 @@
  *   record at index `leaf` names (request-in/out: the request; response-out/in: the response).
  * - `evidence_disclosures(leaf, xid, nonce, ciphertext, expires_ms)`: the AES-256-GCM sealed
  *   disclosures of the exchange whose request record is at index `leaf`.
+ * - `evidence_received(leaf, xid, digest, nonce, ciphertext, expires_ms)`: the AES-256-GCM sealed
+ *   bytes of a peer answer the consumer refused, kept with its `response-in` at index `leaf`
+ *   (added within schema 2: the table is created when a database is opened, and nothing else
+ *   changes, so a database written before it needs no migration).
  *
  * Every table is keyed by a number that only grows (leaf index, tree level and position, size),
  * so each commit appends at the right edge of its B-trees and writes few pages. Schema 1 keyed the
@@ -36,7 +40,7 @@ import { dirname } from 'node:path'
 import { VnError } from '../errors.js'
 import { HASH_SIZE, leafHash, rangeNodes } from './merkle.js'
 import { CompactRange } from './compact-range.js'
-import { encryptDisclosures } from './sealing.js'
+import { encryptDisclosures, encryptReceived } from './sealing.js'
 import type { EvidenceRow } from './evidence.js'
 
 export const SCHEMA_VERSION = 2
@@ -49,6 +53,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT 
 CREATE TABLE IF NOT EXISTS evidence_jws (leaf INTEGER PRIMARY KEY, digest TEXT NOT NULL, jws TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS evidence_disclosures (leaf INTEGER PRIMARY KEY, xid TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, expires_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS evidence_disclosures_expiry ON evidence_disclosures (expires_ms);
+CREATE TABLE IF NOT EXISTS evidence_received (leaf INTEGER PRIMARY KEY, xid TEXT NOT NULL, digest TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS evidence_received_expiry ON evidence_received (expires_ms);
 `
 
 /** Everything one transaction writes. Plain data: it crosses the worker boundary by structured clone. */
@@ -63,7 +69,7 @@ export interface WriteBatch {
    */
   evidence: EvidenceRow[]
   checkpoints: { size: number; note: string; savedMs: number }[]
-  /** Delete disclosures with expires_ms ≤ this (the largest requested in the batch). */
+  /** Delete disclosures and received bytes with expires_ms ≤ this (the largest requested in the batch). */
   purgeBeforeMs?: number
   /** Test hook: throw inside the transaction after all rows are written (it must roll back). */
   simulateFailure?: boolean
@@ -104,6 +110,8 @@ export class LogWriter {
   private readonly insertNode: Database.Statement
   private readonly insertJws: Database.Statement
   private readonly insertDisclosure: Database.Statement
+  private readonly insertReceived: Database.Statement
+  private readonly purgeReceived: Database.Statement
   private readonly upsertCheckpoint: Database.Statement
   private readonly purge: Database.Statement
   private readonly dataVersion: Database.Statement
@@ -131,6 +139,8 @@ export class LogWriter {
     this.insertDisclosure = this.db.prepare('INSERT INTO evidence_disclosures (leaf, xid, nonce, ciphertext, expires_ms) VALUES (?, ?, ?, ?, ?)')
     this.upsertCheckpoint = this.db.prepare('INSERT OR REPLACE INTO checkpoints (size, note, saved_ms) VALUES (?, ?, ?)')
     this.purge = this.db.prepare('DELETE FROM evidence_disclosures WHERE expires_ms <= ?')
+    this.insertReceived = this.db.prepare('INSERT INTO evidence_received (leaf, xid, digest, nonce, ciphertext, expires_ms) VALUES (?, ?, ?, ?, ?, ?)')
+    this.purgeReceived = this.db.prepare('DELETE FROM evidence_received WHERE expires_ms <= ?')
     this.dataVersion = this.db.prepare('PRAGMA data_version').pluck()
     this.seenVersion = this.dataVersion.get()
     this.load(opts.checkGaps ?? true)
@@ -164,8 +174,8 @@ export class LogWriter {
     // Sealed before the transaction opens; a row the store let through without a key cannot occur.
     const sealed = batch.evidence.map((e) => {
       if (e.kind === 'jws') return undefined
-      if (this.sealKey === undefined) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'disclosures to seal, but the writer has no key')
-      return encryptDisclosures(this.sealKey, e.xid, e.disclosures)
+      if (this.sealKey === undefined) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'evidence to seal, but the writer has no key')
+      return e.kind === 'received' ? encryptReceived(this.sealKey, e.xid, e.bytes) : encryptDisclosures(this.sealKey, e.xid, e.disclosures)
     })
     let range = this.range
     let firstIndex = 0
@@ -197,11 +207,12 @@ export class LogWriter {
         if (e.kind === 'jws') this.insertJws.run(firstIndex + e.record, e.digest, e.jws)
         else {
           const s = sealed[k] as { nonce: Uint8Array; ciphertext: Uint8Array }
-          this.insertDisclosure.run(firstIndex + e.record, e.xid, buf(s.nonce), buf(s.ciphertext), e.expiresAt)
+          if (e.kind === 'received') this.insertReceived.run(firstIndex + e.record, e.xid, e.digest, buf(s.nonce), buf(s.ciphertext), e.expiresAt)
+          else this.insertDisclosure.run(firstIndex + e.record, e.xid, buf(s.nonce), buf(s.ciphertext), e.expiresAt)
         }
       })
       for (const c of batch.checkpoints) this.upsertCheckpoint.run(c.size, c.note, c.savedMs)
-      if (batch.purgeBeforeMs !== undefined) purged = this.purge.run(batch.purgeBeforeMs).changes
+      if (batch.purgeBeforeMs !== undefined) purged = this.purge.run(batch.purgeBeforeMs).changes + this.purgeReceived.run(batch.purgeBeforeMs).changes
       if (batch.simulateFailure === true) throw new Error('simulated write failure')
     }).immediate())
     // Only a committed transaction moves the in-memory state.

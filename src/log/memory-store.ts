@@ -14,8 +14,8 @@ import { VnError } from '../errors.js'
 import { assembleProof, foldRange, hashEquals, leafHash, planConsistencyProof, planInclusionProof, planRoot, rootFromLeafHashes, type NodeId } from './merkle.js'
 import { parseCheckpoint, parseNote } from './checkpoint.js'
 import type { EvidenceRow } from './evidence.js'
-import { checkEvidenceKey, decryptDisclosures, encryptDisclosures, type SealedDisclosures } from './sealing.js'
-import { DEFAULT_REPLAY_MAX_ENTRIES, MAX_ENTRIES_PER_READ, SNAPSHOT_CHUNK, checkAppendInput, type AppendResult, type EvidenceStore, type LogReader, type LogSnapshot, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredSealedDisclosures, type StoredTree } from './storage.js'
+import { checkEvidenceKey, decryptDisclosures, decryptReceived, encryptDisclosures, encryptReceived, type SealedDisclosures } from './sealing.js'
+import { DEFAULT_REPLAY_MAX_ENTRIES, MAX_ENTRIES_PER_READ, SNAPSHOT_CHUNK, checkAppendInput, type AppendResult, type EvidenceStore, type LogReader, type LogSnapshot, type LogStore, type NodeStores, type ReplayEntry, type ReplayMemory, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredSealedDisclosures, type StoredReceived, type StoredTree } from './storage.js'
 import { QuotaCounter, type ConsumeResult, type QuotaRecord, type QuotaStore } from '../policy/quota.js'
 
 export interface MemoryLogStoreOptions {
@@ -39,6 +39,7 @@ export class MemoryLogStore implements LogStore, EvidenceStore, LogReader {
   private readonly checkpoints = new Map<number, string>()
   private readonly jws = new Map<number, StoredJws>()
   private readonly disclosures = new Map<number, { xid: string; sealed: SealedDisclosures; expiresAt: number }>()
+  private readonly received = new Map<number, { xid: string; digest: string; sealed: SealedDisclosures; expiresAt: number }>()
   private readonly evidenceKey: Uint8Array | undefined
   private readonly maxLeafBytes: number
   private readonly maxBatch: number
@@ -88,6 +89,7 @@ export class MemoryLogStore implements LogStore, EvidenceStore, LogReader {
     const out = leaves.map((l) => this.push(new Uint8Array(l)))
     for (const e of evidence) {
       if (e.kind === 'jws') this.jws.set(first + e.record, { digest: e.digest, jws: e.jws })
+      else if (e.kind === 'received') this.received.set(first + e.record, { xid: e.xid, digest: e.digest, sealed: encryptReceived(this.evidenceKey as Uint8Array, e.xid, e.bytes), expiresAt: e.expiresAt })
       else this.disclosures.set(first + e.record, { xid: e.xid, sealed: encryptDisclosures(this.evidenceKey as Uint8Array, e.xid, e.disclosures), expiresAt: e.expiresAt })
     }
     return out
@@ -115,10 +117,12 @@ export class MemoryLogStore implements LogStore, EvidenceStore, LogReader {
     if (!Number.isSafeInteger(nowMs)) throw new VnError('VN_ERR_EVIDENCE_INVALID', 'nowMs: must be an integer')
     this.checkWritable()
     let n = 0
-    for (const [k, d] of this.disclosures) {
-      if (d.expiresAt <= nowMs) {
-        this.disclosures.delete(k)
-        n++
+    for (const rows of [this.disclosures, this.received]) {
+      for (const [k, d] of rows) {
+        if (d.expiresAt <= nowMs) {
+          rows.delete(k)
+          n++
+        }
       }
     }
     return n
@@ -213,6 +217,7 @@ export class MemoryLogStore implements LogStore, EvidenceStore, LogReader {
     const byLeaf = <V>(m: Map<number, V>): V[] => [...m].filter(([k]) => k < size).sort((a, b) => a[0] - b[0]).map(([, v]) => v)
     const jws = byLeaf(this.jws).map((r) => ({ ...r }))
     const disclosures = byLeaf(this.disclosures)
+    const received = byLeaf(this.received)
     const checkpoints = [...this.checkpoints].filter(([n]) => n <= size).sort((a, b) => a[0] - b[0]).map(([n, note]) => ({ size: n, note }))
     const live = (nowMs: number): StoredSealedDisclosures[] => disclosures.filter((d) => d.expiresAt > nowMs).map((d) => ({ xid: d.xid, nonce: d.sealed.nonce, ciphertext: d.sealed.ciphertext }))
     return read({
@@ -221,8 +226,18 @@ export class MemoryLogStore implements LogStore, EvidenceStore, LogReader {
       jws: () => inChunks(jws),
       sealedDisclosures: (nowMs) => inChunks(live(nowMs)),
       countDisclosures: async (nowMs) => live(nowMs).length,
+      sealedReceived: async function* (nowMs) {
+        yield* inChunks(received.filter((d) => d.expiresAt > nowMs).map((d) => ({ xid: d.xid, digest: d.digest, nonce: d.sealed.nonce, ciphertext: d.sealed.ciphertext })))
+      },
       checkpoints: async () => checkpoints,
     })
+  }
+
+  async getReceived(index: number, nowMs: number = Date.now()): Promise<StoredReceived | undefined> {
+    checkRecordIndex(index)
+    const r = this.received.get(index)
+    if (r === undefined || r.expiresAt <= nowMs) return undefined
+    return { xid: r.xid, digest: r.digest, bytes: decryptReceived(this.evidenceKey as Uint8Array, r.xid, r.sealed.nonce, r.sealed.ciphertext) }
   }
 
   async close(): Promise<void> {

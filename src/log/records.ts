@@ -69,13 +69,20 @@ export interface RequestOutRecord extends Base {
  * consumer: what came back, signed by the provider (status and code as signed) or an unsigned
  * transport/protocol error. Logs written before November 2026 may also carry status `error` with a
  * `respDigest` for a signed answer the consumer refused; refusals are now `response-refused`.
+ *
+ * Status `refused`: the peer answered with something the consumer did not accept as its signed
+ * answer (not JSON, a malformed JWS, a signature that does not verify under the peer's key, a
+ * response bound to another request). `code` says why, `respDigest` is the SHA-256 (base64url) of
+ * the bytes received (at most the reply limit), which are kept sealed as `received` evidence
+ * (evidence.ts), never in the clear: they may hold anything. No `peerIndex`: nothing the peer
+ * signed for this request was accepted.
  */
 export interface ResponseInRecord extends Base {
   t: 'response-in'
   xid: string
   iss: string
   reqDigest: string
-  status: 'ok' | 'denied' | 'error'
+  status: 'ok' | 'denied' | 'error' | 'refused'
   respDigest?: string
   code?: string
   /** the provider's log index for this exchange, from the signed response */

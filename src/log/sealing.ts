@@ -58,6 +58,35 @@ export function encryptDisclosures(key: Uint8Array, xid: string, disclosures: re
   return { nonce, ciphertext: new Uint8Array(ct) }
 }
 
+/**
+ * The additional data of sealed received bytes: the xid under a label of its own, so a sealed row
+ * can be moved neither to another exchange nor into the disclosures (whose AAD is the bare xid;
+ * an xid never holds a NUL).
+ */
+const receivedAad = (xid: string): Buffer => Buffer.from(`verinode/received\0${xid}`, 'utf8')
+
+/** Seal the bytes of a refused peer answer: AES-256-GCM, random nonce, AAD bound to the xid. */
+export function encryptReceived(key: Uint8Array, xid: string, bytes: Uint8Array): SealedDisclosures {
+  const nonce = freshNonce()
+  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
+  cipher.setAAD(receivedAad(xid))
+  const ct = Buffer.concat([cipher.update(bytes), cipher.final(), cipher.getAuthTag()])
+  return { nonce, ciphertext: new Uint8Array(ct) }
+}
+
+/** Open sealed received bytes; any change to nonce, ciphertext, tag or xid fails with VN_ERR_EVIDENCE_CORRUPT. */
+export function decryptReceived(key: Uint8Array, xid: string, nonce: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+  if (nonce.length !== NONCE_BYTES || ciphertext.length < TAG_BYTES) throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'received bytes: stored row has the wrong shape')
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
+    decipher.setAAD(receivedAad(xid))
+    decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_BYTES))
+    return new Uint8Array(Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES)), decipher.final()]))
+  } catch (e) {
+    throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'received bytes: authentication failed', { cause: e })
+  }
+}
+
 /** Open sealed disclosures; any change to nonce, ciphertext, tag or xid fails with VN_ERR_EVIDENCE_CORRUPT. */
 export function decryptDisclosures(key: Uint8Array, xid: string, nonce: Uint8Array, ciphertext: Uint8Array): string[] {
   if (nonce.length !== NONCE_BYTES || ciphertext.length < TAG_BYTES) throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'disclosures: stored row has the wrong shape')

@@ -10,7 +10,7 @@
 import type Database from 'better-sqlite3'
 import { VnError } from '../errors.js'
 import { openDatabase } from './log-writer.js'
-import { SNAPSHOT_CHUNK, type LogReader, type LogSnapshot, type StoredCheckpoint, type StoredJws, type StoredSealedDisclosures } from './storage.js'
+import { SNAPSHOT_CHUNK, type LogReader, type LogSnapshot, type StoredCheckpoint, type StoredJws, type StoredSealedDisclosures, type StoredSealedReceived } from './storage.js'
 
 function* chunks<R, T>(rows: IterableIterator<R>, map: (row: R) => T): Generator<T[]> {
   let chunk: T[] = []
@@ -61,6 +61,16 @@ class SqliteSnapshot implements LogSnapshot {
       .prepare('SELECT xid, nonce, ciphertext FROM evidence_disclosures WHERE leaf < ? AND expires_ms > ? ORDER BY leaf')
       .iterate(this.size, nowMs) as IterableIterator<{ xid: string; nonce: Buffer; ciphertext: Buffer }>
     return asAsync(chunks(rows, (row) => ({ xid: row.xid, nonce: row.nonce, ciphertext: row.ciphertext })))
+  }
+
+  sealedReceived(nowMs: number): AsyncIterable<readonly StoredSealedReceived[]> {
+    // A database last opened by a build from before refused answers were kept has no such table.
+    const exists = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'evidence_received'").get() !== undefined
+    if (!exists) return asAsync(chunks([][Symbol.iterator](), (row: never) => row))
+    const rows = this.db
+      .prepare('SELECT xid, digest, nonce, ciphertext FROM evidence_received WHERE leaf < ? AND expires_ms > ? ORDER BY leaf')
+      .iterate(this.size, nowMs) as IterableIterator<{ xid: string; digest: string; nonce: Buffer; ciphertext: Buffer }>
+    return asAsync(chunks(rows, (row) => ({ xid: row.xid, digest: row.digest, nonce: row.nonce, ciphertext: row.ciphertext })))
   }
 
   async countDisclosures(nowMs: number): Promise<number> {

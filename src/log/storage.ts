@@ -95,6 +95,13 @@ export interface StoredDisclosures {
   disclosures: string[]
 }
 
+/** The bytes of a refused peer answer, opened. */
+export interface StoredReceived {
+  xid: string
+  digest: string
+  bytes: Uint8Array
+}
+
 /**
  * Reads of the evidence kept with log records (written only through `LogStore.appendMany`), and
  * the purge of disclosures whose retention ended.
@@ -104,8 +111,18 @@ export interface EvidenceStore {
   getJws(index: number): Promise<StoredJws | undefined>
   /** The disclosures kept with the request record at `index`, opened, unless expired as of `nowMs` (default now). */
   getDisclosures(index: number, nowMs?: number): Promise<StoredDisclosures | undefined>
-  /** Delete disclosures whose retention ended at or before `nowMs`; resolves with how many. */
+  /** The bytes of the refused peer answer kept with the response-in at `index`, opened, unless expired as of `nowMs` (default now). */
+  getReceived(index: number, nowMs?: number): Promise<StoredReceived | undefined>
+  /** Delete disclosures and received bytes whose retention ended at or before `nowMs`; resolves with how many rows. */
   purgeExpired(nowMs: number): Promise<number>
+}
+
+/** The bytes of a refused peer answer as stored: sealed (sealing.ts `encryptReceived`), with the digest its record names. */
+export interface StoredSealedReceived {
+  readonly xid: string
+  readonly digest: string
+  readonly nonce: Uint8Array
+  readonly ciphertext: Uint8Array
 }
 
 /** Disclosures as stored: sealed with the evidence key (sealing.ts), opened only by its holder. */
@@ -131,6 +148,8 @@ export interface LogSnapshot {
   sealedDisclosures(nowMs: number): AsyncIterable<readonly StoredSealedDisclosures[]>
   /** how many `sealedDisclosures(nowMs)` yields */
   countDisclosures(nowMs: number): Promise<number>
+  /** the bytes of refused peer answers kept with leaves below size whose retention ends after `nowMs`, sealed, in leaf order */
+  sealedReceived(nowMs: number): AsyncIterable<readonly StoredSealedReceived[]>
   /** every stored checkpoint of a size up to `size`, by size, as stored */
   checkpoints(): Promise<StoredCheckpoint[]>
 }

@@ -57,8 +57,8 @@ import { LogWriter, openDatabase, type BatchResult, type OpenResult, type WriteB
 import type Database from 'better-sqlite3'
 import { QuietClock } from '../util/quiet-clock.js'
 import type { EvidenceRow } from './evidence.js'
-import { checkEvidenceKey, decryptDisclosures } from './sealing.js'
-import { MAX_ENTRIES_PER_READ, checkAppendInput, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredTree } from './storage.js'
+import { checkEvidenceKey, decryptDisclosures, decryptReceived } from './sealing.js'
+import { MAX_ENTRIES_PER_READ, checkAppendInput, type AppendResult, type EvidenceStore, type LogStore, type NodeStores, type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredReceived, type StoredTree } from './storage.js'
 import { MemoryQuotaStore, MemoryReplayMemory } from './memory-store.js'
 
 export interface SqliteLogStoreOptions {
@@ -239,6 +239,7 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
     checkpointAt: Database.Statement
     jws: Database.Statement
     disclosures: Database.Statement
+    received: Database.Statement
   }
   private committedSize = 0
   private committedRoot: Uint8Array = new Uint8Array(HASH_SIZE)
@@ -298,6 +299,7 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
       checkpointAt: s.reader.prepare('SELECT note FROM checkpoints WHERE size = ?').pluck(),
       jws: s.reader.prepare('SELECT digest, jws FROM evidence_jws WHERE leaf = ?'),
       disclosures: s.reader.prepare('SELECT xid, nonce, ciphertext, expires_ms FROM evidence_disclosures WHERE leaf = ?'),
+      received: s.reader.prepare('SELECT xid, digest, nonce, ciphertext, expires_ms FROM evidence_received WHERE leaf = ?'),
     }
     return s
   }
@@ -619,6 +621,15 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
     if (row === undefined || row.expires_ms <= nowMs) return undefined
     if (this.evidenceKey === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: opened without the evidence key')
     return { xid: row.xid, disclosures: decryptDisclosures(this.evidenceKey, row.xid, row.nonce, row.ciphertext) }
+  }
+
+  /** The bytes of a refused peer answer kept with the record at `index`, or undefined if none are kept or they expired (as of `nowMs`). */
+  async getReceived(index: number, nowMs: number = Date.now()): Promise<StoredReceived | undefined> {
+    checkRecordIndex(index)
+    const row = this.stmts.received.get(index) as { xid: string; digest: string; nonce: Buffer; ciphertext: Buffer; expires_ms: number } | undefined
+    if (row === undefined || row.expires_ms <= nowMs) return undefined
+    if (this.evidenceKey === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'log store: opened without the evidence key')
+    return { xid: row.xid, digest: row.digest, bytes: decryptReceived(this.evidenceKey, row.xid, row.nonce, row.ciphertext) }
   }
 
   /** Wait for queued writes, then close the writer and the read connection. */

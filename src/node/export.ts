@@ -13,7 +13,9 @@
  * evidence.jsonl         one `{"digest","jws"}` per line, sorted by digest: the signed JWS of every
  *                        exchange message. Never the disclosures (they hold personal data)...
  * disclosures.jsonl      ...except with `withDisclosures` (`--with-disclosures --reason`): one
- *                        `{"xid","disclosures":[...]}` per line, decrypted, mode 0600. The node
+ *                        `{"xid","disclosures":[...]}` per line, decrypted, mode 0600; and
+ * received.jsonl         `{"xid","digest","bytes"}` per refused peer answer still kept (bytes
+ *                        base64url, decrypted: a forged answer may hold anything). The node
  *                        must be stopped: a `disclosure-export` record (the reason's SHA-256 and the
  *                        count) is appended to its log and checkpointed first (offline-log.ts), so
  *                        the export itself shows that, when and why disclosures left the node
@@ -40,7 +42,7 @@ import { Federation } from '../federation/federation.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { EXPORT_FILES, EXPORT_FORMAT, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
 import { NODE_MANIFEST_ARCHIVE, nodeDataFiles, nodeKeyFiles } from './files.js'
-import { decryptDisclosures } from '../log/sealing.js'
+import { decryptDisclosures, decryptReceived } from '../log/sealing.js'
 import type { LogReader, LogSnapshot } from '../log/storage.js'
 import { openNodeLogReader } from './log-store.js'
 import { appendOffline, assertNodeStopped } from './offline-log.js'
@@ -192,7 +194,7 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
       manifests: manifestList,
       evidence: snapshot.evidence,
       disclosures: disclosures !== undefined,
-      ...(disclosures === undefined ? {} : { disclosureReason: disclosures.reason, disclosureCount: disclosures.count }),
+      ...(disclosures === undefined ? {} : { disclosureReason: disclosures.reason, disclosureCount: disclosures.count, receivedCount: snapshot.received }),
       files,
     }
     await writeFile(join(tmp, EXPORT_FILES.meta), `${JSON.stringify(meta, null, 2)}\n`)
@@ -209,6 +211,8 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
 interface Snapshot {
   size: number
   evidence: number
+  /** refused peer answers' bytes written to received.jsonl (with disclosures only) */
+  received: number
   checkpoints: { size: number; note: string }[]
 }
 
@@ -268,6 +272,16 @@ async function writeSnapshot(s: LogSnapshot, dir: string, files: Record<string, 
     files[EXPORT_FILES.disclosures] = { sha256: opened.sha256, bytes: opened.bytes }
   }
 
+  // received.jsonl: the bytes of refused peer answers, under the same logged reason.
+  let received = 0
+  if (disclosures !== undefined) {
+    const opened = await writeLines(dir, EXPORT_FILES.received, s.sealedReceived(disclosures.nowMs), (row) =>
+      jsonLine({ xid: row.xid, digest: row.digest, bytes: Buffer.from(decryptReceived(disclosures.key, row.xid, row.nonce, row.ciphertext)).toString('base64url') }),
+    )
+    received = opened.lines
+    files[EXPORT_FILES.received] = { sha256: opened.sha256, bytes: opened.bytes }
+  }
+
   // Every stored checkpoint, as stored: judging them is the auditor's job.
-  return { size: s.size, evidence: evidence.lines, checkpoints: await s.checkpoints() }
+  return { size: s.size, evidence: evidence.lines, received, checkpoints: await s.checkpoints() }
 }

@@ -20,7 +20,21 @@ export interface PeerClientOptions {
 export interface PeerReply {
   statusCode: number
   contentType: string
+  /** the body parsed as JSON (null: no body); undefined only with `keepBytes`, when it is not JSON or was cut */
   json: unknown
+  /** with `keepBytes`: the body as received, at most `maxBytes` of it */
+  raw?: Uint8Array
+  /** with `keepBytes`: the body was longer than `maxBytes` and was cut there (`raw` is its start) */
+  truncated?: boolean
+}
+
+/**
+ * For a caller that must keep what the peer answered (the consumer's exchange: a refused answer is
+ * evidence). The body is read up to `maxBytes` and handed back as bytes too; a body that is not
+ * JSON, or longer than that, is returned (json undefined) rather than thrown away.
+ */
+export interface KeepBytes {
+  maxBytes: number
 }
 
 /** A binary reply (tag sets); `bytes` is undefined when the body exceeded the caller's limit. */
@@ -77,8 +91,8 @@ export class PeerClient {
   }
 
   /** POST a JSON body (already serialized) with bounded retries of the same bytes. */
-  async post(endpoint: string, path: string, body: string): Promise<PeerReply> {
-    return this.send(endpoint, path, 'POST', body)
+  async post(endpoint: string, path: string, body: string, keepBytes?: KeepBytes): Promise<PeerReply> {
+    return this.send(endpoint, path, 'POST', body, {}, keepBytes)
   }
 
   async get(endpoint: string, path: string, headers: Record<string, string> = {}): Promise<PeerReply> {
@@ -129,7 +143,7 @@ export class PeerClient {
     return { statusCode: res.statusCode, header, declaredBytes, bytes: new Uint8Array(Buffer.concat(chunks, total)) }
   }
 
-  private async send(endpoint: string, path: string, method: 'GET' | 'POST', body: string | undefined, extraHeaders: Record<string, string> = {}): Promise<PeerReply> {
+  private async send(endpoint: string, path: string, method: 'GET' | 'POST', body: string | undefined, extraHeaders: Record<string, string> = {}, keep?: KeepBytes): Promise<PeerReply> {
     const u = checkEndpoint(endpoint, this.opts.insecure)
     const base = u.pathname.replace(/\/$/, '')
     let lastErr: unknown
@@ -145,12 +159,14 @@ export class PeerClient {
           headersTimeout: this.opts.timeoutMs,
           bodyTimeout: this.opts.timeoutMs,
         })
-        const text = await res.body.text()
         const contentType = String(res.headers['content-type'] ?? '')
         if (RETRYABLE_STATUS.has(res.statusCode) && attempt < this.opts.retries) {
+          await res.body.dump().catch(() => undefined)
           lastErr = new VnError('VN_ERR_PEER_UNREACHABLE', `peer answered ${res.statusCode}`)
           continue
         }
+        if (keep !== undefined) return await readKept(res, contentType, keep.maxBytes)
+        const text = await res.body.text()
         let json: unknown = null
         // 204 No Content (e.g. an accepted cosignature) has no body to parse.
         if (res.statusCode === 204 || text === '') return { statusCode: res.statusCode, contentType, json }
@@ -172,4 +188,35 @@ export class PeerClient {
     await Promise.all([...this.pools.values()].map((p) => p.close()))
     this.pools.clear()
   }
+}
+
+/** Reads a reply body up to `maxBytes` (then cuts the stream), keeping the bytes and parsing JSON when it can. */
+async function readKept(res: Dispatcher.ResponseData, contentType: string, maxBytes: number): Promise<PeerReply> {
+  const chunks: Buffer[] = []
+  let total = 0
+  let truncated = false
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    if (total + chunk.length > maxBytes) {
+      chunks.push(chunk.subarray(0, maxBytes - total))
+      total = maxBytes
+      truncated = true
+      res.body.destroy()
+      break
+    }
+    chunks.push(chunk)
+    total += chunk.length
+  }
+  const raw = new Uint8Array(Buffer.concat(chunks, total))
+  let json: unknown
+  if (!truncated) {
+    if (raw.length === 0) json = null
+    else {
+      try {
+        json = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8'))
+      } catch {
+        json = undefined
+      }
+    }
+  }
+  return { statusCode: res.statusCode, contentType, json, raw, truncated }
 }

@@ -92,8 +92,8 @@ t.test('fault: revoked key accepted until the provider reloads; the auditor repo
   t.match(r.json, { ok: true, seq: signed.manifest.seq, changed: true })
   t.equal((await reload(f, PSB)).json.changed, false, 'a second reload changes nothing and logs nothing')
   const refused = await ask()
-  t.equal(refused.status, 401, 'after the reload the revoked key is refused')
-  t.equal(refused.json.code, 'VN_ERR_JWS_KEY_NOT_VALID')
+  t.equal(refused.status, 502, 'after the reload the revoked key is refused (by the provider: the peer\'s error)')
+  t.match(refused.json, { code: 'VN_ERR_PEER_ERROR', peer: { member: PSB, status: 401, code: 'VN_ERR_JWS_KEY_NOT_VALID' } })
 
   // The provider's export carries both manifests it loaded, and the auditor judges the late
   // exchange against the one fj-psb had loaded: a warning with the window's length, no error.

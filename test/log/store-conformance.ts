@@ -14,7 +14,7 @@ import type { Test } from 'tap'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import type { LogReader, LogSnapshot, NodeStores, ReplayEntry } from '../../src/log/storage.js'
 import { MAX_ENTRIES_PER_READ } from '../../src/log/storage.js'
-import type { EvidenceRow } from '../../src/log/evidence.js'
+import { receivedDigest, type EvidenceRow } from '../../src/log/evidence.js'
 import { StoreNodeLog, parseLeaf } from '../../src/log/node-log.js'
 import type { LogRecord } from '../../src/log/records.js'
 import { leafHash, rootFromLeafHashes, verifyConsistency, verifyInclusion } from '../../src/log/merkle.js'
@@ -47,6 +47,9 @@ const jwsOf = (i: number): string => `eyJhbGciOiJFZERTQSJ9.${Buffer.from(`{"n":$
 const jwsRow = (record: number, i: number): EvidenceRow => ({ kind: 'jws', record, digest: jwsDigest(jwsOf(i)), jws: jwsOf(i) })
 const DISCLOSURES = ['WyJzYWx0IiwiaWQiLCIxMTAxMDUxOTQ5MTIzMTAwMlgiXQ', 'WyJzYWx0LTIiLCJuYW1lIiwiWmhhbmcgU2FuIl0']
 const discRow = (record: number, xid: string, expiresAt: number): EvidenceRow => ({ kind: 'disclosures', record, xid, disclosures: DISCLOSURES, expiresAt })
+/** What a peer might send instead of its signed answer: anything, personal data included. */
+const RECEIVED = new Uint8Array(Buffer.from('<html>11010519491231002X Zhang San</html>\x00\xff', 'latin1'))
+const recvRow = (record: number, xid: string, expiresAt: number, bytes: Uint8Array = RECEIVED): EvidenceRow => ({ kind: 'received', record, xid, digest: receivedDigest(bytes), bytes, expiresAt })
 const rec = (n: number): LogRecord => ({ v: 1, at: n, t: 'disclosure-export', reasonDigest: jwsDigest(`r${n}`), count: n })
 const entry = (reqDigest: string, expiresAt: number): ReplayEntry => ({ reqDigest, expiresAt })
 const answered = (reqDigest: string, index: number, expiresAt: number): ReplayEntry & { index: number } => ({ reqDigest, index, expiresAt })
@@ -201,6 +204,27 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     t.equal((await evidence.getJws(1))?.jws, jwsOf(1), 'JWS evidence is never purged')
     await t.rejects(evidence.purgeExpired(Number.NaN), { code: 'VN_ERR_EVIDENCE_INVALID' })
     t.equal(await log.size(), 3, 'purging touches no leaf')
+  })
+
+  t.test('evidence: the bytes of a refused answer are kept sealed under their record, opened byte for byte, and purged when they expire', async (t) => {
+    const { stores: { log, evidence } } = await open(t)
+    const now = 1_800_000_000_000
+    const empty = new Uint8Array(0)
+    await log.appendMany([leafOf(0), leafOf(1)], [recvRow(0, 'xid-r', now + 1000), jwsRow(0, 0), recvRow(1, 'xid-e', now - 1, empty)])
+    t.same(await evidence.getReceived(0, now), { xid: 'xid-r', digest: receivedDigest(RECEIVED), bytes: RECEIVED })
+    t.same(await evidence.getReceived(1, now - 2), { xid: 'xid-e', digest: receivedDigest(empty), bytes: empty }, 'an empty body too')
+    t.equal(await evidence.getReceived(1, now), undefined, 'expired')
+    t.equal((await evidence.getJws(0))?.jws, jwsOf(0), 'beside a JWS of the same record')
+    t.equal(await evidence.getDisclosures(0, now), undefined, 'not readable as disclosures')
+    t.equal(await evidence.purgeExpired(now), 1)
+    t.equal(await evidence.purgeExpired(now + 1000), 1)
+    t.equal(await evidence.getReceived(0, now), undefined, 'purged')
+    await t.rejects(log.appendMany([leafOf(2)], [{ ...(recvRow(0, 'x', now + 1000) as Extract<EvidenceRow, { kind: 'received' }>), digest: receivedDigest(empty) }]), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'a digest of other bytes')
+    await t.rejects(log.appendMany([leafOf(2)], [recvRow(0, 'x', now), recvRow(0, 'y', now)]), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'two rows for one record')
+    await t.rejects(log.appendMany([leafOf(2)], [{ kind: 'received', record: 0, xid: 'x', digest: receivedDigest(empty), bytes: 'text' as unknown as Uint8Array, expiresAt: now }]), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'bytes that are not bytes')
+    t.equal(await log.size(), 2, 'nothing written by the refused rows')
+    const keyless = await open(t, {})
+    await t.rejects(keyless.stores.log.appendMany([leafOf(0)], [recvRow(0, 'xid', now)]), { code: 'VN_ERR_EVIDENCE_INVALID' }, 'sealing needs the evidence key')
   })
 
   t.test('evidence: a bad row is refused, writes nothing (not even its leaves) and does not fail the store', async (t) => {
@@ -478,7 +502,7 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     }
     const { log } = s.stores
     const leaves = Array.from({ length: 11 }, (_, i) => leafOf(i))
-    await log.appendMany(leaves.slice(0, 6), [jwsRow(5, 5), discRow(2, 'xid-2', Date.now() + 60_000)])
+    await log.appendMany(leaves.slice(0, 6), [jwsRow(5, 5), discRow(2, 'xid-2', Date.now() + 60_000), recvRow(3, 'xid-3', Date.now() + 60_000)])
     await log.appendMany(leaves.slice(6))
     const { privateKey } = generateKeyPairSync('ed25519')
     const cp = signCheckpoint({ origin: 'conformance.example/log', size: 11, rootHash: await log.rootHash() }, ed25519NoteSigner('conformance.example/log', privateKey))
@@ -495,6 +519,7 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     t.same(await l2.latestCheckpoint(), { size: 11, note: cp })
     t.equal((await again.stores.evidence.getJws(5))?.jws, jwsOf(5))
     t.same(await again.stores.evidence.getDisclosures(2), { xid: 'xid-2', disclosures: DISCLOSURES })
+    t.same(await again.stores.evidence.getReceived(3), { xid: 'xid-3', digest: receivedDigest(RECEIVED), bytes: RECEIVED })
     t.same((await l2.appendMany([leafOf(11), leafOf(12)])).map((r) => r.index), [11, 12], 'appending continues')
     t.equal(hex(await l2.rootHash()), hex(rootFromLeafHashes([...leaves, leafOf(11), leafOf(12)].map(leafHash))))
     t.equal(hex(await l2.rootHash(11)), hex(root), 'the old root is still the root at the old size')

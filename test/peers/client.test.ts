@@ -74,3 +74,37 @@ t.test('binary GET (tag sets): headers pass through, bodies over the limit are n
   t.equal((await c.getBytes('http://127.0.0.1:7100', '/v1/z', {}, 10)).statusCode, 503, 'a 503 is returned, not retried')
   await t.rejects(c.getBytes('http://10.0.0.1:7100', '/v1/z', {}, 10), { code: 'VN_ERR_PEER_INSECURE' })
 })
+
+t.test('keepBytes (the exchange): the body is kept as received, not JSON is returned, a body past the limit is cut there', async (t) => {
+  const big = Buffer.alloc(300_000, 0x61)
+  const server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      if (req.url === '/html') { res.writeHead(200, { 'content-type': 'text/html' }); res.end('<html>\u00ff</html>'); return }
+      if (req.url === '/big') { res.writeHead(200, { 'content-type': 'application/json' }); res.end(big); return }
+      if (req.url === '/empty') { res.writeHead(200); res.end(); return }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{"jws":"a.b.c"}')
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.teardown(() => server.close())
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  const c = new PeerClient({ timeoutMs: 2000, retries: 0, connections: 2, insecure: false })
+  t.teardown(() => c.close())
+  const keep = { maxBytes: 100_000 }
+  const ok = await c.post(base, '/json', '{}', keep)
+  t.same(ok.json, { jws: 'a.b.c' })
+  t.equal(Buffer.from(ok.raw!).toString(), '{"jws":"a.b.c"}')
+  t.equal(ok.truncated, false)
+  const html = await c.post(base, '/html', '{}', keep)
+  t.equal(html.json, undefined, 'not JSON: returned, not thrown')
+  t.same(Buffer.from(html.raw!), Buffer.from('<html>\u00ff</html>'), 'the bytes as sent')
+  await t.rejects(c.post(base, '/html', '{}'), { code: 'VN_ERR_PEER_BAD_RESPONSE' }, 'without keepBytes, as before')
+  const cut = await c.post(base, '/big', '{}', keep)
+  t.equal(cut.truncated, true)
+  t.equal(cut.json, undefined)
+  t.equal(cut.raw!.length, 100_000, 'kept up to the limit, no more')
+  t.same((await c.post(base, '/empty', '{}', keep)).json, null)
+  t.equal((await c.post(base, '/json', '{}', keep)).statusCode, 200, 'the client still works after a cut body')
+})

@@ -41,6 +41,8 @@ export class ExchangeCheck {
   private readonly provider = new Map<string, ProviderExchange>()
   private readonly consumer = new Map<string, ConsumerExchange>()
   readonly order: LoggedExchange[] = []
+  /** refused answers (response-in status refused): the digest of the bytes received → xid and leaf */
+  readonly refusedAnswers = new Map<string, { xid: string; i: number }>()
   /** the chunk of leaves being checked (evidence.ts keeps what it names) */
   chunk = 0
 
@@ -63,7 +65,7 @@ export class ExchangeCheck {
         this.sig.prepare(r.reqDigest, REQUEST_TYP, chunk)
         return
       case 'response-in':
-        if (r.status !== 'error' && r.respDigest !== undefined) this.sig.prepare(r.respDigest, RESPONSE_TYP, chunk)
+        if ((r.status === 'ok' || r.status === 'denied') && r.respDigest !== undefined) this.sig.prepare(r.respDigest, RESPONSE_TYP, chunk)
         return
       default:
     }
@@ -208,6 +210,15 @@ export class ExchangeCheck {
       }
     }
     if (r.status === 'error') return // an unsigned transport or protocol failure: nothing to verify
+    if (r.status === 'refused') {
+      // What the peer sent was not accepted as its signed answer, and this node says so. The bytes
+      // are sealed evidence (not in evidence.jsonl): nothing to verify here, and a bad signature
+      // in them is the peer's doing (or whoever stood in its place), not an error of this log.
+      // With --with-disclosures their digest is checked (disclosures.ts, checkReceived).
+      findings.add('AUDIT_PEER_ANSWER_REFUSED', `leaf ${i}: the answer received from ${r.iss} was refused (${r.code ?? 'no code'}); the bytes received (SHA-256 ${r.respDigest ?? '?'}) are kept sealed by the node`, w)
+      if (r.respDigest !== undefined) this.refusedAnswers.set(r.respDigest, { xid: r.xid, i })
+      return
+    }
     if (r.respDigest === undefined) {
       findings.add('AUDIT_LEAF_INVALID', `leaf ${i}: a signed ${r.status} response-in without respDigest`, w)
       return
