@@ -148,7 +148,7 @@ export interface DemoFederation {
 }
 
 /** A free TCP port on loopback (bind to 0, read it, release it). */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)

@@ -18,7 +18,7 @@ import { request } from 'undici'
 import { pino } from 'pino'
 import { auditEditedExport, federationFixture } from '../helper.js'
 import { startNode, type RunningNode } from '../../src/http/server.js'
-import { createServer as createNetServer } from 'node:net'
+import { freePort } from '../../src/demo/federation.js'
 import { parseLeaf } from '../../src/log/node-log.js'
 import type { LogRecord, ResponseInRecord } from '../../src/log/records.js'
 import { receivedDigest } from '../../src/log/evidence.js'
@@ -31,16 +31,6 @@ const CONSUMER = 'fj-tax'
 const PROVIDER = 'fj-psb'
 /** A resident ID number shape: what a forged answer might carry. It must reach no log, detail or export in the clear. */
 const MARKER = '35010219900101123X'
-
-/** A free TCP port on loopback (bind to 0, read it, release it). */
-const freePort = (): Promise<number> => new Promise((resolve, reject) => {
-  const srv = createNetServer()
-  srv.once('error', reject)
-  srv.listen(0, '127.0.0.1', () => {
-    const a = srv.address()
-    srv.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0))
-  })
-})
 
 interface Answer { status: number; contentType: string; body: Buffer }
 /** How the proxy answers POST /v1/exchange: `upstream` forwards to the real provider. */
