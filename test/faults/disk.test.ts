@@ -185,7 +185,15 @@ async function fillUntilClosed(t: Test, h: Harness): Promise<void> {
     if (r.status !== 200) refused = r
   }
   t.ok(refused, 'an exchange was refused once the disk was full')
-  t.equal(refused?.status, 503, JSON.stringify(refused?.json))
+  refusedByClosedLog(t, refused, 'the first refusal')
+}
+
+/**
+ * What the consumer's application sees when the provider's log is closed: its own node's 502
+ * wrapping the provider's unsigned 503 VN_ERR_LOG_UNAVAILABLE (so it is not read as its own log's).
+ */
+function refusedByClosedLog(t: Test, r: { status: number; json: any } | undefined, what: string): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+  t.same([r?.status, r?.json?.code, r?.json?.peer], [502, 'VN_ERR_PEER_ERROR', { member: PROVIDER, status: 503, code: 'VN_ERR_LOG_UNAVAILABLE' }], what)
 }
 
 t.test('fault: log disk full, then space freed', async (t) => {
@@ -208,7 +216,7 @@ t.test('fault: log disk full, then space freed', async (t) => {
   t.ok(h.lines.some((l) => l.msg?.toString().startsWith('log closed')), 'the closing is logged')
   const closedLine = h.lines.find((l) => l.msg?.toString().startsWith('log closed'))
   t.match(JSON.stringify(closedLine), /SQLITE_FULL/, 'the log line names the file system\'s refusal')
-  t.equal((await h.ask()).status, 503, 'exchanges are still refused')
+  refusedByClosedLog(t, await h.ask(), 'exchanges are still refused')
 
   // Reads of committed data keep working: the signed head, proofs, an export.
   const size = await node.node.log.size()
@@ -278,7 +286,7 @@ t.test('fault: log disk full, tree cut back before space returns: the log stays 
   t.match(ready.text, /VN_ERR_LOG_TREE_MISMATCH|does not match the last signed checkpoint/)
   t.equal(await h.metric('verinode_log_closed'), 1)
   t.equal(await h.metric('verinode_log_reopens_total'), 0)
-  t.equal((await h.ask()).status, 503, 'exchanges stay refused')
+  refusedByClosedLog(t, await h.ask(), 'exchanges stay refused')
   const still = await h.checkpoint()
   t.equal(still.cp.size, head.cp.size, 'the head served is still the one signed, not the cut-back tree')
   t.notOk(h.lines.some((l) => String(l.msg).startsWith('log reopened')), 'never reopened')
