@@ -42,7 +42,7 @@ export async function readOptional(path: string): Promise<Buffer | undefined> {
   }
 }
 
-export async function listFiles(dir: string, ext: string): Promise<string[]> {
+async function listFiles(dir: string, ext: string): Promise<string[]> {
   try {
     return (await readdir(dir)).filter((n) => n.endsWith(ext)).sort()
   } catch {

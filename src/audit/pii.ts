@@ -49,7 +49,7 @@ export function hasIdentifierToken(s: string): boolean {
   return s.length >= 18 && SIX_DIGITS.test(s) && (RESIDENT_ID.test(s) || USCC.test(s))
 }
 
-export function hasCjk(s: string): boolean {
+function hasCjk(s: string): boolean {
   return CJK.test(s)
 }
 

@@ -14,7 +14,7 @@ import type { AuditCode, AuditFinding } from './findings.js'
 import { auditExport, type AnswerReplay, type AuditOptions, type DecisionReplay } from './verify.js'
 
 /** The findings `audit replay` reports (and fails on when they are errors). */
-export const REPLAY_CODES: ReadonlySet<AuditCode> = new Set<AuditCode>([
+const REPLAY_CODES: ReadonlySet<AuditCode> = new Set<AuditCode>([
   // authorization
   'AUDIT_DECISION_REPLAY_MISMATCH',
   'AUDIT_NO_PERMIT',

@@ -33,7 +33,7 @@ export const ROOT_KID_PREFIX = 'federation-root#'
  * GB 32100-2015 shape: 2 code characters, 6-digit division code, 10 code characters (no I, O, S,
  * V, Z). The check characters are verified by `isValidUscc` (src/protocol/identifiers.ts).
  */
-export const USCC_RE = /^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$/
+const USCC_RE = /^[0-9A-HJ-NP-RTUWXY]{2}[0-9]{6}[0-9A-HJ-NP-RTUWXY]{10}$/
 const NO_CONTROL_RE = /^[^\p{Cc}]+$/u
 
 const Millis = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -112,7 +112,7 @@ export function zodDetail(error: z.ZodError, prefix = ''): string {
 }
 
 /** Parses an untrusted manifest payload; throws VN_ERR_FED_MANIFEST_INVALID naming the zod path. */
-export function parseManifest(claims: unknown): Manifest {
+function parseManifest(claims: unknown): Manifest {
   const r = ManifestSchema.safeParse(claims)
   if (!r.success) throw new VnError('VN_ERR_FED_MANIFEST_INVALID', zodDetail(r.error))
   return r.data

@@ -8,7 +8,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { PUBLIC_DETAIL_CODES, VnError, isVnError } from '../errors.js'
 
-export function toVnError(err: unknown): VnError {
+function toVnError(err: unknown): VnError {
   if (isVnError(err)) return err
   const e = err as FastifyError
   switch (e?.code) {
@@ -45,7 +45,7 @@ export function sendProblem(reply: FastifyReply, err: VnError, extra?: Record<st
  * The problem body for `err`: without `detail` when it is a server error, except for the codes
  * whose detail is public by construction (a refused or failed peer answer, src/errors.ts).
  */
-export function problemBody(err: VnError): Record<string, unknown> {
+function problemBody(err: VnError): Record<string, unknown> {
   const p: Record<string, unknown> = { ...err.toProblem() }
   if (err.statusCode >= 500 && !PUBLIC_DETAIL_CODES.has(err.code)) delete p.detail
   return p

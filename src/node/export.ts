@@ -55,7 +55,7 @@ export interface ExportOptions {
 }
 
 /** Longest accepted disclosure-export reason (it is hashed into the log and kept in export.json). */
-export const MAX_REASON_LENGTH = 1000
+const MAX_REASON_LENGTH = 1000
 
 
 export interface ExportResult extends ExportMeta {

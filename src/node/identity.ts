@@ -18,7 +18,7 @@ import { catalogOf, signCatalog } from '../exchange/catalog.js'
 import type { Signer } from '../exchange/signer.js'
 
 /** The kid of `member`'s message key `publicKey` valid at `now` in the manifest, or VN_ERR_KEY_FILE. */
-export function findSigner(fed: Federation, member: string, publicKey: string, now: number): Signer['kid'] {
+function findSigner(fed: Federation, member: string, publicKey: string, now: number): Signer['kid'] {
   const m = fed.member(member)
   for (const k of m.messageKeys.values()) {
     if (k.x === publicKey && now >= k.nbf && (k.exp === undefined || now < k.exp)) return `${member}#${k.kid}`

@@ -51,7 +51,7 @@ export async function recoverFromLog(
 }
 
 /** How far back (in leaves) a restarted node looks for the last checkpoint it witnessed of each peer. */
-export const WITNESS_MEMORY_LEAVES = 200_000
+const WITNESS_MEMORY_LEAVES = 200_000
 
 /**
  * A witness that forgot what it saw could be shown a forked history across its own restart: the
@@ -74,7 +74,7 @@ export async function rememberWitnessed(store: RecoveryStore, peerLogs: PeerLogs
  * Reads the log newest first, down to leaf `stop`, MAX_ENTRIES_PER_READ leaves per read, until
  * `visit` returns false (start-up recovery).
  */
-export async function walkBack(store: RecoveryStore, stop: number, visit: (r: LogRecord, index: number) => boolean | Promise<boolean>): Promise<void> {
+async function walkBack(store: RecoveryStore, stop: number, visit: (r: LogRecord, index: number) => boolean | Promise<boolean>): Promise<void> {
   for (let end = await store.size(); end > stop;) {
     const start = Math.max(stop, end - MAX_ENTRIES_PER_READ)
     const leaves = await store.entries(start, end)

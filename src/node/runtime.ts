@@ -71,7 +71,6 @@ export interface OpenNodeOptions {
 }
 
 export { logOrigin }
-export { WITNESS_MEMORY_LEAVES } from './recovery.js'
 
 export async function openNode(configPath: string, opts: OpenNodeOptions = {}): Promise<NodeRuntime> {
   // Config, keys and the manifest: any fault here stops start-up before anything is opened.

@@ -17,7 +17,7 @@ import { openDataSource, SupervisedSource } from '../sources/index.js'
 import type { DataSource } from '../sources/types.js'
 
 /** Default interval of the data-source check, ms. */
-export const SOURCE_CHECK_EVERY_MS = 1000
+const SOURCE_CHECK_EVERY_MS = 1000
 
 export interface WatchedSource {
   readonly source: SupervisedSource

@@ -20,7 +20,7 @@ import { safeParseFast } from '../fast-parse.js'
 import { decodeUtf8Strict } from '../../util/strict-json.js'
 
 
-export function reportPii(findings: Findings, hits: readonly PiiHit[], label: string, where: Where, place?: number): void {
+function reportPii(findings: Findings, hits: readonly PiiHit[], label: string, where: Where, place?: number): void {
   for (const h of hits) {
     const code: AuditCode = h.kind === 'identifier' ? 'AUDIT_PII_IDENTIFIER' : h.kind === 'name' ? 'AUDIT_PII_NAME' : 'AUDIT_PII_SUSPECT_TEXT'
     if (place === undefined) findings.add(code, `${label}: ${h.path}`, where)

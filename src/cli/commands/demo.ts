@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import { runDemo } from '../../demo/run.js'
 import type { DemoFederation } from '../../demo/federation.js'
-import { auditExport, summarizeReport } from '../../audit/index.js'
+import { auditExport } from '../../audit/verify.js'
+import { summarizeReport } from '../../audit/format.js'
 import { exportLog } from '../../node/export.js'
 
 /** The auditor's step of the demo: export every node's log and verify it offline. */
