@@ -254,23 +254,22 @@ export class Ed25519Batcher {
   }
 
   private post(lane: Lane, batch: Pending[]): void {
-    lane.inFlight.push(batch)
-    this.stats.batches++
-    this.stats.ops += batch.length
-    const keys = this.keys.slice(lane.known)
-    lane.known = this.keys.length
-    lane.worker.ref()
-    lane.worker.postMessage({ keys, ops: batch.map((p) => p.op) })
+    this.send(lane, batch, batch.length, { ops: batch.map((p) => p.op) })
   }
 
   private postPacked(lane: Lane, pending: PackedPending, packed: PackedVerify): void {
-    lane.inFlight.push(pending)
+    this.send(lane, pending, pending.n, { packed }, [packed.meta.buffer as ArrayBuffer, packed.bytes.buffer as ArrayBuffer])
+  }
+
+  /** Hands one batch to a lane's worker, with the keys that worker has not seen yet. */
+  private send(lane: Lane, entry: Lane['inFlight'][number], ops: number, message: object, transfer?: ArrayBuffer[]): void {
+    lane.inFlight.push(entry)
     this.stats.batches++
-    this.stats.ops += pending.n
+    this.stats.ops += ops
     const keys = this.keys.slice(lane.known)
     lane.known = this.keys.length
     lane.worker.ref()
-    lane.worker.postMessage({ keys, packed }, [packed.meta.buffer as ArrayBuffer, packed.bytes.buffer as ArrayBuffer])
+    lane.worker.postMessage({ keys, ...message }, transfer)
   }
 
   private onReply(lane: Lane, r: Ed25519Reply[] | Uint8Array): void {
