@@ -632,7 +632,12 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
     return { xid: row.xid, digest: row.digest, bytes: decryptReceived(this.evidenceKey, row.xid, row.nonce, row.ciphertext) }
   }
 
-  /** Wait for queued writes, then close the writer and the read connection. */
+  /**
+   * Wait for queued writes, then close the read connection and the writer, in that order: the last
+   * connection to close checkpoints the write-ahead log into the database file and removes it, and
+   * a read-only connection cannot, so the writer closes last. A stopped node then leaves one
+   * self-contained file (a plain copy of it is a whole backup).
+   */
   async close(): Promise<void> {
     if (this.closed) return
     if (this.queue.length > 0 || this.inFlight) await new Promise<void>((r) => this.drained.push(r))
@@ -642,8 +647,8 @@ export class SqliteLogStore implements LogStore, EvidenceStore {
       clearTimeout(this.timer as NodeJS.Timeout)
       clearImmediate(this.timer as NodeJS.Immediate)
     }
-    await this.writer.close()
     this.reader.close()
+    await this.writer.close()
   }
 }
 

@@ -2,8 +2,8 @@
  * Recovery from the node's own log. At start-up, read newest first: today's quota usage and the
  * replay window (so a restart neither resets quotas nor forgets which xids it answered), and the
  * last checkpoint this node witnessed of each peer (so a fork across its restart is still caught).
- * When the log reopens after a failed write: the stored tree must still hold what was signed
- * (`checkStoredTree`).
+ * At start-up and when the log reopens after a failed write: the stored tree must still hold what
+ * was signed (`checkStoredTree`, `checkTreeAtStart`).
  */
 import type { Logger } from 'pino'
 import { VnError } from '../errors.js'
@@ -116,4 +116,28 @@ export async function checkStoredTree(
       throw new VnError('VN_ERR_LOG_TREE_MISMATCH', `the stored tree's root at size ${cp.size} is not the signed root`)
     }
   }
+}
+
+/**
+ * Start-up: the stored tree must still hold what the node last signed. A log cut back (a restored
+ * old backup, a careless repair) or a subtree hash rewritten since the last checkpoint stops the
+ * node, before it appends or answers anything, instead of signing a head that forks its own
+ * history. A last checkpoint that no known log key verifies (signed by a key the manifest no
+ * longer lists) cannot be checked: that is logged and start-up goes on.
+ * @throws VnError VN_ERR_LOG_TREE_MISMATCH
+ */
+export async function checkTreeAtStart(
+  store: Pick<LogStore, 'size' | 'rootHash' | 'latestCheckpoint'>,
+  verifiers: readonly NoteVerifier[],
+  logger: Logger,
+): Promise<void> {
+  const latest = await store.latestCheckpoint()
+  if (latest === undefined) return
+  try {
+    openCheckpoint(latest.note, verifiers)
+  } catch {
+    logger.warn({ size: latest.size }, 'the last stored checkpoint is signed by a log key the node no longer knows; the stored tree was not checked against it')
+    return
+  }
+  await checkStoredTree({ size: await store.size(), rootHash: (n) => store.rootHash(n) }, [latest.note], verifiers)
 }

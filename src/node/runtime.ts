@@ -17,7 +17,7 @@ import type { ServiceConfig } from '../config/schema.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { FederationHolder } from '../federation/federation.js'
 import { logOrigin } from '../log/peer-logs.js'
-import { ed25519NoteVerifier, ed25519RawPublicKey } from '../log/checkpoint.js'
+import { ed25519NoteVerifier, ed25519RawPublicKey, type NoteVerifier } from '../log/checkpoint.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
 import { decideAsync } from '../policy/decide.js'
 import { Provider } from '../exchange/provider.js'
@@ -28,10 +28,10 @@ import type { Signer } from '../exchange/signer.js'
 import { Metrics } from './metrics.js'
 import { REDACT } from './redact.js'
 import { nodeKeyFiles, nodeDataFiles, NODE_MANIFEST_ARCHIVE, NODE_PID_FILE } from './files.js'
-import { openNodeLogStore } from './log-store.js'
+import { openNodeLogStore, type OpenedLog } from './log-store.js'
 import { NodeIdentity } from './identity.js'
 import { assembleModes } from './modes.js'
-import { recoverFromLog, rememberWitnessed } from './recovery.js'
+import { checkTreeAtStart, recoverFromLog, rememberWitnessed } from './recovery.js'
 import { archiveManifest, keyEventRecord, housekeeping, manifestReloader } from './housekeeping.js'
 import { LogReopener } from './log-reopen.js'
 import { Checkpointer } from './checkpointer.js'
@@ -100,10 +100,27 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const metrics = new Metrics(self, opts.processMetrics ?? false)
   const dataDir = loaded.path(cfg.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  let opened
+  // The keys the node's own checkpoints verify under: its own log key, and the older ones the
+  // manifest still lists (a checkpoint signed before a rotation).
+  const origin = logOrigin(fed0.name, self)
+  const noteVerifiers = (): NoteVerifier[] => {
+    const keys = new Map<string, Uint8Array>()
+    const add = (k: KeyObject): void => { keys.set(Buffer.from(ed25519RawPublicKey(k)).toString('base64'), ed25519RawPublicKey(k)) }
+    add(logKey)
+    try {
+      for (const k of federation.get(now()).logKeys(self)) add(k.key)
+    } catch {
+      // a manifest no longer in force lists nothing; the node's own key still verifies its notes
+    }
+    return [...keys.values()].map((raw) => ed25519NoteVerifier(origin, raw))
+  }
+  let opened: OpenedLog | undefined
   try {
     opened = await openNodeLogStore(nodeDataFiles(dataDir).log, evidenceKey, (s) => metrics.logCommitSeconds.observe(s), cfg.limits.replayMaxEntries)
+    // Before anything is appended or answered: the stored tree still holds what was last signed.
+    await checkTreeAtStart(opened.log, noteVerifiers(), logger)
   } catch (e) {
+    await opened?.close()
     watched?.stop()
     await source?.close()
     throw e
@@ -175,26 +192,13 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     onFork: () => metrics.forkAlerts.inc(),
   })
   await rememberWitnessed(store, peerLogs, fed0.departments().map((m) => m.id).filter((id) => id !== self), logger)
-  const checkpointer = new Checkpointer(store, logOrigin(fed0.name, self), logKey)
+  const checkpointer = new Checkpointer(store, origin, logKey)
   const checkpoint = (): Promise<string> => checkpointer.checkpoint()
   await checkpoint()
   // A closed log (a failed write) reopens by itself once a trial write succeeds and the stored
   // tree still matches the last signed checkpoint.
-  const logKeyB64 = (raw: Uint8Array): string => Buffer.from(raw).toString('base64')
   const reopener = new LogReopener({
-    store, nodeLog: log, checkpointer, metrics, logger, now,
-    verifiers: () => {
-      // its own key, and the older ones the manifest still lists (a checkpoint signed before a rotation)
-      const keys = new Map<string, Uint8Array>()
-      const add = (k: KeyObject): void => { keys.set(logKeyB64(ed25519RawPublicKey(k)), ed25519RawPublicKey(k)) }
-      add(logKey)
-      try {
-        for (const k of federation.get(now()).logKeys(self)) add(k.key)
-      } catch {
-        // a manifest no longer in force lists nothing; the node's own key still verifies its notes
-      }
-      return [...keys.values()].map((raw) => ed25519NoteVerifier(checkpointer.origin, raw))
-    },
+    store, nodeLog: log, checkpointer, metrics, logger, now, verifiers: noteVerifiers,
     ...(opts.logRetryMs === undefined ? {} : { firstRetryMs: opts.logRetryMs }),
   })
   reopener.start()

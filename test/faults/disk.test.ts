@@ -14,15 +14,18 @@ import t, { type Test } from 'tap'
 import { execFileSync } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { readdir, rmdir, symlink } from 'node:fs/promises'
+import { readFile, readdir, rmdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import Database from 'better-sqlite3'
 import { pino } from 'pino'
 import { request } from 'undici'
 import { federationFixture, type Fixture } from '../helper.js'
-import { loadPublicKey } from '../../src/crypto/keys.js'
-import { ed25519NoteVerifier, ed25519RawPublicKey, openCheckpoint, type Checkpoint } from '../../src/log/checkpoint.js'
+import { createPublicKey } from 'node:crypto'
+import { loadPrivateKey, loadPublicKey } from '../../src/crypto/keys.js'
+import { keyIdFor } from '../../src/federation/manifest.js'
+import { signGetRequest } from '../../src/peers/member-auth.js'
+import { ed25519NoteVerifier, ed25519RawPublicKey, openCheckpoint, parseNote, type Checkpoint } from '../../src/log/checkpoint.js'
 import { leafHash, verifyConsistency, verifyInclusion } from '../../src/log/merkle.js'
 import { logOrigin } from '../../src/log/peer-logs.js'
 import { exportLog } from '../../src/node/export.js'
@@ -235,6 +238,20 @@ t.test('fault: log disk full, then space freed', async (t) => {
   t.equal(during.size, head.cp.size, 'an export while closed holds every committed leaf')
   const duringAudit = await auditExport(during.dir)
   t.ok(duringAudit.ok, JSON.stringify(duringAudit.findings.filter((x) => x.severity === 'error')))
+  // A member reads leaves (GET /v1/log/entries, signed by the consumer's message key).
+  const key = await loadPrivateKey(join(h.f.fed.dir, CONSUMER, 'keys', 'message.key'))
+  const entriesPath = `/v1/log/entries?start=${last - 1}&end=${head.cp.size}`
+  const entries = await request(`${node.publicUrl}${entriesPath}`, {
+    headers: { authorization: signGetRequest({ kid: `${CONSUMER}#${keyIdFor(createPublicKey(key))}`, privateKey: key }, CONSUMER, PROVIDER, entriesPath, Date.now()) },
+  })
+  const served = await entries.body.json() as { entries: string[] }
+  t.equal(entries.statusCode, 200, 'GET /v1/log/entries answers while closed')
+  t.same(served.entries, [Buffer.from(await node.node.log.leaf(last - 1)).toString('utf8'), Buffer.from(await node.node.log.leaf(last)).toString('utf8')], 'GET /v1/log/entries serves committed leaves while closed')
+  // A witness cosigns the head served while closed: the cosignature is held with it.
+  const witnessed = await h.f.nodes[CONSUMER]!.node.peerLogs.witness(PROVIDER)
+  t.ok(witnessed.cosigned, 'the consumer witnessed and cosigned the head served while closed')
+  const cosignedHead = await h.get('/v1/log/checkpoint')
+  t.equal(parseNote(cosignedHead.text).signatures.length, 2, 'the head served while closed carries the cosignature')
 
   // Space freed: the node reopens by itself.
   rmSync(h.filler)
@@ -257,6 +274,8 @@ t.test('fault: log disk full, then space freed', async (t) => {
   t.equal(report.leaves, exported.size)
   const notes = await readdir(join(exported.dir, 'checkpoints'))
   t.ok(notes.includes(`${String(head.cp.size).padStart(12, '0')}.note`), 'the head signed while closed was stored on reopening')
+  const stored = parseNote(await readFile(join(exported.dir, 'checkpoints', `${String(head.cp.size).padStart(12, '0')}.note`), 'utf8'))
+  t.equal(stored.signatures.length, 2, 'with the cosignature received while closed')
 })
 
 t.test('fault: log disk full, tree cut back before space returns: the log stays closed', async (t) => {
