@@ -157,6 +157,7 @@ export const DisclosureExportSchema = z.strictObject({
   t: z.literal('disclosure-export'),
   reasonDigest: digest,
   count: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  received: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 })
 
 export const LogRecordSchema = z.discriminatedUnion('t', [

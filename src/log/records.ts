@@ -166,6 +166,8 @@ export interface DisclosureExportRecord extends Base {
   reasonDigest: string
   /** how many exchanges' disclosures were exported */
   count: number
+  /** how many refused peer answers' bytes were exported (received.jsonl); absent in records written before it was counted */
+  received?: number
 }
 
 export type LogRecord =

@@ -141,7 +141,7 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
   }
 
   // With disclosures: check the reason, count what will leave, and log it before anything is read.
-  let disclosures: { key: Uint8Array; nowMs: number; count: number; reason: string } | undefined
+  let disclosures: { key: Uint8Array; nowMs: number; count: number; received: number; reason: string } | undefined
   if (opts.withDisclosures !== undefined) {
     const reason = opts.withDisclosures.reason.trim()
     if (reason.length === 0 || reason.length > MAX_REASON_LENGTH) throw new VnError('VN_ERR_CONFIG_INVALID', `reason: give the reason for exporting disclosures (1-${MAX_REASON_LENGTH} characters)`)
@@ -150,9 +150,13 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
     const logKey = await loadPrivateKey(keyFiles.logKey)
     await assertNodeStopped(dbPath)
     const nowMs = now()
-    const count = await withReader(dbPath, (r) => r.snapshot(async (s) => s.countDisclosures(nowMs)))
-    await appendOffline(dbPath, [{ v: 1, at: nowMs, t: 'disclosure-export', reasonDigest: createHash('sha256').update(reason, 'utf8').digest('base64url'), count }], logKey, logOrigin(current.name, cfg.member))
-    disclosures = { key, nowMs, count, reason }
+    const { count, received } = await withReader(dbPath, (r) => r.snapshot(async (s) => {
+      let rows = 0
+      for await (const chunk of s.sealedReceived(nowMs)) rows += chunk.length
+      return { count: await s.countDisclosures(nowMs), received: rows }
+    }))
+    await appendOffline(dbPath, [{ v: 1, at: nowMs, t: 'disclosure-export', reasonDigest: createHash('sha256').update(reason, 'utf8').digest('base64url'), count, received }], logKey, logOrigin(current.name, cfg.member))
+    disclosures = { key, nowMs, count, received, reason }
   }
 
   const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${now()}`)
@@ -249,7 +253,7 @@ async function writeLines<R>(dir: string, name: string, chunks: AsyncIterable<re
 const jsonLine = (v: unknown): Buffer => Buffer.from(`${JSON.stringify(v)}\n`, 'utf8')
 
 /** Streams leaves and evidence from one snapshot into the export's files. */
-async function writeSnapshot(s: LogSnapshot, dir: string, files: Record<string, ExportFileInfo>, disclosures?: { key: Uint8Array; nowMs: number; count: number }): Promise<Snapshot> {
+async function writeSnapshot(s: LogSnapshot, dir: string, files: Record<string, ExportFileInfo>, disclosures?: { key: Uint8Array; nowMs: number; count: number; received: number }): Promise<Snapshot> {
   // entries.jsonl: the exact leaf bytes, one per line, in index order with no gaps.
   let index = 0
   const entries = await writeLines(dir, EXPORT_FILES.entries, s.leaves(), (leaf) => {
@@ -278,6 +282,7 @@ async function writeSnapshot(s: LogSnapshot, dir: string, files: Record<string, 
     const opened = await writeLines(dir, EXPORT_FILES.received, s.sealedReceived(disclosures.nowMs), (row) =>
       jsonLine({ xid: row.xid, digest: row.digest, bytes: Buffer.from(decryptReceived(disclosures.key, row.xid, row.nonce, row.ciphertext)).toString('base64url') }),
     )
+    if (opened.lines !== disclosures.received) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `received: ${opened.lines} rows, ${disclosures.received} logged (did the node start meanwhile?)`)
     received = opened.lines
     files[EXPORT_FILES.received] = { sha256: opened.sha256, bytes: opened.bytes }
   }

@@ -99,7 +99,7 @@ t.test('operator commands that log themselves', async (t) => {
     t.ok(lines[0].disclosures.some((d: string) => Buffer.from(d, 'base64url').toString('utf8').includes(id.id)), 'the subject, decrypted')
     t.equal((await stat(join(dir, 'disclosures.jsonl'))).mode & 0o077, 0, 'mode 0600')
     const rec = (await leavesOf(dir)).at(-1)!
-    t.same(rec, { at: rec.at, count: 1, reasonDigest: createHash('sha256').update(reason).digest('base64url'), t: 'disclosure-export', v: 1 })
+    t.same(rec, { at: rec.at, count: 1, received: 0, reasonDigest: createHash('sha256').update(reason).digest('base64url'), t: 'disclosure-export', v: 1 })
     const leaves = await readFile(join(dir, 'entries.jsonl'), 'utf8')
     t.notOk(leaves.includes(id.id) || leaves.includes('court order'), 'neither the subject nor the reason text is in the log')
     const report = await auditExport(dir, { rootKey: rootPub })

@@ -224,6 +224,16 @@ t.test('fault: refused answers are sealed, exported with disclosures only, and j
   const bad = await auditExport(tampered)
   t.match(bad.findings.find((x) => x.code === 'AUDIT_EVIDENCE_DIGEST_MISMATCH'), { severity: 'error', xid: first.xid })
 
+  // The disclosure-export record counts the refused answers' bytes too: a line dropped is caught.
+  const logged = (await readFile(join(tampered, 'entries.jsonl'), 'utf8')).split('\n').filter((l) => l.includes('"disclosure-export"')).map((l) => JSON.parse(l) as { received?: number })
+  t.equal(logged.at(-1)?.received, 4, 'the disclosure-export record logs how many refused answers left')
+  const dropped = join(out, 'dropped')
+  await exportLog(cfg, dropped, { withDisclosures: { reason: 'fault drill: a line dropped' } })
+  const all = (await readFile(join(dropped, 'received.jsonl'), 'utf8')).split('\n').filter((l) => l !== '')
+  await writeFile(join(dropped, 'received.jsonl'), all.slice(1).map((l) => `${l}\n`).join(''))
+  const short = await auditExport(dropped)
+  t.match(short.findings.find((x) => x.code === 'AUDIT_DISCLOSURES_UNLOGGED'), { severity: 'error', message: /3 refused answers' bytes, the disclosure-export record at leaf \d+ logged 4/ })
+
   const x = await crossCheck(join(out, 'consumer'), join(out, 'provider'))
   t.ok(x.ok, JSON.stringify(x.findings.filter((y) => y.severity === 'error')))
   const answered = x.findings.filter((y) => y.code === 'AUDIT_CROSS_RESPONSE_MISSING')

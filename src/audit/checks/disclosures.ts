@@ -34,7 +34,7 @@ const ReceivedLineSchema = z.strictObject({ xid: xidSchema, digest: digestSchema
  * what a peer sent) and be named by a refused response-in of the same xid; the file, like the
  * disclosures, only leaves the node under a disclosure-export record.
  */
-export function checkReceived(ctx: AuditContext, path: string, refused: ReadonlyMap<string, { xid: string; i: number }>, last: { i: number } | undefined): void {
+export function checkReceived(ctx: AuditContext, path: string, refused: ReadonlyMap<string, { xid: string; i: number }>, last: { i: number; r: { received?: number } } | undefined): void {
   const { findings } = ctx
   const file = new LineReader(path)
   if (!file.exists) return
@@ -64,4 +64,8 @@ export function checkReceived(ctx: AuditContext, path: string, refused: Readonly
     }
   }
   if (lines > 0 && last === undefined) findings.add('AUDIT_DISCLOSURES_UNLOGGED', `${EXPORT_FILES.received}: ${lines} refused answers' bytes, and no disclosure-export record in the log`)
+  // Records written before the count was logged carry none; a record that carries one must match.
+  else if (last?.r.received !== undefined && last.r.received !== lines) {
+    findings.add('AUDIT_DISCLOSURES_UNLOGGED', `${EXPORT_FILES.received}: ${lines} refused answers' bytes, the disclosure-export record at leaf ${last.i} logged ${last.r.received}`, { index: last.i })
+  }
 }
