@@ -272,6 +272,16 @@ export interface MemoryReplayMemoryOptions {
  */
 export class MemoryReplayMemory implements ReplayMemory {
   private readonly seen = new Map<string, ReplayEntry>()
+  /**
+   * Keys in the order they were held, with the expiry they were held with: the queue the expired
+   * head is dropped from. Not the Map's own order: V8 leaves a deleted Map entry as a hole until
+   * the table is rebuilt, and every new iterator walks the holes from the start, so dropping the
+   * head by iterating the Map cost O(entries dropped since the last rebuild) per claim (about
+   * 200 µs at 630 claims/s and a 120 s window, measured), and the latency grew with it.
+   */
+  private queueKeys: string[] = []
+  private queueExpiry: number[] = []
+  private queueHead = 0
   private lastFullSweep = -Infinity
   readonly capacity: number
 
@@ -302,8 +312,8 @@ export class MemoryReplayMemory implements ReplayMemory {
       }
     }
     // a fresh copy with only the three fields: the caller's object may carry more
-    if (prior !== undefined) this.seen.delete(key) // re-inserted at the tail, in expiry order
     this.seen.set(key, { reqDigest: entry.reqDigest, expiresAt: entry.expiresAt })
+    this.enqueue(key, entry.expiresAt) // (a re-claimed key's older queue slot is skipped when reached)
     return undefined
   }
 
@@ -322,8 +332,8 @@ export class MemoryReplayMemory implements ReplayMemory {
 
   async remember(iss: string, xid: string, entry: ReplayEntry & { readonly index: number }): Promise<void> {
     const key = MemoryReplayMemory.key(iss, xid)
-    this.seen.delete(key)
     this.seen.set(key, { reqDigest: entry.reqDigest, index: entry.index, expiresAt: entry.expiresAt })
+    this.enqueue(key, entry.expiresAt)
   }
 
   /** Entries held right now, live or not yet dropped. */
@@ -331,11 +341,33 @@ export class MemoryReplayMemory implements ReplayMemory {
     return this.seen.size
   }
 
+  private enqueue(key: string, expiresAt: number): void {
+    this.queueKeys.push(key)
+    this.queueExpiry.push(expiresAt)
+  }
+
+  /**
+   * Drops entries from the head of the queue while they have expired (held in about expiry order:
+   * it stops at the first live one, as a claim of an expired key finds it expired anyway). A queue
+   * slot whose key was held again later with a later expiry leaves that newer entry alone.
+   */
   private dropExpiredHead(now: number): void {
-    for (const [k, v] of this.seen) {
-      if (v.expiresAt >= now) return
-      this.seen.delete(k)
+    const keys = this.queueKeys
+    const expiry = this.queueExpiry
+    let head = this.queueHead
+    while (head < keys.length && (expiry[head] as number) < now) {
+      const k = keys[head] as string
+      const held = this.seen.get(k)
+      if (held !== undefined && held.expiresAt < now) this.seen.delete(k)
+      head++
     }
+    // Compact once the dropped head is most of the arrays (amortised O(1) per entry).
+    if (head > 1024 && head * 2 > keys.length) {
+      this.queueKeys = keys.slice(head)
+      this.queueExpiry = expiry.slice(head)
+      head = 0
+    }
+    this.queueHead = head
   }
 }
 
