@@ -13,7 +13,7 @@
 # this file's HEALTHCHECK command), and test/deploy/production-build.test.ts runs it and checks that
 # every RUN command, COPY and ENV below still appears in it.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---------------------------------------------------------------------------------------------------
 # Build stage: full install (better-sqlite3 compiles its native addon here), compile TypeScript, then

@@ -82,7 +82,7 @@ unset NODE_ENV NODE_OPTIONS NODE_V8_COVERAGE NODE_PATH
 while IFS= read -r v; do unset "$v"; done < <(env | sed -n 's/^\(npm_[A-Za-z0-9_]*\)=.*/\1/p')
 
 # ---------------------------------------------------------------------------------------------------
-phase "build stage (FROM node:20-bookworm-slim AS build)"
+phase "build stage (FROM node:24-bookworm-slim AS build)"
 # not mirrored: apt-get update
 # not mirrored: apt-get install -y --no-install-recommends python3 make g++
 # not mirrored: rm -rf /var/lib/apt/lists/*
@@ -91,6 +91,11 @@ for tool in node npm python3 make g++; do
   command -v "$tool" >/dev/null 2>&1 || fail "$tool is needed (the build stage installs python3, make and g++)"
 done
 NODE_BIN=$(command -v node)
+# The image runs Node 24 LTS (.ci/run puts scripts/node24.sh's runtime first on PATH for this step).
+case "$("$NODE_BIN" --version)" in
+  v24.*) ;;
+  *) echo "production-build: NOTE: the image runs Node 24; this run uses $("$NODE_BIN" --version) ($NODE_BIN)" >&2 ;;
+esac
 # ENV npm_config_nodedir: the headers of the Node that runs here (the image's are in /usr/local).
 NODE_PREFIX=$(dirname "$(dirname "$(readlink -f "$NODE_BIN")")")
 if [ -z "${npm_config_nodedir:-}" ] && [ -f "$NODE_PREFIX/include/node/node.h" ]; then
@@ -107,7 +112,7 @@ run_in "$BUILD" npm prune --omit=dev --no-audit --no-fund
 run_in "$BUILD" chmod -R a-w dist node_modules package.json
 
 # ---------------------------------------------------------------------------------------------------
-phase "runtime stage (FROM node:20-bookworm-slim AS runtime)"
+phase "runtime stage (FROM node:24-bookworm-slim AS runtime)"
 mkdir -p "$APP"
 copy_from_build package.json
 copy_from_build node_modules
