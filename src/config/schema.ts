@@ -76,6 +76,7 @@ function serverSourceSchema<K extends 'postgres' | 'mysql'>(kind: K, schemes: re
     port: z.number().int().min(1).max(65535).optional(),
     database: z.string().min(1).optional(),
     user: z.string().min(1).optional(),
+    ...(kind === 'postgres' ? { schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'a plain identifier (letters, digits, _)').optional() } : {}),
     password: z.never({ error: NO_PASSWORD }).optional(),
     /** a file holding the password (one line; a final newline is dropped), read at each (re)connection */
     passwordFile: z.string().min(1).optional(),

@@ -116,6 +116,7 @@ export class MysqlSource implements DataSource {
    */
   static async open(opts: MysqlSourceOptions): Promise<MysqlSource> {
     refuseUrlPassword(opts.url)
+    if (opts.schema !== undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'dataSource.schema: PostgreSQL only; a MySQL source names its database in `database` or the URL')
     const ssl = await tlsSettings('mysql', opts.tls)
     const password = await resolvePassword('mysql', opts.password)
     const config: mysql.PoolOptions = {

@@ -29,7 +29,7 @@ import { VnError } from '../errors.js'
 import type { DataSource, Row, SqlParams } from './types.js'
 import { assertParamsAllowed, assertReadOnlyText, bindValues, checkParams, type TranslatedSql } from './sql-text.js'
 import {
-  checkBatchSize, DEFAULT_BATCH, driverCode, resolvePassword, tlsSettings, TranslationCache, type ServerSourceOptions,
+  checkBatchSize, DEFAULT_BATCH, driverCode, resolvePassword, SCHEMA_NAME, tlsSettings, TranslationCache, type ServerSourceOptions,
 } from './server-common.js'
 
 export type PostgresSourceOptions = ServerSourceOptions
@@ -123,6 +123,7 @@ export class PostgresSource implements DataSource {
    */
   static async open(opts: PostgresSourceOptions): Promise<PostgresSource> {
     refuseUrlPassword(opts.url)
+    if (opts.schema !== undefined && !SCHEMA_NAME.test(opts.schema)) throw new VnError('VN_ERR_CONFIG_INVALID', 'dataSource.schema: expected a plain identifier (letters, digits, _)')
     const ssl = await tlsSettings('postgres', opts.tls)
     const statementTimeoutMs = opts.statementTimeoutMs ?? 5000
     const config: pg.PoolConfig = {
@@ -132,7 +133,7 @@ export class PostgresSource implements DataSource {
       statement_timeout: statementTimeoutMs,
       // Every transaction of every session is read-only unless a statement says otherwise, and
       // the declared statements are checked not to.
-      options: '-c default_transaction_read_only=on',
+      options: `-c default_transaction_read_only=on${opts.schema !== undefined ? ` -c search_path=${opts.schema}` : ''}`,
       application_name: 'verinode',
       keepAlive: true,
       types: TYPES,

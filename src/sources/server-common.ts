@@ -17,6 +17,8 @@ export interface ServerSourceOptions {
   readonly port?: number
   readonly database?: string
   readonly user?: string
+  /** PostgreSQL only: the schema unqualified table names are read from (its `search_path`). */
+  readonly schema?: string
   /** The password, or how to get it on each (re)connection (read from a file, an env variable). */
   readonly password?: string | (() => Promise<string>)
   /** Connections in the pool (default 4). An enumeration holds one for its whole run. */
@@ -30,6 +32,9 @@ export interface ServerSourceOptions {
   /** Translated statements kept (default 256). */
   readonly statementCacheSize?: number
 }
+
+/** A schema name that goes into a connection option as it is: letters, digits, `_`. */
+export const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
 export const DEFAULT_BATCH = 1000
 export const MAX_BATCH = 100_000

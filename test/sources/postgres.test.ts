@@ -7,7 +7,7 @@ import t from 'tap'
 import pg from 'pg'
 import { openDataSource } from '../../src/sources/index.js'
 import { PG_URL, RO_ROLE, pgSkipReason, uniqueName } from '../helper-db.js'
-import { roUrl, serverCases, type ServerKit } from './server-cases.js'
+import { rejection, roUrl, serverCases, type ServerKit } from './server-cases.js'
 
 const reason = await pgSkipReason()
 
@@ -21,11 +21,14 @@ async function admin(sql: string): Promise<Record<string, unknown>[]> {
   }
 }
 
+let scratch = ''
+
 const kit: ServerKit = {
   kind: 'postgres',
   skip: pgSkipReason,
   async setup(t) {
     const ns = uniqueName('vn_src')
+    scratch = ns
     await admin(`
       CREATE SCHEMA ${ns};
       CREATE TABLE ${ns}.people (id text PRIMARY KEY, name text NOT NULL, n int NOT NULL, flag boolean, big bigint, born date, amount numeric(12,2));
@@ -70,5 +73,14 @@ t.test('postgres data source', { skip: reason ?? false }, async (t) => {
     t.equal(row?.arr, '{1,2}')
     t.equal(row?.f, 1.5)
     t.same(await src.query("SELECT current_setting('default_transaction_read_only') AS ro", {}), [{ ro: 'on' }])
+  })
+
+  t.test('schema: unqualified names are read from it', async (t) => {
+    const src = await openDataSource({ ...kit.config(''), schema: scratch } as never)
+    t.teardown(() => src.close())
+    t.same(await src.query('SELECT n FROM people WHERE id = :id', { id: 'id00005' }), [{ n: 5 }])
+    t.same(await rejection(openDataSource({ ...kit.config(''), schema: 'x; DROP' } as never)), {
+      code: 'VN_ERR_CONFIG_INVALID', detail: 'dataSource.schema: expected a plain identifier (letters, digits, _)',
+    })
   })
 })
