@@ -36,6 +36,7 @@ export type PostgresSourceOptions = ServerSourceOptions
 
 const OID = { bool: 16, bytea: 17, int8: 20, int2: 21, int4: 23, oid: 26, float4: 700, float8: 701 } as const
 const identity = (v: string): string => v
+const ignore = (): void => undefined
 const byteaParser = pg.types.getTypeParser(OID.bytea, 'text') as (v: string) => Buffer
 
 function parseInt8(v: string): number | bigint {
@@ -176,13 +177,25 @@ export class PostgresSource implements DataSource {
     return t
   }
 
+  /**
+   * A connection of the pool for several statements. A checked-out client that loses its
+   * connection between two statements emits 'error', which without a listener would end the
+   * process: one listens until `#release`.
+   */
   async #connect(): Promise<pg.PoolClient> {
+    let client: pg.PoolClient
     try {
-      const client = await this.#live().connect()
-      return client
+      client = await this.#live().connect()
     } catch (e) {
       throw runtimeError(e)
     }
+    client.on('error', ignore)
+    return client
+  }
+
+  #release(client: pg.PoolClient, destroy: boolean): void {
+    client.removeListener('error', ignore)
+    client.release(destroy)
   }
 
   /** Runs the statement as a subquery that reads no row, parameters NULL, in a read-only transaction. */
@@ -203,7 +216,7 @@ export class PostgresSource implements DataSource {
       throw checkError(e, label)
     } finally {
       if (broken === undefined) await client.query('ROLLBACK').catch((e: unknown) => { broken = e })
-      client.release(broken !== undefined)
+      this.#release(client, broken !== undefined)
     }
   }
 
@@ -244,9 +257,6 @@ export class PostgresSource implements DataSource {
     const client = await this.#connect()
     const e: Enumeration = { client, released: false }
     this.#enumerations.add(e)
-    // A connection error while the client is checked out must not end the process.
-    const onError = (): void => undefined
-    client.on('error', onError)
     let cursor: Cursor<Row> | undefined
     let clean = false
     try {
@@ -285,10 +295,9 @@ export class PostgresSource implements DataSource {
         }
       }
       this.#enumerations.delete(e)
-      client.removeListener('error', onError)
       if (!e.released) {
         e.released = true
-        client.release(!clean)
+        this.#release(client, !clean)
       }
     }
   }
@@ -311,7 +320,7 @@ export class PostgresSource implements DataSource {
     for (const e of this.#enumerations) {
       if (!e.released) {
         e.released = true
-        e.client.release(true)
+        this.#release(e.client, true)
       }
     }
     this.#enumerations.clear()
