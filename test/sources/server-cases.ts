@@ -7,7 +7,7 @@
  */
 import type { Test } from 'tap'
 import { VnError } from '../../src/errors.js'
-import { openDataSource, type DataSource, type DataSourceConfig, type Row } from '../../src/sources/index.js'
+import { openDataSource, SupervisedSource, type DataSource, type DataSourceConfig, type Row, type SourceTransition } from '../../src/sources/index.js'
 import { RO_ROLE, uniqueName } from '../helper-db.js'
 
 export const ROWS = 2500
@@ -210,6 +210,21 @@ export function serverCases(t: Test, kit: ServerKit): void {
     t.equal(new VnError((r as { code: 'VN_ERR_SOURCE_UNAVAILABLE' }).code).statusCode, 503)
     await slow.ping()
     t.same(await slow.query(`SELECT n FROM ${P()} WHERE id = :id`, { id: 'id00003' }), [{ n: 3 }])
+    // supervised, as in a node: a slow lookup is a 503, but the server answers a ping, so the
+    // source stays available on the same pool (no re-open, no transition)
+    let opens = 0
+    const transitions: SourceTransition[] = []
+    const sup = new SupervisedSource(await openDataSource(kit.config(ns, { statementTimeoutMs: 300 })), {
+      open: async () => {
+        opens++
+        return openDataSource(kit.config(ns, { statementTimeoutMs: 300 }))
+      },
+      onTransition: (x) => transitions.push(x),
+    })
+    t.teardown(() => sup.close())
+    t.match(await rejection(sup.query(kit.sleep(3), {})), { code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: new RegExp(`^${kit.kind}: statement timeout`) })
+    t.same([opens, transitions, sup.unavailable], [0, [], undefined], 'still available, not re-opened')
+    t.same(await sup.query(`SELECT n FROM ${P()} WHERE id = :id`, { id: 'id00004' }), [{ n: 4 }])
   })
 
   t.test('closing during an iteration ends it with VN_ERR_SOURCE_UNAVAILABLE; closed sources refuse', async (t) => {
