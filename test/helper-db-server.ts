@@ -8,7 +8,7 @@
  * or throws under VN_TEST_REQUIRE_DB=1 like test/helper-db.ts.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -69,8 +69,15 @@ export function privateMariadbSkipReason(): string | undefined {
   return undefined
 }
 
+export interface PrivatePgOptions {
+  /** TLS: PEM files of the server's certificate and key (copied into the cluster, owned by it). */
+  readonly tls?: { readonly cert: string; readonly key: string }
+  /** pg_hba.conf lines (default: trust on 127.0.0.1); `postgres` always keeps trust over TCP for the admin URL. */
+  readonly hba?: readonly string[]
+}
+
 /** A PostgreSQL cluster of its own (trust auth on 127.0.0.1), running as `postgres` when we are root. */
-export async function startPrivatePostgres(): Promise<PrivateServer> {
+export async function startPrivatePostgres(o: PrivatePgOptions = {}): Promise<PrivateServer> {
   const dir = mkdtempSync(join(tmpdir(), 'vn-pg-'))
   const data = join(dir, 'data')
   const port = await freePort()
@@ -80,7 +87,24 @@ export async function startPrivatePostgres(): Promise<PrivateServer> {
   }
   if (IS_ROOT) chownSync(dir, ...(await pgIds()))
   await as('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '--no-instructions'])
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=16MB -c max_connections=40`
+  let opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c shared_buffers=16MB -c max_connections=40`
+  if (o.hba !== undefined) {
+    writeFileSync(join(data, 'pg_hba.conf'), ['local all all trust', 'host all postgres 127.0.0.1/32 trust', ...o.hba, ''].join('\n'))
+  }
+  if (o.tls !== undefined) {
+    const cert = join(data, 'server.crt')
+    const key = join(data, 'server.key')
+    copyFileSync(o.tls.cert, cert)
+    copyFileSync(o.tls.key, key)
+    chmodSync(key, 0o600)
+    if (IS_ROOT) {
+      const [uid, gid] = await pgIds()
+      chownSync(cert, uid, gid)
+      chownSync(key, uid, gid)
+      chownSync(join(data, 'pg_hba.conf'), uid, gid)
+    }
+    opts += ` -c ssl=on -c ssl_cert_file=${cert} -c ssl_key_file=${key}`
+  }
   let running = false
   const start = async (): Promise<void> => {
     await as('pg_ctl', ['-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', '-t', '60', 'start'])
@@ -153,6 +177,20 @@ export async function startPrivateMariadb(): Promise<PrivateServer> {
       rmSync(dir, { recursive: true, force: true })
     },
   }
+}
+
+/**
+ * A throw-away CA and a server certificate for 127.0.0.1 signed by it (PEM files in `dir`), made
+ * with the openssl command-line tool.
+ */
+export async function testCertificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+  const f = (n: string): string => join(dir, n)
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  await run('openssl', ['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=verinode test CA'])
+  await run('openssl', ['req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1'])
+  writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1\n')
+  await run('openssl', ['x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '2', '-extfile', f('san.ext')])
+  return { ca: f('ca.pem'), cert: f('server.crt'), key: f('server.key') }
 }
 
 /** Runs `sql` (several statements allowed) as the private server's admin. */
