@@ -136,8 +136,8 @@ async function pgIds(): Promise<[number, number]> {
   return [Number(uid), Number(gid)]
 }
 
-/** A MariaDB instance of its own (root without a password on 127.0.0.1). */
-export async function startPrivateMariadb(): Promise<PrivateServer> {
+/** A MariaDB instance of its own (root without a password on 127.0.0.1); `tls`: its certificate and key. */
+export async function startPrivateMariadb(o: { readonly tls?: { readonly cert: string; readonly key: string } } = {}): Promise<PrivateServer> {
   const dir = mkdtempSync(join(tmpdir(), 'vn-my-'))
   const data = join(dir, 'data')
   const port = await freePort()
@@ -149,6 +149,7 @@ export async function startPrivateMariadb(): Promise<PrivateServer> {
       '--no-defaults', `--datadir=${data}`, `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${join(dir, 'sock')}`,
       `--pid-file=${join(dir, 'pid')}`, `--log-error=${join(dir, 'err.log')}`, '--skip-log-bin', '--innodb-buffer-pool-size=16M',
       '--innodb-log-file-size=8M', '--skip-name-resolve', '--max-connections=40', ...user,
+      ...(o.tls !== undefined ? [`--ssl-cert=${o.tls.cert}`, `--ssl-key=${o.tls.key}`] : []),
     ], { stdio: 'ignore' })
     const c = child
     await until(`MariaDB on port ${port}`, 60_000, async () => {

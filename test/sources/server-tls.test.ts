@@ -1,5 +1,5 @@
 /**
- * TLS and password logins to PostgreSQL, for real: a private cluster (test/helper-db-server.ts)
+ * TLS and password logins to PostgreSQL (and MariaDB), for real: a private cluster (test/helper-db-server.ts)
  * that accepts the reader only over TLS with a SCRAM password. The source connects with the CA of
  * `tls.ca` and a password read by a function (as the node reads `passwordFile`); without TLS, with
  * another CA, or with a wrong password it is unavailable, and no error repeats the password.
@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { VnError } from '../../src/errors.js'
 import { openDataSource, type DataSourceConfig } from '../../src/sources/index.js'
-import { privateAdmin, privatePgSkipReason, startPrivatePostgres, testCertificates } from '../helper-db-server.js'
+import { privateAdmin, privateMariadbSkipReason, privatePgSkipReason, startPrivateMariadb, startPrivatePostgres, testCertificates } from '../helper-db-server.js'
 
 async function rejection(p: Promise<unknown>): Promise<{ code: string; detail: string | undefined }> {
   try {
@@ -65,4 +65,26 @@ t.test('postgres over TLS with a password from a file', { skip: privatePgSkipRea
   const after = await openDataSource({ ...base, password, tls: { ca: certs.ca }, poolSize: 1 } as DataSourceConfig)
   t.same(await after.query('SELECT name FROM people WHERE id = :id', { id: 'id1' }), [{ name: 'one' }])
   await after.close()
+})
+
+t.test('mariadb over TLS: an account that REQUIRE SSL', { skip: privateMariadbSkipReason() ?? false }, async (t) => {
+  const dir = t.testdir({ other: {} })
+  const certs = await testCertificates(dir)
+  const other = await testCertificates(join(dir, 'other'))
+  const server = await startPrivateMariadb({ tls: { cert: certs.cert, key: certs.key } })
+  t.teardown(() => server.destroy())
+  await privateAdmin(server, 'mysql', `
+    CREATE DATABASE dept;
+    CREATE TABLE dept.people (id VARCHAR(40) PRIMARY KEY, name VARCHAR(40) NOT NULL);
+    INSERT INTO dept.people VALUES ('id1', 'one');
+    CREATE USER 'reader'@'%' IDENTIFIED BY 'correct horse battery' REQUIRE SSL;
+    GRANT SELECT ON dept.* TO 'reader'@'%';`)
+  const base = { kind: 'mysql', host: '127.0.0.1', port: server.port, database: 'dept', user: 'reader', password: 'correct horse battery', connectTimeoutMs: 3000 } as const
+  const src = await openDataSource({ ...base, tls: { ca: certs.ca } } as DataSourceConfig)
+  t.teardown(() => src.close())
+  t.same(await src.query('SELECT name FROM people WHERE id = :id', { id: 'id1' }), [{ name: 'one' }])
+  const [row] = await src.query("SELECT VARIABLE_VALUE AS cipher FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'", {})
+  t.match(row, { cipher: /\w/ }, 'the connection is TLS')
+  t.match(await rejection(openDataSource(base as DataSourceConfig)), { code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: 'mysql: database unavailable (ER_ACCESS_DENIED_ERROR)' }, 'without TLS: refused')
+  t.match(await rejection(openDataSource({ ...base, tls: { ca: other.ca } } as DataSourceConfig)), { code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: /^mysql: database unavailable \(/ }, 'a certificate from another CA is refused')
 })
