@@ -4,26 +4,17 @@
  * read-only role `verinode_ro` (password from a file) and answers a plain identity/match exchange,
  * and builds its oprf tag set over the server (`iterate`). A provider whose lookup writes (INSERT,
  * UPDATE, a data-modifying CTE, two statements) does not start, even with a role that can write.
- * And a private PostgreSQL stopped under a running provider: readiness false, the exchange
- * refused with 503 and nothing logged for it, back by itself when the server starts again.
+ * (A server stopped under a running provider: test/faults/database-server.test.ts.)
  */
 import t, { type Test } from 'tap'
 import { readFile, writeFile } from 'node:fs/promises'
-import { Writable } from 'node:stream'
-import { join } from 'node:path'
 import pg from 'pg'
 import mysql from 'mysql2/promise'
 import { pino } from 'pino'
-import { request } from 'undici'
-import { buildDemoFederation, startDemoFederation, type DemoFederation } from '../../src/demo/federation.js'
-import type { DemoServerSource } from '../../src/demo/server-data.js'
-import { startNode, type RunningNode } from '../../src/http/server.js'
+import { buildDemoFederation } from '../../src/demo/federation.js'
+import { startNode } from '../../src/http/server.js'
 import { MYSQL_URL, PG_URL, RO_ROLE, mysqlSkipReason, pgSkipReason, uniqueName } from '../helper-db.js'
-import { privatePgSkipReason, startPrivatePostgres } from '../helper-db-server.js'
-
-const PROVIDER = 'fj-psb'
-const CONSUMER = 'fj-tax'
-const SIZES = { residents: 60, enterprises: 30, taxYears: [2025] }
+import { PROVIDER, SIZES, ask, federationOn, ready } from '../helper-server-node.js'
 
 async function dropNamespace(kind: 'postgres' | 'mysql', url: string, ns: string): Promise<void> {
   if (kind === 'postgres') {
@@ -33,58 +24,6 @@ async function dropNamespace(kind: 'postgres' | 'mysql', url: string, ns: string
   } else {
     const c = await mysql.createConnection({ uri: url, multipleStatements: true })
     await c.query(`DROP DATABASE IF EXISTS ${ns}; REVOKE ALL PRIVILEGES ON ${ns}.* FROM '${RO_ROLE}'@'%'`).catch(() => undefined).finally(() => c.end())
-  }
-}
-
-interface Running { fed: DemoFederation; nodes: Record<string, RunningNode>; logLines: string[] }
-
-async function federationOn(t: Test, source: DemoServerSource): Promise<Running> {
-  const root = t.testdir({})
-  const logLines: string[] = []
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      logLines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''))
-      cb()
-    },
-  })
-  const nodes: Record<string, RunningNode> = {}
-  t.teardown(async () => {
-    for (const n of Object.values(nodes)) await n.close()
-  })
-  const { fed } = await startDemoFederation(
-    (attempt) => join(root, `try-${attempt}`),
-    { sizes: SIZES, ids: [PROVIDER, CONSUMER], source },
-    (id, configPath) => startNode(configPath, {
-      logger: id === PROVIDER ? pino({ level: 'info' }, sink) : pino({ level: 'silent' }),
-      checkpointEveryMs: 0, witnessEveryMs: 0, housekeepingEveryMs: 0, sourceCheckEveryMs: 100, env: {},
-    }),
-    nodes,
-  )
-  return { fed, nodes, logLines }
-}
-
-async function ask(r: Running, subject: { id: string; name: string }): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await request(`${r.nodes[CONSUMER]!.localUrl}/local/v1/verify`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${r.fed.nodes[CONSUMER]!.appToken}` },
-    body: JSON.stringify({
-      provider: PROVIDER, service: 'identity.match', purpose: 'taxpayer-registration',
-      basis: 'Tax Collection Administration Law art. 15', subjects: [subject],
-    }),
-  })
-  return { status: res.statusCode, json: await res.body.json() }
-}
-
-async function ready(r: Running): Promise<{ status: number; json: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const res = await request(`${r.nodes[PROVIDER]!.publicUrl}/readyz`)
-  return { status: res.statusCode, json: await res.body.json() }
-}
-
-async function until(what: string, cond: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 30_000
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
   }
 }
 
@@ -153,34 +92,4 @@ t.test('a writing lookup stops the node at start-up, even with a role that can w
   await c.connect()
   const { rows } = await c.query(`SELECT count(*)::int AS n FROM ${ns}.residents`).finally(() => c.end())
   t.same(rows, [{ n: SIZES.residents }], 'no row written or deleted')
-})
-
-t.test('postgres stopped under a running provider: readiness false, 503, back without a restart', { skip: privatePgSkipReason() ?? false }, async (t) => {
-  const server = await startPrivatePostgres()
-  t.teardown(() => server.destroy())
-  const r = await federationOn(t, { kind: 'postgres', url: server.url, namespace: 'dept' })
-  const m = r.fed.dataset.samples.identity.matches[0]!
-  t.equal((await ask(r, { id: m.id, name: m.name })).status, 200)
-  const since = r.logLines.length
-  await server.stop()
-  await until('readiness false', async () => (await ready(r)).status === 503)
-  const rd = await ready(r)
-  t.equal(rd.json.checks.dataSource.ok, false, 'readiness: dataSource false')
-  t.match(rd.json.checks.dataSource.detail, /postgres: database unavailable \(ECONNREFUSED\)/, rd.json.checks.dataSource.detail)
-  const before = await r.nodes[PROVIDER]!.node.log.size()
-  const a = await ask(r, { id: m.id, name: m.name })
-  t.equal(a.status, 502, JSON.stringify(a.json))
-  t.match(a.json, { code: 'VN_ERR_PEER_ERROR', peer: { status: 503, code: 'VN_ERR_SOURCE_UNAVAILABLE' } })
-  t.equal(await r.nodes[PROVIDER]!.node.log.size(), before, 'nothing logged for the refused exchange')
-  await server.start()
-  await until('readiness true', async () => (await ready(r)).status === 200)
-  const back = await ask(r, { id: m.id, name: m.name })
-  t.equal(back.status, 200, JSON.stringify(back.json))
-  t.same(back.json.results, [{ found: true, match: true, fields: { name: true } }])
-  const lines = r.logLines.slice(since).map((l) => JSON.parse(l) as Record<string, unknown>)
-  t.ok(lines.some((l) => l.dataSource === 'unavailable' && /^postgres: database unavailable/.test(String(l.reason))), 'logged: unavailable, with the reason')
-  t.ok(lines.some((l) => l.dataSource === 'available'), 'logged: available again')
-  t.ok(lines.some((l) => l.msg === 'request failed' && l.code === 'VN_ERR_SOURCE_UNAVAILABLE'), 'the refused exchange is logged as a failed request')
-  const all = r.logLines.join('\n')
-  t.notOk(all.includes(m.id) || all.includes(m.name), 'no ID number or name in the provider\'s log')
 })
