@@ -78,7 +78,7 @@ function serverSourceSchema<K extends 'postgres' | 'mysql'>(kind: K, schemes: re
     user: z.string().min(1).optional(),
     ...(kind === 'postgres' ? { schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'a plain identifier (letters, digits, _)').optional() } : {}),
     password: z.never({ error: NO_PASSWORD }).optional(),
-    /** a file holding the password (one line; a final newline is dropped), read at each (re)connection */
+    /** a file holding the password (one line; a final newline is dropped): PostgreSQL reads it for each new connection, MySQL when its pool opens */
     passwordFile: z.string().min(1).optional(),
     /** an environment variable holding the password */
     passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
