@@ -50,7 +50,7 @@ export const ERRORS = {
   VN_ERR_SUBJECT_USCC_CHECKSUM: { status: 400, title: 'Unified social credit code is malformed or its check character is wrong' },
 
   // data sources (the department's own database)
-  VN_ERR_SOURCE_UNAVAILABLE: { status: 503, title: 'Data source is unavailable (cannot be opened, gone, replaced by an invalid file, or damaged)' },
+  VN_ERR_SOURCE_UNAVAILABLE: { status: 503, title: 'Data source is unavailable (cannot be opened, gone, replaced by an invalid file, damaged, or its database server does not answer in time)' },
   VN_ERR_SOURCE_NOT_READONLY: { status: 500, title: 'Declared SQL statement is not a read-only query' },
   VN_ERR_SOURCE_QUERY: { status: 500, title: 'Data source query failed' },
 

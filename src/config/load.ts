@@ -14,6 +14,8 @@ export interface LoadedConfig {
   /** the folder relative paths are resolved against */
   baseDir: string
   path(p: string): string
+  /** An environment variable of the environment the config was loaded with (a database password's `passwordEnv`). */
+  env(name: string): string | undefined
 }
 
 /** Environment variables that override config fields (12-factor style for containers). */
@@ -92,5 +94,5 @@ export async function loadConfig(file: string, env: Record<string, string | unde
   }
   const config = parseConfig(raw, env)
   const baseDir = dirname(resolve(file))
-  return { config, baseDir, path: (p) => (isAbsolute(p) ? p : resolve(baseDir, p)) }
+  return { config, baseDir, path: (p) => (isAbsolute(p) ? p : resolve(baseDir, p)), env: (name) => env[name] }
 }

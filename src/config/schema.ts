@@ -61,6 +61,51 @@ const listen = z.strictObject({
   port: z.number().int().min(0).max(65535).default(7100),
 })
 
+const NO_PASSWORD = 'must not be in verinode.json: give passwordFile or passwordEnv'
+
+/**
+ * A database server the node reads (PostgreSQL, MySQL/MariaDB): where (a URL or host, port,
+ * database, user), and the password's place (a file, relative to the config file, or an
+ * environment variable), never the password itself: one in `password` or in the URL is refused.
+ */
+function serverSourceSchema<K extends 'postgres' | 'mysql'>(kind: K, schemes: readonly string[]) {
+  return z.strictObject({
+    kind: z.literal(kind),
+    url: z.string().min(1).optional(),
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    database: z.string().min(1).optional(),
+    user: z.string().min(1).optional(),
+    ...(kind === 'postgres' ? { schema: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'a plain identifier (letters, digits, _)').optional() } : {}),
+    password: z.never({ error: NO_PASSWORD }).optional(),
+    /** a file holding the password (one line; a final newline is dropped): PostgreSQL reads it for each new connection, MySQL when its pool opens */
+    passwordFile: z.string().min(1).optional(),
+    /** an environment variable holding the password */
+    passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
+    /** connections in the pool (default 4); a tag-set build holds one while it runs */
+    poolSize: z.number().int().min(1).max(100).optional(),
+    /** a lookup running longer is cancelled: 503 VN_ERR_SOURCE_UNAVAILABLE (default 5000) */
+    statementTimeoutMs: z.number().int().min(1).max(600_000).optional(),
+    /** how long to wait for a connection (default 5000) */
+    connectTimeoutMs: z.number().int().min(1).max(600_000).optional(),
+    /** TLS to the database: `ca` a PEM file (relative to the config file), `rejectUnauthorized` default true */
+    tls: z.strictObject({ ca: z.string().min(1).optional(), rejectUnauthorized: z.boolean().optional() }).optional(),
+  }).superRefine((v, ctx) => {
+    if (v.url === undefined && v.host === undefined) ctx.addIssue({ code: 'custom', path: ['url'], message: 'url or host is required' })
+    if (v.passwordFile !== undefined && v.passwordEnv !== undefined) ctx.addIssue({ code: 'custom', path: ['passwordEnv'], message: 'give passwordFile or passwordEnv, not both' })
+    if (v.url === undefined) return
+    let u: URL
+    try {
+      u = new URL(v.url)
+    } catch {
+      ctx.addIssue({ code: 'custom', path: ['url'], message: 'not a URL' })
+      return
+    }
+    if (!schemes.includes(u.protocol)) ctx.addIssue({ code: 'custom', path: ['url'], message: `expected a ${schemes.map((s) => `${s}//`).join(' or ')} URL` })
+    if (u.password !== '' || u.searchParams.has('password')) ctx.addIssue({ code: 'custom', path: ['url'], message: `the password ${NO_PASSWORD}` })
+  })
+}
+
 export const ConfigSchema = z.strictObject({
   member: memberIdSchema,
   /** paths are relative to the config file's folder */
@@ -79,6 +124,8 @@ export const ConfigSchema = z.strictObject({
   }).default({ host: '127.0.0.1', port: 7180, apps: [] }),
   dataSource: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1) }),
+    serverSourceSchema('postgres', ['postgres:', 'postgresql:']),
+    serverSourceSchema('mysql', ['mysql:', 'mariadb:']),
   ]).optional(),
   services: z.array(ServiceSchema).default([]),
   agreements: z.array(AgreementSchema).default([]),

@@ -5,13 +5,14 @@
  */
 import { createServer } from 'node:net'
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { isAbsolute, join } from 'node:path'
 import { createAuthority, addMember, signAuthorityManifest, AUTHORITY_FILES } from '../federation/authority.js'
 import { initNode } from '../node/init.js'
 import { createDemoDatabases, makeUscc, DEMO_FILES, ENTERPRISE_STATUSES, type DemoDataset, type DemoSizes, type DemoDepartment } from './synthetic.js'
 import type { ConfigInput } from '../config/schema.js'
 import type { Agreement } from '../policy/agreements.js'
 import { addDeclaredIncomes, INCOME_VALUE_SQL, type DemoIncomes } from './income.js'
+import { DEMO_NAMESPACE, demoSqlFor, loadDemoIntoServer, type DemoServerSource } from './server-data.js'
 
 export interface DemoMember {
   id: string
@@ -167,6 +168,38 @@ export interface BuildDemoOptions {
   /** override config fields for every node (limits, logLevel, ...) */
   configOverrides?: Partial<ConfigInput>
   federation?: string
+  /**
+   * Serve the data from a PostgreSQL or MySQL/MariaDB server instead of the SQLite files: the
+   * files are built as usual, then copied into the server (./server-data.ts) and every node's
+   * `dataSource` points there (as `source.reader` when given, its password in a file).
+   */
+  source?: DemoServerSource
+}
+
+type DataSourceInput = NonNullable<ConfigInput['dataSource']>
+
+/** The nodes' `dataSource` for a server, and the services' SQL in its dialect. */
+async function serverDataSource(dir: string, src: DemoServerSource): Promise<DataSourceInput> {
+  const ns = src.namespace ?? DEMO_NAMESPACE
+  const u = new URL(src.url)
+  let passwordFile: string | undefined
+  if (src.reader !== undefined) {
+    u.username = src.reader.user
+    passwordFile = join(dir, 'db-password')
+    await writeFile(passwordFile, `${src.reader.password}\n`, { mode: 0o600 })
+  }
+  u.password = ''
+  const where = src.kind === 'postgres' ? { schema: ns } : { database: ns }
+  return { kind: src.kind, url: u.toString(), ...where, ...(passwordFile !== undefined ? { passwordFile } : {}) } as DataSourceInput
+}
+
+function servicesFor(kind: DemoServerSource['kind'] | 'sqlite', services: ServiceInput[]): ServiceInput[] {
+  return services.map((s) => ({
+    ...s,
+    lookup: demoSqlFor(kind, s.lookup),
+    ...(s.enumerate !== undefined ? { enumerate: demoSqlFor(kind, s.enumerate) } : {}),
+    ...(s.he !== undefined ? { he: { ...s.he, valueLookup: demoSqlFor(kind, s.he.valueLookup) } } : {}),
+  }))
 }
 
 /**
@@ -210,6 +243,11 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
   await mkdir(dir, { recursive: true })
   const dataset = await createDemoDatabases(join(dir, 'data'), opts.sizes ?? {}, opts.seed)
   const incomes = addDeclaredIncomes(dataset)
+  let serverSource: DataSourceInput | undefined
+  if (opts.source !== undefined) {
+    await loadDemoIntoServer(Object.values(dataset.files).map((f) => (isAbsolute(f) ? f : join(dataset.dir, f))), opts.source)
+    serverSource = await serverDataSource(dir, opts.source)
+  }
   const authorityDir = join(dir, 'authority')
   await createAuthority(authorityDir, federation)
   const agreements = demoAgreements(now)
@@ -221,8 +259,8 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
     const r = await initNode({
       dir: nodeDir, member: m.id, port: publicPort, localPort,
       extra: {
-        dataSource: { kind: 'sqlite', path: join(dataset.dir, DEMO_FILES[m.department]) },
-        services: DEMO_SERVICES[m.department],
+        dataSource: serverSource ?? { kind: 'sqlite', path: join(dataset.dir, DEMO_FILES[m.department]) },
+        services: servicesFor(opts.source?.kind ?? 'sqlite', DEMO_SERVICES[m.department]),
         agreements: agreements[m.id] ?? [],
         // he-mode requests carry BFV ciphertexts (~380 kB per 128 subjects in the JWS, plus the
         // ~480 kB public key once per epoch): room for a full batch of 1,000 (docs/PROTOCOL.md)

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { request } from 'undici'
 import { pino } from 'pino'
 import { startDemoFederation, type DemoFederation } from './federation.js'
+import { DEMO_NAMESPACE, type DemoServerSource } from './server-data.js'
 import { startNode, type RunningNode } from '../http/server.js'
 import Database from 'better-sqlite3'
 
@@ -35,6 +36,8 @@ export interface DemoOptions {
   residents?: number
   enterprises?: number
   out?: (line: string) => void
+  /** serve the data from PostgreSQL or MySQL/MariaDB instead of the SQLite files (./server-data.ts) */
+  source?: DemoServerSource
   /** runs after the exchanges, before the nodes close (used to add the auditor step) */
   audit?: (fed: DemoFederation) => Promise<DemoReport['audits']>
 }
@@ -51,10 +54,15 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
     (attempt) => (attempt === 1 ? dir : join(dir, `attempt-${attempt}`)),
     {
       sizes, configOverrides: { logLevel: 'warn' },
+      ...(opts.source !== undefined ? { source: opts.source } : {}),
       onBuilt: (built, attempt) => {
         if (attempt > 1) return
         out(`  ${built.dataset.counts.residents} residents, ${built.dataset.counts.enterprises} enterprises, ` +
           `${built.dataset.counts.taxPayments} tax records, ${built.dataset.counts.dishonestDebtors} dishonest debtors (synthetic)`)
+        if (opts.source !== undefined) {
+          const where = new URL(opts.source.url)
+          out(`  loaded into ${opts.source.kind} at ${where.host}, ${opts.source.kind === 'postgres' ? 'schema' : 'database'} ${opts.source.namespace ?? DEMO_NAMESPACE}; the nodes read it there`)
+        }
       },
       onRetry: () => out('  a port was taken before its node listened: building the federation again on fresh ports'),
     },

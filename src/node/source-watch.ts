@@ -1,19 +1,23 @@
 /**
  * The node's data source, opened with every start-up check and watched while the node runs.
  *
- * The same `open` serves start-up and recovery: the SQLite file opened read-only, every declared
+ * The same `open` serves start-up and recovery: the SQLite file opened read-only (or a pool to the
+ * PostgreSQL / MySQL server, logged in with its read-only role), every declared
  * statement a read-only query, every service's lookups fitting its question kind. The source is
  * a `SupervisedSource` (src/sources/supervised.ts): when the file is unlinked, replaced, truncated
  * or overwritten it becomes unavailable (readiness false, exchanges 503 VN_ERR_SOURCE_UNAVAILABLE)
- * and it re-opens by itself once a valid file is at the configured path. A timer checks it every
+ * and it re-opens by itself once a valid file is at the configured path; a database server that
+ * stops answering makes it unavailable the same way until the server answers again. A timer checks it every
  * `everyMs` (besides the checks on each answer, query error and readiness probe), so an idle node
  * notices and recovers too. Transitions are logged: reasons and codes, never data.
  */
+import { readFile } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type { LoadedConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
+import { VnError } from '../errors.js'
 import { checkServiceStatements } from '../exchange/service-checks.js'
-import { openDataSource, SupervisedSource } from '../sources/index.js'
+import { openDataSource, SupervisedSource, type DataSourceConfig } from '../sources/index.js'
 import type { DataSource } from '../sources/types.js'
 
 /** Default interval of the data-source check, ms. */
@@ -23,6 +27,28 @@ export interface WatchedSource {
   readonly source: SupervisedSource
   /** Stop the timer (the source itself is closed by its owner). */
   stop(): void
+}
+
+/**
+ * The configured data source as the backends take it: paths resolved against the config file's
+ * folder; for a database server, the password read from `passwordFile` (on every new connection,
+ * so a rotated file is picked up) or `passwordEnv`, never from verinode.json.
+ * @throws VnError VN_ERR_CONFIG_INVALID when `passwordEnv` names an unset variable.
+ */
+export function dataSourceConfig(ds: NonNullable<Config['dataSource']>, loaded: LoadedConfig): DataSourceConfig {
+  if (ds.kind === 'sqlite') return { ...ds, path: loaded.path(ds.path) }
+  const { passwordFile, passwordEnv, password: _never, tls, ...rest } = ds
+  const out: Record<string, unknown> = { ...rest }
+  if (tls !== undefined) out.tls = tls.ca === undefined ? { ...tls } : { ...tls, ca: loaded.path(tls.ca) }
+  if (passwordEnv !== undefined) {
+    const value = loaded.env(passwordEnv)
+    if (value === undefined || value === '') throw new VnError('VN_ERR_CONFIG_INVALID', `dataSource.passwordEnv: the environment variable ${passwordEnv} is not set`)
+    out.password = value
+  } else if (passwordFile !== undefined) {
+    const file = loaded.path(passwordFile)
+    out.password = async (): Promise<string> => (await readFile(file, 'utf8')).replace(/\r?\n$/, '')
+  }
+  return out as unknown as DataSourceConfig
 }
 
 /** The declared statements, by label, as the start-up check names them. */
@@ -44,11 +70,12 @@ function declaredStatements(cfg: Config): Record<string, string> {
 export async function openWatchedSource(cfg: Config, loaded: LoadedConfig, logger: Logger, everyMs = SOURCE_CHECK_EVERY_MS): Promise<WatchedSource | undefined> {
   const dataSource = cfg.dataSource
   if (dataSource === undefined) return undefined
-  const path = loaded.path(dataSource.path)
+  const sourceCfg = dataSourceConfig(dataSource, loaded)
+  const server = dataSource.kind !== 'sqlite'
   const statements = declaredStatements(cfg)
   const fits = (source: DataSource): Promise<void> => checkServiceStatements(cfg.services, source)
   const open = async (): Promise<DataSource> => {
-    const source = await openDataSource({ ...dataSource, path }, { statements })
+    const source = await openDataSource(sourceCfg, { statements })
     // A lookup its service cannot answer from stops start-up (VN_ERR_CONFIG_INVALID), not each request.
     await fits(source).catch(async (e: unknown) => {
       await source.close()
@@ -62,11 +89,15 @@ export async function openWatchedSource(cfg: Config, loaded: LoadedConfig, logge
     onTransition(t) {
       if (!t.available) {
         logger.error({ dataSource: 'unavailable', reason: t.reason, noticed: t.noticed, err: t.error },
-          'data source unavailable: exchanges answer 503 VN_ERR_SOURCE_UNAVAILABLE until a valid file is at the configured path')
+          server
+            ? 'data source unavailable: exchanges answer 503 VN_ERR_SOURCE_UNAVAILABLE until the database answers and passes the start-up checks'
+            : 'data source unavailable: exchanges answer 503 VN_ERR_SOURCE_UNAVAILABLE until a valid file is at the configured path')
       } else if (t.replaced !== undefined) {
-        logger.warn({ dataSource: 'reopened', noticed: t.replaced }, 'data source re-opened: the file at the configured path changed and passes the start-up checks')
+        logger.warn({ dataSource: 'reopened', noticed: t.replaced }, server
+          ? 'data source re-opened: the database connections were replaced and pass the start-up checks'
+          : 'data source re-opened: the file at the configured path changed and passes the start-up checks')
       } else {
-        logger.info({ dataSource: 'available' }, 'data source available again: answering from the configured file')
+        logger.info({ dataSource: 'available' }, server ? 'data source available again: the database answers' : 'data source available again: answering from the configured file')
       }
     },
   })

@@ -1,5 +1,14 @@
 /**
- * A data source that notices when the database changes under the node, and recovers by itself.
+ * A data source that notices when the database changes under the node or stops answering, and
+ * recovers by itself.
+ *
+ * Database servers (PostgreSQL, MySQL: sources without `changed()`) are watched the same way minus
+ * the file: a server that does not answer `ping` (down, unreachable, refusing the login) makes the
+ * source unavailable, with the backend's reason (`postgres: database unavailable (ECONNREFUSED)`),
+ * and each later check opens a new pool until the server answers and the statements pass again.
+ * A lookup that fails as unavailable (connection lost, statement timeout) triggers a check, not a
+ * forced re-open: a server that is only slow keeps its pool and answers the next lookup. Reasons
+ * then say "database" where a file source says "data file".
  *
  * The node opens its department's database once, at start-up, and holds the connection. If the
  * file is unlinked or renamed over, that connection keeps reading the old, deleted file; if it is
@@ -45,16 +54,18 @@ function codeOf(e: unknown): string {
 }
 
 /** A short, data-free reason: the backend's own detail when it is unavailable, else the code. */
-function reasonOf(e: unknown): string {
+function reasonOf(e: unknown, what: string): string {
   if (isVnError(e)) {
     if (e.code === 'VN_ERR_SOURCE_UNAVAILABLE' && e.detail !== undefined) return e.detail
-    if (e.code === 'VN_ERR_CONFIG_INVALID' || e.code === 'VN_ERR_SOURCE_NOT_READONLY') return `data file does not fit the configured statements (${e.code})`
+    if (e.code === 'VN_ERR_CONFIG_INVALID' || e.code === 'VN_ERR_SOURCE_NOT_READONLY') return `${what} does not fit the configured statements (${e.code})`
   }
-  return `data file cannot be used (${codeOf(e)})`
+  return `${what} cannot be used (${codeOf(e)})`
 }
 
 export class SupervisedSource implements DataSource {
   readonly kind: string
+  /** `data file` for a file source (it has `changed()`), `database` for a server. */
+  readonly #what: string
   readonly #o: SupervisedSourceOptions
   #inner: DataSource | undefined
   /** Why the source is unavailable; undefined while it is available. */
@@ -64,6 +75,7 @@ export class SupervisedSource implements DataSource {
 
   constructor(inner: DataSource, opts: SupervisedSourceOptions) {
     this.kind = inner.kind
+    this.#what = inner.changed !== undefined ? 'data file' : 'database'
     this.#inner = inner
     this.#o = opts
   }
@@ -113,7 +125,7 @@ export class SupervisedSource implements DataSource {
     try {
       next = await this.#o.open()
     } catch (e) {
-      const reason = reasonOf(e)
+      const reason = reasonOf(e, this.#what)
       if (inner !== undefined && this.#inner === inner) {
         this.#inner = undefined
         await inner.close().catch(() => undefined)
@@ -141,12 +153,12 @@ export class SupervisedSource implements DataSource {
     try {
       await inner.ping()
     } catch (e) {
-      return { reason: `data file does not answer (${codeOf(e)})`, error: e }
+      return { reason: `${this.#what} does not answer (${codeOf(e)})`, error: e }
     }
     try {
       await this.#o.fits?.(inner)
     } catch (e) {
-      return { reason: `data file no longer fits the configured statements (${codeOf(e)})`, error: e }
+      return { reason: `${this.#what} no longer fits the configured statements (${codeOf(e)})`, error: e }
     }
     return undefined
   }
@@ -179,10 +191,12 @@ export class SupervisedSource implements DataSource {
       if (!isVnError(e) || (e.code !== 'VN_ERR_SOURCE_UNAVAILABLE' && e.code !== 'VN_ERR_SOURCE_QUERY')) throw e
       // The file itself is broken: stop using it at once. Any other failure: look at the file
       // (a truncated database fails as "no such table", not as a corrupt one).
-      if (e.code === 'VN_ERR_SOURCE_UNAVAILABLE') await this.#broken(inner, { reason: `data file broke under a query (${e.detail?.replace(/^sqlite: /, '').split(':')[0] ?? e.code})`, error: e })
+      // A server that drops the connection or cancels a slow statement may answer the next
+      // lookup on the same pool: look at it (ping), do not force a re-open.
+      if (e.code === 'VN_ERR_SOURCE_UNAVAILABLE' && inner.changed !== undefined) await this.#broken(inner, { reason: `data file broke under a query (${e.detail?.replace(/^sqlite: /, '').split(':')[0] ?? e.code})`, error: e })
       else await this.check()
       // Not answered from a file dropped meanwhile, nor from its replacement mid-answer.
-      if (this.#inner !== inner) throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', this.unavailable ?? 'data file changed during the answer', { cause: e })
+      if (this.#inner !== inner) throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', this.unavailable ?? `${this.#what} changed during the answer`, { cause: e })
       throw e
     }
   }

@@ -2,12 +2,12 @@
  * The data-source interface: how a node reads its department's own database in place.
  *
  * Modelled on @fastify/rate-limit's store pattern: one small interface, interchangeable backends
- * chosen by config (`./index.ts`). SQLite (better-sqlite3) is the embedded default; PostgreSQL and
- * MySQL/MariaDB backends plug in behind the same interface.
+ * chosen by config (`./index.ts`). SQLite (better-sqlite3) is the embedded default; PostgreSQL
+ * (./postgres.ts) and MySQL/MariaDB (./mysql.ts) sit behind the same interface.
  *
  * Contract every backend keeps (DESIGN.md "Data in place"):
- * - read-only: the connection cannot write (read-only open / read-only account), and every
- *   statement is checked to be a read-only query before it runs;
+ * - read-only: the connection cannot write (read-only open / read-only account and session), and
+ *   every statement is checked to be a read-only query before it runs;
  * - named parameters only (`:id` in SQL, `{ id }` in `params`): subject values are always bound,
  *   never spliced into SQL text;
  * - errors are `VnError`s (`VN_ERR_SOURCE_*`) whose details never contain bound values.
@@ -26,7 +26,7 @@ export type SqlValue = string | number | bigint | Uint8Array | null
 export type Row = Record<string, SqlValue>
 
 export interface DataSource {
-  /** Backend name: `sqlite` (later `postgres`, `mysql`). */
+  /** Backend name: `sqlite`, `postgres` or `mysql`. */
   readonly kind: string
   /**
    * Throw `VN_ERR_SOURCE_NOT_READONLY` unless `sql` is a single read-only query; `label` names the

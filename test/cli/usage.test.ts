@@ -41,6 +41,8 @@ t.test('every command reports its usage mistakes as VN_ERR_CLI_USAGE, exit 2', a
     ['init with an unknown option', ['init', '--colour', 'blue'], /colour/],
     ['serve with an unknown option', ['serve', '--colour'], /colour/],
     ['demo with a residents count that is not a number', ['demo', '--residents', 'many'], /--residents: expected an integer/],
+    ['demo with an unknown source', ['demo', '--source', 'oracle'], /--source: expected sqlite, postgres or mysql/],
+    ['demo with a source URL but the SQLite files', ['demo', '--source-url', 'postgres://x@db/y'], /--source-url: only with --source postgres or mysql/],
     ['tagset without its subcommand', ['tagset'], /missing subcommand build/],
     ['tagset with a bad --workers', ['tagset', 'build', '--workers', 'all'], /--workers: expected an integer from 0 to 256/],
     ['tagset: no oprf service in the config', ['tagset', 'build', '--config', config], /no service offers oprf mode/],

@@ -421,8 +421,9 @@ t.test('scripts/production-build.sh builds and runs the production tree', { skip
       const cfg = parseConfig(raw, {})
       t.equal(cfg.member, id)
       t.same([cfg.listen.host, cfg.listen.port, cfg.local.host, cfg.local.port], ['0.0.0.0', 7100, '0.0.0.0', 7180], `${id}: container ports`)
-      t.match(cfg.dataSource?.path, /^source\/[a-z-]+\.sqlite$/, `${id}: its database inside its config folder`)
-      t.ok(existsSync(join(cfgDir, cfg.dataSource?.path ?? 'missing')), `${id}: database present`)
+      const ds = cfg.dataSource?.kind === 'sqlite' ? cfg.dataSource : undefined
+      t.match(ds?.path, /^source\/[a-z-]+\.sqlite$/, `${id}: its database inside its config folder`)
+      t.ok(existsSync(join(cfgDir, ds?.path ?? 'missing')), `${id}: database present`)
       t.ok(existsSync(join(cfgDir, cfg.federation.rootKey)), `${id}: root key present`)
       manifestJws = readFileSync(join(cfgDir, cfg.federation.manifest), 'utf8').trim()
       const cfgFiles = walk(cfgDir).filter((f) => lstatSync(f).isFile())

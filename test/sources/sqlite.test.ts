@@ -213,9 +213,9 @@ t.test('ping notices a database file corrupted under the node', async (t) => {
 })
 
 t.test('unsupported kinds are a config error', async (t) => {
-  t.same(await rejection(openDataSource({ kind: 'postgres', path: 'x' } as never)), {
+  t.same(await rejection(openDataSource({ kind: 'oracle', path: 'x' } as never)), {
     code: 'VN_ERR_CONFIG_INVALID',
-    detail: 'dataSource.kind: unsupported data source kind (supported: sqlite)',
+    detail: 'dataSource.kind: unsupported data source kind (supported: sqlite, postgres, mysql)',
   })
   t.equal((await rejection(openDataSource({ kind: 'toString', path: 'x' } as never)) as { code: string }).code, 'VN_ERR_CONFIG_INVALID')
 })

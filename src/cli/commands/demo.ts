@@ -19,15 +19,35 @@ async function auditDemo(fed: DemoFederation): Promise<{ member: string; ok: boo
   return out
 }
 import type { Command, CliIo } from '../types.js'
-import { intOption } from '../args.js'
+import { intOption, UsageError } from '../args.js'
+
+const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/verinode_test'
+const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306/verinode_test'
 
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'run a four-department federation on loopback with synthetic data',
-  usage: 'verinode demo [--dir <folder>] [--residents 5000] [--enterprises 2000]',
+  usage: 'verinode demo [--dir <folder>] [--residents 5000] [--enterprises 2000] [--source sqlite|postgres|mysql] [--source-url <admin URL>]',
   async run(argv: string[], io: CliIo): Promise<number> {
-    const { values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, residents: { type: 'string' }, enterprises: { type: 'string' } } })
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        dir: { type: 'string' }, residents: { type: 'string' }, enterprises: { type: 'string' },
+        source: { type: 'string' }, 'source-url': { type: 'string' },
+      },
+    })
     const opts: Parameters<typeof runDemo>[0] = { out: io.json ? () => undefined : io.out, audit: auditDemo }
+    const source = values.source ?? 'sqlite'
+    if (source !== 'sqlite' && source !== 'postgres' && source !== 'mysql') throw new UsageError('--source: expected sqlite, postgres or mysql')
+    if (source === 'sqlite') {
+      if (values['source-url'] !== undefined) throw new UsageError('--source-url: only with --source postgres or mysql')
+    } else {
+      // The local servers by default, or the ones the database tests use (VN_TEST_PG_URL, VN_TEST_MYSQL_URL).
+      const url = values['source-url'] ?? (source === 'postgres'
+        ? io.env['VN_TEST_PG_URL'] ?? DEFAULT_PG_URL
+        : io.env['VN_TEST_MYSQL_URL'] ?? DEFAULT_MYSQL_URL)
+      opts.source = { kind: source, url }
+    }
     if (values.dir !== undefined) opts.dir = values.dir
     const residents = intOption(values.residents, 'residents', 1, 10_000_000)
     const enterprises = intOption(values.enterprises, 'enterprises', 1, 10_000_000)

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import { loadConfig } from '../../config/load.js'
 import { openDataSource } from '../../sources/index.js'
+import { dataSourceConfig } from '../../node/source-watch.js'
 import { deriveEpochKey } from '../../oprf/tagset.js'
 import { createOprfPool } from '../../oprf/oprf-pool.js'
 import {
@@ -67,7 +68,7 @@ export async function buildTagSets(o: TagSetBuildOptions): Promise<TagSetBuildRe
   for (const s of services) if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
   const seed = await loadOprfSeed(oprfSeedFile(loaded.path(cfg.keysDir)), { create: true })
   const dir = join(loaded.path(cfg.dataDir), 'tagsets')
-  const source = await openDataSource({ ...cfg.dataSource, path: loaded.path(cfg.dataSource.path) }, { statements })
+  const source = await openDataSource(dataSourceConfig(cfg.dataSource, loaded), { statements })
   // An enumeration missing a column would build an empty set: refuse it as the node would.
   await checkServiceStatements(services, source).catch(async (e: unknown) => {
     await source.close()
