@@ -53,7 +53,15 @@ const FILE_FAULT = /^SQLITE_(CORRUPT|NOTADB|IOERR|CANTOPEN)/
 interface FileIdentity { readonly dev: number; readonly ino: number }
 
 function fileIdentity(path: string): FileIdentity | undefined {
-  const st = statSync(path, { throwIfNoEntry: false })
+  // A path through a regular file (ENOTDIR) names no file either. Node 20 throws it past
+  // throwIfNoEntry while later versions return undefined; both read "missing" here.
+  let st
+  try {
+    st = statSync(path, { throwIfNoEntry: false })
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined
+    throw e
+  }
   return st === undefined ? undefined : { dev: st.dev, ino: st.ino }
 }
 

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import Database from 'better-sqlite3'
-import { copyFileSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, closeSync, writeFileSync } from 'node:fs'
+import { copyFileSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, closeSync, writeFileSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { VnError } from '../../src/errors.js'
 import { SqliteSource, SupervisedSource, type DataSource, type SourceTransition } from '../../src/sources/index.js'
@@ -71,7 +71,12 @@ t.test('SqliteSource.changed: the configured path still names the open file', as
   })
   const underAFile = join(makeDb(join(dir, 'c.sqlite')), 'x.sqlite')
   t.same(await rejection(Promise.resolve().then(() => SqliteSource.open(underAFile))), {
-    code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: 'sqlite: data file cannot be examined (ENOTDIR)',
+    code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: 'sqlite: data file missing at the configured path',
+  })
+  const loop = join(dir, 'loop.sqlite')
+  symlinkSync(loop, loop)
+  t.same(await rejection(Promise.resolve().then(() => SqliteSource.open(loop))), {
+    code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: 'sqlite: data file cannot be examined (ELOOP)',
   })
 })
 
