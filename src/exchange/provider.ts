@@ -239,52 +239,55 @@ export class Provider {
     // 7. sign the response bound to the request digest and naming the request entry's log index,
     // then log request-in, decision and response-out with their evidence in one group commit,
     // and release the response only once that commit is durable (log before answer).
-    const slot = this.d.log.reserve(3)
-    const requestIndex = slot.index
-    const payload: ResponsePayload = {
-      v: 1, xid: req.xid, reqDigest, iat: this.now(), iss: this.d.self, aud: req.iss,
-      status: decision.permit ? 'ok' : 'denied',
-      policy,
-      log: { index: requestIndex },
-    }
-    if (reply.results !== undefined) payload.results = reply.results
-    if (reply.r !== undefined) payload.r = reply.r
-    if (decision.agreementId !== undefined) payload.agreement = decision.agreementId
+    // The log assigns the three indices; over a log this process alone writes they are reserved
+    // now, over one shared by replicas they are assigned inside the commit (NodeLog.appendWith).
     let problem: VnError | undefined
+    let reason = ''
     if (!decision.permit) {
       problem = new VnError(decision.code, decision.reason)
-      payload.error = { code: problem.code, title: problem.title, status: problem.statusCode, detail: decision.reason }
+      reason = decision.reason
     }
-    let respJws: string
-    try {
+    let respJws = ''
+    const [requestIndex] = await this.d.log.appendWith(3, async (requestIndex) => {
+      const payload: ResponsePayload = {
+        v: 1, xid: req.xid, reqDigest, iat: this.now(), iss: this.d.self, aud: req.iss,
+        status: decision.permit ? 'ok' : 'denied',
+        policy,
+        log: { index: requestIndex },
+      }
+      if (reply.results !== undefined) payload.results = reply.results
+      if (reply.r !== undefined) payload.r = reply.r
+      if (decision.agreementId !== undefined) payload.agreement = decision.agreementId
+      if (problem !== undefined) payload.error = { code: problem.code, title: problem.title, status: problem.statusCode, detail: reason }
       // on the Ed25519 workers while other exchanges are in progress (the event loop serves them
-      // meanwhile); a lone exchange signs inline
+      // meanwhile); a lone exchange signs inline. A failed signature abandons the reservation
+      // (a loaded Ed25519 key does not fail to sign; if it does, stop: fail closed).
       respJws = await signJwsJsonAsync(payload, s.privateKey, s.kid, RESPONSE_TYP, this.d.ed25519, this.ed25519Call())
-    } catch (e) {
-      slot.abandon(e) // a loaded Ed25519 key does not fail to sign; if it does, stop (fail closed)
-      throw e
-    }
-    const respDigest = jwsDigest(respJws)
-    const evidence: EvidenceRow[] = [
-      { kind: 'jws', record: 0, digest: reqDigest, jws }, // with request-in
-      { kind: 'jws', record: 2, digest: respDigest, jws: respJws }, // with response-out
-    ]
-    // Only what the mode opened against a signed digest is kept as what the consumer disclosed.
-    const disclosed = prepared.disclosures ?? []
-    if (disclosed.length > 0) {
-      evidence.push({ kind: 'disclosures', record: 0, xid: req.xid, disclosures: [...disclosed], expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
-    }
-    // Records are written out member by member: object spread here cost ~30 µs per exchange (profiled).
-    const decided: DecisionRecord = {
-      v: 1, at: now, t: 'decision', xid: req.xid, iss: req.iss, reqDigest, permit: decision.permit, policy, count, day: utcDay(now),
-    }
-    if (decision.agreementId !== undefined) decided.agreement = decision.agreementId
-    if (!decision.permit) decided.code = decision.code
-    await slot.append([
-      { v: 1, at: now, t: 'request-in', xid: req.xid, iss: req.iss, svc: req.svc, mode: req.mode, purpose: req.purpose, basis: req.basis, count, reqDigest },
-      decided,
-      { v: 1, at: now, t: 'response-out', xid: req.xid, aud: req.iss, reqDigest, respDigest, status: payload.status, requestIndex },
-    ], evidence)
+      const respDigest = jwsDigest(respJws)
+      const evidence: EvidenceRow[] = [
+        { kind: 'jws', record: 0, digest: reqDigest, jws }, // with request-in
+        { kind: 'jws', record: 2, digest: respDigest, jws: respJws }, // with response-out
+      ]
+      // Only what the mode opened against a signed digest is kept as what the consumer disclosed.
+      const disclosed = prepared.disclosures ?? []
+      if (disclosed.length > 0) {
+        evidence.push({ kind: 'disclosures', record: 0, xid: req.xid, disclosures: [...disclosed], expiresAt: now + this.d.limits.retentionDays * 86_400_000 })
+      }
+      // Records are written out member by member: object spread here cost ~30 µs per exchange (profiled).
+      const decided: DecisionRecord = {
+        v: 1, at: now, t: 'decision', xid: req.xid, iss: req.iss, reqDigest, permit: decision.permit, policy, count, day: utcDay(now),
+      }
+      if (decision.agreementId !== undefined) decided.agreement = decision.agreementId
+      if (!decision.permit) decided.code = decision.code
+      return {
+        records: [
+          { v: 1, at: now, t: 'request-in', xid: req.xid, iss: req.iss, svc: req.svc, mode: req.mode, purpose: req.purpose, basis: req.basis, count, reqDigest },
+          decided,
+          { v: 1, at: now, t: 'response-out', xid: req.xid, aud: req.iss, reqDigest, respDigest, status: payload.status, requestIndex },
+        ],
+        evidence,
+      }
+    }) as [number, number, number]
     this.d.observe?.({ service: req.svc, mode: req.mode, decision: decision.permit ? 'permit' : decision.code, seconds: (performance.now() - started) / 1000 })
     const index = requestIndex + 2 // response-out, whose evidence is the signed response
     if (problem === undefined) return { reply: { status: 200, body: { jws: respJws }, problem: false, xid: req.xid }, index }

@@ -24,6 +24,21 @@ export interface NodeLog {
    * index order: a later slot waits for every earlier one to be filled.
    */
   reserve(count: number): LogSlot
+  /**
+   * Appends `count` records that `build` makes once their first index is known (the provider signs
+   * its response naming its request entry's index), with their evidence, in one group commit;
+   * resolves with the indices once durable. Over a log this process alone writes, that is a
+   * reservation filled by `build` (a `build` that throws abandons it: the log fails closed); over
+   * a log shared by replicas (`SharedNodeLog`) the index is assigned inside the commit's
+   * transaction and `build` runs there.
+   */
+  appendWith(count: number, build: (first: number) => Promise<BuiltRecords>): Promise<number[]>
+}
+
+/** What `NodeLog.appendWith` builds. */
+export interface BuiltRecords {
+  readonly records: readonly LogRecord[]
+  readonly evidence?: readonly EvidenceRow[]
 }
 
 export interface LogSlot {
@@ -107,6 +122,18 @@ export class StoreNodeLog implements NodeLog {
     return this.reserve(records.length).append(records, evidence)
   }
 
+  async appendWith(count: number, build: (first: number) => Promise<BuiltRecords>): Promise<number[]> {
+    const slot = this.reserve(count)
+    let built: BuiltRecords
+    try {
+      built = await build(slot.index)
+    } catch (e) {
+      slot.abandon(e)
+      throw e
+    }
+    return slot.append(built.records, built.evidence)
+  }
+
   reserve(count: number): LogSlot {
     if (this.broken !== undefined) throw this.broken
     if (!Number.isSafeInteger(count) || count < 1) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', 'reserve: count must be a positive integer')
@@ -171,6 +198,66 @@ export class StoreNodeLog implements NodeLog {
     for (const f of this.filled.values()) f.reject(this.broken)
     this.filled.clear()
     return this.broken
+  }
+}
+
+/** The part of a shared store `SharedNodeLog` writes through (pg-store.ts `PgLogStore`). */
+export interface SharedLogStore extends LogStore {
+  appendWith(count: number, build: (first: number) => Promise<{ leaves: readonly Uint8Array[]; evidence?: readonly EvidenceRow[] }>): Promise<AppendResult[]>
+}
+
+/**
+ * The node's write path over a log several replicas of the node append to (pg-store.ts): the
+ * database assigns each batch its indices inside the commit's transaction, so nothing is predicted
+ * here and nothing is reserved ahead; records that must name their own index are built in that
+ * transaction (`appendWith`). The store fails closed by itself; this wrapper reports it.
+ */
+export class SharedNodeLog implements NodeLog {
+  constructor(private readonly store: SharedLogStore, private readonly observeCommit?: (seconds: number) => void) {}
+
+  /** Why the log refuses writes (undefined while it accepts them). */
+  get failure(): VnError | undefined {
+    return this.store.writable ? undefined : new VnError('VN_ERR_LOG_UNAVAILABLE', 'the shared log refuses writes (fail closed)')
+  }
+
+  /** Nothing to restart: indices come from the database. Refuses while the store does. */
+  async resume(): Promise<void> {
+    if (!this.store.writable) throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'the shared log refuses writes (fail closed)')
+  }
+
+  async append(records: readonly LogRecord[], evidence: readonly EvidenceRow[] = []): Promise<number[]> {
+    if (records.length === 0) {
+      if (evidence.length === 0) return []
+      throw new VnError('VN_ERR_EVIDENCE_INVALID', 'evidence without a record')
+    }
+    const t0 = performance.now()
+    const r = await this.wrap(this.store.appendMany(records.map((rec) => canonicalJsonBytes(rec)), evidence))
+    this.observeCommit?.((performance.now() - t0) / 1000)
+    return r.map((x) => x.index)
+  }
+
+  async appendWith(count: number, build: (first: number) => Promise<BuiltRecords>): Promise<number[]> {
+    const t0 = performance.now()
+    const r = await this.wrap(this.store.appendWith(count, async (first) => {
+      const b = await build(first)
+      return { leaves: b.records.map((rec) => canonicalJsonBytes(rec)), evidence: b.evidence ?? [] }
+    }))
+    this.observeCommit?.((performance.now() - t0) / 1000)
+    return r.map((x) => x.index)
+  }
+
+  /** A shared log has no reservations: indices are known only inside the commit (`appendWith`). */
+  reserve(): LogSlot {
+    throw new VnError('VN_ERR_INTERNAL', 'a shared log assigns indices at commit: use appendWith')
+  }
+
+  private async wrap<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p
+    } catch (e) {
+      if (e instanceof VnError) throw e
+      throw new VnError('VN_ERR_LOG_UNAVAILABLE', 'append failed', { cause: e })
+    }
   }
 }
 

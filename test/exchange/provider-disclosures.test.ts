@@ -67,6 +67,10 @@ function recordingLog(): NodeLog & { records: LogRecord[]; evidence: EvidenceRow
       const index = next
       return { index, append: log.append, abandon: () => undefined, count }
     },
+    async appendWith(_count: number, build: (first: number) => Promise<{ records: readonly LogRecord[]; evidence?: readonly EvidenceRow[] }>) {
+      const built = await build(next)
+      return log.append(built.records, built.evidence)
+    },
   }
   return log
 }
