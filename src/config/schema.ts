@@ -127,6 +127,21 @@ export const ConfigSchema = z.strictObject({
     serverSourceSchema('postgres', ['postgres:', 'postgresql:']),
     serverSourceSchema('mysql', ['mysql:', 'mariadb:']),
   ]).optional(),
+  /**
+   * Where the log, its evidence, the replay memory and the quota counts live: `sqlite` (default,
+   * `dataDir/log.db`, one process) or `postgres` (a schema, default `verinode_log`, shared by the
+   * replicas of this node; docs/OPERATIONS.md "The log on PostgreSQL"). The connection settings are
+   * those of a `postgres` data source; the password comes from `passwordFile` / `passwordEnv`.
+   */
+  log: z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('sqlite') }),
+    serverSourceSchema('postgres', ['postgres:', 'postgresql:']).safeExtend({
+      /** how long a replica holds the checkpoint-signing lease without renewing it (default 30000) */
+      checkpointLeaseMs: z.number().int().min(100).max(3_600_000).optional(),
+      /** most leaves in one group-commit transaction (default 512) */
+      maxBatch: z.number().int().min(1).max(4096).optional(),
+    }),
+  ]).default({ kind: 'sqlite' }),
   services: z.array(ServiceSchema).default([]),
   agreements: z.array(AgreementSchema).default([]),
   limits: z.strictObject({

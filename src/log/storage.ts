@@ -73,6 +73,11 @@ export interface LogStore {
   /** False once a write failed (fail closed) or the store was closed. For readiness checks. */
   readonly writable: boolean
   /**
+   * True when other processes (the replicas of this node) append to the same log: the database
+   * assigns indices, and the stored tree may grow past what this process committed.
+   */
+  readonly shared?: boolean
+  /**
    * After a failed write: a trial write must succeed, then the store reads its tree back from
    * storage and hands it to `verify`; only when `verify` resolves does the store take that tree
    * as its state and accept writes again. Until then it refuses writes and serves what it had.

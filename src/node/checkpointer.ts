@@ -34,6 +34,11 @@ export class Checkpointer {
     /** this log's origin line (`logOrigin(federation, self)`) */
     readonly origin: string,
     logKey: KeyObject,
+    /**
+     * Replicas sharing one log (log/pg-store.ts `PgLease`): only the holder of this lease signs
+     * and stores new checkpoints; taking it renews it. Without it, this process always signs.
+     */
+    private readonly lease?: { acquire(): Promise<boolean> },
   ) {
     this.signer = ed25519NoteSigner(origin, logKey)
   }
@@ -49,6 +54,9 @@ export class Checkpointer {
         const latest = await this.store.latestCheckpoint()
         if (latest !== undefined && latest.size === size) return latest.note
         const note = signCheckpoint({ origin: this.origin, size, rootHash: await this.store.rootHash(size) }, this.signer)
+        // Another replica holds the lease: it signs and stores; this one serves the latest stored
+        // (or, before there is one, the note just signed, without storing it).
+        if (this.lease !== undefined && !(await this.lease.acquire())) return latest?.note ?? note
         await this.save(size, note)
         return note
       } finally {

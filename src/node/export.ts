@@ -41,10 +41,10 @@ import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { EXPORT_FILES, EXPORT_FORMAT, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
-import { NODE_MANIFEST_ARCHIVE, nodeDataFiles, nodeKeyFiles } from './files.js'
+import { NODE_MANIFEST_ARCHIVE, nodeKeyFiles } from './files.js'
 import { decryptDisclosures, decryptReceived } from '../log/sealing.js'
 import type { LogReader, LogSnapshot } from '../log/storage.js'
-import { openNodeLogReader } from './log-store.js'
+import { nodeLogLocation, openNodeLogReader, type NodeLogLocation } from './log-store.js'
 import { appendOffline, assertNodeStopped } from './offline-log.js'
 
 export interface ExportOptions {
@@ -135,9 +135,9 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
     }
   }
 
-  const dbPath = nodeDataFiles(loaded.path(cfg.dataDir)).log
-  if (!(await stat(dbPath).then((s) => s.isFile(), () => false))) {
-    throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `${dbPath}: no log database (has the node ever started?)`)
+  const where = nodeLogLocation(cfg, loaded)
+  if (where.kind === 'sqlite' && !(await stat(where.path).then((s) => s.isFile(), () => false))) {
+    throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `${where.path}: no log database (has the node ever started?)`)
   }
 
   // With disclosures: check the reason, count what will leave, and log it before anything is read.
@@ -148,14 +148,14 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
     const keyFiles = nodeKeyFiles(loaded.path(cfg.keysDir))
     const key = await loadSecretFile(keyFiles.evidenceKey)
     const logKey = await loadPrivateKey(keyFiles.logKey)
-    await assertNodeStopped(dbPath)
+    if (where.kind === 'sqlite') await assertNodeStopped(where.path)
     const nowMs = now()
-    const { count, received } = await withReader(dbPath, (r) => r.snapshot(async (s) => {
+    const { count, received } = await withReader(where, (r) => r.snapshot(async (s) => {
       let rows = 0
       for await (const chunk of s.sealedReceived(nowMs)) rows += chunk.length
       return { count: await s.countDisclosures(nowMs), received: rows }
     }))
-    await appendOffline(dbPath, [{ v: 1, at: nowMs, t: 'disclosure-export', reasonDigest: createHash('sha256').update(reason, 'utf8').digest('base64url'), count, received }], logKey, logOrigin(current.name, cfg.member))
+    await appendOffline(where, [{ v: 1, at: nowMs, t: 'disclosure-export', reasonDigest: createHash('sha256').update(reason, 'utf8').digest('base64url'), count, received }], logKey, logOrigin(current.name, cfg.member))
     disclosures = { key, nowMs, count, received, reason }
   }
 
@@ -164,7 +164,7 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
   await mkdir(join(tmp, EXPORT_FILES.manifests), { recursive: true })
   try {
     const files: Record<string, ExportFileInfo> = {}
-    const snapshot = await withReader(dbPath, (r) => r.snapshot((s) => writeSnapshot(s, tmp, files, disclosures)))
+    const snapshot = await withReader(where, (r) => r.snapshot((s) => writeSnapshot(s, tmp, files, disclosures)))
 
     const cpFiles: { size: number; file: string }[] = []
     for (const c of snapshot.checkpoints) {
@@ -220,8 +220,8 @@ interface Snapshot {
   checkpoints: { size: number; note: string }[]
 }
 
-async function withReader<T>(dbPath: string, use: (r: LogReader) => Promise<T>): Promise<T> {
-  const reader = await openNodeLogReader(dbPath)
+async function withReader<T>(where: NodeLogLocation, use: (r: LogReader) => Promise<T>): Promise<T> {
+  const reader = await openNodeLogReader(where)
   try {
     return await use(reader)
   } finally {

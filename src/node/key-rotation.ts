@@ -24,8 +24,9 @@ import { keyIdFor } from '../federation/manifest.js'
 import { logOrigin } from '../log/peer-logs.js'
 import type { KeyEventRecord } from '../log/records.js'
 import { rotationStatement, type RotationStatement } from '../log/rotation-statement.js'
-import { nodeDataFiles, nodeKeyFiles } from './files.js'
+import { nodeKeyFiles } from './files.js'
 import { appendOffline } from './offline-log.js'
+import { nodeLogLocation } from './log-store.js'
 
 export interface RotationResult {
   member: string
@@ -81,8 +82,7 @@ export async function rotateKey(configPath: string, which: 'message' | 'log', op
     newSig: sign(null, bytes, fresh.privateKey).toString('base64url'),
   }
   // Log first (the checkpoint over it is signed with the key still listed), then swap the files.
-  const dbPath = nodeDataFiles(loaded.path(cfg.dataDir)).log
-  const { first, size } = await appendOffline(dbPath, [record], logKey, logOrigin(fed.name, cfg.member))
+  const { first, size } = await appendOffline(nodeLogLocation(cfg, loaded), [record], logKey, logOrigin(fed.name, cfg.member))
 
   const keyFile = which === 'message' ? files.messageKey : files.logKey
   const pubFile = which === 'message' ? files.messagePub : files.logPub

@@ -28,7 +28,7 @@ import type { Metrics } from './metrics.js'
 import { checkStoredTree } from './recovery.js'
 
 export interface LogReopenDeps {
-  store: Pick<LogStore, 'writable' | 'reopen' | 'size' | 'rootHash' | 'latestCheckpoint'>
+  store: Pick<LogStore, 'writable' | 'reopen' | 'size' | 'rootHash' | 'latestCheckpoint' | 'shared'>
   nodeLog: Pick<StoreNodeLog, 'failure' | 'resume'>
   checkpointer: Pick<Checkpointer, 'held' | 'flushHeld'>
   /** the node's log keys (its own, and those the manifest lists for it) */
@@ -135,7 +135,7 @@ export class LogReopener {
         const latest = await this.d.store.latestCheckpoint()
         const notes = [latest?.note, this.d.checkpointer.held?.note].filter((n): n is string => n !== undefined)
         const committed = { size: await this.d.store.size(), root: await this.d.store.rootHash() }
-        await checkStoredTree(stored, notes, this.d.verifiers(), committed)
+        await checkStoredTree(stored, notes, this.d.verifiers(), committed, this.d.store.shared === true)
       }
       if (this.d.store.writable) await verify({ size: await this.d.store.size(), rootHash: (at) => this.d.store.rootHash(at) })
       else await this.d.store.reopen(verify)

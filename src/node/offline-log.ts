@@ -27,6 +27,8 @@ import { VnError } from '../errors.js'
 import { ed25519NoteSigner, signCheckpoint } from '../log/checkpoint.js'
 import type { LogRecord } from '../log/records.js'
 import { SqliteLogStore } from '../log/store.js'
+import { openPgNodeStores } from '../log/pg-store.js'
+import type { NodeLogLocation } from './log-store.js'
 import { canonicalJsonBytes } from '../protocol/canonical-json.js'
 
 function processAlive(pid: number): boolean {
@@ -69,9 +71,24 @@ export async function assertNodeStopped(dbPath: string): Promise<void> {
 /**
  * Appends `records` to the stopped node's log and signs a checkpoint over the new size with
  * `logKey` under `origin`. Returns the index of the first record and the new size.
+ *
+ * A log on PostgreSQL is shared by the node's replicas and the database assigns the indices, so
+ * the append needs no stopped node: it lands after whatever the replicas appended.
  * @throws VN_ERR_AUDIT_NODE_RUNNING, VN_ERR_LOG_UNAVAILABLE
  */
-export async function appendOffline(dbPath: string, records: readonly LogRecord[], logKey: KeyObject, origin: string): Promise<{ first: number; size: number }> {
+export async function appendOffline(where: NodeLogLocation, records: readonly LogRecord[], logKey: KeyObject, origin: string): Promise<{ first: number; size: number }> {
+  if (where.kind === 'postgres') {
+    const stores = await openPgNodeStores(where.conn)
+    try {
+      const appended = await stores.log.appendMany(records.map((r) => canonicalJsonBytes(r)))
+      const size = await stores.log.catchUp()
+      await stores.log.saveCheckpoint(size, signCheckpoint({ origin, size, rootHash: await stores.log.rootHash(size) }, ed25519NoteSigner(origin, logKey)))
+      return { first: appended[0]?.index ?? size, size }
+    } finally {
+      await stores.close()
+    }
+  }
+  const dbPath = where.path
   await assertNodeStopped(dbPath)
   const store = await SqliteLogStore.open(dbPath, { writer: 'inline' })
   try {

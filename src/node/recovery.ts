@@ -99,8 +99,13 @@ export async function checkStoredTree(
   verifiers: readonly NoteVerifier[],
   /** the tree this node last committed (size and root), which the stored one must be exactly */
   committed?: { size: number; root: Uint8Array },
+  /** the log is shared by replicas: the stored tree may have grown past `committed` (it must still hold it) */
+  shared = false,
 ): Promise<void> {
-  if (committed !== undefined) {
+  if (committed !== undefined && shared) {
+    if (stored.size < committed.size) throw new VnError('VN_ERR_LOG_TREE_MISMATCH', `the stored log holds ${stored.size} leaves, this node committed ${committed.size}`)
+    if (!hashEquals(await stored.rootHash(committed.size), committed.root)) throw new VnError('VN_ERR_LOG_TREE_MISMATCH', `the stored tree's root at size ${committed.size} is not the root this node committed`)
+  } else if (committed !== undefined) {
     if (stored.size !== committed.size) throw new VnError('VN_ERR_LOG_TREE_MISMATCH', `the stored log holds ${stored.size} leaves, this node committed ${committed.size}`)
     if (!hashEquals(await stored.rootHash(stored.size), committed.root)) throw new VnError('VN_ERR_LOG_TREE_MISMATCH', `the stored tree's root at size ${stored.size} is not the root this node committed`)
   }

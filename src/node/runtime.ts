@@ -27,8 +27,8 @@ import { PeerClient } from '../peers/client.js'
 import type { Signer } from '../exchange/signer.js'
 import { Metrics } from './metrics.js'
 import { REDACT } from './redact.js'
-import { nodeKeyFiles, nodeDataFiles, NODE_MANIFEST_ARCHIVE, NODE_PID_FILE } from './files.js'
-import { openNodeLogStore, type OpenedLog } from './log-store.js'
+import { nodeKeyFiles, NODE_MANIFEST_ARCHIVE, NODE_PID_FILE } from './files.js'
+import { nodeLogLocation, openNodeLogStore, type OpenedLog } from './log-store.js'
 import { NodeIdentity } from './identity.js'
 import { assembleModes } from './modes.js'
 import { checkTreeAtStart, recoverFromLog, rememberWitnessed } from './recovery.js'
@@ -116,7 +116,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   }
   let opened: OpenedLog | undefined
   try {
-    opened = await openNodeLogStore(nodeDataFiles(dataDir).log, evidenceKey, (s) => metrics.logCommitSeconds.observe(s), cfg.limits.replayMaxEntries)
+    opened = await openNodeLogStore(nodeLogLocation(cfg, loaded), evidenceKey, (s) => metrics.logCommitSeconds.observe(s), cfg.limits.replayMaxEntries)
     // Before anything is appended or answered: the stored tree still holds what was last signed.
     await checkTreeAtStart(opened.log, noteVerifiers(), logger)
   } catch (e) {
@@ -175,8 +175,9 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
 
   metrics.watch({ replayEntries: () => replay.size, inFlight: (role) => (role === 'provider' ? provider.inFlight : consumer.inFlight), logQueued: opened.logQueued })
 
-  // Start-up recovery: today's quota usage and the replay window, newest first.
-  await recoverFromLog(store, provider, quotas, now(), limits.skewMs)
+  // Start-up recovery: today's quota usage and the replay window, newest first (a store shared by
+  // replicas keeps both itself: replaying the log into it would count them twice).
+  if (!opened.keepsMemory) await recoverFromLog(store, provider, quotas, now(), limits.skewMs)
 
   // Start-up entries: which keys and manifest are in use, and which agreements are in force.
   const archiveDir = join(dataDir, NODE_MANIFEST_ARCHIVE)
@@ -192,7 +193,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     onFork: () => metrics.forkAlerts.inc(),
   })
   await rememberWitnessed(store, peerLogs, fed0.departments().map((m) => m.id).filter((id) => id !== self), logger)
-  const checkpointer = new Checkpointer(store, origin, logKey)
+  // Replicas sharing one log: only the holder of the lease signs checkpoints.
+  const checkpointer = new Checkpointer(store, origin, logKey, opened.checkpointLease)
   const checkpoint = (): Promise<string> => checkpointer.checkpoint()
   await checkpoint()
   // A closed log (a failed write) reopens by itself once a trial write succeeds and the stored
