@@ -65,7 +65,7 @@ if (skip !== undefined) {
     const cfg = { ...base, listen: { host: '127.0.0.1', port }, local: { ...base.local, port: await freePort() }, dataDir: `var-${name}` }
     const path = join(nodeDir, `verinode-${name}.json`)
     await writeFile(path, JSON.stringify(cfg, null, 2))
-    const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/bin.ts', 'serve', '--config', path], { stdio: ['ignore', 'ignore', 'pipe'] })
+    const proc = spawn(process.execPath, ['--import', './test/loader/register.mjs', 'src/cli/bin.ts', 'serve', '--config', path], { stdio: ['ignore', process.env['VN_TEST_REPLICA_LOGS'] === '1' ? 'inherit' : 'ignore', 'pipe'] })
     let err = ''
     proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
     const exited = new Promise<void>((res) => proc.once('exit', () => res()))
