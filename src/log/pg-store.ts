@@ -65,7 +65,8 @@ export interface PgLogStoreOptions {
 export const DEFAULT_PG_LOG_SCHEMA = 'verinode_log'
 export const PG_LOG_SCHEMA_VERSION = '1'
 
-const TABLES = `
+/** The tables of the log's schema (run with `search_path` set to it); created at first start when the node's role may. */
+export const PG_LOG_TABLES = `
 CREATE TABLE IF NOT EXISTS log_meta (k text PRIMARY KEY, v text NOT NULL);
 CREATE TABLE IF NOT EXISTS log_head (id int PRIMARY KEY CHECK (id = 1), size bigint NOT NULL);
 INSERT INTO log_head (id, size) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
@@ -82,6 +83,26 @@ CREATE INDEX IF NOT EXISTS replay_expiry ON replay (expires_ms);
 CREATE TABLE IF NOT EXISTS quota_counts (agreement text NOT NULL, day text NOT NULL, used bigint NOT NULL, PRIMARY KEY (agreement, day));
 CREATE TABLE IF NOT EXISTS leases (name text PRIMARY KEY, holder text NOT NULL, expires_ms bigint NOT NULL);
 `
+
+/**
+ * What the node's own login role needs on a schema whose tables the owner role created
+ * (docs/OPERATIONS.md "The log on PostgreSQL"): it can append leaves and evidence but never change
+ * or delete a leaf, a tree node or a kept JWS; it updates only the head, checkpoints (cosignatures
+ * are added to a stored note), the replay memory, quota counts and the lease, and deletes only
+ * expired sealed evidence, replay entries and its lease.
+ */
+export function pgLogGrants(schema: string, role: string): string {
+  if (!SCHEMA_NAME.test(schema) || !SCHEMA_NAME.test(role)) throw new VnError('VN_ERR_CONFIG_INVALID', 'schema and role: plain identifiers (letters, digits, _)')
+  return [
+    `GRANT USAGE ON SCHEMA ${schema} TO ${role};`,
+    `GRANT SELECT ON ${schema}.log_meta TO ${role};`,
+    `GRANT SELECT, INSERT ON ${schema}.log_leaves, ${schema}.log_nodes, ${schema}.evidence_jws TO ${role};`,
+    `GRANT SELECT, UPDATE ON ${schema}.log_head TO ${role};`,
+    `GRANT SELECT, INSERT, UPDATE ON ${schema}.log_checkpoints, ${schema}.quota_counts TO ${role};`,
+    `GRANT SELECT, INSERT, DELETE ON ${schema}.evidence_disclosures, ${schema}.evidence_received TO ${role};`,
+    `GRANT SELECT, INSERT, UPDATE, DELETE ON ${schema}.replay, ${schema}.leases TO ${role};`,
+  ].join('\n')
+}
 
 const OID_INT8 = 20
 /** bigint columns read back as numbers (indices, sizes and times stay far below 2^53). */
@@ -153,14 +174,20 @@ export async function openPgLogPool(conn: PgLogConnection): Promise<pg.Pool> {
     const c = await pool.connect()
     c.on('error', ignore)
     try {
-      await c.query('BEGIN')
-      await c.query("SELECT pg_advisory_xact_lock(hashtext('verinode-log-schema'))")
-      await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
-      await c.query(TABLES)
+      // Tables already there (created by the owner role, docs/OPERATIONS.md): the node's own role
+      // needs no right to create anything. Otherwise create them, one replica at a time.
+      const ready = await c.query<{ ok: boolean }>("SELECT to_regclass('leases') IS NOT NULL AND to_regclass('log_meta') IS NOT NULL AS ok")
+      if (ready.rows[0]?.ok !== true) {
+        await c.query('BEGIN')
+        await c.query("SELECT pg_advisory_xact_lock(hashtext('verinode-log-schema'))")
+        await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)
+        await c.query(PG_LOG_TABLES)
+        const v = await c.query<{ v: string }>('SELECT v FROM log_meta WHERE k = $1', ['schema'])
+        if (v.rows.length === 0) await c.query('INSERT INTO log_meta (k, v) VALUES ($1, $2)', ['schema', PG_LOG_SCHEMA_VERSION])
+        await c.query('COMMIT')
+      }
       const v = await c.query<{ v: string }>('SELECT v FROM log_meta WHERE k = $1', ['schema'])
-      if (v.rows.length === 0) await c.query('INSERT INTO log_meta (k, v) VALUES ($1, $2)', ['schema', PG_LOG_SCHEMA_VERSION])
-      else if (v.rows[0]?.v !== PG_LOG_SCHEMA_VERSION) throw unavailable(`postgres log: schema version ${v.rows[0]?.v} is not supported (this build writes ${PG_LOG_SCHEMA_VERSION})`)
-      await c.query('COMMIT')
+      if (v.rows[0]?.v !== PG_LOG_SCHEMA_VERSION) throw unavailable(`postgres log: schema version ${v.rows[0]?.v ?? '(none)'} is not supported (this build writes ${PG_LOG_SCHEMA_VERSION})`)
       c.release()
     } catch (e) {
       c.release(true)
@@ -492,6 +519,15 @@ export class PgLogStore implements LogStore, EvidenceStore {
     }
   }
 
+  /**
+   * The shared database failed a replay-memory or quota statement (the server gone, the login
+   * refused): the store fails closed as after a failed commit, so readiness turns false and the
+   * node's reopener retries the trial write until the server answers again.
+   */
+  markUnavailable(cause: unknown): void {
+    if (this.failure === undefined && !this.closed) this.failClosed([], cause)
+  }
+
   private failClosed(ops: readonly Op[], cause: unknown): void {
     this.failure = unavailable(`a log commit failed${cause instanceof VnError && cause.detail !== undefined ? ` (${cause.detail})` : ''}; the store refuses writes until reopened`, cause)
     for (const op of [...ops, ...this.queue.splice(0)]) op.reject(this.failure)
@@ -786,10 +822,12 @@ export class PgLogReader implements LogReader {
  */
 export class PgReplayMemory implements ReplayMemory {
   readonly capacity: number
+  private readonly onUnavailable: ((e: VnError) => void) | undefined
   private estimate = 0
   private lastSweep = -Infinity
 
-  constructor(private readonly pool: pg.Pool, opts: { maxEntries?: number } = {}) {
+  constructor(private readonly pool: pg.Pool, opts: { maxEntries?: number; onUnavailable?: (e: VnError) => void } = {}) {
+    this.onUnavailable = opts.onUnavailable
     const n = opts.maxEntries ?? DEFAULT_REPLAY_MAX_ENTRIES
     if (!Number.isSafeInteger(n) || n < 1) throw new VnError('VN_ERR_CONFIG_INVALID', 'replay memory: maxEntries must be a positive integer')
     this.capacity = n
@@ -804,7 +842,9 @@ export class PgReplayMemory implements ReplayMemory {
     try {
       return await this.pool.query<R>(sql, values)
     } catch (e) {
-      throw new VnError('VN_ERR_LOG_UNAVAILABLE', `postgres replay memory: unavailable (${driverCode(e)})`, { cause: e })
+      const err = new VnError('VN_ERR_LOG_UNAVAILABLE', `postgres replay memory: unavailable (${driverCode(e)})`, { cause: e })
+      this.onUnavailable?.(err)
+      throw err
     }
   }
 
@@ -862,13 +902,15 @@ function checkCount(n: number, field: string): void {
 
 /** Daily quota counts as rows: `tryConsume` is one conditional UPSERT, atomic across replicas. */
 export class PgQuotaStore implements QuotaStore {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: pg.Pool, private readonly onUnavailable?: (e: VnError) => void) {}
 
   private async q<R extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     try {
       return await this.pool.query<R>(sql, values)
     } catch (e) {
-      throw new VnError('VN_ERR_LOG_UNAVAILABLE', `postgres quota counts: unavailable (${driverCode(e)})`, { cause: e })
+      const err = new VnError('VN_ERR_LOG_UNAVAILABLE', `postgres quota counts: unavailable (${driverCode(e)})`, { cause: e })
+      this.onUnavailable?.(err)
+      throw err
     }
   }
 
@@ -958,8 +1000,9 @@ export async function openPgNodeStores(conn: PgLogConnection, opts: PgLogStoreOp
   return {
     log: store,
     evidence: store,
-    replay: new PgReplayMemory(pool, opts.replayMaxEntries === undefined ? {} : { maxEntries: opts.replayMaxEntries }),
-    quotas: new PgQuotaStore(pool),
+    // the log, replay memory and quota counts are one database: when it fails, the store fails closed
+    replay: new PgReplayMemory(pool, { ...(opts.replayMaxEntries === undefined ? {} : { maxEntries: opts.replayMaxEntries }), onUnavailable: (e) => store.markUnavailable(e) }),
+    quotas: new PgQuotaStore(pool, (e) => store.markUnavailable(e)),
     pool,
     close: () => store.close(),
   }

@@ -12,21 +12,14 @@
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
-import { createPublicKey, type KeyObject } from 'node:crypto'
 import { join } from 'node:path'
 import pg from 'pg'
 import { request } from 'undici'
 import { buildDemoFederation, freePort } from '../../src/demo/federation.js'
-import { loadPrivateKey } from '../../src/crypto/keys.js'
-import { keyIdFor } from '../../src/federation/manifest.js'
-import { signJwsJson } from '../../src/crypto/jws.js'
-import { makeDisclosure } from '../../src/protocol/disclosures.js'
-import { newXid } from '../../src/exchange/consumer.js'
-import { REQUEST_TYP } from '../../src/protocol/envelope.js'
-import { jwsDigest } from '../../src/protocol/jws-digest.js'
 import { exportLog } from '../../src/node/export.js'
 import { auditExport } from '../../src/audit/verify.js'
 import { PG_URL, pgSkipReason, uniqueName } from '../helper-db.js'
+import { leafCounts, notInLog, payloadOf, requestsTo } from '../helper-pglog.js'
 
 t.setTimeout(240_000)
 const skip = await pgSkipReason()
@@ -87,48 +80,10 @@ if (skip !== undefined) {
   }
   const [a, b] = [await startReplica('a'), await startReplica('b')]
 
-  const signerOf = async (member: string): Promise<{ key: KeyObject; kid: string }> => {
-    const key = await loadPrivateKey(join(dir, member, 'keys', 'message.key'))
-    return { key, kid: `${member}#${keyIdFor(createPublicKey(key))}` }
-  }
-  const tax = await signerOf('fj-tax')
-  const credit = await signerOf('fj-credit')
-  const people = fed.dataset.samples.identity.matches
-  let next = 0
-  const body = (from: 'fj-tax' | 'fj-credit' = 'fj-tax'): { xid: string; text: string } => {
-    const p = people[next++ % people.length]!
-    const x = makeDisclosure('id', p.id)
-    const y = makeDisclosure('name', p.name)
-    const xid = newXid()
-    const s = from === 'fj-tax' ? tax : credit
-    const payload = from === 'fj-tax'
-      ? { v: 1, xid, iat: Date.now(), iss: 'fj-tax', aud: 'fj-psb', svc: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', mode: 'plain', q: { subjects: [{ id: x.digest, name: y.digest }] } }
-      : { v: 1, xid, iat: Date.now(), iss: 'fj-credit', aud: 'fj-psb', svc: 'identity.match', purpose: 'credit-record-correction', basis: 'Social Credit Regulations art. 20', mode: 'plain', q: { subjects: [{ id: x.digest, name: y.digest }] } }
-    return { xid, text: JSON.stringify({ jws: signJwsJson(payload, s.key, s.kid, REQUEST_TYP), disclosures: [x.disclosure, y.disclosure] }) }
-  }
-  const send = async (r: Replica, text: string): Promise<{ status: number; json: { jws?: string; code?: string } }> => {
-    const res = await request(`${r.url}/v1/exchange`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text })
-    return { status: res.statusCode, json: (await res.body.json()) as { jws?: string; code?: string } }
-  }
-  const payloadOf = (jws: string): { xid: string; log: { index: number }; status: string } => JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString('utf8'))
-  const leafAt = async (i: number): Promise<Record<string, unknown>> => JSON.parse(((await admin.query<{ data: Buffer }>(`SELECT data FROM ${schema}.log_leaves WHERE idx = $1`, [i])).rows[0]?.data ?? Buffer.from('null')).toString('utf8'))
-
-  /** Every answered exchange: its request-in at the index it names, its response-out two after with this response's digest. */
-  const inLog = async (answers: { xid: string; jws: string }[]): Promise<string[]> => {
-    const bad: string[] = []
-    for (const { xid, jws } of answers) {
-      const p = payloadOf(jws)
-      const req = await leafAt(p.log.index)
-      const resp = await leafAt(p.log.index + 2)
-      if (req['t'] !== 'request-in' || req['xid'] !== xid || resp['t'] !== 'response-out' || resp['xid'] !== xid || resp['respDigest'] !== jwsDigest(jws)) bad.push(xid)
-    }
-    return bad
-  }
-  const gapFree = async (): Promise<{ size: number; count: number; max: number }> => {
-    const head = (await admin.query<{ size: string }>(`SELECT size FROM ${schema}.log_head`)).rows[0]!
-    const c = (await admin.query<{ n: string; max: string }>(`SELECT count(*) AS n, max(idx) AS max FROM ${schema}.log_leaves`)).rows[0]!
-    return { size: Number(head.size), count: Number(c.n), max: Number(c.max) }
-  }
+  const { body, send: sendTo } = await requestsTo(fed)
+  const send = (r: Replica, text: string): ReturnType<typeof sendTo> => sendTo(r.url, text)
+  const inLog = (answers: { xid: string; jws: string }[]): Promise<string[]> => notInLog(admin, schema, answers)
+  const gapFree = (): ReturnType<typeof leafCounts> => leafCounts(admin, schema)
 
   t.test('a client alternating between the replicas: one gap-free sequence, each answer names its own index', async (t) => {
     const answers: { xid: string; jws: string }[] = []
