@@ -38,6 +38,8 @@ const CONNECTIONS = Number(process.env.VN_BENCH_CONNECTIONS ?? 200)
 const REQUESTS = Number(process.env.VN_BENCH_REQUESTS ?? 8000)
 const APPENDS = Number(process.env.VN_BENCH_APPENDS ?? 20_000)
 const APPENDERS = Number(process.env.VN_BENCH_APPENDERS ?? 64)
+/** connections of the PostgreSQL source's and log's pools (each) */
+const POOL = Number(process.env.VN_BENCH_PG_POOL ?? 16)
 const SIZES = { residents: 5000, enterprises: 200, taxYears: [2025] }
 const here = fileURLToPath(import.meta.url)
 const tag = randomBytes(4).toString('hex')
@@ -117,7 +119,10 @@ async function federation(dir: string, opts: { sourceSchema?: string; pgLog?: st
   const config = fed.nodes['fj-psb']!.configPath
   const cfg = JSON.parse(await readFile(config, 'utf8')) as Record<string, unknown> & { agreements: { dailyQuota: number }[] }
   for (const a of cfg.agreements) a.dailyQuota = 100_000_000
-  if (opts.pgLog !== undefined) cfg['log'] = { kind: 'postgres', url: PG_URL, schema: opts.pgLog, poolSize: 8 }
+  if (opts.pgLog !== undefined) cfg['log'] = { kind: 'postgres', url: PG_URL, schema: opts.pgLog, poolSize: POOL }
+  // a busy provider's source pool: one lookup per exchange, each a round trip to the server
+  const ds = cfg['dataSource'] as { kind: string; poolSize?: number }
+  if (ds.kind === 'postgres') ds.poolSize = POOL
   await writeFile(config, JSON.stringify(cfg))
   return { fed, config, cfg }
 }
@@ -201,10 +206,12 @@ async function main(): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'vn-bench-pg-'))
   try {
     console.log(`bench:pg — ${CONNECTIONS} connections, ${REQUESTS} requests per setting after a warm-up, ${availableParallelism()} cores, PostgreSQL ${(await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v} (synchronous_commit ${(await admin.query<{ s: string }>("SELECT current_setting('synchronous_commit') AS s")).rows[0]?.s})`)
-    const a = await oneProvider('(a) SQLite source + SQLite log', join(root, 'a'), {})
-    const b = await oneProvider('(b) PostgreSQL source + PostgreSQL log', join(root, 'b'), { sourceSchema: schemas.srcB, pgLog: schemas.logB })
-    await twoReplicas('(c) two replicas, PostgreSQL source + one shared PostgreSQL log', join(root, 'c'), schemas.srcC, schemas.logC)
-    const alone = await logAlone(schemas.alone)
+    // VN_BENCH_ONLY=b (or a, c, l, any mix) runs only those settings, for experiments
+    const only = (k: string): boolean => process.env.VN_BENCH_ONLY === undefined || process.env.VN_BENCH_ONLY.includes(k)
+    const a = only('a') ? await oneProvider('(a) SQLite source + SQLite log', join(root, 'a'), {}) : Number.NaN
+    const b = only('b') ? await oneProvider('(b) PostgreSQL source + PostgreSQL log', join(root, 'b'), { sourceSchema: schemas.srcB, pgLog: schemas.logB }) : Number.NaN
+    if (only('c')) await twoReplicas('(c) two replicas, PostgreSQL source + one shared PostgreSQL log', join(root, 'c'), schemas.srcC, schemas.logC)
+    const alone = only('l') ? await logAlone(schemas.alone) : { rate: Number.NaN, p50: Number.NaN, p99: Number.NaN }
     console.log(`PostgreSQL log alone: ${alone.rate.toFixed(0)} durable appends/s with ${APPENDERS} in flight (p50 ${alone.p50.toFixed(1)} ms, p99 ${alone.p99.toFixed(1)} ms until durable); Tessera on MySQL: about 2,000/s`)
     console.log(`ratio: ${(b / a).toFixed(2)}`)
   } finally {

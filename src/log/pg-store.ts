@@ -815,9 +815,53 @@ export class PgLogReader implements LogReader {
 // Replay memory and quota counts, shared by the replicas
 
 /**
- * The replay memory as rows (iss, xid) → request digest, log index of the answer, expiry. A claim
- * is one `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`: exactly one of concurrent claims of
- * one key, on any replica, holds it. Bounded: the live rows are counted (and the expired ones
+ * Calls that arrive together go to the database as one statement: what is queued while a batch is
+ * out forms the next one (as the log's group commit), so under load batches grow by themselves.
+ */
+class MicroBatch<I, O> {
+  private pending: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = []
+  private running = false
+  private scheduled = false
+
+  constructor(private readonly run: (items: I[]) => Promise<O[]>, private readonly max = 512) {}
+
+  push(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.pending.push({ item, resolve, reject })
+      if (this.running || this.scheduled) return
+      this.scheduled = true
+      setImmediate(() => {
+        this.scheduled = false
+        void this.drain()
+      })
+    })
+  }
+
+  private async drain(): Promise<void> {
+    if (this.running || this.pending.length === 0) return
+    this.running = true
+    const batch = this.pending.splice(0, this.max)
+    try {
+      const out = await this.run(batch.map((x) => x.item))
+      batch.forEach((x, k) => x.resolve(out[k] as O))
+    } catch (e) {
+      for (const x of batch) x.reject(e)
+    } finally {
+      this.running = false
+    }
+    if (this.pending.length > 0) void this.drain()
+  }
+}
+
+interface Claim { iss: string; xid: string; entry: ReplayEntry; now: number }
+type Held = { req_digest: string; idx: number | null; expires_ms: number }
+const heldEntry = (h: Held): ReplayEntry => (h.idx === null ? { reqDigest: h.req_digest, expiresAt: h.expires_ms } : { reqDigest: h.req_digest, index: h.idx, expiresAt: h.expires_ms })
+
+/**
+ * The replay memory as rows (iss, xid) → request digest, log index of the answer, expiry. Claims
+ * arriving together are one `INSERT ... ON CONFLICT DO UPDATE ... WHERE expired RETURNING`: exactly
+ * one of concurrent claims of one key, on any replica, holds it; the others read the holder. Settles
+ * arriving together are one UPDATE. Bounded: the live rows are counted (and the expired ones
  * deleted) when this replica's estimate reaches `capacity`, at most once a second.
  */
 export class PgReplayMemory implements ReplayMemory {
@@ -825,6 +869,8 @@ export class PgReplayMemory implements ReplayMemory {
   private readonly onUnavailable: ((e: VnError) => void) | undefined
   private estimate = 0
   private lastSweep = -Infinity
+  private readonly claims = new MicroBatch<Claim, ReplayEntry | undefined | 'retry'>((c) => this.claimBatch(c))
+  private readonly settles = new MicroBatch<{ iss: string; xid: string; reqDigest: string; index: number }, void>((s) => this.settleBatch(s))
 
   constructor(private readonly pool: pg.Pool, opts: { maxEntries?: number; onUnavailable?: (e: VnError) => void } = {}) {
     this.onUnavailable = opts.onUnavailable
@@ -848,11 +894,19 @@ export class PgReplayMemory implements ReplayMemory {
     }
   }
 
+  private async held(iss: string, xid: string): Promise<Held | undefined> {
+    return (await this.q<Held>('SELECT req_digest, idx, expires_ms FROM replay WHERE iss = $1 AND xid = $2', [iss, xid])).rows[0]
+  }
+
   async claim(iss: string, xid: string, entry: ReplayEntry, now: number): Promise<ReplayEntry | undefined> {
+    if (this.estimate < this.capacity) {
+      const r = await this.claims.push({ iss, xid, entry, now })
+      if (r !== 'retry') return r
+    }
+    // full (or a claim that raced with an expiry): one at a time, counting
     for (let attempt = 0; attempt < 3; attempt++) {
-      const held = await this.q<{ req_digest: string; idx: number | null; expires_ms: number }>('SELECT req_digest, idx, expires_ms FROM replay WHERE iss = $1 AND xid = $2', [iss, xid])
-      const prior = held.rows[0]
-      if (prior !== undefined && prior.expires_ms >= now) return prior.idx === null ? { reqDigest: prior.req_digest, expiresAt: prior.expires_ms } : { reqDigest: prior.req_digest, index: prior.idx, expiresAt: prior.expires_ms }
+      const prior = await this.held(iss, xid)
+      if (prior !== undefined && prior.expires_ms >= now) return heldEntry(prior)
       if (prior === undefined && this.estimate >= this.capacity) {
         if (now - this.lastSweep >= 1000) {
           this.lastSweep = now
@@ -871,13 +925,56 @@ export class PgReplayMemory implements ReplayMemory {
         if (prior === undefined) this.estimate++
         return undefined
       }
-      // another claim of this key won meanwhile: read it
     }
     throw new VnError('VN_ERR_EXCH_BUSY', 'the replay memory is contended for this xid; retry')
   }
 
-  async settle(iss: string, xid: string, reqDigest: string, index: number): Promise<void> {
-    await this.q('UPDATE replay SET idx = $4 WHERE iss = $1 AND xid = $2 AND req_digest = $3 AND idx IS NULL', [iss, xid, reqDigest, index])
+  /**
+   * One statement for the claims of a batch (the first of each key; a repeated key reads the
+   * holder after). An entry expired as of the batch's earliest `now` is taken over.
+   */
+  private async claimBatch(claims: Claim[]): Promise<(ReplayEntry | undefined | 'retry')[]> {
+    const key = (c: { iss: string; xid: string }): string => `${c.iss}\u0000${c.xid}`
+    const first = new Map<string, Claim>()
+    for (const c of claims) if (!first.has(key(c))) first.set(key(c), c)
+    const fresh = [...first.values()]
+    const now = Math.min(...fresh.map((c) => c.now))
+    const won = await this.q<{ iss: string; xid: string }>(
+      `INSERT INTO replay (iss, xid, req_digest, idx, expires_ms)
+       SELECT v.iss, v.xid, v.d, NULL, v.e FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS v(iss, xid, d, e)
+       ON CONFLICT (iss, xid) DO UPDATE SET req_digest = EXCLUDED.req_digest, idx = NULL, expires_ms = EXCLUDED.expires_ms
+       WHERE replay.expires_ms < $5 RETURNING iss, xid`,
+      [fresh.map((c) => c.iss), fresh.map((c) => c.xid), fresh.map((c) => c.entry.reqDigest), fresh.map((c) => c.entry.expiresAt), now],
+    )
+    const claimed = new Set(won.rows.map(key))
+    this.estimate += claimed.size
+    const others = claims.filter((c) => !(claimed.has(key(c)) && first.get(key(c)) === c))
+    const seen = new Map<string, Held>()
+    if (others.length > 0) {
+      const r = await this.q<Held & { iss: string; xid: string }>(
+        'SELECT r.iss, r.xid, r.req_digest, r.idx, r.expires_ms FROM replay r JOIN unnest($1::text[], $2::text[]) AS v(iss, xid) ON r.iss = v.iss AND r.xid = v.xid',
+        [others.map((c) => c.iss), others.map((c) => c.xid)],
+      )
+      for (const row of r.rows) seen.set(key(row), row)
+    }
+    return claims.map((c) => {
+      if (claimed.has(key(c)) && first.get(key(c)) === c) return undefined
+      const h = seen.get(key(c))
+      return h !== undefined && h.expires_ms >= c.now ? heldEntry(h) : 'retry'
+    })
+  }
+
+  settle(iss: string, xid: string, reqDigest: string, index: number): Promise<void> {
+    return this.settles.push({ iss, xid, reqDigest, index })
+  }
+
+  private async settleBatch(s: { iss: string; xid: string; reqDigest: string; index: number }[]): Promise<void[]> {
+    await this.q(
+      `UPDATE replay r SET idx = v.idx FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS v(iss, xid, d, idx)
+       WHERE r.iss = v.iss AND r.xid = v.xid AND r.req_digest = v.d AND r.idx IS NULL`,
+      [s.map((x) => x.iss), s.map((x) => x.xid), s.map((x) => x.reqDigest), s.map((x) => x.index)],
+    )
+    return s.map(() => undefined)
   }
 
   async release(iss: string, xid: string, reqDigest: string): Promise<void> {
@@ -900,17 +997,30 @@ function checkCount(n: number, field: string): void {
   if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`${field}: expected a positive integer`)
 }
 
-/** Daily quota counts as rows: `tryConsume` is one conditional UPSERT, atomic across replicas. */
+interface Consume { agreementId: string; day: string; n: number; limit: number }
+
+/**
+ * Daily quota counts as rows, atomic across replicas. Calls arriving together are one transaction:
+ * the rows of their (agreement, day) keys are locked (`FOR UPDATE`), each call is checked in
+ * arrival order against the count so far (a batch fits wholly or counts nothing), and the new
+ * counts are written back.
+ */
 export class PgQuotaStore implements QuotaStore {
+  private readonly batches = new MicroBatch<Consume, ConsumeResult>((c) => this.consumeBatch(c))
+
   constructor(private readonly pool: pg.Pool, private readonly onUnavailable?: (e: VnError) => void) {}
+
+  private unavailable(e: unknown): VnError {
+    const err = e instanceof VnError ? e : new VnError('VN_ERR_LOG_UNAVAILABLE', `postgres quota counts: unavailable (${driverCode(e)})`, { cause: e })
+    this.onUnavailable?.(err)
+    return err
+  }
 
   private async q<R extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<pg.QueryResult<R>> {
     try {
       return await this.pool.query<R>(sql, values)
     } catch (e) {
-      const err = new VnError('VN_ERR_LOG_UNAVAILABLE', `postgres quota counts: unavailable (${driverCode(e)})`, { cause: e })
-      this.onUnavailable?.(err)
-      throw err
+      throw this.unavailable(e)
     }
   }
 
@@ -918,16 +1028,55 @@ export class PgQuotaStore implements QuotaStore {
     checkCount(n, 'n')
     checkCount(limit, 'limit')
     if (!DAY_RE.test(day)) throw new RangeError('day: expected YYYY-MM-DD')
-    const r = await this.q<{ used: number }>(
-      `INSERT INTO quota_counts (agreement, day, used) SELECT $1::text, $2::text, $3::bigint WHERE $3::bigint <= $4::bigint
-       ON CONFLICT (agreement, day) DO UPDATE SET used = quota_counts.used + EXCLUDED.used
-       WHERE quota_counts.used + EXCLUDED.used <= $4::bigint RETURNING used`,
-      [agreementId, day, n, limit],
-    )
-    const used = r.rows[0]?.used
-    if (used !== undefined) return { ok: true, used, remaining: limit - used }
-    const now = await this.used(agreementId, day)
-    return { ok: false, used: now, remaining: Math.max(0, limit - now) }
+    return this.batches.push({ agreementId, day, n, limit })
+  }
+
+  private async consumeBatch(calls: Consume[]): Promise<ConsumeResult[]> {
+    const key = (c: { agreementId: string; day: string }): string => `${c.day}\u0000${c.agreementId}`
+    // in one order on every replica, so two batches never wait on each other's rows crosswise
+    const keys = [...new Map(calls.map((c) => [key(c), c])).values()].sort((x, y) => (key(x) < key(y) ? -1 : key(x) > key(y) ? 1 : 0))
+    let client: pg.PoolClient
+    try {
+      client = await this.pool.connect()
+    } catch (e) {
+      throw this.unavailable(e)
+    }
+    client.on('error', ignore)
+    let ok = false
+    try {
+      await client.query('BEGIN')
+      const ag = keys.map((k) => k.agreementId)
+      const days = keys.map((k) => k.day)
+      await client.query('INSERT INTO quota_counts (agreement, day, used) SELECT a, d, 0 FROM unnest($1::text[], $2::text[]) AS v(a, d) ON CONFLICT (agreement, day) DO NOTHING', [ag, days])
+      const rows = await client.query<{ agreement: string; day: string; used: number }>(
+        'SELECT q.agreement, q.day, q.used FROM quota_counts q JOIN unnest($1::text[], $2::text[]) AS v(a, d) ON q.agreement = v.a AND q.day = v.d ORDER BY q.agreement, q.day FOR UPDATE OF q',
+        [ag, days],
+      )
+      const used = new Map(rows.rows.map((r) => [key({ agreementId: r.agreement, day: r.day }), r.used]))
+      const before = new Map(used)
+      const out = calls.map((c): ConsumeResult => {
+        const u = used.get(key(c)) ?? 0
+        if (u + c.n > c.limit) return { ok: false, used: u, remaining: Math.max(0, c.limit - u) }
+        used.set(key(c), u + c.n)
+        return { ok: true, used: u + c.n, remaining: c.limit - u - c.n }
+      })
+      const changed = keys.filter((k) => used.get(key(k)) !== before.get(key(k)))
+      if (changed.length > 0) {
+        await client.query(
+          'UPDATE quota_counts q SET used = v.u FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(a, d, u) WHERE q.agreement = v.a AND q.day = v.d',
+          [changed.map((k) => k.agreementId), changed.map((k) => k.day), changed.map((k) => used.get(key(k)))],
+        )
+      }
+      await client.query('COMMIT')
+      ok = true
+      return out
+    } catch (e) {
+      await client.query('ROLLBACK').catch(ignore)
+      throw this.unavailable(e)
+    } finally {
+      client.removeListener('error', ignore)
+      client.release(!ok)
+    }
   }
 
   async used(agreementId: string, day: string): Promise<number> {
