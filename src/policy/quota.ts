@@ -5,8 +5,8 @@
  * Counts live in memory per (agreement id, UTC day). `tryConsume` is an atomic check-and-add: a
  * batch of n subjects either fits wholly under the limit and is counted, or is refused and nothing
  * is counted (a batch is never half-served). JavaScript runs it without interleaving, so one node
- * process needs no lock; replicas behind a load balancer each count their own share (see
- * docs: a shared counter is a later issue).
+ * process needs no lock; replicas behind a load balancer share their counts in PostgreSQL
+ * (src/log/pg-store.ts `PgQuotaStore`).
  *
  * After a restart the node rebuilds the counts by replaying the decision entries of its log:
  * `restore` takes the minimal record `{ agreementId, day, count }` of every permit.
