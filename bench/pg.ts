@@ -49,7 +49,9 @@ interface Child { proc: ChildProcess; url: string }
 function spawnProvider(config: string): Promise<Child> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(defaultThreadpoolSize(availableParallelism())) }
-    const proc = fork(here, ['node', config], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env })
+    // VN_BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") is passed to the providers' processes
+    const execArgv = process.env.VN_BENCH_NODE_ARGS ? process.env.VN_BENCH_NODE_ARGS.split(' ') : []
+    const proc = fork(here, ['node', config], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env, execArgv })
     proc.once('message', (m: { url?: string; error?: string }) => (m.url ? resolve({ proc, url: m.url }) : reject(new Error(m.error))))
     proc.once('exit', (c) => reject(new Error(`provider exited ${c}`)))
   })

@@ -134,6 +134,15 @@ if (skip !== undefined) {
     t.equal(report.counts.errors, 0, JSON.stringify(report.findings.filter((f) => f.severity === 'error').slice(0, 3)))
     t.ok(report.ok)
     t.ok(report.counts.provider >= 60, 'the exchanges of both replicas')
+    // with disclosures: the export is logged first, appended to the shared log while the replicas run
+    const before = await gapFree()
+    const withDisc = join(dir, 'export-psb-disclosures')
+    const d = await exportLog(join(nodeDir, 'verinode-b.json'), withDisc, { withDisclosures: { reason: 'inspection request 2026-17' } })
+    t.equal(d.size, before.size + 1, 'the disclosure-export record was appended at the end of the shared log')
+    const r2 = await auditExport(withDisc, { rootKey: join(nodeDir, 'keys', 'federation-root.pub') })
+    t.equal(r2.counts.errors, 0, JSON.stringify(r2.findings.filter((f) => f.severity === 'error').slice(0, 3)))
+    const after = await gapFree()
+    t.equal(after.max, after.size - 1, 'still gap-free')
   })
 
   t.test('kill -9 one replica under load: every answered exchange is in the log; the survivor takes the checkpoint lease', async (t) => {
