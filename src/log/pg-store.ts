@@ -403,9 +403,10 @@ export class PgLogStore implements LogStore, EvidenceStore {
     client.on('error', ignore)
     let ok = false
     try {
-      await client.query('BEGIN')
-      const head = await client.query<{ size: number }>('SELECT size FROM log_head WHERE id = 1 FOR UPDATE')
-      const size = head.rows[0]?.size
+      // three round trips a commit: BEGIN with the head's lock (one simple query), every insert and
+      // the head's move as one statement, COMMIT (pg sends a client's queries one after another)
+      const opened = (await client.query('BEGIN; SELECT size FROM log_head WHERE id = 1 FOR UPDATE')) as unknown as pg.QueryResult<{ size: number }>[]
+      const size = opened[1]?.rows[0]?.size
       if (size === undefined) throw unavailable('postgres log: no head row')
       // another replica appended since this one last looked: its leaves are ours to build on
       const start = size === this.range.end ? this.range.clone() : await this.readTree(false, client)
@@ -495,12 +496,15 @@ export class PgLogStore implements LogStore, EvidenceStore {
         }
         results.push(out)
       }
-      await client.query('INSERT INTO log_leaves (idx, data, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])', [idx, data, hashes])
-      if (nodeLevel.length > 0) await client.query('INSERT INTO log_nodes (level, idx, hash) SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])', [nodeLevel, nodeIdx, nodeHash])
-      if (jws[0].length > 0) await client.query('INSERT INTO evidence_jws (leaf, digest, jws) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])', jws)
-      if (disc[0].length > 0) await client.query('INSERT INTO evidence_disclosures (leaf, xid, nonce, ciphertext, expires_ms) SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[], $5::bigint[])', disc)
-      if (recv[0].length > 0) await client.query('INSERT INTO evidence_received (leaf, xid, digest, nonce, ciphertext, expires_ms) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::bigint[])', recv)
-      await client.query('UPDATE log_head SET size = $1 WHERE id = 1', [range.end])
+      await client.query(
+        `WITH l AS (INSERT INTO log_leaves (idx, data, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])),
+         n AS (INSERT INTO log_nodes (level, idx, hash) SELECT * FROM unnest($4::int[], $5::bigint[], $6::bytea[])),
+         j AS (INSERT INTO evidence_jws (leaf, digest, jws) SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[])),
+         d AS (INSERT INTO evidence_disclosures (leaf, xid, nonce, ciphertext, expires_ms) SELECT * FROM unnest($10::bigint[], $11::text[], $12::bytea[], $13::bytea[], $14::bigint[])),
+         r AS (INSERT INTO evidence_received (leaf, xid, digest, nonce, ciphertext, expires_ms) SELECT * FROM unnest($15::bigint[], $16::text[], $17::text[], $18::bytea[], $19::bytea[], $20::bigint[]))
+         UPDATE log_head SET size = $21 WHERE id = 1`,
+        [idx, data, hashes, nodeLevel, nodeIdx, nodeHash, ...jws, ...disc, ...recv, range.end],
+      )
       if (simulate) throw new Error('simulated write failure')
       await client.query('COMMIT')
       ok = true
@@ -1007,6 +1011,8 @@ interface Consume { agreementId: string; day: string; n: number; limit: number }
  */
 export class PgQuotaStore implements QuotaStore {
   private readonly batches = new MicroBatch<Consume, ConsumeResult>((c) => this.consumeBatch(c))
+  /** (agreement, day) rows known to exist: no insert-if-missing for them */
+  private readonly known = new Set<string>()
 
   constructor(private readonly pool: pg.Pool, private readonly onUnavailable?: (e: VnError) => void) {}
 
@@ -1044,15 +1050,17 @@ export class PgQuotaStore implements QuotaStore {
     client.on('error', ignore)
     let ok = false
     try {
-      await client.query('BEGIN')
-      const ag = keys.map((k) => k.agreementId)
-      const days = keys.map((k) => k.day)
-      await client.query('INSERT INTO quota_counts (agreement, day, used) SELECT a, d, 0 FROM unnest($1::text[], $2::text[]) AS v(a, d) ON CONFLICT (agreement, day) DO NOTHING', [ag, days])
-      const rows = await client.query<{ agreement: string; day: string; used: number }>(
-        'SELECT q.agreement, q.day, q.used FROM quota_counts q JOIN unnest($1::text[], $2::text[]) AS v(a, d) ON q.agreement = v.a AND q.day = v.d ORDER BY q.agreement, q.day FOR UPDATE OF q',
-        [ag, days],
-      )
-      const used = new Map(rows.rows.map((r) => [key({ agreementId: r.agreement, day: r.day }), r.used]))
+      const fresh = keys.filter((k) => !this.known.has(key(k)))
+      if (fresh.length > 0) {
+        await client.query('INSERT INTO quota_counts (agreement, day, used) SELECT a, d, 0 FROM unnest($1::text[], $2::text[]) AS v(a, d) ON CONFLICT (agreement, day) DO NOTHING', [fresh.map((k) => k.agreementId), fresh.map((k) => k.day)])
+        for (const k of fresh) this.known.add(key(k))
+      }
+      // BEGIN and the rows' lock in one simple query (values quoted by the driver), the new counts
+      // and COMMIT in another: two round trips a batch
+      const lit = (v: string): string => client.escapeLiteral(v)
+      const where = keys.map((k) => `(${lit(k.agreementId)}, ${lit(k.day)})`).join(', ')
+      const locked = (await client.query(`BEGIN; SELECT agreement, day, used FROM quota_counts WHERE (agreement, day) IN (${where}) ORDER BY agreement, day FOR UPDATE`)) as unknown as pg.QueryResult<{ agreement: string; day: string; used: number }>[]
+      const used = new Map((locked[1]?.rows ?? []).map((r) => [key({ agreementId: r.agreement, day: r.day }), r.used]))
       const before = new Map(used)
       const out = calls.map((c): ConsumeResult => {
         const u = used.get(key(c)) ?? 0
@@ -1061,13 +1069,9 @@ export class PgQuotaStore implements QuotaStore {
         return { ok: true, used: u + c.n, remaining: c.limit - u - c.n }
       })
       const changed = keys.filter((k) => used.get(key(k)) !== before.get(key(k)))
-      if (changed.length > 0) {
-        await client.query(
-          'UPDATE quota_counts q SET used = v.u FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(a, d, u) WHERE q.agreement = v.a AND q.day = v.d',
-          [changed.map((k) => k.agreementId), changed.map((k) => k.day), changed.map((k) => used.get(key(k)))],
-        )
-      }
-      await client.query('COMMIT')
+      // an upsert: a row that went missing since it was first seen here is written again
+      const updates = changed.map((k) => `INSERT INTO quota_counts (agreement, day, used) VALUES (${lit(k.agreementId)}, ${lit(k.day)}, ${String(used.get(key(k)))}) ON CONFLICT (agreement, day) DO UPDATE SET used = EXCLUDED.used;`).join(' ')
+      await client.query(`${updates} COMMIT`)
       ok = true
       return out
     } catch (e) {
