@@ -203,7 +203,7 @@ export class StoreNodeLog implements NodeLog {
 
 /** The part of a shared store `SharedNodeLog` writes through (pg-store.ts `PgLogStore`). */
 export interface SharedLogStore extends LogStore {
-  appendWith(count: number, build: (first: number) => Promise<{ leaves: readonly Uint8Array[]; evidence?: readonly EvidenceRow[] }>): Promise<AppendResult[]>
+  appendWith(count: number, build: (first: number) => Promise<{ leaves: readonly Uint8Array[]; evidence?: readonly EvidenceRow[]; settles?: readonly { iss: string; xid: string; reqDigest: string; record: number }[] }>): Promise<AppendResult[]>
 }
 
 /**
@@ -240,7 +240,9 @@ export class SharedNodeLog implements NodeLog {
     const t0 = performance.now()
     const r = await this.wrap(this.store.appendWith(count, async (first) => {
       const b = await build(first)
-      return { leaves: b.records.map((rec) => canonicalJsonBytes(rec)), evidence: b.evidence ?? [] }
+      // the answers among them: the shared replay memory learns their index in the same commit
+      const settles = b.records.flatMap((rec, record) => (rec.t === 'response-out' ? [{ iss: rec.aud, xid: rec.xid, reqDigest: rec.reqDigest, record }] : []))
+      return { leaves: b.records.map((rec) => canonicalJsonBytes(rec)), evidence: b.evidence ?? [], settles }
     }))
     this.observeCommit?.((performance.now() - t0) / 1000)
     return r.map((x) => x.index)

@@ -204,6 +204,12 @@ export async function openPgLogPool(conn: PgLogConnection): Promise<pg.Pool> {
 export interface BuiltAppend {
   readonly leaves: readonly Uint8Array[]
   readonly evidence?: readonly EvidenceRow[]
+  /**
+   * Replay entries answered by these leaves (`record`: the offset of the response-out leaf): the
+   * replay memory learns the answer's index in the same transaction (`PgReplayMemory.settle` then
+   * has nothing left to do), so a retry reaching another replica right after the answer finds it.
+   */
+  readonly settles?: readonly { iss: string; xid: string; reqDigest: string; record: number }[]
 }
 
 interface Op {
@@ -215,6 +221,8 @@ interface Op {
   resolve: (r: AppendResult[]) => void
   reject: (e: unknown) => void
 }
+
+const settleKey = (iss: string, xid: string, reqDigest: string): string => `${iss}\u0000${xid}\u0000${reqDigest}`
 
 const b = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength)
 
@@ -236,6 +244,8 @@ export class PgLogStore implements LogStore, EvidenceStore {
   private exclusive: Promise<unknown> = Promise.resolve()
   private reopening: Promise<void> | undefined
   private readonly counters = { commits: 0, leaves: 0, largestBatch: 0 }
+  /** replay entries the last commits settled (see `BuiltAppend.settles`), until `takeSettled` */
+  private readonly settledHere = new Set<string>()
 
   private constructor(private readonly pool: pg.Pool, private readonly ownsPool: boolean, opts: PgLogStoreOptions) {
     if (opts.evidenceKey !== undefined) checkEvidenceKey(opts.evidenceKey, 'log store: evidenceKey')
@@ -412,7 +422,7 @@ export class PgLogStore implements LogStore, EvidenceStore {
       const start = size === this.range.end ? this.range.clone() : await this.readTree(false, client)
       // Build what must know its index; one that fails drops out and the later ones are built again.
       let live = ops
-      let built: { op: Op; leaves: readonly Uint8Array[]; evidence: readonly EvidenceRow[] }[] = []
+      let built: { op: Op; leaves: readonly Uint8Array[]; evidence: readonly EvidenceRow[]; settles: NonNullable<BuiltAppend['settles']> }[] = []
       for (;;) {
         let first = size
         const firsts = live.map((op) => {
@@ -421,12 +431,12 @@ export class PgLogStore implements LogStore, EvidenceStore {
           return f
         })
         const results = await Promise.allSettled(live.map(async (op, k) => {
-          if (op.build === undefined) return { op, leaves: op.leaves ?? [], evidence: op.evidence ?? [] }
+          if (op.build === undefined) return { op, leaves: op.leaves ?? [], evidence: op.evidence ?? [], settles: [] }
           const r = await op.build(firsts[k] as number)
           const leaves = r.leaves.map((l) => new Uint8Array(l))
           if (leaves.length !== op.count) throw new VnError('VN_ERR_LOG_ENTRY_INVALID', `appendWith: built ${leaves.length} leaves, ${op.count} announced`)
           checkAppendInput(leaves, r.evidence ?? [], { maxLeafBytes: this.maxLeafBytes, maxBatch: this.maxBatch, canSeal: this.evidenceKey !== undefined })
-          return { op, leaves, evidence: r.evidence ?? [] }
+          return { op, leaves, evidence: r.evidence ?? [], settles: r.settles ?? [] }
         }))
         const failed = results.flatMap((r, k) => (r.status === 'rejected' ? [{ op: live[k] as Op, e: r.reason as unknown }] : []))
         if (failed.length === 0) {
@@ -460,8 +470,15 @@ export class PgLogStore implements LogStore, EvidenceStore {
       const disc: [number[], string[], Buffer[], Buffer[], number[]] = [[], [], [], [], []]
       const recv: [number[], string[], string[], Buffer[], Buffer[], number[]] = [[], [], [], [], [], []]
       const results: AppendResult[][] = []
-      for (const { leaves, evidence } of built) {
+      const settle: [string[], string[], string[], number[]] = [[], [], [], []]
+      for (const { leaves, evidence, settles } of built) {
         const first = range.end
+        for (const x of settles ?? []) {
+          settle[0].push(x.iss)
+          settle[1].push(x.xid)
+          settle[2].push(x.reqDigest)
+          settle[3].push(first + x.record)
+        }
         const out: AppendResult[] = []
         for (const l of leaves) {
           const h = leafHash(l)
@@ -501,9 +518,11 @@ export class PgLogStore implements LogStore, EvidenceStore {
          n AS (INSERT INTO log_nodes (level, idx, hash) SELECT * FROM unnest($4::int[], $5::bigint[], $6::bytea[])),
          j AS (INSERT INTO evidence_jws (leaf, digest, jws) SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[])),
          d AS (INSERT INTO evidence_disclosures (leaf, xid, nonce, ciphertext, expires_ms) SELECT * FROM unnest($10::bigint[], $11::text[], $12::bytea[], $13::bytea[], $14::bigint[])),
-         r AS (INSERT INTO evidence_received (leaf, xid, digest, nonce, ciphertext, expires_ms) SELECT * FROM unnest($15::bigint[], $16::text[], $17::text[], $18::bytea[], $19::bytea[], $20::bigint[]))
+         r AS (INSERT INTO evidence_received (leaf, xid, digest, nonce, ciphertext, expires_ms) SELECT * FROM unnest($15::bigint[], $16::text[], $17::text[], $18::bytea[], $19::bytea[], $20::bigint[])),
+         s AS (UPDATE replay p SET idx = v.idx FROM unnest($22::text[], $23::text[], $24::text[], $25::bigint[]) AS v(iss, xid, d, idx)
+               WHERE p.iss = v.iss AND p.xid = v.xid AND p.req_digest = v.d AND p.idx IS NULL)
          UPDATE log_head SET size = $21 WHERE id = 1`,
-        [idx, data, hashes, nodeLevel, nodeIdx, nodeHash, ...jws, ...disc, ...recv, range.end],
+        [idx, data, hashes, nodeLevel, nodeIdx, nodeHash, ...jws, ...disc, ...recv, range.end, ...settle],
       )
       if (simulate) throw new Error('simulated write failure')
       await client.query('COMMIT')
@@ -513,6 +532,8 @@ export class PgLogStore implements LogStore, EvidenceStore {
       this.counters.commits++
       this.counters.leaves += idx.length
       this.counters.largestBatch = Math.max(this.counters.largestBatch, idx.length)
+      if (this.settledHere.size > 100_000) this.settledHere.clear() // (only ever a memo: settle writes again)
+      for (let k = 0; k < settle[0].length; k++) this.settledHere.add(settleKey(settle[0][k] as string, settle[1][k] as string, settle[2][k] as string))
       built.forEach(({ op }, k) => op.resolve(results[k] as AppendResult[]))
     } catch (e) {
       await client.query('ROLLBACK').catch(ignore)
@@ -521,6 +542,11 @@ export class PgLogStore implements LogStore, EvidenceStore {
       client.removeListener('error', ignore)
       client.release(!ok)
     }
+  }
+
+  /** True once: the replay entry was settled by the commit that wrote its answer. */
+  takeSettled(iss: string, xid: string, reqDigest: string): boolean {
+    return this.settledHere.delete(settleKey(iss, xid, reqDigest))
   }
 
   /**
@@ -871,13 +897,15 @@ const heldEntry = (h: Held): ReplayEntry => (h.idx === null ? { reqDigest: h.req
 export class PgReplayMemory implements ReplayMemory {
   readonly capacity: number
   private readonly onUnavailable: ((e: VnError) => void) | undefined
+  private readonly settledByLog: ((iss: string, xid: string, reqDigest: string) => boolean) | undefined
   private estimate = 0
   private lastSweep = -Infinity
   private readonly claims = new MicroBatch<Claim, ReplayEntry | undefined | 'retry'>((c) => this.claimBatch(c))
   private readonly settles = new MicroBatch<{ iss: string; xid: string; reqDigest: string; index: number }, void>((s) => this.settleBatch(s))
 
-  constructor(private readonly pool: pg.Pool, opts: { maxEntries?: number; onUnavailable?: (e: VnError) => void } = {}) {
+  constructor(private readonly pool: pg.Pool, opts: { maxEntries?: number; onUnavailable?: (e: VnError) => void; settledByLog?: (iss: string, xid: string, reqDigest: string) => boolean } = {}) {
     this.onUnavailable = opts.onUnavailable
+    this.settledByLog = opts.settledByLog
     const n = opts.maxEntries ?? DEFAULT_REPLAY_MAX_ENTRIES
     if (!Number.isSafeInteger(n) || n < 1) throw new VnError('VN_ERR_CONFIG_INVALID', 'replay memory: maxEntries must be a positive integer')
     this.capacity = n
@@ -969,6 +997,8 @@ export class PgReplayMemory implements ReplayMemory {
   }
 
   settle(iss: string, xid: string, reqDigest: string, index: number): Promise<void> {
+    // the commit that wrote the answer settled it already (the usual case on a node)
+    if (this.settledByLog?.(iss, xid, reqDigest) === true) return Promise.resolve()
     return this.settles.push({ iss, xid, reqDigest, index })
   }
 
@@ -1154,7 +1184,11 @@ export async function openPgNodeStores(conn: PgLogConnection, opts: PgLogStoreOp
     log: store,
     evidence: store,
     // the log, replay memory and quota counts are one database: when it fails, the store fails closed
-    replay: new PgReplayMemory(pool, { ...(opts.replayMaxEntries === undefined ? {} : { maxEntries: opts.replayMaxEntries }), onUnavailable: (e) => store.markUnavailable(e) }),
+    replay: new PgReplayMemory(pool, {
+      ...(opts.replayMaxEntries === undefined ? {} : { maxEntries: opts.replayMaxEntries }),
+      onUnavailable: (e) => store.markUnavailable(e),
+      settledByLog: (iss, xid, reqDigest) => store.takeSettled(iss, xid, reqDigest),
+    }),
     quotas: new PgQuotaStore(pool, (e) => store.markUnavailable(e)),
     pool,
     close: () => store.close(),
