@@ -590,6 +590,7 @@ export class PgLogStore implements LogStore, EvidenceStore {
 
   async saveCheckpoint(size: number, note: string): Promise<void> {
     checkIndex('size', size)
+    await this.reach(size)
     if (size > this.range.end) throw new VnError('VN_ERR_LOG_PROOF', 'size: beyond the committed log')
     const cp = parseCheckpoint(parseNote(note).text)
     if (cp.size !== size) throw new VnError('VN_ERR_LOG_NOTE_MALFORMED', 'note: checkpoint size differs from size')
@@ -657,6 +658,14 @@ export class PgLogStore implements LogStore, EvidenceStore {
     return this.range.end
   }
 
+  /**
+   * A read names a size beyond what this replica has taken in (a peer read a checkpoint another
+   * replica signed, behind one load balancer): take in what the others appended first.
+   */
+  private async reach(size: number): Promise<void> {
+    if (Number.isSafeInteger(size) && size > this.range.end && this.writable) await this.catchUp().catch(ignore)
+  }
+
   /** Takes in what other replicas appended (right border read back); resolves with the size. */
   async catchUp(): Promise<number> {
     return this.run(async () => {
@@ -668,6 +677,7 @@ export class PgLogStore implements LogStore, EvidenceStore {
   }
 
   async rootHash(size?: number): Promise<Uint8Array> {
+    if (size !== undefined) await this.reach(size)
     const committed = this.range
     if (size === undefined || size === committed.end) return committed.root()
     checkIndex('size', size)
@@ -677,6 +687,7 @@ export class PgLogStore implements LogStore, EvidenceStore {
 
   async leaf(index: number): Promise<Uint8Array> {
     checkIndex('index', index)
+    await this.reach(index + 1)
     if (index >= this.range.end) throw new VnError('VN_ERR_LOG_PROOF', 'index: beyond the committed log')
     const r = await this.read((q) => q.query<{ data: Buffer }>('SELECT data FROM log_leaves WHERE idx = $1', [index]))
     const row = r.rows[0]
@@ -687,6 +698,7 @@ export class PgLogStore implements LogStore, EvidenceStore {
   async entries(start: number, end: number): Promise<Uint8Array[]> {
     checkIndex('start', start)
     checkIndex('end', end)
+    await this.reach(end)
     if (start > end || end > this.range.end) throw new VnError('VN_ERR_LOG_PROOF', 'start/end: must satisfy start ≤ end ≤ size')
     if (end - start > MAX_ENTRIES_PER_READ) throw new VnError('VN_ERR_LOG_PROOF', `end: at most ${MAX_ENTRIES_PER_READ} entries per read`)
     if (start === end) return []
@@ -696,12 +708,14 @@ export class PgLogStore implements LogStore, EvidenceStore {
   }
 
   async inclusionProof(index: number, treeSize: number): Promise<Uint8Array[]> {
+    await this.reach(treeSize)
     if (treeSize > this.range.end) throw new VnError('VN_ERR_LOG_PROOF', 'treeSize: beyond the committed log')
     const plan = planInclusionProof(index, treeSize)
     return assembleProof(plan, await this.fetchNodes(plan.nodes))
   }
 
   async consistencyProof(first: number, second: number): Promise<Uint8Array[]> {
+    await this.reach(second)
     if (second > this.range.end) throw new VnError('VN_ERR_LOG_PROOF', 'second: beyond the committed log')
     const plan = planConsistencyProof(first, second)
     return assembleProof(plan, await this.fetchNodes(plan.nodes))

@@ -50,6 +50,14 @@ if (skip !== undefined) {
     t.same(mine, Array.from({ length: 200 }, (_, i) => i), 'a\'s appends in call order')
   })
 
+  t.test('a read beyond what one store has taken in (a checkpoint the other signed) takes in the other\'s leaves first', async (t) => {
+    await a.appendMany([enc.encode('{"late":1}'), enc.encode('{"late":2}')])
+    const size = await a.size()
+    t.equal((await b.consistencyProof(size - 2, size)).length > 0, true, 'b serves a proof up to a\'s new size')
+    t.equal(Buffer.from(await b.rootHash(size)).toString('hex'), Buffer.from(await a.rootHash(size)).toString('hex'))
+    t.equal((await b.entries(size - 2, size)).length, 2)
+  })
+
   t.test('appendWith: built with the index the database assigns; a failed build drops that append alone', async (t) => {
     const start = await a.size()
     const build = (tag: string) => async (first: number): Promise<BuiltAppend> => ({ leaves: [enc.encode(`{"tag":"${tag}","first":${first}}`), enc.encode(`{"tag":"${tag}","second":${first + 1}}`)] })
