@@ -5,7 +5,8 @@
  *
  * `--with-disclosures --reason <text>` also exports the sealed disclosures, decrypted. That is
  * personal data leaving the node, so it is itself logged (a `disclosure-export` record with the
- * reason's SHA-256 and the count), which needs the node stopped (src/node/offline-log.ts).
+ * reason's SHA-256 and the count), which needs the node stopped (src/node/offline-log.ts), unless
+ * its log is on PostgreSQL (the database assigns the record's index; the replicas may run).
  */
 import { resolve } from 'node:path'
 import { isVnError } from '../../errors.js'
@@ -21,7 +22,8 @@ const USAGE = `usage: verinode log export --config <verinode.json> --out <dir> [
 
   --with-disclosures  also write disclosures.jsonl: the sealed disclosures (personal data),
                 decrypted. Needs --reason; the node must be STOPPED, because the export is first
-                logged as a disclosure-export record (reason SHA-256, count) and checkpointed.
+                logged as a disclosure-export record (reason SHA-256, count) and checkpointed
+                (a log on PostgreSQL is shared by replicas: they may keep running).
   --reason T    why disclosures leave the node (kept in export.json; only its hash is logged)`
 
 const OPTIONS = {
