@@ -104,6 +104,21 @@ export function pgLogGrants(schema: string, role: string): string {
   ].join('\n')
 }
 
+/**
+ * The whole set-up of a log's schema for its owner to run: the schema, the tables, the schema
+ * version, and `pgLogGrants` for the node's login role (`verinode log pg-sql`).
+ */
+export function pgLogSetupSql(schema: string, role: string): string {
+  const grants = pgLogGrants(schema, role)
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${schema};`,
+    `SET search_path = ${schema};`,
+    PG_LOG_TABLES.trim(),
+    `INSERT INTO log_meta (k, v) VALUES ('schema', '${PG_LOG_SCHEMA_VERSION}') ON CONFLICT (k) DO NOTHING;`,
+    grants,
+  ].join('\n')
+}
+
 const OID_INT8 = 20
 /** bigint columns read back as numbers (indices, sizes and times stay far below 2^53). */
 const TYPES = {

@@ -1,6 +1,6 @@
 /**
  * The log on PostgreSQL goes away and comes back, for real: the provider fj-psb logs in with its own
- * least-privilege role (the grants docs/OPERATIONS.md gives, `pgLogGrants`) on a schema the owner
+ * least-privilege role (the SQL `verinode log pg-sql` prints and docs/OPERATIONS.md gives) on a schema the owner
  * created. The role is refused new logins and its connections are ended (`pg_terminate_backend`,
  * not a stop of the shared server): exchanges get the coded 503, readiness turns false, nothing is
  * answered without being logged. Logins allowed again: the log reopens by itself (no restart) and
@@ -13,7 +13,7 @@ import { request } from 'undici'
 import { pino } from 'pino'
 import { buildDemoFederation } from '../../src/demo/federation.js'
 import { startNode, type RunningNode } from '../../src/http/server.js'
-import { openPgLogPool, pgLogGrants } from '../../src/log/pg-store.js'
+import { pgLogSetupSql } from '../../src/log/pg-store.js'
 import { PG_URL, pgSkipReason, uniqueName } from '../helper-db.js'
 import { leafCounts, notInLog, requestsTo } from '../helper-pglog.js'
 
@@ -34,10 +34,11 @@ if (skip !== undefined) {
     await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined)
     await admin.end()
   })
-  // the owner creates the schema and its tables; the node's role gets only the grants
-  await (await openPgLogPool({ url: PG_URL, schema })).end()
+  // the owner creates the schema and its tables and grants the node's role only what it needs,
+  // with the SQL `verinode log pg-sql` prints
   await admin.query(`CREATE ROLE ${role} LOGIN`)
-  await admin.query(pgLogGrants(schema, role))
+  await admin.query(pgLogSetupSql(schema, role))
+  await admin.query('RESET search_path')
 
   const dir = t.testdir({})
   const fed = await buildDemoFederation(dir, { sizes: { residents: 40, enterprises: 20, taxYears: [2025] }, configOverrides: { logLevel: 'silent' } })

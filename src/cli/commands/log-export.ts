@@ -11,10 +11,13 @@
 import { resolve } from 'node:path'
 import { isVnError } from '../../errors.js'
 import { exportLog } from '../../node/export.js'
+import { SCHEMA_NAME } from '../../sources/server-common.js'
+import { pgLogSetupSql } from '../../log/pg-store.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 import { commandLine } from '../args.js'
 
 const USAGE = `usage: verinode log export --config <verinode.json> --out <dir> [--with-disclosures --reason <text>] [--json]
+       verinode log pg-sql --schema <name> --role <login role>
 
   export        writes entries.jsonl, checkpoints/, evidence.jsonl (signed JWS only, no
                 disclosures), manifests/, federation-root.pub and export.json into <dir>, which
@@ -24,7 +27,11 @@ const USAGE = `usage: verinode log export --config <verinode.json> --out <dir> [
                 decrypted. Needs --reason; the node must be STOPPED, because the export is first
                 logged as a disclosure-export record (reason SHA-256, count) and checkpointed
                 (a log on PostgreSQL is shared by replicas: they may keep running).
-  --reason T    why disclosures leave the node (kept in export.json; only its hash is logged)`
+  --reason T    why disclosures leave the node (kept in export.json; only its hash is logged)
+
+  pg-sql        prints the SQL that creates a PostgreSQL log's schema and tables (run it as
+                their owner) and grants the node's login role only what it needs
+                (docs/OPERATIONS.md "The log on PostgreSQL, and replicas")`
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -32,6 +39,8 @@ const OPTIONS = {
   'with-disclosures': { type: 'boolean' },
   reason: { type: 'string' },
   json: { type: 'boolean' },
+  schema: { type: 'string' },
+  role: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -47,6 +56,13 @@ export const logExportCommand: Command = {
     if (typeof cl === 'number') return cl
     const { values, positionals, usageError } = cl
     const [sub, ...rest] = positionals
+    if (sub === 'pg-sql') {
+      if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0]!.slice(0, 40))}`)
+      if (values.schema === undefined || values.role === undefined) return usageError('pg-sql needs --schema and --role')
+      if (!SCHEMA_NAME.test(values.schema) || !SCHEMA_NAME.test(values.role)) return usageError('--schema and --role: plain identifiers (letters, digits, _)')
+      io.out(pgLogSetupSql(values.schema, values.role))
+      return EXIT_OK
+    }
     if (sub !== 'export') return usageError(sub === undefined ? 'missing subcommand' : `unknown subcommand ${JSON.stringify(sub.slice(0, 40))}`)
     if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0]!.slice(0, 40))}`)
     if (values.config === undefined) return usageError('--config is required')
