@@ -528,17 +528,19 @@ export class PgLogStore implements LogStore, EvidenceStore {
         }
         results.push(out)
       }
-      await client.query(
-        `WITH l AS (INSERT INTO log_leaves (idx, data, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])),
-         n AS (INSERT INTO log_nodes (level, idx, hash) SELECT * FROM unnest($4::int[], $5::bigint[], $6::bytea[])),
-         j AS (INSERT INTO evidence_jws (leaf, digest, jws) SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[])),
-         d AS (INSERT INTO evidence_disclosures (leaf, xid, nonce, ciphertext, expires_ms) SELECT * FROM unnest($10::bigint[], $11::text[], $12::bytea[], $13::bytea[], $14::bigint[])),
-         r AS (INSERT INTO evidence_received (leaf, xid, digest, nonce, ciphertext, expires_ms) SELECT * FROM unnest($15::bigint[], $16::text[], $17::text[], $18::bytea[], $19::bytea[], $20::bigint[])),
-         s AS (UPDATE replay p SET idx = v.idx FROM unnest($22::text[], $23::text[], $24::text[], $25::bigint[]) AS v(iss, xid, d, idx)
-               WHERE p.iss = v.iss AND p.xid = v.xid AND p.req_digest = v.d AND p.idx IS NULL)
-         UPDATE log_head SET size = $21 WHERE id = 1`,
-        [idx, data, hashes, nodeLevel, nodeIdx, nodeHash, ...jws, ...disc, ...recv, range.end, ...settle],
-      )
+      // a named statement: parsed and planned once per connection
+      await client.query({
+        name: 'vn_log_commit',
+        text: `WITH l AS (INSERT INTO log_leaves (idx, data, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])),
+           n AS (INSERT INTO log_nodes (level, idx, hash) SELECT * FROM unnest($4::int[], $5::bigint[], $6::bytea[])),
+           j AS (INSERT INTO evidence_jws (leaf, digest, jws) SELECT * FROM unnest($7::bigint[], $8::text[], $9::text[])),
+           d AS (INSERT INTO evidence_disclosures (leaf, xid, nonce, ciphertext, expires_ms) SELECT * FROM unnest($10::bigint[], $11::text[], $12::bytea[], $13::bytea[], $14::bigint[])),
+           r AS (INSERT INTO evidence_received (leaf, xid, digest, nonce, ciphertext, expires_ms) SELECT * FROM unnest($15::bigint[], $16::text[], $17::text[], $18::bytea[], $19::bytea[], $20::bigint[])),
+           s AS (UPDATE replay p SET idx = v.idx FROM unnest($22::text[], $23::text[], $24::text[], $25::bigint[]) AS v(iss, xid, d, idx)
+                 WHERE p.iss = v.iss AND p.xid = v.xid AND p.req_digest = v.d AND p.idx IS NULL)
+           UPDATE log_head SET size = $21 WHERE id = 1`,
+        values: [idx, data, hashes, nodeLevel, nodeIdx, nodeHash, ...jws, ...disc, ...recv, range.end, ...settle],
+      })
       if (simulate) throw new Error('simulated write failure')
       await client.query('COMMIT')
       ok = true
@@ -945,9 +947,10 @@ export class PgReplayMemory implements ReplayMemory {
     return this.estimate
   }
 
-  private async q<R extends pg.QueryResultRow>(sql: string, values: unknown[]): Promise<pg.QueryResult<R>> {
+  /** `name`: a statement run on every exchange, prepared once per connection. */
+  private async q<R extends pg.QueryResultRow>(sql: string, values: unknown[], name?: string): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(sql, values)
+      return await this.pool.query<R>(name === undefined ? { text: sql, values } : { name, text: sql, values })
     } catch (e) {
       const err = new VnError('VN_ERR_LOG_UNAVAILABLE', `postgres replay memory: unavailable (${driverCode(e)})`, { cause: e })
       this.onUnavailable?.(err)
@@ -1006,6 +1009,7 @@ export class PgReplayMemory implements ReplayMemory {
        ON CONFLICT (iss, xid) DO UPDATE SET req_digest = EXCLUDED.req_digest, idx = NULL, expires_ms = EXCLUDED.expires_ms
        WHERE replay.expires_ms < $5 RETURNING iss, xid`,
       [fresh.map((c) => c.iss), fresh.map((c) => c.xid), fresh.map((c) => c.entry.reqDigest), fresh.map((c) => c.entry.expiresAt), now],
+      'vn_replay_claim',
     )
     const claimed = new Set(won.rows.map(key))
     this.estimate += claimed.size
@@ -1015,6 +1019,7 @@ export class PgReplayMemory implements ReplayMemory {
       const r = await this.q<Held & { iss: string; xid: string }>(
         'SELECT r.iss, r.xid, r.req_digest, r.idx, r.expires_ms FROM replay r JOIN unnest($1::text[], $2::text[]) AS v(iss, xid) ON r.iss = v.iss AND r.xid = v.xid',
         [others.map((c) => c.iss), others.map((c) => c.xid)],
+        'vn_replay_read',
       )
       for (const row of r.rows) seen.set(key(row), row)
     }
@@ -1036,6 +1041,7 @@ export class PgReplayMemory implements ReplayMemory {
       `UPDATE replay r SET idx = v.idx FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS v(iss, xid, d, idx)
        WHERE r.iss = v.iss AND r.xid = v.xid AND r.req_digest = v.d AND r.idx IS NULL`,
       [s.map((x) => x.iss), s.map((x) => x.xid), s.map((x) => x.reqDigest), s.map((x) => x.index)],
+      'vn_replay_settle',
     )
     return s.map(() => undefined)
   }
