@@ -4,7 +4,8 @@
  * created. The role is refused new logins and its connections are ended (`pg_terminate_backend`,
  * not a stop of the shared server): exchanges get the coded 503, readiness turns false, nothing is
  * answered without being logged. Logins allowed again: the log reopens by itself (no restart) and
- * appends continue the same gap-free sequence.
+ * appends continue the same gap-free sequence. `keys rotate` then appends its key event to the
+ * shared log, with the same role, while the node runs.
  */
 import t from 'tap'
 import { readFile, writeFile } from 'node:fs/promises'
@@ -13,6 +14,7 @@ import { request } from 'undici'
 import { pino } from 'pino'
 import { buildDemoFederation } from '../../src/demo/federation.js'
 import { startNode, type RunningNode } from '../../src/http/server.js'
+import { rotateKey } from '../../src/node/key-rotation.js'
 import { pgLogSetupSql } from '../../src/log/pg-store.js'
 import { PG_URL, pgSkipReason, uniqueName } from '../helper-db.js'
 import { leafCounts, notInLog, requestsTo } from '../helper-pglog.js'
@@ -94,5 +96,14 @@ if (skip !== undefined) {
     const c = await leafCounts(admin, schema)
     t.equal(c.count, c.size)
     t.equal(c.max, c.size - 1, 'gap-free')
+  })
+
+  t.test('keys rotate appends its key event to the shared log while the node runs', async (t) => {
+    const before = await leafCounts(admin, schema)
+    const r = await rotateKey(cfgPath, 'message', { env: {} })
+    t.equal(r.index, before.size, 'at the end of the log, as the database assigned it')
+    const leaf = (await admin.query<{ data: Buffer }>(`SELECT data FROM ${schema}.log_leaves WHERE idx = $1`, [r.index])).rows[0]
+    t.match(JSON.parse(leaf!.data.toString('utf8')), { t: 'key-event', event: 'rotated', rotated: 'message' })
+    t.equal(Number((await admin.query<{ size: string }>(`SELECT max(size) AS size FROM ${schema}.log_checkpoints`)).rows[0]?.size), r.size, 'checkpointed over it')
   })
 }
