@@ -46,12 +46,15 @@ export const ERRORS = {
 
   // subjects
   VN_ERR_SUBJECT_INVALID: { status: 400, title: 'Subject field missing or malformed' },
-  VN_ERR_SUBJECT_ID_CHECKSUM: { status: 400, title: 'Resident ID number is malformed or its check digit is wrong' },
-  VN_ERR_SUBJECT_USCC_CHECKSUM: { status: 400, title: 'Unified social credit code is malformed or its check character is wrong' },
+  VN_ERR_SUBJECT_ID_FORMAT: { status: 400, title: 'Resident ID number is not in the GB 11643 form (length, characters, region or birth date)' },
+  VN_ERR_SUBJECT_ID_CHECKSUM: { status: 400, title: 'Resident ID number is well formed but its check character does not match' },
+  VN_ERR_SUBJECT_USCC_FORMAT: { status: 400, title: 'Unified social credit code is not in the GB 32100 form (length, characters, authority, type or region)' },
+  VN_ERR_SUBJECT_USCC_CHECKSUM: { status: 400, title: 'Unified social credit code is well formed but a check character does not match' },
 
   // data sources (the department's own database)
   VN_ERR_SOURCE_UNAVAILABLE: { status: 503, title: 'Data source is unavailable (cannot be opened, gone, replaced by an invalid file, damaged, or its database server does not answer in time)' },
   VN_ERR_SOURCE_NOT_READONLY: { status: 500, title: 'Declared SQL statement is not a read-only query' },
+  VN_ERR_SOURCE_SQL_INVALID: { status: 500, title: 'Declared SQL statement does not compile (syntax error, unknown table or column)' },
   VN_ERR_SOURCE_QUERY: { status: 500, title: 'Data source query failed' },
 
   // policy

@@ -23,6 +23,11 @@ function findSigner(fed: Federation, member: string, publicKey: string, now: num
   for (const k of m.messageKeys.values()) {
     if (k.x === publicKey && now >= k.nbf && (k.exp === undefined || now < k.exp)) return `${member}#${k.kid}`
   }
+  // The key is another member's: the config names the wrong member, the key file is fine.
+  const owner = fed.members().find((o) => o.id !== member && [...o.messageKeys.values()].some((k) => k.x === publicKey))
+  if (owner !== undefined) {
+    throw new VnError('VN_ERR_CONFIG_INVALID', `member: the config says ${member}, but keys/message.key is a message key of ${owner.id} in manifest seq ${fed.seq}; set "member": "${owner.id}" or use ${member}'s keys`)
+  }
   throw new VnError('VN_ERR_KEY_FILE', `keys/message.key is not a message key of ${member} valid now in manifest seq ${fed.seq}`)
 }
 

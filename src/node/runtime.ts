@@ -12,6 +12,7 @@ import type { KeyObject } from 'node:crypto'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
+import { VnError } from '../errors.js'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import type { ServiceConfig } from '../config/schema.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
@@ -90,7 +91,9 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const manifestPath = loaded.path(cfg.federation.manifest)
   const federation = await FederationHolder.open(manifestPath, root, now())
   const fed0 = federation.get(now())
-  fed0.member(self)
+  if (!fed0.has(self)) {
+    throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member: the config says ${self}, which manifest seq ${fed0.seq} does not list (members: ${fed0.members().map((m) => m.id).join(', ')})`)
+  }
   const identity = new NodeIdentity({ self, messageKey, services: cfg.services, batchMax: cfg.limits.batchMax, now }, fed0)
   const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')

@@ -123,7 +123,7 @@ function canonicalText(s: string, path: string): string {
 /**
  * Canonical string form of one subject field.
  * @param path where the field sits in the request, used in error details (`subjects[3].id`).
- * @throws VnError VN_ERR_SUBJECT_INVALID, VN_ERR_SUBJECT_ID_CHECKSUM or VN_ERR_SUBJECT_USCC_CHECKSUM.
+ * @throws VnError VN_ERR_SUBJECT_INVALID, VN_ERR_SUBJECT_ID_FORMAT / _CHECKSUM or VN_ERR_SUBJECT_USCC_FORMAT / _CHECKSUM.
  */
 export function canonicalizeField(kind: FieldKind, raw: unknown, path: string): string {
   switch (kind) {

@@ -29,7 +29,7 @@ export interface DataSource {
   /** Backend name: `sqlite`, `postgres` or `mysql`. */
   readonly kind: string
   /**
-   * Throw `VN_ERR_SOURCE_NOT_READONLY` unless `sql` is a single read-only query; `label` names the
+   * Throw `VN_ERR_SOURCE_SQL_INVALID` when `sql` does not compile, `VN_ERR_SOURCE_NOT_READONLY` unless `sql` is a single read-only query; `label` names the
    * statement in the error (e.g. `services.identity.match.lookup`). Called at open time for every
    * declared statement, so a misconfigured node fails at start, not on its first request.
    */
