@@ -67,6 +67,9 @@ export const ERRORS = {
   VN_ERR_FED_MANIFEST_INVALID: { status: 500, title: 'Federation manifest does not verify against the trust anchor' },
   VN_ERR_FED_MANIFEST_EXPIRED: { status: 503, title: 'Federation manifest has expired' },
   VN_ERR_FED_MANIFEST_ROLLBACK: { status: 500, title: 'Federation manifest sequence number went backwards' },
+  VN_ERR_FED_KEY_IN_USE: { status: 409, title: 'Public key is already listed in the federation draft (each message or log key belongs to one member and one use)' },
+  VN_ERR_FED_USCC_IN_USE: { status: 409, title: 'Unified social credit code already belongs to another member of the federation draft' },
+  VN_ERR_FED_ROOT_KEY_REUSED: { status: 400, title: 'The federation root key cannot be listed as a member key' },
   VN_ERR_FED_UNKNOWN_MEMBER: { status: 403, title: 'Member is not in the federation manifest' },
   VN_ERR_FED_OWN_KEY_REVOKED: { status: 503, title: 'The node’s own message key is revoked or not valid in the manifest it has loaded: it signs nothing' },
 
