@@ -52,7 +52,7 @@ export function dataSourceConfig(ds: NonNullable<Config['dataSource']>, loaded: 
 }
 
 /** The declared statements, by label, as the start-up check names them. */
-function declaredStatements(cfg: Config): Record<string, string> {
+export function declaredStatements(cfg: Config): Record<string, string> {
   const statements: Record<string, string> = {}
   for (const s of cfg.services) {
     statements[`services.${s.id}.lookup`] = s.lookup
