@@ -107,7 +107,7 @@ export const ERRORS = {
 
   // CLI input files (verify-batch)
   VN_ERR_CLI_CSV_MALFORMED: { status: 400, title: 'CSV input is malformed (RFC 4180)' },
-  VN_ERR_CLI_CHECKS_FAILED: { status: 422, title: 'One or more `verinode doctor` checks failed (each is listed with its fix)' },
+  VN_ERR_CLI_CHECKS_FAILED: { status: 422, title: 'One or more checks failed (doctor, audit or demo): the JSON document lists them' },
   VN_ERR_CLI_USAGE: { status: 400, title: 'Command line is not usable (unknown option, missing or malformed argument)' },
 
   // config

@@ -78,7 +78,7 @@ t.test('catalog over the local API', async (t) => {
     t.match(io.stderr.join('\n'), /VN_ERR_FED_UNKNOWN_MEMBER/)
     const js = capture(env, true)
     t.equal(await catalogCommand.run(['fj-nobody'], js), 1)
-    t.match(JSON.parse(js.stdout[0]!), { code: 'VN_ERR_FED_UNKNOWN_MEMBER', status: 403 })
+    t.match(JSON.parse(js.stdout[0]!), { ok: false, command: 'catalog', error: { code: 'VN_ERR_FED_UNKNOWN_MEMBER', status: 403, message: String } })
   })
 
   t.test('bad token: VN_ERR_LOCAL_UNAUTHORIZED, exit 1, token not echoed', async (t) => {

@@ -261,7 +261,7 @@ t.test('verify-batch against real nodes', async (t) => {
     t.match(svc.stderr.join('\n'), /VN_ERR_POLICY_UNKNOWN_SERVICE/)
     const tok = capture({ ...env, VERINODE_TOKEN: 'vnt_wrong' }, dir, { json: true })
     t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'subjects.csv', '--out', 'r2.csv'], tok), 1)
-    t.match(JSON.parse(tok.stdout[0]!), { code: 'VN_ERR_LOCAL_UNAUTHORIZED' })
+    t.match(JSON.parse(tok.stdout[0]!), { ok: false, command: 'verify-batch', error: { code: 'VN_ERR_LOCAL_UNAUTHORIZED' } })
     t.equal(await access(join(dir, 'r2.csv')).then(() => true, () => false), false, 'no output file')
   })
 

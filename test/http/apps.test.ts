@@ -211,6 +211,8 @@ t.test('local: every route but the OpenAPI document needs the application token'
     for (const authorization of [undefined, 'Bearer wrong', `Basic ${APP_TOKEN}`, APP_TOKEN]) {
       const r = await localApp.inject({ method, url, headers: authorization === undefined ? {} : { authorization }, ...(method === 'POST' ? { payload: {} } : {}) })
       t.same([r.statusCode, r.headers['content-type'], r.json().code], [401, PROBLEM, 'VN_ERR_LOCAL_UNAUTHORIZED'], `${method} ${url} with ${authorization ?? 'no header'}`)
+      const bearer = authorization?.startsWith('Bearer ') === true
+      t.equal(r.headers['www-authenticate'], bearer ? 'Bearer realm="verinode-local", error="invalid_token"' : 'Bearer realm="verinode-local"', 'the 401 names the scheme')
       t.notMatch(r.body, APP_TOKEN, 'the token is not echoed')
     }
   }

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util'
 import type { Catalog, CatalogService } from '../../exchange/catalog.js'
 import { LOCAL_API_OPTIONS, clientFromFlags, reportError, type PeerInfo } from '../local-client.js'
 import { EXIT_OK, type CliIo, type Command } from '../types.js'
+import { okDoc, usageText } from '../output.js'
 
 const USAGE = 'verinode catalog [<peer>] [--node URL] [--token T] [--json]   (no peer: list the departments)'
 
@@ -100,7 +101,7 @@ export const catalogCommand: Command = {
       const { values, positionals } = parsed
       if (values.json === true) io = { ...io0, json: true }
       if (values.help === true) {
-        io.out(`usage: ${USAGE}`)
+        io.out(usageText(USAGE))
         return EXIT_OK
       }
       if (positionals.length > 1) throw new UsageError('expected at most one peer')
@@ -109,12 +110,12 @@ export const catalogCommand: Command = {
         const peer = positionals[0]
         if (peer === undefined) {
           const peers = await client.peers()
-          if (io.json) io.out(JSON.stringify(peers))
+          if (io.json) io.out(okDoc('catalog', { peers }))
           else for (const l of formatPeers(peers)) io.out(l)
           return EXIT_OK
         }
         const c = await client.catalog(peer)
-        if (io.json) io.out(JSON.stringify(c))
+        if (io.json) io.out(okDoc('catalog', c))
         else for (const l of formatCatalog(peer, c)) io.out(l)
         return EXIT_OK
       } finally {

@@ -10,6 +10,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadPublicKey } from '../../crypto/keys.js'
 import { VnError, isVnError } from '../../errors.js'
+import { errorOf } from '../output.js'
 import { ED25519_PUBLIC_KEY_RE } from '../../protocol/vocabulary.js'
 import {
   DAY_MS,
@@ -311,7 +312,7 @@ export const federationCommand: Command = {
       if (isVnError(e)) {
         // A manifest that fails `verify` is a finding (exit 1); anything else is bad input or config.
         const code = sub === 'verify' && e.code.startsWith('VN_ERR_FED_') ? EXIT_FINDINGS : EXIT_USAGE
-        return fail(code, { code: e.code, message: e.message, ...(e.detail === undefined ? {} : { detail: e.detail }) }, `error ${e.code}: ${e.message}`)
+        return fail(code, errorOf(e), `error ${e.code}: ${e.message}`)
       }
       throw e
     }

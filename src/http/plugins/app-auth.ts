@@ -10,10 +10,16 @@ export const OPENAPI_PATH = '/local/v1/openapi.json'
 const OPEN_PATHS = new Set([OPENAPI_PATH, '/metrics'])
 
 export const appAuth = fp(async (app) => {
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
     if (OPEN_PATHS.has(req.url)) return
     const h = req.headers.authorization
     const token = typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined
-    req.appName = app.authenticateApp(token)
+    try {
+      req.appName = app.authenticateApp(token)
+    } catch (e) {
+      // RFC 9110 §11.6.1: a 401 names the scheme that would work (RFC 6750 for bearer tokens).
+      reply.header('www-authenticate', token === undefined ? 'Bearer realm="verinode-local"' : 'Bearer realm="verinode-local", error="invalid_token"')
+      throw e
+    }
   })
 }, { name: 'verinode-app-auth', fastify: '5.x', dependencies: ['verinode-local-services'] })
