@@ -108,6 +108,8 @@ export const ERRORS = {
   // CLI input files (verify-batch)
   VN_ERR_CLI_CSV_MALFORMED: { status: 400, title: 'CSV input is malformed (RFC 4180)' },
   VN_ERR_CLI_CHECKS_FAILED: { status: 422, title: 'One or more checks failed (doctor, audit or demo): the JSON document lists them' },
+  VN_ERR_CLI_OUT_EXISTS: { status: 409, title: 'The output file exists: give --resume to continue it or --force to overwrite it' },
+  VN_ERR_CLI_RESUME_MISMATCH: { status: 409, title: 'The file given to --resume is not the output of verify-batch with these options' },
   VN_ERR_CLI_USAGE: { status: 400, title: 'Command line is not usable (unknown option, missing or malformed argument)' },
 
   // config
