@@ -17,6 +17,10 @@ function capture(env: Record<string, string | undefined>, json = false): Capture
 t.test('table helpers: CJK takes two columns, cells span lines', async (t) => {
   t.equal(displayWidth('abc'), 3)
   t.equal(displayWidth('居民身份核验'), 12)
+  // the cases compared with string-width 4 (cli-table3's) in docs/CLI.md
+  t.equal(displayWidth('ＡＢ'), 4, 'full-width letters')
+  t.equal(displayWidth('e\u0301'), 1, 'a combining accent takes no column')
+  t.equal(displayWidth('👍'), 2, 'an emoji is wide')
   t.equal(displayWidth('ＡＢ'), 4, 'full-width letters')
   t.same(wrap('one two three four', 9), ['one two', 'three', 'four'])
   t.same(wrap('', 5), [''])

@@ -17,10 +17,12 @@ const USAGE = 'verinode catalog [<peer>] [--node URL] [--token T] [--json]   (no
 /** East Asian Wide and Fullwidth characters (UAX #11) take two terminal columns. */
 const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]/u
 const ZERO_WIDTH = /[\p{Mn}\p{Me}\p{Cf}]/u
+/** Emoji shown as emoji by default (UTS #51) are wide too (string-width agrees; docs/CLI.md). */
+const EMOJI = /\p{Emoji_Presentation}/u
 
 export function displayWidth(s: string): number {
   let w = 0
-  for (const ch of s) w += ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) ? 2 : 1
+  for (const ch of s) w += ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) || EMOJI.test(ch) ? 2 : 1
   return w
 }
 
