@@ -1,5 +1,5 @@
 /**
- * A small typed client for a node's local API (DESIGN.md "Endpoints": `POST /local/v1/verify` on the
+ * A small typed client for a node's local API (docs/DESIGN.md "Endpoints": `POST /local/v1/verify` on the
  * internal listener), used by `verinode catalog`, `verify` and `verify-batch`. The CLI is just another
  * department application: it holds an application token, never a signing key, and goes through the
  * same code path as every other application (the node validates, canonicalizes, signs, exchanges,

@@ -15,7 +15,7 @@ export const ServiceSchema = z.strictObject({
   id: serviceIdSchema,
   title: titled,
   description: z.string().default(''),
-  /** question kind (DESIGN.md "Question kinds and modes") */
+  /** question kind (docs/DESIGN.md "Question kinds and modes") */
   kind: z.enum(['match', 'membership', 'status', 'threshold', 'tier']),
   /**
    * Subject fields with their canonicalization kind. `key: true` fields are the lookup key bound

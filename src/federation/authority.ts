@@ -1,5 +1,5 @@
 /**
- * Federation authority tooling (DESIGN.md "Actors": the provincial data bureau holds the root key
+ * Federation authority tooling (docs/DESIGN.md "Actors": the provincial data bureau holds the root key
  * and signs the manifest; it runs no data service and sees no exchange).
  *
  * An authority directory holds:

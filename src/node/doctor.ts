@@ -81,7 +81,9 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
   const messageKey = await privateKey(kf.messageKey)
   const logKey = await privateKey(kf.logKey)
   const secrets = [kf.evidenceKey]
-  if (cfg.services.some((s) => s.modes.includes('oprf'))) secrets.push(oprfSeedFile(keysDir))
+  // oprf.seed is made at the first start that needs it: only a file that is there is checked.
+  const seed = oprfSeedFile(keysDir)
+  if (cfg.services.some((s) => s.modes.includes('oprf')) && await stat(seed).then(() => true, () => false)) secrets.push(seed)
   for (const file of secrets) {
     try {
       await loadSecretFile(file)

@@ -1,5 +1,5 @@
 /**
- * Key rotation as a logged key event (issue 5 §6; DESIGN.md "Keys and the federation").
+ * Key rotation as a logged key event (issue 5 §6; docs/DESIGN.md "Keys and the federation").
  *
  * `verinode keys rotate --which message|log` makes a new Ed25519 key pair and writes a `key-event`
  * record with `event: 'rotated'` into the node's own log, carrying the new public key and two

@@ -1,5 +1,5 @@
 /**
- * The one input canonicalization function (DESIGN.md "Input canonicalization").
+ * The one input canonicalization function (docs/DESIGN.md "Input canonicalization").
  *
  * Plain-mode lookups, OPRF tag-set builds and the consumer's blinding all call `canonicalizeField`,
  * so a subject typed as `１１０１０５１９４９１２３１００２ｘ` on one side and read as

@@ -5,7 +5,7 @@
  * chosen by config (`./index.ts`). SQLite (better-sqlite3) is the embedded default; PostgreSQL
  * (./postgres.ts) and MySQL/MariaDB (./mysql.ts) sit behind the same interface.
  *
- * Contract every backend keeps (DESIGN.md "Data in place"):
+ * Contract every backend keeps (docs/DESIGN.md "Data in place"):
  * - read-only: the connection cannot write (read-only open / read-only account and session), and
  *   every statement is checked to be a read-only query before it runs;
  * - named parameters only (`:id` in SQL, `{ id }` in `params`): subject values are always bound,

@@ -1,5 +1,5 @@
 /**
- * `verinode catalog <peer>`: a provider's services as its signed catalog (DESIGN.md "Endpoints",
+ * `verinode catalog <peer>`: a provider's services as its signed catalog (docs/DESIGN.md "Endpoints",
  * `GET /v1/catalog`) describes them, fetched and verified by this department's own node through the
  * local API. Without a peer it lists the federation's departments.
  */

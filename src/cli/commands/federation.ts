@@ -1,5 +1,5 @@
 /**
- * `verinode federation`: the federation authority's tooling (DESIGN.md "CLI": create, add member,
+ * `verinode federation`: the federation authority's tooling (docs/DESIGN.md "CLI": create, add member,
  * sign manifest), plus `verify` for node operators to check a manifest against their trust anchor.
  * A thin layer over src/federation/authority.ts; see that file for the directory layout.
  */

@@ -1,7 +1,7 @@
 /**
  * `verinode verify <peer> <service> --subject f=v,... --purpose P --basis B`: one signed question
  * about one or more subjects, asked through this department's own node (local API), like any other
- * department application would (DESIGN.md "CLI", issue 2 §9).
+ * department application would (docs/DESIGN.md "CLI", issue 2 §9).
  *
  * Subjects are checked locally first against the provider's catalog with the node's own
  * canonicalization (`Consumer.canonicalSubjects` → `canonicalizeField`), so a malformed ID number
