@@ -64,8 +64,7 @@ t.test('every command reports its usage mistakes as VN_ERR_CLI_USAGE, exit 2', a
     t.equal(await main([...argv, '--json'], json), 2, `${what} (--json)`)
     t.equal(json.stdout.length, 1, `${what}: one JSON document`)
     const doc = JSON.parse(json.stdout[0] ?? '{}') as Record<string, unknown>
-    const code = (doc.error as { code?: string } | undefined)?.code ?? doc.code
-    t.equal(code, 'VN_ERR_CLI_USAGE', `${what}: coded`)
+    t.match(doc, { ok: false, command: String, error: { code: 'VN_ERR_CLI_USAGE', message: String } }, `${what}: the one --json error shape`)
     t.match(JSON.stringify(doc), message, `${what}: the message in the document`)
   }
 })
