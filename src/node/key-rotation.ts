@@ -26,6 +26,7 @@ import type { KeyEventRecord } from '../log/records.js'
 import { rotationStatement, type RotationStatement } from '../log/rotation-statement.js'
 import { nodeDataFiles, nodeKeyFiles } from './files.js'
 import { appendOffline } from './offline-log.js'
+import { wrongMemberError } from './identity.js'
 
 export interface RotationResult {
   member: string
@@ -55,11 +56,13 @@ export async function rotateKey(configPath: string, which: 'message' | 'log', op
   const files = nodeKeyFiles(loaded.path(cfg.keysDir))
   const root = await loadPublicKey(loaded.path(cfg.federation.rootKey))
   const fed = Federation.fromJws((await readFile(loaded.path(cfg.federation.manifest), 'utf8')).trim(), root, { now: now(), allowExpired: true })
-  const member = fed.member(cfg.member)
   const messageKey = await loadPrivateKey(files.messageKey)
   const logKey = await loadPrivateKey(files.logKey)
   const messagePub = publicKeyToB64u(messageKey)
   const logPub = publicKeyToB64u(logKey)
+  const wrong = wrongMemberError(fed, cfg.member, messagePub, 'keys/message.key')
+  if (wrong !== undefined) throw wrong
+  const member = fed.member(cfg.member)
   const listed = (which === 'message' ? member.messageKeys : member.logKeys)
   const old = [...listed.values()].find((k) => k.x === (which === 'message' ? messagePub : logPub))
   if (old === undefined) throw new VnError('VN_ERR_KEY_FILE', `keys/${which}.key is not a ${which} key of ${cfg.member} in manifest seq ${fed.seq}`)

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { pino } from 'pino'
 import { federationFixture } from '../helper.js'
 import { openNode } from '../../src/node/runtime.js'
+import { rotateKey } from '../../src/node/key-rotation.js'
 
 t.test('start-up errors name the real cause', async (t) => {
   const f = await federationFixture(t, { start: ['fj-psb', 'fj-tax'] })
@@ -23,7 +24,10 @@ t.test('start-up errors name the real cause', async (t) => {
     .then(async (n) => { await n.close(); return undefined }, (e: unknown) => e)
 
   const wrongMember = await open(await variant('fj-tax', 'wrong-member', (c) => ({ ...c, member: 'fj-psb', services: [], agreements: [] })))
-  t.match(wrongMember, { code: 'VN_ERR_CONFIG_INVALID', detail: /^member: the config says fj-psb, but keys\/message\.key is a message key of fj-tax/ }, 'another member\'s key: the member id is wrong, not the key file')
+  t.match(wrongMember, { code: 'VN_ERR_CONFIG_INVALID', detail: /^member: the config says fj-psb, but keys\/message\.key is a key of fj-tax/ }, 'another member\'s key: the member id is wrong, not the key file')
+
+  const rotate = await rotateKey(await variant('fj-tax', 'wrong-member-rotate', (c) => ({ ...c, member: 'fj-psb', services: [], agreements: [] })), 'message', { env: {} }).then(() => undefined, (e: unknown) => e)
+  t.match(rotate, { code: 'VN_ERR_CONFIG_INVALID', detail: /^member: the config says fj-psb, but keys\/message\.key is a key of fj-tax/ }, 'keys rotate says the same')
 
   const unknown = await open(await variant('fj-tax', 'unknown-member', (c) => ({ ...c, member: 'fj-nobody' })))
   t.match(unknown, { code: 'VN_ERR_FED_UNKNOWN_MEMBER', detail: /the config says fj-nobody, which manifest seq \d+ does not list \(members: .*fj-tax/ })
