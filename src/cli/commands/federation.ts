@@ -298,7 +298,7 @@ export const federationCommand: Command = {
       return reportUsage(io, `federation ${sub}`.trim(), USAGE, e instanceof UsageError ? e.detail : (e as Error).message)
     }
     if (values.help === true) {
-      if (io.json) io.out(JSON.stringify({ ok: true, usage: USAGE }))
+      if (io.json) io.out(JSON.stringify({ ok: true, command: 'federation', usage: USAGE }))
       else io.out(USAGE)
       return EXIT_OK
     }
