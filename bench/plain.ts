@@ -45,7 +45,7 @@ const REQUESTS = Number(process.env.VN_BENCH_REQUESTS ?? 20_000)
 const RUNS = Number(process.env.VN_BENCH_RUNS ?? 5)
 const here = fileURLToPath(import.meta.url)
 
-interface Child { proc: ChildProcess; url: string }
+interface Child { proc: ChildProcess; url: string; metricsUrl?: string | undefined }
 
 function spawnChild(args: string[]): Promise<Child> {
   return new Promise((resolve, reject) => {
@@ -54,7 +54,7 @@ function spawnChild(args: string[]): Promise<Child> {
     // The provider gets the libuv pool size `verinode serve` would give it (src/cli/bin.ts).
     const env = { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(defaultThreadpoolSize(availableParallelism())) }
     const proc = fork(here, args, { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv, env })
-    proc.once('message', (m: { url?: string; error?: string }) => (m.url ? resolve({ proc, url: m.url }) : reject(new Error(m.error))))
+    proc.once('message', (m: { url?: string; metricsUrl?: string; error?: string }) => (m.url ? resolve({ proc, url: m.url, metricsUrl: m.metricsUrl }) : reject(new Error(m.error))))
     proc.once('exit', (c) => reject(new Error(`child exited ${c}`)))
   })
 }
@@ -88,7 +88,7 @@ async function childMain(): Promise<void> {
       // threads at start-up (~20,000 records). That offline job is not what this bench measures,
       // and it took a core away from the first round: wait for it.
       await n.node.tagsets?.whenReady()
-      process.send?.({ url: n.publicUrl })
+      process.send?.({ url: n.publicUrl, metricsUrl: n.metricsUrl })
     }
   } catch (e) {
     process.send?.({ error: String(e) })
@@ -270,7 +270,7 @@ async function main(): Promise<void> {
     console.log(`batch: ${subjectsPerSec.toFixed(0)} subjects/s with 1,000 subjects per signed request (p50 ${b.latency.p50} ms per request, non-2xx ${b.non2xx})`)
   }
   if (process.env.VN_BENCH_DIAG === '1') {
-    const m = await (await fetch(`${node.url}/metrics`)).text()
+    const m = await (await fetch(node.metricsUrl ?? `${node.url}/metrics`)).text()
     console.log(m.split('\n').filter((l) => l.startsWith('verinode_log_commit_seconds') || l.startsWith('verinode_exchange_duration_seconds')).join('\n'))
   }
   node.proc.kill()

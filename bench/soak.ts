@@ -264,7 +264,7 @@ async function main(): Promise<void> {
         const codes = [...m.codes].map(([c, n]) => `${c}×${n}`).join(' ')
         console.log(`  min ${minutes.length}: ${rss}; p50 ${ms(row.p50)} p99 ${ms(row.p99)}; ${row.rate.toFixed(0)}/s done, in flight ${inFlight}, skipped ${m.skipped}; expected refusals ${m.expected}, unexpected ${m.unexpected}${codes ? ` (${codes})` : ''}; load ${loadavg()[0]!.toFixed(1)}`)
         nextMinute += 60_000
-        void Promise.all(procs.map((p) => queues(p.publicUrl))).then((q) => console.log(`         queues: provider ${q[0]}; consumer ${q[1]}`))
+        void Promise.all(procs.map((p) => queues(p.localUrl))).then((q) => console.log(`         queues: provider ${q[0]}; consumer ${q[1]}`))
       }
       if (el >= durationMs) resolve()
       else setTimeout(tick, 5)

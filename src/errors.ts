@@ -46,12 +46,15 @@ export const ERRORS = {
 
   // subjects
   VN_ERR_SUBJECT_INVALID: { status: 400, title: 'Subject field missing or malformed' },
-  VN_ERR_SUBJECT_ID_CHECKSUM: { status: 400, title: 'Resident ID number is malformed or its check digit is wrong' },
-  VN_ERR_SUBJECT_USCC_CHECKSUM: { status: 400, title: 'Unified social credit code is malformed or its check character is wrong' },
+  VN_ERR_SUBJECT_ID_FORMAT: { status: 400, title: 'Resident ID number is not in the GB 11643 form (length, characters, region or birth date)' },
+  VN_ERR_SUBJECT_ID_CHECKSUM: { status: 400, title: 'Resident ID number is well formed but its check character does not match' },
+  VN_ERR_SUBJECT_USCC_FORMAT: { status: 400, title: 'Unified social credit code is not in the GB 32100 form (length, characters, authority, type or region)' },
+  VN_ERR_SUBJECT_USCC_CHECKSUM: { status: 400, title: 'Unified social credit code is well formed but a check character does not match' },
 
   // data sources (the department's own database)
   VN_ERR_SOURCE_UNAVAILABLE: { status: 503, title: 'Data source is unavailable (cannot be opened, gone, replaced by an invalid file, damaged, or its database server does not answer in time)' },
   VN_ERR_SOURCE_NOT_READONLY: { status: 500, title: 'Declared SQL statement is not a read-only query' },
+  VN_ERR_SOURCE_SQL_INVALID: { status: 500, title: 'Declared SQL statement does not compile (syntax error, unknown table or column)' },
   VN_ERR_SOURCE_QUERY: { status: 500, title: 'Data source query failed' },
 
   // policy
@@ -64,6 +67,9 @@ export const ERRORS = {
   VN_ERR_FED_MANIFEST_INVALID: { status: 500, title: 'Federation manifest does not verify against the trust anchor' },
   VN_ERR_FED_MANIFEST_EXPIRED: { status: 503, title: 'Federation manifest has expired' },
   VN_ERR_FED_MANIFEST_ROLLBACK: { status: 500, title: 'Federation manifest sequence number went backwards' },
+  VN_ERR_FED_KEY_IN_USE: { status: 409, title: 'Public key is already listed in the federation draft (each message or log key belongs to one member and one use)' },
+  VN_ERR_FED_USCC_IN_USE: { status: 409, title: 'Unified social credit code already belongs to another member of the federation draft' },
+  VN_ERR_FED_ROOT_KEY_REUSED: { status: 400, title: 'The federation root key cannot be listed as a member key' },
   VN_ERR_FED_UNKNOWN_MEMBER: { status: 403, title: 'Member is not in the federation manifest' },
   VN_ERR_FED_OWN_KEY_REVOKED: { status: 503, title: 'The node’s own message key is revoked or not valid in the manifest it has loaded: it signs nothing' },
 
@@ -101,6 +107,9 @@ export const ERRORS = {
 
   // CLI input files (verify-batch)
   VN_ERR_CLI_CSV_MALFORMED: { status: 400, title: 'CSV input is malformed (RFC 4180)' },
+  VN_ERR_CLI_CHECKS_FAILED: { status: 422, title: 'One or more checks failed (doctor, audit or demo): the JSON document lists them' },
+  VN_ERR_CLI_OUT_EXISTS: { status: 409, title: 'The output file exists: give --resume to continue it or --force to overwrite it' },
+  VN_ERR_CLI_RESUME_MISMATCH: { status: 409, title: 'The file given to --resume is not the output of verify-batch with these options' },
   VN_ERR_CLI_USAGE: { status: 400, title: 'Command line is not usable (unknown option, missing or malformed argument)' },
 
   // config

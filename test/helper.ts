@@ -29,6 +29,8 @@ export async function federationFixture(
     start?: string[]
     logger?: Logger
     housekeepingEveryMs?: number
+    /** prom-client's process metrics on /metrics, as `verinode serve` has them */
+    processMetrics?: boolean
     /** runs before each node starts, with its folder (e.g. to put its var/ on another file system) */
     beforeStart?: (id: string, nodeDir: string) => Promise<void>
   } = {},
@@ -49,6 +51,7 @@ export async function federationFixture(
       return startNode(configPath, {
         logger: opts.logger ?? pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0,
         ...(opts.housekeepingEveryMs === undefined ? {} : { housekeepingEveryMs: opts.housekeepingEveryMs }),
+        ...(opts.processMetrics === undefined ? {} : { processMetrics: opts.processMetrics }),
       })
     },
     nodes,

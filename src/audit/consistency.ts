@@ -1,6 +1,6 @@
 /**
  * `verinode audit consistency`: proves that a log only grew between two of its checkpoints
- * (DESIGN.md "Auditor toolkit"; issue 5 §4), offline and trusting only the federation root key.
+ * (docs/DESIGN.md "Auditor toolkit"; issue 5 §4), offline and trusting only the federation root key.
  *
  * The steps, in order:
  *  1. both notes parse as C2SP tlog-checkpoints of one log (one origin, `<member>.<federation>.verinode/log`);

@@ -1,6 +1,6 @@
 /**
  * `verinode audit cross-check <consumer-export> <provider-export>`: do the two sides' logs tell the
- * same story about the exchanges between them (DESIGN.md "Auditor toolkit"; issue 5 §4)?
+ * same story about the exchanges between them (docs/DESIGN.md "Auditor toolkit"; issue 5 §4)?
  *
  * It joins the consumer's `request-out`/`response-in` leaves addressed to the provider with the
  * provider's `request-in`/`decision`/`response-out` leaves issued by the consumer, on `xid`, and

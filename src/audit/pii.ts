@@ -1,5 +1,5 @@
 /**
- * PII scan of log leaves and evidence payloads (DESIGN.md "The log": leaves are PII-free records).
+ * PII scan of log leaves and evidence payloads (docs/DESIGN.md "The log": leaves are PII-free records).
  *
  * What counts as personal data here:
  * - an 18-character resident ID number (GB 11643 shape: 17 digits and a digit or X) or unified

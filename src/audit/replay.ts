@@ -1,7 +1,7 @@
 /**
  * `verinode audit replay <export-dir>`: re-runs every logged decision against the agreement set in
  * force at that point of the log, and shows every answer that was not preceded by a permit
- * (DESIGN.md "Authorization"; issue 5 §4).
+ * (docs/DESIGN.md "Authorization"; issue 5 §4).
  *
  * The replay is the one `audit verify` performs (verify.ts step 5: `decide` from src/policy on the
  * signed request, or the request-in leaf when the evidence lacks it, with a quota counter rebuilt

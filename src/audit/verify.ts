@@ -1,5 +1,5 @@
 /**
- * `verinode audit verify`: the offline auditor, first version (issue 2 §8; DESIGN.md "Auditor
+ * `verinode audit verify`: the offline auditor, first version (issue 2 §8; docs/DESIGN.md "Auditor
  * toolkit"). It reads a log export (export.ts) and trusts only the federation root key it is given.
  *
  * The checks, in the order they run (each step is named in the code):

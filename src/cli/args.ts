@@ -7,6 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { VnError } from '../errors.js'
 import type { CliIo } from './types.js'
 import { EXIT_OK, EXIT_USAGE } from './types.js'
+import { usageText } from './output.js'
 
 /**
  * A bad command line: VN_ERR_CLI_USAGE, exit 2. `detail` is what the user reads above the usage;
@@ -41,7 +42,7 @@ export function asUsageError(e: unknown): unknown {
  */
 export function reportUsage(io: Pick<CliIo, 'json' | 'out' | 'err'>, command: string, usage: string, message: string): number {
   if (io.json) io.out(JSON.stringify({ ok: false, command, error: { code: 'VN_ERR_CLI_USAGE', message } }))
-  else io.err(`${message}\n\n${usage}`)
+  else io.err(usage === '' ? message : `${message}\n\n${usageText(usage)}`)
   return EXIT_USAGE
 }
 
@@ -71,7 +72,7 @@ export function commandLine<O extends Options>(argv: string[], options: O, io: C
     return usageError((e as Error).message)
   }
   if ((parsed.values as { help?: boolean }).help === true) {
-    io.out(usage)
+    io.out(usageText(usage))
     return EXIT_OK
   }
   return { values: parsed.values, positionals: parsed.positionals, usageError }

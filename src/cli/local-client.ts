@@ -1,5 +1,5 @@
 /**
- * A small typed client for a node's local API (DESIGN.md "Endpoints": `POST /local/v1/verify` on the
+ * A small typed client for a node's local API (docs/DESIGN.md "Endpoints": `POST /local/v1/verify` on the
  * internal listener), used by `verinode catalog`, `verify` and `verify-batch`. The CLI is just another
  * department application: it holds an application token, never a signing key, and goes through the
  * same code path as every other application (the node validates, canonicalizes, signs, exchanges,
@@ -21,6 +21,7 @@ import { Pool, type Dispatcher } from 'undici'
 import { z } from 'zod'
 import { ERRORS, VnError, type ErrorCode, type PeerProblem } from '../errors.js'
 import { UsageError } from './args.js'
+import { errorDoc, errorOf, usageText } from './output.js'
 import { CatalogSchema, type Catalog } from '../exchange/catalog.js'
 import { MEMBER_ID_RE, modeSchema, serviceIdSchema, type Mode } from '../protocol/vocabulary.js'
 
@@ -239,16 +240,11 @@ export function clientFromFlags(flags: { node?: string | undefined; token?: stri
 }
 
 /** The RFC 9457 problem document for an error, as `--json` prints it. */
-function problemOf(e: unknown): Record<string, unknown> {
-  if (e instanceof VnError) return { ...e.toProblem() }
-  return { ...new VnError('VN_ERR_INTERNAL').toProblem(), detail: (e as Error)?.message ?? String(e) }
-}
-
 /** Prints an error as `--json` or as one human line on stderr; returns the exit code. */
 export function reportError(e: unknown, io: { json: boolean; out(l: string): void; err(l: string): void }, command: string, usage: string): number {
-  if (io.json) io.out(JSON.stringify(problemOf(e)))
+  if (io.json) io.out(errorDoc(command, errorOf(e)))
   if (e instanceof UsageError) {
-    if (!io.json) io.err(`verinode ${command}: ${e.detail}\nusage: ${usage}`)
+    if (!io.json) io.err(`verinode ${command}: ${e.detail}\n${usageText(usage)}`)
     return 2
   }
   if (e instanceof VnError) {

@@ -21,14 +21,21 @@ export interface LoadedConfig {
 /** Environment variables that override config fields (12-factor style for containers). */
 const ENV_OVERRIDES: Array<[string, (c: Record<string, any>, v: string) => void]> = [ // eslint-disable-line @typescript-eslint/no-explicit-any
   ['VERINODE_LISTEN_HOST', (c, v) => { c.listen = { ...c.listen, host: v } }],
-  ['VERINODE_LISTEN_PORT', (c, v) => { c.listen = { ...c.listen, port: Number(v) } }],
+  ['VERINODE_LISTEN_PORT', (c, v) => { c.listen = { ...c.listen, port: envPort('VERINODE_LISTEN_PORT', v) } }],
   ['VERINODE_LOCAL_HOST', (c, v) => { c.local = { ...c.local, host: v } }],
-  ['VERINODE_LOCAL_PORT', (c, v) => { c.local = { ...c.local, port: Number(v) } }],
+  ['VERINODE_LOCAL_PORT', (c, v) => { c.local = { ...c.local, port: envPort('VERINODE_LOCAL_PORT', v) } }],
+  ['VERINODE_METRICS_PORT', (c, v) => { c.metrics = { ...c.metrics, port: envPort('VERINODE_METRICS_PORT', v) } }],
   ['VERINODE_LOG_LEVEL', (c, v) => { c.logLevel = v }],
   ['VERINODE_DATA_DIR', (c, v) => { c.dataDir = v }],
   ['VERINODE_KEYS_DIR', (c, v) => { c.keysDir = v }],
   ['VERINODE_INSECURE', (c, v) => { c.insecure = v === '1' || v === 'true' }],
 ]
+
+/** A port from an environment variable; the error names the variable (the config file is not at fault). */
+function envPort(name: string, v: string): number {
+  if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65535) throw new VnError('VN_ERR_CONFIG_INVALID', `${name}: not a port number (an integer from 0 to 65535)`)
+  return Number(v)
+}
 
 export function formatZodIssues(err: z.ZodError): string {
   return err.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`).join('; ')

@@ -15,7 +15,7 @@ export const ServiceSchema = z.strictObject({
   id: serviceIdSchema,
   title: titled,
   description: z.string().default(''),
-  /** question kind (DESIGN.md "Question kinds and modes") */
+  /** question kind (docs/DESIGN.md "Question kinds and modes") */
   kind: z.enum(['match', 'membership', 'status', 'threshold', 'tier']),
   /**
    * Subject fields with their canonicalization kind. `key: true` fields are the lookup key bound
@@ -122,6 +122,15 @@ export const ConfigSchema = z.strictObject({
     /** per-application tokens, stored as SHA-256 hex of the token, never the token itself */
     apps: z.array(z.strictObject({ name: z.string().min(1), tokenSha256: sha256HexSchema })).default([]),
   }).default({ host: '127.0.0.1', port: 7180, apps: [] }),
+  /**
+   * Where GET /metrics (Prometheus) is served: without `port`, on the local listener (no token
+   * needed for that path); with `port`, on a listener of its own at `host` (default: local.host)
+   * and not on the local one. Never on the public listener.
+   */
+  metrics: z.strictObject({
+    host: z.string().min(1).optional(),
+    port: z.number().int().min(0).max(65535).optional(),
+  }).default({}),
   dataSource: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1) }),
     serverSourceSchema('postgres', ['postgres:', 'postgresql:']),

@@ -1,5 +1,5 @@
 /**
- * Turning one canonical subject into an answer, per question kind (DESIGN.md "Question kinds").
+ * Turning one canonical subject into an answer, per question kind (docs/DESIGN.md "Question kinds").
  *
  * The service's lookup SQL receives the subject's fields as named parameters and returns at most a
  * few rows from the department's own database. Answers are booleans, per-field match flags or bands,

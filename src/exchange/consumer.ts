@@ -44,6 +44,13 @@ export interface ConsumerDeps {
   limits: { batchMax: number; retentionDays: number; inFlight?: number; bodyBytes?: number }
   now?: () => number
   catalogTtlMs?: number
+  /**
+   * Called once per verification that got past the in-flight bound (metrics): `decision` is
+   * `permit` for an answer, the signed denial's code, or the code of the error the application got.
+   */
+  observe?: (o: { provider: string; service: string; mode: Mode; decision: string; seconds: number }) => void
+  /** whether a request to `peer` got an HTTP answer (true) or could not reach it (false) (metrics) */
+  peerReached?: (peer: string, reached: boolean) => void
 }
 
 const DEFAULT_BODY_BYTES = 1024 * 1024
@@ -111,7 +118,14 @@ export class Consumer {
     const hit = this.catalogs.get(provider)
     const ttl = this.d.catalogTtlMs ?? 300_000
     if (!fresh && hit !== undefined && this.now() - hit.at < ttl) return hit.catalog
-    const reply = await this.d.client.get(this.d.endpointOf(provider), '/v1/catalog')
+    let reply: PeerReply
+    try {
+      reply = await this.d.client.get(this.d.endpointOf(provider), '/v1/catalog')
+    } catch (e) {
+      if (e instanceof VnError && e.code === 'VN_ERR_PEER_UNREACHABLE') this.d.peerReached?.(provider, false)
+      throw e
+    }
+    this.d.peerReached?.(provider, true)
     const jws = (reply.json as { jws?: unknown } | null)?.jws
     if (reply.statusCode !== 200 || typeof jws !== 'string') {
       throw new VnError('VN_ERR_PEER_BAD_RESPONSE', `catalog: HTTP ${reply.statusCode}`)
@@ -149,8 +163,17 @@ export class Consumer {
     const max = this.d.limits.inFlight ?? 1024
     if (this.active >= max) throw new VnError('VN_ERR_EXCH_BUSY', `${this.active} verifications in progress (limits.inFlight)`)
     this.active++
+    const started = performance.now()
+    const seen = (decision: string): void => {
+      this.d.observe?.({ provider: r.provider, service: r.service, mode: r.mode ?? 'plain', decision, seconds: (performance.now() - started) / 1000 })
+    }
     try {
-      return await this.verifyOne(r)
+      const out = await this.verifyOne(r)
+      seen(out.status === 'ok' ? 'permit' : (out.error?.code ?? 'denied'))
+      return out
+    } catch (e) {
+      seen(e instanceof VnError ? e.code : 'VN_ERR_INTERNAL')
+      throw e
     } finally {
       this.active--
     }
@@ -200,9 +223,11 @@ export class Consumer {
       reply = await this.d.client.post(endpoint, '/v1/exchange', JSON.stringify(disclosures.length > 0 ? { jws, disclosures } : { jws }), { maxBytes: replyLimit })
     } catch (e) {
       const code = e instanceof VnError ? e.code : 'VN_ERR_PEER_UNREACHABLE'
+      if (code === 'VN_ERR_PEER_UNREACHABLE') this.d.peerReached?.(r.provider, false)
       await this.d.log.append([{ v: 1, at: this.now(), t: 'response-in', xid, iss: r.provider, reqDigest, status: 'error', code }])
       throw e
     }
+    this.d.peerReached?.(r.provider, true)
     // The keys to check the answer with: a failure here is this node's own (its manifest), not the peer's.
     const keys = this.d.resolver(this.now())
 

@@ -1,5 +1,5 @@
 /**
- * Federation authority tooling (DESIGN.md "Actors": the provincial data bureau holds the root key
+ * Federation authority tooling (docs/DESIGN.md "Actors": the provincial data bureau holds the root key
  * and signs the manifest; it runs no data service and sees no exchange).
  *
  * An authority directory holds:
@@ -175,7 +175,31 @@ export function toManifestKey(k: KeyInput, field: string, now: number): Manifest
   return out
 }
 
-/** Adds a member to the draft. @throws VN_ERR_CONFIG_INVALID (the detail names the field) */
+/**
+ * Refuses keys that would make two parties indistinguishable: the root key as a member key
+ * (VN_ERR_FED_ROOT_KEY_REUSED), and a public key already listed for any member, in either list
+ * (VN_ERR_FED_KEY_IN_USE). `entries` are the new keys with the field that named them.
+ */
+async function checkNewKeys(dir: string, members: Member[], entries: { field: string; key: ManifestKey }[]): Promise<void> {
+  const root = publicKeyToB64u(await loadPublicKey(join(dir, AUTHORITY_FILES.rootPub)))
+  const seen = new Map<string, string>()
+  for (const m of members) {
+    for (const k of m.messageKeys) seen.set(k.x, `the message key ${k.kid} of ${m.id}`)
+    for (const k of m.logKeys) seen.set(k.x, `the log key ${k.kid} of ${m.id}`)
+  }
+  for (const { field, key } of entries) {
+    if (key.x === root) throw new VnError('VN_ERR_FED_ROOT_KEY_REUSED', `${field}: this is the federation root key; a member needs keys of its own (verinode init makes them)`)
+    const other = seen.get(key.x)
+    if (other !== undefined) throw new VnError('VN_ERR_FED_KEY_IN_USE', `${field}: this public key is already ${other}; each member and each use needs its own key`)
+    seen.set(key.x, field)
+  }
+}
+
+/**
+ * Adds a member to the draft.
+ * @throws VN_ERR_CONFIG_INVALID (the detail names the field), VN_ERR_FED_USCC_IN_USE,
+ *   VN_ERR_FED_KEY_IN_USE, VN_ERR_FED_ROOT_KEY_REUSED
+ */
 export async function addMember(dir: string, input: NewMember, now: number = Date.now()): Promise<Member> {
   const { members } = await loadDraft(dir)
   if (members.some((m) => m.id === input.id)) throw bad(`id: member ${input.id} already exists`)
@@ -189,10 +213,17 @@ export async function addMember(dir: string, input: NewMember, now: number = Dat
   }
   if (input.endpoint !== undefined) candidate.endpoint = input.endpoint
   if (input.tlsFingerprint !== undefined) candidate.tlsFingerprint = input.tlsFingerprint
+  // Before the schema, whose duplicate-kid rule would name the symptom, not the shared key.
+  await checkNewKeys(dir, members, [
+    ...(candidate.messageKeys as ManifestKey[]).map((key, i) => ({ field: `messageKeys[${i}]`, key })),
+    ...(candidate.logKeys as ManifestKey[]).map((key, i) => ({ field: `logKeys[${i}]`, key })),
+  ])
   const r = MemberSchema.safeParse(candidate)
   if (!r.success) throw bad(zodDetail(r.error))
   if (r.data.role === 'department' && r.data.logKeys.length === 0) throw bad('logKeys: a department needs a log key')
   if (r.data.messageKeys.length === 0) throw bad('messageKeys: at least one message key is required')
+  const sameUscc = members.find((m) => m.uscc === r.data.uscc)
+  if (sameUscc !== undefined) throw new VnError('VN_ERR_FED_USCC_IN_USE', `uscc: member ${sameUscc.id} already has this credit code; one organisation is one member`)
   await saveMembers(dir, [...members, r.data])
   return r.data
 }
@@ -205,6 +236,7 @@ export async function addKey(dir: string, memberId: string, use: 'message' | 'lo
   const list = use === 'message' ? 'messageKeys' : 'logKeys'
   const entry = toManifestKey(k, list, now)
   if ([...m.messageKeys, ...m.logKeys].some((x) => x.kid === entry.kid)) throw bad(`kid: ${entry.kid} already used by member ${memberId}`)
+  await checkNewKeys(dir, members, [{ field: list, key: entry }])
   m[list] = [...m[list], entry]
   await saveMembers(dir, members)
   return entry

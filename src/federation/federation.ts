@@ -1,5 +1,5 @@
 /**
- * The trust view a node builds from a verified federation manifest (DESIGN.md "Keys and the
+ * The trust view a node builds from a verified federation manifest (docs/DESIGN.md "Keys and the
  * federation"): who the members are, where their nodes listen, and which keys they may sign with
  * at which instant.
  *

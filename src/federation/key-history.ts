@@ -1,6 +1,6 @@
 /**
  * Key history: which member keys were valid at which instant, according to the sequence of
- * federation manifests the authority published (DESIGN.md "Auditor toolkit": every signature is
+ * federation manifests the authority published (docs/DESIGN.md "Auditor toolkit": every signature is
  * checked "against the manifest's key history").
  *
  * The manifest in force at instant T is the one with the highest `seq` whose `iat <= T`, provided
@@ -8,7 +8,7 @@
  * loaded it later: a node that accepted a key after its revocation was published is exactly what
  * an audit must report. (The auditor then asks which manifest that node had loaded, from its own
  * key events, to tell the propagation window, a warning, from a key no loaded manifest allowed.) Between two manifests nothing else is in force; after the newest one
- * expires, nothing is (a node must refuse to answer then, DESIGN.md `/readyz`).
+ * expires, nothing is (a node must refuse to answer then, docs/DESIGN.md `/readyz`).
  */
 import type { KeyObject } from 'node:crypto'
 import type { JwsHeader, KeyResolver } from '../crypto/jws.js'

@@ -1,5 +1,5 @@
 /**
- * The federation manifest: the one signed document every member shares (DESIGN.md "Keys and the
+ * The federation manifest: the one signed document every member shares (docs/DESIGN.md "Keys and the
  * federation"; the counterpart of X-Road's signed global configuration).
  *
  * It is a compact JWS (RFC 7515, `alg: EdDSA`, `typ: vn-manifest+jws`) signed by the federation

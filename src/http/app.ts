@@ -16,6 +16,8 @@ import { logRoutes } from './routes/log.js'
 import { tagSetRoutes } from './routes/tagset.js'
 import { healthRoutes } from './routes/health.js'
 import { localRoutes } from './routes/local.js'
+import { metricsRoute } from './routes/metrics.js'
+import type { Metrics } from '../node/metrics.js'
 
 export { REDACT } from '../node/redact.js'
 
@@ -40,8 +42,8 @@ export async function createPublicApp(services: PublicServices, o: AppOptions): 
   return app
 }
 
-/** The local app from its services (tests pass fakes). */
-export async function createLocalApp(services: LocalServices, o: AppOptions): Promise<FastifyInstance> {
+/** The local app from its services (tests pass fakes); `metrics`: also serve GET /metrics there. */
+export async function createLocalApp(services: LocalServices, o: AppOptions & { metrics?: Metrics | undefined }): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: o.logger, bodyLimit: o.bodyLimit })
   app.setErrorHandler(errorHandler())
   app.setNotFoundHandler(notFoundHandler)
@@ -49,7 +51,22 @@ export async function createLocalApp(services: LocalServices, o: AppOptions): Pr
   await app.register(localServices, services)
   await app.register(appAuth)
   await app.register(localRoutes)
+  if (o.metrics !== undefined) await app.register(metricsRoute(o.metrics))
   return app
+}
+
+/** A listener serving GET /metrics only (config `metrics.port`). */
+export async function createMetricsApp(metrics: Metrics, logger: FastifyBaseLogger): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 })
+  app.setErrorHandler(errorHandler())
+  app.setNotFoundHandler(notFoundHandler)
+  await app.register(metricsRoute(metrics))
+  return app
+}
+
+/** Whether the node's metrics have a listener of their own (else the local app serves them). */
+export function metricsOwnPort(node: NodeRuntime): number | undefined {
+  return node.config.metrics?.port
 }
 
 /** What a running node offers its peers. Calls go through `node` so a test may swap a method. */
@@ -97,5 +114,12 @@ export async function buildLocalApp(node: NodeRuntime): Promise<FastifyInstance>
   return createLocalApp(localServicesOf(node), {
     logger: node.logger.child({ listener: 'local' }) as FastifyBaseLogger,
     bodyLimit: node.config.limits.bodyBytes * 4,
+    metrics: metricsOwnPort(node) === undefined ? node.metrics : undefined,
   })
+}
+
+/** The metrics-only app when the config gives `metrics.port`, else undefined. */
+export async function buildMetricsApp(node: NodeRuntime): Promise<FastifyInstance | undefined> {
+  if (metricsOwnPort(node) === undefined) return undefined
+  return createMetricsApp(node.metrics, node.logger.child({ listener: 'metrics' }) as FastifyBaseLogger)
 }

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify'
 import { openNode, type OpenNodeOptions } from '../node/runtime.js'
 import type { NodeRuntime } from '../node/types.js'
-import { buildPublicApp, buildLocalApp } from './app.js'
+import { buildPublicApp, buildLocalApp, buildMetricsApp } from './app.js'
 
 export interface RunningNode {
   node: NodeRuntime
@@ -13,6 +13,8 @@ export interface RunningNode {
   localApp: FastifyInstance
   publicUrl: string
   localUrl: string
+  /** where GET /metrics is served: `${localUrl}/metrics`, or the metrics listener's (config `metrics.port`) */
+  metricsUrl: string
   close(): Promise<void>
 }
 
@@ -27,6 +29,7 @@ export async function startNode(configPath: string, opts: OpenNodeOptions = {}):
   const node = await openNode(configPath, opts)
   let publicApp: FastifyInstance | undefined
   let localApp: FastifyInstance | undefined
+  let metricsApp: FastifyInstance | undefined
   try {
     publicApp = await buildPublicApp(node)
     localApp = await buildLocalApp(node)
@@ -36,7 +39,10 @@ export async function startNode(configPath: string, opts: OpenNodeOptions = {}):
     publicApp.server.keepAliveTimeout = 65_000
     await publicApp.listen({ host: node.config.listen.host, port: node.config.listen.port })
     await localApp.listen({ host: node.config.local.host, port: node.config.local.port })
+    metricsApp = await buildMetricsApp(node)
+    await metricsApp?.listen({ host: node.config.metrics.host ?? node.config.local.host, port: node.config.metrics.port ?? 0 })
   } catch (e) {
+    await metricsApp?.close()
     await localApp?.close()
     await publicApp?.close()
     await node.close()
@@ -44,6 +50,7 @@ export async function startNode(configPath: string, opts: OpenNodeOptions = {}):
   }
   const p = publicApp
   const l = localApp
+  const m = metricsApp
   let closing: Promise<void> | undefined
   return {
     node,
@@ -51,8 +58,10 @@ export async function startNode(configPath: string, opts: OpenNodeOptions = {}):
     localApp: l,
     publicUrl: urlOf(p),
     localUrl: urlOf(l),
+    metricsUrl: `${urlOf(m ?? l)}/metrics`,
     close() {
       closing ??= (async () => {
+        await m?.close()
         await l.close()
         await p.close()
         await node.close()

@@ -1,5 +1,5 @@
 /**
- * Evidence: what an auditor needs beyond the PII-free log (DESIGN.md "The log").
+ * Evidence: what an auditor needs beyond the PII-free log (docs/DESIGN.md "The log").
  *
  * - The signed JWS of every exchange message, kept with the log record that names its SHA-256
  *   digest (base64url, as the response's `reqDigest`). Kept forever: signatures stay verifiable

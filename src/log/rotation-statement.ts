@@ -1,5 +1,5 @@
 /**
- * What a `rotated` key event commits to (issue 5 §6; DESIGN.md "Keys and the federation"): the
+ * What a `rotated` key event commits to (issue 5 §6; docs/DESIGN.md "Keys and the federation"): the
  * RFC 8785 canonical JSON of
  * `{ t: "verinode-key-rotation", v: 1, member, which, oldKey, newKey, at, manifestHash }`
  * (keys base64url raw Ed25519; `manifestHash` is the manifest in force that lists the old key),

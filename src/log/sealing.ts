@@ -1,5 +1,5 @@
 /**
- * Sealing of disclosures with the node's evidence key (DESIGN.md "The log").
+ * Sealing of disclosures with the node's evidence key (docs/DESIGN.md "The log").
  *
  * The SD-JWT-style disclosures of a `plain` exchange hold personal data, so they are never at rest
  * in the clear: AES-256-GCM under the node's 32-byte evidence key (NIST SP 800-38D), a random

@@ -7,7 +7,7 @@
  * checkpoints and the evidence, and evidence rows ride in the same transaction as their records.
  * Disclosures are sealed with the evidence key (sealing.ts) by the writer, on its thread.
  *
- * Group commit ("log before answer", DESIGN.md): appends are queued; the first append after an
+ * Group commit ("log before answer", docs/DESIGN.md): appends are queued; the first append after an
  * idle period waits `windowMs` (default 0 = the rest of the current event-loop turn) so concurrent
  * appends join it, then up to `maxBatch` leaves go to the writer as ONE transaction. Appends that
  * arrive while a transaction is being made durable queue up and form the next batch as soon as it

@@ -1,5 +1,5 @@
 /**
- * `verinode log export`: a self-contained folder an auditor can carry away (DESIGN.md "Auditor
+ * `verinode log export`: a self-contained folder an auditor can carry away (docs/DESIGN.md "Auditor
  * toolkit"; issue 5 "Export").
  *
  * Layout (format `verinode-log-export`, v 1):

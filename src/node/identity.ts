@@ -17,12 +17,26 @@ import type { Federation, KeyView } from '../federation/federation.js'
 import { catalogOf, signCatalog } from '../exchange/catalog.js'
 import type { Signer } from '../exchange/signer.js'
 
+/**
+ * When `publicKey` (of the key file `file`) is another member's key in `fed`: the config names the
+ * wrong member, and the error says so (VN_ERR_CONFIG_INVALID naming the owner) instead of blaming
+ * the key file. Undefined when no other member has it.
+ */
+export function wrongMemberError(fed: Federation, member: string, publicKey: string, file: string): VnError | undefined {
+  const owner = fed.members().find((o) => o.id !== member && [...o.messageKeys.values(), ...o.logKeys.values()].some((k) => k.x === publicKey))
+  if (owner === undefined) return undefined
+  return new VnError('VN_ERR_CONFIG_INVALID', `member: the config says ${member}, but ${file} is a key of ${owner.id} in manifest seq ${fed.seq}; set "member": "${owner.id}" or use ${member}'s keys`)
+}
+
 /** The kid of `member`'s message key `publicKey` valid at `now` in the manifest, or VN_ERR_KEY_FILE. */
 function findSigner(fed: Federation, member: string, publicKey: string, now: number): Signer['kid'] {
   const m = fed.member(member)
   for (const k of m.messageKeys.values()) {
     if (k.x === publicKey && now >= k.nbf && (k.exp === undefined || now < k.exp)) return `${member}#${k.kid}`
   }
+  // The key is another member's: the config names the wrong member, the key file is fine.
+  const wrong = wrongMemberError(fed, member, publicKey, 'keys/message.key')
+  if (wrong !== undefined) throw wrong
   throw new VnError('VN_ERR_KEY_FILE', `keys/message.key is not a message key of ${member} valid now in manifest seq ${fed.seq}`)
 }
 

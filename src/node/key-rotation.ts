@@ -1,5 +1,5 @@
 /**
- * Key rotation as a logged key event (issue 5 §6; DESIGN.md "Keys and the federation").
+ * Key rotation as a logged key event (issue 5 §6; docs/DESIGN.md "Keys and the federation").
  *
  * `verinode keys rotate --which message|log` makes a new Ed25519 key pair and writes a `key-event`
  * record with `event: 'rotated'` into the node's own log, carrying the new public key and two
@@ -27,6 +27,7 @@ import { rotationStatement, type RotationStatement } from '../log/rotation-state
 import { nodeKeyFiles } from './files.js'
 import { appendOffline } from './offline-log.js'
 import { nodeLogLocation } from './log-store.js'
+import { wrongMemberError } from './identity.js'
 
 export interface RotationResult {
   member: string
@@ -56,11 +57,13 @@ export async function rotateKey(configPath: string, which: 'message' | 'log', op
   const files = nodeKeyFiles(loaded.path(cfg.keysDir))
   const root = await loadPublicKey(loaded.path(cfg.federation.rootKey))
   const fed = Federation.fromJws((await readFile(loaded.path(cfg.federation.manifest), 'utf8')).trim(), root, { now: now(), allowExpired: true })
-  const member = fed.member(cfg.member)
   const messageKey = await loadPrivateKey(files.messageKey)
   const logKey = await loadPrivateKey(files.logKey)
   const messagePub = publicKeyToB64u(messageKey)
   const logPub = publicKeyToB64u(logKey)
+  const wrong = wrongMemberError(fed, cfg.member, messagePub, 'keys/message.key')
+  if (wrong !== undefined) throw wrong
+  const member = fed.member(cfg.member)
   const listed = (which === 'message' ? member.messageKeys : member.logKeys)
   const old = [...listed.values()].find((k) => k.x === (which === 'message' ? messagePub : logPub))
   if (old === undefined) throw new VnError('VN_ERR_KEY_FILE', `keys/${which}.key is not a ${which} key of ${cfg.member} in manifest seq ${fed.seq}`)

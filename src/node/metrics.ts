@@ -14,6 +14,7 @@ export class Metrics {
   readonly logClosed: Gauge<never>
   readonly logClosedSeconds: Counter<never>
   readonly logReopens: Counter<never>
+  readonly peerUp: Gauge<'peer'>
 
   /**
    * `defaultMetrics`: also prom-client's process metrics (process_resident_memory_bytes,
@@ -62,6 +63,12 @@ export class Metrics {
       help: 'Times the log reopened by itself after refusing writes',
       registers: [this.registry],
     })
+    this.peerUp = new Gauge({
+      name: 'verinode_peer_up',
+      help: '1 when the last request to this peer (witnessing or an exchange) got an HTTP answer, 0 when it could not be reached',
+      labelNames: ['peer'],
+      registers: [this.registry],
+    })
     this.rejected = new Counter({
       name: 'verinode_requests_rejected_total',
       help: 'Requests refused before authentication or validation completed, by error code',
@@ -74,7 +81,51 @@ export class Metrics {
    * What holds memory or queues, read when /metrics is scraped: entries in the replay memory, exchanges
    * in progress per role (each bounded by `limits.inFlight`), and appends waiting for a group commit.
    */
-  watch(read: { replayEntries: () => number; inFlight: (role: 'provider' | 'consumer') => number; logQueued: () => number }): void {
+  watch(read: {
+    replayEntries: () => number
+    inFlight: (role: 'provider' | 'consumer') => number
+    logQueued: () => number
+    /** the manifest loaded (expired or not): its expiry, ms since the epoch; undefined before one loads */
+    manifestExp?: () => number | undefined
+    /** the readiness checks' verdict (GET /readyz) */
+    ready?: () => Promise<boolean>
+    /** each agreement's use of its daily quota today: consumer, agreement id, used and limit */
+    quotas?: () => Promise<{ agreement: string; consumer: string; used: number; limit: number }[]>
+  }): void {
+    const { manifestExp, ready, quotas } = read
+    if (manifestExp !== undefined) {
+      new Gauge({
+        name: 'verinode_manifest_expiry_timestamp_seconds',
+        help: 'Expiry (exp) of the federation manifest loaded, seconds since the epoch',
+        registers: [this.registry],
+        collect() {
+          const exp = manifestExp()
+          if (exp !== undefined) this.set(exp / 1000)
+        },
+      })
+    }
+    if (ready !== undefined) {
+      new Gauge({
+        name: 'verinode_ready',
+        help: '1 when every readiness check passes (GET /readyz answers 200), else 0',
+        registers: [this.registry],
+        async collect() {
+          this.set((await ready().catch(() => false)) ? 1 : 0)
+        },
+      })
+    }
+    if (quotas !== undefined) {
+      new Gauge({
+        name: 'verinode_quota_used_ratio',
+        help: "Share of an agreement's daily quota used today (UTC), by agreement and consumer (provider side)",
+        labelNames: ['agreement', 'consumer'],
+        registers: [this.registry],
+        async collect() {
+          this.reset()
+          for (const q of await quotas()) this.set({ agreement: q.agreement, consumer: q.consumer }, q.limit > 0 ? q.used / q.limit : 1)
+        },
+      })
+    }
     new Gauge({
       name: 'verinode_replay_entries',
       help: 'Exchanges held in the provider replay memory (bounded by limits.replayMaxEntries)',

@@ -12,6 +12,7 @@ import type { KeyObject } from 'node:crypto'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino, type Logger } from 'pino'
+import { VnError } from '../errors.js'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import type { ServiceConfig } from '../config/schema.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
@@ -20,6 +21,7 @@ import { logOrigin } from '../log/peer-logs.js'
 import { ed25519NoteVerifier, ed25519RawPublicKey, type NoteVerifier } from '../log/checkpoint.js'
 import { agreementSetHash, type Agreement } from '../policy/agreements.js'
 import { decideAsync } from '../policy/decide.js'
+import { utcDay } from '../policy/quota.js'
 import { Provider } from '../exchange/provider.js'
 import { Consumer } from '../exchange/consumer.js'
 import type { WorkerPool } from '../util/worker-pool.js'
@@ -89,7 +91,9 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const manifestPath = loaded.path(cfg.federation.manifest)
   const federation = await FederationHolder.open(manifestPath, root, now())
   const fed0 = federation.get(now())
-  fed0.member(self)
+  if (!fed0.has(self)) {
+    throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member: the config says ${self}, which manifest seq ${fed0.seq} does not list (members: ${fed0.members().map((m) => m.id).join(', ')})`)
+  }
   const identity = new NodeIdentity({ self, messageKey, services: cfg.services, batchMax: cfg.limits.batchMax, now }, fed0)
   const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
@@ -171,9 +175,12 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     log,
     limits,
     now,
+    observe: (o) => {
+      metrics.exchanges.inc({ role: 'consumer', service: o.service, mode: o.mode, decision: o.decision })
+      metrics.exchangeSeconds.observe({ role: 'consumer', service: o.service, mode: o.mode }, o.seconds)
+    },
+    peerReached: (peer, ok) => metrics.peerUp.set({ peer }, ok ? 1 : 0),
   })
-
-  metrics.watch({ replayEntries: () => replay.size, inFlight: (role) => (role === 'provider' ? provider.inFlight : consumer.inFlight), logQueued: opened.logQueued })
 
   // Start-up recovery: today's quota usage and the replay window, newest first (a store shared by
   // replicas keeps both itself: replaying the log into it would count them twice).
@@ -204,7 +211,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     ...(opts.logRetryMs === undefined ? {} : { firstRetryMs: opts.logRetryMs }),
   })
   reopener.start()
-  const witnessPeers = (): Promise<void> => witnessAll(peerLogs, () => federation.get(now()), self, logger)
+  const witnessPeers = (): Promise<void> => witnessAll(peerLogs, () => federation.get(now()), self, logger, (peer, ok) => metrics.peerUp.set({ peer }, ok ? 1 : 0))
   const reloadManifest = manifestReloader({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, logger, now })
   const keepHouse = housekeeping({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, evidence, logger, now, reload: reloadManifest })
   // SIGHUP: re-read the manifest now (an operator who just installed one need not wait for the timer).
@@ -219,6 +226,18 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     housekeepingEveryMs: opts.housekeepingEveryMs ?? 30_000,
   }, logger)
   modes.tagsets?.start()
+  const ready = readiness({ federation, identity, log: reopener, tagsets: modes.tagsets, source, now })
+  metrics.watch({
+    replayEntries: () => replay.size,
+    inFlight: (role) => (role === 'provider' ? provider.inFlight : consumer.inFlight),
+    logQueued: opened.logQueued,
+    manifestExp: () => federation.peek()?.exp,
+    ready: async () => (await ready()).ok,
+    quotas: async () => {
+      const day = utcDay(now())
+      return Promise.all(agreements.map(async (a) => ({ agreement: a.id, consumer: a.consumer, used: await quotas.used(a.id, day), limit: a.dailyQuota })))
+    },
+  })
 
   let closed = false
   return {
@@ -238,7 +257,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     reloadManifest,
     acceptCosignature: (witness, note) => checkpointer.acceptCosignature(federation.get(now()), self, witness, note),
     checkpoint,
-    ready: readiness({ federation, identity, log: reopener, tagsets: modes.tagsets, source, now }),
+    ready,
     authenticateApp: appTokenAuthenticator(cfg.local.apps),
     async close(): Promise<void> {
       if (closed) return

@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises'
 import type { Logger } from 'pino'
 import type { LoadedConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
-import { VnError } from '../errors.js'
+import { VnError, isVnError } from '../errors.js'
 import { checkServiceStatements } from '../exchange/service-checks.js'
 import { openDataSource, SupervisedSource, type DataSourceConfig } from '../sources/index.js'
 import type { DataSource } from '../sources/types.js'
@@ -52,7 +52,7 @@ export function dataSourceConfig(ds: NonNullable<Config['dataSource']>, loaded: 
 }
 
 /** The declared statements, by label, as the start-up check names them. */
-function declaredStatements(cfg: Config): Record<string, string> {
+export function declaredStatements(cfg: Config): Record<string, string> {
   const statements: Record<string, string> = {}
   for (const s of cfg.services) {
     statements[`services.${s.id}.lookup`] = s.lookup
@@ -83,7 +83,16 @@ export async function openWatchedSource(cfg: Config, loaded: LoadedConfig, logge
     })
     return source
   }
-  const source = new SupervisedSource(await open(), {
+  // At start-up a SQLite file that cannot be opened is named by its path (the operator's own
+  // config-relative file, not personal data), so the fix is obvious; while running the reason stays
+  // generic (it reaches /readyz on the public listener).
+  const first = await open().catch((e: unknown) => {
+    if (!server && isVnError(e) && e.code === 'VN_ERR_SOURCE_UNAVAILABLE') {
+      throw new VnError('VN_ERR_SOURCE_UNAVAILABLE', `dataSource.path ${JSON.stringify(dataSource.path)} (${loaded.path(dataSource.path)}): ${e.detail ?? e.message}`, { cause: e })
+    }
+    throw e
+  })
+  const source = new SupervisedSource(first, {
     open,
     fits,
     onTransition(t) {

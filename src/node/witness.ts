@@ -149,9 +149,17 @@ export class PeerLogs {
 }
 
 /** Witnesses every peer of the federation once; a peer that fails is logged and skipped. */
-export async function witnessAll(peerLogs: PeerLogs, federation: () => Federation, self: string, logger: Logger): Promise<void> {
+export async function witnessAll(peerLogs: PeerLogs, federation: () => Federation, self: string, logger: Logger, reached?: (peer: string, ok: boolean) => void): Promise<void> {
   for (const m of federation().departments()) {
     if (m.id === self) continue
-    await peerLogs.witness(m.id).catch((err: unknown) => logger.warn({ peer: m.id, code: (err as { code?: string }).code }, 'witnessing failed'))
+    await peerLogs.witness(m.id).then(
+      () => reached?.(m.id, true),
+      (err: unknown) => {
+        const code = (err as { code?: string }).code
+        // only a peer that could not be reached counts as down; a bad checkpoint is an answer
+        reached?.(m.id, code !== 'VN_ERR_PEER_UNREACHABLE')
+        logger.warn({ peer: m.id, code }, 'witnessing failed')
+      },
+    )
   }
 }

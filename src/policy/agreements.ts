@@ -1,5 +1,5 @@
 /**
- * Sharing agreements (DESIGN.md "Authorization"): which consumer may ask which services of this
+ * Sharing agreements (docs/DESIGN.md "Authorization"): which consumer may ask which services of this
  * node, for which purposes, under which legal basis, in which modes, how often per day and until
  * when. They are part of the node config; whatever no agreement permits is denied.
  *

@@ -1,5 +1,5 @@
 /**
- * Authorization decisions (DESIGN.md "Authorization"): deny by default; permit only when an
+ * Authorization decisions (docs/DESIGN.md "Authorization"): deny by default; permit only when an
  * agreement in force covers the consumer, service, purpose, mode and legal basis and its daily
  * quota still has room for the whole batch.
  *
@@ -17,7 +17,7 @@
  *  5. legal basis: if the request states one it must equal the agreement's exactly; it may be
  *     omitted only in `oprf` and `he` modes, where the agreement's basis then applies and is
  *     returned with the permit so the log records it. In `plain` mode the subject is disclosed,
- *     and DESIGN.md makes purpose and basis mandatory;
+ *     and docs/DESIGN.md makes purpose and basis mandatory;
  *  6. `at` is inside `[validFrom, validUntil)`.
  * Of the agreements passing 1-6, taken in id order, the first whose quota fits the whole batch
  * permits; a batch is never split across agreements. None passing → VN_ERR_POLICY_NO_AGREEMENT

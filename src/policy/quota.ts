@@ -1,5 +1,5 @@
 /**
- * Daily quotas per agreement (DESIGN.md "Authorization": daily quota; "oprf": quotas bound
+ * Daily quotas per agreement (docs/DESIGN.md "Authorization": daily quota; "oprf": quotas bound
  * enumeration).
  *
  * Counts live in memory per (agreement id, UTC day). `tryConsume` is an atomic check-and-add: a

@@ -1,5 +1,5 @@
 /**
- * The one input canonicalization function (DESIGN.md "Input canonicalization").
+ * The one input canonicalization function (docs/DESIGN.md "Input canonicalization").
  *
  * Plain-mode lookups, OPRF tag-set builds and the consumer's blinding all call `canonicalizeField`,
  * so a subject typed as `１１０１０５１９４９１２３１００２ｘ` on one side and read as
@@ -123,7 +123,7 @@ function canonicalText(s: string, path: string): string {
 /**
  * Canonical string form of one subject field.
  * @param path where the field sits in the request, used in error details (`subjects[3].id`).
- * @throws VnError VN_ERR_SUBJECT_INVALID, VN_ERR_SUBJECT_ID_CHECKSUM or VN_ERR_SUBJECT_USCC_CHECKSUM.
+ * @throws VnError VN_ERR_SUBJECT_INVALID, VN_ERR_SUBJECT_ID_FORMAT / _CHECKSUM or VN_ERR_SUBJECT_USCC_FORMAT / _CHECKSUM.
  */
 export function canonicalizeField(kind: FieldKind, raw: unknown, path: string): string {
   switch (kind) {

@@ -1,5 +1,5 @@
 /**
- * Salted-digest disclosures for subject fields (DESIGN.md "Personal data is never signed in the
+ * Salted-digest disclosures for subject fields (docs/DESIGN.md "Personal data is never signed in the
  * clear"), following SD-JWT, RFC 9901 §4.2.1 (Disclosures for object properties) and §4.2.3
  * (hashing Disclosures).
  *

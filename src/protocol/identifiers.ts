@@ -108,13 +108,17 @@ export function isValidResidentId(s: unknown, now: Date = new Date()): s is stri
   return examineResidentId(s, now).ok
 }
 
+/** A check character that does not match is a checksum error; anything else is the wrong form. */
+const isChecksumWhy = (why: string): boolean => why.endsWith('check character does not match')
+
 /**
  * Region, birth date and sex of a valid resident ID number.
- * @throws VnError VN_ERR_SUBJECT_ID_CHECKSUM naming `fieldPath` (never the number).
+ * @throws VnError VN_ERR_SUBJECT_ID_FORMAT (length, characters, region, birth date) or
+ *   VN_ERR_SUBJECT_ID_CHECKSUM (check character) naming `fieldPath` (never the number).
  */
 export function parseResidentId(s: unknown, fieldPath = 'id', now: Date = new Date()): ResidentIdInfo {
   const r = examineResidentId(s, now)
-  if (!r.ok) throw new VnError('VN_ERR_SUBJECT_ID_CHECKSUM', `${fieldPath}: ${r.why}`)
+  if (!r.ok) throw new VnError(isChecksumWhy(r.why) ? 'VN_ERR_SUBJECT_ID_CHECKSUM' : 'VN_ERR_SUBJECT_ID_FORMAT', `${fieldPath}: ${r.why}`)
   return r.value
 }
 
@@ -209,5 +213,5 @@ export function isValidUscc(s: unknown): s is string {
 /** @throws VnError VN_ERR_SUBJECT_USCC_CHECKSUM, e.g. `subjects[0].uscc: check character does not match`. */
 export function assertUscc(s: unknown, fieldPath: string): asserts s is string {
   const r = examineUscc(s)
-  if (!r.ok) throw new VnError('VN_ERR_SUBJECT_USCC_CHECKSUM', `${fieldPath}: ${r.why}`)
+  if (!r.ok) throw new VnError(isChecksumWhy(r.why) ? 'VN_ERR_SUBJECT_USCC_CHECKSUM' : 'VN_ERR_SUBJECT_USCC_FORMAT', `${fieldPath}: ${r.why}`)
 }

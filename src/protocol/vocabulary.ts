@@ -17,7 +17,7 @@ import { z } from 'zod'
 // Members, keys, services, agreements
 // ---------------------------------------------------------------------------------------------
 
-/** A member id (DESIGN.md "Words"): lower-case letters, digits and hyphens, 2-63 characters. */
+/** A member id (docs/DESIGN.md "Words"): lower-case letters, digits and hyphens, 2-63 characters. */
 export const MEMBER_ID_PATTERN = '[a-z0-9][a-z0-9-]{1,62}'
 export const MEMBER_ID_RE = new RegExp(`^${MEMBER_ID_PATTERN}$`)
 export const memberIdSchema = z.string().regex(MEMBER_ID_RE, 'must be a member id (^[a-z0-9][a-z0-9-]{1,62}$)')

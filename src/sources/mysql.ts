@@ -69,9 +69,15 @@ function runtimeError(e: unknown): VnError {
   return new VnError('VN_ERR_SOURCE_UNAVAILABLE', `mysql: database unavailable (${code})`, { cause: e })
 }
 
+/** The statement itself is wrong (syntax, unknown table, column, function or database), not a write. */
+const SQL_INVALID_CODES = new Set(['ER_PARSE_ERROR', 'ER_NO_SUCH_TABLE', 'ER_BAD_FIELD_ERROR', 'ER_BAD_TABLE_ERROR', 'ER_SP_DOES_NOT_EXIST', 'ER_BAD_DB_ERROR', 'ER_WRONG_VALUE_COUNT_ON_ROW'])
+
 /** At start-up no value is bound, so the server's message is safe to show and helps the operator. */
 function checkError(e: unknown, label: string): VnError {
   if (e instanceof VnError) return e
+  if (isSqlError(e) && SQL_INVALID_CODES.has(mysqlCode(e))) {
+    return new VnError('VN_ERR_SOURCE_SQL_INVALID', `${label}: statement does not compile (${mysqlCode(e)}: ${(e as Error).message})`, { cause: e })
+  }
   if (isSqlError(e)) {
     return new VnError('VN_ERR_SOURCE_NOT_READONLY', `${label}: statement does not compile as one read-only query (${mysqlCode(e)}: ${(e as Error).message})`, { cause: e })
   }

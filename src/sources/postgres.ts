@@ -82,6 +82,10 @@ function runtimeError(e: unknown): VnError {
 function checkError(e: unknown, label: string): VnError {
   if (e instanceof VnError) return e
   const code = driverCode(e)
+  // Class 42 (syntax error, undefined table, column or function), but not 42501 (privilege): the statement is wrong, not a write.
+  if (/^42(?!501)/.test(code)) {
+    return new VnError('VN_ERR_SOURCE_SQL_INVALID', `${label}: statement does not compile (${code}: ${(e as Error).message})`, { cause: e })
+  }
   if (SQLSTATE.test(code) && !UNAVAILABLE_CLASS.test(code)) {
     return new VnError('VN_ERR_SOURCE_NOT_READONLY', `${label}: statement does not compile as one read-only query (${code}: ${(e as Error).message})`, { cause: e })
   }

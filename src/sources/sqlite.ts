@@ -88,8 +88,11 @@ function prepareReader(db: Db, sql: string, label: string): Stmt {
   try {
     stmt = db.prepare<[SqlParams], Row>(sql)
   } catch (e) {
-    // Syntax errors, unknown tables/columns, several statements in one string.
-    throw new VnError('VN_ERR_SOURCE_NOT_READONLY', `${label}: statement does not compile as one query (${sqliteCode(e)}: ${(e as Error).message})`, { cause: e })
+    // SQLite's own refusal (syntax errors, unknown tables or columns) is a statement that does not
+    // compile; better-sqlite3's RangeError (several statements in one string) is not one query.
+    const code = sqliteCode(e)
+    if (code.startsWith('SQLITE_')) throw new VnError('VN_ERR_SOURCE_SQL_INVALID', `${label}: statement does not compile (${code}: ${(e as Error).message})`, { cause: e })
+    throw new VnError('VN_ERR_SOURCE_NOT_READONLY', `${label}: statement does not compile as one query (${code}: ${(e as Error).message})`, { cause: e })
   }
   if (!stmt.reader || !stmt.readonly) {
     throw new VnError('VN_ERR_SOURCE_NOT_READONLY', `${label}: statement is not a read-only query (it must return rows and modify nothing)`)

@@ -57,7 +57,7 @@ function codeOf(e: unknown): string {
 function reasonOf(e: unknown, what: string): string {
   if (isVnError(e)) {
     if (e.code === 'VN_ERR_SOURCE_UNAVAILABLE' && e.detail !== undefined) return e.detail
-    if (e.code === 'VN_ERR_CONFIG_INVALID' || e.code === 'VN_ERR_SOURCE_NOT_READONLY') return `${what} does not fit the configured statements (${e.code})`
+    if (e.code === 'VN_ERR_CONFIG_INVALID' || e.code === 'VN_ERR_SOURCE_NOT_READONLY' || e.code === 'VN_ERR_SOURCE_SQL_INVALID') return `${what} does not fit the configured statements (${e.code})`
   }
   return `${what} cannot be used (${codeOf(e)})`
 }

@@ -5,7 +5,7 @@
  * chosen by config (`./index.ts`). SQLite (better-sqlite3) is the embedded default; PostgreSQL
  * (./postgres.ts) and MySQL/MariaDB (./mysql.ts) sit behind the same interface.
  *
- * Contract every backend keeps (DESIGN.md "Data in place"):
+ * Contract every backend keeps (docs/DESIGN.md "Data in place"):
  * - read-only: the connection cannot write (read-only open / read-only account and session), and
  *   every statement is checked to be a read-only query before it runs;
  * - named parameters only (`:id` in SQL, `{ id }` in `params`): subject values are always bound,
@@ -29,7 +29,7 @@ export interface DataSource {
   /** Backend name: `sqlite`, `postgres` or `mysql`. */
   readonly kind: string
   /**
-   * Throw `VN_ERR_SOURCE_NOT_READONLY` unless `sql` is a single read-only query; `label` names the
+   * Throw `VN_ERR_SOURCE_SQL_INVALID` when `sql` does not compile, `VN_ERR_SOURCE_NOT_READONLY` unless `sql` is a single read-only query; `label` names the
    * statement in the error (e.g. `services.identity.match.lookup`). Called at open time for every
    * declared statement, so a misconfigured node fails at start, not on its first request.
    */

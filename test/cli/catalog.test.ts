@@ -17,6 +17,10 @@ function capture(env: Record<string, string | undefined>, json = false): Capture
 t.test('table helpers: CJK takes two columns, cells span lines', async (t) => {
   t.equal(displayWidth('abc'), 3)
   t.equal(displayWidth('居民身份核验'), 12)
+  // the cases compared with string-width 4 (cli-table3's) in docs/CLI.md
+  t.equal(displayWidth('ＡＢ'), 4, 'full-width letters')
+  t.equal(displayWidth('e\u0301'), 1, 'a combining accent takes no column')
+  t.equal(displayWidth('👍'), 2, 'an emoji is wide')
   t.equal(displayWidth('ＡＢ'), 4, 'full-width letters')
   t.same(wrap('one two three four', 9), ['one two', 'three', 'four'])
   t.same(wrap('', 5), [''])
@@ -78,7 +82,7 @@ t.test('catalog over the local API', async (t) => {
     t.match(io.stderr.join('\n'), /VN_ERR_FED_UNKNOWN_MEMBER/)
     const js = capture(env, true)
     t.equal(await catalogCommand.run(['fj-nobody'], js), 1)
-    t.match(JSON.parse(js.stdout[0]!), { code: 'VN_ERR_FED_UNKNOWN_MEMBER', status: 403 })
+    t.match(JSON.parse(js.stdout[0]!), { ok: false, command: 'catalog', error: { code: 'VN_ERR_FED_UNKNOWN_MEMBER', status: 403, message: String } })
   })
 
   t.test('bad token: VN_ERR_LOCAL_UNAUTHORIZED, exit 1, token not echoed', async (t) => {

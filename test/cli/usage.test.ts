@@ -4,7 +4,7 @@
  * `ERROR` from a TypeError, nor a parseArgs code). Nothing here starts a node.
  */
 import t from 'tap'
-import { writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { main } from '../../src/cli/main.js'
 import { UsageError, intOption } from '../../src/cli/args.js'
@@ -64,8 +64,65 @@ t.test('every command reports its usage mistakes as VN_ERR_CLI_USAGE, exit 2', a
     t.equal(await main([...argv, '--json'], json), 2, `${what} (--json)`)
     t.equal(json.stdout.length, 1, `${what}: one JSON document`)
     const doc = JSON.parse(json.stdout[0] ?? '{}') as Record<string, unknown>
-    const code = (doc.error as { code?: string } | undefined)?.code ?? doc.code
-    t.equal(code, 'VN_ERR_CLI_USAGE', `${what}: coded`)
+    t.match(doc, { ok: false, command: String, error: { code: 'VN_ERR_CLI_USAGE', message: String } }, `${what}: the one --json error shape`)
     t.match(JSON.stringify(doc), message, `${what}: the message in the document`)
   }
+})
+
+t.test('--version, help on stdout, usage after a mistake on stderr, and "usage:" printed once', async (t) => {
+  const cwd = t.testdir({})
+  const pkg = JSON.parse(await readFile(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }
+  for (const flag of ['--version', '-V', 'version']) {
+    const io = captureIo(cwd, false)
+    t.equal(await main([flag], io), 0, flag)
+    t.equal(io.stdout[0], `verinode ${pkg.version} (Node ${process.version})`)
+  }
+  const js = captureIo(cwd, true)
+  t.equal(await main(['--version', '--json'], js), 0)
+  t.same(JSON.parse(js.stdout[0]!), { ok: true, command: 'version', version: pkg.version, node: process.version })
+
+  const bare = captureIo(cwd, false)
+  t.equal(await main([], bare), 2, 'no command: exit 2')
+  t.same(bare.stdout, [], 'nothing on stdout')
+  t.match(bare.stderr.join('\n'), /^usage: verinode <command>/, 'the usage on stderr')
+  const unknown = captureIo(cwd, false)
+  t.equal(await main(['frobnicate'], unknown), 2)
+  t.same(unknown.stdout, [], 'an unknown command: nothing on stdout')
+  t.match(unknown.stderr.join('\n'), /unknown command[\s\S]*usage: verinode <command>/)
+
+  for (const name of ['audit', 'federation', 'keys', 'log', 'doctor', 'verify', 'verify-batch', 'catalog', 'init', 'serve', 'demo', 'tagset']) {
+    const help = captureIo(cwd, false)
+    t.equal(await main([name, '--help'], help), 0, `${name} --help`)
+    const text = help.stdout.join('\n')
+    t.match(text, /^usage: /, `${name}: starts with usage:`)
+    t.notMatch(text, /usage: usage:/, `${name}: usage: once`)
+    t.same(help.stderr, [], `${name}: help goes to stdout`)
+    const bad = captureIo(cwd, false)
+    t.equal(await main([name, '--no-such-option'], bad), 2, `${name} with an unknown option`)
+    t.same(bad.stdout, [], `${name}: nothing on stdout after a mistake`)
+    t.notMatch(bad.stderr.join('\n'), /usage: usage:/, `${name}: usage: once after a mistake`)
+  }
+})
+
+t.test('init validates before writing anything; --json has the common shape', async (t) => {
+  const cwd = t.testdir({})
+  for (const [argv, message] of [
+    [['--port', 'abc'], /--port: expected an integer from 0 to 65535/],
+    [['--port', '99999'], /--port: expected an integer from 0 to 65535/],
+    [['--local-port', '-1'], /--local-port/],
+    [['--port', '7100', '--local-port', '7100'], /--local-port: must differ from --port/],
+    [['--host', ''], /--host: /],
+  ] as Array<[string[], RegExp]>) {
+    const dir = join(cwd, `n-${argv.join('')}`)
+    const io = captureIo(cwd, false)
+    t.equal(await main(['init', '--id', 'fj-x', '--dir', dir, ...argv], io), 2, argv.join(' '))
+    t.match(io.stderr.join('\n'), message)
+    t.equal(await stat(dir).then(() => true, () => false), false, `${argv.join(' ')}: nothing written`)
+  }
+  const js = captureIo(cwd, true)
+  t.equal(await main(['init', '--id', 'fj-x', '--dir', join(cwd, 'ok'), '--port', '7300', '--json'], js), 0)
+  const doc = JSON.parse(js.stdout[0]!) as Record<string, unknown>
+  t.match(doc, { ok: true, command: 'init', member: 'fj-x', config: String, messageKey: String, logKey: String, appToken: String })
+  const cfg = JSON.parse(await readFile(join(cwd, 'ok', 'verinode.json'), 'utf8')) as { listen: { port: number } }
+  t.equal(cfg.listen.port, 7300)
 })

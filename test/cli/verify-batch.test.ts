@@ -10,6 +10,7 @@ import { LocalClient } from '../../src/cli/local-client.js'
 import { Progress, formatDuration } from '../../src/cli/progress.js'
 import { canonicalizeField } from '../../src/protocol/canonicalize.js'
 import type { CliIo } from '../../src/cli/types.js'
+import { VnError } from '../../src/errors.js'
 
 interface Captured extends CliIo {
   stdout: string[]
@@ -130,7 +131,8 @@ t.test('verify-batch against real nodes', async (t) => {
     t.ok(Date.now() - started < 30_000, "reasonably fast")
     const text = await readFile(out, 'utf8')
     const { header, rows } = readResults(text)
-    t.same(header, ['row', 'outcome', 'code', 'detail', 'xid', 'providerLogIndex', 'found', 'match', 'fields.name', 'extra'])
+    t.same(header, ['row', 'line', 'outcome', 'code', 'detail', 'xid', 'providerLogIndex', 'found', 'match', 'fields.name', 'extra'])
+    t.same(rows.slice(0, 3).map((r) => r.line), ['2', '3', '4'], 'the input line of each row (the header is line 1)')
     t.equal(rows.length, 2500, 'one output line per input row')
     t.same(rows.map((r) => Number(r.row)), Array.from({ length: 2500 }, (_v, i) => i + 1), 'in input order')
     let wrong = 0
@@ -164,7 +166,7 @@ t.test('verify-batch against real nodes', async (t) => {
     const io = capture(env, dir, { json: true, tty: true })
     t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'ok.csv', '--out', 'ok-results.csv', '--concurrency', '2'], io), 0, io.stderr.join('\n'))
     const sum = JSON.parse(io.stdout[0]!)
-    t.match(sum, { ok: true, provider: 'fj-psb', service: 'identity.match', chunk: 1000, rows: 300, answered: 300, denied: 0, invalid: 0, errors: 0, requests: 1 })
+    t.match(sum, { ok: true, command: 'verify-batch', provider: 'fj-psb', service: 'identity.match', chunk: 1000, rows: 300, answered: 300, denied: 0, invalid: 0, errors: 0, requests: 1 })
     t.match(io.stderr.at(-1), /\[#+\] 100% 300\/300 rows/)
     t.equal(readResults(await readFile(join(dir, 'ok-results.csv'), 'utf8')).rows.length, 300)
   })
@@ -187,7 +189,7 @@ t.test('verify-batch against real nodes', async (t) => {
     t.equal(await verifyBatchCommand.run(['fj-credit', 'credit.dishonest', '--purpose', 'tax-credit-rating', '--basis', 'Tax Collection Administration Law art. 45',
       '--in', 'credit.csv', '--out', 'credit-results.csv', '--chunk', '4', '--concurrency', '1'], io), 1)
     const { header, rows } = readResults(await readFile(join(dir, 'credit-results.csv'), 'utf8'))
-    t.same(header.slice(6), ['listed', 'extra'])
+    t.same(header.slice(7), ['listed', 'extra'])
     t.same(rows.map((r) => [r.outcome, r.listed, r.code]), [
       ['answered', 'true', ''], ['answered', 'false', ''], ['answered', 'true', ''], ['answered', 'false', ''],
       ['denied', '', 'VN_ERR_POLICY_QUOTA_EXHAUSTED'], ['denied', '', 'VN_ERR_POLICY_QUOTA_EXHAUSTED'], ['denied', '', 'VN_ERR_POLICY_QUOTA_EXHAUSTED'], ['denied', '', 'VN_ERR_POLICY_QUOTA_EXHAUSTED'],
@@ -201,7 +203,7 @@ t.test('verify-batch against real nodes', async (t) => {
     const io = capture(credit, dir)
     t.equal(await verifyBatchCommand.run(['fj-tax', 'tax.compliance', '--purpose', 'credit-evaluation', '--basis', 'Social Credit Regulations art. 12', '--in', 'tax.csv', '--out', 'tax-results.csv'], io), 0, io.stderr.join('\n'))
     const all = readResults(await readFile(join(dir, 'tax-results.csv'), 'utf8'))
-    t.same(all.header.slice(6), ['found', 'paidInFull', 'meetsBound', 'extra'])
+    t.same(all.header.slice(7), ['found', 'paidInFull', 'meetsBound', 'extra'])
     t.same(all.rows.map((r) => [r.found, r.paidInFull, r.meetsBound, r.extra]), [['true', 'false', '', ''], ['true', 'true', 'true', ''], ['false', '', '', '']])
 
     // With the header fixed after one row, an entry seen later lands in `extra` as JSON.
@@ -217,7 +219,7 @@ t.test('verify-batch against real nodes', async (t) => {
     await client.close()
     t.match(sum, { rows: 3, answered: 3, requests: 3 })
     const late = readResults(await readFile(outPath, 'utf8'))
-    t.same(late.header.slice(6), ['found', 'paidInFull', 'extra'])
+    t.same(late.header.slice(7), ['found', 'paidInFull', 'extra'])
     t.same(JSON.parse(late.rows[1]!.extra!), { meetsBound: true })
   })
 
@@ -261,8 +263,87 @@ t.test('verify-batch against real nodes', async (t) => {
     t.match(svc.stderr.join('\n'), /VN_ERR_POLICY_UNKNOWN_SERVICE/)
     const tok = capture({ ...env, VERINODE_TOKEN: 'vnt_wrong' }, dir, { json: true })
     t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'subjects.csv', '--out', 'r2.csv'], tok), 1)
-    t.match(JSON.parse(tok.stdout[0]!), { code: 'VN_ERR_LOCAL_UNAUTHORIZED' })
+    t.match(JSON.parse(tok.stdout[0]!), { ok: false, command: 'verify-batch', error: { code: 'VN_ERR_LOCAL_UNAUTHORIZED' } })
     t.equal(await access(join(dir, 'r2.csv')).then(() => true, () => false), false, 'no output file')
+  })
+
+  t.test('an existing --out is never overwritten silently', async (t) => {
+    await writeFile(join(dir, 'small.csv'), `${lines.slice(0, 4).join('\n')}\n`)
+    await writeFile(join(dir, 'taken.csv'), 'precious\n')
+    const io = capture(env, dir)
+    t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'small.csv', '--out', 'taken.csv'], io), 2)
+    t.match(io.stderr.join('\n'), /VN_ERR_CLI_OUT_EXISTS: .*taken\.csv exists: --resume continues it .* --force overwrites it/)
+    t.equal(await readFile(join(dir, 'taken.csv'), 'utf8'), 'precious\n', 'untouched')
+    const both = capture(env, dir)
+    t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'small.csv', '--out', 'taken.csv', '--force', '--resume'], both), 2)
+    const resumeMissing = capture(env, dir)
+    t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'small.csv', '--out', 'nothing-here.csv', '--resume'], resumeMissing), 2)
+    t.match(resumeMissing.stderr.join('\n'), /--resume: nothing-here\.csv does not exist/)
+    const notOurs = capture(env, dir, { json: true })
+    t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'small.csv', '--out', 'taken.csv', '--resume'], notOurs), 2)
+    t.match(JSON.parse(notOurs.stdout[0]!), { ok: false, error: { code: 'VN_ERR_CLI_RESUME_MISMATCH' } })
+    const forced = capture(env, dir)
+    t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'small.csv', '--out', 'taken.csv', '--force'], forced), 0, forced.stderr.join('\n'))
+    t.equal(readResults(await readFile(join(dir, 'taken.csv'), 'utf8')).rows.length, 3, '--force overwrote it')
+  })
+
+  t.test('--key-column carries your own reference to the results; a subject field is refused', async (t) => {
+    const withRef = ['ref,id,name', ...lines.slice(1, 4).map((l, i) => `case-${i + 1},${l}`)]
+    await writeFile(join(dir, 'ref.csv'), `${withRef.join('\n')}\n`)
+    const io = capture(env, dir)
+    t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'ref.csv', '--out', 'ref-out.csv', '--key-column', 'ref'], io), 0, io.stderr.join('\n'))
+    const { header, rows } = readResults(await readFile(join(dir, 'ref-out.csv'), 'utf8'))
+    t.same(header.slice(0, 4), ['row', 'line', 'ref', 'outcome'])
+    t.same(rows.map((r) => [r.ref, r.outcome]), [['case-1', 'answered'], ['case-2', 'answered'], ['case-3', 'answered']])
+    for (const [argv, msg] of [
+      [['--key-column', 'id'], /--key-column: id is a field of identity\.match \(personal data is never copied/],
+      [['--key-column', 'nope'], /--key-column: the header row has no column nope/],
+      [['--key-column', 'outcome'], /--key-column: outcome is a column of the output/],
+    ] as Array<[string[], RegExp]>) {
+      const bad = capture(env, dir)
+      t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'ref.csv', '--out', 'ref-bad.csv', ...argv], bad), 2, argv.join(' '))
+      t.match(bad.stderr.join('\n'), msg)
+      t.equal(await access(join(dir, 'ref-bad.csv')).then(() => true, () => false), false, 'no output file')
+    }
+  })
+
+  t.test('the node goes away mid-run: the run stops and says so; --resume asks only the rows not answered', async (t) => {
+    const rows40 = [lines[0]!, ...lines.slice(1).filter((_l, i) => expected[i]?.outcome === 'answered').slice(0, 40)]
+    await writeFile(join(dir, 'forty.csv'), `${rows40.join('\n')}\n`)
+    const real = new LocalClient({ node: env.VERINODE_NODE!, token: env.VERINODE_TOKEN! })
+    t.teardown(() => real.close())
+    const catalog = await real.catalog('fj-psb')
+    let calls = 0
+    // The first two chunks are answered, then the node is gone.
+    const flaky = { verify: async (b: Parameters<LocalClient['verify']>[0]) => {
+      if (++calls > 2) throw new VnError('VN_ERR_LOCAL_UNREACHABLE', 'http://127.0.0.1:1: ECONNREFUSED')
+      return real.verify(b)
+    } } as unknown as LocalClient
+    const outPath = join(dir, 'forty-out.csv')
+    const first = await runBatch({
+      client: flaky, provider: 'fj-psb', service: catalog.services.find((x) => x.id === 'identity.match')!, purpose: ARGS[3]!, basis: ARGS[5]!, mode: 'plain',
+      input: createReadStream(join(dir, 'forty.csv')),
+      openOutput: async () => { const w = createWriteStream(outPath); await once(w, 'open'); return w },
+      chunk: 10, concurrency: 1,
+    })
+    t.match(first, { answered: 20, stopped: { code: 'VN_ERR_LOCAL_UNREACHABLE', firstUnanswered: 21, message: /the node stopped answering .* at row 21/ } })
+    t.equal(calls, 3, 'no chunk sent after the failure')
+    t.same(readResults(await readFile(outPath, 'utf8')).rows.map((r) => r.row), Array.from({ length: 20 }, (_v, i) => String(i + 1)), 'only the answered rows are written')
+
+    const providerLog = async (): Promise<number> => Number((await f.nodes['fj-psb']!.node.checkpoint()).split('\n')[1])
+    const before = await providerLog()
+    const io = capture(env, dir, { json: true })
+    t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'forty.csv', '--out', 'forty-out.csv', '--resume', '--chunk', '10'], io), 0, io.stdout.join('\n'))
+    t.match(JSON.parse(io.stdout[0]!), { ok: true, rows: 40, answered: 20, skipped: 20, requests: 2 }, 'only the 20 rows not answered are asked')
+    t.ok(await providerLog() > before)
+    const all = readResults(await readFile(outPath, 'utf8'))
+    t.same(all.rows.map((r) => Number(r.row)).sort((a, b) => a - b), Array.from({ length: 40 }, (_v, i) => i + 1), 'every row once')
+    t.ok(all.rows.every((r) => r.outcome === 'answered'))
+
+    // Through the command: the stop is reported with its code and the way to resume.
+    const down = capture({ ...env, VERINODE_NODE: 'http://127.0.0.1:1' }, dir)
+    t.equal(await verifyBatchCommand.run([...ARGS, '--in', 'forty.csv', '--out', 'down.csv'], down), 1)
+    t.match(down.stderr.join('\n'), /VN_ERR_LOCAL_UNREACHABLE/)
   })
 
   t.test('input that is not UTF-8: VN_ERR_CLI_CSV_MALFORMED, exit 1, nothing sent', async (t) => {

@@ -64,7 +64,7 @@ t.test('verify over the local API', async (t) => {
     t.equal(await verifyCommand.run([...IDENTITY, '--subject', `id=${m.id},name=${m.name}`, '--subject', `id=${mm.id},name=${mm.name}`], io), 0)
     t.equal(io.stdout.length, 1)
     const r = JSON.parse(io.stdout[0]!)
-    t.match(r, { provider: 'fj-psb', service: 'identity.match', status: 'ok', agreement: 'psb-tax-identity', providerLogIndex: Number, logIndex: { request: Number, response: Number }, jws: String })
+    t.match(r, { ok: true, command: 'verify', provider: 'fj-psb', service: 'identity.match', status: 'ok', agreement: 'psb-tax-identity', providerLogIndex: Number, logIndex: { request: Number, response: Number }, jws: String })
     t.same(r.results, [{ found: true, match: true, fields: { name: true } }, { found: true, match: false, fields: { name: false } }])
   })
 
@@ -86,7 +86,7 @@ t.test('verify over the local API', async (t) => {
     t.match(io.stdout[1], /xid [A-Za-z0-9_-]{16,}, provider log index \d+/)
     const js = capture(env, true)
     t.equal(await verifyCommand.run(['fj-psb', 'identity.match', '--purpose', 'marketing', '--basis', 'none', '--subject', `id=${m.id},name=${m.name}`], js), 1)
-    t.match(JSON.parse(js.stdout[0]!), { status: 'denied', error: { code: 'VN_ERR_POLICY_NO_AGREEMENT', status: 403 }, xid: String, jws: String })
+    t.match(JSON.parse(js.stdout[0]!), { ok: false, command: 'verify', status: 'denied', error: { code: 'VN_ERR_POLICY_NO_AGREEMENT', status: 403, message: String }, xid: String, jws: String })
   })
 
   t.test('malformed ID number: code printed, exit 1, nothing signed, logged or sent', async (t) => {
@@ -99,7 +99,7 @@ t.test('verify over the local API', async (t) => {
     t.same([await logSize(f, 'fj-tax'), await logSize(f, 'fj-psb')], before, 'neither log grew')
     const js = capture(env, true)
     t.equal(await verifyCommand.run([...IDENTITY, '--subject', `id=${bad},name=${m.name}`], js), 1)
-    t.match(JSON.parse(js.stdout[0]!), { code: 'VN_ERR_SUBJECT_ID_CHECKSUM', status: 400 })
+    t.match(JSON.parse(js.stdout[0]!), { ok: false, command: 'verify', error: { code: 'VN_ERR_SUBJECT_ID_CHECKSUM', status: 400 } })
   })
 
   t.test('subject field errors found locally', async (t) => {
@@ -127,7 +127,7 @@ t.test('verify over the local API', async (t) => {
     t.notMatch(io.stderr.join('\n'), /not-the-token/)
     const js = capture({ ...env, VERINODE_TOKEN: 'vnt_not-the-token' }, true)
     t.equal(await verifyCommand.run([...IDENTITY, '--subject', `id=${m.id},name=${m.name}`], js), 1)
-    t.match(JSON.parse(js.stdout[0]!), { code: 'VN_ERR_LOCAL_UNAUTHORIZED', status: 401 })
+    t.match(JSON.parse(js.stdout[0]!), { ok: false, command: 'verify', error: { code: 'VN_ERR_LOCAL_UNAUTHORIZED', status: 401 } })
   })
 
   t.test('usage errors: exit 2, values not echoed', async (t) => {
@@ -152,6 +152,6 @@ t.test('verify over the local API', async (t) => {
     t.equal(await verifyCommand.run([...IDENTITY, '--subject', `id=${m.id},name=${m.name}`], noToken), 2)
     const js = capture(env, true)
     t.equal(await verifyCommand.run(['fj-psb'], js), 2)
-    t.match(JSON.parse(js.stdout[0]!), { code: 'VN_ERR_CLI_USAGE', status: 400 })
+    t.match(JSON.parse(js.stdout[0]!), { ok: false, command: 'verify', error: { code: 'VN_ERR_CLI_USAGE', status: 400 } })
   })
 })

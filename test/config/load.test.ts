@@ -25,7 +25,10 @@ t.test('bad configs are refused with every problem named by path', async (t) => 
     ['bad member id', { member: 'FJ TAX' }, /member/],
     ['unknown key', { ...base, colour: 'blue' }, /colour|Unrecognized/],
     ['port out of range', { ...base, listen: { port: 70000 } }, /listen\.port/],
-    ['env port not a number', base, /listen\.port/],
+    ['env port not a number', base, /^(?!.*eighty).*VERINODE_LISTEN_PORT: not a port number/],
+    ['env local port out of range', base, /VERINODE_LOCAL_PORT: not a port number/],
+    ['env metrics port negative', base, /VERINODE_METRICS_PORT: not a port number/],
+    ['metrics port out of range', { ...base, metrics: { port: 70000 } }, /metrics\.port/],
     ['service without data source', { ...base, services: [{ id: 'a.b', title: { en: 'x' }, kind: 'membership', fields: { id: { kind: 'uscc', key: true } }, lookup: 'SELECT 1' }] }, /dataSource: required/],
     ['service without key field', { ...base, dataSource: { kind: 'sqlite', path: 'x' }, services: [{ id: 'a.b', title: { en: 'x' }, kind: 'membership', fields: { id: { kind: 'uscc' } }, lookup: 'SELECT 1' }] }, /key: true/],
     ['agreement for unknown service', {
@@ -46,7 +49,12 @@ t.test('bad configs are refused with every problem named by path', async (t) => 
     ['he mode on a membership service', svcConfig({ modes: ['he'], he: { valueLookup: 'SELECT 1 AS value' } }), /he mode answers threshold and tier services, not membership/],
   ]
   for (const [name, raw, re] of bad) {
-    const env = name === 'env port not a number' ? { VERINODE_LISTEN_PORT: 'eighty' } : {}
+    const envs: Record<string, Record<string, string>> = {
+      'env port not a number': { VERINODE_LISTEN_PORT: 'eighty' },
+      'env local port out of range': { VERINODE_LOCAL_PORT: '99999' },
+      'env metrics port negative': { VERINODE_METRICS_PORT: '-1' },
+    }
+    const env = envs[name] ?? {}
     t.throws(() => parseConfig(raw, env), { code: 'VN_ERR_CONFIG_INVALID', message: re }, name)
   }
 })

@@ -166,7 +166,7 @@ function run(argv: string[], opts: { cwd?: string; env?: Record<string, string>;
   })
 }
 
-interface Served { proc: ChildProcess; port: number; log: () => string; stop: () => Promise<number | null> }
+interface Served { proc: ChildProcess; port: number; lport: number; log: () => string; stop: () => Promise<number | null> }
 
 /** `verinode serve` from the built tree with the runtime stage's environment. */
 async function serve(app: string, config: string, env: Record<string, string>): Promise<Served> {
@@ -183,6 +183,7 @@ async function serve(app: string, config: string, env: Record<string, string>): 
   return {
     proc,
     port,
+    lport,
     log: () => log,
     async stop() {
       if (proc.exitCode === null) proc.kill('SIGTERM')
@@ -396,8 +397,9 @@ t.test('scripts/production-build.sh builds and runs the production tree', { skip
       const ready = await fetch(`http://127.0.0.1:${node.port}/readyz`)
       t.equal(ready.status, 200, '/readyz')
       t.equal(((await ready.json()) as { status: string }).status, 'ready')
-      const metrics = await fetch(`http://127.0.0.1:${node.port}/metrics`)
-      t.match(await metrics.text(), /verinode_/, '/metrics')
+      const metrics = await fetch(`http://127.0.0.1:${node.lport}/metrics`)
+      t.match(await metrics.text(), /verinode_/, '/metrics on the local listener')
+      t.equal((await fetch(`http://127.0.0.1:${node.port}/metrics`)).status, 404, 'not on the public listener')
     } finally {
       t.equal(await node.stop(), 0, 'SIGTERM: graceful exit 0')
     }

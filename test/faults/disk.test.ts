@@ -167,7 +167,7 @@ async function start(t: Test): Promise<Harness> {
     ask: () => f.verify(CONSUMER, { provider: PROVIDER, service: 'enterprise.status', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', subjects: [{ uscc }] }),
     get,
     async metric(name) {
-      const { text } = await get('/metrics')
+      const text = await (await request(node.metricsUrl)).body.text()
       const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
       return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
     },

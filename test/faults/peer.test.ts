@@ -177,7 +177,7 @@ t.test("fault: provider's log is down (its unsigned 503)", async (t) => {
   const stdout: string[] = []
   const io = { out: (l: string) => stdout.push(l), err: () => undefined, json: true, tty: false, cwd: process.cwd(), env: { VERINODE_NODE: f.nodes[CONSUMER]!.localUrl, VERINODE_TOKEN: f.fed.nodes[CONSUMER]!.appToken } }
   t.equal(await verifyCommand.run([PROVIDER, 'identity.match', '--purpose', 'taxpayer-registration', '--basis', 'Tax Collection Administration Law art. 15', '--subject', `id=${sample.id},name=${sample.name}`], io), 1)
-  t.match(JSON.parse(stdout[0]!), { code: 'VN_ERR_PEER_ERROR', status: 502, peer: { member: PROVIDER, status: 503, code: 'VN_ERR_LOG_UNAVAILABLE' } })
+  t.match(JSON.parse(stdout[0]!), { ok: false, command: 'verify', error: { code: 'VN_ERR_PEER_ERROR', status: 502, peer: { member: PROVIDER, status: 503, code: 'VN_ERR_LOG_UNAVAILABLE' } } })
   exchange = passThrough
   t.equal((await ask()).status, 200, 'the next exchange, answered, is fine')
 })

@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { KeyObject } from 'node:crypto'
 import { readFile, stat, writeFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateEd25519, loadPublicKey, publicKeyToB64u } from '../../src/crypto/keys.js'
@@ -177,6 +178,35 @@ t.test('bad member input names the field and writes nothing', async (t) => {
   }
   await addMember(dir, good, T0)
   t.equal((await loadDraft(dir)).members.length, 3)
+})
+
+t.test('the same message key, log key or credit code twice, or the root key as a member key, is refused with its own code', async (t) => {
+  const dir = t.testdir({})
+  await setup(dir)
+  const before = await readFile(join(dir, AUTHORITY_FILES.members), 'utf8')
+  const root = (await readFile(join(dir, AUTHORITY_FILES.rootPub), 'utf8')).trim()
+  const fresh = () => ({
+    id: 'fj-amr', name: '市场监管局', uscc: '113500001000000329', role: 'department' as const, endpoint: 'http://127.0.0.1:7103',
+    messageKeys: [{ key: generateEd25519().publicKey }] as { key: KeyObject | string }[], logKeys: [{ key: generateEd25519().publicKey }] as { key: KeyObject | string }[],
+  })
+  const cases: Array<[string, Record<string, unknown>, string, RegExp]> = [
+    ['another member\'s message key', { messageKeys: [{ key: taxMsg.publicKey }] }, 'VN_ERR_FED_KEY_IN_USE', /^messageKeys\[0\]: this public key is already the message key .* of fj-tax/],
+    ['another member\'s log key as a log key', { logKeys: [{ key: taxLog.publicKey }] }, 'VN_ERR_FED_KEY_IN_USE', /^logKeys\[0\]: this public key is already the log key log-1 of fj-tax/],
+    ['another member\'s log key as a message key', { messageKeys: [{ key: taxLog.publicKey }] }, 'VN_ERR_FED_KEY_IN_USE', /already the log key log-1 of fj-tax/],
+    ['one key for both uses', (() => { const k = generateEd25519().publicKey; return { messageKeys: [{ key: k }], logKeys: [{ key: k }] } })(), 'VN_ERR_FED_KEY_IN_USE', /^logKeys\[0\]: this public key is already messageKeys\[0\]/],
+    ['another member\'s credit code', { uscc: '11350000100000016K' }, 'VN_ERR_FED_USCC_IN_USE', /^uscc: member fj-tax already has this credit code/],
+    ['the root key as a message key', { messageKeys: [{ key: root }] }, 'VN_ERR_FED_ROOT_KEY_REUSED', /^messageKeys\[0\]: this is the federation root key/],
+    ['the root key as a log key', { logKeys: [{ key: root }] }, 'VN_ERR_FED_ROOT_KEY_REUSED', /^logKeys\[0\]: this is the federation root key/],
+  ]
+  for (const [what, patch, code, detail] of cases) {
+    await t.rejects(addMember(dir, { ...fresh(), ...patch }, T0), { code, detail }, what)
+    t.equal(await readFile(join(dir, AUTHORITY_FILES.members), 'utf8'), before, `${what}: nothing written`)
+  }
+  await t.rejects(addKey(dir, 'fj-audit', 'message', { key: taxMsg.publicKey }, T0), { code: 'VN_ERR_FED_KEY_IN_USE' }, 'add-key: another member\'s key')
+  await t.rejects(addKey(dir, 'fj-audit', 'message', { key: root }, T0), { code: 'VN_ERR_FED_ROOT_KEY_REUSED' }, 'add-key: the root key')
+  t.equal(await readFile(join(dir, AUTHORITY_FILES.members), 'utf8'), before, 'nothing written')
+  await addMember(dir, fresh(), T0)
+  t.equal((await loadDraft(dir)).members.length, 3, 'a member with keys and a code of its own is added')
 })
 
 t.test('sign refuses bad state', async (t) => {

@@ -12,17 +12,18 @@ import { VnError } from '../../src/errors.js'
 
 const PROBLEM = 'application/problem+json; charset=utf-8'
 
-t.test('public: health, readiness and metrics', async (t) => {
+t.test('public: health and readiness; metrics only on the local listener, without a token', async (t) => {
   let ok = true
   const { node } = stubNode({ ready: async () => ({ ok, checks: { log: { ok } } }) })
-  const { publicApp } = await buildApps(t, node)
+  const { publicApp, localApp } = await buildApps(t, node)
   t.same((await publicApp.inject('/healthz')).json(), { status: 'ok' })
   const ready = await publicApp.inject('/readyz')
   t.same([ready.statusCode, ready.json()], [200, { status: 'ready', checks: { log: { ok: true } } }])
   ok = false
   const notReady = await publicApp.inject('/readyz')
   t.same([notReady.statusCode, notReady.json().status], [503, 'not-ready'])
-  const m = await publicApp.inject('/metrics')
+  t.equal((await publicApp.inject('/metrics')).statusCode, 404, 'peers do not see the metrics')
+  const m = await localApp.inject('/metrics')
   t.equal(m.statusCode, 200)
   t.match(m.headers['content-type'], /^text\/plain/)
   t.match(m.body, /verinode_exchanges_total/)
@@ -210,6 +211,8 @@ t.test('local: every route but the OpenAPI document needs the application token'
     for (const authorization of [undefined, 'Bearer wrong', `Basic ${APP_TOKEN}`, APP_TOKEN]) {
       const r = await localApp.inject({ method, url, headers: authorization === undefined ? {} : { authorization }, ...(method === 'POST' ? { payload: {} } : {}) })
       t.same([r.statusCode, r.headers['content-type'], r.json().code], [401, PROBLEM, 'VN_ERR_LOCAL_UNAUTHORIZED'], `${method} ${url} with ${authorization ?? 'no header'}`)
+      const bearer = authorization?.startsWith('Bearer ') === true
+      t.equal(r.headers['www-authenticate'], bearer ? 'Bearer realm="verinode-local", error="invalid_token"' : 'Bearer realm="verinode-local"', 'the 401 names the scheme')
       t.notMatch(r.body, APP_TOKEN, 'the token is not echoed')
     }
   }

@@ -59,7 +59,7 @@ t.test('receipts, cosignatures and fork evidence', async (t) => {
   ;(psb.node as { checkpoint: () => Promise<string> }).checkpoint = orig
   t.notOk(w2.cosigned, 'not cosigned')
   t.equal(tax.node.peerLogs.forks.length, 1, 'kept as evidence')
-  const metrics = await (await request(`${tax.publicUrl}/metrics`)).body.text()
+  const metrics = await (await request(tax.metricsUrl)).body.text()
   t.match(metrics, /verinode_peer_fork_alerts_total\{member="fj-tax"\} 1/)
 })
 

@@ -48,7 +48,7 @@ t.test('personal data never reaches the log store, evidence, log lines or metric
   let metrics = ''
   for (const n of Object.values(f.nodes)) {
     await n.node.checkpoint()
-    const res = await request(`${n.publicUrl}/metrics`)
+    const res = await request(n.metricsUrl)
     metrics += await res.body.text()
   }
   t.match(metrics, /verinode_exchanges_total/, 'metrics are there')

@@ -51,7 +51,7 @@ t.test('GB 11643 second example has a correct check digit but a birth year befor
   // 440524188001010014 (汕头市潮阳县, 1880-01-01) is the standard's other example.
   t.equal(residentIdCheckChar('44052418800101001'), '4')
   t.same(codeAndDetail(() => assertResidentId('440524188001010014', 'subjects[1].id', NOW)), {
-    code: 'VN_ERR_SUBJECT_ID_CHECKSUM',
+    code: 'VN_ERR_SUBJECT_ID_FORMAT',
     detail: 'subjects[1].id: birth date is before 1900',
   })
 })
@@ -94,7 +94,7 @@ t.test('resident ID: lengths, characters and case', async (t) => {
   ]
   for (const [input, why] of cases) {
     t.notOk(isValidResidentId(input, NOW))
-    t.same(codeAndDetail(() => assertResidentId(input, 'subjects[3].id', NOW)), { code: 'VN_ERR_SUBJECT_ID_CHECKSUM', detail: `subjects[3].id: ${why}` })
+    t.same(codeAndDetail(() => assertResidentId(input, 'subjects[3].id', NOW)), { code: 'VN_ERR_SUBJECT_ID_FORMAT', detail: `subjects[3].id: ${why}` })
   }
 })
 
@@ -124,11 +124,16 @@ t.test('resident ID: birth date must be a real date, not before 1900, not in the
   ]
   for (const [first17, why] of bad) {
     const id = withCheck(first17)
-    t.same(codeAndDetail(() => parseResidentId(id, 'id', NOW)), { code: 'VN_ERR_SUBJECT_ID_CHECKSUM', detail: `id: ${why}` }, first17)
+    t.same(codeAndDetail(() => parseResidentId(id, 'id', NOW)), { code: 'VN_ERR_SUBJECT_ID_FORMAT', detail: `id: ${why}` }, first17)
   }
   t.ok(isValidResidentId(withCheck('35010220261124001'), NOW), 'born today is fine')
   t.ok(isValidResidentId(withCheck('35010220261125001'), new Date('2026-11-24T16:00:00Z')), 'midnight in Beijing: the future arrives')
   t.notOk(isValidResidentId(withCheck('35010220261125001'), new Date('2026-11-24T15:59:59Z')), 'one second before')
+})
+
+t.test('a short number such as 12345 is a format error, not a checksum error', async (t) => {
+  t.same(codeAndDetail(() => assertResidentId('12345', 'subjects[0].id', NOW)), { code: 'VN_ERR_SUBJECT_ID_FORMAT', detail: 'subjects[0].id: must be 18 characters' })
+  t.same(codeAndDetail(() => assertUscc('12345', 'subjects[0].uscc')), { code: 'VN_ERR_SUBJECT_USCC_FORMAT', detail: 'subjects[0].uscc: must be 18 characters' })
 })
 
 t.test('resident ID errors never contain the number', async (t) => {
@@ -207,7 +212,8 @@ t.test('USCC: structure, lengths, characters and case', async (t) => {
   ]
   for (const [input, why] of cases) {
     t.notOk(isValidUscc(input))
-    t.same(codeAndDetail(() => assertUscc(input, 'subjects[0].uscc')), { code: 'VN_ERR_SUBJECT_USCC_CHECKSUM', detail: `subjects[0].uscc: ${why}` }, String(input))
+    const code = why.endsWith('check character does not match') ? 'VN_ERR_SUBJECT_USCC_CHECKSUM' : 'VN_ERR_SUBJECT_USCC_FORMAT'
+    t.same(codeAndDetail(() => assertUscc(input, 'subjects[0].uscc')), { code, detail: `subjects[0].uscc: ${why}` }, String(input))
   }
   // Other authorities' codes with valid checks are accepted (民政 social organisation, 机构编制 institution).
   t.ok(isValidUscc(withUsccCheck(`53350100${orgFull}`)))

@@ -111,13 +111,17 @@ export function serverCases(t: Test, kit: ServerKit): void {
       'SET statement_timeout = 0',
       'BEGIN',
       'SELEC nonsense',
-      `SELECT * FROM ${ns}.missing_table`,
       '   ',
     ]
     for (const sql of writes) {
       const r = await rejection(openDataSource(kit.config(ns, {}, true), { statements: { 'svc.lookup': 'SELECT 1 AS x', 'svc.bad': sql } }))
       t.equal((r as { code: string }).code, 'VN_ERR_SOURCE_NOT_READONLY', sql)
       t.match((r as { detail: string }).detail, /^svc\.bad: /, sql)
+    }
+    // a statement that names a missing table does not compile: named as such, not as a write
+    for (const sql of [`SELECT * FROM ${ns}.missing_table`, `SELECT no_such_column FROM ${P()}`]) {
+      const r = await rejection(openDataSource(kit.config(ns, {}, true), { statements: { 'svc.lookup': 'SELECT 1 AS x', 'svc.bad': sql } }))
+      t.match(r, { code: 'VN_ERR_SOURCE_SQL_INVALID', detail: /^svc\.bad: statement does not compile / }, sql)
     }
     t.same(await kit.admin(`SELECT count(*) AS c FROM ${P()}`), before, 'nothing changed')
     const ok = await openDataSource(kit.config(ns, {}, true), {

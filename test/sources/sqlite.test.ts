@@ -77,9 +77,14 @@ t.test('write statements are refused when declared, at open time', async (t) => 
       detail: 'svc.bad: statement is not a read-only query (it must return rows and modify nothing)',
     }, sql)
   }
-  for (const sql of ['SELECT 1; DELETE FROM people', 'SELEC nonsense', 'SELECT * FROM missing_table', '   ']) {
+  for (const sql of ['SELECT 1; DELETE FROM people', '   ']) {
     const r = await rejection(openDataSource({ kind: 'sqlite', path }, { statements: { 'svc.bad': sql } }))
     t.equal((r as { code: string }).code, 'VN_ERR_SOURCE_NOT_READONLY', sql)
+  }
+  // a typo is a statement that does not compile, named as such (not as a write)
+  for (const sql of ['SELEC nonsense', 'SELECT * FROM missing_table', 'SELECT nme FROM people WHERE id = :id']) {
+    const r = await rejection(openDataSource({ kind: 'sqlite', path }, { statements: { 'svc.bad': sql } }))
+    t.match(r, { code: 'VN_ERR_SOURCE_SQL_INVALID', detail: /^svc\.bad: statement does not compile \(SQLITE_ERROR: / }, sql)
   }
   t.equal(fileHash(path), before, 'database file unchanged')
 })

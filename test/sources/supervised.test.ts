@@ -148,7 +148,7 @@ t.test('a file that no longer fits (truncated in place) is noticed on the failed
   writeFileSync(path, '')
   await src.assertCurrent() // same inode: the stat alone sees nothing
   const r = await rejection(src.query(LOOKUP, { id: 'id00001' }))
-  t.same(r, { code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: 'data file does not fit the configured statements (VN_ERR_SOURCE_NOT_READONLY)' })
+  t.same(r, { code: 'VN_ERR_SOURCE_UNAVAILABLE', detail: 'data file does not fit the configured statements (VN_ERR_SOURCE_SQL_INVALID)' })
   t.match(transitions[0], { available: false, noticed: /^data file no longer fits/ })
   writeFileSync(path, saved)
   await src.ping()

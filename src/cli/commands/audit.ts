@@ -18,6 +18,7 @@ import { replayExport } from '../../audit/replay.js'
 import { readManifestTexts } from '../../audit/export-reader.js'
 import { formatConsistency, formatCrossCheck, formatReceiptCheck, formatReplay, formatReport } from '../../audit/format.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
+import { errorDoc, errorOf, okDoc } from '../output.js'
 
 const USAGE = `usage: verinode audit <subcommand> ... [--json]
 
@@ -107,7 +108,7 @@ export const auditCommand: Command = {
     }
     const at = (p: string): string => resolve(io.cwd, p)
     const emit = (ok: boolean, json: unknown, human: () => string[]): number => {
-      if (io.json) io.out(JSON.stringify(json))
+      if (io.json) io.out(ok ? okDoc(command, json as object) : errorDoc(command, { code: 'VN_ERR_CLI_CHECKS_FAILED', message: 'the audit found errors (findings)' }, json as object))
       else for (const l of human()) io.out(l)
       return ok ? EXIT_OK : EXIT_FINDINGS
     }
@@ -137,12 +138,12 @@ export const auditCommand: Command = {
         case 'prove': {
           const receipt = await proveInclusion(at(args[0]!), args[1]!, { ...(rootKey === undefined ? {} : { rootKey }), manifests: manifestTexts })
           if (values.out === undefined) {
-            io.out(JSON.stringify(receipt, null, io.json ? undefined : 2))
+            io.out(io.json ? okDoc(command, { receipt }) : JSON.stringify(receipt, null, 2))
             return EXIT_OK
           }
           await writeReceipt(at(values.out), receipt)
           const size = receipt.checkpoint.split('\n')[1]
-          if (io.json) io.out(JSON.stringify({ ok: true, command, out: at(values.out), xid: receipt.xid, origin: receipt.origin, entries: receipt.entries.map((e) => e.index), size: Number(size) }))
+          if (io.json) io.out(okDoc(command, { out: at(values.out), xid: receipt.xid, origin: receipt.origin, entries: receipt.entries.map((e) => e.index), size: Number(size) }))
           else io.out(`wrote the receipt of xid ${receipt.xid} (leaves ${receipt.entries.map((e) => e.index).join(', ')} in checkpoint size ${size} of ${receipt.origin}) to ${at(values.out)}`)
           return EXIT_OK
         }
@@ -167,7 +168,7 @@ export const auditCommand: Command = {
     } catch (e) {
       if (e instanceof UsageError) return usageError(e.detail)
       if (isVnError(e)) {
-        if (io.json) io.out(JSON.stringify({ ok: false, command, error: { code: e.code, message: e.message } }))
+        if (io.json) io.out(errorDoc(command, errorOf(e)))
         else io.err(`error ${e.code}: ${e.message}`)
         return EXIT_USAGE
       }

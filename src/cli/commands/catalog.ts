@@ -1,5 +1,5 @@
 /**
- * `verinode catalog <peer>`: a provider's services as its signed catalog (DESIGN.md "Endpoints",
+ * `verinode catalog <peer>`: a provider's services as its signed catalog (docs/DESIGN.md "Endpoints",
  * `GET /v1/catalog`) describes them, fetched and verified by this department's own node through the
  * local API. Without a peer it lists the federation's departments.
  */
@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util'
 import type { Catalog, CatalogService } from '../../exchange/catalog.js'
 import { LOCAL_API_OPTIONS, clientFromFlags, reportError, type PeerInfo } from '../local-client.js'
 import { EXIT_OK, type CliIo, type Command } from '../types.js'
+import { okDoc, usageText } from '../output.js'
 
 const USAGE = 'verinode catalog [<peer>] [--node URL] [--token T] [--json]   (no peer: list the departments)'
 
@@ -16,10 +17,12 @@ const USAGE = 'verinode catalog [<peer>] [--node URL] [--token T] [--json]   (no
 /** East Asian Wide and Fullwidth characters (UAX #11) take two terminal columns. */
 const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]/u
 const ZERO_WIDTH = /[\p{Mn}\p{Me}\p{Cf}]/u
+/** Emoji shown as emoji by default (UTS #51) are wide too (string-width agrees; docs/CLI.md). */
+const EMOJI = /\p{Emoji_Presentation}/u
 
 export function displayWidth(s: string): number {
   let w = 0
-  for (const ch of s) w += ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) ? 2 : 1
+  for (const ch of s) w += ZERO_WIDTH.test(ch) ? 0 : WIDE.test(ch) || EMOJI.test(ch) ? 2 : 1
   return w
 }
 
@@ -100,7 +103,7 @@ export const catalogCommand: Command = {
       const { values, positionals } = parsed
       if (values.json === true) io = { ...io0, json: true }
       if (values.help === true) {
-        io.out(`usage: ${USAGE}`)
+        io.out(usageText(USAGE))
         return EXIT_OK
       }
       if (positionals.length > 1) throw new UsageError('expected at most one peer')
@@ -109,12 +112,12 @@ export const catalogCommand: Command = {
         const peer = positionals[0]
         if (peer === undefined) {
           const peers = await client.peers()
-          if (io.json) io.out(JSON.stringify(peers))
+          if (io.json) io.out(okDoc('catalog', { peers }))
           else for (const l of formatPeers(peers)) io.out(l)
           return EXIT_OK
         }
         const c = await client.catalog(peer)
-        if (io.json) io.out(JSON.stringify(c))
+        if (io.json) io.out(okDoc('catalog', c))
         else for (const l of formatCatalog(peer, c)) io.out(l)
         return EXIT_OK
       } finally {

@@ -19,6 +19,7 @@ async function auditDemo(fed: DemoFederation): Promise<{ member: string; ok: boo
   return out
 }
 import type { Command, CliIo } from '../types.js'
+import { errorDoc, okDoc } from '../output.js'
 import { intOption, UsageError } from '../args.js'
 
 const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/verinode_test'
@@ -55,7 +56,7 @@ export const demoCommand: Command = {
     if (enterprises !== undefined) opts.enterprises = enterprises
     const report = await runDemo(opts)
     if (io.json) {
-      io.out(JSON.stringify(report))
+      io.out(report.ok ? okDoc('demo', report) : errorDoc('demo', { code: 'VN_ERR_CLI_CHECKS_FAILED', message: 'a demo step or audit did not behave as expected' }, report))
     } else {
       io.out('\nSummary')
       for (const s of report.steps) io.out(`  ${s.ok ? 'ok ' : 'BAD'} ${s.title.padEnd(76)} ${s.outcome}`)

@@ -1,5 +1,5 @@
 /**
- * `verinode federation`: the federation authority's tooling (DESIGN.md "CLI": create, add member,
+ * `verinode federation`: the federation authority's tooling (docs/DESIGN.md "CLI": create, add member,
  * sign manifest), plus `verify` for node operators to check a manifest against their trust anchor.
  * A thin layer over src/federation/authority.ts; see that file for the directory layout.
  */
@@ -10,6 +10,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadPublicKey } from '../../crypto/keys.js'
 import { VnError, isVnError } from '../../errors.js'
+import { errorOf } from '../output.js'
 import { ED25519_PUBLIC_KEY_RE } from '../../protocol/vocabulary.js'
 import {
   DAY_MS,
@@ -297,7 +298,7 @@ export const federationCommand: Command = {
       return reportUsage(io, `federation ${sub}`.trim(), USAGE, e instanceof UsageError ? e.detail : (e as Error).message)
     }
     if (values.help === true) {
-      if (io.json) io.out(JSON.stringify({ ok: true, usage: USAGE }))
+      if (io.json) io.out(JSON.stringify({ ok: true, command: 'federation', usage: USAGE }))
       else io.out(USAGE)
       return EXIT_OK
     }
@@ -311,7 +312,7 @@ export const federationCommand: Command = {
       if (isVnError(e)) {
         // A manifest that fails `verify` is a finding (exit 1); anything else is bad input or config.
         const code = sub === 'verify' && e.code.startsWith('VN_ERR_FED_') ? EXIT_FINDINGS : EXIT_USAGE
-        return fail(code, { code: e.code, message: e.message, ...(e.detail === undefined ? {} : { detail: e.detail }) }, `error ${e.code}: ${e.message}`)
+        return fail(code, errorOf(e), `error ${e.code}: ${e.message}`)
       }
       throw e
     }

@@ -11,9 +11,10 @@ import { tagsetCommand } from './tagset.js'
 import { catalogCommand } from './catalog.js'
 import { verifyCommand } from './verify.js'
 import { verifyBatchCommand } from './verify-batch.js'
+import { doctorCommand } from './doctor.js'
 
 export const commands: readonly Command[] = [
-  demoCommand, initCommand, federationCommand, serveCommand,
+  demoCommand, initCommand, federationCommand, serveCommand, doctorCommand,
   catalogCommand, verifyCommand, verifyBatchCommand,
   tagsetCommand, keysCommand, logExportCommand, auditCommand,
 ]

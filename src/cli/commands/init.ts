@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { initNode, type InitOptions } from '../../node/init.js'
 import type { Command, CliIo } from '../types.js'
 import { EXIT_OK } from '../types.js'
+import { okDoc } from '../output.js'
 import { UsageError, intOption } from '../args.js'
 import { MEMBER_ID_RE } from '../../protocol/vocabulary.js'
 
@@ -23,12 +24,14 @@ export const initCommand: Command = {
     const o: InitOptions = { dir: values.dir ?? '.', member: values.id }
     const port = intOption(values.port, 'port', 0, 65535)
     const localPort = intOption(values['local-port'], 'local-port', 0, 65535)
+    if (port !== undefined && localPort !== undefined && port === localPort && port !== 0) throw new UsageError('--local-port: must differ from --port')
+    if (values.host !== undefined && !/^[A-Za-z0-9.:[\]-]{1,253}$/.test(values.host)) throw new UsageError('--host: expected an IP address or host name')
     if (port !== undefined) o.port = port
     if (localPort !== undefined) o.localPort = localPort
     if (values.host !== undefined) o.host = values.host
     const r = await initNode(o)
     if (io.json) {
-      io.out(JSON.stringify({ config: r.configPath, member: values.id, messageKey: r.messageKey, logKey: r.logKey, appToken: r.appToken }))
+      io.out(okDoc('init', { config: r.configPath, member: values.id, messageKey: r.messageKey, logKey: r.logKey, appToken: r.appToken }))
       return EXIT_OK
     }
     io.out(`created ${r.configPath}`)

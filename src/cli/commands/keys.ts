@@ -9,6 +9,7 @@ import { isVnError } from '../../errors.js'
 import { rotateKey } from '../../node/key-rotation.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 import { commandLine } from '../args.js'
+import { errorDoc, errorOf } from '../output.js'
 
 const USAGE = `usage: verinode keys rotate --config <verinode.json> --which message|log [--json]
 
@@ -59,7 +60,7 @@ export const keysCommand: Command = {
       return EXIT_OK
     } catch (e) {
       if (isVnError(e)) {
-        if (io.json) io.out(JSON.stringify({ ok: false, command: 'keys rotate', error: { code: e.code, message: e.message } }))
+        if (io.json) io.out(errorDoc('keys rotate', errorOf(e)))
         else io.err(`error ${e.code}: ${e.message}`)
         return USAGE_CODES.has(e.code) ? EXIT_USAGE : EXIT_FINDINGS
       }

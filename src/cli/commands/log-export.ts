@@ -15,6 +15,7 @@ import { SCHEMA_NAME } from '../../sources/server-common.js'
 import { pgLogSetupSql } from '../../log/pg-store.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 import { commandLine } from '../args.js'
+import { errorDoc, errorOf } from '../output.js'
 
 const USAGE = `usage: verinode log export --config <verinode.json> --out <dir> [--with-disclosures --reason <text>] [--json]
        verinode log pg-sql --schema <name> --role <login role>
@@ -88,7 +89,7 @@ export const logExportCommand: Command = {
       return EXIT_OK
     } catch (e) {
       if (isVnError(e)) {
-        if (io.json) io.out(JSON.stringify({ ok: false, command: 'log export', error: { code: e.code, message: e.message } }))
+        if (io.json) io.out(errorDoc('log export', errorOf(e)))
         else io.err(`error ${e.code}: ${e.message}`)
         return USAGE_CODES.has(e.code) ? EXIT_USAGE : EXIT_FINDINGS
       }

@@ -27,6 +27,7 @@ import {
 } from '../../oprf/tagset-service.js'
 import type { Command, CliIo } from '../types.js'
 import { EXIT_OK } from '../types.js'
+import { okDoc } from '../output.js'
 import { UsageError, asUsageError, intOption, reportUsage } from '../args.js'
 import { VnError } from '../../errors.js'
 import { checkServiceStatements } from '../../exchange/service-checks.js'
@@ -153,7 +154,7 @@ async function runBuild(argv: string[], io: CliIo): Promise<number> {
   }
   const reports = await buildTagSets(o)
   if (io.json) {
-    io.out(JSON.stringify({ ok: true, tagsets: reports }))
+    io.out(okDoc('tagset build', { tagsets: reports }))
     return EXIT_OK
   }
   for (const r of reports) {

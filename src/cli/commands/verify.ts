@@ -1,7 +1,7 @@
 /**
  * `verinode verify <peer> <service> --subject f=v,... --purpose P --basis B`: one signed question
  * about one or more subjects, asked through this department's own node (local API), like any other
- * department application would (DESIGN.md "CLI", issue 2 §9).
+ * department application would (docs/DESIGN.md "CLI", issue 2 §9).
  *
  * Subjects are checked locally first against the provider's catalog with the node's own
  * canonicalization (`Consumer.canonicalSubjects` → `canonicalizeField`), so a malformed ID number
@@ -19,6 +19,7 @@ import type { CatalogService } from '../../exchange/catalog.js'
 import { isFieldName, type Mode } from '../../protocol/vocabulary.js'
 import { LOCAL_API_OPTIONS, clientFromFlags, questionArgs, reportError, type LocalVerifyResult } from '../local-client.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
+import { errorDoc, okDoc, usageText } from '../output.js'
 
 const USAGE = 'verinode verify <peer> <service> --subject field=value[,field=value...] [--subject ...] --purpose P --basis B [--mode plain|oprf|he] [--bound FEN] [--node URL] [--token T] [--json]'
 
@@ -148,7 +149,7 @@ export const verifyCommand: Command = {
       const { args, values } = parseVerifyArgs(argv)
       if (values.json === true) io = { ...io0, json: true }
       if (args === undefined) {
-        io.out(`usage: ${USAGE}`)
+        io.out(usageText(USAGE))
         return EXIT_OK
       }
       const client = clientFromFlags(values, io.env)
@@ -160,7 +161,9 @@ export const verifyCommand: Command = {
         // The node's own checks, before anything is signed or sent.
         const canonical = Consumer.canonicalSubjects(svc, args.subjects)
         const r = await client.verify({ provider: args.peer, service: args.service, purpose: args.purpose, basis: args.basis, mode: args.mode, subjects: args.subjects })
-        if (io.json) io.out(JSON.stringify(r))
+        if (io.json) {
+          io.out(r.status === 'ok' ? okDoc('verify', r) : errorDoc('verify', { ...(r.error ?? { code: 'VN_ERR_POLICY_NO_AGREEMENT' }), message: r.error?.detail ?? r.error?.title ?? 'denied' }, r))
+        }
         else printResult(io, args, svc, canonical, r)
         return r.status === 'ok' ? EXIT_OK : EXIT_FINDINGS
       } finally {

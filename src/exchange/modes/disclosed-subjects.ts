@@ -2,7 +2,7 @@
  * Subjects disclosed to the provider, shared by every mode that discloses them (`plain`, `he`).
  *
  * Each subject field travels as an SD-JWT-style disclosure beside the JWS (RFC 9901 §4.2.1), and
- * the signed query carries only `subjects: [{ field: digest }]` (DESIGN.md "Personal data is never
+ * the signed query carries only `subjects: [{ field: digest }]` (docs/DESIGN.md "Personal data is never
  * signed in the clear"). The provider matches disclosures to digests (not by position), opens and
  * checks each one (src/protocol/disclosures.ts), and canonicalizes the subject with the one shared
  * `canonicalizeSubject`. Every disclosure must be used exactly once.

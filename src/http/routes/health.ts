@@ -1,4 +1,4 @@
-/** Liveness, readiness (the node's checks, 503 when one fails) and Prometheus metrics. */
+/** Liveness and readiness (the node's checks, 503 when one fails). /metrics is not here: ./metrics.ts. */
 import type { FastifyInstance } from 'fastify'
 
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
@@ -7,6 +7,4 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     const r = await app.readiness()
     return reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ready' : 'not-ready', checks: r.checks })
   })
-  app.get('/metrics', async (_req, reply) =>
-    reply.header('content-type', app.metrics.registry.contentType).send(await app.metrics.registry.metrics()))
 }
