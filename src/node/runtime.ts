@@ -41,6 +41,7 @@ import { readiness } from './readiness.js'
 import { openWatchedSource } from './source-watch.js'
 import { appTokenAuthenticator } from './app-tokens.js'
 import type { NodeRuntime } from './types.js'
+import { assertPlainListenerAllowed, openNodeTls } from './tls.js'
 
 export interface OpenNodeOptions {
   env?: Record<string, string | undefined>
@@ -93,11 +94,15 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const identity = new NodeIdentity({ self, messageKey, services: cfg.services, batchMax: cfg.limits.batchMax, now }, fed0)
   const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
+  // TLS on the public listener and to https peers, pinned by the manifest (./tls.ts)
+  const tls = cfg.tls === undefined ? undefined : await openNodeTls({ self, files: { key: loaded.path(cfg.tls.key), cert: loaded.path(cfg.tls.cert) }, federation, now })
+  if (tls === undefined) assertPlainListenerAllowed(cfg.listen.host, cfg.insecure)
 
   // Data source (watched: a file replaced or broken under the node is noticed and re-opened), then the log.
   const watched = await openWatchedSource(cfg, loaded, logger, opts.sourceCheckEveryMs)
   const source = watched?.source
   const metrics = new Metrics(self, opts.processMetrics ?? false)
+  tls?.registerMetrics(metrics.registry)
   const dataDir = loaded.path(cfg.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   // The keys the node's own checkpoints verify under: its own log key, and the older ones the
@@ -134,7 +139,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const agreements: Agreement[] = cfg.agreements
   const policy = agreementSetHash(agreements)
   const limits = cfg.limits
-  const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure })
+  const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure, ...(tls === undefined ? {} : { tls: tls.clientOptions() }) })
   const modes = await assembleModes({
     services: cfg.services, source, keysDir, dataDir, heWorkers: cfg.he?.workers, signer,
     federation: (at) => federation.get(at ?? now()), client, logger, now, oprfPool: opts.oprfPool, tagSetTickMs: opts.tagSetTickMs,
@@ -236,7 +241,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     reloadManifest,
     acceptCosignature: (witness, note) => checkpointer.acceptCosignature(federation.get(now()), self, witness, note),
     checkpoint,
-    ready: readiness({ federation, identity, log: reopener, tagsets: modes.tagsets, source, now }),
+    ready: readiness({ federation, identity, log: reopener, tagsets: modes.tagsets, source, now, tls }),
+    tls,
     authenticateApp: appTokenAuthenticator(cfg.local.apps),
     async close(): Promise<void> {
       if (closed) return
