@@ -369,6 +369,7 @@ export async function signAuthorityManifest(dir: string, opts: SignOptions = {})
     const live = (ks: ManifestKey[]): boolean => ks.some((k) => k.exp === undefined || k.exp > now)
     if (!live(m.messageKeys)) warnings.push(`member ${m.id} has no unexpired message key`)
     if (m.role === 'department' && !live(m.logKeys)) warnings.push(`member ${m.id} has no unexpired log key`)
+    if (m.endpoint?.startsWith('https:') === true && (m.tlsPins ?? []).length === 0) warnings.push(`member ${m.id} has an https endpoint and no TLS pin: no node will connect to it (add-tls-pin)`)
     for (const k of [...m.messageKeys, ...m.logKeys]) {
       if (k.exp !== undefined && k.exp > now - REVOCATION_GRACE_MS && k.exp < now + REVOCATION_GRACE_MS) {
         warnings.push(`key ${m.id}#${k.kid} ends at ${new Date(k.exp).toISOString()}, less than ${REVOCATION_GRACE_MS / 1000} s from this manifest's issue: nodes that have not reloaded by then still accept it (audit reports AUDIT_KEY_REVOCATION_WINDOW)`)

@@ -40,6 +40,8 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
   const dir = resolve(o.dir)
   const configPath = join(dir, 'verinode.json')
   if (await access(configPath).then(() => true, () => false)) throw new Error(`${configPath} already exists`)
+  // TLS first: existing files that do not belong together stop init before anything is written
+  const tls = await initTls(o, join(dir, 'keys'))
   const keys = nodeKeyFiles(join(dir, 'keys'))
   const msg = generateEd25519()
   const log = generateEd25519()
@@ -50,7 +52,6 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
   await writeSecretFile(keys.evidenceKey)
   // oprf mode: the master seed every epoch key is derived from (src/oprf/tagset-service.ts)
   await createOprfSeed(oprfSeedFile(join(dir, 'keys')))
-  const tls = await initTls(o, join(dir, 'keys'))
   await mkdir(join(dir, 'var'), { recursive: true, mode: 0o700 })
   await mkdir(join(dir, 'federation'), { recursive: true })
   const appToken = `vnt_${randomBytes(24).toString('base64url')}`

@@ -9,7 +9,7 @@
  * provider then serves only requests signed by that member.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto'
-import { copyFile, chmod, readFile, stat, writeFile, mkdir } from 'node:fs/promises'
+import { readFile, stat, writeFile, mkdir } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import { Gauge, type Registry } from 'prom-client'
@@ -80,12 +80,12 @@ export interface LoadedTls {
  * readable by group or others.
  * @throws VN_ERR_TLS_CONFIG naming the file and the fault
  */
-export async function readTlsFiles(files: TlsFiles): Promise<LoadedTls> {
+export async function readTlsFiles(files: TlsFiles, checkMode = true): Promise<LoadedTls> {
   let keyPem: string
   let certPem: string
   try {
     const mode = (await stat(files.key)).mode
-    if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+    if (checkMode && process.platform !== 'win32' && (mode & 0o077) !== 0) {
       throw new VnError('VN_ERR_TLS_CONFIG', `${files.key}: mode ${(mode & 0o777).toString(8)} is too permissive (want 0600)`)
     }
     keyPem = await readFile(files.key, 'utf8')
@@ -121,15 +121,8 @@ export async function readTlsFiles(files: TlsFiles): Promise<LoadedTls> {
  * keys folder. @throws VN_ERR_TLS_CONFIG
  */
 export async function importTlsIdentity(from: TlsFiles, to: TlsFiles): Promise<MadeTls> {
-  const t = await readTlsFiles(from).catch(async (e: unknown) => {
-    // the source key may be 0644 (fresh from a CA's tooling): check the pair without the mode rule
-    if (!(e instanceof VnError) || !/too permissive/.test(e.detail ?? '')) throw e
-    const copy = `${to.key}.import-${process.pid}`
-    await mkdir(dirname(to.key), { recursive: true, mode: 0o700 })
-    await copyFile(from.key, copy)
-    await chmod(copy, 0o600)
-    return readTlsFiles({ key: copy, cert: from.cert })
-  })
+  // the source key's mode is not this node's business (the copy is written 0600)
+  const t = await readTlsFiles(from, false)
   await mkdir(dirname(to.key), { recursive: true, mode: 0o700 })
   await writeFile(to.key, t.keyPem, { mode: 0o600, flag: 'wx' })
   await writeFile(to.cert, t.certPem, { mode: 0o644, flag: 'wx' })
