@@ -7,6 +7,8 @@ import t from 'tap'
 import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createServer } from 'node:https'
+import { createServer as createHttpServer } from 'node:http'
+import { execFile } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import { Agent, buildConnector, request } from 'undici'
@@ -126,6 +128,23 @@ t.test('mutual TLS between two nodes, pinned by the manifest', async (t) => {
     const client = new PeerClient({ timeoutMs: 5000, retries: 0, connections: 1, insecure: false, tls: { ...own, pinsFor: () => new Set([spkiPin(createPrivateKey(amr.key))]) } })
     t.teardown(() => client.close())
     await t.rejects(client.get(`https://127.0.0.1:${port}`, '/v1/catalog'), { code: 'VN_ERR_TLS_SERVER_EXPIRED' })
+  })
+
+  t.test("the Dockerfile's HEALTHCHECK passes against the TLS listener and a plain one, and fails without a listener", async (t) => {
+    const dockerfile = await readFile(new URL('../../Dockerfile', import.meta.url), 'utf8')
+    const cmd = JSON.parse(/^HEALTHCHECK .*?CMD (\[.*\])\s*$/m.exec(dockerfile)![1]!) as string[]
+    const probe = (port: number): Promise<number | null> => new Promise((resolve) => {
+      execFile(cmd[0] === 'node' ? process.execPath : cmd[0]!, cmd.slice(1), { env: { PATH: process.env.PATH, VERINODE_LISTEN_PORT: String(port) }, timeout: 10_000 }, (err) => {
+        resolve(err === null ? 0 : typeof err.code === 'number' ? err.code : -1)
+      })
+    })
+    t.equal(await probe(Number(new URL(psb.publicUrl).port)), 0, 'https listener (mutual TLS asked for, /healthz exempt)')
+    const plain = createHttpServer((q, s) => { s.statusCode = q.url === '/healthz' ? 200 : 404; s.end('{}') })
+    await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r))
+    const port = (plain.address() as { port: number }).port
+    t.equal(await probe(port), 0, 'plain http listener')
+    await new Promise<void>((r) => plain.close(() => r()))
+    t.not(await probe(port), 0, 'nothing listening')
   })
 
   t.test('a wrong server pin: the consumer refuses before sending anything', async (t) => {
