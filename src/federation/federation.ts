@@ -41,6 +41,8 @@ export interface MemberView {
   readonly logKeys: ReadonlyMap<string, KeyView>
 }
 
+const NO_PINS: ReadonlySet<string> = new Set()
+
 /** SHA-256 of the manifest's compact JWS text, base64url: the manifest's identity in logs. */
 export const manifestHash = (jws: string): string => createHash('sha256').update(jws, 'ascii').digest('base64url')
 
@@ -83,6 +85,7 @@ export class Federation {
   readonly #members: ReadonlyMap<string, MemberView>
   /** TLS pin → member id (a pin belongs to one member, the schema checks it) */
   readonly #byTlsPin: ReadonlyMap<string, string>
+  #pinsByOrigin: Map<string, Set<string>> | undefined
 
   /** Verifies `jws` against the trust anchor (see verifyManifest) and builds the view. */
   static fromJws(jws: string, rootPublicKey: KeyObject, opts: VerifyManifestOptions): Federation {
@@ -128,18 +131,24 @@ export class Federation {
    * connection to that origin must present. Empty when none lists one.
    */
   tlsPinsForOrigin(origin: string): ReadonlySet<string> {
-    const out = new Set<string>()
-    for (const m of this.#members.values()) {
-      if (m.endpoint === undefined) continue
-      let o: string
-      try {
-        o = new URL(m.endpoint).origin
-      } catch {
-        continue
+    if (this.#pinsByOrigin === undefined) {
+      // built once per manifest, on first use: the peer client asks at every request
+      const byOrigin = new Map<string, Set<string>>()
+      for (const m of this.#members.values()) {
+        if (m.endpoint === undefined) continue
+        let o: string
+        try {
+          o = new URL(m.endpoint).origin
+        } catch {
+          continue
+        }
+        const set = byOrigin.get(o) ?? new Set<string>()
+        for (const p of m.tlsPins) set.add(p)
+        byOrigin.set(o, set)
       }
-      if (o === origin) for (const p of m.tlsPins) out.add(p)
+      this.#pinsByOrigin = byOrigin
     }
-    return out
+    return this.#pinsByOrigin.get(origin) ?? NO_PINS
   }
 
   has(id: string): boolean {

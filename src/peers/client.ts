@@ -75,13 +75,33 @@ export function checkEndpoint(endpoint: string, insecure: boolean, tls = true): 
 
 const RETRYABLE_STATUS = new Set([502, 503, 504])
 
+const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => a.size === b.size && [...a].every((x) => b.has(x))
+
 export class PeerClient {
   private readonly pools = new Map<string, Dispatcher>()
+  /** https origins: the pin set (as the manifest handed it out) the pool's connections were checked against */
+  private readonly pinsSeen = new Map<string, ReadonlySet<string>>()
   constructor(private readonly opts: PeerClientOptions) {}
 
   private dispatcher(origin: string): Dispatcher {
     let d = this.pools.get(origin)
+    const tls = this.opts.tls
+    if (d !== undefined && tls !== undefined && origin.startsWith('https:')) {
+      // The pins in force for this origin changed (a newer manifest): the pool's connections were
+      // checked against the old ones, so they are closed and the next ones checked anew.
+      const pins = tls.pinsFor(origin)
+      const was = this.pinsSeen.get(origin)
+      if (was !== pins) {
+        this.pinsSeen.set(origin, pins)
+        if (was !== undefined && !sameSet(was, pins)) {
+          this.pools.delete(origin)
+          d.close().catch(() => undefined)
+          d = undefined
+        }
+      }
+    }
     if (d === undefined) {
+      if (tls !== undefined && origin.startsWith('https:')) this.pinsSeen.set(origin, tls.pinsFor(origin))
       d = this.opts.dispatcherFor?.(origin) ?? new Pool(origin, {
         connections: this.opts.connections,
         headersTimeout: this.opts.timeoutMs,

@@ -156,6 +156,16 @@ t.test('mutual TLS between two nodes, pinned by the manifest', async (t) => {
     await t.rejects(wrong.get(psb.publicUrl, '/v1/catalog'), { code: 'VN_ERR_TLS_SERVER_PIN' })
     await t.rejects(none.get(psb.publicUrl, '/v1/catalog'), { code: 'VN_ERR_TLS_NO_PIN' })
     t.equal((await right.get(psb.publicUrl, '/v1/catalog')).statusCode, 200, 'the pinned key is accepted')
+
+    // pins that change under an open keep-alive connection (a newer manifest): the connection is
+    // not reused, the next one is checked against the new pins
+    let pins: ReadonlySet<string> = new Set([psb.node.tls!.pin])
+    const moving = new PeerClient({ timeoutMs: 5000, retries: 0, connections: 1, insecure: false, tls: { ...own, pinsFor: () => pins } })
+    t.teardown(() => moving.close())
+    t.equal((await moving.get(psb.publicUrl, '/v1/catalog')).statusCode, 200)
+    t.equal((await moving.get(psb.publicUrl, '/v1/catalog')).statusCode, 200, 'same pins: the connection is kept')
+    pins = new Set([randomBytes(32).toString('hex')])
+    await t.rejects(moving.get(psb.publicUrl, '/v1/catalog'), { code: 'VN_ERR_TLS_SERVER_PIN' }, 'the pin dropped: refused on the next request')
     t.same([...psb.node.federation.get().member('fj-psb').tlsPins], [psb.node.tls?.pin])
   })
 })
