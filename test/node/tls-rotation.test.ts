@@ -16,6 +16,8 @@ import { tlsKeyFiles } from '../../src/node/tls.js'
 import { startNode } from '../../src/http/server.js'
 import { checkRotation } from '../../src/audit/checks/key-events.js'
 import type { KeyEventRecord } from '../../src/log/records.js'
+import { exportLog } from '../../src/node/export.js'
+import { auditExport } from '../../src/audit/verify.js'
 
 t.test('rotate the TLS key of fj-psb with both pins listed, then drop the old one', async (t) => {
   const f = await federationFixture(t, { start: ['fj-psb', 'fj-tax'], tls: true })
@@ -30,6 +32,11 @@ t.test('rotate the TLS key of fj-psb with both pins listed, then drop the old on
   })
   t.equal((await ask()).status, 200, 'before: an exchange works')
 
+  const exportTo = async (name: string): Promise<string> => {
+    const out = join(f.fed.dir, `export-${name}`)
+    await exportLog(f.fed.nodes['fj-psb']!.configPath, out)
+    return out
+  }
   const publish = async (): Promise<void> => {
     const r = await signAuthorityManifest(f.fed.authorityDir)
     for (const id of ['fj-psb', 'fj-tax', 'fj-amr', 'fj-credit']) await writeFile(join(dirname(f.fed.nodes[id]!.configPath), 'federation', 'manifest.jws'), `${r.jws}\n`)
@@ -42,6 +49,11 @@ t.test('rotate the TLS key of fj-psb with both pins listed, then drop the old on
   t.equal(r.tls?.oldPin, oldPin)
   t.not(r.tls?.newPin, oldPin)
   t.ok((await readdir(join(psbDir, 'keys'))).some((n) => n.startsWith('tls.key.retired-')), 'the old key is kept, retired')
+  // the auditor, before the authority listed the new pin: both signatures fine, the new key unlisted
+  const rootKey = join(f.fed.authorityDir, 'federation-root.pub')
+  const early = await auditExport(await exportTo('before-listed'), { rootKey })
+  t.ok(early.ok, JSON.stringify(early.findings.filter((x) => x.severity === 'error')))
+  t.same(early.findings.map((x) => x.code), ['AUDIT_KEY_ROTATION_UNLISTED'], 'the new TLS key is in no manifest yet')
   await addTlsPin(f.fed.authorityDir, 'fj-psb', r.tls!.newPin)
   await publish()
   t.equal((await f.nodes['fj-tax']!.node.reloadManifest()).ok, true, 'fj-tax loads the manifest with both pins')
@@ -86,4 +98,9 @@ t.test('rotate the TLS key of fj-psb with both pins listed, then drop the old on
   t.equal(await status(newPem), 200)
   t.equal((await ask()).status, 200, 'after: an exchange works')
   t.equal((await psb.node.ready()).checks.tls?.ok, true)
+
+  // the auditor, afterwards: the rotation verifies and its new pin is in the manifests the node loaded
+  const late = await auditExport(await exportTo('after'), { rootKey })
+  t.ok(late.ok, JSON.stringify(late.findings.filter((x) => x.severity === 'error')))
+  t.notOk(late.findings.some((x) => x.code.startsWith('AUDIT_KEY_')), JSON.stringify(late.findings.map((x) => x.code)))
 })
