@@ -59,6 +59,15 @@ t.test('mutual TLS between two nodes, pinned by the manifest', async (t) => {
     })
     t.equal(r.status, 200, JSON.stringify(r.json))
     t.same(r.json.results[0], { found: true, match: true, fields: { name: true } })
+
+    // a receipt (a signed GET of the provider's log entry) and witnessing, over the same mutual TLS
+    const tax = f.nodes['fj-tax']!
+    const receipt = await request(`${tax.localUrl}/local/v1/receipts/fj-psb/${r.json.providerLogIndex}`, { headers: { authorization: `Bearer ${f.fed.nodes['fj-tax']!.appToken}` } })
+    t.equal(receipt.statusCode, 200, await receipt.body.text())
+    await tax.node.witnessAll()
+    const size = await tax.node.log.size()
+    const leaves = (await tax.node.log.entries(0, size)).map((b) => JSON.parse(Buffer.from(b).toString('utf8')) as { t: string; peer?: string })
+    t.ok(leaves.some((x) => x.t === 'peer-checkpoint' && x.peer === 'fj-psb'), 'fj-tax witnessed fj-psb over mutual TLS')
     // the provider's own view of the protocol, through a client with fj-tax's certificate
     const own = await pem('fj-tax')
     let protocol: string | null = null
