@@ -150,10 +150,11 @@ export const ConfigSchema = z.strictObject({
   he: z.strictObject({ workers: z.number().int().min(1).max(64).optional() }).optional(),
   /**
    * TLS on the public listener and towards https:// peers (mutual TLS, the peer's key pinned by the
-   * manifest): PEM files, relative to the config file. Without it the public listener is plain HTTP,
-   * for loopback tests only.
+   * manifest): PEM files, relative to the config file; by default `tls.crt` and `tls.key` in the
+   * keys folder (so `VERINODE_KEYS_DIR` moves them with the other keys). Without it the public
+   * listener is plain HTTP, for loopback tests only.
    */
-  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  tls: z.strictObject({ cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).optional(),
   /** allow plain HTTP to non-loopback peers (closed test networks only); warned about at start-up */
   insecure: z.boolean().default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

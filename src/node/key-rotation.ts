@@ -27,7 +27,7 @@ import type { KeyEventRecord } from '../log/records.js'
 import { rotationStatement, type RotationStatement } from '../log/rotation-statement.js'
 import { nodeDataFiles, nodeKeyFiles } from './files.js'
 import { appendOffline } from './offline-log.js'
-import { readTlsFiles, TLS_CERT_DAYS } from './tls.js'
+import { readTlsFiles, TLS_CERT_DAYS, tlsFilesOf } from './tls.js'
 
 export interface RotationResult {
   member: string
@@ -120,8 +120,8 @@ interface TlsRotationInput {
  */
 async function rotateTls(i: TlsRotationInput): Promise<RotationResult> {
   const { cfg, loaded, fed } = i
-  if (cfg.tls === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'the config has no "tls": there is no TLS key to rotate (verinode init makes one)')
-  const files = { key: loaded.path(cfg.tls.key), cert: loaded.path(cfg.tls.cert) }
+  const files = tlsFilesOf(cfg, (p) => loaded.path(p))
+  if (files === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'the config has no "tls": there is no TLS key to rotate (verinode init makes one)')
   const current = await readTlsFiles(files)
   if (current.key.asymmetricKeyType !== 'ed25519') {
     throw new VnError('VN_ERR_TLS_CONFIG', `${files.key}: a ${current.key.asymmetricKeyType ?? 'non-Ed25519'} key; keys rotate signs the key event with Ed25519 TLS keys only (replace the files and the pin by hand)`)

@@ -41,7 +41,7 @@ import { readiness } from './readiness.js'
 import { openWatchedSource } from './source-watch.js'
 import { appTokenAuthenticator } from './app-tokens.js'
 import type { NodeRuntime } from './types.js'
-import { assertPlainListenerAllowed, openNodeTls } from './tls.js'
+import { assertPlainListenerAllowed, openNodeTls, tlsFilesOf } from './tls.js'
 
 export interface OpenNodeOptions {
   env?: Record<string, string | undefined>
@@ -95,7 +95,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
   // TLS on the public listener and to https peers, pinned by the manifest (./tls.ts)
-  const tls = cfg.tls === undefined ? undefined : await openNodeTls({ self, files: { key: loaded.path(cfg.tls.key), cert: loaded.path(cfg.tls.cert) }, federation, now })
+  const tlsFiles = tlsFilesOf(cfg, (p) => loaded.path(p))
+  const tls = tlsFiles === undefined ? undefined : await openNodeTls({ self, files: tlsFiles, federation, now })
   if (tls === undefined) assertPlainListenerAllowed(cfg.listen.host, cfg.insecure)
 
   // Data source (watched: a file replaced or broken under the node is noticed and re-opened), then the log.

@@ -15,6 +15,7 @@ import type { TLSSocket } from 'node:tls'
 import { Gauge, type Registry } from 'prom-client'
 import { certificateWindow, selfSignedCertificate, spkiPin } from '../crypto/tls-cert.js'
 import { VnError } from '../errors.js'
+import type { Config } from '../config/schema.js'
 import type { Federation, FederationHolder } from '../federation/federation.js'
 import { isLoopbackHost } from '../peers/client.js'
 import type { PeerTlsOptions } from '../peers/tls-pins.js'
@@ -54,8 +55,15 @@ export async function createTlsIdentity(files: TlsFiles, member: string, now: nu
   return { ...files, pin: spkiPin(privateKey), notAfter }
 }
 
-/** The config's `tls` member for the files `init` writes (relative to the config file). */
-export const TLS_CONFIG = { cert: 'keys/tls.crt', key: 'keys/tls.key' } as const
+/** The config's `tls` member `init` writes: the default files, `tls.crt` and `tls.key` in the keys folder. */
+export const TLS_CONFIG = {} as const
+
+/** The TLS files a config names (explicit paths relative to the config file, else in the keys folder). */
+export function tlsFilesOf(cfg: Pick<Config, 'tls' | 'keysDir'>, path: (p: string) => string): TlsFiles | undefined {
+  if (cfg.tls === undefined) return undefined
+  const inKeys = tlsKeyFiles(path(cfg.keysDir))
+  return { key: cfg.tls.key === undefined ? inKeys.key : path(cfg.tls.key), cert: cfg.tls.cert === undefined ? inKeys.cert : path(cfg.tls.cert) }
+}
 
 /** `init`'s TLS step: nothing, a fresh key and certificate, or existing files taken in. */
 export async function initTls(o: { member: string; tls?: boolean | TlsFiles }, keysDir: string): Promise<MadeTls | undefined> {

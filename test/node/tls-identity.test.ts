@@ -16,7 +16,7 @@ import { addMember, addTlsPin, createAuthority, signAuthorityManifest } from '..
 import { FederationHolder } from '../../src/federation/federation.js'
 import { ManifestSchema } from '../../src/federation/manifest.js'
 import { loadPublicKey } from '../../src/crypto/keys.js'
-import { createTlsIdentity, openNodeTls, readTlsFiles, tlsKeyFiles } from '../../src/node/tls.js'
+import { createTlsIdentity, openNodeTls, readTlsFiles, tlsFilesOf, tlsKeyFiles } from '../../src/node/tls.js'
 
 const DAY = 86_400_000
 const USCC = '11350000100000016K'
@@ -104,4 +104,11 @@ t.test("the node's own TLS identity at start-up and in readiness", async (t) => 
   await t.rejects(readTlsFiles({ key: files.key, cert: join(dir, 'junk.pem') }), { code: 'VN_ERR_TLS_CONFIG', message: /not a PEM certificate/ })
   await t.rejects(readTlsFiles({ key: join(dir, 'missing.key'), cert: files.cert }), { code: 'VN_ERR_TLS_CONFIG', message: /cannot be read/ })
   t.match(await readFile(files.cert, 'utf8'), /^-----BEGIN CERTIFICATE-----\n/)
+})
+
+t.test('which TLS files a config names', async (t) => {
+  const path = (p: string): string => `/cfg/${p}`
+  t.equal(tlsFilesOf({ keysDir: 'keys' }, path), undefined, 'no tls: plain HTTP')
+  t.same(tlsFilesOf({ keysDir: 'keys', tls: {} }, path), { key: '/cfg/keys/tls.key', cert: '/cfg/keys/tls.crt' }, 'default: in the keys folder')
+  t.same(tlsFilesOf({ keysDir: '/keys', tls: { cert: 'certs/node.pem' } }, (p) => (p.startsWith('/') ? p : `/cfg/${p}`)), { key: '/keys/tls.key', cert: '/cfg/certs/node.pem' })
 })
