@@ -77,6 +77,17 @@ t.test('init makes a TLS key and prints its pin; the authority pins it; the node
   const k = await run(keysCommand, cwd, ['rotate', '--config', 'fj-tax/verinode.json', '--which', 'tls'])
   t.equal(k.code, 2, 'the node is running')
   t.match((await run(keysCommand, cwd, ['rotate', '--config', 'fj-tax/verinode.json', '--which', 'x'])).err.join('\n'), /message, log or tls/)
+
+  // stopped, it rotates and says what the authority must run
+  await node.close()
+  const rot = await run(keysCommand, cwd, ['rotate', '--config', join(cwd, 'fj-tax', 'verinode.json'), '--which', 'tls'], true)
+  t.equal(rot.code, 0, rot.err.join('\n'))
+  const rd = JSON.parse(rot.out[0]!) as { tls: { oldPin: string; newPin: string }; authority: { addKey: string; removeKey: string } }
+  t.equal(rd.tls.oldPin, doc.tlsPin)
+  t.equal(spkiPin(new X509Certificate(await readFile(join(cwd, 'fj-tax', 'keys', 'tls.crt')))), rd.tls.newPin, 'the new certificate is in place')
+  t.equal(rd.authority.addKey, `verinode federation add-tls-pin --dir <authority-dir> --member fj-tax --tls-pin ${rd.tls.newPin}`)
+  t.equal(rd.authority.removeKey, `verinode federation remove-tls-pin --dir <authority-dir> --member fj-tax --tls-pin ${doc.tlsPin}`)
+  await t.rejects(startNode(join(cwd, 'fj-tax', 'verinode.json'), { logger: pino({ level: 'silent' }), reloadOnSighup: false }), { code: 'VN_ERR_TLS_CONFIG' }, 'no start until the manifest lists the new pin')
 })
 
 t.test('init takes an existing P-256 certificate made by openssl; a node whose key is not pinned does not start', async (t) => {
