@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:https'
 import { createServer as createHttpServer } from 'node:http'
 import { execFile } from 'node:child_process'
@@ -18,6 +18,7 @@ import { signJwsJson } from '../../src/crypto/jws.js'
 import { loadPrivateKey } from '../../src/crypto/keys.js'
 import { PeerClient } from '../../src/peers/client.js'
 import { tlsKeyFiles } from '../../src/node/tls.js'
+import { addTlsPin, removeTlsPin, signAuthorityManifest } from '../../src/federation/authority.js'
 
 const HOUR = 3_600_000
 
@@ -176,5 +177,25 @@ t.test('mutual TLS between two nodes, pinned by the manifest', async (t) => {
     pins = new Set([randomBytes(32).toString('hex')])
     await t.rejects(moving.get(psb.publicUrl, '/v1/catalog'), { code: 'VN_ERR_TLS_SERVER_PIN' }, 'the pin dropped: refused on the next request')
     t.same([...psb.node.federation.get().member('fj-psb').tlsPins], [psb.node.tls?.pin])
+  })
+  t.test("through the node: a manifest whose pin for fj-psb is not fj-psb's key stops fj-tax before it sends", async (t) => {
+    const tax = f.nodes['fj-tax']!
+    const real = psb.node.tls!.pin
+    await removeTlsPin(f.fed.authorityDir, 'fj-psb', real)
+    await addTlsPin(f.fed.authorityDir, 'fj-psb', randomBytes(32).toString('hex'))
+    const signed = await signAuthorityManifest(f.fed.authorityDir)
+    await writeFile(join(dirname(f.fed.nodes['fj-tax']!.configPath), 'federation', 'manifest.jws'), `${signed.jws}\n`)
+    t.equal((await tax.node.reloadManifest()).ok, true)
+    const before = await psb.node.log.size()
+    const s = f.fed.dataset.samples.identity
+    const r = await f.verify('fj-tax', {
+      provider: 'fj-psb', service: 'identity.match', purpose: 'taxpayer-registration',
+      basis: 'Tax Collection Administration Law art. 15', subjects: [{ id: s.matches[1]!.id, name: s.matches[1]!.name }],
+    })
+    t.same([r.status, r.json.code], [502, 'VN_ERR_TLS_SERVER_PIN'], 'the application hears why')
+    t.equal(await psb.node.log.size(), before, 'the provider saw nothing')
+    const size = await tax.node.log.size()
+    const last = JSON.parse(Buffer.from((await tax.node.log.entries(size - 1, size))[0]!).toString('utf8')) as { t: string; status: string; code: string }
+    t.same([last.t, last.status, last.code], ['response-in', 'error', 'VN_ERR_TLS_SERVER_PIN'], 'the consumer logged the failed attempt')
   })
 })
