@@ -11,7 +11,7 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { createPublicKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -168,6 +168,8 @@ async function main(): Promise<void> {
     await plainClient.close()
     tlsNode.proc.kill()
     plainNode.proc.kill()
+    await new Promise((r) => setTimeout(r, 500))
+    await rm(dir, { recursive: true, force: true })
   }
 }
 
