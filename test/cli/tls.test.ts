@@ -67,6 +67,8 @@ t.test('init makes a TLS key and prints its pin; the authority pins it; the node
   t.same((await loadDraft(join(cwd, 'auth'))).members[0]?.tlsPins, [doc.tlsPin, other])
   t.equal((await run(federationCommand, cwd, ['sign', '--dir', 'auth', '--out', 'fj-tax/federation/manifest.jws'])).code, 0)
   await copyFile(join(cwd, 'auth', 'federation-root.pub'), join(cwd, 'fj-tax', 'keys', 'federation-root.pub'))
+  const verified = await run(federationCommand, cwd, ['verify', '--manifest', 'fj-tax/federation/manifest.jws', '--root', 'auth/federation-root.pub'], true)
+  t.same((JSON.parse(verified.out[0]!) as { members: { tlsPins: string[] }[] }).members[0]?.tlsPins, [doc.tlsPin, other], 'verify shows the pins')
 
   const node = await startNode(join(cwd, 'fj-tax', 'verinode.json'), { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0, reloadOnSighup: false })
   t.teardown(() => node.close())

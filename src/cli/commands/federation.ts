@@ -289,7 +289,7 @@ async function runSub(sub: string, v: Values, io: CliIo): Promise<Outcome> {
         throw new VnError('VN_ERR_FED_MANIFEST_INVALID', `${path}: cannot be read`, { cause: e })
       }
       const f = Federation.fromJws(text, root, { now: Date.now(), ...(minSeq === undefined ? {} : { minSeq }) })
-      const members = f.members().map((m) => ({ id: m.id, role: m.role, messageKeys: [...m.messageKeys.keys()], logKeys: [...m.logKeys.keys()] }))
+      const members = f.members().map((m) => ({ id: m.id, role: m.role, messageKeys: [...m.messageKeys.keys()], logKeys: [...m.logKeys.keys()], tlsPins: [...m.tlsPins] }))
       return {
         code: EXIT_OK,
         doc: { valid: true, federation: f.name, seq: f.seq, iat: f.iat, exp: f.exp, hash: f.hash, members },
