@@ -62,7 +62,9 @@ VOLUME ["/data", "/keys"]
 # 7100: public listener (peers; /healthz, /readyz, /metrics). 7180: local API for the department's
 # own applications: publish it on an internal interface only.
 EXPOSE 7100 7180
-# Liveness of the public listener, with node itself (slim images have no curl or wget).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.VERINODE_LISTEN_PORT||7100)+'/healthz',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Liveness of the public listener, with node itself (slim images have no curl or wget): https
+# first (the listener's own self-signed certificate; /healthz needs no client certificate, and the
+# probe trusts nothing it reads), then plain http for a node without "tls".
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["node", "-e", "const o={host:'127.0.0.1',port:process.env.VERINODE_LISTEN_PORT||7100,path:'/healthz',rejectUnauthorized:false},get=(m,next)=>require(m).get(o,r=>process.exit(r.statusCode===200?0:1)).on('error',next).setTimeout(4000,()=>process.exit(1));get('https',()=>get('http',()=>process.exit(1)))"]
 ENTRYPOINT ["node", "/app/dist/cli/bin.js"]
 CMD ["serve", "--config", "/config/verinode.json"]

@@ -8,7 +8,7 @@ import { ERRORS } from '../src/errors.js'
 
 const AREAS: Record<string, string> = {
   REQ: 'Request and wire format', JWS: 'Signatures (JWS)', EXCH: 'Exchange envelope', SUBJECT: 'Subjects',
-  POLICY: 'Policy (signed and logged denials)', FED: 'Federation', LOG: 'Log', EVIDENCE: 'Evidence', PEER: 'Peers (consumer side)',
+  POLICY: 'Policy (signed and logged denials)', FED: 'Federation', LOG: 'Log', EVIDENCE: 'Evidence', PEER: 'Peers (consumer side)', TLS: 'TLS between nodes',
   LOCAL: 'Local API', CONFIG: 'Configuration', KEY: 'Key files', SOURCE: 'Data sources', OPRF: 'OPRF mode', HE: 'HE mode',
   CLI: 'Command line', AUDIT: 'Auditor', INTERNAL: 'Internal',
 }

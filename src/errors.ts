@@ -100,6 +100,16 @@ export const ERRORS = {
   VN_ERR_PEER_ANSWER_REFUSED: { status: 502, title: "Peer's answer was refused (malformed, not validly signed by the peer, or not bound to the request sent)" },
   VN_ERR_PEER_ERROR: { status: 502, title: 'Peer answered with an unsigned error (its code and status are in `peer`)' },
 
+  // TLS between nodes (pins in the manifest, mutual TLS)
+  VN_ERR_TLS_NO_PIN: { status: 502, title: 'The manifest lists no TLS pin for this peer: an https endpoint needs one' },
+  VN_ERR_TLS_SERVER_PIN: { status: 502, title: "Peer's TLS certificate key is not pinned for that member in the manifest" },
+  VN_ERR_TLS_SERVER_EXPIRED: { status: 502, title: "Peer's TLS certificate is outside its validity window" },
+  VN_ERR_TLS_CLIENT_CERT_REQUIRED: { status: 401, title: 'A TLS client certificate is required on this listener' },
+  VN_ERR_TLS_CLIENT_UNKNOWN: { status: 403, title: 'TLS client certificate key is not pinned for any member' },
+  VN_ERR_TLS_CLIENT_EXPIRED: { status: 403, title: 'TLS client certificate is outside its validity window' },
+  VN_ERR_TLS_CLIENT_NOT_ISSUER: { status: 403, title: 'The request is signed by another member than the one whose TLS certificate the connection presented' },
+  VN_ERR_TLS_CONFIG: { status: 500, title: "The node's own TLS key or certificate is missing, unusable, expired or not pinned for it" },
+
   // local API
   VN_ERR_LOCAL_UNAUTHORIZED: { status: 401, title: 'Missing or unknown application token' },
   VN_ERR_LOCAL_UNREACHABLE: { status: 502, title: 'Local node could not be reached or did not answer in time' },

@@ -129,7 +129,9 @@ export const KeyEventSchema = z.strictObject({
   // the node stopped signing: the manifest named does not allow its message key
   messageKeyRevoked: z.literal(true).optional(),
   // event 'rotated' only (checked by the auditor: both signatures over the rotation statement)
-  rotated: z.enum(['message', 'log']).optional(),
+  rotated: z.enum(['message', 'log', 'tls']).optional(),
+  // rotated 'tls' only: the old TLS key (the message and log keys above stay the same)
+  tlsKey: ed25519PublicKeySchema.optional(),
   newKey: ed25519PublicKeySchema.optional(),
   oldSig: ed25519SignatureSchema.optional(),
   newSig: ed25519SignatureSchema.optional(),

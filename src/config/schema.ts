@@ -172,7 +172,14 @@ export const ConfigSchema = z.strictObject({
   witness: z.strictObject({ everyMs: z.number().int().min(0).default(60_000) }).default({ everyMs: 60_000 }),
   /** `he` mode: worker threads evaluating BFV queries (default: cores - 1, at least 1); started on first use */
   he: z.strictObject({ workers: z.number().int().min(1).max(64).optional() }).optional(),
-  /** allow plain HTTP to non-loopback peers (until TLS lands); warned about at start-up */
+  /**
+   * TLS on the public listener and towards https:// peers (mutual TLS, the peer's key pinned by the
+   * manifest): PEM files, relative to the config file; by default `tls.crt` and `tls.key` in the
+   * keys folder (so `VERINODE_KEYS_DIR` moves them with the other keys). Without it the public
+   * listener is plain HTTP, for loopback tests only.
+   */
+  tls: z.strictObject({ cert: z.string().min(1).optional(), key: z.string().min(1).optional() }).optional(),
+  /** allow plain HTTP to non-loopback peers (closed test networks only); warned about at start-up */
   insecure: z.boolean().default(false),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })

@@ -174,6 +174,11 @@ export interface BuildDemoOptions {
    * `dataSource` points there (as `source.reader` when given, its password in a file).
    */
   source?: DemoServerSource
+  /**
+   * Mutual TLS between the nodes: each gets a TLS key and self-signed certificate, its pin in the
+   * manifest and an https:// endpoint (`verinode demo` does; the test fixtures default to plain HTTP).
+   */
+  tls?: boolean
 }
 
 type DataSourceInput = NonNullable<ConfigInput['dataSource']>
@@ -257,7 +262,7 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
     const localPort = await freePort()
     const nodeDir = join(dir, m.id)
     const r = await initNode({
-      dir: nodeDir, member: m.id, port: publicPort, localPort,
+      dir: nodeDir, member: m.id, port: publicPort, localPort, tls: opts.tls === true,
       extra: {
         dataSource: serverSource ?? { kind: 'sqlite', path: join(dataset.dir, DEMO_FILES[m.department]) },
         services: servicesFor(opts.source?.kind ?? 'sqlite', DEMO_SERVICES[m.department]),
@@ -270,7 +275,8 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
     })
     await addMember(authorityDir, {
       id: m.id, name: m.name, uscc: makeUscc('11', '350000', m.orgBody), role: 'department',
-      endpoint: `http://127.0.0.1:${publicPort}`,
+      endpoint: `${r.tlsPin === undefined ? 'http' : 'https'}://127.0.0.1:${publicPort}`,
+      ...(r.tlsPin === undefined ? {} : { tlsPins: [r.tlsPin] }),
       messageKeys: [{ key: r.messageKey, nbf: now - 60_000 }],
       logKeys: [{ key: r.logKey, nbf: now - 60_000 }],
     }, now)

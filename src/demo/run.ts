@@ -38,6 +38,8 @@ export interface DemoOptions {
   out?: (line: string) => void
   /** serve the data from PostgreSQL or MySQL/MariaDB instead of the SQLite files (./server-data.ts) */
   source?: DemoServerSource
+  /** mutual TLS between the nodes, each key pinned by the manifest (default true) */
+  tls?: boolean
   /** runs after the exchanges, before the nodes close (used to add the auditor step) */
   audit?: (fed: DemoFederation) => Promise<DemoReport['audits']>
 }
@@ -53,7 +55,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
   const { fed, nodes } = await startDemoFederation<RunningNode>(
     (attempt) => (attempt === 1 ? dir : join(dir, `attempt-${attempt}`)),
     {
-      sizes, configOverrides: { logLevel: 'warn' },
+      sizes, configOverrides: { logLevel: 'warn' }, tls: opts.tls ?? true,
       ...(opts.source !== undefined ? { source: opts.source } : {}),
       onBuilt: (built, attempt) => {
         if (attempt > 1) return

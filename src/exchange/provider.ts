@@ -91,6 +91,12 @@ export interface ExchangeReply {
 }
 
 
+/** What the transport knows about the sender of a request. */
+export interface ExchangeFrom {
+  /** the member whose pinned TLS client certificate the connection presented (mutual TLS) */
+  tlsMember?: string | undefined
+}
+
 export class Provider {
   private readonly d: ProviderDeps
   private readonly now: () => number
@@ -119,11 +125,11 @@ export class Provider {
    * @throws VN_ERR_EXCH_BUSY (503) when `limits.inFlight` exchanges are already in progress:
    *   refused before any work, so an overloaded node sheds load instead of queueing without bound
    */
-  async handle(body: unknown): Promise<ExchangeReply> {
+  async handle(body: unknown, from: ExchangeFrom = {}): Promise<ExchangeReply> {
     if (this.active >= this.maxInFlight) throw new VnError('VN_ERR_EXCH_BUSY', `${this.active} exchanges in progress (limits.inFlight)`)
     this.active++
     try {
-      return await this.handleOne(body)
+      return await this.handleOne(body, from)
     } finally {
       this.active--
     }
@@ -134,7 +140,7 @@ export class Provider {
     return { lone: this.active === 1 }
   }
 
-  private async handleOne(body: unknown): Promise<ExchangeReply> {
+  private async handleOne(body: unknown, from: ExchangeFrom): Promise<ExchangeReply> {
     const started = performance.now()
     const now = this.now()
     // 0. this node can sign the answer: a node whose own key is revoked refuses before it claims,
@@ -152,6 +158,10 @@ export class Provider {
     // 2. who, to whom, when
     const signer = verified.kid.slice(0, verified.kid.indexOf('#'))
     if (signer !== req.iss) throw new VnError('VN_ERR_EXCH_ISSUER_MISMATCH', 'iss does not match the signing key')
+    // mutual TLS: only the member whose certificate the connection presented may ask over it
+    if (from.tlsMember !== undefined && from.tlsMember !== req.iss) {
+      throw new VnError('VN_ERR_TLS_CLIENT_NOT_ISSUER', `signed by ${req.iss}, TLS client certificate of ${from.tlsMember}`)
+    }
     if (req.aud !== this.d.self) throw new VnError('VN_ERR_EXCH_WRONG_AUDIENCE', `aud is not ${this.d.self}`)
     if (Math.abs(now - req.iat) > this.d.limits.skewMs) {
       throw new VnError('VN_ERR_EXCH_STALE', `iat is ${Math.round((now - req.iat) / 1000)} s away from now`)

@@ -84,6 +84,8 @@ export interface NewMember {
   messageKeys: KeyInput[]
   logKeys?: KeyInput[]
   tlsFingerprint?: string
+  /** SPKI SHA-256 pins (hex) of the member's TLS keys (`verinode init` prints its pin) */
+  tlsPins?: string[]
 }
 
 async function writeAtomic(path: string, data: string, mode = 0o644): Promise<void> {
@@ -213,6 +215,9 @@ export async function addMember(dir: string, input: NewMember, now: number = Dat
   }
   if (input.endpoint !== undefined) candidate.endpoint = input.endpoint
   if (input.tlsFingerprint !== undefined) candidate.tlsFingerprint = input.tlsFingerprint
+  if (input.tlsPins !== undefined && input.tlsPins.length > 0) candidate.tlsPins = input.tlsPins.map((p) => p.toLowerCase())
+  const taken = members.find((m) => (m.tlsPins ?? []).some((p) => input.tlsPins?.some((q) => q.toLowerCase() === p)))
+  if (taken !== undefined) throw bad(`tlsPins: a pin is already listed for member ${taken.id}`)
   // Before the schema, whose duplicate-kid rule would name the symptom, not the shared key.
   await checkNewKeys(dir, members, [
     ...(candidate.messageKeys as ManifestKey[]).map((key, i) => ({ field: `messageKeys[${i}]`, key })),
@@ -240,6 +245,36 @@ export async function addKey(dir: string, memberId: string, use: 'message' | 'lo
   m[list] = [...m[list], entry]
   await saveMembers(dir, members)
   return entry
+}
+
+/**
+ * Adds a TLS pin to a member (rotation: add the new pin, sign, install the manifest on every node,
+ * then switch the node to the new key, and later remove the old pin). @throws VN_ERR_CONFIG_INVALID
+ */
+export async function addTlsPin(dir: string, memberId: string, pin: string): Promise<string[]> {
+  const { members } = await loadDraft(dir)
+  const m = members.find((x) => x.id === memberId)
+  if (m === undefined) throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member ${memberId} is not in the draft`)
+  const p = pin.toLowerCase()
+  const owner = members.find((x) => (x.tlsPins ?? []).includes(p))
+  if (owner !== undefined) throw bad(`tls-pin: already listed for member ${owner.id}`)
+  m.tlsPins = [...(m.tlsPins ?? []), p]
+  await saveMembers(dir, members)
+  return m.tlsPins
+}
+
+/** Removes a TLS pin from a member (the end of a rotation). @throws VN_ERR_CONFIG_INVALID */
+export async function removeTlsPin(dir: string, memberId: string, pin: string): Promise<string[]> {
+  const { members } = await loadDraft(dir)
+  const m = members.find((x) => x.id === memberId)
+  if (m === undefined) throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member ${memberId} is not in the draft`)
+  const p = pin.toLowerCase()
+  if (!(m.tlsPins ?? []).includes(p)) throw bad(`tls-pin: member ${memberId} has no such pin`)
+  const rest = (m.tlsPins ?? []).filter((x) => x !== p)
+  if (rest.length === 0) delete m.tlsPins
+  else m.tlsPins = rest
+  await saveMembers(dir, members)
+  return rest
 }
 
 /** Removes a key (either list) from a member: published by the next `sign`, this revokes it. */
@@ -366,6 +401,7 @@ export async function signAuthorityManifest(dir: string, opts: SignOptions = {})
     const live = (ks: ManifestKey[]): boolean => ks.some((k) => k.exp === undefined || k.exp > now)
     if (!live(m.messageKeys)) warnings.push(`member ${m.id} has no unexpired message key`)
     if (m.role === 'department' && !live(m.logKeys)) warnings.push(`member ${m.id} has no unexpired log key`)
+    if (m.endpoint?.startsWith('https:') === true && (m.tlsPins ?? []).length === 0) warnings.push(`member ${m.id} has an https endpoint and no TLS pin: no node will connect to it (add-tls-pin)`)
     for (const k of [...m.messageKeys, ...m.logKeys]) {
       if (k.exp !== undefined && k.exp > now - REVOCATION_GRACE_MS && k.exp < now + REVOCATION_GRACE_MS) {
         warnings.push(`key ${m.id}#${k.kid} ends at ${new Date(k.exp).toISOString()}, less than ${REVOCATION_GRACE_MS / 1000} s from this manifest's issue: nodes that have not reloaded by then still accept it (audit reports AUDIT_KEY_REVOCATION_WINDOW)`)

@@ -35,9 +35,13 @@ export interface MemberView {
   readonly role: MemberRole
   readonly endpoint: string | undefined
   readonly tlsFingerprint: string | undefined
+  /** the SPKI SHA-256 pins (hex) of the TLS keys this member may present; empty: none listed */
+  readonly tlsPins: ReadonlySet<string>
   readonly messageKeys: ReadonlyMap<string, KeyView>
   readonly logKeys: ReadonlyMap<string, KeyView>
 }
+
+const NO_PINS: ReadonlySet<string> = new Set()
 
 /** SHA-256 of the manifest's compact JWS text, base64url: the manifest's identity in logs. */
 export const manifestHash = (jws: string): string => createHash('sha256').update(jws, 'ascii').digest('base64url')
@@ -79,6 +83,9 @@ export class Federation {
   readonly iat: number
   readonly exp: number
   readonly #members: ReadonlyMap<string, MemberView>
+  /** TLS pin → member id (a pin belongs to one member, the schema checks it) */
+  readonly #byTlsPin: ReadonlyMap<string, string>
+  #pinsByOrigin: Map<string, Set<string>> | undefined
 
   /** Verifies `jws` against the trust anchor (see verifyManifest) and builds the view. */
   static fromJws(jws: string, rootPublicKey: KeyObject, opts: VerifyManifestOptions): Federation {
@@ -95,7 +102,9 @@ export class Federation {
     this.iat = manifest.iat
     this.exp = manifest.exp
     const members = new Map<string, MemberView>()
+    const byTlsPin = new Map<string, string>()
     for (const m of manifest.members) {
+      for (const pin of m.tlsPins ?? []) byTlsPin.set(pin, m.id)
       members.set(m.id, {
         id: m.id,
         name: m.name,
@@ -103,11 +112,43 @@ export class Federation {
         role: m.role,
         endpoint: m.endpoint,
         tlsFingerprint: m.tlsFingerprint,
+        tlsPins: new Set(m.tlsPins ?? []),
         messageKeys: parseKeys(m.id, 'messageKeys', m.messageKeys),
         logKeys: parseKeys(m.id, 'logKeys', m.logKeys),
       })
     }
     this.#members = members
+    this.#byTlsPin = byTlsPin
+  }
+
+  /** The member whose TLS key has this SPKI pin, or undefined. */
+  memberByTlsPin(pin: string): string | undefined {
+    return this.#byTlsPin.get(pin)
+  }
+
+  /**
+   * The TLS pins of the member(s) whose endpoint has this origin (`https://host:port`): what a
+   * connection to that origin must present. Empty when none lists one.
+   */
+  tlsPinsForOrigin(origin: string): ReadonlySet<string> {
+    if (this.#pinsByOrigin === undefined) {
+      // built once per manifest, on first use: the peer client asks at every request
+      const byOrigin = new Map<string, Set<string>>()
+      for (const m of this.#members.values()) {
+        if (m.endpoint === undefined) continue
+        let o: string
+        try {
+          o = new URL(m.endpoint).origin
+        } catch {
+          continue
+        }
+        const set = byOrigin.get(o) ?? new Set<string>()
+        for (const p of m.tlsPins) set.add(p)
+        byOrigin.set(o, set)
+      }
+      this.#pinsByOrigin = byOrigin
+    }
+    return this.#pinsByOrigin.get(origin) ?? NO_PINS
   }
 
   has(id: string): boolean {

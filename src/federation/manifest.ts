@@ -60,7 +60,13 @@ export const MemberSchema = z
     endpoint: z.url({ protocol: /^https?$/ }).max(2048).optional(),
     messageKeys: z.array(ManifestKeySchema).max(32),
     logKeys: z.array(ManifestKeySchema).max(32),
+    /** superseded by `tlsPins`, never checked: kept so that manifests signed with it still parse */
     tlsFingerprint: sha256HexSchema.optional(),
+    /**
+     * SHA-256 of the SubjectPublicKeyInfo (DER) of each TLS key this member's node may present, as
+     * server and as client (src/crypto/tls-cert.ts `spkiPin`). Several during a rotation.
+     */
+    tlsPins: z.array(sha256HexSchema).min(1).max(8).optional(),
   })
   .superRefine((m, ctx) => {
     // A department runs a node, so peers must know where; an auditor runs none.
@@ -69,6 +75,9 @@ export const MemberSchema = z
     }
     if (m.role === 'auditor' && m.endpoint !== undefined) {
       ctx.addIssue({ code: 'custom', message: 'an auditor runs no node and has no endpoint', path: ['endpoint'] })
+    }
+    if (m.tlsPins !== undefined && new Set(m.tlsPins).size !== m.tlsPins.length) {
+      ctx.addIssue({ code: 'custom', message: 'duplicate TLS pin', path: ['tlsPins'] })
     }
     // One kid names one key of this member, whichever list it is in.
     const seen = new Set<string>()
@@ -95,6 +104,15 @@ export const ManifestSchema = z
     m.members.forEach((mem, i) => {
       if (ids.has(mem.id)) ctx.addIssue({ code: 'custom', message: `duplicate member id ${mem.id}`, path: ['members', i, 'id'] })
       ids.add(mem.id)
+    })
+    // A TLS key identifies one member: the provider learns the client's member from it.
+    const pins = new Map<string, string>()
+    m.members.forEach((mem, i) => {
+      for (const pin of mem.tlsPins ?? []) {
+        const other = pins.get(pin)
+        if (other !== undefined) ctx.addIssue({ code: 'custom', message: `TLS pin already listed for member ${other}`, path: ['members', i, 'tlsPins'] })
+        pins.set(pin, mem.id)
+      }
     })
   })
 

@@ -11,6 +11,8 @@ import { errorHandler, notFoundHandler } from './errors.js'
 import { publicServices, type PublicServices } from './plugins/public-services.js'
 import { localServices, type LocalServices } from './plugins/local-services.js'
 import { appAuth } from './plugins/app-auth.js'
+import { mtls } from './plugins/mtls.js'
+import type { ServerOptions as HttpsServerOptions } from 'node:https'
 import { exchangeRoutes } from './routes/exchange.js'
 import { logRoutes } from './routes/log.js'
 import { tagSetRoutes } from './routes/tagset.js'
@@ -25,16 +27,22 @@ export interface AppOptions {
   logger: FastifyBaseLogger
   /** request body limit, bytes */
   bodyLimit: number
+  /** serve HTTPS (node:https options: TLS 1.3, a client certificate asked for); default plain HTTP */
+  https?: HttpsServerOptions | undefined
 }
 
 /** The public app from its services (tests pass fakes). */
 export async function createPublicApp(services: PublicServices, o: AppOptions): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: o.logger, bodyLimit: o.bodyLimit, return503OnClosing: true })
+  const app = o.https === undefined
+    ? Fastify({ loggerInstance: o.logger, bodyLimit: o.bodyLimit, return503OnClosing: true })
+    : Fastify({ loggerInstance: o.logger, bodyLimit: o.bodyLimit, return503OnClosing: true, https: o.https }) as unknown as FastifyInstance
   app.setErrorHandler(errorHandler((code) => services.metrics.rejected.inc({ code })))
   app.setNotFoundHandler(notFoundHandler)
   // JSON only: anything else is 415 before a handler sees it.
   app.removeContentTypeParser('text/plain')
   await app.register(publicServices, services)
+  if (services.tlsClient !== undefined) await app.register(mtls, services.tlsClient)
+  else app.decorateRequest('tlsMember', undefined)
   await app.register(exchangeRoutes)
   await app.register(logRoutes)
   await app.register(tagSetRoutes)
@@ -86,6 +94,7 @@ function publicServicesOf(node: NodeRuntime): PublicServices {
     tagsets: node.tagsets,
     readiness: () => node.ready(),
     metrics: node.metrics,
+    tlsClient: node.tls === undefined ? undefined : { clientMember: (socket) => node.tls!.clientMember(socket) },
   }
 }
 
@@ -107,6 +116,7 @@ export async function buildPublicApp(node: NodeRuntime): Promise<FastifyInstance
   return createPublicApp(publicServicesOf(node), {
     logger: node.logger.child({ listener: 'public' }) as FastifyBaseLogger,
     bodyLimit: node.config.limits.bodyBytes,
+    https: node.tls?.serverOptions(),
   })
 }
 

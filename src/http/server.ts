@@ -18,11 +18,11 @@ export interface RunningNode {
   close(): Promise<void>
 }
 
-const urlOf = (app: FastifyInstance): string => {
+const urlOf = (app: FastifyInstance, scheme = 'http'): string => {
   const a = app.server.address()
   if (a === null || typeof a === 'string') return String(a)
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address
-  return `http://${host}:${a.port}`
+  return `${scheme}://${host}:${a.port}`
 }
 
 export async function startNode(configPath: string, opts: OpenNodeOptions = {}): Promise<RunningNode> {
@@ -56,7 +56,7 @@ export async function startNode(configPath: string, opts: OpenNodeOptions = {}):
     node,
     publicApp: p,
     localApp: l,
-    publicUrl: urlOf(p),
+    publicUrl: urlOf(p, node.tls === undefined ? 'http' : 'https'),
     localUrl: urlOf(l),
     metricsUrl: `${urlOf(m ?? l)}/metrics`,
     close() {

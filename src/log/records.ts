@@ -131,7 +131,9 @@ export interface KeyEventRecord extends Base {
    * (base64url raw Ed25519), and Ed25519 signatures (base64url) by the old and the new private key
    * over the canonical rotation statement. The old key is `messageKey` or `logKey` above.
    */
-  rotated?: 'message' | 'log'
+  rotated?: 'message' | 'log' | 'tls'
+  /** `rotated: 'tls'` only: the old TLS public key (base64url raw Ed25519); its SPKI SHA-256 is the old pin */
+  tlsKey?: string
   newKey?: string
   oldSig?: string
   newSig?: string

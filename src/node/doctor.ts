@@ -7,7 +7,7 @@
 import type { KeyObject } from 'node:crypto'
 import { access, mkdir, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { isVnError } from '../errors.js'
@@ -16,7 +16,9 @@ import type { Federation } from '../federation/federation.js'
 import { FederationHolder } from '../federation/federation.js'
 import { oprfSeedFile } from '../oprf/tagset-service.js'
 import { openDataSource } from '../sources/index.js'
+import { pinnedConnector, type PeerTlsOptions } from '../peers/tls-pins.js'
 import { nodeDataFiles, nodeKeyFiles, NODE_PID_FILE } from './files.js'
+import { assertPlainListenerAllowed, readTlsFiles, tlsFilesOf } from './tls.js'
 import { dataSourceConfig, declaredStatements } from './source-watch.js'
 
 export interface DoctorCheck {
@@ -135,6 +137,33 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
     }
   }
 
+  // 4b. TLS: key and certificate belong together, in date, and the key is pinned for this member.
+  const tlsFiles = tlsFilesOf(cfg, (p) => loaded.path(p))
+  let peerTls: PeerTlsOptions | undefined
+  if (tlsFiles === undefined) {
+    try {
+      assertPlainListenerAllowed(cfg.listen.host, cfg.insecure)
+      ok('tls', `no "tls": plain HTTP on ${cfg.listen.host} (loopback or "insecure": for tests only, never between departments)`)
+    } catch (e) {
+      fail('tls', why(e), 'run verinode init again, or add "tls" with a key and certificate (docs/OPERATIONS.md "TLS between nodes")')
+    }
+  } else {
+    try {
+      const t = await readTlsFiles(tlsFiles)
+      const at = now()
+      const left = t.notAfter - at
+      if (at < t.notBefore || left <= 0) fail('tls', `${tlsFiles.cert} is valid from ${t.cert.validFrom} to ${t.cert.validTo}, not now`, 'make a new certificate: verinode keys rotate --which tls')
+      else if (fed === undefined) fail('tls', `pin ${t.pin}: not compared with the manifest (it did not load, above)`, 'fix the manifest first')
+      else if (fed.memberByTlsPin(t.pin) !== self) fail('tls', `the TLS key's pin ${t.pin} is not listed for ${self} in manifest seq ${fed.seq}`, `send the pin to the authority (federation add-tls-pin --member ${self} --pin ${t.pin}) and install the manifest it signs`)
+      else if (left < 7 * DAY) fail('tls', `pin ${t.pin.slice(0, 16)}... is pinned for ${self}, but the certificate ends ${t.cert.validTo} (in ${(left / DAY).toFixed(1)} days)`, 'rotate it now: verinode keys rotate --which tls, then have the new pin listed')
+      else ok('tls', `pin ${t.pin.slice(0, 16)}... is pinned for ${self} in manifest seq ${fed.seq}; certificate valid until ${t.cert.validTo}`)
+      const f = fed
+      if (f !== undefined) peerTls = { cert: t.certPem, key: t.keyPem, now, pinsFor: (origin) => f.tlsPinsForOrigin(origin) }
+    } catch (e) {
+      fail('tls', why(e), `restore ${tlsFiles.key} and ${tlsFiles.cert} from the key backup (key mode 0600), or make new ones with verinode keys rotate --which tls`)
+    }
+  }
+
   // 5. The data source: reachable, every statement read-only and fitting its service.
   if (cfg.dataSource === undefined) ok('data-source', 'none configured (this node only asks)')
   else {
@@ -158,8 +187,11 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
   }
 
   // 6. The log: its folder writable, the database file writable if present, no node holding it.
+  // (A PostgreSQL log is opened, checked and, if need be, refused at start-up: verinode log pg-sql
+  // prints what its role needs.)
   const dataDir = loaded.path(cfg.dataDir)
-  try {
+  if (cfg.log.kind === 'postgres') ok('log', `on PostgreSQL (schema ${cfg.log.schema ?? 'verinode_log'}): reached and checked when the node starts; verinode log pg-sql prints the grants its role needs`)
+  else try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
     const probe = join(dataDir, `.doctor-${process.pid}`)
     await writeFile(probe, 'x', { flag: 'wx' })
@@ -187,8 +219,10 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
       continue
     }
     const started = now()
+    // An https peer is reached as the node reaches it: this node's certificate, the peer's pinned.
+    const dispatcher = p.endpoint.startsWith('https:') && peerTls !== undefined ? new Agent({ connect: pinnedConnector(peerTls, opts.peerTimeoutMs ?? 5000) }) : undefined
     try {
-      const res = await request(new URL('/healthz', p.endpoint), { headersTimeout: opts.peerTimeoutMs ?? 5000, bodyTimeout: opts.peerTimeoutMs ?? 5000 })
+      const res = await request(new URL('/healthz', p.endpoint), { headersTimeout: opts.peerTimeoutMs ?? 5000, bodyTimeout: opts.peerTimeoutMs ?? 5000, ...(dispatcher === undefined ? {} : { dispatcher }) })
       await res.body.dump()
       const rtt = now() - started
       const date = res.headers.date
@@ -197,7 +231,13 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
       else fail(check, `${p.endpoint} answered HTTP ${res.statusCode}`, `ask ${p.id}'s operator: its node is up but not healthy`)
     } catch (e) {
       const code = (e as { code?: string }).code ?? 'error'
+      if (code.startsWith('VN_ERR_TLS_')) {
+        fail(check, `${p.endpoint}: ${why(e)}`, `compare ${p.id}'s pin (verinode federation verify --json) with the certificate its node serves; the authority lists the right one`)
+        continue
+      }
       fail(check, `${p.endpoint}: cannot connect (${code})`, `check the endpoint in the manifest, the network and firewall between the nodes, and that ${p.id}'s node runs`)
+    } finally {
+      await dispatcher?.close()
     }
   }
   if (peers.length === 0) ok('peers', 'no other department in the manifest')

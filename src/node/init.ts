@@ -11,6 +11,7 @@ import { nodeKeyFiles } from './files.js'
 import { createOprfSeed, oprfSeedFile } from '../oprf/tagset-service.js'
 import { MEMBER_ID_RE } from '../protocol/vocabulary.js'
 import type { ConfigInput } from '../config/schema.js'
+import { initTls, TLS_CONFIG, type TlsFiles } from './tls.js'
 
 export interface InitOptions {
   dir: string
@@ -20,6 +21,8 @@ export interface InitOptions {
   host?: string
   /** extra config merged in (services, agreements, dataSource) */
   extra?: Partial<ConfigInput>
+  /** a TLS key and self-signed certificate (`true`), or these existing files, as keys/tls.* (./tls.ts) */
+  tls?: boolean | TlsFiles
 }
 
 export interface InitResult {
@@ -28,6 +31,8 @@ export interface InitResult {
   logKey: string
   /** the local API token for a first application; shown once, only its hash is stored */
   appToken: string
+  /** with `tls`: the SPKI SHA-256 pin of the TLS key, for `federation add-member --tls-pin` */
+  tlsPin?: string
 }
 
 export async function initNode(o: InitOptions): Promise<InitResult> {
@@ -35,6 +40,8 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
   const dir = resolve(o.dir)
   const configPath = join(dir, 'verinode.json')
   if (await access(configPath).then(() => true, () => false)) throw new Error(`${configPath} already exists`)
+  // TLS first: existing files that do not belong together stop init before anything is written
+  const tls = await initTls(o, join(dir, 'keys'))
   const keys = nodeKeyFiles(join(dir, 'keys'))
   const msg = generateEd25519()
   const log = generateEd25519()
@@ -55,8 +62,9 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
     federation: { rootKey: 'keys/federation-root.pub', manifest: 'federation/manifest.jws' },
     listen: { host: o.host ?? '127.0.0.1', port: o.port ?? 7100 },
     local: { host: '127.0.0.1', port: o.localPort ?? 7180, apps: [{ name: 'default', tokenSha256: createHash('sha256').update(appToken).digest('hex') }] },
+    ...(tls === undefined ? {} : { tls: TLS_CONFIG }),
     ...o.extra,
   }
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`, { flag: 'wx' })
-  return { configPath, messageKey: publicKeyToB64u(msg.publicKey), logKey: publicKeyToB64u(log.publicKey), appToken }
+  return { configPath, messageKey: publicKeyToB64u(msg.publicKey), logKey: publicKeyToB64u(log.publicKey), appToken, ...(tls === undefined ? {} : { tlsPin: tls.pin }) }
 }

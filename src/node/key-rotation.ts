@@ -16,7 +16,8 @@
  */
 import { sign, type KeyObject } from 'node:crypto'
 import { readFile, rename, writeFile } from 'node:fs/promises'
-import { loadConfig } from '../config/load.js'
+import { loadConfig, type LoadedConfig } from '../config/load.js'
+import { selfSignedCertificate, spkiPin } from '../crypto/tls-cert.js'
 import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyToB64u, writePrivateKey } from '../crypto/keys.js'
 import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
@@ -28,10 +29,11 @@ import { nodeKeyFiles } from './files.js'
 import { appendOffline } from './offline-log.js'
 import { nodeLogLocation } from './log-store.js'
 import { wrongMemberError } from './identity.js'
+import { readTlsFiles, TLS_CERT_DAYS, tlsFilesOf } from './tls.js'
 
 export interface RotationResult {
   member: string
-  which: 'message' | 'log'
+  which: 'message' | 'log' | 'tls'
   /** base64url raw public key, and the kid the authority's add-key will give it by default */
   newKey: string
   newKid: string
@@ -42,6 +44,8 @@ export interface RotationResult {
   size: number
   privateKeyFile: string
   retiredFile: string
+  /** tls only: the old and new pins (SPKI SHA-256, hex), and the new certificate's file and end */
+  tls?: { oldPin: string; newPin: string; certFile: string; notAfter: number }
 }
 
 const stamp = (ms: number): string => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
@@ -50,7 +54,7 @@ const stamp = (ms: number): string => new Date(ms).toISOString().replace(/[-:]/g
  * Rotates the message or log key of the (stopped) node configured in `configPath`.
  * @throws VN_ERR_CONFIG_INVALID, VN_ERR_KEY_FILE, VN_ERR_FED_MANIFEST_INVALID, VN_ERR_AUDIT_NODE_RUNNING
  */
-export async function rotateKey(configPath: string, which: 'message' | 'log', opts: { env?: Record<string, string | undefined>; now?: () => number } = {}): Promise<RotationResult> {
+export async function rotateKey(configPath: string, which: 'message' | 'log' | 'tls', opts: { env?: Record<string, string | undefined>; now?: () => number } = {}): Promise<RotationResult> {
   const now = opts.now ?? Date.now
   const loaded = await loadConfig(configPath, opts.env ?? process.env)
   const cfg = loaded.config
@@ -64,11 +68,12 @@ export async function rotateKey(configPath: string, which: 'message' | 'log', op
   const wrong = wrongMemberError(fed, cfg.member, messagePub, 'keys/message.key')
   if (wrong !== undefined) throw wrong
   const member = fed.member(cfg.member)
+  const msgKid = [...member.messageKeys.values()].find((k) => k.x === messagePub)
+  if (msgKid === undefined) throw new VnError('VN_ERR_KEY_FILE', `keys/message.key is not a message key of ${cfg.member} in manifest seq ${fed.seq}`)
+  if (which === 'tls') return rotateTls({ cfg, loaded, fed, messagePub, logPub, logKey, msgKid: msgKid.kid, now })
   const listed = (which === 'message' ? member.messageKeys : member.logKeys)
   const old = [...listed.values()].find((k) => k.x === (which === 'message' ? messagePub : logPub))
   if (old === undefined) throw new VnError('VN_ERR_KEY_FILE', `keys/${which}.key is not a ${which} key of ${cfg.member} in manifest seq ${fed.seq}`)
-  const msgKid = [...member.messageKeys.values()].find((k) => k.x === messagePub)
-  if (msgKid === undefined) throw new VnError('VN_ERR_KEY_FILE', `keys/message.key is not a message key of ${cfg.member} in manifest seq ${fed.seq}`)
 
   const fresh = generateEd25519()
   const newKey = publicKeyToB64u(fresh.publicKey)
@@ -96,4 +101,65 @@ export async function rotateKey(configPath: string, which: 'message' | 'log', op
   await rename(staged, keyFile)
   await writeFile(pubFile, `${newKey}\n`, { mode: 0o644 })
   return { member: cfg.member, which, newKey, newKid: keyIdFor(fresh.publicKey), oldKid: old.kid, index: first, size, privateKeyFile: keyFile, retiredFile }
+}
+
+interface TlsRotationInput {
+  cfg: LoadedConfig['config']
+  loaded: LoadedConfig
+  fed: Federation
+  messagePub: string
+  logPub: string
+  logKey: KeyObject
+  msgKid: string
+  now: () => number
+}
+
+/**
+ * `keys rotate --which tls`: a new Ed25519 TLS key and self-signed certificate replace the files the
+ * config's `tls` names (the old key kept as `<file>.retired-<time>`), after a `rotated` key event
+ * with `rotated: 'tls'`, the old key in `tlsKey`, signed by the old and the new TLS key. The node
+ * serves the new key at its next start, which needs a manifest listing the new pin: the overlap is
+ * the authority listing both pins (add-tls-pin) until every peer has that manifest.
+ */
+async function rotateTls(i: TlsRotationInput): Promise<RotationResult> {
+  const { cfg, loaded, fed } = i
+  const files = tlsFilesOf(cfg, (p) => loaded.path(p))
+  if (files === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'the config has no "tls": there is no TLS key to rotate (verinode init makes one)')
+  const current = await readTlsFiles(files)
+  if (current.key.asymmetricKeyType !== 'ed25519') {
+    throw new VnError('VN_ERR_TLS_CONFIG', `${files.key}: a ${current.key.asymmetricKeyType ?? 'non-Ed25519'} key; keys rotate signs the key event with Ed25519 TLS keys only (replace the files and the pin by hand)`)
+  }
+  const oldPin = current.pin
+  if (!fed.member(cfg.member).tlsPins.has(oldPin)) throw new VnError('VN_ERR_TLS_CONFIG', `${files.cert}: its key (pin ${oldPin}) is not pinned for ${cfg.member} in manifest seq ${fed.seq}`)
+  const oldKey = publicKeyToB64u(current.key)
+  const fresh = generateEd25519()
+  const newKey = publicKeyToB64u(fresh.publicKey)
+  const at = i.now()
+  const statement: RotationStatement = { member: cfg.member, which: 'tls', oldKey, newKey, at, manifestHash: fed.hash }
+  const bytes = rotationStatement(statement)
+  const record: KeyEventRecord = {
+    v: 1, at, t: 'key-event', event: 'rotated', member: cfg.member,
+    messageKid: `${cfg.member}#${i.msgKid}`, messageKey: i.messagePub, logKey: i.logPub,
+    manifestSeq: fed.seq, manifestHash: fed.hash,
+    rotated: 'tls', tlsKey: oldKey, newKey,
+    oldSig: sign(null, bytes, current.key).toString('base64url'),
+    newSig: sign(null, bytes, fresh.privateKey).toString('base64url'),
+  }
+  const { first, size } = await appendOffline(nodeLogLocation(cfg, loaded), [record], i.logKey, logOrigin(fed.name, cfg.member))
+
+  const notAfter = at + TLS_CERT_DAYS * 86_400_000
+  const certPem = selfSignedCertificate(fresh.privateKey, { commonName: `verinode ${cfg.member}`, notBefore: at - 60_000, notAfter })
+  const retiredFile = `${files.key}.retired-${stamp(at)}`
+  const stagedKey = `${files.key}.new-${process.pid}`
+  const stagedCert = `${files.cert}.new-${process.pid}`
+  await writePrivateKey(stagedKey, fresh.privateKey)
+  await writeFile(stagedCert, certPem, { mode: 0o644 })
+  await rename(files.key, retiredFile)
+  await rename(files.cert, `${files.cert}.retired-${stamp(at)}`)
+  await rename(stagedKey, files.key)
+  await rename(stagedCert, files.cert)
+  return {
+    member: cfg.member, which: 'tls', newKey, newKid: spkiPin(fresh.publicKey), oldKid: oldPin, index: first, size,
+    privateKeyFile: files.key, retiredFile, tls: { oldPin, newPin: spkiPin(fresh.publicKey), certFile: files.cert, notAfter },
+  }
 }

@@ -19,6 +19,8 @@ export interface ReadinessDeps {
   tagsets: TagSetPublisher | undefined
   source: DataSource | undefined
   now: () => number
+  /** the node's TLS certificate: valid, pinned, and a warning within 7 days of its end (./tls.ts) */
+  tls?: { status(): { ok: boolean; detail: string } } | undefined
 }
 
 export function readiness(d: ReadinessDeps): () => Promise<ReadyCheck> {
@@ -34,6 +36,7 @@ export function readiness(d: ReadinessDeps): () => Promise<ReadyCheck> {
       checks.manifest = { ok: false, detail: (e as Error).message }
     }
     checks.log = d.log.status()
+    if (d.tls !== undefined) checks.tls = d.tls.status()
     const tagsets = d.tagsets
     if (tagsets !== undefined) {
       checks.tagsets = { ok: true, detail: Object.entries(tagsets.status()).map(([svc, x]) => `${svc} epoch ${x.epoch}: ${x.ready ? `${x.count} tags` : `building (${x.records ?? 0} records)`}`).join('; ') }

@@ -43,6 +43,7 @@ import { readiness } from './readiness.js'
 import { openWatchedSource } from './source-watch.js'
 import { appTokenAuthenticator } from './app-tokens.js'
 import type { NodeRuntime } from './types.js'
+import { assertPlainListenerAllowed, openNodeTls, tlsFilesOf } from './tls.js'
 
 export interface OpenNodeOptions {
   env?: Record<string, string | undefined>
@@ -97,11 +98,16 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const identity = new NodeIdentity({ self, messageKey, services: cfg.services, batchMax: cfg.limits.batchMax, now }, fed0)
   const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
+  // TLS on the public listener and to https peers, pinned by the manifest (./tls.ts)
+  const tlsFiles = tlsFilesOf(cfg, (p) => loaded.path(p))
+  const tls = tlsFiles === undefined ? undefined : await openNodeTls({ self, files: tlsFiles, federation, now })
+  if (tls === undefined) assertPlainListenerAllowed(cfg.listen.host, cfg.insecure)
 
   // Data source (watched: a file replaced or broken under the node is noticed and re-opened), then the log.
   const watched = await openWatchedSource(cfg, loaded, logger, opts.sourceCheckEveryMs)
   const source = watched?.source
   const metrics = new Metrics(self, opts.processMetrics ?? false)
+  tls?.registerMetrics(metrics.registry)
   const dataDir = loaded.path(cfg.dataDir)
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   // The keys the node's own checkpoints verify under: its own log key, and the older ones the
@@ -138,7 +144,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const agreements: Agreement[] = cfg.agreements
   const policy = agreementSetHash(agreements)
   const limits = cfg.limits
-  const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure })
+  const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure, ...(tls === undefined ? {} : { tls: tls.clientOptions() }) })
   const modes = await assembleModes({
     services: cfg.services, source, keysDir, dataDir, heWorkers: cfg.he?.workers, signer,
     federation: (at) => federation.get(at ?? now()), client, logger, now, oprfPool: opts.oprfPool, tagSetTickMs: opts.tagSetTickMs,
@@ -226,7 +232,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     housekeepingEveryMs: opts.housekeepingEveryMs ?? 30_000,
   }, logger)
   modes.tagsets?.start()
-  const ready = readiness({ federation, identity, log: reopener, tagsets: modes.tagsets, source, now })
+  const ready = readiness({ federation, identity, log: reopener, tagsets: modes.tagsets, source, now, tls })
   metrics.watch({
     replayEntries: () => replay.size,
     inFlight: (role) => (role === 'provider' ? provider.inFlight : consumer.inFlight),
@@ -258,6 +264,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     acceptCosignature: (witness, note) => checkpointer.acceptCosignature(federation.get(now()), self, witness, note),
     checkpoint,
     ready,
+    tls,
     authenticateApp: appTokenAuthenticator(cfg.local.apps),
     async close(): Promise<void> {
       if (closed) return

@@ -8,6 +8,7 @@ import type { FederationHolder } from '../federation/federation.js'
 import type { TagSetPublisher } from '../oprf/tagset-service.js'
 import type { PeerLogs } from './witness.js'
 import type { ManifestReload } from './housekeeping.js'
+import type { NodeTls } from './tls.js'
 
 export interface ReadyCheck {
   ok: boolean
@@ -29,6 +30,8 @@ export interface NodeRuntime {
   readonly logger: Logger
   readonly metrics: Metrics
   readonly federation: FederationHolder
+  /** the public listener's TLS identity and client check (undefined: plain HTTP, loopback tests) */
+  readonly tls?: NodeTls | undefined
   readonly provider: Provider
   readonly consumer: Consumer
   /** the signed catalog JWS (re-signed when the manifest or key changes) */

@@ -7,14 +7,17 @@
 import { Pool, type Dispatcher } from 'undici'
 import { isIP } from 'node:net'
 import { VnError } from '../errors.js'
+import { pinnedConnector, type PeerTlsOptions } from './tls-pins.js'
 
 export interface PeerClientOptions {
   timeoutMs: number
   retries: number
   connections: number
-  /** allow plain http:// to non-loopback peers (until TLS lands) */
+  /** allow plain http:// to non-loopback peers (closed test networks only) */
   insecure: boolean
   dispatcherFor?: (origin: string) => Dispatcher
+  /** mutual TLS to https:// peers, each certificate checked against its pins (./tls-pins.ts) */
+  tls?: PeerTlsOptions
 }
 
 export interface PeerReply {
@@ -55,7 +58,7 @@ export function isLoopbackHost(hostname: string): boolean {
 }
 
 /** Refuses plain HTTP to anything but loopback unless the operator set `insecure`. */
-export function checkEndpoint(endpoint: string, insecure: boolean): URL {
+export function checkEndpoint(endpoint: string, insecure: boolean, tls = true): URL {
   let u: URL
   try {
     u = new URL(endpoint)
@@ -63,6 +66,7 @@ export function checkEndpoint(endpoint: string, insecure: boolean): URL {
     throw new VnError('VN_ERR_PEER_UNKNOWN', 'endpoint is not a URL')
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new VnError('VN_ERR_PEER_UNKNOWN', 'endpoint must be http(s)')
+  if (u.protocol === 'https:' && !tls) throw new VnError('VN_ERR_TLS_CONFIG', `${u.host}: an https peer needs this node's TLS key and certificate (config "tls")`)
   if (u.protocol === 'http:' && !isLoopbackHost(u.hostname) && !insecure) {
     throw new VnError('VN_ERR_PEER_INSECURE', `${u.host} is not loopback`)
   }
@@ -71,19 +75,40 @@ export function checkEndpoint(endpoint: string, insecure: boolean): URL {
 
 const RETRYABLE_STATUS = new Set([502, 503, 504])
 
+const sameSet = (a: ReadonlySet<string>, b: ReadonlySet<string>): boolean => a.size === b.size && [...a].every((x) => b.has(x))
+
 export class PeerClient {
   private readonly pools = new Map<string, Dispatcher>()
+  /** https origins: the pin set (as the manifest handed it out) the pool's connections were checked against */
+  private readonly pinsSeen = new Map<string, ReadonlySet<string>>()
   constructor(private readonly opts: PeerClientOptions) {}
 
   private dispatcher(origin: string): Dispatcher {
     let d = this.pools.get(origin)
+    const tls = this.opts.tls
+    if (d !== undefined && tls !== undefined && origin.startsWith('https:')) {
+      // The pins in force for this origin changed (a newer manifest): the pool's connections were
+      // checked against the old ones, so they are closed and the next ones checked anew.
+      const pins = tls.pinsFor(origin)
+      const was = this.pinsSeen.get(origin)
+      if (was !== pins) {
+        this.pinsSeen.set(origin, pins)
+        if (was !== undefined && !sameSet(was, pins)) {
+          this.pools.delete(origin)
+          d.close().catch(() => undefined)
+          d = undefined
+        }
+      }
+    }
     if (d === undefined) {
+      if (tls !== undefined && origin.startsWith('https:')) this.pinsSeen.set(origin, tls.pinsFor(origin))
       d = this.opts.dispatcherFor?.(origin) ?? new Pool(origin, {
         connections: this.opts.connections,
         headersTimeout: this.opts.timeoutMs,
         bodyTimeout: this.opts.timeoutMs,
         connectTimeout: Math.min(this.opts.timeoutMs, 5000),
         pipelining: 1,
+        ...(this.opts.tls === undefined ? {} : { connect: pinnedConnector(this.opts.tls, Math.min(this.opts.timeoutMs, 5000)) }),
       })
       this.pools.set(origin, d)
     }
@@ -101,7 +126,7 @@ export class PeerClient {
 
   /** Fetches a text body (checkpoints are signed notes, not JSON). */
   async getText(endpoint: string, path: string): Promise<{ statusCode: number; text: string }> {
-    const u = checkEndpoint(endpoint, this.opts.insecure)
+    const u = checkEndpoint(endpoint, this.opts.insecure, this.opts.tls !== undefined || this.opts.dispatcherFor !== undefined)
     const res = await this.dispatcher(u.origin).request({
       origin: u.origin, path: u.pathname.replace(/\/$/, '') + path, method: 'GET',
       headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs,
@@ -115,7 +140,7 @@ export class PeerClient {
    * the stream is cut.
    */
   async getBytes(endpoint: string, path: string, headers: Record<string, string>, maxBytes: number): Promise<PeerBytesReply> {
-    const u = checkEndpoint(endpoint, this.opts.insecure)
+    const u = checkEndpoint(endpoint, this.opts.insecure, this.opts.tls !== undefined || this.opts.dispatcherFor !== undefined)
     const res = await this.dispatcher(u.origin).request({
       origin: u.origin, path: u.pathname.replace(/\/$/, '') + path, method: 'GET', headers,
       headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs,
@@ -144,7 +169,7 @@ export class PeerClient {
   }
 
   private async send(endpoint: string, path: string, method: 'GET' | 'POST', body: string | undefined, extraHeaders: Record<string, string> = {}, keep?: KeepBytes): Promise<PeerReply> {
-    const u = checkEndpoint(endpoint, this.opts.insecure)
+    const u = checkEndpoint(endpoint, this.opts.insecure, this.opts.tls !== undefined || this.opts.dispatcherFor !== undefined)
     const base = u.pathname.replace(/\/$/, '')
     let lastErr: unknown
     for (let attempt = 0; attempt <= this.opts.retries; attempt++) {

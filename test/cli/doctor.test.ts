@@ -5,7 +5,11 @@
 import t from 'tap'
 import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { randomBytes, X509Certificate } from 'node:crypto'
 import { federationFixture } from '../helper.js'
+import { spkiPin } from '../../src/crypto/tls-cert.js'
+import { addTlsPin, removeTlsPin, signAuthorityManifest } from '../../src/federation/authority.js'
+import { tlsKeyFiles } from '../../src/node/tls.js'
 import { main } from '../../src/cli/main.js'
 import type { CliIo } from '../../src/cli/types.js'
 
@@ -26,7 +30,7 @@ t.test('doctor on a healthy node, then one fault at a time', async (t) => {
 
   const healthy = await run(join(taxDir, 'verinode.json'))
   t.equal(healthy.code, 0, healthy.io.stdout.join('\n'))
-  for (const check of ['config', 'key-files', 'manifest', 'keys-match', 'data-source', 'log', 'peer fj-psb', 'clock']) {
+  for (const check of ['config', 'key-files', 'manifest', 'keys-match', 'tls', 'data-source', 'log', 'peer fj-psb', 'clock']) {
     t.match(healthy.io.stdout.join('\n'), new RegExp(`^OK +${check} `, 'm'), `${check}: OK`)
   }
   t.match(healthy.io.stdout.at(-1), /all checks passed/)
@@ -71,4 +75,30 @@ t.test('doctor on a healthy node, then one fault at a time', async (t) => {
     t.match(r.io.stdout.join('\n'), /^FAIL peer fj-psb +http:\/\/127\.0\.0\.1:\d+: cannot connect \(ECONNREFUSED\)[\s\S]*fix: check the endpoint/m)
     t.match(r.io.stdout.join('\n'), /^OK +clock +within \d+ s of 2 peer\(s\)/m, 'the clock is measured against the peers that answer')
   })
+})
+
+t.test('doctor on TLS nodes: the own pin, and each peer reached over mutual TLS with its pin checked', async (t) => {
+  const f = await federationFixture(t, { start: ['fj-psb', 'fj-tax'], tls: true })
+  const taxDir = join(f.fed.dir, 'fj-tax')
+  const run = async (config: string): Promise<string> => {
+    const io = captureIo(f.fed.dir)
+    await main(['doctor', '--config', config], io)
+    return io.stdout.join('\n')
+  }
+  const healthy = await run(join(taxDir, 'verinode.json'))
+  t.match(healthy, /^OK +tls +pin [0-9a-f]{16}\.\.\. is pinned for fj-tax in manifest seq \d+; certificate valid until /m)
+  t.match(healthy, /^OK +peer fj-psb +https:\/\/127\.0\.0\.1:\d+ answered in \d+ ms/m, 'reached over mutual TLS')
+
+  // A manifest that pins another key for fj-psb: the doctor refuses its certificate as the node would.
+  const psbPin = spkiPin(new X509Certificate(await readFile(tlsKeyFiles(join(f.fed.dir, 'fj-psb', 'keys')).cert)))
+  await removeTlsPin(f.fed.authorityDir, 'fj-psb', psbPin)
+  await addTlsPin(f.fed.authorityDir, 'fj-psb', randomBytes(32).toString('hex'))
+  const other = join(taxDir, 'other-manifest.jws')
+  await signAuthorityManifest(f.fed.authorityDir, { out: other })
+  const cfg = JSON.parse(await readFile(join(taxDir, 'verinode.json'), 'utf8')) as { federation: { manifest: string } }
+  cfg.federation.manifest = other
+  await writeFile(join(taxDir, 'other.json'), JSON.stringify(cfg))
+  const wrong = await run(join(taxDir, 'other.json'))
+  t.match(wrong, /^OK +tls /m, 'its own pin is still listed')
+  t.match(wrong, /^FAIL peer fj-psb +https:\/\/127\.0\.0\.1:\d+: VN_ERR_TLS_SERVER_PIN: [\s\S]*fix: compare fj-psb's pin/m)
 })

@@ -20,6 +20,7 @@ t.test('the demo survives a port taken before its node listens', async (t) => {
   const lines: string[] = []
   const report = await runDemo({ dir: t.testdir({}), residents: 400, enterprises: 200, out: (l) => lines.push(l) })
   t.ok(lines.some((l) => /building the federation again on fresh ports/.test(l)), 'said so')
+  t.equal(lines.filter((l) => /public https:\/\/127\.0\.0\.1:\d+ /.test(l)).length, 4 + 1, 'every public listener serves mutual TLS')
   t.equal(calls, 2 + 4, 'one node started, the second failed, then all four on the new ports')
   const failed = report.steps.filter((s) => !s.ok)
   t.same(failed, [], 'every step behaved as expected')

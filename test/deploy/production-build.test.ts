@@ -12,6 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, readdirSync, lstatSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { createServer } from 'node:net'
+import { get as httpsGet } from 'node:https'
 import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { parseConfig } from '../../src/config/load.js'
@@ -110,6 +111,16 @@ export function driftProblems(dockerfile: string, script: string): string[] {
     }
   }
   return problems
+}
+
+/** GET over https from a node's public listener (its certificate is not checked: a probe). */
+function tlsGet(port: number, path: string, client: { cert?: Buffer; key?: Buffer } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpsGet({ host: '127.0.0.1', port, path, rejectUnauthorized: false, ...client }, (res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (c: string) => { body += c }).on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    }).on('error', reject)
+  })
 }
 
 function healthcheckCommand(dockerfile: string): string[] {
@@ -394,12 +405,14 @@ t.test('scripts/production-build.sh builds and runs the production tree', { skip
     try {
       const ok = await until(async () => (await run(asNode(hc), { cwd: app, env: probeEnv, timeoutMs: 10_000 })).code === 0, 60_000)
       if (!t.ok(ok, 'HEALTHCHECK exits 0 against verinode serve')) t.comment(node.log().slice(-3000))
-      const ready = await fetch(`http://127.0.0.1:${node.port}/readyz`)
-      t.equal(ready.status, 200, '/readyz')
-      t.equal(((await ready.json()) as { status: string }).status, 'ready')
+      // the demo's nodes serve mutual TLS: /readyz needs no client certificate
+      const ready = await tlsGet(node.port, '/readyz')
+      t.equal(ready.status, 200, '/readyz over https')
+      t.equal((JSON.parse(ready.body) as { status: string }).status, 'ready')
       const metrics = await fetch(`http://127.0.0.1:${node.lport}/metrics`)
-      t.match(await metrics.text(), /verinode_/, '/metrics on the local listener')
-      t.equal((await fetch(`http://127.0.0.1:${node.port}/metrics`)).status, 404, 'not on the public listener')
+      t.match(await metrics.text(), /verinode_tls_certificate_expiry_seconds/, '/metrics on the local listener, with the certificate gauge')
+      const keys = join(out, 'keys')
+      t.equal((await tlsGet(node.port, '/metrics', { cert: readFileSync(join(keys, 'tls.crt')), key: readFileSync(join(keys, 'tls.key')) })).status, 404, 'not on the public listener')
     } finally {
       t.equal(await node.stop(), 0, 'SIGTERM: graceful exit 0')
     }

@@ -7,12 +7,21 @@
  */
 import { verify } from 'node:crypto'
 import { publicKeyFromB64u, publicKeyToB64u } from '../../crypto/keys.js'
+import { spkiPin } from '../../crypto/tls-cert.js'
 import { splitKid } from '../../federation/federation.js'
 import type { KeyEventRecord } from '../../log/records.js'
 import { rotationStatement, statementOf } from '../../log/rotation-statement.js'
 import { fromB64u } from '../../util/base64url.js'
 import { digestEquals, type AuditContext } from './context.js'
 import { allowedBy } from './loaded-manifests.js'
+
+const tlsPinOf = (key: string): string => {
+  try {
+    return spkiPin(publicKeyFromB64u(key))
+  } catch {
+    return ''
+  }
+}
 
 const ed25519Verify = (key: string, data: Uint8Array, sig: string | undefined): boolean => {
   const raw = sig === undefined ? undefined : fromB64u(sig)
@@ -29,7 +38,7 @@ const ed25519Verify = (key: string, data: Uint8Array, sig: string | undefined): 
  * `node-started` event must have none. Returns the problems (empty when it verifies).
  */
 export function checkRotation(r: KeyEventRecord): string[] {
-  const extra = [r.rotated, r.newKey, r.oldSig, r.newSig]
+  const extra = [r.rotated, r.newKey, r.oldSig, r.newSig, r.tlsKey]
   if (r.event !== 'rotated') return extra.some((x) => x !== undefined) ? ['a node-started event carries rotation fields'] : []
   const s = statementOf(r)
   if (s === undefined || r.oldSig === undefined || r.newSig === undefined) return ['a rotated event without rotated, newKey, oldSig and newSig']
@@ -47,7 +56,13 @@ export function checkKeyEvent(ctx: AuditContext, i: number, r: KeyEventRecord): 
   // A rotation is signed by the old and the new key over one statement; the new key should be
   // listed for the member by some manifest, else nobody can accept it.
   for (const p of checkRotation(r)) findings.add('AUDIT_KEY_ROTATION_SIGNATURE', `leaf ${i}: ${p}`, w)
-  if (r.event === 'rotated' && r.rotated !== undefined && r.newKey !== undefined && manifests.length > 0) {
+  if (r.event === 'rotated' && r.rotated === 'tls' && r.newKey !== undefined && manifests.length > 0) {
+    // a TLS key is listed by its pin, the SHA-256 of its SPKI
+    const pin = tlsPinOf(r.newKey)
+    if (!manifests.some((f) => f.has(member) && f.member(member).tlsPins.has(pin))) {
+      findings.add('AUDIT_KEY_ROTATION_UNLISTED', `leaf ${i}: the new TLS key (pin ${pin}) is in none of the manifests (send it to the authority: federation add-tls-pin)`, w)
+    }
+  } else if (r.event === 'rotated' && r.rotated !== undefined && r.newKey !== undefined && manifests.length > 0) {
     const list = r.rotated === 'message' ? 'messageKeys' : 'logKeys'
     if (!manifests.some((f) => f.has(member) && [...f.member(member)[list].values()].some((k) => k.x === r.newKey))) {
       findings.add('AUDIT_KEY_ROTATION_UNLISTED', `leaf ${i}: the new ${r.rotated} key is in none of the manifests (send it to the authority: federation add-key)`, w)

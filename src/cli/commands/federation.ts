@@ -16,9 +16,11 @@ import {
   DAY_MS,
   addKey,
   addMember,
+  addTlsPin,
   createAuthority,
   removeKey,
   removeMember,
+  removeTlsPin,
   revokeKey,
   REVOCATION_GRACE_MS,
   signAuthorityManifest,
@@ -35,9 +37,13 @@ const USAGE = `usage: verinode federation <subcommand> [options] [--json]
                   empty members.json draft
   add-member    --dir D --id <member> --name <display name> --uscc <code> --role department|auditor
                   [--endpoint URL] --message-key <.pub file|base64url> [--message-kid K]
-                  [--log-key <.pub file|base64url>] [--log-kid K] [--tls-fingerprint HEX]
+                  [--log-key <.pub file|base64url>] [--log-kid K] [--tls-pin HEX ...]
                   [--not-before ISO] [--not-after ISO]
-                  departments need --endpoint and --log-key; auditors have neither
+                  departments need --endpoint and --log-key; auditors have neither. --tls-pin
+                  (repeatable): the SHA-256 of the node's TLS key (SPKI), as \`verinode init\`
+                  prints it; an https endpoint needs one. (--tls-fingerprint is not checked.)
+  add-tls-pin   --dir D --member M --tls-pin HEX   (TLS key rotation: list the new key beside the old)
+  remove-tls-pin --dir D --member M --tls-pin HEX  (once the node serves the new key)
   add-key       --dir D --member M (--message-key K | --log-key K) [--kid K] [--not-before ISO] [--not-after ISO]
   revoke-key    --dir D --member M --kid K [--at ISO | --after-seconds N]
                   revokes the key at an explicit time (default: in 60 s, room for every node to
@@ -64,6 +70,7 @@ const OPTIONS = {
   'log-key': { type: 'string', multiple: true },
   'log-kid': { type: 'string' },
   'tls-fingerprint': { type: 'string' },
+  'tls-pin': { type: 'string', multiple: true },
   'not-before': { type: 'string' },
   'not-after': { type: 'string' },
   member: { type: 'string' },
@@ -121,6 +128,12 @@ async function keyInputs(values: string[] | undefined, kid: string | undefined, 
   return out
 }
 
+/** A TLS pin: SHA-256 of a SubjectPublicKeyInfo, 64 hex digits (stored lower case). */
+function pinArg(value: string): string {
+  if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new UsageError('--tls-pin: expected 64 hex digits (the SHA-256 of the TLS key\'s SPKI, as `verinode init` prints it)')
+  return value.toLowerCase()
+}
+
 interface Outcome {
   code: number
   doc: Record<string, unknown>
@@ -156,6 +169,7 @@ async function runSub(sub: string, v: Values, io: CliIo): Promise<Outcome> {
       }
       if (v.endpoint !== undefined) m.endpoint = v.endpoint
       if (v['tls-fingerprint'] !== undefined) m.tlsFingerprint = v['tls-fingerprint']
+      if (v['tls-pin'] !== undefined) m.tlsPins = v['tls-pin'].map(pinArg)
       const added = await addMember(d, m)
       const kids = [...added.messageKeys.map((k) => `message ${k.kid}`), ...added.logKeys.map((k) => `log ${k.kid}`)]
       return {
@@ -210,6 +224,20 @@ async function runSub(sub: string, v: Values, io: CliIo): Promise<Outcome> {
         ],
       }
     }
+    case 'add-tls-pin':
+    case 'remove-tls-pin': {
+      const d = dir()
+      const member = need(v, 'member')
+      const pins = v['tls-pin'] ?? []
+      if (pins.length !== 1) throw new UsageError(`${sub} takes exactly one --tls-pin`)
+      const pin = pinArg(pins[0]!)
+      const list = sub === 'add-tls-pin' ? await addTlsPin(d, member, pin) : await removeTlsPin(d, member, pin)
+      return {
+        code: EXIT_OK,
+        doc: { dir: d, member, tlsPins: list },
+        lines: [`${sub === 'add-tls-pin' ? 'added' : 'removed'} TLS pin ${pin} of ${member} (now ${list.length} listed)`, 'run `verinode federation sign` to publish'],
+      }
+    }
     case 'remove-member': {
       const d = dir()
       const member = need(v, 'member')
@@ -262,7 +290,7 @@ async function runSub(sub: string, v: Values, io: CliIo): Promise<Outcome> {
         throw new VnError('VN_ERR_FED_MANIFEST_INVALID', `${path}: cannot be read`, { cause: e })
       }
       const f = Federation.fromJws(text, root, { now: Date.now(), ...(minSeq === undefined ? {} : { minSeq }) })
-      const members = f.members().map((m) => ({ id: m.id, role: m.role, messageKeys: [...m.messageKeys.keys()], logKeys: [...m.logKeys.keys()] }))
+      const members = f.members().map((m) => ({ id: m.id, role: m.role, messageKeys: [...m.messageKeys.keys()], logKeys: [...m.logKeys.keys()], tlsPins: [...m.tlsPins] }))
       return {
         code: EXIT_OK,
         doc: { valid: true, federation: f.name, seq: f.seq, iat: f.iat, exp: f.exp, hash: f.hash, members },

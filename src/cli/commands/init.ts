@@ -9,15 +9,16 @@ import { EXIT_OK } from '../types.js'
 import { okDoc } from '../output.js'
 import { UsageError, intOption } from '../args.js'
 import { MEMBER_ID_RE } from '../../protocol/vocabulary.js'
+import { TLS_OPTIONS, tlsChoice } from '../tls-options.js'
 
 export const initCommand: Command = {
   name: 'init',
   summary: 'create keys and a config for a new node',
-  usage: 'verinode init --id <member-id> [--dir .] [--port 7100] [--local-port 7180] [--host 127.0.0.1]',
+  usage: 'verinode init --id <member-id> [--dir .] [--port 7100] [--local-port 7180] [--host 127.0.0.1] [--tls-cert F --tls-key F | --no-tls]',
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values } = parseArgs({
       args: argv,
-      options: { id: { type: 'string' }, dir: { type: 'string', default: '.' }, port: { type: 'string' }, 'local-port': { type: 'string' }, host: { type: 'string' } },
+      options: { id: { type: 'string' }, dir: { type: 'string', default: '.' }, port: { type: 'string' }, 'local-port': { type: 'string' }, host: { type: 'string' }, ...TLS_OPTIONS },
     })
     if (values.id === undefined) throw new UsageError('--id <member-id> is required')
     if (!MEMBER_ID_RE.test(values.id)) throw new UsageError('--id: not a member id (lower-case letters, digits and -, 2 to 63 characters)')
@@ -29,18 +30,20 @@ export const initCommand: Command = {
     if (port !== undefined) o.port = port
     if (localPort !== undefined) o.localPort = localPort
     if (values.host !== undefined) o.host = values.host
+    o.tls = tlsChoice(values, io.cwd)
     const r = await initNode(o)
     if (io.json) {
-      io.out(okDoc('init', { config: r.configPath, member: values.id, messageKey: r.messageKey, logKey: r.logKey, appToken: r.appToken }))
+      io.out(okDoc('init', { config: r.configPath, member: values.id, messageKey: r.messageKey, logKey: r.logKey, appToken: r.appToken, ...(r.tlsPin === undefined ? {} : { tlsPin: r.tlsPin }) }))
       return EXIT_OK
     }
     io.out(`created ${r.configPath}`)
     io.out(`message key (public): ${r.messageKey}`)
     io.out(`log key (public):     ${r.logKey}`)
+    if (r.tlsPin !== undefined) io.out(`TLS pin (SPKI SHA-256): ${r.tlsPin}`)
     io.out(`local API token for application "default" (shown once): ${r.appToken}`)
     io.out('')
     io.out('Next: give keys/message.pub and keys/log.pub to the federation authority, which runs')
-    io.out(`  verinode federation add-member --id ${values.id} --message-key message.pub --log-key log.pub ...`)
+    io.out(`  verinode federation add-member --id ${values.id} --message-key message.pub --log-key log.pub${r.tlsPin === undefined ? '' : ` --tls-pin ${r.tlsPin} --endpoint https://<host>:<port>`} ...`)
     io.out('then place the signed manifest in federation/manifest.jws and the root key in keys/federation-root.pub.')
     return EXIT_OK
   },

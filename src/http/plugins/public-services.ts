@@ -5,10 +5,11 @@
  * a test can build it from fakes and call `inject()`.
  */
 import fp from 'fastify-plugin'
-import type { ExchangeReply } from '../../exchange/provider.js'
+import type { ExchangeFrom, ExchangeReply } from '../../exchange/provider.js'
 import type { TagSetPublisher } from '../../oprf/tagset-service.js'
 import type { Metrics } from '../../node/metrics.js'
 import type { LogReader, ReadyCheck } from '../../node/types.js'
+import type { MtlsOptions } from './mtls.js'
 
 /** The node's own transparency log as its routes see it (RFC 9162 proofs, C2SP checkpoints). */
 export interface TransparencyLog {
@@ -20,7 +21,7 @@ export interface TransparencyLog {
 }
 
 export interface PublicServices {
-  exchange: { handle(body: unknown): Promise<ExchangeReply> }
+  exchange: { handle(body: unknown, from?: ExchangeFrom): Promise<ExchangeReply> }
   catalogJws: () => string
   transparencyLog: TransparencyLog
   /** a federation member's signed GET (`Authorization: VN-JWS ...`) for `url`: its member id, or throws */
@@ -29,6 +30,8 @@ export interface PublicServices {
   tagsets: TagSetPublisher | undefined
   readiness: () => Promise<ReadyCheck>
   metrics: Metrics
+  /** mutual TLS: the member at the other end of a TLS connection (undefined: plain HTTP listener) */
+  tlsClient?: MtlsOptions | undefined
 }
 
 declare module 'fastify' {

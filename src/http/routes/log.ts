@@ -4,6 +4,7 @@
  * who asked what and when) go only to authenticated federation members: auditors and counterparts.
  */
 import type { FastifyInstance } from 'fastify'
+import { assertTlsIssuer } from '../plugins/mtls.js'
 import { z } from 'zod'
 import { VnError } from '../../errors.js'
 import { formatZodIssues } from '../../config/load.js'
@@ -24,7 +25,12 @@ const CosignatureBody = z.strictObject({ witness: z.string().min(1).max(64), not
 
 export async function logRoutes(app: FastifyInstance): Promise<void> {
   const tlog = app.transparencyLog
-  const member = (req: { headers: Record<string, unknown>; url: string }): string => app.authenticateMember(req.headers.authorization, req.url)
+  // A signed GET's issuer must be the member whose certificate the TLS connection presented.
+  const member = (req: { headers: Record<string, unknown>; url: string; tlsMember?: string | undefined }): string => {
+    const iss = app.authenticateMember(req.headers.authorization, req.url)
+    assertTlsIssuer(req.tlsMember, iss)
+    return iss
+  }
 
   app.get('/v1/log/checkpoint', async (_req, reply) => reply.header('content-type', 'text/plain; charset=utf-8').send(await tlog.checkpoint()))
 
