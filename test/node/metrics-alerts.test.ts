@@ -13,10 +13,10 @@ import { federationFixture } from '../helper.js'
 const ROOT = join(import.meta.dirname, '..', '..')
 
 /**
- * Named by the rules but provided elsewhere: `up` by Prometheus itself; the TLS certificate expiry
- * by the TLS listener (issue 14 §1, branch tls), not by this branch.
+ * Named by the rules but provided elsewhere: `up` by Prometheus itself. The TLS certificate gauge
+ * exists only on a node with `tls`, so a TLS node is scraped as well.
  */
-const PROVIDED_ELSEWHERE = new Set(['up', 'verinode_tls_certificate_expiry_seconds'])
+const PROVIDED_ELSEWHERE = new Set(['up'])
 
 /** Metric names in a PromQL expression (verinode_*, process_*, nodejs_*, and `up`). */
 function metricNames(expr: string): string[] {
@@ -93,6 +93,11 @@ t.test('the metrics named by alerts.yaml and the dashboard exist on running node
   t.notMatch(Object.values(texts).join('\n'), p.name, 'no name in the metrics')
 
   const present = new Set<string>([...sampleNames(texts['fj-psb']!), ...sampleNames(texts['fj-tax']!)])
+  const tlsFed = await federationFixture(t, { start: ['fj-psb'], tls: true })
+  const tlsText = await (await request(tlsFed.nodes['fj-psb']!.metricsUrl)).body.text()
+  const notAfter = sample(tlsText, 'verinode_tls_certificate_expiry_seconds', { member: 'fj-psb' })
+  t.ok(notAfter !== undefined && notAfter > Date.now() / 1000 + 30 * 86_400, 'a TLS node exports its certificate notAfter (seconds since the epoch)')
+  for (const n of sampleNames(tlsText)) present.add(n)
   const alerts = parse(await readFile(join(ROOT, 'deploy/prometheus/alerts.yaml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] }
   const dashboard = JSON.parse(await readFile(join(ROOT, 'deploy/grafana/verinode-dashboard.json'), 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] }
   const named = new Map<string, string>()
