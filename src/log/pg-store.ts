@@ -41,7 +41,7 @@ import {
   type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredReceived, type StoredTree,
 } from './storage.js'
 import type { ConsumeResult, QuotaRecord, QuotaStore } from '../policy/quota.js'
-import { SCHEMA_NAME, driverCode, resolvePassword, tlsSettings, type ServerSourceOptions } from '../sources/server-common.js'
+import { SCHEMA_NAME, driverCode, pgConnectionFields, tlsSettings, type ServerSourceOptions } from '../sources/server-common.js'
 
 /** Where the log lives: the server, the login (password from a file or env, never in the config), the schema. */
 export interface PgLogConnection extends Pick<ServerSourceOptions, 'url' | 'host' | 'port' | 'database' | 'user' | 'password' | 'connectTimeoutMs' | 'tls'> {
@@ -175,13 +175,7 @@ export async function openPgLogPool(conn: PgLogConnection): Promise<pg.Pool> {
     keepAlive: true,
     types: TYPES,
   }
-  if (conn.url !== undefined) config.connectionString = conn.url
-  if (conn.host !== undefined) config.host = conn.host
-  if (conn.port !== undefined) config.port = conn.port
-  if (conn.database !== undefined) config.database = conn.database
-  if (conn.user !== undefined) config.user = conn.user
-  const password = conn.password
-  if (password !== undefined) config.password = async () => (await resolvePassword('postgres log', password)) ?? ''
+  Object.assign(config, pgConnectionFields('postgres log', conn))
   if (ssl !== undefined) config.ssl = ssl
   const pool = new pg.Pool(config)
   pool.on('error', ignore)

@@ -30,7 +30,7 @@ import { VnError } from '../errors.js'
 import type { DataSource, Row, SqlParams } from './types.js'
 import { assertParamsAllowed, assertReadOnlyText, bindValues, checkParams, type TranslatedSql } from './sql-text.js'
 import {
-  checkBatchSize, DEFAULT_BATCH, driverCode, resolvePassword, tlsSettings, TranslationCache, type ServerSourceOptions,
+  checkBatchSize, DEFAULT_BATCH, driverCode, refuseUrlPassword, resolvePassword, tlsSettings, TranslationCache, type ServerSourceOptions,
 } from './server-common.js'
 
 export type MysqlSourceOptions = ServerSourceOptions
@@ -84,18 +84,6 @@ function checkError(e: unknown, label: string): VnError {
   return runtimeError(e)
 }
 
-function refuseUrlPassword(url: string | undefined): void {
-  if (url === undefined) return
-  let u: URL
-  try {
-    u = new URL(url)
-  } catch {
-    throw new VnError('VN_ERR_CONFIG_INVALID', 'dataSource.url: not a URL')
-  }
-  if (u.password !== '' || u.searchParams.has('password')) {
-    throw new VnError('VN_ERR_CONFIG_INVALID', 'dataSource.url: must not contain a password (use passwordFile or passwordEnv)')
-  }
-}
 
 interface Enumeration { conn: mysql.PoolConnection; released: boolean }
 

@@ -29,7 +29,7 @@ import { VnError } from '../errors.js'
 import type { DataSource, Row, SqlParams } from './types.js'
 import { assertParamsAllowed, assertReadOnlyText, bindValues, checkParams, type TranslatedSql } from './sql-text.js'
 import {
-  checkBatchSize, DEFAULT_BATCH, driverCode, resolvePassword, SCHEMA_NAME, tlsSettings, TranslationCache, type ServerSourceOptions,
+  checkBatchSize, DEFAULT_BATCH, driverCode, pgConnectionFields, refuseUrlPassword, SCHEMA_NAME, tlsSettings, TranslationCache, type ServerSourceOptions,
 } from './server-common.js'
 
 export type PostgresSourceOptions = ServerSourceOptions
@@ -92,18 +92,6 @@ function checkError(e: unknown, label: string): VnError {
   return runtimeError(e)
 }
 
-function refuseUrlPassword(url: string | undefined): void {
-  if (url === undefined) return
-  let u: URL
-  try {
-    u = new URL(url)
-  } catch {
-    throw new VnError('VN_ERR_CONFIG_INVALID', 'dataSource.url: not a URL')
-  }
-  if (u.password !== '' || u.searchParams.has('password')) {
-    throw new VnError('VN_ERR_CONFIG_INVALID', 'dataSource.url: must not contain a password (use passwordFile or passwordEnv)')
-  }
-}
 
 interface Enumeration { client: pg.PoolClient; released: boolean }
 
@@ -143,14 +131,7 @@ export class PostgresSource implements DataSource {
       keepAlive: true,
       types: TYPES,
     }
-    if (opts.url !== undefined) config.connectionString = opts.url
-    if (opts.host !== undefined) config.host = opts.host
-    if (opts.port !== undefined) config.port = opts.port
-    if (opts.database !== undefined) config.database = opts.database
-    if (opts.user !== undefined) config.user = opts.user
-    const password = opts.password
-    // pg asks for it on every new connection: a rotated password file is read again.
-    if (password !== undefined) config.password = async () => (await resolvePassword('postgres', password)) ?? ''
+    Object.assign(config, pgConnectionFields('postgres', opts))
     if (ssl !== undefined) config.ssl = ssl
     const pool = new pg.Pool(config)
     // An idle connection the server drops (restart, shutdown) is removed by the pool; without a

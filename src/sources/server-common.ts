@@ -69,6 +69,38 @@ export async function resolvePassword(kind: string, p: ServerSourceOptions['pass
   }
 }
 
+/**
+ * The connection fields of a pg pool config from the options: a field given besides the URL wins,
+ * and the password is asked for on every new connection (a rotated password file is read again).
+ */
+export function pgConnectionFields(kind: string, o: Pick<ServerSourceOptions, 'url' | 'host' | 'port' | 'database' | 'user' | 'password'>): {
+  connectionString?: string; host?: string; port?: number; database?: string; user?: string; password?: () => Promise<string>
+} {
+  const password = o.password
+  return {
+    ...(o.url === undefined ? {} : { connectionString: o.url }),
+    ...(o.host === undefined ? {} : { host: o.host }),
+    ...(o.port === undefined ? {} : { port: o.port }),
+    ...(o.database === undefined ? {} : { database: o.database }),
+    ...(o.user === undefined ? {} : { user: o.user }),
+    ...(password === undefined ? {} : { password: async () => (await resolvePassword(kind, password)) ?? '' }),
+  }
+}
+
+/** @throws VN_ERR_CONFIG_INVALID when `url` (of `field`) is not a URL or carries a password */
+export function refuseUrlPassword(url: string | undefined, field = 'dataSource.url'): void {
+  if (url === undefined) return
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    throw new VnError('VN_ERR_CONFIG_INVALID', `${field}: not a URL`)
+  }
+  if (u.password !== '' || u.searchParams.has('password')) {
+    throw new VnError('VN_ERR_CONFIG_INVALID', `${field}: must not contain a password (use passwordFile or passwordEnv)`)
+  }
+}
+
 /** A bounded LRU of translated statements, keyed by their text. */
 export class TranslationCache {
   readonly #map = new Map<string, TranslatedSql>()
