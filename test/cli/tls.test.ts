@@ -46,7 +46,9 @@ t.test('init makes a TLS key and prints its pin; the authority pins it; the node
   const opensslPin = execFileSync('sh', ['-c', `openssl x509 -in "${join(cwd, 'fj-tax', 'keys', 'tls.crt')}" -pubkey -noout | openssl pkey -pubin -outform der | sha256sum`]).toString().split(' ')[0]
   t.equal(opensslPin, doc.tlsPin, 'the same pin as the openssl pipeline in docs/OPERATIONS.md')
 
-  const human = await run(initCommand, cwd, ['--id', 'fj-amr', '--dir', join(cwd, 'fj-amr')])
+  // a relative --dir is taken from the CLI's working directory, not the process's
+  const human = await run(initCommand, cwd, ['--id', 'fj-amr', '--dir', 'fj-amr'])
+  t.equal(human.out[0], `created ${join(cwd, 'fj-amr', 'verinode.json')}`)
   t.match(human.out.join('\n'), /TLS pin \(SPKI SHA-256\): [0-9a-f]{64}/)
   t.match(human.out.join('\n'), /--tls-pin [0-9a-f]{64} --endpoint https:/)
 

@@ -2,6 +2,7 @@
  * `verinode init`: argument handling for a new node's keys and config (src/node/init.ts writes
  * them). The public halves are printed for the federation authority's `federation add-member`.
  */
+import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { initNode, type InitOptions } from '../../node/init.js'
 import type { Command, CliIo } from '../types.js'
@@ -22,7 +23,7 @@ export const initCommand: Command = {
     })
     if (values.id === undefined) throw new UsageError('--id <member-id> is required')
     if (!MEMBER_ID_RE.test(values.id)) throw new UsageError('--id: not a member id (lower-case letters, digits and -, 2 to 63 characters)')
-    const o: InitOptions = { dir: values.dir ?? '.', member: values.id }
+    const o: InitOptions = { dir: resolve(io.cwd, values.dir ?? '.'), member: values.id }
     const port = intOption(values.port, 'port', 0, 65535)
     const localPort = intOption(values['local-port'], 'local-port', 0, 65535)
     if (port !== undefined && localPort !== undefined && port === localPort && port !== 0) throw new UsageError('--local-port: must differ from --port')
