@@ -24,10 +24,20 @@ function metricNames(expr: string): string[] {
   return [...new Set(names)]
 }
 
-/** Sample names of a Prometheus text exposition. */
+/**
+ * Sample names of a Prometheus text exposition, and those of every declared metric: a labelled
+ * histogram has no sample before its first observation (prom-client's GC histogram until the first
+ * GC, which on Node 24 may come after the scrape), yet its series are exported.
+ */
 function sampleNames(text: string): Set<string> {
   const out = new Set<string>()
   for (const l of text.split('\n')) {
+    const declared = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (\w+)$/.exec(l)
+    if (declared !== null) {
+      const [, name, type] = declared as unknown as [string, string, string]
+      if (type === 'histogram' || type === 'summary') for (const s of ['_sum', '_count', ...(type === 'histogram' ? ['_bucket'] : [])]) out.add(name + s)
+      else out.add(name)
+    }
     if (l === '' || l.startsWith('#')) continue
     out.add(/^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0])
   }
