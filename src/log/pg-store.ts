@@ -41,7 +41,7 @@ import {
   type StoredCheckpoint, type StoredDisclosures, type StoredJws, type StoredReceived, type StoredTree,
 } from './storage.js'
 import type { ConsumeResult, QuotaRecord, QuotaStore } from '../policy/quota.js'
-import { SCHEMA_NAME, driverCode, pgConnectionFields, tlsSettings, type ServerSourceOptions } from '../sources/server-common.js'
+import { SCHEMA_NAME, driverCode, pgConnectionFields, refuseUrlPassword, tlsSettings, type ServerSourceOptions } from '../sources/server-common.js'
 
 /** Where the log lives: the server, the login (password from a file or env, never in the config), the schema. */
 export interface PgLogConnection extends Pick<ServerSourceOptions, 'url' | 'host' | 'port' | 'database' | 'user' | 'password' | 'connectTimeoutMs' | 'tls'> {
@@ -155,15 +155,7 @@ const ignore = (): void => undefined
 export async function openPgLogPool(conn: PgLogConnection): Promise<pg.Pool> {
   const schema = conn.schema ?? DEFAULT_PG_LOG_SCHEMA
   if (!SCHEMA_NAME.test(schema)) throw new VnError('VN_ERR_CONFIG_INVALID', 'log.schema: expected a plain identifier (letters, digits, _)')
-  if (conn.url !== undefined) {
-    let u: URL
-    try {
-      u = new URL(conn.url)
-    } catch {
-      throw new VnError('VN_ERR_CONFIG_INVALID', 'log.url: not a URL')
-    }
-    if (u.password !== '' || u.searchParams.has('password')) throw new VnError('VN_ERR_CONFIG_INVALID', 'log.url: must not contain a password (use passwordFile or passwordEnv)')
-  }
+  refuseUrlPassword(conn.url, 'log.url')
   const ssl = await tlsSettings('postgres log', conn.tls)
   const config: pg.PoolConfig = {
     max: conn.poolSize ?? 8,
@@ -207,6 +199,33 @@ export async function openPgLogPool(conn: PgLogConnection): Promise<pg.Pool> {
     throw pgLogError('opening the log schema', e)
   }
   return pool
+}
+
+/**
+ * What `verinode doctor` learns of a PostgreSQL log without writing: whether the server answers
+ * for this account, whether the schema's tables exist, and whether this role may append (INSERT on
+ * the leaves, UPDATE of the head). @throws VN_ERR_LOG_UNAVAILABLE when it cannot connect
+ */
+export async function probePgLog(conn: PgLogConnection): Promise<{ tables: boolean; writable: boolean; size?: number }> {
+  const schema = conn.schema ?? DEFAULT_PG_LOG_SCHEMA
+  if (!SCHEMA_NAME.test(schema)) throw new VnError('VN_ERR_CONFIG_INVALID', 'log.schema: expected a plain identifier (letters, digits, _)')
+  refuseUrlPassword(conn.url, 'log.url')
+  const ssl = await tlsSettings('postgres log', conn.tls)
+  const client = new pg.Client({ connectionTimeoutMillis: conn.connectTimeoutMs ?? 5000, application_name: 'verinode-doctor', ...pgConnectionFields('postgres log', conn), ...(ssl === undefined ? {} : { ssl }) })
+  client.on('error', ignore)
+  try {
+    await client.connect()
+    const r = await client.query<{ head: string | null; leaves: string | null }>('SELECT to_regclass($1) AS head, to_regclass($2) AS leaves', [`${schema}.log_head`, `${schema}.log_leaves`])
+    if (r.rows[0]?.head == null || r.rows[0]?.leaves == null) return { tables: false, writable: false }
+    const w = await client.query<{ w: boolean }>("SELECT has_table_privilege($1, 'UPDATE') AND has_table_privilege($2, 'INSERT') AS w", [`${schema}.log_head`, `${schema}.log_leaves`])
+    if (w.rows[0]?.w !== true) return { tables: true, writable: false }
+    const size = await client.query<{ size: string }>(`SELECT size FROM ${schema}.log_head WHERE id = 1`)
+    return { tables: true, writable: true, size: Number(size.rows[0]?.size ?? 0) }
+  } catch (e) {
+    throw pgLogError('probing the log schema', e)
+  } finally {
+    await client.end().catch(ignore)
+  }
 }
 
 /** What `appendWith` builds once its first index is known. */

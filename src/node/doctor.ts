@@ -16,8 +16,10 @@ import type { Federation } from '../federation/federation.js'
 import { FederationHolder } from '../federation/federation.js'
 import { oprfSeedFile } from '../oprf/tagset-service.js'
 import { openDataSource } from '../sources/index.js'
+import { DEFAULT_PG_LOG_SCHEMA, probePgLog } from '../log/pg-store.js'
 import { pinnedConnector, type PeerTlsOptions } from '../peers/tls-pins.js'
 import { nodeDataFiles, nodeKeyFiles, NODE_PID_FILE } from './files.js'
+import { nodeLogLocation } from './log-store.js'
 import { assertPlainListenerAllowed, readTlsFiles, tlsFilesOf } from './tls.js'
 import { dataSourceConfig, declaredStatements } from './source-watch.js'
 
@@ -190,8 +192,19 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
   // (A PostgreSQL log is opened, checked and, if need be, refused at start-up: verinode log pg-sql
   // prints what its role needs.)
   const dataDir = loaded.path(cfg.dataDir)
-  if (cfg.log.kind === 'postgres') ok('log', `on PostgreSQL (schema ${cfg.log.schema ?? 'verinode_log'}): reached and checked when the node starts; verinode log pg-sql prints the grants its role needs`)
-  else try {
+  const logAt = nodeLogLocation(cfg, loaded)
+  if (logAt.kind === 'postgres') {
+    const schema = logAt.conn.schema ?? DEFAULT_PG_LOG_SCHEMA
+    const grants = `have the database owner run what verinode log pg-sql --schema ${schema} --role <the node's role> prints`
+    try {
+      const p = await probePgLog(logAt.conn)
+      if (!p.tables) ok('log', `PostgreSQL answers; schema ${schema} has no log tables yet (the node creates them at its first start if its role may; otherwise ${grants})`)
+      else if (!p.writable) fail('log', `PostgreSQL answers, but this account may not append to the log in schema ${schema}`, grants)
+      else ok('log', `PostgreSQL log in schema ${schema}: reachable, this account may append, ${p.size ?? 0} leaves`)
+    } catch (e) {
+      fail('log', why(e), 'check the log\'s server, host, port, account and password (docs/OPERATIONS.md "The log on PostgreSQL, and replicas")')
+    }
+  } else try {
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
     const probe = join(dataDir, `.doctor-${process.pid}`)
     await writeFile(probe, 'x', { flag: 'wx' })
