@@ -31,12 +31,12 @@ import type { AuditFinding } from './findings.js'
 import { LogRecordSchema } from './record-schemas.js'
 import { LeafTree } from './tree.js'
 
-export const RECEIPT_FORMAT = 'verinode-inclusion-receipt'
+const RECEIPT_FORMAT = 'verinode-inclusion-receipt'
 
 const b64Hash = hashBase64Schema
 const index = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
 
-export const ReceiptSchema = z.strictObject({
+const ReceiptSchema = z.strictObject({
   v: z.literal(1),
   format: z.literal(RECEIPT_FORMAT),
   origin: z.string().min(1).max(300),

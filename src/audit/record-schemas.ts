@@ -60,7 +60,7 @@ export const DecisionSchema = z.strictObject({
   day: z.string().regex(/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/, 'YYYY-MM-DD'),
 })
 
-export const ResponseOutSchema = z.strictObject({
+const ResponseOutSchema = z.strictObject({
   ...base,
   t: z.literal('response-out'),
   xid: xidSchema,
@@ -71,7 +71,7 @@ export const ResponseOutSchema = z.strictObject({
   requestIndex: index,
 })
 
-export const RequestOutSchema = z.strictObject({
+const RequestOutSchema = z.strictObject({
   ...base,
   t: z.literal('request-out'),
   xid: xidSchema,
@@ -84,7 +84,7 @@ export const RequestOutSchema = z.strictObject({
   reqDigest: digest,
 })
 
-export const ResponseInSchema = z.strictObject({
+const ResponseInSchema = z.strictObject({
   ...base,
   t: z.literal('response-in'),
   xid: xidSchema,
@@ -98,7 +98,7 @@ export const ResponseInSchema = z.strictObject({
   message: 'a refused response-in has respDigest and code, and no peerIndex',
 })
 
-export const ResponseRefusedSchema = z.strictObject({
+const ResponseRefusedSchema = z.strictObject({
   ...base,
   t: z.literal('response-refused'),
   xid: xidSchema,
@@ -108,7 +108,7 @@ export const ResponseRefusedSchema = z.strictObject({
   code: errorCode,
 })
 
-export const AgreementsRecordSchema = z.strictObject({
+const AgreementsRecordSchema = z.strictObject({
   ...base,
   t: z.literal('agreements'),
   policy: digest,
@@ -116,7 +116,7 @@ export const AgreementsRecordSchema = z.strictObject({
   agreements: z.array(z.unknown()),
 })
 
-export const KeyEventSchema = z.strictObject({
+const KeyEventSchema = z.strictObject({
   ...base,
   t: z.literal('key-event'),
   event: z.enum(['node-started', 'rotated', 'manifest-loaded']),
@@ -137,7 +137,7 @@ export const KeyEventSchema = z.strictObject({
   newSig: ed25519SignatureSchema.optional(),
 })
 
-export const PeerCheckpointSchema = z.strictObject({
+const PeerCheckpointSchema = z.strictObject({
   ...base,
   t: z.literal('peer-checkpoint'),
   peer: memberId,
@@ -147,14 +147,14 @@ export const PeerCheckpointSchema = z.strictObject({
   note: freeText(64 * 1024).optional(),
 })
 
-export const ForkEvidenceSchema = z.strictObject({
+const ForkEvidenceSchema = z.strictObject({
   ...base,
   t: z.literal('fork-evidence'),
   peer: memberId,
   notes: z.tuple([freeText(64 * 1024), freeText(64 * 1024)]),
 })
 
-export const DisclosureExportSchema = z.strictObject({
+const DisclosureExportSchema = z.strictObject({
   ...base,
   t: z.literal('disclosure-export'),
   reasonDigest: digest,

@@ -20,7 +20,7 @@ function usage(print: (l: string) => void): void {
 }
 
 /** This package's version (package.json two folders up from src/cli/ and dist/cli/). */
-export function version(): string {
+function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }
   return typeof pkg.version === 'string' ? pkg.version : '0.0.0'
 }

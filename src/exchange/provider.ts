@@ -315,7 +315,7 @@ export class Provider {
 }
 
 /** Rebuilds the reply a response JWS was released with (a retry's answer, read back from the log's evidence). */
-export function replyFromResponseJws(jws: string): ExchangeReply {
+function replyFromResponseJws(jws: string): ExchangeReply {
   const payload = ResponsePayloadSchema.parse(JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')))
   if (payload.status === 'ok' || payload.error === undefined) return { status: 200, body: { jws }, problem: false, xid: payload.xid }
   const code = (payload.error.code in ERRORS ? payload.error.code : 'VN_ERR_POLICY_NO_AGREEMENT') as ErrorCode

@@ -164,7 +164,7 @@ async function saveMembers(dir: string, members: Member[]): Promise<void> {
 }
 
 /** Turns a KeyInput into a manifest key entry. @throws VN_ERR_CONFIG_INVALID */
-export function toManifestKey(k: KeyInput, field: string, now: number): ManifestKey {
+function toManifestKey(k: KeyInput, field: string, now: number): ManifestKey {
   let key: KeyObject
   try {
     key = typeof k.key === 'string' ? publicKeyFromB64u(k.key, field) : k.key

@@ -27,7 +27,7 @@ import { keyIdSchema, memberIdSchema, sha256HexSchema } from '../protocol/vocabu
 import { fromB64u } from '../util/base64url.js'
 
 export const MANIFEST_TYP = 'vn-manifest+jws'
-export const ROOT_KID_PREFIX = 'federation-root#'
+const ROOT_KID_PREFIX = 'federation-root#'
 
 /**
  * GB 32100-2015 shape: 2 code characters, 6-digit division code, 10 code characters (no I, O, S,

@@ -51,7 +51,7 @@ export async function createPublicApp(services: PublicServices, o: AppOptions): 
 }
 
 /** The local app from its services (tests pass fakes); `metrics`: also serve GET /metrics there. */
-export async function createLocalApp(services: LocalServices, o: AppOptions & { metrics?: Metrics | undefined }): Promise<FastifyInstance> {
+async function createLocalApp(services: LocalServices, o: AppOptions & { metrics?: Metrics | undefined }): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: o.logger, bodyLimit: o.bodyLimit })
   app.setErrorHandler(errorHandler())
   app.setNotFoundHandler(notFoundHandler)
@@ -64,7 +64,7 @@ export async function createLocalApp(services: LocalServices, o: AppOptions & { 
 }
 
 /** A listener serving GET /metrics only (config `metrics.port`). */
-export async function createMetricsApp(metrics: Metrics, logger: FastifyBaseLogger): Promise<FastifyInstance> {
+async function createMetricsApp(metrics: Metrics, logger: FastifyBaseLogger): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: logger, bodyLimit: 1024 })
   app.setErrorHandler(errorHandler())
   app.setNotFoundHandler(notFoundHandler)
@@ -73,7 +73,7 @@ export async function createMetricsApp(metrics: Metrics, logger: FastifyBaseLogg
 }
 
 /** Whether the node's metrics have a listener of their own (else the local app serves them). */
-export function metricsOwnPort(node: NodeRuntime): number | undefined {
+function metricsOwnPort(node: NodeRuntime): number | undefined {
   return node.config.metrics?.port
 }
 

@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto'
  * Most bytes of a refused peer answer kept as evidence: the consumer reads no more of an exchange
  * answer than its reply limit, and that limit is below this.
  */
-export const MAX_RECEIVED_BYTES = 64 * 1024 * 1024
+const MAX_RECEIVED_BYTES = 64 * 1024 * 1024
 
 /** SHA-256 (base64url) of received bytes: the `respDigest` of a refused response-in. */
 export const receivedDigest = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('base64url')

@@ -43,7 +43,7 @@ import { CompactRange } from './compact-range.js'
 import { encryptDisclosures, encryptReceived } from './sealing.js'
 import type { EvidenceRow } from './evidence.js'
 
-export const SCHEMA_VERSION = 2
+const SCHEMA_VERSION = 2
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID;

@@ -63,10 +63,10 @@ export interface PgLogStoreOptions {
 }
 
 export const DEFAULT_PG_LOG_SCHEMA = 'verinode_log'
-export const PG_LOG_SCHEMA_VERSION = '1'
+const PG_LOG_SCHEMA_VERSION = '1'
 
 /** The tables of the log's schema (run with `search_path` set to it); created at first start when the node's role may. */
-export const PG_LOG_TABLES = `
+const PG_LOG_TABLES = `
 CREATE TABLE IF NOT EXISTS log_meta (k text PRIMARY KEY, v text NOT NULL);
 CREATE TABLE IF NOT EXISTS log_head (id int PRIMARY KEY CHECK (id = 1), size bigint NOT NULL);
 INSERT INTO log_head (id, size) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
@@ -91,7 +91,7 @@ CREATE TABLE IF NOT EXISTS leases (name text PRIMARY KEY, holder text NOT NULL, 
  * are added to a stored note), the replay memory, quota counts and the lease, and deletes only
  * expired sealed evidence, replay entries and its lease.
  */
-export function pgLogGrants(schema: string, role: string): string {
+function pgLogGrants(schema: string, role: string): string {
   if (!SCHEMA_NAME.test(schema) || !SCHEMA_NAME.test(role)) throw new VnError('VN_ERR_CONFIG_INVALID', 'schema and role: plain identifiers (letters, digits, _)')
   return [
     `GRANT USAGE ON SCHEMA ${schema} TO ${role};`,
@@ -132,7 +132,7 @@ const unavailable = (detail: string, cause?: unknown): VnError =>
   new VnError('VN_ERR_LOG_UNAVAILABLE', detail, cause === undefined ? undefined : { cause })
 
 /** A driver error as a data-free VnError: the SQLSTATE or connection code only (messages may quote values). */
-export function pgLogError(what: string, e: unknown): VnError {
+function pgLogError(what: string, e: unknown): VnError {
   if (e instanceof VnError) return e
   return unavailable(`postgres log: ${what} failed (${driverCode(e)})`, e)
 }

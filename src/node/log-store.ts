@@ -45,14 +45,14 @@ export interface OpenedLog extends NodeStores {
 }
 
 /** The default checkpoint lease of a replica, ms. */
-export const DEFAULT_CHECKPOINT_LEASE_MS = 30_000
+const DEFAULT_CHECKPOINT_LEASE_MS = 30_000
 
 /**
  * The password's place of a database setting: an environment variable (read now) or a file
  * (relative to the config file, read on each new connection, so a rotated file is picked up).
  * @throws VnError VN_ERR_CONFIG_INVALID when `passwordEnv` names an unset variable
  */
-export function serverPassword(field: string, s: { passwordFile?: string | undefined; passwordEnv?: string | undefined }, loaded: LoadedConfig): string | (() => Promise<string>) | undefined {
+function serverPassword(field: string, s: { passwordFile?: string | undefined; passwordEnv?: string | undefined }, loaded: LoadedConfig): string | (() => Promise<string>) | undefined {
   if (s.passwordEnv !== undefined) {
     const value = loaded.env(s.passwordEnv)
     if (value === undefined || value === '') throw new VnError('VN_ERR_CONFIG_INVALID', `${field}.passwordEnv: the environment variable ${s.passwordEnv} is not set`)

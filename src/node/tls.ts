@@ -27,7 +27,7 @@ export const tlsKeyFiles = (keysDir: string) => ({ key: join(keysDir, 'tls.key')
 export const TLS_CERT_DAYS = 397
 const DAY_MS = 86_400_000
 /** readiness warns when the certificate ends within this long */
-export const TLS_EXPIRY_WARNING_MS = 7 * DAY_MS
+const TLS_EXPIRY_WARNING_MS = 7 * DAY_MS
 
 export interface TlsFiles {
   /** PEM private key, mode 0600 */
@@ -128,7 +128,7 @@ export async function readTlsFiles(files: TlsFiles, checkMode = true): Promise<L
  * Takes an existing key and certificate (a CA-issued one, or one made elsewhere) into the node's
  * keys folder. @throws VN_ERR_TLS_CONFIG
  */
-export async function importTlsIdentity(from: TlsFiles, to: TlsFiles): Promise<MadeTls> {
+async function importTlsIdentity(from: TlsFiles, to: TlsFiles): Promise<MadeTls> {
   // the source key's mode is not this node's business (the copy is written 0600)
   const t = await readTlsFiles(from, false)
   await mkdir(dirname(to.key), { recursive: true, mode: 0o700 })

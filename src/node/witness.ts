@@ -21,7 +21,7 @@ import type { NodeLog } from '../log/node-log.js'
 import { signGetRequest } from '../peers/member-auth.js'
 import type { Signer } from '../exchange/signer.js'
 
-export { logOrigin, type Receipt, type SeenCheckpoint }
+export { type Receipt, type SeenCheckpoint }
 
 const fromB64 = (s: unknown): Uint8Array => {
   if (typeof s !== 'string') throw new VnError('VN_ERR_PEER_BAD_RESPONSE', 'proof element is not base64')

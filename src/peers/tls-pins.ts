@@ -26,7 +26,7 @@ export interface PeerTlsOptions {
  * Checks a provider's certificate against the pins for `origin`.
  * @throws VN_ERR_TLS_NO_PIN, VN_ERR_TLS_SERVER_PIN, VN_ERR_TLS_SERVER_EXPIRED
  */
-export function checkServerCertificate(socket: TLSSocket, origin: string, pins: ReadonlySet<string>, now: number): void {
+function checkServerCertificate(socket: TLSSocket, origin: string, pins: ReadonlySet<string>, now: number): void {
   if (pins.size === 0) throw new VnError('VN_ERR_TLS_NO_PIN', `${origin}: the manifest lists no TLS pin for it`)
   const cert = socket.getPeerX509Certificate()
   if (cert === undefined) throw new VnError('VN_ERR_TLS_SERVER_PIN', `${origin}: presented no certificate`)

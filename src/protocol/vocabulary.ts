@@ -44,7 +44,7 @@ export const AGREEMENT_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
 export const agreementIdSchema = z.string().regex(AGREEMENT_ID_RE, 'must be an agreement id (1-128 characters A-Z a-z 0-9 . _ : -)')
 
 /** Exchange modes (docs/PROTOCOL.md, docs/SECURITY.md). */
-export const MODES = ['plain', 'oprf', 'he'] as const
+const MODES = ['plain', 'oprf', 'he'] as const
 export type Mode = (typeof MODES)[number]
 export const modeSchema = z.enum(MODES)
 

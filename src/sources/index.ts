@@ -19,8 +19,8 @@ import type { DataSource } from './types.js'
 
 export type { DataSource, Row, SqlParam, SqlParams, SqlValue } from './types.js'
 export { SqliteSource, type SqliteSourceOptions } from './sqlite.js'
-export { PostgresSource, type PostgresSourceOptions } from './postgres.js'
-export { MysqlSource, type MysqlSourceOptions } from './mysql.js'
+export { type PostgresSourceOptions } from './postgres.js'
+export { type MysqlSourceOptions } from './mysql.js'
 export type { ServerSourceOptions } from './server-common.js'
 export { SupervisedSource, type SupervisedSourceOptions, type SourceTransition } from './supervised.js'
 

@@ -37,7 +37,7 @@ export interface ServerSourceOptions {
 export const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
 
 export const DEFAULT_BATCH = 1000
-export const MAX_BATCH = 100_000
+const MAX_BATCH = 100_000
 
 export function checkBatchSize(batchSize: number): void {
   if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) {

@@ -436,7 +436,7 @@ export async function runBatch(o: BatchOptions): Promise<BatchSummary> {
  * run would write, in its fixed columns) and the rows with a final outcome. Lines of rows that
  * ended in an error are dropped from the file (`rewrite`), so that their new result is the only one.
  */
-export async function readResume(path: string, keyColumn: string | undefined): Promise<{ done: Set<number>; header: string[]; kept: string[] }> {
+async function readResume(path: string, keyColumn: string | undefined): Promise<{ done: Set<number>; header: string[]; kept: string[] }> {
   const done = new Set<number>()
   const kept: string[] = []
   let header: string[] | undefined

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Metrics } from '../../node/metrics.js'
 
-export const METRICS_PATH = '/metrics'
+const METRICS_PATH = '/metrics'
 
 export function metricsRoute(metrics: Metrics) {
   return async (app: FastifyInstance): Promise<void> => {
