@@ -125,8 +125,8 @@ export const ERRORS = {
   // config
   VN_ERR_CONFIG_INVALID: { status: 500, title: 'Configuration is invalid' },
   VN_ERR_KEY_FILE: { status: 500, title: 'Key file missing, unreadable or too permissive' },
-  VN_ERR_SM2_KEY: { status: 400, title: 'Not a usable SM2 key (wrong curve, malformed encoding, or a point off the curve)' },
-  VN_ERR_SM4_AUTH: { status: 400, title: 'SM4-sealed data does not authenticate (changed nonce, ciphertext, tag or bound data)' },
+  VN_ERR_SM_KEY: { status: 400, title: 'Not a usable SM2 key (wrong curve, malformed encoding, or a point off the curve)' },
+  VN_ERR_SM_SEAL_AUTH: { status: 400, title: 'SM4-sealed data does not authenticate (changed nonce, ciphertext, tag or bound data)' },
 
   // oprf
   VN_ERR_OPRF_POINT: { status: 400, title: 'Invalid group element (identity, non-canonical or wrong length)' },

@@ -118,7 +118,7 @@ function sm2Z(key: Sm2PublicKey, id: string | Uint8Array = SM2_DEFAULT_ID): Buff
   const hit = perKey?.get(cacheKey)
   if (hit !== undefined) return hit
   const bits = idBytes.length * 8
-  if (bits > 0xffff) throw new VnError('VN_ERR_SM2_KEY', 'SM2 distinguishing ID longer than 8191 bytes')
+  if (bits > 0xffff) throw new VnError('VN_ERR_SM_KEY', 'SM2 distinguishing ID longer than 8191 bytes')
   const entl = Buffer.from([bits >> 8, bits & 0xff])
   const z = createHash('sm3').update(entl).update(idBytes).update(key.curve.zTail).update(key.xy).digest()
   if (perKey === undefined) {
@@ -134,23 +134,23 @@ function messageInt(key: Sm2PublicKey, message: Uint8Array, id: string | Uint8Ar
   return toBig(createHash('sm3').update(sm2Z(key, id)).update(message).digest())
 }
 
-/** A public key from its point; throws VN_ERR_SM2_KEY unless the point is on the curve and not the identity. */
+/** A public key from its point; throws VN_ERR_SM_KEY unless the point is on the curve and not the identity. */
 export function sm2PublicKeyFromPoint(curve: Sm2Curve, x: bigint, y: bigint): Sm2PublicKey {
   let point: WeierstrassPoint<bigint>
   try {
     point = curve.Point.fromAffine({ x, y })
     point.assertValidity()
   } catch {
-    throw new VnError('VN_ERR_SM2_KEY', 'SM2 public key is not a point of the curve')
+    throw new VnError('VN_ERR_SM_KEY', 'SM2 public key is not a point of the curve')
   }
-  if (point.is0()) throw new VnError('VN_ERR_SM2_KEY', 'SM2 public key is the point at infinity')
+  if (point.is0()) throw new VnError('VN_ERR_SM_KEY', 'SM2 public key is the point at infinity')
   return { curve, point, xy: Buffer.concat([be32(x), be32(y)]) }
 }
 
 /** A private key from the scalar d (1 ≤ d ≤ n − 2: 1 + d must be invertible). */
 export function sm2PrivateKeyFromScalar(curve: Sm2Curve, d: bigint): Sm2PrivateKey {
   const n = curve.params.n
-  if (d < 1n || d > n - 2n) throw new VnError('VN_ERR_SM2_KEY', 'SM2 private key is out of range')
+  if (d < 1n || d > n - 2n) throw new VnError('VN_ERR_SM_KEY', 'SM2 private key is out of range')
   const P = curve.G.multiply(d).toAffine()
   return { curve, d, inv1d: curve.Point.Fn.inv(1n + d), publicKey: sm2PublicKeyFromPoint(curve, P.x, P.y) }
 }
@@ -171,31 +171,31 @@ const PKCS8_PREFIX = Buffer.from('308187020100301306072a8648ce3d020106082a811ccf
 const PKCS8_MIDDLE = Buffer.from('a144034200', 'hex')
 
 function pointFromSec1(curve: Sm2Curve, bytes: Buffer): Sm2PublicKey {
-  if (bytes.length !== 1 + 2 * BYTES || bytes[0] !== 0x04) throw new VnError('VN_ERR_SM2_KEY', 'SM2 public key is not an uncompressed point')
+  if (bytes.length !== 1 + 2 * BYTES || bytes[0] !== 0x04) throw new VnError('VN_ERR_SM_KEY', 'SM2 public key is not an uncompressed point')
   return sm2PublicKeyFromPoint(curve, toBig(bytes.subarray(1, 1 + BYTES)), toBig(bytes.subarray(1 + BYTES)))
 }
 
 /** The SM2 public key of a node:crypto key object (public, or the public half of a private key). */
 export function sm2PublicKeyFromKeyObject(key: KeyObject): Sm2PublicKey {
-  if (!isSm2KeyObject(key)) throw new VnError('VN_ERR_SM2_KEY', 'not an SM2 key (expected an EC key on the curve SM2)')
+  if (!isSm2KeyObject(key)) throw new VnError('VN_ERR_SM_KEY', 'not an SM2 key (expected an EC key on the curve SM2)')
   const spki = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'der', type: 'spki' })
   if (spki.length !== SPKI_PREFIX.length + 1 + 2 * BYTES || !spki.subarray(0, SPKI_PREFIX.length).equals(SPKI_PREFIX)) {
-    throw new VnError('VN_ERR_SM2_KEY', 'SM2 public key: unexpected SubjectPublicKeyInfo encoding')
+    throw new VnError('VN_ERR_SM_KEY', 'SM2 public key: unexpected SubjectPublicKeyInfo encoding')
   }
   return pointFromSec1(sm2p256v1(), spki.subarray(SPKI_PREFIX.length))
 }
 
 /** The SM2 private key of a node:crypto private key object. */
 export function sm2PrivateKeyFromKeyObject(key: KeyObject): Sm2PrivateKey {
-  if (key.type !== 'private' || !isSm2KeyObject(key)) throw new VnError('VN_ERR_SM2_KEY', 'not an SM2 private key (expected an EC private key on the curve SM2)')
+  if (key.type !== 'private' || !isSm2KeyObject(key)) throw new VnError('VN_ERR_SM_KEY', 'not an SM2 private key (expected an EC private key on the curve SM2)')
   const der = key.export({ format: 'der', type: 'pkcs8' })
   const dEnd = PKCS8_PREFIX.length + BYTES
   if (der.length !== dEnd + PKCS8_MIDDLE.length + 1 + 2 * BYTES || !der.subarray(0, PKCS8_PREFIX.length).equals(PKCS8_PREFIX) || !der.subarray(dEnd, dEnd + PKCS8_MIDDLE.length).equals(PKCS8_MIDDLE)) {
-    throw new VnError('VN_ERR_SM2_KEY', 'SM2 private key: unexpected PKCS#8 encoding')
+    throw new VnError('VN_ERR_SM_KEY', 'SM2 private key: unexpected PKCS#8 encoding')
   }
   const priv = sm2PrivateKeyFromScalar(sm2p256v1(), toBig(der.subarray(PKCS8_PREFIX.length, dEnd)))
   // The key file's own public point must be the one d gives.
-  if (!priv.publicKey.xy.equals(der.subarray(dEnd + PKCS8_MIDDLE.length + 1))) throw new VnError('VN_ERR_SM2_KEY', 'SM2 private key: its public point does not match the private scalar')
+  if (!priv.publicKey.xy.equals(der.subarray(dEnd + PKCS8_MIDDLE.length + 1))) throw new VnError('VN_ERR_SM_KEY', 'SM2 private key: its public point does not match the private scalar')
   return priv
 }
 
@@ -254,12 +254,12 @@ export function sm2Sign(key: Sm2PrivateKey, message: Uint8Array, opts: Sm2SignOp
     const x1 = baseX(key.curve, k)
     const r = mod(e + x1, n)
     if (r === 0n || r + k === n) {
-      if (opts.k !== undefined) throw new VnError('VN_ERR_SM2_KEY', 'SM2: the given nonce gives r = 0 or r + k = n')
+      if (opts.k !== undefined) throw new VnError('VN_ERR_SM_KEY', 'SM2: the given nonce gives r = 0 or r + k = n')
       continue
     }
     const s = mod(key.inv1d * mod(k - r * key.d, n), n)
     if (s === 0n) {
-      if (opts.k !== undefined) throw new VnError('VN_ERR_SM2_KEY', 'SM2: the given nonce gives s = 0')
+      if (opts.k !== undefined) throw new VnError('VN_ERR_SM_KEY', 'SM2: the given nonce gives s = 0')
       continue
     }
     const out = new Uint8Array(SIG_BYTES)

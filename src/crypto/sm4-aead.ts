@@ -53,13 +53,13 @@ export function sm4Seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array,
   return { nonce: new Uint8Array(nonce), ciphertext: new Uint8Array(Buffer.concat([ct, tag(k.mac, aad, nonce, ct)])) }
 }
 
-/** Opens what `sm4Seal` made; any change to nonce, ciphertext, tag or `aad` fails with VN_ERR_SM4_AUTH. */
+/** Opens what `sm4Seal` made; any change to nonce, ciphertext, tag or `aad` fails with VN_ERR_SM_SEAL_AUTH. */
 export function sm4Open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array {
   const k = keysOf(key)
-  if (nonce.length !== SM4_NONCE_BYTES || sealed.length < SM4_TAG_BYTES) throw new VnError('VN_ERR_SM4_AUTH', 'SM4 sealed data has the wrong shape')
+  if (nonce.length !== SM4_NONCE_BYTES || sealed.length < SM4_TAG_BYTES) throw new VnError('VN_ERR_SM_SEAL_AUTH', 'SM4 sealed data has the wrong shape')
   const ct = sealed.subarray(0, sealed.length - SM4_TAG_BYTES)
   const expected = tag(k.mac, aad, nonce, ct)
-  if (!timingSafeEqual(expected, sealed.subarray(sealed.length - SM4_TAG_BYTES))) throw new VnError('VN_ERR_SM4_AUTH', 'SM4 sealed data does not authenticate')
+  if (!timingSafeEqual(expected, sealed.subarray(sealed.length - SM4_TAG_BYTES))) throw new VnError('VN_ERR_SM_SEAL_AUTH', 'SM4 sealed data does not authenticate')
   const decipher = createDecipheriv('sm4-ctr', k.enc, nonce)
   return new Uint8Array(Buffer.concat([decipher.update(ct), decipher.final()]))
 }

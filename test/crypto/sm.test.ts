@@ -57,12 +57,12 @@ t.test('SM2 refuses out-of-range signatures and keys with coded errors', async (
   t.notOk(sm2Verify(key.publicKey, msg, Buffer.from(Buffer.from(sig.subarray(0, 32)).toString('hex') + hex32(0n), 'hex')), 's = 0')
   t.notOk(sm2Verify(key.publicKey, msg, sig.subarray(0, 63)), '63 bytes')
   t.notOk(sm2Verify(key.publicKey, msg, new Uint8Array(64)), 'all zero')
-  t.throws(() => sm2PrivateKeyFromScalar(curve, 0n), { code: 'VN_ERR_SM2_KEY' }, 'd = 0')
-  t.throws(() => sm2PrivateKeyFromScalar(curve, n - 1n), { code: 'VN_ERR_SM2_KEY' }, 'd = n − 1 (1 + d not invertible)')
-  t.throws(() => sm2PublicKeyFromPoint(curve, curve.params.Gx, curve.params.Gy + 1n), { code: 'VN_ERR_SM2_KEY' }, 'a point off the curve')
-  t.throws(() => sm2PublicKeyFromKeyObject(generateKeyPairSync('ed25519').publicKey), { code: 'VN_ERR_SM2_KEY' }, 'an Ed25519 key')
-  t.throws(() => sm2PublicKeyFromKeyObject(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey), { code: 'VN_ERR_SM2_KEY' }, 'a P-256 key')
-  t.throws(() => sm2PrivateKeyFromKeyObject(generateSm2().publicKey), { code: 'VN_ERR_SM2_KEY' }, 'a public key where a private one is needed')
+  t.throws(() => sm2PrivateKeyFromScalar(curve, 0n), { code: 'VN_ERR_SM_KEY' }, 'd = 0')
+  t.throws(() => sm2PrivateKeyFromScalar(curve, n - 1n), { code: 'VN_ERR_SM_KEY' }, 'd = n − 1 (1 + d not invertible)')
+  t.throws(() => sm2PublicKeyFromPoint(curve, curve.params.Gx, curve.params.Gy + 1n), { code: 'VN_ERR_SM_KEY' }, 'a point off the curve')
+  t.throws(() => sm2PublicKeyFromKeyObject(generateKeyPairSync('ed25519').publicKey), { code: 'VN_ERR_SM_KEY' }, 'an Ed25519 key')
+  t.throws(() => sm2PublicKeyFromKeyObject(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey), { code: 'VN_ERR_SM_KEY' }, 'a P-256 key')
+  t.throws(() => sm2PrivateKeyFromKeyObject(generateSm2().publicKey), { code: 'VN_ERR_SM_KEY' }, 'a public key where a private one is needed')
 })
 
 /** r ‖ s → DER ECDSA-Sig-Value (what OpenSSL reads and writes for SM2). */
@@ -146,16 +146,16 @@ t.test('SM4 sealing: round trip, binding, tampering, and the CTR layer against o
   t.same(Buffer.from(sm4Open(key, sealed.nonce, sealed.ciphertext, aad)), plain, 'opens')
   t.equal(sealed.ciphertext.length, plain.length + 32, 'ciphertext ‖ 32-byte tag')
   t.notSame(Buffer.from(sm4Seal(key, plain, aad).nonce), Buffer.from(sealed.nonce), 'a fresh nonce each time')
-  t.throws(() => sm4Open(key, sealed.nonce, sealed.ciphertext, Buffer.from('xid-2')), { code: 'VN_ERR_SM4_AUTH' }, 'other bound data')
+  t.throws(() => sm4Open(key, sealed.nonce, sealed.ciphertext, Buffer.from('xid-2')), { code: 'VN_ERR_SM_SEAL_AUTH' }, 'other bound data')
   for (const i of [0, plain.length - 1, plain.length, sealed.ciphertext.length - 1]) {
     const bad = Buffer.from(sealed.ciphertext)
     bad[i] = (bad[i] as number) ^ 1
-    t.throws(() => sm4Open(key, sealed.nonce, bad, aad), { code: 'VN_ERR_SM4_AUTH' }, `byte ${i} changed`)
+    t.throws(() => sm4Open(key, sealed.nonce, bad, aad), { code: 'VN_ERR_SM_SEAL_AUTH' }, `byte ${i} changed`)
   }
   const badNonce = Buffer.from(sealed.nonce)
   badNonce[0] = (badNonce[0] as number) ^ 1
-  t.throws(() => sm4Open(key, badNonce, sealed.ciphertext, aad), { code: 'VN_ERR_SM4_AUTH' }, 'nonce changed')
-  t.throws(() => sm4Open(key, sealed.nonce, sealed.ciphertext.subarray(0, 31), aad), { code: 'VN_ERR_SM4_AUTH' }, 'shorter than a tag')
+  t.throws(() => sm4Open(key, badNonce, sealed.ciphertext, aad), { code: 'VN_ERR_SM_SEAL_AUTH' }, 'nonce changed')
+  t.throws(() => sm4Open(key, sealed.nonce, sealed.ciphertext.subarray(0, 31), aad), { code: 'VN_ERR_SM_SEAL_AUTH' }, 'shorter than a tag')
   t.throws(() => sm4Open(key.subarray(0, 16), sealed.nonce, sealed.ciphertext, aad), { code: 'VN_ERR_CONFIG_INVALID' }, 'a 16-byte key')
   // The encryption layer is plain SM4-CTR under the derived key: openssl enc gives the same bytes.
   const encKey = createHmac('sm3', key).update('verinode/sm4-ctr').digest().subarray(0, 16)
