@@ -28,7 +28,8 @@
  * Other settings: VN_SOAK_CONNECTIONS (driver → consumer sockets, default 256); VN_SOAK_SKEW_MS (the
  * nodes' allowed clock skew, default the config default 60,000: a smaller one fills the replay
  * window sooner in a short soak); VN_SOAK_PEER_CONNECTIONS (the consumer's `peers.connections`,
- * default the config default 16); VN_SOAK_NODE_ARGS (extra node options for both processes, e.g.
+ * default the config default 16); VN_SOAK_NODE_ARGS (node options for both processes; default the container image's NODE_OPTIONS,
+ * `--max-old-space-size=128`; empty for none; e.g.
  * "--heapsnapshot-signal=SIGUSR2"); VN_SOAK_KEEP=1 keeps the temporary folder.
  * Not part of `npm test`. On a shared machine, say what else was running (load average).
  */
@@ -46,6 +47,8 @@ import { defaultThreadpoolSize } from '../src/node/threadpool.js'
 const here = fileURLToPath(import.meta.url)
 const MB = 1024 * 1024
 const SAMPLE_MS = 5000
+/** The container image's NODE_OPTIONS (Dockerfile): the nodes run as deployed unless VN_SOAK_NODE_ARGS says otherwise. */
+const IMAGE_NODE_OPTIONS = '--max-old-space-size=128'
 
 /** '10m', '90s', '2.5' (minutes) → ms. */
 export function parseDuration(s: string | undefined): number {
@@ -82,7 +85,8 @@ async function childMain(config: string): Promise<void> {
 
 function spawnNode(name: string, config: string): Promise<Child> {
   return new Promise((resolve, reject) => {
-    const execArgv = process.env.VN_SOAK_NODE_ARGS ? process.env.VN_SOAK_NODE_ARGS.split(' ') : []
+    const nodeArgs = process.env.VN_SOAK_NODE_ARGS ?? IMAGE_NODE_OPTIONS
+    const execArgv = nodeArgs.trim() === '' ? [] : nodeArgs.trim().split(/\s+/)
     const env = { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(defaultThreadpoolSize(availableParallelism())) }
     const proc = fork(here, ['child', config], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv, env })
     const child: Child = { proc, name, localUrl: '', publicUrl: '', heap: { used: 0, total: 0, external: 0 } }

@@ -124,7 +124,7 @@ chmod 0700 "$DATA" "$KEYS"
 # USER node: the checks below run through "${AS_NODE[@]}" with the runtime stage's environment.
 NODE_DIR=$(dirname "$NODE_BIN")
 # The environment the checks run with: only the runtime stage's, nothing inherited.
-BASE_ENV=(env -i "PATH=$NODE_DIR:/usr/local/bin:/usr/bin:/bin" "HOME=$WORK/home" "TMPDIR=$WORK/tmp" NODE_ENV=production)
+BASE_ENV=(env -i "PATH=$NODE_DIR:/usr/local/bin:/usr/bin:/bin" "HOME=$WORK/home" "TMPDIR=$WORK/tmp" NODE_ENV=production "NODE_OPTIONS=--max-old-space-size=128")
 # `verinode demo` runs four nodes from their own folders, which one shared override would break: it
 # runs with the VERINODE_* overrides emptied, as `docker run -e VERINODE_DATA_DIR= ...` does.
 DEMO_ENV=("${BASE_ENV[@]}" VERINODE_DATA_DIR= VERINODE_KEYS_DIR= VERINODE_LISTEN_HOST= VERINODE_LISTEN_PORT= VERINODE_LOCAL_HOST= VERINODE_LOCAL_PORT=)

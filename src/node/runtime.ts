@@ -31,6 +31,7 @@ import { Metrics } from './metrics.js'
 import { REDACT } from './redact.js'
 import { nodeKeyFiles, NODE_MANIFEST_ARCHIVE, NODE_PID_FILE } from './files.js'
 import { nodeLogLocation, openNodeLogStore, type OpenedLog } from './log-store.js'
+import { memoryBudget } from './memory-budget.js'
 import { NodeIdentity } from './identity.js'
 import { assembleModes } from './modes.js'
 import { checkTreeAtStart, recoverFromLog, rememberWitnessed } from './recovery.js'
@@ -127,6 +128,11 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   let opened: OpenedLog | undefined
   try {
     opened = await openNodeLogStore(nodeLogLocation(cfg, loaded), evidenceKey, (s) => metrics.logCommitSeconds.observe(s), cfg.limits.replayMaxEntries)
+    if (cfg.log?.kind !== 'postgres') {
+      // the replay memory is in this process's heap (a PostgreSQL log keeps it in a table)
+      const budget = memoryBudget(cfg.limits.replayMaxEntries)
+      if (!budget.fits) logger.warn({ heapLimitMb: Math.round(budget.heapLimit / 2 ** 20), neededMb: Math.ceil(budget.needed / 2 ** 20), replayMaxEntries: cfg.limits.replayMaxEntries }, 'memory: the V8 heap limit is below what a full replay memory needs; raise --max-old-space-size or lower limits.replayMaxEntries')
+    }
     // Before anything is appended or answered: the stored tree still holds what was last signed.
     await checkTreeAtStart(opened.log, noteVerifiers(), logger)
   } catch (e) {
