@@ -105,7 +105,8 @@ export function driftProblems(dockerfile: string, script: string): string[] {
     if (!exec.some((l) => l === expected)) problems.push(`COPY ${i.args} (no "${expected}" line in the script)`)
   }
   for (const i of ins.filter((x) => x.op === 'ENV')) {
-    for (const m of i.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=/g)) {
+    // a variable name starts the ENV line or follows whitespace (not the `size=` of `--max-old-space-size=`)
+    for (const m of i.args.matchAll(/(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=/g)) {
       const key = m[1] as string
       if (!new RegExp(`(^|[\\s"(])(export\\s+)?${key}=`, 'm').test(script)) problems.push(`ENV ${key}`)
     }
