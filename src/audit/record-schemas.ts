@@ -168,7 +168,8 @@ export const GovernanceRecordSchema = z.strictObject({
   ...base,
   t: z.literal('governance'),
   kind: z.enum(GOVERNANCE_KINDS),
-  id: z.string().regex(AGREEMENT_ID_RE, 'an application, dispute or agreement id'),
+  // an application or dispute id (an xid) or an agreement id
+  id: z.union([xidSchema, z.string().regex(AGREEMENT_ID_RE)], 'an application, dispute or agreement id'),
   iss: memberId,
   aud: memberId,
   digest,
