@@ -54,7 +54,10 @@ export function formatReport(r: AuditReport): string[] {
 /** One line for summaries (the demo's audit step): verdict, counts, checkpoint coverage. */
 export function summarizeReport(r: AuditReport): string {
   const cp = r.checkpoint === null ? 'no checkpoint' : `checkpoint ${r.checkpoint.size}/${r.leaves}`
-  return `${r.ok ? 'PASS' : 'FAIL'}: ${r.leaves} leaves, ${r.counts.provider + r.counts.consumer} exchanges, ${cp}; ${r.counts.errors} errors, ${r.counts.warnings} warnings`
+  const apps = r.governance.applications.length
+  const disputes = r.governance.disputes.length
+  const gov = `${apps > 0 ? `, ${apps} application${apps === 1 ? '' : 's'}` : ''}${disputes > 0 ? `, ${disputes} dispute${disputes === 1 ? '' : 's'}` : ''}`
+  return `${r.ok ? 'PASS' : 'FAIL'}: ${r.leaves} leaves, ${r.counts.provider + r.counts.consumer} exchanges${gov}, ${cp}; ${r.counts.errors} errors, ${r.counts.warnings} warnings`
 }
 
 // ---------------------------------------------------------------------------------------------
