@@ -195,3 +195,37 @@ t.test('refused input: coded errors and nothing written on either side', async (
   t.equal((await peerPost(f, PSB, { jws: wrong })).json.code, 'VN_ERR_GOV_WRONG_MEMBER', 'decided by a member that is not its provider')
   t.same(await sizes(), mid, 'nothing written')
 })
+
+t.test('overdue applications: in the list, the CLI and the metric', async (t) => {
+  const f = await federationFixture(t, { start: [PSB, TAX] })
+  const filed = (await local(f, PSB, 'POST', '/local/v1/applications', application())).json
+  const reviewed = (await local(f, PSB, 'POST', '/local/v1/applications', application({ services: ['income.band'] }))).json
+  await local(f, TAX, 'POST', `/local/v1/applications/${reviewed.id}/review`, {})
+  const metric = async (): Promise<string> => {
+    const res = await request(f.nodes[TAX]!.metricsUrl)
+    return res.body.text()
+  }
+  t.match(await metric(), /verinode_governance_overdue\{[^}]*deadline="answer"[^}]*\} 0/)
+  t.equal((await local(f, TAX, 'GET', '/local/v1/applications')).json.applications.filter((a: { overdue: boolean }) => a.overdue).length, 0)
+
+  // the provider's clock three weeks on: both past the answer deadline, one also past the review deadline
+  const cfgPath = f.fed.nodes[TAX]!.configPath
+  await f.nodes[TAX]!.close()
+  const { startNode } = await import('../../src/http/server.js')
+  const { pino } = await import('pino')
+  const later = (): number => Date.now() + 21 * 86_400_000
+  f.nodes[TAX] = await startNode(cfgPath, { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0, env: {}, now: later })
+  const list = (await local(f, TAX, 'GET', '/local/v1/applications')).json.applications as { id: string; overdue: boolean }[]
+  t.same(list.filter((a) => a.overdue).map((a) => a.id).sort(), [filed.id, reviewed.id].sort())
+  const m = await metric()
+  t.match(m, /verinode_governance_overdue\{[^}]*deadline="answer"[^}]*\} 2/)
+  t.match(m, /verinode_governance_overdue\{[^}]*deadline="review"[^}]*\} 1/)
+  const { applicationsCommand } = await import('../../src/cli/commands/governance.js')
+  const out: string[] = []
+  const code = await applicationsCommand.run(['list', '--overdue'], { out: (l) => out.push(l), err: () => undefined, json: false, tty: false, cwd: '.', env: { VERINODE_NODE: f.nodes[TAX]!.localUrl, VERINODE_TOKEN: f.fed.nodes[TAX]!.appToken } })
+  t.equal(code, 1, '--overdue exits 1 when there are overdue applications')
+  t.match(out.join('\n'), /OVERDUE/)
+  // answered now: late, but answered; no longer overdue
+  await local(f, TAX, 'POST', `/local/v1/applications/${filed.id}/refuse`, { reason: 'too late to be useful' })
+  t.match(await metric(), /verinode_governance_overdue\{[^}]*deadline="answer"[^}]*\} 1/)
+})
