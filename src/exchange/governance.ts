@@ -305,6 +305,9 @@ export class Governance {
         }
         default: {
           if (disclosures.length > 0) throw new VnError('VN_ERR_EXCH_DISCLOSURE_UNEXPECTED', `a ${msg.t} carries no disclosure`)
+          // who may take this step in this state first (the wrong member is told so), then what it names
+          const refusal = msg.t === 'agreement-change' ? undefined : this.book.check(event)
+          if (refusal !== undefined) throw refusal
           // the decision names the very application (or dispute) this node filed
           if (msg.t === 'application-review' || msg.t === 'application-decision') {
             const a = this.book.applications.get(msg.id)

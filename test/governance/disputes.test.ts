@@ -65,6 +65,29 @@ t.test('a dispute filed, corrected and rejected; the consumer sees the signed re
     return ((await res.body.json()) as { code: string }).code
   }
   t.equal(await post(dispute({})), 'VN_ERR_GOV_DUPLICATE', 'a second dispute about the same exchange')
+  // unsigned, wrongly signed, signed by another member than its issuer, addressed to another member
+  const fresh = dispute({ xid: x2.xid, index: x2.providerLogIndex })
+  const [h, p] = fresh.split('.')
+  t.equal(await post(`${h}.${p}.`), 'VN_ERR_JWS_MALFORMED', 'unsigned')
+  const sig = Buffer.from(fresh.split('.')[2]!, 'base64url')
+  sig[0] = sig[0]! ^ 1
+  t.equal(await post(`${h}.${p}.${sig.toString('base64url')}`), 'VN_ERR_JWS_SIGNATURE', 'one bit of the signature flipped')
+  const amrKey = await loadPrivateKey(join(f.fed.dir, AMR, 'keys', 'message.key'))
+  const amrKid = `${AMR}#${f.nodes[AMR]!.node.federation.get().member(AMR).messageKeys.keys().next().value as string}`
+  const asAmr = (payload: Record<string, unknown>): string => signJwsJson(payload, amrKey, amrKid, GOV_TYP)
+  t.equal(await post(asAmr({ v: 1, t: 'dispute', id: 'DDDDDDDDDDDDDDDDDDDDDD', iat: Date.now(), iss: CREDIT, aud: TAX, xid: x2.xid, index: x2.providerLogIndex, reason: 'other', note: note.digest })),
+    'VN_ERR_EXCH_ISSUER_MISMATCH', "signed with another member's key")
+  t.equal(await post(asAmr({ v: 1, t: 'dispute', id: 'DDDDDDDDDDDDDDDDDDDDDD', iat: Date.now(), iss: AMR, aud: TAX, xid: x2.xid, index: x2.providerLogIndex, reason: 'other', note: note.digest })),
+    'VN_ERR_GOV_UNKNOWN_EXCHANGE', 'a member disputing an exchange it did not ask')
+  const toCredit = async (jws: string): Promise<string> => {
+    const res = await request(`${f.nodes[CREDIT]!.publicUrl}/v1/governance`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jws }) })
+    return ((await res.body.json()) as { code: string }).code
+  }
+  // a resolution from a member that is not the provider the dispute went to
+  t.equal(await toCredit(asAmr({ v: 1, t: 'dispute-resolution', id, iat: Date.now(), iss: AMR, aud: CREDIT, dispute: filed.json.digest ?? note.digest, outcome: 'rejected', reason: 'no' })),
+    'VN_ERR_GOV_WRONG_MEMBER', 'resolved by another member than the provider')
+  t.equal(await toCredit(asAmr({ v: 1, t: 'dispute-resolution', id: 'GGGGGGGGGGGGGGGGGGGGGG', iat: Date.now(), iss: AMR, aud: CREDIT, dispute: note.digest, outcome: 'rejected', reason: 'no' })),
+    'VN_ERR_GOV_UNKNOWN', 'a resolution of an unknown dispute')
   // unknown exchange: an index that is not this xid's request, an xid never seen, an index past the log
   t.equal(await post(dispute({ xid: x2.xid, index: x1.providerLogIndex })), 'VN_ERR_GOV_UNKNOWN_EXCHANGE')
   t.equal(await post(dispute({ xid: 'EEEEEEEEEEEEEEEEEEEEEE', index: x2.providerLogIndex })), 'VN_ERR_GOV_UNKNOWN_EXCHANGE')
