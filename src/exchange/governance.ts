@@ -136,6 +136,8 @@ export interface Delivery {
   code?: string
 }
 
+const GOVERNANCE_TAG = Buffer.from('"t":"governance"')
+
 const parseJson = (leaf: Uint8Array): unknown => {
   try {
     return JSON.parse(Buffer.from(leaf).toString('utf8'))
@@ -192,6 +194,8 @@ export class Governance {
         leaves.forEach((leaf, k) => {
           const i = start + k
           if (this.own.delete(i)) return
+          // canonical JSON writes `"t":"governance"` as is: most leaves are skipped unparsed
+          if (Buffer.from(leaf.buffer, leaf.byteOffset, leaf.byteLength).indexOf(GOVERNANCE_TAG) < 0) return
           const r = parseJson(leaf) as { t?: unknown; at?: unknown } | undefined
           if (r?.t !== 'governance') return
           const rec = r as GovernanceRecord
