@@ -71,6 +71,11 @@ export interface OpenNodeOptions {
   processMetrics?: boolean
   /** a closed log (fail closed) is noticed within, and first retried after, this many ms (default 1 s) */
   logRetryMs?: number
+  /**
+   * A log shared by replicas: how often this replica reads the governance steps (approvals,
+   * suspensions) other replicas logged, ms (default 2 s); 0: only with housekeeping
+   */
+  governanceRefreshMs?: number
 }
 
 export { logOrigin }
@@ -242,6 +247,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     housekeepingEveryMs: opts.housekeepingEveryMs ?? 30_000,
   }, logger)
   modes.tagsets?.start()
+  const refreshEvery = store.shared === true ? (opts.governanceRefreshMs ?? 2000) : 0
+  const governanceTimer = refreshEvery > 0
+    ? setInterval(() => { governance.refresh().catch((err: unknown) => logger.warn({ err }, 'governance refresh failed')) }, refreshEvery).unref()
+    : undefined
   const ready = readiness({ federation, identity, log: reopener, tagsets: modes.tagsets, source, now, tls })
   metrics.watch({
     replayEntries: () => replay.size,
@@ -283,6 +292,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       closed = true
       process.off('SIGHUP', onSighup)
       timers.stop()
+      if (governanceTimer !== undefined) clearInterval(governanceTimer)
       await reopener.stop()
       await modes.close()
       await checkpoint().catch(() => undefined)

@@ -43,13 +43,18 @@ if (skip !== undefined) {
       for (const n of nodes.reverse()) await n.close()
     })
     const start = async (path: string): Promise<RunningNode> => {
-      const n = await startNode(path, { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0, housekeepingEveryMs: 0, env: {} })
+      const n = await startNode(path, { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0, housekeepingEveryMs: 0, governanceRefreshMs: 0, env: {} })
       nodes.push(n)
       return n
     }
     const a = await start(taxConfig)
     const b = await start(bPath)
     const psb = await start(fed.nodes['fj-psb']!.configPath)
+    // a third replica with the refresh timer on (default 2 s; 50 ms here) catches up by itself
+    const cPath = join(dir, 'fj-tax', 'verinode-c.json')
+    await writeFile(cPath, JSON.stringify({ ...base, listen: { ...base.listen, port: await freePort() }, local: { ...base.local, port: await freePort() }, dataDir: 'var-c' }, null, 2))
+    const c = await startNode(cPath, { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0, housekeepingEveryMs: 0, governanceRefreshMs: 50, env: {} })
+    nodes.push(c)
     /* eslint-disable @typescript-eslint/no-explicit-any */
     const local = async (n: RunningNode, member: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<any> => {
       const res = await request(`${n.localUrl}${path}`, {
@@ -76,6 +81,10 @@ if (skip !== undefined) {
     t.equal(ok.json.delivered, true)
     const lagging = await local(psb, 'fj-psb', 'POST', '/local/v1/verify', ask)
     t.equal(lagging.json.code, 'VN_ERR_POLICY_NO_AGREEMENT', 'A decides under the set it had')
+    const seenByC = async (): Promise<string | undefined> => c.node.governance.list().applications.find((x) => x.id === filed.json.id)?.state
+    for (let k = 0; k < 100 && (await seenByC()) !== 'approved'; k++) await new Promise((r) => setTimeout(r, 20))
+    t.equal(await seenByC(), 'approved', 'the replica with the timer read the approval by itself')
+    t.ok(c.node.governance.agreements().some((x) => x.id === `apl-${filed.json.id}`), '... and has the agreement in force')
     await a.node.housekeeping()
     const used = await local(psb, 'fj-psb', 'POST', '/local/v1/verify', ask)
     t.equal(used.status, 200, 'A permits once it has read the approval')
