@@ -63,6 +63,15 @@ export const ERRORS = {
   VN_ERR_POLICY_NO_AGREEMENT: { status: 403, title: 'No agreement permits this request' },
   VN_ERR_POLICY_QUOTA_EXHAUSTED: { status: 429, title: 'Daily quota of the agreement is exhausted' },
 
+  // governance: applications, agreement changes, disputes (docs/GOVERNANCE.md)
+  VN_ERR_GOV_INVALID: { status: 400, title: 'Governance message (application, decision, agreement change, dispute or resolution) does not match its schema' },
+  VN_ERR_GOV_WRONG_MEMBER: { status: 403, title: 'Governance message is not from or not addressed to the member it must be (the provider or consumer named)' },
+  VN_ERR_GOV_UNKNOWN: { status: 404, title: 'No such application, agreement or dispute on this node' },
+  VN_ERR_GOV_UNKNOWN_EXCHANGE: { status: 404, title: 'The disputed exchange (xid and log index) is not one this provider answered for that consumer' },
+  VN_ERR_GOV_DUPLICATE: { status: 409, title: 'An application or dispute with that id, or a dispute about that exchange, exists already' },
+  VN_ERR_GOV_STATE: { status: 409, title: 'Not possible in the current state (already decided, resolved, suspended or revoked)' },
+  VN_ERR_GOV_AGREEMENT_CONFLICT: { status: 409, title: 'The agreement id is already used by another agreement of this node' },
+
   // federation
   VN_ERR_FED_MANIFEST_INVALID: { status: 500, title: 'Federation manifest does not verify against the trust anchor' },
   VN_ERR_FED_MANIFEST_EXPIRED: { status: 503, title: 'Federation manifest has expired' },

@@ -65,6 +65,15 @@ export const FINDINGS = {
   AUDIT_NO_ANSWER_RECORDED: { severity: 'warning', title: 'Consumer: a request was sent but no answer was recorded' },
   AUDIT_PEER_ANSWER_REFUSED: { severity: 'warning', title: 'Consumer: the node refused what a peer (or something in its place) answered: malformed, not validly signed by the peer, or bound to another request' },
 
+  // applications, agreement changes and disputes (governance records; docs/GOVERNANCE.md)
+  AUDIT_GOV_RECORD_INVALID: { severity: 'error', title: 'A governance record does not follow from the ones before it (unknown application or dispute, answered twice, wrong member) or disagrees with its signed message' },
+  AUDIT_GOV_SIGNATURE_INVALID: { severity: 'error', title: 'A governance message is malformed or not validly signed by its issuer at its iat' },
+  AUDIT_APPLICATION_LATE: { severity: 'warning', title: 'An application was first reviewed or answered after its deadline' },
+  AUDIT_APPLICATION_UNANSWERED: { severity: 'warning', title: 'An application was not reviewed or answered by its deadline, and still is not at the end of the log' },
+  AUDIT_DISPUTE_LATE: { severity: 'warning', title: 'A dispute was resolved after its deadline' },
+  AUDIT_DISPUTE_UNANSWERED: { severity: 'warning', title: 'A dispute was not resolved by its deadline, and still is not at the end of the log' },
+  AUDIT_AGREEMENT_NOT_IN_FORCE: { severity: 'error', title: 'A decision permitted under an agreement that was suspended, revoked or not yet approved at that point of the log' },
+
   // consistency between two checkpoints (audit consistency)
   AUDIT_INCONSISTENT: { severity: 'error', title: 'Two checkpoints signed by the log’s key are not consistent: the history was rewritten or forked' },
   AUDIT_PEER_FORK_REPORTED: { severity: 'error', title: 'The log holds fork evidence: two checkpoints of a peer’s log it found inconsistent (warning when they are not both validly signed)' },

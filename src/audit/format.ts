@@ -25,6 +25,14 @@ export function formatReport(r: AuditReport): string[] {
     `  checkpoint:    ${r.checkpoint === null ? 'none verified' : `size ${r.checkpoint.size}, root ${r.checkpoint.rootHash} ${r.checkpoint.rootMatches ? '(recomputed: matches)' : '(recomputed: DOES NOT MATCH)'}`}`,
   )
   out.push(`  exchanges:     ${r.counts.provider} as provider, ${r.counts.consumer} as consumer; ${r.counts.evidence} evidence JWS`)
+  const iso = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString())
+  const flag = (x: { late: boolean; unanswered: boolean }): string => (x.late ? '  LATE' : x.unanswered ? '  NOT ANSWERED IN TIME' : '')
+  for (const a of r.governance.applications) {
+    out.push(`  application:   ${a.id} ${a.consumer} → ${a.provider} (${a.services.join(', ')}): ${a.state}${a.agreement === null ? '' : ` as ${a.agreement}`}; filed ${iso(a.filedAt)}, reviewed ${iso(a.reviewedAt)}, decided ${iso(a.decidedAt)}, due ${iso(a.due)}; leaves ${a.indices.join(', ')}${flag(a)}`)
+  }
+  for (const d of r.governance.disputes) {
+    out.push(`  dispute:       ${d.id} ${d.consumer} → ${d.provider} on ${d.xid} (${d.reason}): ${d.state}; filed ${iso(d.filedAt)}, resolved ${iso(d.resolvedAt)}, due ${iso(d.due)}; leaves ${d.indices.join(', ')}${flag(d)}`)
+  }
   const general = r.findings.filter((f) => f.role === undefined)
   if (general.length > 0) {
     out.push('')
@@ -54,7 +62,10 @@ export function formatReport(r: AuditReport): string[] {
 /** One line for summaries (the demo's audit step): verdict, counts, checkpoint coverage. */
 export function summarizeReport(r: AuditReport): string {
   const cp = r.checkpoint === null ? 'no checkpoint' : `checkpoint ${r.checkpoint.size}/${r.leaves}`
-  return `${r.ok ? 'PASS' : 'FAIL'}: ${r.leaves} leaves, ${r.counts.provider + r.counts.consumer} exchanges, ${cp}; ${r.counts.errors} errors, ${r.counts.warnings} warnings`
+  const apps = r.governance.applications.length
+  const disputes = r.governance.disputes.length
+  const gov = `${apps > 0 ? `, ${apps} application${apps === 1 ? '' : 's'}` : ''}${disputes > 0 ? `, ${disputes} dispute${disputes === 1 ? '' : 's'}` : ''}`
+  return `${r.ok ? 'PASS' : 'FAIL'}: ${r.leaves} leaves, ${r.counts.provider + r.counts.consumer} exchanges${gov}, ${cp}; ${r.counts.errors} errors, ${r.counts.warnings} warnings`
 }
 
 // ---------------------------------------------------------------------------------------------

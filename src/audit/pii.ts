@@ -65,7 +65,7 @@ export function looksLikeName(s: string): boolean {
 }
 
 export interface ScanOptions {
-  /** top-level fields whose text the consumer chose freely (purpose, basis); `'all'`: every string */
+  /** top-level fields whose text the consumer chose freely (purpose, basis), with everything nested in them; `'all'`: every string */
   freeText?: readonly string[] | 'all'
   /** texts the operator vetted (agreement purposes and bases): allowed as they are */
   vetted?: ReadonlySet<string>
@@ -120,7 +120,7 @@ export function scanInto(value: unknown, freeText: readonly string[] | 'all', ve
     for (const k of Object.keys(o)) {
       if (hasIdentifierToken(k) || hasCjk(k)) hits.push({ kind: hasIdentifierToken(k) ? 'identifier' : 'name', path: pathOf('.<key>') })
       segs.push(k)
-      visit(o[k], all || (top && free.includes(k)))
+      visit(o[k], all || isFree || (top && free.includes(k)))
       segs.pop()
     }
   }

@@ -16,13 +16,15 @@ import type {
   PeerCheckpointRecord,
   ForkEvidenceRecord,
   DisclosureExportRecord,
+  GovernanceRecord,
   RequestInRecord,
   RequestOutRecord,
   ResponseInRecord,
   ResponseOutRecord,
 } from '../log/records.js'
+import { DISPUTE_REASONS, GOVERNANCE_KINDS } from '../policy/governance.js'
 import {
-  agreementIdSchema, digestSchema as digest, hashBase64Schema, ed25519PublicKeySchema, ed25519SignatureSchema, memberIdSchema as memberId, modeSchema,
+  AGREEMENT_ID_RE, agreementIdSchema, digestSchema as digest, hashBase64Schema, ed25519PublicKeySchema, ed25519SignatureSchema, memberIdSchema as memberId, modeSchema,
   serviceIdSchema as serviceId, xidSchema,
 } from '../protocol/vocabulary.js'
 
@@ -162,6 +164,26 @@ const DisclosureExportSchema = z.strictObject({
   received: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 })
 
+export const GovernanceRecordSchema = z.strictObject({
+  ...base,
+  t: z.literal('governance'),
+  kind: z.enum(GOVERNANCE_KINDS),
+  // an application or dispute id (an xid) or an agreement id
+  id: z.union([xidSchema, z.string().regex(AGREEMENT_ID_RE)], 'an application, dispute or agreement id'),
+  iss: memberId,
+  aud: memberId,
+  digest,
+  services: z.array(serviceId).min(1).optional(),
+  reviewDue: at.optional(),
+  due: at.optional(),
+  outcome: z.enum(['approved', 'amended', 'refused', 'suspend', 'resume', 'revoke', 'corrected', 'rejected']).optional(),
+  // Parsed against AgreementSchema by the auditor's governance check.
+  agreement: z.unknown().optional(),
+  xid: xidSchema.optional(),
+  ref: index.optional(),
+  reason: z.enum(DISPUTE_REASONS).optional(),
+})
+
 export const LogRecordSchema = z.discriminatedUnion('t', [
   RequestInSchema,
   DecisionSchema,
@@ -174,14 +196,17 @@ export const LogRecordSchema = z.discriminatedUnion('t', [
   PeerCheckpointSchema,
   ForkEvidenceSchema,
   DisclosureExportSchema,
+  GovernanceRecordSchema,
 ])
 
-export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'response-refused', 'agreements', 'key-event', 'peer-checkpoint', 'fork-evidence', 'disclosure-export'] as const
+export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'response-refused', 'agreements', 'key-event', 'peer-checkpoint', 'fork-evidence', 'disclosure-export', 'governance'] as const
 
 /** Free-text fields: the only places where CJK text is not by itself a finding (see pii.ts). */
 export const FREE_TEXT_FIELDS: Readonly<Record<string, readonly string[]>> = {
   'request-in': ['purpose', 'basis'],
   'request-out': ['purpose', 'basis'],
+  // the approved agreement's purposes and basis, vetted by the agreements record logged with it
+  governance: ['agreement'],
 }
 
 // Compile-time drift checks: each schema has exactly the fields of the writer's record type.
@@ -196,4 +221,5 @@ true satisfies SameKeys<typeof KeyEventSchema, KeyEventRecord>
 true satisfies SameKeys<typeof PeerCheckpointSchema, PeerCheckpointRecord>
 true satisfies SameKeys<typeof ForkEvidenceSchema, ForkEvidenceRecord>
 true satisfies SameKeys<typeof DisclosureExportSchema, DisclosureExportRecord>
+true satisfies SameKeys<typeof GovernanceRecordSchema, GovernanceRecord>
 true satisfies (LogRecord['t'] extends (typeof RECORD_TYPES)[number] ? ((typeof RECORD_TYPES)[number] extends LogRecord['t'] ? true : false) : false)

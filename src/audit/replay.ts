@@ -23,6 +23,8 @@ const REPLAY_CODES: ReadonlySet<AuditCode> = new Set<AuditCode>([
   'AUDIT_POLICY_NOT_IN_FORCE',
   'AUDIT_POLICY_HASH_MISMATCH',
   'AUDIT_ORPHAN_ENTRY',
+  'AUDIT_AGREEMENT_NOT_IN_FORCE',
+  'AUDIT_GOV_RECORD_INVALID',
   // can the log be trusted at all
   'AUDIT_NO_MANIFEST',
   'AUDIT_MEMBER_UNKNOWN',

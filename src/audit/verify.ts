@@ -25,6 +25,10 @@
  *  7. key events: a `rotated` event verifies under both the old and the new key (key-rotation.ts)
  *     and its new key is listed by some manifest; disclosures in the export are accounted for by
  *     the log's last `disclosure-export` record (count, reason digest).
+ *  8. governance (checks/governance.ts, applications.ts, disputes.ts, agreements-in-force.ts): every
+ *     application, agreement change and dispute follows from the ones before it under the node's
+ *     own state machine, its signed message verifies and matches the record; applications and
+ *     disputes answered late or never are flagged; every permit names an agreement in force.
  * With `collectReplay`, step 5's replays are also listed per decision and per answer (replay.ts).
  *
  * Findings (findings.ts) carry a stable code, a severity and, where they concern one exchange, its
@@ -69,6 +73,10 @@ import { ExchangeCheck } from './checks/exchanges.js'
 import { checkExportFiles, type StreamedDigest } from './checks/export-files.js'
 import { LeafCheck } from './checks/leaves.js'
 import { SignatureCheck } from './checks/signatures.js'
+import { GovernanceCheck } from './checks/governance.js'
+import { checkApplications, type ApplicationReport } from './checks/applications.js'
+import { checkDisputes, type DisputeReport } from './checks/disputes.js'
+import { AgreementsInForceCheck } from './checks/agreements-in-force.js'
 
 export type { AnswerReplay, DecisionReplay } from './checks/decisions.js'
 
@@ -124,6 +132,8 @@ export interface AuditReport {
   exchanges: ExchangeReport[]
   /** with `collectReplay`: every decision's replay and every answer's permit, in log order */
   replay?: { decisions: DecisionReplay[]; answers: AnswerReplay[] }
+  /** every application and dispute the log holds, with its lifecycle (docs/GOVERNANCE.md) */
+  governance: { applications: ApplicationReport[]; disputes: DisputeReport[] }
 }
 
 const DEFAULT_IAT_SKEW_MS = 5 * 60_000
@@ -180,6 +190,18 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   const signatures = new SignatureCheck(ctx, evidence, batcher)
   const decisions = new DecisionCheck(ctx, opts.collectReplay === true)
   const exchanges = new ExchangeCheck(ctx, signatures, evidence, decisions)
+  const governance = new GovernanceCheck(ctx, evidence)
+  const inForce = new AgreementsInForceCheck(ctx, governance.book)
+  /** 8. governance: applications, agreement changes and disputes replayed; permits under agreements in force */
+  const onGovernance = (i: number, r: LogRecord): void => {
+    governance.onAny(r.at)
+    if (r.t === 'governance') governance.onGovernance(i, r, exchanges.chunk)
+    else if (r.t === 'agreements') {
+      governance.onAgreements(r)
+      inForce.onAgreements(Array.isArray(r.agreements) ? r.agreements.map((a) => String((a as { id?: unknown } | null)?.id)) : [])
+    } else if (r.t === 'key-event' && r.event === 'node-started') inForce.onNodeStarted()
+    else if (r.t === 'decision') inForce.onDecision(i, r, { index: i, xid: r.xid, role: 'provider' })
+  }
 
   interface Chunk { no: number; first: number; records: (LogRecord | undefined)[]; settled: Promise<void> }
   /** Reads a chunk: each leaf hashed into the tree and checked alone; its JWS prepared and sent to the workers. */
@@ -201,7 +223,10 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     await c.settled
     exchanges.chunk = c.no
     c.records.forEach((r, k) => {
-      if (r !== undefined) exchanges.onRecord(c.first + k, r)
+      if (r !== undefined) {
+        exchanges.onRecord(c.first + k, r)
+        onGovernance(c.first + k, r)
+      }
     })
     evidence.evict(c.no)
   }
@@ -220,6 +245,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   const leafCount = entries.lines
 
   exchanges.finish()
+  const governanceReport = { applications: checkApplications(ctx, governance.book, governance.lastAt), disputes: checkDisputes(ctx, governance.book, governance.lastAt) }
   evidence.finish()
   leaves.finish()
   findings.stage = STAGE.disclosures
@@ -280,6 +306,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     findings: sorted,
     exchanges: exchangeReports,
     ...(decisions.replay === undefined ? {} : { replay: decisions.replay }),
+    governance: governanceReport,
   }
 }
 

@@ -139,6 +139,16 @@ export class LocalClient {
     return p.data
   }
 
+  /**
+   * A JSON call to one of the local API's other routes (applications, agreements, disputes): the
+   * answer on 2xx, else the node's problem as a VnError with its code.
+   */
+  async json(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+    const { status, body: answer } = await this.call(method, path, body === undefined ? undefined : JSON.stringify(body))
+    if (status < 200 || status > 299) throw problemError(status, answer)
+    return answer
+  }
+
   async close(): Promise<void> {
     if (this.ownPool) await this.pool.close()
   }

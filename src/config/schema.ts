@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { fieldMapSchema, memberIdSchema, modeSchema, serviceIdSchema, sha256HexSchema } from '../protocol/vocabulary.js'
 import { FIELD_KINDS, type FieldKind } from '../protocol/canonicalize.js'
 import { AgreementSchema } from '../policy/agreements.js'
+import { DEFAULT_WORKING_DAYS, WorkingDaysSchema } from '../policy/working-days.js'
 
 export const FieldKindSchema = z.enum(FIELD_KINDS as unknown as [FieldKind, ...FieldKind[]])
 
@@ -168,6 +169,16 @@ export const ConfigSchema = z.strictObject({
     retries: z.number().int().min(0).max(10).default(2),
     connections: z.number().int().positive().default(16),
   }).default({ timeoutMs: 10_000, retries: 2, connections: 16 }),
+  /**
+   * Applications and disputes (docs/GOVERNANCE.md): deadlines in working days (first review and
+   * answer of an application, answer of a dispute) and the working-day calendar.
+   */
+  governance: z.strictObject({
+    reviewDays: z.number().int().min(0).max(365).default(2),
+    answerDays: z.number().int().min(0).max(365).default(5),
+    disputeDays: z.number().int().min(0).max(365).default(5),
+    calendar: WorkingDaysSchema.default(DEFAULT_WORKING_DAYS),
+  }).default({ reviewDays: 2, answerDays: 5, disputeDays: 5, calendar: DEFAULT_WORKING_DAYS }),
   /** cosign peers' checkpoints every `everyMs` (0: never) */
   witness: z.strictObject({ everyMs: z.number().int().min(0).default(60_000) }).default({ everyMs: 60_000 }),
   /** `he` mode: worker threads evaluating BFV queries (default: cores - 1, at least 1); started on first use */

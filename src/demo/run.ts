@@ -238,6 +238,50 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
       provider: 'fj-psb', service: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', subjects: [{ id: badId, name: '张三' }],
     }, (st, j) => (st === 400 && j.code === 'VN_ERR_SUBJECT_ID_CHECKSUM' ? undefined : `HTTP ${st} ${j.code}`))
 
+    // 9. an application instead of a hand-edited agreement (共享申请): filed, reviewed, approved, used
+    const gov = async (member: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: any }> => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      const res = await request(`${(nodes[member] as RunningNode).localUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${fed.nodes[member]?.appToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      })
+      return { status: res.statusCode, json: await res.body.json() }
+    }
+    const govStep = (title: string, consumer: string, provider: string, service: string, outcome: string, ok: boolean, t0: number): void => {
+      const ms = performance.now() - t0
+      steps.push({ title, consumer, provider, service, subjects: 0, outcome, ok, ms })
+      out(`\n${ok ? '✔' : '✘'} ${title}  [${consumer} → ${provider}, ${ms.toFixed(1)} ms]`)
+    }
+    let t0 = performance.now()
+    const applied = await gov('fj-psb', 'POST', '/local/v1/applications', {
+      provider: 'fj-tax', services: ['tax.compliance'], purposes: ['fugitive-asset-tracing'], basis: 'Criminal Procedure Law art. 144',
+      dailyQuota: 100, modes: ['plain'], validUntil: new Date(Date.now() + 180 * 86_400_000).toISOString(), contact: 'duty officer, economic crimes unit, ext. 4410',
+    })
+    govStep('Public security files a signed application with the tax bureau (no agreement yet)', 'fj-psb', 'fj-tax', 'tax.compliance', applied.status === 201 ? 'filed' : `HTTP ${applied.status} ${applied.json.code}`, applied.status === 201, t0)
+    out(`    application ${applied.json.id}: first review due ${new Date(applied.json.reviewDue).toISOString()}, answer due ${new Date(applied.json.due).toISOString()} (working days)`)
+    t0 = performance.now()
+    await gov('fj-tax', 'POST', `/local/v1/applications/${applied.json.id}/review`, {})
+    const approved = await gov('fj-tax', 'POST', `/local/v1/applications/${applied.json.id}/approve`, { agreementId: 'tax-psb-tracing' })
+    const approvedOk = approved.json.state === 'approved' && approved.json.delivered === true
+    govStep("The tax bureau's operator reviews and approves it: a signed agreement, in force at once", 'fj-psb', 'fj-tax', 'tax.compliance', approvedOk ? `approved as ${approved.json.agreement?.id}` : `HTTP ${approved.status} ${approved.json.code}`, approvedOk, t0)
+    await ask('... and public security uses it straight away', 'fj-psb', {
+      provider: 'fj-tax', service: 'tax.compliance', purpose: 'fugitive-asset-tracing', basis: 'Criminal Procedure Law art. 144', subjects: [{ uscc: paid?.uscc, year: s.tax.year }],
+    }, (st, j) => (st === 200 && j.agreement === 'tax-psb-tracing' ? undefined : `HTTP ${st} ${j.code ?? j.agreement}`))
+
+    // 10. a dispute (数据异议): the credit centre objects to one answer; the tax bureau corrects it
+    t0 = performance.now()
+    const disputed = await gov('fj-credit', 'POST', '/local/v1/disputes', {
+      provider: 'fj-tax', xid: r3.xid, index: r3.providerLogIndex, reason: 'outdated', note: 'the enterprise shows a payment receipt dated after the answer',
+    })
+    govStep('Credit centre disputes one tax-compliance answer (xid and log index)', 'fj-credit', 'fj-tax', 'tax.compliance', disputed.status === 201 ? 'filed' : `HTTP ${disputed.status} ${disputed.json.code}`, disputed.status === 201, t0)
+    t0 = performance.now()
+    await gov('fj-tax', 'POST', `/local/v1/disputes/${disputed.json.id}/correct`, { reason: 'late payment booked; the record is corrected' })
+    const seen = await gov('fj-credit', 'GET', `/local/v1/disputes/${disputed.json.id}`)
+    const resolution = (seen.json.messages ?? []).at(-1)?.payload
+    const resolvedOk = seen.json.state === 'corrected' && resolution?.t === 'dispute-resolution' && resolution?.iss === 'fj-tax'
+    govStep('The tax bureau checks, corrects (a logged correction naming the dispute) and signs the resolution', 'fj-credit', 'fj-tax', 'tax.compliance', resolvedOk ? 'corrected' : `state ${seen.json.state}`, resolvedOk, t0)
+    out(`    the credit centre holds the signed resolution: ${resolution?.outcome} (${resolution?.reason})`)
+
     // Witnessing: each node checks every peer's checkpoint against the last one it saw and cosigns it,
     // so no node could show two histories to two peers unnoticed.
     for (const n of Object.values(nodes)) await n.node.checkpoint()

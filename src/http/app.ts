@@ -19,6 +19,7 @@ import { tagSetRoutes } from './routes/tagset.js'
 import { healthRoutes } from './routes/health.js'
 import { localRoutes } from './routes/local.js'
 import { metricsRoute } from './routes/metrics.js'
+import { governanceLocalRoutes, governancePublicRoutes } from './routes/governance.js'
 import type { Metrics } from '../node/metrics.js'
 
 export { REDACT } from '../node/redact.js'
@@ -47,6 +48,7 @@ export async function createPublicApp(services: PublicServices, o: AppOptions): 
   await app.register(logRoutes)
   await app.register(tagSetRoutes)
   await app.register(healthRoutes)
+  if (services.governance !== undefined) await app.register(governancePublicRoutes)
   return app
 }
 
@@ -59,6 +61,7 @@ async function createLocalApp(services: LocalServices, o: AppOptions & { metrics
   await app.register(localServices, services)
   await app.register(appAuth)
   await app.register(localRoutes)
+  if (services.governance !== undefined) await app.register(governanceLocalRoutes)
   if (o.metrics !== undefined) await app.register(metricsRoute(o.metrics))
   return app
 }
@@ -94,6 +97,7 @@ function publicServicesOf(node: NodeRuntime): PublicServices {
     tagsets: node.tagsets,
     readiness: () => node.ready(),
     metrics: node.metrics,
+    governance: node.governance,
     tlsClient: node.tls === undefined ? undefined : { clientMember: (socket) => node.tls!.clientMember(socket) },
   }
 }
@@ -109,6 +113,7 @@ function localServicesOf(node: NodeRuntime): LocalServices {
     peers: () => node.federation.get().departments().filter((m) => m.id !== node.self).map((m) => ({ id: m.id, name: m.name, endpoint: m.endpoint })),
     authenticateApp: (token) => node.authenticateApp(token),
     reloadManifest: () => node.reloadManifest(),
+    governance: node.governance,
   }
 }
 

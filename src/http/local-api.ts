@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { memberIdSchema as memberId, modeSchema, serviceIdSchema as serviceId } from '../protocol/vocabulary.js'
+import { LocalApplicationSchema, LocalDecisionSchema, LocalDisputeSchema, LocalReasonSchema } from '../exchange/governance.js'
 
 export const LocalVerifySchema = z.strictObject({
   provider: memberId,
@@ -50,6 +51,46 @@ export function localOpenApi(): Record<string, unknown> {
         post: {
           summary: 'Re-read the federation manifest file now (as SIGHUP does); a refused file keeps the manifest loaded before',
           responses: { 200: { description: 'seq loaded, whether it changed, and the state of this node\'s own message key' }, 409: problem },
+        },
+      },
+      '/local/v1/applications': {
+        get: { summary: 'Applications this node filed or received, with deadlines and whether they are overdue (docs/GOVERNANCE.md)', responses: { 200: { description: '{ applications }' } } },
+        post: {
+          summary: 'File a signed sharing application with a provider; the contact is sealed, never logged in the clear',
+          requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(LocalApplicationSchema, { io: 'input' }) } } },
+          responses: { 201: { description: 'id, state, log indices here and at the provider, deadlines' }, 400: problem, 403: problem, 502: problem },
+        },
+      },
+      '/local/v1/applications/{id}': { get: { summary: 'One application with every signed message about it (a pending one is first brought up to date from its provider)', responses: { 200: { description: 'the application' }, 404: problem } } },
+      '/local/v1/applications/{id}/{action}': {
+        post: {
+          summary: 'Provider: review, approve, amend or refuse an application (action); a signed decision, logged and sent to the consumer',
+          requestBody: { content: { 'application/json': { schema: z.toJSONSchema(LocalDecisionSchema, { io: 'input' }) } } },
+          responses: { 200: { description: 'state, log index, the agreement put in force, whether the consumer got it' }, 400: problem, 403: problem, 404: problem, 409: problem },
+        },
+      },
+      '/local/v1/agreements': { get: { summary: 'The agreements in force on this node and their hash', responses: { 200: { description: '{ policy, agreements }' } } } },
+      '/local/v1/agreements/{id}/{action}': {
+        post: {
+          summary: 'Provider: suspend, resume or revoke an agreement (action), in force at once',
+          requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(LocalReasonSchema, { io: 'input' }) } } },
+          responses: { 200: { description: 'state, log index, policy' }, 400: problem, 403: problem, 404: problem, 409: problem },
+        },
+      },
+      '/local/v1/disputes': {
+        get: { summary: 'Disputes this node filed or received', responses: { 200: { description: '{ disputes }' } } },
+        post: {
+          summary: 'File a signed dispute about one exchange; the note is sealed, never logged in the clear',
+          requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(LocalDisputeSchema, { io: 'input' }) } } },
+          responses: { 201: { description: 'id, state, log indices, deadline' }, 400: problem, 403: problem, 502: problem },
+        },
+      },
+      '/local/v1/disputes/{id}': { get: { summary: 'One dispute with its signed resolution (a pending one is first brought up to date from its provider)', responses: { 200: { description: 'the dispute' }, 404: problem } } },
+      '/local/v1/disputes/{id}/{action}': {
+        post: {
+          summary: 'Provider: correct or reject a dispute (action), with a reason; signed, logged and sent to the consumer',
+          requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(LocalReasonSchema, { io: 'input' }) } } },
+          responses: { 200: { description: 'state, log index (and the correction\'s)' }, 400: problem, 403: problem, 404: problem, 409: problem },
         },
       },
       '/local/v1/peers': { get: { summary: 'Departments in the federation', responses: { 200: { description: 'list of peers' } } } },

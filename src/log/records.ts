@@ -6,6 +6,7 @@
  * and response JWS let an auditor bind each leaf to the signed evidence.
  */
 import type { Mode } from '../protocol/vocabulary.js'
+import type { GovernanceEvent } from '../policy/governance.js'
 
 interface Base {
   v: 1
@@ -172,6 +173,16 @@ export interface DisclosureExportRecord extends Base {
   received?: number
 }
 
+/**
+ * an application, its review and decision, an agreement change, a dispute, a correction or a
+ * dispute's resolution, sent or received (src/policy/governance.ts; docs/GOVERNANCE.md). The signed
+ * message is kept as `jws` evidence under `digest`; an application's contact and a dispute's note
+ * as sealed disclosures.
+ */
+export interface GovernanceRecord extends Base, GovernanceEvent {
+  t: 'governance'
+}
+
 export type LogRecord =
   | RequestInRecord
   | DecisionRecord
@@ -184,5 +195,6 @@ export type LogRecord =
   | PeerCheckpointRecord
   | ForkEvidenceRecord
   | DisclosureExportRecord
+  | GovernanceRecord
 
 export type LogRecordType = LogRecord['t']

@@ -91,6 +91,8 @@ export class Metrics {
     ready?: () => Promise<boolean>
     /** each agreement's use of its daily quota today: consumer, agreement id, used and limit */
     quotas?: () => Promise<{ agreement: string; consumer: string; used: number; limit: number }[]>
+    /** this provider's applications and disputes past a deadline (first review, answer, dispute answer) */
+    governanceOverdue?: () => { review: number; answer: number; dispute: number }
   }): void {
     const { manifestExp, ready, quotas } = read
     if (manifestExp !== undefined) {
@@ -123,6 +125,21 @@ export class Metrics {
         async collect() {
           this.reset()
           for (const q of await quotas()) this.set({ agreement: q.agreement, consumer: q.consumer }, q.limit > 0 ? q.used / q.limit : 1)
+        },
+      })
+    }
+    const overdue = read.governanceOverdue
+    if (overdue !== undefined) {
+      new Gauge({
+        name: 'verinode_governance_overdue',
+        help: 'Applications and disputes addressed to this node past their deadline in working days, by deadline (review: first review of an application, answer: its decision, dispute: a dispute\'s resolution)',
+        labelNames: ['deadline'],
+        registers: [this.registry],
+        collect() {
+          const o = overdue()
+          this.set({ deadline: 'review' }, o.review)
+          this.set({ deadline: 'answer' }, o.answer)
+          this.set({ deadline: 'dispute' }, o.dispute)
         },
       })
     }

@@ -19,11 +19,11 @@ import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '
 import { FederationHolder } from '../federation/federation.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { ed25519NoteVerifier, ed25519RawPublicKey, type NoteVerifier } from '../log/checkpoint.js'
-import { agreementSetHash, type Agreement } from '../policy/agreements.js'
 import { decideAsync } from '../policy/decide.js'
 import { utcDay } from '../policy/quota.js'
 import { Provider } from '../exchange/provider.js'
 import { Consumer } from '../exchange/consumer.js'
+import { Governance } from '../exchange/governance.js'
 import type { WorkerPool } from '../util/worker-pool.js'
 import { PeerClient } from '../peers/client.js'
 import type { Signer } from '../exchange/signer.js'
@@ -72,6 +72,11 @@ export interface OpenNodeOptions {
   processMetrics?: boolean
   /** a closed log (fail closed) is noticed within, and first retried after, this many ms (default 1 s) */
   logRetryMs?: number
+  /**
+   * A log shared by replicas: how often this replica reads the governance steps (approvals,
+   * suspensions) other replicas logged, ms (default 2 s); 0: only with housekeeping
+   */
+  governanceRefreshMs?: number
 }
 
 export { logOrigin }
@@ -147,10 +152,15 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   await writeFile(pidFile, `${process.pid}\n`)
 
   // Policy, modes, provider and consumer.
-  const agreements: Agreement[] = cfg.agreements
-  const policy = agreementSetHash(agreements)
   const limits = cfg.limits
   const client = new PeerClient({ ...cfg.peers, insecure: cfg.insecure, ...(tls === undefined ? {} : { tls: tls.clientOptions() }) })
+  // Applications and disputes; the agreements in force are the config's plus the approved ones,
+  // rebuilt from the log's governance records (docs/GOVERNANCE.md).
+  const governance = await Governance.open({
+    self, signer, federation: () => federation.get(now()), client, log, reader: store, evidence,
+    services: cfg.services.map((s) => s.id), config: cfg.agreements, deadlines: cfg.governance,
+    retentionMs: limits.retentionDays * 86_400_000, skewMs: limits.skewMs, now, logger,
+  })
   const modes = await assembleModes({
     services: cfg.services, source, keysDir, dataDir, heWorkers: cfg.he?.workers, signer,
     federation: (at) => federation.get(at ?? now()), client, logger, now, oprfPool: opts.oprfPool, tagSetTickMs: opts.tagSetTickMs,
@@ -162,8 +172,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     signer,
     resolver: (at) => federation.get(at).messageKeyResolver(at),
     services: new Map<string, ServiceConfig>(cfg.services.map((s) => [s.id, s])),
-    authorize: (r) => decideAsync(r, agreements, quotas),
-    policyHash: () => policy,
+    authorize: (r) => decideAsync(r, governance.agreements(), quotas),
+    policyHash: () => governance.policy(),
     source,
     modes: modes.provider,
     log,
@@ -203,7 +213,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   await archiveManifest(archiveDir, fed0, logger)
   await log.append([
     keyEventRecord('node-started', identity, logPublicKey, fed0, now()),
-    { v: 1, at: now(), t: 'agreements', policy, agreements },
+    { v: 1, at: now(), t: 'agreements', policy: governance.policy(), agreements: [...governance.agreements()] },
   ])
 
   // Witnessing (and what this node last saw of each peer), checkpoints, housekeeping, timers.
@@ -225,7 +235,12 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   reopener.start()
   const witnessPeers = (): Promise<void> => witnessAll(peerLogs, () => federation.get(now()), self, logger, (peer, ok) => metrics.peerUp.set({ peer }, ok ? 1 : 0))
   const reloadManifest = manifestReloader({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, logger, now })
-  const keepHouse = housekeeping({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, evidence, logger, now, reload: reloadManifest })
+  const keepHouse0 = housekeeping({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, evidence, logger, now, reload: reloadManifest })
+  // Replicas sharing a log learn of each other's governance steps (approvals, suspensions) here.
+  const keepHouse = async (): Promise<void> => {
+    await keepHouse0()
+    if (store.shared === true) await governance.refresh()
+  }
   // SIGHUP: re-read the manifest now (an operator who just installed one need not wait for the timer).
   const onSighup = (): void => {
     logger.info('SIGHUP: reloading the manifest')
@@ -238,6 +253,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     housekeepingEveryMs: opts.housekeepingEveryMs ?? 30_000,
   }, logger)
   modes.tagsets?.start()
+  const refreshEvery = store.shared === true ? (opts.governanceRefreshMs ?? 2000) : 0
+  const governanceTimer = refreshEvery > 0
+    ? setInterval(() => { governance.refresh().catch((err: unknown) => logger.warn({ err }, 'governance refresh failed')) }, refreshEvery).unref()
+    : undefined
   const ready = readiness({ federation, identity, log: reopener, tagsets: modes.tagsets, source, now, tls })
   metrics.watch({
     replayEntries: () => replay.size,
@@ -245,9 +264,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     logQueued: opened.logQueued,
     manifestExp: () => federation.peek()?.exp,
     ready: async () => (await ready()).ok,
+    governanceOverdue: () => governance.overdueCounts(),
     quotas: async () => {
       const day = utcDay(now())
-      return Promise.all(agreements.map(async (a) => ({ agreement: a.id, consumer: a.consumer, used: await quotas.used(a.id, day), limit: a.dailyQuota })))
+      return Promise.all(governance.agreements().map(async (a) => ({ agreement: a.id, consumer: a.consumer, used: await quotas.used(a.id, day), limit: a.dailyQuota })))
     },
   })
 
@@ -260,6 +280,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     federation,
     provider,
     consumer,
+    governance,
     catalogJws: () => identity.catalogJws(),
     tagsets: modes.tagsets,
     log: store,
@@ -277,6 +298,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
       closed = true
       process.off('SIGHUP', onSighup)
       timers.stop()
+      if (governanceTimer !== undefined) clearInterval(governanceTimer)
       await reopener.stop()
       await modes.close()
       await checkpoint().catch(() => undefined)

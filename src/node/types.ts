@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
 import type { Provider } from '../exchange/provider.js'
 import type { Consumer } from '../exchange/consumer.js'
+import type { Governance } from '../exchange/governance.js'
 import type { Metrics } from './metrics.js'
 import type { FederationHolder } from '../federation/federation.js'
 import type { TagSetPublisher } from '../oprf/tagset-service.js'
@@ -34,6 +35,8 @@ export interface NodeRuntime {
   readonly tls?: NodeTls | undefined
   readonly provider: Provider
   readonly consumer: Consumer
+  /** applications, agreement changes and disputes (docs/GOVERNANCE.md) */
+  readonly governance: Governance
   /** the signed catalog JWS (re-signed when the manifest or key changes) */
   catalogJws(): string
   /** oprf mode: the signed tag sets this node publishes (undefined when no service offers oprf) */

@@ -25,7 +25,9 @@ const EvidenceLineSchema = z.strictObject({
 /** The line exactly as the exporter writes it: the same acceptance as JSON.parse + the schema, faster. */
 const EXPORTED_LINE = new RegExp(`^\\{"digest":"(${DIGEST_RE.source.slice(1, -1)})","jws":"(${COMPACT_JWS_RE.source.slice(1, -1)})"\\}$`)
 
-const PAYLOAD_FREE_TEXT = ['purpose', 'basis'] as const
+// governance messages (src/policy/governance.ts): an application's purposes and basis, an approval's
+// agreement, an operator's reason
+const PAYLOAD_FREE_TEXT = ['purpose', 'basis', 'purposes', 'agreement', 'reason'] as const
 
 /** Lines read ahead of need and kept in memory, at most (beyond: read back by offset). */
 const CACHE_LIMIT = 100_000

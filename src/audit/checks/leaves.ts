@@ -110,6 +110,13 @@ export class LeafCheck {
             }
           }
         }
+      } else if (rec.t === 'governance' && rec.agreement !== undefined) {
+        // an approved agreement's texts were vetted by the provider's operator who approved it
+        const a = AgreementSetSchema.safeParse([rec.agreement])
+        for (const s of a.success ? [...(a.data[0]?.purposes ?? []), a.data[0]?.basis ?? ''] : []) {
+          this.leafScan.vetted.add(s)
+          this.evidenceScan.vetted.add(s)
+        }
       } else if (rec.t === 'request-in' || rec.t === 'request-out') {
         this.evidenceScan.vetted.add(rec.purpose).add(rec.basis)
       } else if (rec.t === 'disclosure-export') {

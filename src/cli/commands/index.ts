@@ -12,9 +12,11 @@ import { catalogCommand } from './catalog.js'
 import { verifyCommand } from './verify.js'
 import { verifyBatchCommand } from './verify-batch.js'
 import { doctorCommand } from './doctor.js'
+import { agreementsCommand, applicationsCommand, applyCommand, disputeCommand } from './governance.js'
 
 export const commands: readonly Command[] = [
   demoCommand, initCommand, federationCommand, serveCommand, doctorCommand,
   catalogCommand, verifyCommand, verifyBatchCommand,
+  applyCommand, applicationsCommand, agreementsCommand, disputeCommand,
   tagsetCommand, keysCommand, logExportCommand, auditCommand,
 ]

@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import type { Consumer } from '../../exchange/consumer.js'
 import type { Receipt } from '../../log/peer-logs.js'
 import type { ManifestReload } from '../../node/housekeeping.js'
+import type { Governance } from '../../exchange/governance.js'
 
 export interface PeerSummary {
   id: string
@@ -24,6 +25,8 @@ export interface LocalServices {
   authenticateApp: (token: string | undefined) => string
   /** re-read the federation manifest file now */
   reloadManifest: () => Promise<ManifestReload>
+  /** applications, agreements and disputes (undefined: the routes are not registered) */
+  governance?: Pick<Governance, 'apply' | 'dispute' | 'list' | 'show' | 'review' | 'decide' | 'changeAgreement' | 'resolve' | 'agreements' | 'policy'> | undefined
 }
 
 declare module 'fastify' {
@@ -33,6 +36,7 @@ declare module 'fastify' {
     peers: LocalServices['peers']
     authenticateApp: LocalServices['authenticateApp']
     reloadManifest: LocalServices['reloadManifest']
+    localGovernance: NonNullable<LocalServices['governance']>
   }
   interface FastifyRequest {
     /** the local application that sent the request (set by the token check) */
@@ -46,5 +50,6 @@ export const localServices = fp<LocalServices>(async (app, s) => {
   app.decorate('peers', s.peers)
   app.decorate('authenticateApp', s.authenticateApp)
   app.decorate('reloadManifest', s.reloadManifest)
+  if (s.governance !== undefined) app.decorate('localGovernance', s.governance)
   app.decorateRequest('appName', '')
 }, { name: 'verinode-local-services', fastify: '5.x' })

@@ -6,6 +6,7 @@
  */
 import fp from 'fastify-plugin'
 import type { ExchangeFrom, ExchangeReply } from '../../exchange/provider.js'
+import type { Governance } from '../../exchange/governance.js'
 import type { TagSetPublisher } from '../../oprf/tagset-service.js'
 import type { Metrics } from '../../node/metrics.js'
 import type { LogReader, ReadyCheck } from '../../node/types.js'
@@ -30,6 +31,8 @@ export interface PublicServices {
   tagsets: TagSetPublisher | undefined
   readiness: () => Promise<ReadyCheck>
   metrics: Metrics
+  /** signed applications, agreement changes and disputes from peers (undefined: the routes answer 404) */
+  governance?: Pick<Governance, 'receive' | 'signedFor'> | undefined
   /** mutual TLS: the member at the other end of a TLS connection (undefined: plain HTTP listener) */
   tlsClient?: MtlsOptions | undefined
 }
@@ -43,6 +46,7 @@ declare module 'fastify' {
     tagsets: PublicServices['tagsets']
     readiness: PublicServices['readiness']
     metrics: PublicServices['metrics']
+    governance: NonNullable<PublicServices['governance']>
   }
 }
 
@@ -54,4 +58,5 @@ export const publicServices = fp<PublicServices>(async (app, s) => {
   app.decorate('tagsets', s.tagsets)
   app.decorate('readiness', s.readiness)
   app.decorate('metrics', s.metrics)
+  if (s.governance !== undefined) app.decorate('governance', s.governance)
 }, { name: 'verinode-public-services', fastify: '5.x' })
