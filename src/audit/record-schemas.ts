@@ -164,7 +164,7 @@ const DisclosureExportSchema = z.strictObject({
   received: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 })
 
-export const GovernanceRecordSchema = z.strictObject({
+const GovernanceRecordSchema = z.strictObject({
   ...base,
   t: z.literal('governance'),
   kind: z.enum(GOVERNANCE_KINDS),

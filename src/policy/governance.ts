@@ -36,7 +36,7 @@ const base = {
 }
 
 /** consumer → provider: please agree to this (the future agreement's terms, without its id) */
-export const ApplicationMessageSchema = z.strictObject({
+const ApplicationMessageSchema = z.strictObject({
   ...base,
   t: z.literal('application'),
   id: xidSchema,
@@ -52,7 +52,7 @@ export const ApplicationMessageSchema = z.strictObject({
 }).refine((a) => Date.parse(a.validUntil) > Date.parse(a.validFrom), { message: 'validUntil must be after validFrom', path: ['validUntil'] })
 
 /** provider → consumer: the application is under review (受理: the first review) */
-export const ReviewMessageSchema = z.strictObject({
+const ReviewMessageSchema = z.strictObject({
   ...base,
   t: z.literal('application-review'),
   id: xidSchema,
@@ -61,7 +61,7 @@ export const ReviewMessageSchema = z.strictObject({
 })
 
 /** provider → consumer: approved (as asked), amended (approved with other terms) or refused */
-export const DecisionMessageSchema = z.strictObject({
+const DecisionMessageSchema = z.strictObject({
   ...base,
   t: z.literal('application-decision'),
   id: xidSchema,
@@ -81,7 +81,7 @@ export const DecisionMessageSchema = z.strictObject({
 })
 
 /** provider → consumer: an agreement suspended, resumed or revoked (revoked is final) */
-export const AgreementChangeMessageSchema = z.strictObject({
+const AgreementChangeMessageSchema = z.strictObject({
   ...base,
   t: z.literal('agreement-change'),
   agreement: agreementIdSchema,
@@ -90,7 +90,7 @@ export const AgreementChangeMessageSchema = z.strictObject({
 })
 
 /** consumer → provider: an objection to one answered exchange */
-export const DisputeMessageSchema = z.strictObject({
+const DisputeMessageSchema = z.strictObject({
   ...base,
   t: z.literal('dispute'),
   id: xidSchema,
@@ -103,7 +103,7 @@ export const DisputeMessageSchema = z.strictObject({
 })
 
 /** provider → consumer: the dispute checked, and the data corrected or the objection rejected */
-export const ResolutionMessageSchema = z.strictObject({
+const ResolutionMessageSchema = z.strictObject({
   ...base,
   t: z.literal('dispute-resolution'),
   id: xidSchema,
