@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { fieldMapSchema, memberIdSchema, modeSchema, serviceIdSchema, sha256HexSchema } from '../protocol/vocabulary.js'
 import { FIELD_KINDS, type FieldKind } from '../protocol/canonicalize.js'
 import { AgreementSchema } from '../policy/agreements.js'
+import { classificationSchema, dataItemSchema, personalInfoSchema, sharingSchema } from '../protocol/governance.js'
 
 export const FieldKindSchema = z.enum(FIELD_KINDS as unknown as [FieldKind, ...FieldKind[]])
 
@@ -22,12 +23,36 @@ export const ServiceSchema = z.strictObject({
    * into the SQL; the other fields of a `match` service are compared against the row's columns.
    */
   fields: fieldMapSchema(
-    z.strictObject({ kind: FieldKindSchema, key: z.boolean().default(false), required: z.boolean().default(true) }),
+    z.strictObject({
+      kind: FieldKindSchema,
+      key: z.boolean().default(false),
+      required: z.boolean().default(true),
+      // Governance per field (docs/GOVERNANCE.md): each defaults to the service's; the service is
+      // governed by the strictest of its own and its fields' values.
+      sharing: sharingSchema.optional(),
+      updateCycle: z.string().min(1).optional(),
+      authority: z.string().min(1).optional(),
+      classification: classificationSchema.optional(),
+      personalInfo: personalInfoSchema.optional(),
+    }),
   ),
   modes: z.array(modeSchema).min(1).default(['plain']),
-  sharing: z.enum(['unconditional', 'conditional', 'not-shared']).default('conditional'),
+  /**
+   * Governance (docs/GOVERNANCE.md). Defaults keep older configs working: conditional (only under
+   * an agreement, as before), general data, no personal information, the data item named like the
+   * service.
+   */
+  /** 无条件共享 unconditional / 有条件共享 conditional / 不予共享 not-shared */
+  sharing: sharingSchema.default('conditional'),
   updateCycle: z.string().default('daily'),
+  /** the legal authority under which the department holds and shares the data */
   authority: z.string().default(''),
+  /** the catalogue's data item this service answers about (default: the service id) */
+  item: dataItemSchema.optional(),
+  /** GB/T 43697-2024 grading: 一般 general / 重要 important / 核心 core (core is never offered) */
+  classification: classificationSchema.default('general'),
+  /** 个人信息 personal / 敏感个人信息 sensitive, or none */
+  personalInfo: personalInfoSchema.default('none'),
   /** read-only SQL with named parameters (`:id`) for one subject */
   lookup: z.string().min(1),
   /** read-only SQL listing every record (OPRF tag-set builds) */
@@ -153,6 +178,16 @@ export const ConfigSchema = z.strictObject({
   ]).default({ kind: 'sqlite' }),
   services: z.array(ServiceSchema).default([]),
   agreements: z.array(AgreementSchema).default([]),
+  /**
+   * Quotas of the sharing rules (docs/GOVERNANCE.md): `unconditionalDailyQuota` per consumer, service
+   * and UTC day for unconditional services asked without an agreement (default 1000);
+   * `gradedDailyQuota` caps every quota for important data or sensitive personal information asked
+   * in plain mode (default 100).
+   */
+  governance: z.strictObject({
+    unconditionalDailyQuota: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1000),
+    gradedDailyQuota: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(100),
+  }).default({ unconditionalDailyQuota: 1000, gradedDailyQuota: 100 }),
   limits: z.strictObject({
     bodyBytes: z.number().int().positive().default(1024 * 1024),
     batchMax: z.number().int().positive().default(1000),
