@@ -36,6 +36,8 @@ export interface DecisionRecord extends Base {
   code?: string
   /** hash of the agreement set in force (matches the latest `agreements` record) */
   policy: string
+  /** hash of the sharing rules in force (matches the latest `governance` record); absent before governance */
+  governance?: string
   /** subjects or evaluations counted against the quota */
   count: number
   day: string
@@ -110,6 +112,17 @@ export interface AgreementsRecord extends Base {
   agreements: unknown[]
 }
 
+/**
+ * the sharing rules put in force (docs/GOVERNANCE.md; src/policy/governance.ts `Governance`):
+ * logged at start-up and whenever a manifest changes them
+ */
+export interface GovernanceRecord extends Base {
+  t: 'governance'
+  /** `governanceHash(governance)` */
+  gov: string
+  governance: unknown
+}
+
 /** key material put in use (public halves only) */
 export interface KeyEventRecord extends Base {
   t: 'key-event'
@@ -180,6 +193,7 @@ export type LogRecord =
   | ResponseInRecord
   | ResponseRefusedRecord
   | AgreementsRecord
+  | GovernanceRecord
   | KeyEventRecord
   | PeerCheckpointRecord
   | ForkEvidenceRecord

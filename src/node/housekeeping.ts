@@ -50,6 +50,8 @@ export interface HousekeepingDeps {
   evidence: Pick<EvidenceStore, 'purgeExpired'>
   logger: Logger
   now: () => number
+  /** after a new manifest is logged: put the sharing rules it implies in force (src/node/governance.ts) */
+  onLoaded?: (fed: Federation) => Promise<void>
 }
 
 /** What one manifest reload did (the local API returns it). */
@@ -89,6 +91,7 @@ export function manifestReloader(d: Omit<HousekeepingDeps, 'evidence'>): () => P
     else d.logger.info({ seq: r.federation.seq }, 'manifest reloaded')
     await archiveManifest(d.archiveDir, r.federation, d.logger)
     await d.log.append([keyEventRecord('manifest-loaded', d.identity, d.logKey, r.federation, loadedAt)])
+    await d.onLoaded?.(r.federation)
     return { ok: true, seq: r.federation.seq, changed: true, loadedAt, signing }
   }
   return () => {

@@ -32,6 +32,7 @@ import { REDACT } from './redact.js'
 import { nodeKeyFiles, NODE_MANIFEST_ARCHIVE, NODE_PID_FILE } from './files.js'
 import { nodeLogLocation, openNodeLogStore, type OpenedLog } from './log-store.js'
 import { NodeIdentity } from './identity.js'
+import { GovernanceHolder } from './governance.js'
 import { assembleModes } from './modes.js'
 import { checkTreeAtStart, recoverFromLog, rememberWitnessed } from './recovery.js'
 import { archiveManifest, keyEventRecord, housekeeping, manifestReloader } from './housekeeping.js'
@@ -95,6 +96,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   if (!fed0.has(self)) {
     throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member: the config says ${self}, which manifest seq ${fed0.seq} does not list (members: ${fed0.members().map((m) => m.id).join(', ')})`)
   }
+  // The sharing rules (docs/GOVERNANCE.md): refuse to start on a service the rules forbid.
+  const governance = new GovernanceHolder(cfg, fed0, logger)
   const identity = new NodeIdentity({ self, messageKey, services: cfg.services, batchMax: cfg.limits.batchMax, now }, fed0)
   const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
@@ -156,8 +159,9 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     signer,
     resolver: (at) => federation.get(at).messageKeyResolver(at),
     services: new Map<string, ServiceConfig>(cfg.services.map((s) => [s.id, s])),
-    authorize: (r) => decideAsync(r, agreements, quotas),
+    authorize: (r) => decideAsync(r, agreements, quotas, governance.rules),
     policyHash: () => policy,
+    governanceHash: () => governance.hash,
     source,
     modes: modes.provider,
     log,
@@ -198,6 +202,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   await log.append([
     keyEventRecord('node-started', identity, logPublicKey, fed0, now()),
     { v: 1, at: now(), t: 'agreements', policy, agreements },
+    governance.record(now()),
   ])
 
   // Witnessing (and what this node last saw of each peer), checkpoints, housekeeping, timers.
@@ -218,7 +223,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   })
   reopener.start()
   const witnessPeers = (): Promise<void> => witnessAll(peerLogs, () => federation.get(now()), self, logger, (peer, ok) => metrics.peerUp.set({ peer }, ok ? 1 : 0))
-  const reloadManifest = manifestReloader({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, logger, now })
+  const reloadManifest = manifestReloader({
+    federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, logger, now,
+    onLoaded: (fed) => governance.onManifest(fed, log, now()),
+  })
   const keepHouse = housekeeping({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, evidence, logger, now, reload: reloadManifest })
   // SIGHUP: re-read the manifest now (an operator who just installed one need not wait for the timer).
   const onSighup = (): void => {

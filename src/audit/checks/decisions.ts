@@ -7,7 +7,8 @@
  * replay and every answer's permit are also listed (audit replay).
  */
 import { formatZodIssues } from '../../config/load.js'
-import type { AgreementsRecord, DecisionRecord, RequestInRecord, ResponseOutRecord } from '../../log/records.js'
+import type { AgreementsRecord, DecisionRecord, GovernanceRecord, RequestInRecord, ResponseOutRecord } from '../../log/records.js'
+import { GovernanceSchema, UNCONDITIONAL_PREFIX, governanceHash, type Governance } from '../../policy/governance.js'
 import { AgreementSetSchema, agreementSetHash, type Agreement } from '../../policy/agreements.js'
 import { decide, type DecisionRequest } from '../../policy/decide.js'
 import { QuotaCounter, utcDay } from '../../policy/quota.js'
@@ -46,6 +47,8 @@ export interface AnswerReplay {
 
 export class DecisionCheck {
   private policy: { hash: string; agreements: Agreement[] | undefined; index: number } | undefined
+  /** the sharing rules in force (docs/GOVERNANCE.md): the latest `governance` record */
+  private gov: { hash: string; rules: Governance | undefined; index: number } | undefined
   private readonly quotas = new QuotaCounter()
   readonly replay: { decisions: DecisionReplay[]; answers: AnswerReplay[] } | undefined
 
@@ -59,6 +62,14 @@ export class DecisionCheck {
     if (!a.success) findings.add('AUDIT_LEAF_INVALID', `leaf ${i}: agreements: ${formatZodIssues(a.error)}`, { index: i })
     else if (!digestEquals(agreementSetHash(a.data), r.policy)) findings.add('AUDIT_POLICY_HASH_MISMATCH', `leaf ${i}: policy ${r.policy} is not the hash of the agreements listed`, { index: i })
     this.policy = { hash: r.policy, agreements: a.success ? a.data : undefined, index: i }
+  }
+
+  onGovernance(i: number, r: GovernanceRecord): void {
+    const { findings } = this.ctx
+    const g = GovernanceSchema.safeParse(r.governance)
+    if (!g.success) findings.add('AUDIT_GOVERNANCE_INVALID', `leaf ${i}: governance: ${formatZodIssues(g.error)}`, { index: i })
+    else if (!digestEquals(governanceHash(g.data), r.gov)) findings.add('AUDIT_GOVERNANCE_INVALID', `leaf ${i}: gov ${r.gov} is not the hash of the rules listed`, { index: i })
+    this.gov = { hash: r.gov, rules: g.success ? g.data : undefined, index: i }
   }
 
   /**
@@ -77,6 +88,13 @@ export class DecisionCheck {
     if (policy === undefined) findings.add('AUDIT_POLICY_NOT_IN_FORCE', `leaf ${i}: no agreements record before this decision`, w)
     else if (!digestEquals(policy.hash, r.policy)) findings.add('AUDIT_POLICY_NOT_IN_FORCE', `leaf ${i}: policy ${r.policy} is not ${policy.hash} put in force at leaf ${policy.index}`, w)
 
+    // The sharing rules in force are the latest governance record before this decision.
+    const gov = this.gov
+    if (gov === undefined) {
+      if (r.governance !== undefined) findings.add('AUDIT_GOVERNANCE_NOT_IN_FORCE', `leaf ${i}: governance ${r.governance} named, no governance record before this decision`, w)
+    } else if (r.governance === undefined) findings.add('AUDIT_GOVERNANCE_NOT_IN_FORCE', `leaf ${i}: names no sharing rules although those of leaf ${gov.index} are in force`, w)
+    else if (!digestEquals(gov.hash, r.governance)) findings.add('AUDIT_GOVERNANCE_NOT_IN_FORCE', `leaf ${i}: governance ${r.governance} is not ${gov.hash} put in force at leaf ${gov.index}`, w)
+
     const signed = signedOf()
     const src = signed ?? reqIn
     const row: DecisionReplay | undefined = this.replay === undefined ? undefined : {
@@ -90,7 +108,7 @@ export class DecisionCheck {
       // Only today's counts matter (and yesterday's, for entries logged out of order around
       // midnight); pruning keeps each clone small on a long log.
       this.quotas.prune(utcDay(Math.max(0, r.at - 86_400_000)))
-      const replay = decide(req, policy.agreements, this.quotas.clone())
+      const replay = decide(req, policy.agreements, this.quotas.clone(), gov?.rules)
       const same = r.permit ? replay.permit && replay.agreementId === r.agreement : !replay.permit && replay.code === r.code
       if (row !== undefined) {
         row.replayed = replay.permit ? { permit: true, agreement: replay.agreementId } : { permit: false, code: replay.code }
@@ -103,6 +121,14 @@ export class DecisionCheck {
         // Answering what should have been denied is the failure an audit exists for; denying what
         // could have been permitted is over-cautious (e.g. quota counted for a failed lookup).
         findings.add('AUDIT_DECISION_REPLAY_MISMATCH', `leaf ${i}: logged ${logged}, replay gives ${got}`, w, r.permit ? 'error' : 'warning')
+        // A permit that the sharing rules forbid, named as such: a G1 denial, an unconditional
+        // permit (no agreement) the rules refuse, or a quota only the graded cap exhausts.
+        if (r.permit && !replay.permit && gov?.rules !== undefined) {
+          const byRules = replay.code === 'VN_ERR_POLICY_NOT_SHARED' ||
+            r.agreement?.startsWith(UNCONDITIONAL_PREFIX) === true ||
+            decide(req, policy.agreements, this.quotas.clone()).permit
+          if (byRules) findings.add('AUDIT_GOVERNANCE_FORBIDDEN', `leaf ${i}: permitted, but the sharing rules of leaf ${gov.index} give ${replay.code} (${replay.reason})`, w)
+        }
       }
     }
     if (r.permit && r.agreement !== undefined) this.quotas.restore([{ agreementId: r.agreement, day: r.day, count: r.count }])
