@@ -10,6 +10,7 @@ import { authenticateMember } from '../peers/member-auth.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import { publicServices, type PublicServices } from './plugins/public-services.js'
 import { localServices, type LocalServices } from './plugins/local-services.js'
+import { federationCatalogue } from '../node/catalogue.js'
 import { appAuth } from './plugins/app-auth.js'
 import { mtls } from './plugins/mtls.js'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
@@ -109,6 +110,7 @@ function localServicesOf(node: NodeRuntime): LocalServices {
     peers: () => node.federation.get().departments().filter((m) => m.id !== node.self).map((m) => ({ id: m.id, name: m.name, endpoint: m.endpoint })),
     authenticateApp: (token) => node.authenticateApp(token),
     reloadManifest: () => node.reloadManifest(),
+    federationCatalogue: () => federationCatalogue(node),
   }
 }
 

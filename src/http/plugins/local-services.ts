@@ -7,6 +7,7 @@ import fp from 'fastify-plugin'
 import type { Consumer } from '../../exchange/consumer.js'
 import type { Receipt } from '../../log/peer-logs.js'
 import type { ManifestReload } from '../../node/housekeeping.js'
+import type { FederationCatalogue } from '../../node/catalogue.js'
 
 export interface PeerSummary {
   id: string
@@ -24,6 +25,8 @@ export interface LocalServices {
   authenticateApp: (token: string | undefined) => string
   /** re-read the federation manifest file now */
   reloadManifest: () => Promise<ManifestReload>
+  /** every department's verified catalog and the manifest's catalogue section */
+  federationCatalogue: () => Promise<FederationCatalogue>
 }
 
 declare module 'fastify' {
@@ -33,6 +36,7 @@ declare module 'fastify' {
     peers: LocalServices['peers']
     authenticateApp: LocalServices['authenticateApp']
     reloadManifest: LocalServices['reloadManifest']
+    federationCatalogue: LocalServices['federationCatalogue']
   }
   interface FastifyRequest {
     /** the local application that sent the request (set by the token check) */
@@ -46,5 +50,6 @@ export const localServices = fp<LocalServices>(async (app, s) => {
   app.decorate('peers', s.peers)
   app.decorate('authenticateApp', s.authenticateApp)
   app.decorate('reloadManifest', s.reloadManifest)
+  app.decorate('federationCatalogue', s.federationCatalogue)
   app.decorateRequest('appName', '')
 }, { name: 'verinode-local-services', fastify: '5.x' })
