@@ -35,7 +35,7 @@
  *      legal basis, under a per-consumer daily quota (`unconditionalDailyQuota`, capped by G2),
  *      counted under the id `uncond:<consumer>:<service>`; it is tried after the agreements.
  *
- * Reasons are PII-free: they name member ids, service ids, modes, agreement ids, instants and
+ * Reasons are PII-free and ASCII (they go into signed responses, which the auditor scans for CJK text): they name member ids, service ids, modes, agreement ids, instants and
  * counts, and never echo the free-text purpose or basis a consumer sent.
  */
 import type { Agreement } from './agreements.js'
@@ -96,10 +96,10 @@ function evaluate(a: Agreement, r: DecisionRequest): { passed: number; reason: s
 function forbidden(request: DecisionRequest, gov: Governance | undefined): string | undefined {
   const r = gov?.services[request.service]
   if (gov === undefined || r === undefined) return undefined
-  if (r.classification === 'core') return `service ${request.service} is core data (核心数据) and is never answered`
-  if (r.negative === 'not-shared') return `item ${r.item} is on the negative list (负面清单) as not shared`
-  if (r.sharing === 'not-shared') return `service ${request.service} is not shared (不予共享)`
-  if (r.source !== undefined && r.source !== gov.self) return `the authoritative source of item ${r.item} is ${r.source} (一数一源)`
+  if (r.classification === 'core') return `service ${request.service} is core data and is never answered`
+  if (r.negative === 'not-shared') return `item ${r.item} is on the negative list as not shared`
+  if (r.sharing === 'not-shared') return `service ${request.service} is not shared`
+  if (r.source !== undefined && r.source !== gov.self) return `the authoritative source of item ${r.item} is ${r.source}`
   return undefined
 }
 

@@ -111,7 +111,7 @@ t.test('conditional: only under an agreement in force, as before', async (t) => 
 
 t.test('not shared: never answered, whatever the agreements say', async (t) => {
   const no = (r: Partial<DecisionRequest>, gov = GOV): unknown => decide(req({ consumer: 'fj-tax', ...r }), [agreement({ services: ['enterprise.detail', 'enterprise.status', 'x.y'] })], new QuotaCounter(), gov)
-  t.match(no({ service: 'enterprise.detail' }), { permit: false, code: 'VN_ERR_POLICY_NOT_SHARED', reason: 'service enterprise.detail is not shared (不予共享)' })
+  t.match(no({ service: 'enterprise.detail' }), { permit: false, code: 'VN_ERR_POLICY_NOT_SHARED', reason: 'service enterprise.detail is not shared' })
   const listed = governanceOf(SELF, [svc('x.y', { item: 'population.biometrics' })], MANIFEST, ['fj-tax'], DEFAULTS)
   t.match(no({ service: 'x.y' }, listed), { permit: false, code: 'VN_ERR_POLICY_NOT_SHARED', reason: /negative list/ }, 'negative-listed after start (a new manifest)')
   const other = governanceOf(SELF, [svc('x.y', { item: 'tax.payment-compliance' })], MANIFEST, ['fj-tax'], DEFAULTS)
