@@ -67,6 +67,21 @@ t.test('catalog over the local API', async (t) => {
     t.same(JSON.parse(flag.stdout[0]!).services, c.services)
   })
 
+  t.test('no peer: the federation catalogue says which catalogs could not be had, exit 1', async (t) => {
+    const io = capture(env)
+    t.equal(await catalogCommand.run([], io), 1)
+    t.match(io.stdout[0], /^fujian-demo \(manifest seq \d+\): 4 services from 2 departments$/)
+    t.match(io.stdout.join('\n'), /^fj-amr: catalog unavailable \(VN_ERR_PEER_UNREACHABLE\)$/m)
+    const json = capture(env, true)
+    t.equal(await catalogCommand.run([], json), 1)
+    const doc = JSON.parse(json.stdout[0]!)
+    t.match(doc, { ok: false, error: { code: 'VN_ERR_CLI_CHECKS_FAILED' }, unavailable: [{ member: 'fj-amr' }, { member: 'fj-credit' }] })
+    t.equal(doc.services.length, 4, 'the catalogs had are still listed')
+    const one = capture(env, true)
+    t.equal(await catalogCommand.run(['--provider', 'fj-psb'], one), 0, 'filtered to a reachable provider: exit 0')
+    t.equal(JSON.parse(one.stdout[0]!).ok, true)
+  })
+
   t.test('--peers lists the departments', async (t) => {
     const io = capture(env)
     t.equal(await catalogCommand.run(['--peers'], io), 0)

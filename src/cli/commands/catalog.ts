@@ -11,7 +11,7 @@ import type { Catalog, CatalogService } from '../../exchange/catalog.js'
 import { LOCAL_API_OPTIONS, clientFromFlags, reportError, type FederationCatalogueDoc, type PeerInfo } from '../local-client.js'
 import { EXIT_FINDINGS, EXIT_OK, type CliIo, type Command } from '../types.js'
 import { SHARING_TYPES } from '../../protocol/governance.js'
-import { okDoc, usageText } from '../output.js'
+import { errorDoc, okDoc, usageText } from '../output.js'
 
 const USAGE = `verinode catalog <peer> [--node URL] [--token T] [--json]
 verinode catalog [--item I] [--provider M] [--sharing unconditional|conditional|not-shared] [--json]
@@ -205,7 +205,10 @@ export const catalogCommand: Command = {
         if (peer === undefined) {
           const doc = await client.federationCatalogue()
           const { rows, unavailable } = catalogueRows(doc, filter)
-          if (io.json) io.out(okDoc('catalog', { federation: doc.federation, seq: doc.seq, governance: doc.governance, services: rows, unavailable }))
+          const fields = { federation: doc.federation, seq: doc.seq, governance: doc.governance, services: rows, unavailable }
+          if (io.json && unavailable.length > 0) {
+            io.out(errorDoc('catalog', { code: 'VN_ERR_CLI_CHECKS_FAILED', message: `the catalog of ${unavailable.map((u) => u.member).join(', ')} could not be had`, status: 422 }, fields))
+          } else if (io.json) io.out(okDoc('catalog', fields))
           else for (const l of formatCatalogue(doc, rows, unavailable, filter)) io.out(l)
           // every catalog asked for was had, or the command says it was not
           return unavailable.length === 0 ? EXIT_OK : EXIT_FINDINGS
