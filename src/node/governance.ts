@@ -8,7 +8,6 @@
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
 import type { Federation } from '../federation/federation.js'
-import type { NodeLog } from '../log/node-log.js'
 import type { GovernanceRecord } from '../log/records.js'
 import { checkOffer, governanceHash, governanceOf, type Governance } from '../policy/governance.js'
 
@@ -44,11 +43,13 @@ export class GovernanceHolder {
   }
 
   /**
-   * A new manifest: its rules are logged, then put in force. A manifest that now forbids what this
-   * node offers does not stop the running node: the decisions deny those services from then on
-   * (the rules carry the negative list and the sources), and the operator is told.
+   * A new manifest: the record of the rules it implies (none when they did not change), to be
+   * logged with the manifest's key event, and `commit` to put them in force once that is durable.
+   * A manifest that now forbids what this node offers does not stop the running node: the
+   * decisions deny those services from then on (the rules carry the negative list and the
+   * sources), and the operator is told.
    */
-  async onManifest(fed: Federation, log: Pick<NodeLog, 'append'>, at: number): Promise<void> {
+  afterManifest(fed: Federation, at: number): { records: GovernanceRecord[]; commit: () => void } {
     try {
       checkOffer(this.cfg.member, this.cfg.services, fed.manifest.governance)
     } catch (e) {
@@ -56,9 +57,13 @@ export class GovernanceHolder {
     }
     const next = this.build(fed)
     const hash = governanceHash(next)
-    if (hash === this.#hash) return
-    await log.append([{ v: 1, at, t: 'governance', gov: hash, governance: next }])
-    this.#rules = next
-    this.#hash = hash
+    if (hash === this.#hash) return { records: [], commit: () => undefined }
+    return {
+      records: [{ v: 1, at, t: 'governance', gov: hash, governance: next }],
+      commit: () => {
+        this.#rules = next
+        this.#hash = hash
+      },
+    }
   }
 }

@@ -225,7 +225,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const witnessPeers = (): Promise<void> => witnessAll(peerLogs, () => federation.get(now()), self, logger, (peer, ok) => metrics.peerUp.set({ peer }, ok ? 1 : 0))
   const reloadManifest = manifestReloader({
     federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, logger, now,
-    onLoaded: (fed) => governance.onManifest(fed, log, now()),
+    onLoaded: (fed, at) => governance.afterManifest(fed, at),
   })
   const keepHouse = housekeeping({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, evidence, logger, now, reload: reloadManifest })
   // SIGHUP: re-read the manifest now (an operator who just installed one need not wait for the timer).

@@ -20,6 +20,8 @@ import { signJwsJson } from '../../src/crypto/jws.js'
 import { REQUEST_TYP } from '../../src/protocol/envelope.js'
 import { catalogCommand } from '../../src/cli/commands/catalog.js'
 import type { CliIo } from '../../src/cli/types.js'
+import { addNegative, signAuthorityManifest } from '../../src/federation/authority.js'
+import { governanceHash, type Governance } from '../../src/policy/governance.js'
 
 const AMR_BASIS = 'Regulation on Government Data Sharing art. 14'
 
@@ -131,6 +133,13 @@ t.test('sharing rules on a running federation', async (t) => {
     t.equal(await catalogCommand.run(['fj-psb', '--item', 'x.y'], cap()), 2, 'filters are for the federation catalogue')
   })
 
+  let exports = 0
+  const exportOf = async (member: string): Promise<string> => {
+    const out = join(f.fed.dir, `export-${member}-${++exports}`)
+    await exportLog(f.fed.nodes[member]!.configPath, out)
+    return out
+  }
+
   t.test('the auditor replays each decision under the logged rules', async (t) => {
     const out = join(f.fed.dir, 'export-amr')
     await exportLog(f.fed.nodes['fj-amr']!.configPath, out)
@@ -158,5 +167,29 @@ t.test('sharing rules on a running federation', async (t) => {
       ? { ...Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'code')), permit: true, agreement: 'uncond:fj-psb:enterprise.status' }
       : x)))
     t.ok(codes(overQuota).includes('AUDIT_GOVERNANCE_FORBIDDEN'), 'an unconditional permit over its quota is flagged')
+    // rules re-hashed so that they parse and hash, but without the manifest's negative list
+    const laundered = await auditEditedExport(f.fed, 'fj-tax', await exportOf('fj-tax'), join(f.fed.dir, 'laundered'), (rs) => rs.map((x) => {
+      if (x.t !== 'governance') return x
+      const g = structuredClone(x.governance) as Governance
+      for (const svc of Object.values(g.services)) delete svc.negative
+      return { ...x, governance: g, gov: governanceHash(g) }
+    }))
+    t.match(laundered.findings.filter((x) => x.code === 'AUDIT_GOVERNANCE_INVALID'), [{ message: /differ from manifest seq \d+ the node had loaded in the source or negative-list rule of income\.band/ }], 'rules that hide the manifest\'s negative list are caught against the manifest')
+  })
+
+  t.test('a new manifest that negative-lists an offered item: logged with its key event, denied from then on', async (t) => {
+    await addNegative(f.fed.authorityDir, { item: 'market.enterprise-status', rule: 'not-shared' })
+    const signed = await signAuthorityManifest(f.fed.authorityDir)
+    await writeFile(join(f.fed.dir, 'fj-amr', 'federation', 'manifest.jws'), `${signed.jws}\n`)
+    const amr = f.nodes['fj-amr']!.node
+    const before = await amr.log.size()
+    const reload = await amr.reloadManifest()
+    t.match(reload, { ok: true, changed: true, seq: signed.manifest.seq })
+    t.equal(await amr.log.size(), before + 2, 'the key event and the new rules, in one commit')
+    const uscc = Object.values(f.fed.dataset.samples.enterprise.byStatus).flat()[0]!
+    const r = await f.verify('fj-tax', { provider: 'fj-amr', service: 'enterprise.status', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', subjects: [{ uscc }] })
+    t.match([r.status, r.json], [403, { code: 'VN_ERR_POLICY_NOT_SHARED', detail: 'item market.enterprise-status is on the negative list as not shared' }], 'even under fj-tax\'s agreement')
+    const report = await auditExport(await exportOf('fj-amr'))
+    t.same(report.findings.filter((x) => x.severity === 'error'), [], 'the log verifies, the rules checked against the new manifest')
   })
 })

@@ -8,7 +8,8 @@
  */
 import { formatZodIssues } from '../../config/load.js'
 import type { AgreementsRecord, DecisionRecord, GovernanceRecord, RequestInRecord, ResponseOutRecord } from '../../log/records.js'
-import { GovernanceSchema, UNCONDITIONAL_PREFIX, governanceHash, type Governance } from '../../policy/governance.js'
+import { GovernanceSchema, UNCONDITIONAL_PREFIX, governanceHash, governanceOf, type Governance } from '../../policy/governance.js'
+import type { Federation } from '../../federation/federation.js'
 import { AgreementSetSchema, agreementSetHash, type Agreement } from '../../policy/agreements.js'
 import { decide, type DecisionRequest } from '../../policy/decide.js'
 import { QuotaCounter, utcDay } from '../../policy/quota.js'
@@ -49,6 +50,8 @@ export class DecisionCheck {
   private policy: { hash: string; agreements: Agreement[] | undefined; index: number } | undefined
   /** the sharing rules in force (docs/GOVERNANCE.md): the latest `governance` record */
   private gov: { hash: string; rules: Governance | undefined; index: number } | undefined
+  /** the manifest the node had loaded last (its latest key event), and whether the rules in force were compared with it */
+  private manifest: { f: Federation; checked: boolean } | undefined
   private readonly quotas = new QuotaCounter()
   readonly replay: { decisions: DecisionReplay[]; answers: AnswerReplay[] } | undefined
 
@@ -64,12 +67,39 @@ export class DecisionCheck {
     this.policy = { hash: r.policy, agreements: a.success ? a.data : undefined, index: i }
   }
 
+  /** A key event: the node had `f` loaded from then on; the rules in force must agree with it. */
+  onManifest(f: Federation | undefined): void {
+    if (f !== undefined && f !== this.manifest?.f) this.manifest = { f, checked: false }
+  }
+
+  /**
+   * The rules in force against the manifest loaded: each item's source and negative-list rule and
+   * the departments must be the manifest's (the node logs the rules a new manifest implies in the
+   * same commit as its key event, so the first governance record or decision after it can tell).
+   */
+  private checkAgainstManifest(i: number): void {
+    const m = this.manifest
+    const g = this.gov
+    if (m === undefined || m.checked || g?.rules === undefined) return
+    m.checked = true
+    const r = g.rules
+    const services = Object.entries(r.services).map(([id, s]) => ({ id, item: s.item, sharing: s.sharing, classification: s.classification, personalInfo: s.personalInfo, fields: {} }))
+    const expected = governanceOf(r.self, services, m.f.manifest.governance, m.f.departments().map((d) => d.id), r)
+    if (governanceHash(expected) !== governanceHash(r)) {
+      const diff = Object.keys(r.services).filter((id) => r.services[id]?.source !== expected.services[id]?.source || r.services[id]?.negative !== expected.services[id]?.negative)
+      const what = diff.length > 0 ? `the source or negative-list rule of ${diff.join(', ')}` : 'the departments'
+      this.ctx.findings.add('AUDIT_GOVERNANCE_INVALID', `leaf ${i}: the sharing rules of leaf ${g.index} differ from manifest seq ${m.f.seq} the node had loaded in ${what}`, { index: i })
+    }
+  }
+
   onGovernance(i: number, r: GovernanceRecord): void {
     const { findings } = this.ctx
     const g = GovernanceSchema.safeParse(r.governance)
     if (!g.success) findings.add('AUDIT_GOVERNANCE_INVALID', `leaf ${i}: governance: ${formatZodIssues(g.error)}`, { index: i })
     else if (!digestEquals(governanceHash(g.data), r.gov)) findings.add('AUDIT_GOVERNANCE_INVALID', `leaf ${i}: gov ${r.gov} is not the hash of the rules listed`, { index: i })
     this.gov = { hash: r.gov, rules: g.success ? g.data : undefined, index: i }
+    if (this.manifest !== undefined) this.manifest.checked = false
+    this.checkAgainstManifest(i)
   }
 
   /**
@@ -89,6 +119,7 @@ export class DecisionCheck {
     else if (!digestEquals(policy.hash, r.policy)) findings.add('AUDIT_POLICY_NOT_IN_FORCE', `leaf ${i}: policy ${r.policy} is not ${policy.hash} put in force at leaf ${policy.index}`, w)
 
     // The sharing rules in force are the latest governance record before this decision.
+    this.checkAgainstManifest(i)
     const gov = this.gov
     if (gov === undefined) {
       if (r.governance !== undefined) findings.add('AUDIT_GOVERNANCE_NOT_IN_FORCE', `leaf ${i}: governance ${r.governance} named, no governance record before this decision`, w)

@@ -75,6 +75,7 @@ export class ExchangeCheck {
     switch (r.t) {
       case 'key-event':
         this.sig.loaded.onKeyEvent(r)
+        this.decisions.onManifest(this.sig.loaded.current())
         return checkKeyEvent(this.ctx, i, r)
       case 'agreements': return this.decisions.onAgreements(i, r)
       case 'governance': return this.decisions.onGovernance(i, r)
