@@ -20,6 +20,7 @@ import { signJwsJson } from '../../src/crypto/jws.js'
 import { REQUEST_TYP } from '../../src/protocol/envelope.js'
 import { catalogCommand } from '../../src/cli/commands/catalog.js'
 import type { CliIo } from '../../src/cli/types.js'
+import { main } from '../../src/cli/main.js'
 import { addNegative, signAuthorityManifest } from '../../src/federation/authority.js'
 import { governanceHash, type Governance } from '../../src/policy/governance.js'
 
@@ -55,6 +56,14 @@ t.test('sharing rules on a running federation', async (t) => {
       await t.rejects(stat(join(f.fed.dir, 'fj-tax', `var-${name}`)), { code: 'ENOENT' }, `${what}: no data folder, no log`)
     }
     t.match(await open(await variant('fj-tax', 'bad-class', withService({ classification: 'secret' }))), { code: 'VN_ERR_CONFIG_INVALID' }, 'an unknown grade is a config error')
+    // doctor names the same refusal without starting the node
+    const stdout: string[] = []
+    const io: CliIo = { out: (l) => stdout.push(l), err: () => undefined, json: false, tty: false, cwd: f.fed.dir, env: {} }
+    t.equal(await main(['doctor', '--config', join(f.fed.dir, 'fj-tax', 'not-source.json')], io), 1)
+    t.match(stdout.join('\n'), /^FAIL +sharing-rules +VN_ERR_GOV_NOT_SOURCE: service tax\.compliance: the manifest names fj-psb/m)
+    const healthy: string[] = []
+    await main(['doctor', '--config', join(f.fed.dir, 'fj-tax', 'verinode.json')], { ...io, out: (l) => healthy.push(l) })
+    t.match(healthy.join('\n'), /^OK +sharing-rules +2 service\(s\) may be offered under manifest seq \d+ \(6 source\(s\) named, 2 negative-list item\(s\)\)/m)
   })
 
   t.test('unconditional: answered without an agreement, quota-bounded, logged', async (t) => {
