@@ -11,7 +11,7 @@ import { z } from 'zod'
 import type {
   AgreementsRecord,
   DecisionRecord,
-  GovernanceRecord,
+  SharingRulesRecord,
   KeyEventRecord,
   LogRecord,
   PeerCheckpointRecord,
@@ -57,7 +57,7 @@ export const DecisionSchema = z.strictObject({
   agreement: agreementIdSchema.optional(),
   code: errorCode.optional(),
   policy: digest,
-  governance: digest.optional(),
+  rules: digest.optional(),
   count,
   day: z.string().regex(/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/, 'YYYY-MM-DD'),
 })
@@ -118,12 +118,12 @@ export const AgreementsRecordSchema = z.strictObject({
   agreements: z.array(z.unknown()),
 })
 
-export const GovernanceRecordSchema = z.strictObject({
+export const SharingRulesRecordSchema = z.strictObject({
   ...base,
-  t: z.literal('governance'),
-  gov: digest,
-  // Parsed against GovernanceSchema by the auditor (with the hash check).
-  governance: z.unknown(),
+  t: z.literal('sharing-rules'),
+  hash: digest,
+  // Parsed against SharingRulesSchema by the auditor (with the hash check).
+  rules: z.unknown(),
 })
 
 export const KeyEventSchema = z.strictObject({
@@ -180,14 +180,14 @@ export const LogRecordSchema = z.discriminatedUnion('t', [
   ResponseInSchema,
   ResponseRefusedSchema,
   AgreementsRecordSchema,
-  GovernanceRecordSchema,
+  SharingRulesRecordSchema,
   KeyEventSchema,
   PeerCheckpointSchema,
   ForkEvidenceSchema,
   DisclosureExportSchema,
 ])
 
-export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'response-refused', 'agreements', 'governance', 'key-event', 'peer-checkpoint', 'fork-evidence', 'disclosure-export'] as const
+export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'response-refused', 'agreements', 'sharing-rules', 'key-event', 'peer-checkpoint', 'fork-evidence', 'disclosure-export'] as const
 
 /** Free-text fields: the only places where CJK text is not by itself a finding (see pii.ts). */
 export const FREE_TEXT_FIELDS: Readonly<Record<string, readonly string[]>> = {
@@ -203,7 +203,7 @@ true satisfies SameKeys<typeof ResponseOutSchema, ResponseOutRecord>
 true satisfies SameKeys<typeof RequestOutSchema, RequestOutRecord>
 true satisfies SameKeys<typeof ResponseInSchema, ResponseInRecord>
 true satisfies SameKeys<typeof AgreementsRecordSchema, AgreementsRecord>
-true satisfies SameKeys<typeof GovernanceRecordSchema, GovernanceRecord>
+true satisfies SameKeys<typeof SharingRulesRecordSchema, SharingRulesRecord>
 true satisfies SameKeys<typeof KeyEventSchema, KeyEventRecord>
 true satisfies SameKeys<typeof PeerCheckpointSchema, PeerCheckpointRecord>
 true satisfies SameKeys<typeof ForkEvidenceSchema, ForkEvidenceRecord>

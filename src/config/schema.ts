@@ -27,7 +27,7 @@ export const ServiceSchema = z.strictObject({
       kind: FieldKindSchema,
       key: z.boolean().default(false),
       required: z.boolean().default(true),
-      // Governance per field (docs/GOVERNANCE.md): each defaults to the service's; the service is
+      // SharingRules per field (docs/GOVERNANCE.md): each defaults to the service's; the service is
       // governed by the strictest of its own and its fields' values.
       sharing: sharingSchema.optional(),
       updateCycle: z.string().min(1).optional(),
@@ -38,7 +38,7 @@ export const ServiceSchema = z.strictObject({
   ),
   modes: z.array(modeSchema).min(1).default(['plain']),
   /**
-   * Governance (docs/GOVERNANCE.md). Defaults keep older configs working: conditional (only under
+   * SharingRules (docs/GOVERNANCE.md). Defaults keep older configs working: conditional (only under
    * an agreement, as before), general data, no personal information, the data item named like the
    * service.
    */

@@ -8,7 +8,7 @@ import { FieldKindSchema } from '../config/schema.js'
 import { CATALOG_TYP } from '../protocol/envelope.js'
 import { fieldMapSchema, memberIdSchema as memberId, modeSchema, serviceIdSchema as serviceId } from '../protocol/vocabulary.js'
 import { signJwsJson } from '../crypto/jws.js'
-import { effectiveOf } from '../policy/governance.js'
+import { effectiveOf } from '../policy/sharing.js'
 import { classificationSchema, dataItemSchema, personalInfoSchema } from '../protocol/governance.js'
 import type { Signer } from './signer.js'
 
@@ -27,7 +27,7 @@ export const CatalogServiceSchema = z.object({
   sharing: z.string(),
   updateCycle: z.string(),
   authority: z.string(),
-  // Governance (docs/GOVERNANCE.md); optional so that catalogs of older nodes still parse.
+  // SharingRules (docs/GOVERNANCE.md); optional so that catalogs of older nodes still parse.
   item: dataItemSchema.optional(),
   classification: classificationSchema.optional(),
   personalInfo: personalInfoSchema.optional(),

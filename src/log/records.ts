@@ -36,8 +36,8 @@ export interface DecisionRecord extends Base {
   code?: string
   /** hash of the agreement set in force (matches the latest `agreements` record) */
   policy: string
-  /** hash of the sharing rules in force (matches the latest `governance` record); absent before governance */
-  governance?: string
+  /** hash of the sharing rules in force (matches the latest `sharing-rules` record); absent in logs written before the rules existed */
+  rules?: string
   /** subjects or evaluations counted against the quota */
   count: number
   day: string
@@ -113,14 +113,14 @@ export interface AgreementsRecord extends Base {
 }
 
 /**
- * the sharing rules put in force (docs/GOVERNANCE.md; src/policy/governance.ts `Governance`):
+ * the sharing rules put in force (docs/GOVERNANCE.md; src/policy/sharing.ts `SharingRules`):
  * logged at start-up and whenever a manifest changes them
  */
-export interface GovernanceRecord extends Base {
-  t: 'governance'
-  /** `governanceHash(governance)` */
-  gov: string
-  governance: unknown
+export interface SharingRulesRecord extends Base {
+  t: 'sharing-rules'
+  /** `sharingRulesHash(rules)` */
+  hash: string
+  rules: unknown
 }
 
 /** key material put in use (public halves only) */
@@ -193,7 +193,7 @@ export type LogRecord =
   | ResponseInRecord
   | ResponseRefusedRecord
   | AgreementsRecord
-  | GovernanceRecord
+  | SharingRulesRecord
   | KeyEventRecord
   | PeerCheckpointRecord
   | ForkEvidenceRecord

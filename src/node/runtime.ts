@@ -32,7 +32,7 @@ import { REDACT } from './redact.js'
 import { nodeKeyFiles, NODE_MANIFEST_ARCHIVE, NODE_PID_FILE } from './files.js'
 import { nodeLogLocation, openNodeLogStore, type OpenedLog } from './log-store.js'
 import { NodeIdentity } from './identity.js'
-import { GovernanceHolder } from './governance.js'
+import { SharingRulesHolder } from './sharing-rules.js'
 import { assembleModes } from './modes.js'
 import { checkTreeAtStart, recoverFromLog, rememberWitnessed } from './recovery.js'
 import { archiveManifest, keyEventRecord, housekeeping, manifestReloader } from './housekeeping.js'
@@ -97,7 +97,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member: the config says ${self}, which manifest seq ${fed0.seq} does not list (members: ${fed0.members().map((m) => m.id).join(', ')})`)
   }
   // The sharing rules (docs/GOVERNANCE.md): refuse to start on a service the rules forbid.
-  const governance = new GovernanceHolder(cfg, fed0, logger)
+  const governance = new SharingRulesHolder(cfg, fed0, logger)
   const identity = new NodeIdentity({ self, messageKey, services: cfg.services, batchMax: cfg.limits.batchMax, now }, fed0)
   const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
@@ -161,7 +161,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     services: new Map<string, ServiceConfig>(cfg.services.map((s) => [s.id, s])),
     authorize: (r) => decideAsync(r, agreements, quotas, governance.rules),
     policyHash: () => policy,
-    governanceHash: () => governance.hash,
+    sharingRulesHash: () => governance.hash,
     source,
     modes: modes.provider,
     log,

@@ -23,7 +23,7 @@
  * permits; a batch is never split across agreements. None passing → VN_ERR_POLICY_NO_AGREEMENT
  * with the rule that failed furthest along; all passing but full → VN_ERR_POLICY_QUOTA_EXHAUSTED.
  *
- * Governance (docs/GOVERNANCE.md), when a `Governance` view is given, comes first and then widens
+ * SharingRules (docs/GOVERNANCE.md), when a `Governance` view is given, comes first and then widens
  * or narrows the agreements:
  *  G1. a service that is not shared (不予共享), whose item is negative-listed as not shared, whose
  *      item has another authoritative source, or that is classified core, is denied
@@ -42,7 +42,7 @@ import type { Agreement } from './agreements.js'
 import type { Mode } from '../protocol/vocabulary.js'
 import { sortAgreements } from './agreements.js'
 import { utcDay, type QuotaCounter, type QuotaRecord, type QuotaStore } from './quota.js'
-import { isGraded, unconditionalQuotaId, type Governance } from './governance.js'
+import { isGraded, unconditionalQuotaId, type SharingRules } from './sharing.js'
 
 export interface DecisionRequest {
   consumer: string
@@ -93,7 +93,7 @@ function evaluate(a: Agreement, r: DecisionRequest): { passed: number; reason: s
 }
 
 /** G1: why the rules forbid answering this service at all, or undefined. */
-function forbidden(request: DecisionRequest, gov: Governance | undefined): string | undefined {
+function forbidden(request: DecisionRequest, gov: SharingRules | undefined): string | undefined {
   const r = gov?.services[request.service]
   if (gov === undefined || r === undefined) return undefined
   if (r.classification === 'core') return `service ${request.service} is core data and is never answered`
@@ -107,7 +107,7 @@ function forbidden(request: DecisionRequest, gov: Governance | undefined): strin
 interface Candidate { id: string; limit: number; basis: string }
 
 /** Rules G1-G3 and 1-6: the candidates in force for the request, in order, or why none is. */
-function inForceFor(request: DecisionRequest, agreements: readonly Agreement[], gov?: Governance): { day: string; inForce: Candidate[]; denied?: Decision } {
+function inForceFor(request: DecisionRequest, agreements: readonly Agreement[], gov?: SharingRules): { day: string; inForce: Candidate[]; denied?: Decision } {
   if (!Number.isSafeInteger(request.count) || request.count < 1) throw new RangeError('request.count: expected a positive integer')
   const day = utcDay(request.at)
   const no = forbidden(request, gov)
@@ -145,7 +145,7 @@ const quotaDenial = (request: DecisionRequest, day: string, full: readonly strin
  * agreements apply (rules 1-6, as before governance).
  * @throws RangeError when `count` is not a positive integer or `at` is not a valid instant
  */
-export function decide(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaCounter, gov?: Governance): Decision {
+export function decide(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaCounter, gov?: SharingRules): Decision {
   const { day, inForce, denied } = inForceFor(request, agreements, gov)
   if (denied !== undefined) return denied
   const full: string[] = []
@@ -161,7 +161,7 @@ export function decide(request: DecisionRequest, agreements: readonly Agreement[
  * `decide` with the counts kept in a `QuotaStore` (the provider's path: the store may be shared by
  * several replicas). Same rules, same order, same reasons.
  */
-export async function decideAsync(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaStore, gov?: Governance): Promise<Decision> {
+export async function decideAsync(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaStore, gov?: SharingRules): Promise<Decision> {
   const { day, inForce, denied } = inForceFor(request, agreements, gov)
   if (denied !== undefined) return denied
   const full: string[] = []

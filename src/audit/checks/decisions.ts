@@ -7,8 +7,8 @@
  * replay and every answer's permit are also listed (audit replay).
  */
 import { formatZodIssues } from '../../config/load.js'
-import type { AgreementsRecord, DecisionRecord, GovernanceRecord, RequestInRecord, ResponseOutRecord } from '../../log/records.js'
-import { GovernanceSchema, UNCONDITIONAL_PREFIX, governanceHash, governanceOf, type Governance } from '../../policy/governance.js'
+import type { AgreementsRecord, DecisionRecord, SharingRulesRecord, RequestInRecord, ResponseOutRecord } from '../../log/records.js'
+import { SharingRulesSchema, UNCONDITIONAL_PREFIX, sharingRulesHash, sharingRulesOf, type SharingRules } from '../../policy/sharing.js'
 import type { Federation } from '../../federation/federation.js'
 import { AgreementSetSchema, agreementSetHash, type Agreement } from '../../policy/agreements.js'
 import { decide, type DecisionRequest } from '../../policy/decide.js'
@@ -48,8 +48,8 @@ export interface AnswerReplay {
 
 export class DecisionCheck {
   private policy: { hash: string; agreements: Agreement[] | undefined; index: number } | undefined
-  /** the sharing rules in force (docs/GOVERNANCE.md): the latest `governance` record */
-  private gov: { hash: string; rules: Governance | undefined; index: number } | undefined
+  /** the sharing rules in force (docs/GOVERNANCE.md): the latest `sharing-rules` record */
+  private gov: { hash: string; rules: SharingRules | undefined; index: number } | undefined
   /** the manifest the node had loaded last (its latest key event), and whether the rules in force were compared with it */
   private manifest: { f: Federation; checked: boolean } | undefined
   private readonly quotas = new QuotaCounter()
@@ -75,7 +75,7 @@ export class DecisionCheck {
   /**
    * The rules in force against the manifest loaded: each item's source and negative-list rule and
    * the departments must be the manifest's (the node logs the rules a new manifest implies in the
-   * same commit as its key event, so the first governance record or decision after it can tell).
+   * same commit as its key event, so the first sharing-rules record or decision after it can tell).
    */
   private checkAgainstManifest(i: number): void {
     const m = this.manifest
@@ -84,20 +84,20 @@ export class DecisionCheck {
     m.checked = true
     const r = g.rules
     const services = Object.entries(r.services).map(([id, s]) => ({ id, item: s.item, sharing: s.sharing, classification: s.classification, personalInfo: s.personalInfo, fields: {} }))
-    const expected = governanceOf(r.self, services, m.f.manifest.governance, m.f.departments().map((d) => d.id), r)
-    if (governanceHash(expected) !== governanceHash(r)) {
+    const expected = sharingRulesOf(r.self, services, m.f.manifest.governance, m.f.departments().map((d) => d.id), r)
+    if (sharingRulesHash(expected) !== sharingRulesHash(r)) {
       const diff = Object.keys(r.services).filter((id) => r.services[id]?.source !== expected.services[id]?.source || r.services[id]?.negative !== expected.services[id]?.negative)
       const what = diff.length > 0 ? `the source or negative-list rule of ${diff.join(', ')}` : 'the departments'
-      this.ctx.findings.add('AUDIT_GOVERNANCE_INVALID', `leaf ${i}: the sharing rules of leaf ${g.index} differ from manifest seq ${m.f.seq} the node had loaded in ${what}`, { index: i })
+      this.ctx.findings.add('AUDIT_SHARING_RULES_INVALID', `leaf ${i}: the sharing rules of leaf ${g.index} differ from manifest seq ${m.f.seq} the node had loaded in ${what}`, { index: i })
     }
   }
 
-  onGovernance(i: number, r: GovernanceRecord): void {
+  onSharingRules(i: number, r: SharingRulesRecord): void {
     const { findings } = this.ctx
-    const g = GovernanceSchema.safeParse(r.governance)
-    if (!g.success) findings.add('AUDIT_GOVERNANCE_INVALID', `leaf ${i}: governance: ${formatZodIssues(g.error)}`, { index: i })
-    else if (!digestEquals(governanceHash(g.data), r.gov)) findings.add('AUDIT_GOVERNANCE_INVALID', `leaf ${i}: gov ${r.gov} is not the hash of the rules listed`, { index: i })
-    this.gov = { hash: r.gov, rules: g.success ? g.data : undefined, index: i }
+    const g = SharingRulesSchema.safeParse(r.rules)
+    if (!g.success) findings.add('AUDIT_SHARING_RULES_INVALID', `leaf ${i}: rules: ${formatZodIssues(g.error)}`, { index: i })
+    else if (!digestEquals(sharingRulesHash(g.data), r.hash)) findings.add('AUDIT_SHARING_RULES_INVALID', `leaf ${i}: hash ${r.hash} is not the hash of the rules listed`, { index: i })
+    this.gov = { hash: r.hash, rules: g.success ? g.data : undefined, index: i }
     if (this.manifest !== undefined) this.manifest.checked = false
     this.checkAgainstManifest(i)
   }
@@ -118,13 +118,13 @@ export class DecisionCheck {
     if (policy === undefined) findings.add('AUDIT_POLICY_NOT_IN_FORCE', `leaf ${i}: no agreements record before this decision`, w)
     else if (!digestEquals(policy.hash, r.policy)) findings.add('AUDIT_POLICY_NOT_IN_FORCE', `leaf ${i}: policy ${r.policy} is not ${policy.hash} put in force at leaf ${policy.index}`, w)
 
-    // The sharing rules in force are the latest governance record before this decision.
+    // The sharing rules in force are the latest sharing-rules record before this decision.
     this.checkAgainstManifest(i)
     const gov = this.gov
     if (gov === undefined) {
-      if (r.governance !== undefined) findings.add('AUDIT_GOVERNANCE_NOT_IN_FORCE', `leaf ${i}: governance ${r.governance} named, no governance record before this decision`, w)
-    } else if (r.governance === undefined) findings.add('AUDIT_GOVERNANCE_NOT_IN_FORCE', `leaf ${i}: names no sharing rules although those of leaf ${gov.index} are in force`, w)
-    else if (!digestEquals(gov.hash, r.governance)) findings.add('AUDIT_GOVERNANCE_NOT_IN_FORCE', `leaf ${i}: governance ${r.governance} is not ${gov.hash} put in force at leaf ${gov.index}`, w)
+      if (r.rules !== undefined) findings.add('AUDIT_SHARING_RULES_NOT_IN_FORCE', `leaf ${i}: rules ${r.rules} named, no sharing-rules record before this decision`, w)
+    } else if (r.rules === undefined) findings.add('AUDIT_SHARING_RULES_NOT_IN_FORCE', `leaf ${i}: names no sharing rules although those of leaf ${gov.index} are in force`, w)
+    else if (!digestEquals(gov.hash, r.rules)) findings.add('AUDIT_SHARING_RULES_NOT_IN_FORCE', `leaf ${i}: rules ${r.rules} are not ${gov.hash} put in force at leaf ${gov.index}`, w)
 
     const signed = signedOf()
     const src = signed ?? reqIn
@@ -158,7 +158,7 @@ export class DecisionCheck {
           const byRules = replay.code === 'VN_ERR_POLICY_NOT_SHARED' ||
             r.agreement?.startsWith(UNCONDITIONAL_PREFIX) === true ||
             decide(req, policy.agreements, this.quotas.clone()).permit
-          if (byRules) findings.add('AUDIT_GOVERNANCE_FORBIDDEN', `leaf ${i}: permitted, but the sharing rules of leaf ${gov.index} give ${replay.code} (${replay.reason})`, w)
+          if (byRules) findings.add('AUDIT_SHARING_FORBIDDEN', `leaf ${i}: permitted, but the sharing rules of leaf ${gov.index} give ${replay.code} (${replay.reason})`, w)
         }
       }
     }

@@ -1,18 +1,18 @@
 /**
  * The sharing rules a node applies (docs/GOVERNANCE.md), held for the provider and kept in step
  * with the manifest: built from the config's services and the manifest's catalogue section
- * (src/policy/governance.ts), logged as a `governance` record before any decision is made under
+ * (src/policy/sharing.ts), logged as a `sharing-rules` record before any decision is made under
  * them, and swapped only after that record is durable, so every decision names rules the log
  * already holds.
  */
 import type { Logger } from 'pino'
 import type { Config } from '../config/schema.js'
 import type { Federation } from '../federation/federation.js'
-import type { GovernanceRecord } from '../log/records.js'
-import { checkOffer, governanceHash, governanceOf, type Governance } from '../policy/governance.js'
+import type { SharingRulesRecord } from '../log/records.js'
+import { checkOffer, sharingRulesHash, sharingRulesOf, type SharingRules } from '../policy/sharing.js'
 
-export class GovernanceHolder {
-  #rules: Governance
+export class SharingRulesHolder {
+  #rules: SharingRules
   #hash: string
 
   /**
@@ -22,14 +22,14 @@ export class GovernanceHolder {
   constructor(private readonly cfg: Config, fed: Federation, private readonly logger: Logger) {
     checkOffer(cfg.member, cfg.services, fed.manifest.governance, cfg.agreements.map((a) => a.id))
     this.#rules = this.build(fed)
-    this.#hash = governanceHash(this.#rules)
+    this.#hash = sharingRulesHash(this.#rules)
   }
 
-  private build(fed: Federation): Governance {
-    return governanceOf(this.cfg.member, this.cfg.services, fed.manifest.governance, fed.departments().map((m) => m.id), this.cfg.governance)
+  private build(fed: Federation): SharingRules {
+    return sharingRulesOf(this.cfg.member, this.cfg.services, fed.manifest.governance, fed.departments().map((m) => m.id), this.cfg.governance)
   }
 
-  get rules(): Governance {
+  get rules(): SharingRules {
     return this.#rules
   }
 
@@ -38,8 +38,8 @@ export class GovernanceHolder {
   }
 
   /** The record that puts the current rules in force. */
-  record(at: number): GovernanceRecord {
-    return { v: 1, at, t: 'governance', gov: this.#hash, governance: this.#rules }
+  record(at: number): SharingRulesRecord {
+    return { v: 1, at, t: 'sharing-rules', hash: this.#hash, rules: this.#rules }
   }
 
   /**
@@ -49,17 +49,17 @@ export class GovernanceHolder {
    * decisions deny those services from then on (the rules carry the negative list and the
    * sources), and the operator is told.
    */
-  afterManifest(fed: Federation, at: number): { records: GovernanceRecord[]; commit: () => void } {
+  afterManifest(fed: Federation, at: number): { records: SharingRulesRecord[]; commit: () => void } {
     try {
       checkOffer(this.cfg.member, this.cfg.services, fed.manifest.governance)
     } catch (e) {
       this.logger.error({ err: e }, 'the new manifest forbids a service this node offers: it is denied from now on; remove it from the config')
     }
     const next = this.build(fed)
-    const hash = governanceHash(next)
+    const hash = sharingRulesHash(next)
     if (hash === this.#hash) return { records: [], commit: () => undefined }
     return {
-      records: [{ v: 1, at, t: 'governance', gov: hash, governance: next }],
+      records: [{ v: 1, at, t: 'sharing-rules', hash, rules: next }],
       commit: () => {
         this.#rules = next
         this.#hash = hash

@@ -2,11 +2,11 @@
  * The sharing rules of docs/GOVERNANCE.md, as data a node logs and the auditor replays.
  *
  * `checkOffer` is the start-up check (a node refuses to start on the first violation, with a coded
- * error); `governanceOf` builds the `Governance` view that `decide` (./decide.ts) applies to every
+ * error); `sharingRulesOf` builds the `Governance` view that `decide` (./decide.ts) applies to every
  * request: per service its data item, effective sharing type, grading and personal-information
  * sensitivity, the item's authoritative source and negative-list rule from the manifest, the
- * departments of the federation, and the default quotas. The view is logged as a `governance`
- * record (hashed by `governanceHash`) whenever it changes, so the auditor re-runs each decision
+ * departments of the federation, and the default quotas. The view is logged as a `sharing-rules`
+ * record (hashed by `sharingRulesHash`) whenever it changes, so the auditor re-runs each decision
  * under the very rules the node applied.
  *
  * Effective values: a service's sharing type, classification and sensitivity are the strictest of
@@ -45,7 +45,7 @@ export const ServiceRulesSchema = z.strictObject({
 })
 export type ServiceRules = z.infer<typeof ServiceRulesSchema>
 
-export const GovernanceSchema = z.strictObject({
+export const SharingRulesSchema = z.strictObject({
   /** the provider these rules are for */
   self: memberIdSchema,
   services: z.record(serviceIdSchema, ServiceRulesSchema),
@@ -56,9 +56,9 @@ export const GovernanceSchema = z.strictObject({
   /** the cap on any quota for important or sensitive items asked in plain mode */
   gradedDailyQuota: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
 })
-export type Governance = z.infer<typeof GovernanceSchema>
+export type SharingRules = z.infer<typeof SharingRulesSchema>
 
-export interface GovernanceDefaults {
+export interface SharingDefaults {
   unconditionalDailyQuota: number
   gradedDailyQuota: number
 }
@@ -120,7 +120,7 @@ export function checkOffer(self: string, services: readonly ServiceGovernanceInp
 }
 
 /** The rules `decide` applies on `self`'s provider, under the manifest's catalogue section. */
-export function governanceOf(self: string, services: readonly ServiceGovernanceInput[], manifest: ManifestGovernance | undefined, departments: readonly string[], d: GovernanceDefaults): Governance {
+export function sharingRulesOf(self: string, services: readonly ServiceGovernanceInput[], manifest: ManifestGovernance | undefined, departments: readonly string[], d: SharingDefaults): SharingRules {
   const sources = new Map((manifest?.sources ?? []).map((s) => [s.item, s.member]))
   const negative = new Map((manifest?.negativeList ?? []).map((n) => [n.item, n.rule]))
   const out: Record<string, ServiceRules> = {}
@@ -136,8 +136,8 @@ export function governanceOf(self: string, services: readonly ServiceGovernanceI
   return { self, services: out, departments: [...departments].sort(), unconditionalDailyQuota: d.unconditionalDailyQuota, gradedDailyQuota: d.gradedDailyQuota }
 }
 
-/** base64url SHA-256 of the RFC 8785 canonical JSON of the view: the `governance` hash in the log. */
-export function governanceHash(g: Governance): string {
+/** base64url SHA-256 of the RFC 8785 canonical JSON of the view: the `hash` of a `sharing-rules` record, named as `rules` by each decision. */
+export function sharingRulesHash(g: SharingRules): string {
   return createHash('sha256').update(canonicalJson(g), 'utf8').digest('base64url')
 }
 

@@ -22,7 +22,7 @@ import { catalogCommand } from '../../src/cli/commands/catalog.js'
 import type { CliIo } from '../../src/cli/types.js'
 import { main } from '../../src/cli/main.js'
 import { addNegative, signAuthorityManifest } from '../../src/federation/authority.js'
-import { governanceHash, type Governance } from '../../src/policy/governance.js'
+import { sharingRulesHash, type SharingRules } from '../../src/policy/sharing.js'
 
 const AMR_BASIS = 'Regulation on Government Data Sharing art. 14'
 
@@ -158,32 +158,32 @@ t.test('sharing rules on a running federation', async (t) => {
     await exportLog(f.fed.nodes['fj-psb']!.configPath, psbOut)
     t.same((await auditExport(psbOut)).findings.filter((x) => x.severity === 'error'), [], 'fj-psb\'s log (with the not-shared denial) verifies')
     const leaves = (await readFile(join(psbOut, 'entries.jsonl'), 'utf8')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
-    t.ok(leaves.some((l) => l.t === 'governance'), 'the rules are in the log')
-    t.ok(leaves.some((l) => l.t === 'decision' && l.code === 'VN_ERR_POLICY_NOT_SHARED' && typeof l.governance === 'string'), 'the denial names them')
+    t.ok(leaves.some((l) => l.t === 'sharing-rules'), 'the rules are in the log')
+    t.ok(leaves.some((l) => l.t === 'decision' && l.code === 'VN_ERR_POLICY_NOT_SHARED' && typeof l.rules === 'string'), 'the denial names them')
 
     const codes = (r: { findings: { code: string }[] }): string[] => [...new Set(r.findings.map((x) => x.code))]
     const forged = await auditEditedExport(f.fed, 'fj-psb', psbOut, join(f.fed.dir, 'forged'), (rs) => rs.map((x) => (x.t === 'decision' && x.code === 'VN_ERR_POLICY_NOT_SHARED'
       ? { ...Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'code')), permit: true, agreement: 'psb-tax-identity' }
       : x)))
-    t.ok(codes(forged).includes('AUDIT_GOVERNANCE_FORBIDDEN'), `a permit for a not-shared item is flagged (${codes(forged).join(', ')})`)
-    const unnamed = await auditEditedExport(f.fed, 'fj-psb', psbOut, join(f.fed.dir, 'unnamed'), (rs) => rs.map((x) => (x.t === 'decision' ? Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'governance')) : x)))
-    t.ok(codes(unnamed).includes('AUDIT_GOVERNANCE_NOT_IN_FORCE'), 'a decision that names no rules while some are in force')
-    const altered = await auditEditedExport(f.fed, 'fj-psb', psbOut, join(f.fed.dir, 'altered'), (rs) => rs.map((x) => (x.t === 'governance' ? { ...x, governance: { ...(x.governance as object), gradedDailyQuota: 1_000_000 } } : x)))
-    t.ok(codes(altered).includes('AUDIT_GOVERNANCE_INVALID'), 'rules that do not hash to their gov')
+    t.ok(codes(forged).includes('AUDIT_SHARING_FORBIDDEN'), `a permit for a not-shared item is flagged (${codes(forged).join(', ')})`)
+    const unnamed = await auditEditedExport(f.fed, 'fj-psb', psbOut, join(f.fed.dir, 'unnamed'), (rs) => rs.map((x) => (x.t === 'decision' ? Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'rules')) : x)))
+    t.ok(codes(unnamed).includes('AUDIT_SHARING_RULES_NOT_IN_FORCE'), 'a decision that names no rules while some are in force')
+    const altered = await auditEditedExport(f.fed, 'fj-psb', psbOut, join(f.fed.dir, 'altered'), (rs) => rs.map((x) => (x.t === 'sharing-rules' ? { ...x, rules: { ...(x.rules as object), gradedDailyQuota: 1_000_000 } } : x)))
+    t.ok(codes(altered).includes('AUDIT_SHARING_RULES_INVALID'), 'rules that do not hash to their gov')
     const amrLeaves = (await readFile(join(out, 'entries.jsonl'), 'utf8')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
     t.ok(amrLeaves.some((l) => l.t === 'decision' && l.permit === true && l.agreement === 'uncond:fj-psb:enterprise.status'), 'the unconditional permit is logged under its quota id')
     const overQuota = await auditEditedExport(f.fed, 'fj-amr', out, join(f.fed.dir, 'over'), (rs) => rs.map((x) => (x.t === 'decision' && x.code === 'VN_ERR_POLICY_QUOTA_EXHAUSTED'
       ? { ...Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'code')), permit: true, agreement: 'uncond:fj-psb:enterprise.status' }
       : x)))
-    t.ok(codes(overQuota).includes('AUDIT_GOVERNANCE_FORBIDDEN'), 'an unconditional permit over its quota is flagged')
+    t.ok(codes(overQuota).includes('AUDIT_SHARING_FORBIDDEN'), 'an unconditional permit over its quota is flagged')
     // rules re-hashed so that they parse and hash, but without the manifest's negative list
     const laundered = await auditEditedExport(f.fed, 'fj-tax', await exportOf('fj-tax'), join(f.fed.dir, 'laundered'), (rs) => rs.map((x) => {
-      if (x.t !== 'governance') return x
-      const g = structuredClone(x.governance) as Governance
+      if (x.t !== 'sharing-rules') return x
+      const g = structuredClone(x.rules) as SharingRules
       for (const svc of Object.values(g.services)) delete svc.negative
-      return { ...x, governance: g, gov: governanceHash(g) }
+      return { ...x, rules: g, hash: sharingRulesHash(g) }
     }))
-    t.match(laundered.findings.filter((x) => x.code === 'AUDIT_GOVERNANCE_INVALID'), [{ message: /differ from manifest seq \d+ the node had loaded in the source or negative-list rule of income\.band/ }], 'rules that hide the manifest\'s negative list are caught against the manifest')
+    t.match(laundered.findings.filter((x) => x.code === 'AUDIT_SHARING_RULES_INVALID'), [{ message: /differ from manifest seq \d+ the node had loaded in the source or negative-list rule of income\.band/ }], 'rules that hide the manifest\'s negative list are caught against the manifest')
   })
 
   t.test('a new manifest that negative-lists an offered item: logged with its key event, denied from then on', async (t) => {

@@ -1,11 +1,11 @@
 /**
  * The sharing rules of docs/GOVERNANCE.md as pure functions: the start-up check (`checkOffer`),
- * the rules view (`governanceOf`) and `decide` under it, every rule and every refusal with its code.
+ * the rules view (`sharingRulesOf`) and `decide` under it, every rule and every refusal with its code.
  */
 import t from 'tap'
 import type { Agreement } from '../../src/policy/agreements.js'
 import { decide, decideAsync, type DecisionRequest } from '../../src/policy/decide.js'
-import { checkOffer, effectiveOf, governanceHash, governanceOf, unconditionalQuotaId, GovernanceSchema, type ServiceGovernanceInput } from '../../src/policy/governance.js'
+import { checkOffer, effectiveOf, sharingRulesHash, sharingRulesOf, unconditionalQuotaId, SharingRulesSchema, type ServiceGovernanceInput } from '../../src/policy/sharing.js'
 import { MemoryQuotaStore } from '../../src/log/memory-store.js'
 import { QuotaCounter } from '../../src/policy/quota.js'
 import { ManifestGovernanceSchema, type ManifestGovernance } from '../../src/protocol/governance.js'
@@ -30,7 +30,7 @@ const MANIFEST: ManifestGovernance = {
   sources: [{ item: 'market.enterprise-status', member: SELF }, { item: 'tax.payment-compliance', member: 'fj-tax' }],
   negativeList: [{ item: 'population.biometrics', rule: 'not-shared' }, { item: 'market.licence', rule: 'conditional', conditions: 'under an agreement only' }],
 }
-const GOV = governanceOf(SELF, SERVICES, MANIFEST, ['fj-tax', 'fj-psb', SELF], DEFAULTS)
+const GOV = sharingRulesOf(SELF, SERVICES, MANIFEST, ['fj-tax', 'fj-psb', SELF], DEFAULTS)
 
 const agreement = (over: Partial<Agreement> = {}): Agreement => ({
   id: 'agr-1', consumer: 'fj-tax', services: ['enterprise.detail', 'enterprise.owner', 'enterprise.status', 'enterprise.licence'], purposes: ['registration'], basis: BASIS,
@@ -83,9 +83,9 @@ t.test('the manifest section: one source per item, each item listed once', async
 })
 
 t.test('the rules view is what the log keeps: it parses and hashes stably', async (t) => {
-  t.ok(GovernanceSchema.safeParse(GOV).success)
-  t.equal(governanceHash(GOV), governanceHash(governanceOf(SELF, [...SERVICES].reverse(), MANIFEST, [SELF, 'fj-psb', 'fj-tax'], DEFAULTS)), 'independent of input order')
-  t.not(governanceHash(GOV), governanceHash(governanceOf(SELF, SERVICES, undefined, ['fj-tax', 'fj-psb', SELF], DEFAULTS)), 'the manifest section changes it')
+  t.ok(SharingRulesSchema.safeParse(GOV).success)
+  t.equal(sharingRulesHash(GOV), sharingRulesHash(sharingRulesOf(SELF, [...SERVICES].reverse(), MANIFEST, [SELF, 'fj-psb', 'fj-tax'], DEFAULTS)), 'independent of input order')
+  t.not(sharingRulesHash(GOV), sharingRulesHash(sharingRulesOf(SELF, SERVICES, undefined, ['fj-tax', 'fj-psb', SELF], DEFAULTS)), 'the manifest section changes it')
   t.same(GOV.services['market.licence' as string], undefined)
   t.match(GOV.services['enterprise.licence'], { item: 'market.licence', negative: 'conditional' })
   t.match(GOV.services['enterprise.status'], { item: 'market.enterprise-status', source: SELF, sharing: 'unconditional' })
@@ -112,11 +112,11 @@ t.test('conditional: only under an agreement in force, as before', async (t) => 
 t.test('not shared: never answered, whatever the agreements say', async (t) => {
   const no = (r: Partial<DecisionRequest>, gov = GOV): unknown => decide(req({ consumer: 'fj-tax', ...r }), [agreement({ services: ['enterprise.detail', 'enterprise.status', 'x.y'] })], new QuotaCounter(), gov)
   t.match(no({ service: 'enterprise.detail' }), { permit: false, code: 'VN_ERR_POLICY_NOT_SHARED', reason: 'service enterprise.detail is not shared' })
-  const listed = governanceOf(SELF, [svc('x.y', { item: 'population.biometrics' })], MANIFEST, ['fj-tax'], DEFAULTS)
+  const listed = sharingRulesOf(SELF, [svc('x.y', { item: 'population.biometrics' })], MANIFEST, ['fj-tax'], DEFAULTS)
   t.match(no({ service: 'x.y' }, listed), { permit: false, code: 'VN_ERR_POLICY_NOT_SHARED', reason: /negative list/ }, 'negative-listed after start (a new manifest)')
-  const other = governanceOf(SELF, [svc('x.y', { item: 'tax.payment-compliance' })], MANIFEST, ['fj-tax'], DEFAULTS)
+  const other = sharingRulesOf(SELF, [svc('x.y', { item: 'tax.payment-compliance' })], MANIFEST, ['fj-tax'], DEFAULTS)
   t.match(no({ service: 'x.y' }, other), { permit: false, code: 'VN_ERR_POLICY_NOT_SHARED', reason: /authoritative source of item tax\.payment-compliance is fj-tax/ })
-  const core = governanceOf(SELF, [svc('x.y', { classification: 'core' })], undefined, ['fj-tax'], DEFAULTS)
+  const core = sharingRulesOf(SELF, [svc('x.y', { classification: 'core' })], undefined, ['fj-tax'], DEFAULTS)
   t.match(no({ service: 'x.y' }, core), { permit: false, code: 'VN_ERR_POLICY_NOT_SHARED', reason: /core data/ })
 })
 
@@ -128,7 +128,7 @@ t.test('grading: important and sensitive items in plain mode are held to the str
   const u = new QuotaCounter()
   t.match(decide(req({ service: 'enterprise.finance', count: 2 }), [], u, GOV), { permit: true, remaining: 0 }, 'important unconditional in plain: the graded cap')
   t.match(decide(req({ service: 'enterprise.finance', count: 1 }), [], u, GOV), { permit: false, code: 'VN_ERR_POLICY_QUOTA_EXHAUSTED' })
-  const sensitiveUncond = governanceOf(SELF, [svc('x.y', { sharing: 'unconditional', personalInfo: 'sensitive' })], undefined, ['fj-psb'], DEFAULTS)
+  const sensitiveUncond = sharingRulesOf(SELF, [svc('x.y', { sharing: 'unconditional', personalInfo: 'sensitive' })], undefined, ['fj-psb'], DEFAULTS)
   t.match(decide(req({ service: 'x.y' }), [], new QuotaCounter(), sensitiveUncond), { permit: false, code: 'VN_ERR_POLICY_NO_AGREEMENT' }, 'sensitive data is never answered without an agreement')
 })
 
