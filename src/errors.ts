@@ -62,6 +62,13 @@ export const ERRORS = {
   VN_ERR_POLICY_UNKNOWN_SERVICE: { status: 404, title: 'No such service on this node' },
   VN_ERR_POLICY_NO_AGREEMENT: { status: 403, title: 'No agreement permits this request' },
   VN_ERR_POLICY_QUOTA_EXHAUSTED: { status: 429, title: 'Daily quota of the agreement is exhausted' },
+  VN_ERR_POLICY_NOT_SHARED: { status: 403, title: 'The item is never answered: not shared, negative-listed, core data, or another member is its authoritative source (docs/GOVERNANCE.md)' },
+
+  // governance (start-up checks of what a node offers, docs/GOVERNANCE.md)
+  VN_ERR_GOV_NOT_SOURCE: { status: 500, title: 'The node offers a data item whose authoritative source is another member' },
+  VN_ERR_GOV_NEGATIVE_LISTED: { status: 500, title: 'The node offers a data item the federation’s negative list forbids' },
+  VN_ERR_GOV_CORE_DATA: { status: 500, title: 'The node offers core data, which is never shared' },
+  VN_ERR_GOV_GRADING: { status: 500, title: 'The node offers sensitive personal information as unconditional' },
 
   // governance: applications, agreement changes, disputes (docs/GOVERNANCE.md)
   VN_ERR_GOV_INVALID: { status: 400, title: 'Governance message (application, decision, agreement change, dispute or resolution) does not match its schema' },

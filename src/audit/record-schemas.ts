@@ -11,6 +11,7 @@ import { z } from 'zod'
 import type {
   AgreementsRecord,
   DecisionRecord,
+  SharingRulesRecord,
   KeyEventRecord,
   LogRecord,
   PeerCheckpointRecord,
@@ -58,6 +59,7 @@ export const DecisionSchema = z.strictObject({
   agreement: agreementIdSchema.optional(),
   code: errorCode.optional(),
   policy: digest,
+  rules: digest.optional(),
   count,
   day: z.string().regex(/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/, 'YYYY-MM-DD'),
 })
@@ -116,6 +118,14 @@ const AgreementsRecordSchema = z.strictObject({
   policy: digest,
   // Parsed against AgreementSetSchema by the auditor (with the policy hash check).
   agreements: z.array(z.unknown()),
+})
+
+const SharingRulesRecordSchema = z.strictObject({
+  ...base,
+  t: z.literal('sharing-rules'),
+  hash: digest,
+  // Parsed against SharingRulesSchema by the auditor (with the hash check).
+  rules: z.unknown(),
 })
 
 const KeyEventSchema = z.strictObject({
@@ -192,6 +202,7 @@ export const LogRecordSchema = z.discriminatedUnion('t', [
   ResponseInSchema,
   ResponseRefusedSchema,
   AgreementsRecordSchema,
+  SharingRulesRecordSchema,
   KeyEventSchema,
   PeerCheckpointSchema,
   ForkEvidenceSchema,
@@ -199,7 +210,7 @@ export const LogRecordSchema = z.discriminatedUnion('t', [
   GovernanceRecordSchema,
 ])
 
-export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'response-refused', 'agreements', 'key-event', 'peer-checkpoint', 'fork-evidence', 'disclosure-export', 'governance'] as const
+export const RECORD_TYPES = ['request-in', 'decision', 'response-out', 'request-out', 'response-in', 'response-refused', 'agreements', 'sharing-rules', 'key-event', 'peer-checkpoint', 'fork-evidence', 'disclosure-export', 'governance'] as const
 
 /** Free-text fields: the only places where CJK text is not by itself a finding (see pii.ts). */
 export const FREE_TEXT_FIELDS: Readonly<Record<string, readonly string[]>> = {
@@ -217,6 +228,7 @@ true satisfies SameKeys<typeof ResponseOutSchema, ResponseOutRecord>
 true satisfies SameKeys<typeof RequestOutSchema, RequestOutRecord>
 true satisfies SameKeys<typeof ResponseInSchema, ResponseInRecord>
 true satisfies SameKeys<typeof AgreementsRecordSchema, AgreementsRecord>
+true satisfies SameKeys<typeof SharingRulesRecordSchema, SharingRulesRecord>
 true satisfies SameKeys<typeof KeyEventSchema, KeyEventRecord>
 true satisfies SameKeys<typeof PeerCheckpointSchema, PeerCheckpointRecord>
 true satisfies SameKeys<typeof ForkEvidenceSchema, ForkEvidenceRecord>

@@ -23,6 +23,18 @@ import { ERRORS, VnError, type ErrorCode, type PeerProblem } from '../errors.js'
 import { UsageError } from './args.js'
 import { errorDoc, errorOf, usageText } from './output.js'
 import { CatalogSchema, type Catalog } from '../exchange/catalog.js'
+import { ManifestGovernanceSchema } from '../protocol/governance.js'
+
+const FederationCatalogueSchema = z.object({
+  federation: z.string(),
+  seq: z.number().int(),
+  governance: ManifestGovernanceSchema,
+  members: z.array(z.union([
+    z.object({ member: z.string(), name: z.string(), ok: z.literal(true), catalog: CatalogSchema }),
+    z.object({ member: z.string(), name: z.string(), ok: z.literal(false), error: z.object({ code: z.string(), detail: z.string().optional() }) }),
+  ])),
+})
+export type FederationCatalogueDoc = z.infer<typeof FederationCatalogueSchema>
 import { MEMBER_ID_RE, modeSchema, serviceIdSchema, type Mode } from '../protocol/vocabulary.js'
 
 const DEFAULT_NODE_URL = 'http://127.0.0.1:7180'
@@ -127,6 +139,15 @@ export class LocalClient {
     if (status !== 200) throw problemError(status, body)
     const c = CatalogSchema.safeParse(body)
     if (!c.success) throw new VnError('VN_ERR_LOCAL_BAD_RESPONSE', 'catalog does not match its schema')
+    return c.data
+  }
+
+  /** The federation catalogue: every department's verified catalog, the sources and the negative list. */
+  async federationCatalogue(): Promise<FederationCatalogueDoc> {
+    const { status, body } = await this.call('GET', '/local/v1/catalog')
+    if (status !== 200) throw problemError(status, body)
+    const c = FederationCatalogueSchema.safeParse(body)
+    if (!c.success) throw new VnError('VN_ERR_LOCAL_BAD_RESPONSE', 'federation catalogue does not match its schema')
     return c.data
   }
 

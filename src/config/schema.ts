@@ -7,6 +7,7 @@ import { fieldMapSchema, memberIdSchema, modeSchema, serviceIdSchema, sha256HexS
 import { FIELD_KINDS, type FieldKind } from '../protocol/canonicalize.js'
 import { AgreementSchema } from '../policy/agreements.js'
 import { DEFAULT_WORKING_DAYS, WorkingDaysSchema } from '../policy/working-days.js'
+import { classificationSchema, dataItemSchema, personalInfoSchema, sharingSchema } from '../protocol/governance.js'
 
 export const FieldKindSchema = z.enum(FIELD_KINDS as unknown as [FieldKind, ...FieldKind[]])
 
@@ -23,12 +24,36 @@ export const ServiceSchema = z.strictObject({
    * into the SQL; the other fields of a `match` service are compared against the row's columns.
    */
   fields: fieldMapSchema(
-    z.strictObject({ kind: FieldKindSchema, key: z.boolean().default(false), required: z.boolean().default(true) }),
+    z.strictObject({
+      kind: FieldKindSchema,
+      key: z.boolean().default(false),
+      required: z.boolean().default(true),
+      // SharingRules per field (docs/GOVERNANCE.md): each defaults to the service's; the service is
+      // governed by the strictest of its own and its fields' values.
+      sharing: sharingSchema.optional(),
+      updateCycle: z.string().min(1).optional(),
+      authority: z.string().min(1).optional(),
+      classification: classificationSchema.optional(),
+      personalInfo: personalInfoSchema.optional(),
+    }),
   ),
   modes: z.array(modeSchema).min(1).default(['plain']),
-  sharing: z.enum(['unconditional', 'conditional', 'not-shared']).default('conditional'),
+  /**
+   * SharingRules (docs/GOVERNANCE.md). Defaults keep older configs working: conditional (only under
+   * an agreement, as before), general data, no personal information, the data item named like the
+   * service.
+   */
+  /** 无条件共享 unconditional / 有条件共享 conditional / 不予共享 not-shared */
+  sharing: sharingSchema.default('conditional'),
   updateCycle: z.string().default('daily'),
+  /** the legal authority under which the department holds and shares the data */
   authority: z.string().default(''),
+  /** the catalogue's data item this service answers about (default: the service id) */
+  item: dataItemSchema.optional(),
+  /** GB/T 43697-2024 grading: 一般 general / 重要 important / 核心 core (core is never offered) */
+  classification: classificationSchema.default('general'),
+  /** 个人信息 personal / 敏感个人信息 sensitive, or none */
+  personalInfo: personalInfoSchema.default('none'),
   /** read-only SQL with named parameters (`:id`) for one subject */
   lookup: z.string().min(1),
   /** read-only SQL listing every record (OPRF tag-set builds) */
@@ -154,6 +179,21 @@ export const ConfigSchema = z.strictObject({
   ]).default({ kind: 'sqlite' }),
   services: z.array(ServiceSchema).default([]),
   agreements: z.array(AgreementSchema).default([]),
+  /**
+   * Governance (docs/GOVERNANCE.md). Quotas of the sharing rules: `unconditionalDailyQuota` per
+   * consumer, service and UTC day for unconditional services asked without an agreement (default
+   * 1000); `gradedDailyQuota` caps every quota for important data or sensitive personal information
+   * asked in plain mode (default 100). Applications and disputes: deadlines in working days (first
+   * review and answer of an application, answer of a dispute) and the working-day calendar.
+   */
+  governance: z.strictObject({
+    unconditionalDailyQuota: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(1000),
+    gradedDailyQuota: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(100),
+    reviewDays: z.number().int().min(0).max(365).default(2),
+    answerDays: z.number().int().min(0).max(365).default(5),
+    disputeDays: z.number().int().min(0).max(365).default(5),
+    calendar: WorkingDaysSchema.default(DEFAULT_WORKING_DAYS),
+  }).default({ unconditionalDailyQuota: 1000, gradedDailyQuota: 100, reviewDays: 2, answerDays: 5, disputeDays: 5, calendar: DEFAULT_WORKING_DAYS }),
   limits: z.strictObject({
     bodyBytes: z.number().int().positive().default(1024 * 1024),
     batchMax: z.number().int().positive().default(1000),
@@ -169,16 +209,6 @@ export const ConfigSchema = z.strictObject({
     retries: z.number().int().min(0).max(10).default(2),
     connections: z.number().int().positive().default(16),
   }).default({ timeoutMs: 10_000, retries: 2, connections: 16 }),
-  /**
-   * Applications and disputes (docs/GOVERNANCE.md): deadlines in working days (first review and
-   * answer of an application, answer of a dispute) and the working-day calendar.
-   */
-  governance: z.strictObject({
-    reviewDays: z.number().int().min(0).max(365).default(2),
-    answerDays: z.number().int().min(0).max(365).default(5),
-    disputeDays: z.number().int().min(0).max(365).default(5),
-    calendar: WorkingDaysSchema.default(DEFAULT_WORKING_DAYS),
-  }).default({ reviewDays: 2, answerDays: 5, disputeDays: 5, calendar: DEFAULT_WORKING_DAYS }),
   /** cosign peers' checkpoints every `everyMs` (0: never) */
   witness: z.strictObject({ everyMs: z.number().int().min(0).default(60_000) }).default({ everyMs: 60_000 }),
   /** `he` mode: worker threads evaluating BFV queries (default: cores - 1, at least 1); started on first use */

@@ -6,7 +6,7 @@
 import { createServer } from 'node:net'
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
-import { createAuthority, addMember, signAuthorityManifest, AUTHORITY_FILES } from '../federation/authority.js'
+import { createAuthority, addMember, addNegative, setSource, signAuthorityManifest, AUTHORITY_FILES } from '../federation/authority.js'
 import { initNode } from '../node/init.js'
 import { createDemoDatabases, makeUscc, DEMO_FILES, ENTERPRISE_STATUSES, type DemoDataset, type DemoSizes, type DemoDepartment } from './synthetic.js'
 import type { ConfigInput } from '../config/schema.js'
@@ -42,8 +42,24 @@ const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
     sharing: 'conditional',
     updateCycle: 'real-time',
     authority: 'Resident Identity Card Law of the PRC',
+    item: 'population.resident-identity',
+    personalInfo: 'personal',
     lookup: 'SELECT name FROM residents WHERE id_number = :id',
     enumerate: 'SELECT id_number AS id, name FROM residents',
+  }, {
+    // listed in the catalogue so that departments know it exists, never answered (不予共享)
+    id: 'household.detail',
+    title: { en: 'Household register details', zh: '户籍登记详细信息' },
+    description: 'Whether a resident has a household register entry here. Not shared: listed, never answered.',
+    kind: 'membership',
+    fields: { id: { kind: 'residentId', key: true } },
+    modes: ['plain'],
+    sharing: 'not-shared',
+    updateCycle: 'real-time',
+    authority: 'Regulations of the PRC on Household Registration',
+    item: 'population.household-register',
+    personalInfo: 'personal',
+    lookup: 'SELECT 1 AS listed FROM residents WHERE id_number = :id',
   }],
   marketRegulator: [{
     id: 'enterprise.status',
@@ -55,6 +71,7 @@ const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
     sharing: 'unconditional',
     updateCycle: 'daily',
     authority: 'Regulation on the Registration of Market Entities (2022)',
+    item: 'market.enterprise-status',
     lookup: 'SELECT status FROM enterprises WHERE uscc = :uscc',
     enumerate: 'SELECT uscc, status FROM enterprises',
     statuses: [...ENTERPRISE_STATUSES],
@@ -69,6 +86,7 @@ const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
     sharing: 'conditional',
     updateCycle: 'monthly',
     authority: 'Law of the PRC on the Administration of Tax Collection, art. 8',
+    item: 'tax.payment-compliance',
     lookup: 'SELECT tax_paid_fen >= tax_due_fen AS paid_in_full, tax_paid_fen >= CAST(:bound AS INTEGER) AS meets_bound ' +
       'FROM tax_payments WHERE uscc = :uscc AND year = CAST(:year AS INTEGER)',
     enumerate: 'SELECT uscc, year FROM tax_payments',
@@ -88,6 +106,10 @@ const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
     sharing: 'conditional',
     updateCycle: 'yearly',
     authority: 'Individual Income Tax Law of the PRC, art. 10-13',
+    item: 'tax.personal-income',
+    // an individual's income: sensitive personal information (敏感个人信息), so at most
+    // governance.gradedDailyQuota a day in plain mode; he mode keeps the agreement's quota
+    personalInfo: 'sensitive',
     lookup: INCOME_VALUE_SQL,
     tiers: [{ id: 'under-30k', min: 0 }, { id: '30k-120k', min: 3_000_000 }, { id: '120k-500k', min: 12_000_000 }, { id: '500k-plus', min: 50_000_000 }],
     he: { valueLookup: INCOME_VALUE_SQL },
@@ -102,6 +124,8 @@ const DEMO_SERVICES: Record<DemoDepartment, ServiceInput[]> = {
     sharing: 'conditional',
     updateCycle: 'daily',
     authority: 'SPC Provisions on Publishing the List of Dishonest Judgment Debtors',
+    item: 'credit.dishonest-debtors',
+    personalInfo: 'personal',
     lookup: 'SELECT 1 AS listed FROM dishonest_debtors WHERE subject_id = :id',
     enumerate: 'SELECT subject_id AS id FROM dishonest_debtors',
   }],
@@ -282,6 +306,13 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
     }, now)
     nodes[m.id] = { configPath: r.configPath, appToken: r.appToken, publicPort, localPort }
   }
+  // The catalogue's rules (docs/GOVERNANCE.md): each item's one authoritative source, and the
+  // negative list (an item no one offers, and one shared only under an agreement).
+  for (const m of DEMO_MEMBERS) {
+    for (const svc of DEMO_SERVICES[m.department]) await setSource(authorityDir, svc.item ?? svc.id, m.id)
+  }
+  await addNegative(authorityDir, { item: 'population.biometrics', rule: 'not-shared', conditions: 'biometric data is not shared between departments' })
+  await addNegative(authorityDir, { item: 'tax.personal-income', rule: 'conditional', conditions: 'only under an agreement naming a statutory purpose' })
   const signed = await signAuthorityManifest(authorityDir, { now: now - 30_000 })
   for (const m of DEMO_MEMBERS) {
     const nodeDir = join(dir, m.id)

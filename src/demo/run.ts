@@ -225,6 +225,19 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
     }, (st, j) => (st === 403 && j.code === 'VN_ERR_POLICY_NO_AGREEMENT' && typeof j.jws === 'string' ? undefined : `HTTP ${st} ${j.code}`))
     out('    refused with a signed, logged denial: VN_ERR_POLICY_NO_AGREEMENT')
 
+    // 6b. governance (docs/GOVERNANCE.md): an unconditional item (无条件共享) is answered to any
+    // department that states a purpose and a legal basis, with no agreement, within a daily quota
+    const uncond = await ask('Public security checks enterprise status: unconditional sharing, no agreement needed', 'fj-psb', {
+      provider: 'fj-amr', service: 'enterprise.status', purpose: 'household-business-check', basis: 'Regulation on Government Data Sharing art. 14', subjects: statusSubjects.slice(0, 2),
+    }, (st, j) => (st === 200 && j.status === 'ok' && typeof j.agreement === 'string' && j.agreement.startsWith('uncond:') ? undefined : `HTTP ${st} ${j.code}`))
+    out(`    answered under the unconditional quota ${String(uncond.agreement)}: ${(uncond.results ?? []).map((x: any) => x.status).join(', ')}`) // eslint-disable-line @typescript-eslint/no-explicit-any
+
+    // 6c. ... and a not-shared item (不予共享) is never answered, whatever the agreements say
+    await ask('Tax bureau asks for household register details: not shared', 'fj-tax', {
+      provider: 'fj-psb', service: 'household.detail', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', subjects: [{ id: s.identity.matches[0]?.id }],
+    }, (st, j) => (st === 403 && j.code === 'VN_ERR_POLICY_NOT_SHARED' && typeof j.jws === 'string' ? undefined : `HTTP ${st} ${j.code}`))
+    out('    refused with a signed, logged denial: VN_ERR_POLICY_NOT_SHARED')
+
     // 7. quota
     const few = (s.credit.listedPersons.length > 0 ? s.credit.listedPersons : s.credit.unlistedPersons).slice(0, 1)
     const q = { provider: 'fj-credit', service: 'credit.dishonest', purpose: 'tax-credit-rating', basis: 'Tax Collection Administration Law art. 45' }

@@ -8,6 +8,8 @@ import { FieldKindSchema } from '../config/schema.js'
 import { CATALOG_TYP } from '../protocol/envelope.js'
 import { fieldMapSchema, memberIdSchema as memberId, modeSchema, serviceIdSchema as serviceId } from '../protocol/vocabulary.js'
 import { signJwsJson } from '../crypto/jws.js'
+import { effectiveOf } from '../policy/sharing.js'
+import { classificationSchema, dataItemSchema, personalInfoSchema } from '../protocol/governance.js'
 import type { Signer } from './signer.js'
 
 export const CatalogServiceSchema = z.object({
@@ -15,11 +17,20 @@ export const CatalogServiceSchema = z.object({
   title: z.object({ en: z.string(), zh: z.string().optional() }),
   description: z.string(),
   kind: z.enum(['match', 'membership', 'status', 'threshold', 'tier']),
-  fields: fieldMapSchema(z.object({ kind: FieldKindSchema, key: z.boolean(), required: z.boolean() })),
+  /** each field with its governance resolved (the service's values where the field names none) */
+  fields: fieldMapSchema(z.object({
+    kind: FieldKindSchema, key: z.boolean(), required: z.boolean(),
+    sharing: z.string().optional(), updateCycle: z.string().optional(), authority: z.string().optional(),
+    classification: classificationSchema.optional(), personalInfo: personalInfoSchema.optional(),
+  })),
   modes: z.array(modeSchema),
   sharing: z.string(),
   updateCycle: z.string(),
   authority: z.string(),
+  // SharingRules (docs/GOVERNANCE.md); optional so that catalogs of older nodes still parse.
+  item: dataItemSchema.optional(),
+  classification: classificationSchema.optional(),
+  personalInfo: personalInfoSchema.optional(),
   statuses: z.array(z.string()).optional(),
   tiers: z.array(z.object({ id: z.string(), min: z.number() })).optional(),
 })
@@ -41,9 +52,20 @@ export function catalogOf(self: string, services: readonly ServiceConfig[], batc
     iat: now,
     limits: { batchMax },
     services: services.map((s) => {
+      const fields: CatalogService['fields'] = {}
+      for (const [name, f] of Object.entries(s.fields)) {
+        fields[name] = {
+          kind: f.kind, key: f.key, required: f.required,
+          sharing: f.sharing ?? s.sharing, updateCycle: f.updateCycle ?? s.updateCycle, authority: f.authority ?? s.authority,
+          classification: f.classification ?? s.classification, personalInfo: f.personalInfo ?? s.personalInfo,
+        }
+      }
+      // the service's governance as enforced: the strictest of its own and its fields' values
+      const e = effectiveOf(s)
       const c: CatalogService = {
-        id: s.id, title: s.title, description: s.description, kind: s.kind, fields: s.fields, modes: s.modes,
-        sharing: s.sharing, updateCycle: s.updateCycle, authority: s.authority,
+        id: s.id, title: s.title, description: s.description, kind: s.kind, fields, modes: s.modes,
+        sharing: e.sharing, updateCycle: s.updateCycle, authority: s.authority,
+        item: e.item, classification: e.classification, personalInfo: e.personalInfo,
       }
       if (s.statuses !== undefined) c.statuses = s.statuses
       if (s.tiers !== undefined) c.tiers = s.tiers

@@ -65,6 +65,8 @@ export interface ProviderDeps {
   /** the decision of step 5 (counts a permitted batch against its quota) */
   authorize: (r: AuthorizationRequest) => AuthorizationResult | Promise<AuthorizationResult>
   policyHash: () => string
+  /** hash of the sharing rules in force (docs/GOVERNANCE.md), named by each decision; none before governance */
+  sharingRulesHash?: () => string | undefined
   source: DataSource | undefined
   /** the modes this node answers in (plain always; oprf, he when configured) */
   modes: ReadonlyMap<Mode, ProviderMode>
@@ -242,6 +244,7 @@ export class Provider {
     const count = prepared.count
     const decision = await this.d.authorize({ consumer: req.iss, service: req.svc, purpose: req.purpose, basis: req.basis, mode: req.mode, count, at: now })
     const policy = this.d.policyHash()
+    const governance = this.d.sharingRulesHash?.()
 
     // 6. answer in place (only when permitted)
     const reply = decision.permit ? await prepared.answer() : {}
@@ -288,6 +291,7 @@ export class Provider {
         v: 1, at: now, t: 'decision', xid: req.xid, iss: req.iss, reqDigest, permit: decision.permit, policy, count, day: utcDay(now),
       }
       if (decision.agreementId !== undefined) decided.agreement = decision.agreementId
+      if (governance !== undefined) decided.rules = governance
       if (!decision.permit) decided.code = decision.code
       return {
         records: [

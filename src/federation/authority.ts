@@ -20,6 +20,7 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyFromB64u, publicKeyToB64u, writePrivateKey, writePublicKey } from '../crypto/keys.js'
 import { VnError } from '../errors.js'
+import { ManifestGovernanceSchema, type ManifestGovernance, type NegativeEntry } from '../protocol/governance.js'
 import {
   MemberSchema,
   keyIdFor,
@@ -37,6 +38,8 @@ export const AUTHORITY_FILES = {
   rootPub: 'federation-root.pub',
   state: 'federation.json',
   members: 'members.json',
+  /** the draft of the manifest's catalogue section (one source per item, negative list); optional */
+  governance: 'governance.json',
   manifests: 'manifests',
 } as const
 
@@ -332,6 +335,55 @@ export async function removeMember(dir: string, memberId: string): Promise<void>
   await saveMembers(dir, rest)
 }
 
+/** The draft of the catalogue section (`governance.json`); empty when the file does not exist. */
+export async function loadGovernance(dir: string): Promise<ManifestGovernance> {
+  const path = join(dir, AUTHORITY_FILES.governance)
+  if (!(await exists(path))) return { sources: [], negativeList: [] }
+  const g = ManifestGovernanceSchema.safeParse(await readJson(path))
+  if (!g.success) throw bad(zodDetail(g.error, `${AUTHORITY_FILES.governance}: `))
+  return g.data
+}
+
+async function saveGovernance(dir: string, g: ManifestGovernance): Promise<ManifestGovernance> {
+  const r = ManifestGovernanceSchema.safeParse(g)
+  if (!r.success) throw bad(zodDetail(r.error, `${AUTHORITY_FILES.governance}: `))
+  await writeAtomic(join(dir, AUTHORITY_FILES.governance), `${JSON.stringify(r.data, null, 2)}\n`)
+  return r.data
+}
+
+/**
+ * Names `member` the authoritative source of `item` (一数一源), replacing any earlier source.
+ * @throws VN_ERR_FED_UNKNOWN_MEMBER (not in the draft), VN_ERR_CONFIG_INVALID (not a department, bad item id)
+ */
+export async function setSource(dir: string, item: string, member: string): Promise<ManifestGovernance> {
+  const { members } = await loadDraft(dir)
+  const m = members.find((x) => x.id === member)
+  if (m === undefined) throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member ${member} is not in the draft`)
+  if (m.role !== 'department') throw bad(`source: member ${member} is not a department`)
+  const g = await loadGovernance(dir)
+  return saveGovernance(dir, { ...g, sources: [...g.sources.filter((s) => s.item !== item), { item, member }] })
+}
+
+/** Drops the source of `item`. @throws VN_ERR_CONFIG_INVALID when none is named */
+export async function removeSource(dir: string, item: string): Promise<ManifestGovernance> {
+  const g = await loadGovernance(dir)
+  if (!g.sources.some((s) => s.item === item)) throw bad(`source: no source is named for item ${item}`)
+  return saveGovernance(dir, { ...g, sources: g.sources.filter((s) => s.item !== item) })
+}
+
+/** Puts `item` on the negative list (负面清单), replacing an earlier entry. @throws VN_ERR_CONFIG_INVALID */
+export async function addNegative(dir: string, entry: NegativeEntry): Promise<ManifestGovernance> {
+  const g = await loadGovernance(dir)
+  return saveGovernance(dir, { ...g, negativeList: [...g.negativeList.filter((n) => n.item !== entry.item), entry] })
+}
+
+/** Takes `item` off the negative list. @throws VN_ERR_CONFIG_INVALID when it is not listed */
+export async function removeNegative(dir: string, item: string): Promise<ManifestGovernance> {
+  const g = await loadGovernance(dir)
+  if (!g.negativeList.some((n) => n.item === item)) throw bad(`negative list: item ${item} is not listed`)
+  return saveGovernance(dir, { ...g, negativeList: g.negativeList.filter((n) => n.item !== item) })
+}
+
 async function lastSeq(dir: string, stateSeq: number): Promise<number> {
   let names: string[] = []
   try {
@@ -396,6 +448,8 @@ export async function signAuthorityManifest(dir: string, opts: SignOptions = {})
     throw bad(`${AUTHORITY_FILES.rootKey}, ${AUTHORITY_FILES.rootPub} and ${AUTHORITY_FILES.state} rootKid do not belong together`)
   }
   const manifest: Manifest = { v: 1, federation: state.federation, seq: (await lastSeq(dir, state.seq)) + 1, iat: now, exp: now + validMs, members }
+  const governance = await loadGovernance(dir)
+  if (governance.sources.length > 0 || governance.negativeList.length > 0) manifest.governance = governance
   const warnings: string[] = []
   for (const m of members) {
     const live = (ks: ManifestKey[]): boolean => ks.some((k) => k.exp === undefined || k.exp > now)

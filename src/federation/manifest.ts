@@ -24,6 +24,7 @@ import { publicKeyToB64u } from '../crypto/keys.js'
 import { VnError, isVnError } from '../errors.js'
 import { isValidUscc } from '../protocol/identifiers.js'
 import { keyIdSchema, memberIdSchema, sha256HexSchema } from '../protocol/vocabulary.js'
+import { ManifestGovernanceSchema } from '../protocol/governance.js'
 import { fromB64u } from '../util/base64url.js'
 
 export const MANIFEST_TYP = 'vn-manifest+jws'
@@ -97,8 +98,21 @@ export const ManifestSchema = z
     iat: Millis,
     exp: Millis,
     members: z.array(MemberSchema).max(10_000),
+    /**
+     * The federation catalogue's rules (docs/GOVERNANCE.md): the one authoritative source member of
+     * each data item (一数一源) and the negative list (负面清单). Signed with the rest; absent in
+     * manifests made before it, which then name no source and list nothing.
+     */
+    governance: ManifestGovernanceSchema.optional(),
   })
   .superRefine((m, ctx) => {
+    // A source is a department of this federation: only a department runs a node that answers.
+    const roles = new Map(m.members.map((mem) => [mem.id, mem.role]))
+    m.governance?.sources.forEach((s, i) => {
+      const role = roles.get(s.member)
+      if (role === undefined) ctx.addIssue({ code: 'custom', message: `member ${s.member} is not in this manifest`, path: ['governance', 'sources', i, 'member'] })
+      else if (role !== 'department') ctx.addIssue({ code: 'custom', message: `member ${s.member} is not a department`, path: ['governance', 'sources', i, 'member'] })
+    })
     if (m.exp <= m.iat) ctx.addIssue({ code: 'custom', message: 'exp must be after iat', path: ['exp'] })
     const ids = new Set<string>()
     m.members.forEach((mem, i) => {

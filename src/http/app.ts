@@ -10,6 +10,7 @@ import { authenticateMember } from '../peers/member-auth.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import { publicServices, type PublicServices } from './plugins/public-services.js'
 import { localServices, type LocalServices } from './plugins/local-services.js'
+import { federationCatalogue } from '../node/catalogue.js'
 import { appAuth } from './plugins/app-auth.js'
 import { mtls } from './plugins/mtls.js'
 import type { ServerOptions as HttpsServerOptions } from 'node:https'
@@ -114,6 +115,7 @@ function localServicesOf(node: NodeRuntime): LocalServices {
     authenticateApp: (token) => node.authenticateApp(token),
     reloadManifest: () => node.reloadManifest(),
     governance: node.governance,
+    federationCatalogue: () => federationCatalogue(node),
   }
 }
 

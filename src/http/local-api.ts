@@ -101,6 +101,12 @@ export function localOpenApi(): Record<string, unknown> {
           responses: { 200: { description: 'catalog' }, 502: problem },
         },
       },
+      '/local/v1/catalog': {
+        get: {
+          summary: "The federation catalogue: every department's verified catalog (or the error that kept it), the authoritative source of each data item and the negative list",
+          responses: { 200: { description: '{ federation, seq, governance: { sources, negativeList }, members: [{ member, name, ok, catalog | error }] }' } },
+        },
+      },
     },
   }
 }

@@ -37,6 +37,8 @@ export interface DecisionRecord extends Base {
   code?: string
   /** hash of the agreement set in force (matches the latest `agreements` record) */
   policy: string
+  /** hash of the sharing rules in force (matches the latest `sharing-rules` record); absent in logs written before the rules existed */
+  rules?: string
   /** subjects or evaluations counted against the quota */
   count: number
   day: string
@@ -109,6 +111,17 @@ export interface AgreementsRecord extends Base {
   t: 'agreements'
   policy: string
   agreements: unknown[]
+}
+
+/**
+ * the sharing rules put in force (docs/GOVERNANCE.md; src/policy/sharing.ts `SharingRules`):
+ * logged at start-up and whenever a manifest changes them
+ */
+export interface SharingRulesRecord extends Base {
+  t: 'sharing-rules'
+  /** `sharingRulesHash(rules)` */
+  hash: string
+  rules: unknown
 }
 
 /** key material put in use (public halves only) */
@@ -191,6 +204,7 @@ export type LogRecord =
   | ResponseInRecord
   | ResponseRefusedRecord
   | AgreementsRecord
+  | SharingRulesRecord
   | KeyEventRecord
   | PeerCheckpointRecord
   | ForkEvidenceRecord

@@ -12,6 +12,7 @@ import { loadConfig, type LoadedConfig } from '../config/load.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { isVnError } from '../errors.js'
 import { checkServiceStatements } from '../exchange/service-checks.js'
+import { checkOffer } from '../policy/sharing.js'
 import type { Federation } from '../federation/federation.js'
 import { FederationHolder } from '../federation/federation.js'
 import { oprfSeedFile } from '../oprf/tagset-service.js'
@@ -136,6 +137,17 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
     else {
       fail('keys-match', [msgOk ? undefined : `keys/message.key is not a message key of ${self} valid now`, logOk ? undefined : `keys/log.key is not a log key of ${self}`].filter((x) => x !== undefined).join('; ') + ` (manifest seq ${fed.seq})`,
         `send the public key to the authority (verinode federation add-key --member ${self} ...) and install the manifest it signs`)
+    }
+  }
+
+  // 4a. The sharing rules (docs/GOVERNANCE.md): what the node offers may be offered under this manifest.
+  if (fed !== undefined) {
+    try {
+      checkOffer(self, cfg.services, fed.manifest.governance, cfg.agreements.map((a) => a.id))
+      const g = fed.manifest.governance
+      ok('sharing-rules', `${cfg.services.length} service(s) may be offered under manifest seq ${fed.seq} (${g === undefined ? 'no sources named, no negative list' : `${g.sources.length} source(s) named, ${g.negativeList.length} negative-list item(s)`})`)
+    } catch (e) {
+      fail('sharing-rules', why(e), 'remove or regrade the service named (docs/GOVERNANCE.md), or ask the authority about the item\'s source and the negative list')
     }
   }
 

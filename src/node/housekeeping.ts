@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { Federation, FederationHolder } from '../federation/federation.js'
 import type { EvidenceStore } from '../log/storage.js'
-import type { KeyEventRecord } from '../log/records.js'
+import type { KeyEventRecord, LogRecord } from '../log/records.js'
 import type { NodeLog } from '../log/node-log.js'
 import type { NodeIdentity, SigningStatus } from './identity.js'
 
@@ -50,6 +50,11 @@ export interface HousekeepingDeps {
   evidence: Pick<EvidenceStore, 'purgeExpired'>
   logger: Logger
   now: () => number
+  /**
+   * A new manifest: records to log with its key event, in the same commit (the sharing rules it
+   * implies, src/node/governance.ts), and what to do once they are durable
+   */
+  onLoaded?: (fed: Federation, at: number) => { records: LogRecord[]; commit: () => void }
 }
 
 /** What one manifest reload did (the local API returns it). */
@@ -88,7 +93,9 @@ export function manifestReloader(d: Omit<HousekeepingDeps, 'evidence'>): () => P
     else if (signing.revokedAt !== undefined) d.logger.warn({ seq: r.federation.seq, kid: signing.kid, revokedAt: new Date(signing.revokedAt).toISOString() }, 'manifest reloaded: this node\'s message key is being revoked')
     else d.logger.info({ seq: r.federation.seq }, 'manifest reloaded')
     await archiveManifest(d.archiveDir, r.federation, d.logger)
-    await d.log.append([keyEventRecord('manifest-loaded', d.identity, d.logKey, r.federation, loadedAt)])
+    const also = d.onLoaded?.(r.federation, loadedAt)
+    await d.log.append([keyEventRecord('manifest-loaded', d.identity, d.logKey, r.federation, loadedAt), ...(also?.records ?? [])])
+    also?.commit()
     return { ok: true, seq: r.federation.seq, changed: true, loadedAt, signing }
   }
   return () => {

@@ -33,6 +33,7 @@ import { nodeKeyFiles, NODE_MANIFEST_ARCHIVE, NODE_PID_FILE } from './files.js'
 import { nodeLogLocation, openNodeLogStore, type OpenedLog } from './log-store.js'
 import { memoryBudget } from './memory-budget.js'
 import { NodeIdentity } from './identity.js'
+import { SharingRulesHolder } from './sharing-rules.js'
 import { assembleModes } from './modes.js'
 import { checkTreeAtStart, recoverFromLog, rememberWitnessed } from './recovery.js'
 import { archiveManifest, keyEventRecord, housekeeping, manifestReloader } from './housekeeping.js'
@@ -101,6 +102,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   if (!fed0.has(self)) {
     throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member: the config says ${self}, which manifest seq ${fed0.seq} does not list (members: ${fed0.members().map((m) => m.id).join(', ')})`)
   }
+  // The sharing rules (docs/GOVERNANCE.md): refuse to start on a service the rules forbid.
+  const sharing = new SharingRulesHolder(cfg, fed0, logger)
   const identity = new NodeIdentity({ self, messageKey, services: cfg.services, batchMax: cfg.limits.batchMax, now }, fed0)
   const signer = (): Signer => identity.signer()
   if (cfg.insecure) logger.warn('insecure: plain HTTP to non-loopback peers is allowed; do not run like this outside a test network')
@@ -172,8 +175,9 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     signer,
     resolver: (at) => federation.get(at).messageKeyResolver(at),
     services: new Map<string, ServiceConfig>(cfg.services.map((s) => [s.id, s])),
-    authorize: (r) => decideAsync(r, governance.agreements(), quotas),
+    authorize: (r) => decideAsync(r, governance.agreements(), quotas, sharing.rules),
     policyHash: () => governance.policy(),
+    sharingRulesHash: () => sharing.hash,
     source,
     modes: modes.provider,
     log,
@@ -214,6 +218,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   await log.append([
     keyEventRecord('node-started', identity, logPublicKey, fed0, now()),
     { v: 1, at: now(), t: 'agreements', policy: governance.policy(), agreements: [...governance.agreements()] },
+    sharing.record(now()),
   ])
 
   // Witnessing (and what this node last saw of each peer), checkpoints, housekeeping, timers.
@@ -234,7 +239,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   })
   reopener.start()
   const witnessPeers = (): Promise<void> => witnessAll(peerLogs, () => federation.get(now()), self, logger, (peer, ok) => metrics.peerUp.set({ peer }, ok ? 1 : 0))
-  const reloadManifest = manifestReloader({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, logger, now })
+  const reloadManifest = manifestReloader({
+    federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, logger, now,
+    onLoaded: (fed, at) => sharing.afterManifest(fed, at),
+  })
   const keepHouse0 = housekeeping({ federation, manifestPath, archiveDir, identity, logKey: logPublicKey, log, evidence, logger, now, reload: reloadManifest })
   // Replicas sharing a log learn of each other's governance steps (approvals, suspensions) here.
   const keepHouse = async (): Promise<void> => {

@@ -23,13 +23,26 @@
  * permits; a batch is never split across agreements. None passing → VN_ERR_POLICY_NO_AGREEMENT
  * with the rule that failed furthest along; all passing but full → VN_ERR_POLICY_QUOTA_EXHAUSTED.
  *
- * Reasons are PII-free: they name member ids, service ids, modes, agreement ids, instants and
+ * SharingRules (docs/GOVERNANCE.md), when a `Governance` view is given, comes first and then widens
+ * or narrows the agreements:
+ *  G1. a service that is not shared (不予共享), whose item is negative-listed as not shared, whose
+ *      item has another authoritative source, or that is classified core, is denied
+ *      (VN_ERR_POLICY_NOT_SHARED) whatever the agreements say;
+ *  G2. important data and sensitive personal information asked in `plain` mode count against at
+ *      most `gradedDailyQuota` a day, whatever quota the agreement gives;
+ *  G3. an unconditional service (无条件共享) not negative-listed as conditional and not sensitive
+ *      is answered without an agreement to any department member that states a purpose and a
+ *      legal basis, under a per-consumer daily quota (`unconditionalDailyQuota`, capped by G2),
+ *      counted under the id `uncond:<consumer>:<service>`; it is tried after the agreements.
+ *
+ * Reasons are PII-free and ASCII (they go into signed responses, which the auditor scans for CJK text): they name member ids, service ids, modes, agreement ids, instants and
  * counts, and never echo the free-text purpose or basis a consumer sent.
  */
 import type { Agreement } from './agreements.js'
 import type { Mode } from '../protocol/vocabulary.js'
 import { sortAgreements } from './agreements.js'
 import { utcDay, type QuotaCounter, type QuotaRecord, type QuotaStore } from './quota.js'
+import { isGraded, unconditionalQuotaId, type SharingRules } from './sharing.js'
 
 export interface DecisionRequest {
   consumer: string
@@ -44,7 +57,7 @@ export interface DecisionRequest {
   at: number
 }
 
-export type DenyCode = 'VN_ERR_POLICY_NO_AGREEMENT' | 'VN_ERR_POLICY_QUOTA_EXHAUSTED'
+export type DenyCode = 'VN_ERR_POLICY_NO_AGREEMENT' | 'VN_ERR_POLICY_QUOTA_EXHAUSTED' | 'VN_ERR_POLICY_NOT_SHARED'
 
 export type Decision =
   | {
@@ -79,16 +92,43 @@ function evaluate(a: Agreement, r: DecisionRequest): { passed: number; reason: s
   return { passed: 6, reason: '' }
 }
 
-/** Rules 1-6 over every agreement: those in force for the request, in id order, or why none is. */
-function inForceFor(request: DecisionRequest, agreements: readonly Agreement[]): { day: string; inForce: Agreement[]; denied?: Decision } {
+/** G1: why the rules forbid answering this service at all, or undefined. */
+function forbidden(request: DecisionRequest, gov: SharingRules | undefined): string | undefined {
+  const r = gov?.services[request.service]
+  if (gov === undefined || r === undefined) return undefined
+  if (r.classification === 'core') return `service ${request.service} is core data and is never answered`
+  if (r.negative === 'not-shared') return `item ${r.item} is on the negative list as not shared`
+  if (r.sharing === 'not-shared') return `service ${request.service} is not shared`
+  if (r.source !== undefined && r.source !== gov.self) return `the authoritative source of item ${r.item} is ${r.source}`
+  return undefined
+}
+
+/** A quota to count against: an agreement's, or the unconditional one (G3), with the G2 cap. */
+interface Candidate { id: string; limit: number; basis: string }
+
+/** Rules G1-G3 and 1-6: the candidates in force for the request, in order, or why none is. */
+function inForceFor(request: DecisionRequest, agreements: readonly Agreement[], gov?: SharingRules): { day: string; inForce: Candidate[]; denied?: Decision } {
   if (!Number.isSafeInteger(request.count) || request.count < 1) throw new RangeError('request.count: expected a positive integer')
   const day = utcDay(request.at)
+  const no = forbidden(request, gov)
+  if (no !== undefined) return { day, inForce: [], denied: { permit: false, code: 'VN_ERR_POLICY_NOT_SHARED', reason: no } }
+  const rules = gov?.services[request.service]
+  const cap = rules !== undefined && gov !== undefined && request.mode === 'plain' && isGraded(rules) ? gov.gradedDailyQuota : Number.MAX_SAFE_INTEGER
   let best = { passed: -1, reason: `no agreement with consumer ${request.consumer}` }
-  const inForce: Agreement[] = []
+  const inForce: Candidate[] = []
   for (const a of sortAgreements(agreements)) {
     const e = evaluate(a, request)
-    if (e.passed === 6) inForce.push(a)
+    if (e.passed === 6) inForce.push({ id: a.id, limit: Math.min(a.dailyQuota, cap), basis: a.basis })
     else if (e.passed > best.passed) best = e
+  }
+  if (gov !== undefined && rules?.sharing === 'unconditional' && rules.negative === undefined && rules.personalInfo !== 'sensitive') {
+    if (!gov.departments.includes(request.consumer)) {
+      if (inForce.length === 0) best = { passed: 7, reason: `unconditional service ${request.service} is answered to department members only, not ${request.consumer}` }
+    } else if (request.basis === undefined || request.basis === '') {
+      if (inForce.length === 0) best = { passed: 7, reason: `unconditional service ${request.service} needs a stated legal basis` }
+    } else {
+      inForce.push({ id: unconditionalQuotaId(request.consumer, request.service), limit: Math.min(gov.unconditionalDailyQuota, cap), basis: request.basis })
+    }
   }
   if (inForce.length === 0) return { day, inForce, denied: { permit: false, code: 'VN_ERR_POLICY_NO_AGREEMENT', reason: best.reason } }
   return { day, inForce }
@@ -101,17 +141,18 @@ const quotaDenial = (request: DecisionRequest, day: string, full: readonly strin
 })
 
 /**
- * Decides one request and, on permit, counts the batch in `quotas`.
+ * Decides one request and, on permit, counts the batch in `quotas`. Without `gov` only the
+ * agreements apply (rules 1-6, as before governance).
  * @throws RangeError when `count` is not a positive integer or `at` is not a valid instant
  */
-export function decide(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaCounter): Decision {
-  const { day, inForce, denied } = inForceFor(request, agreements)
+export function decide(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaCounter, gov?: SharingRules): Decision {
+  const { day, inForce, denied } = inForceFor(request, agreements, gov)
   if (denied !== undefined) return denied
   const full: string[] = []
   for (const a of inForce) {
-    const c = quotas.tryConsume(a.id, day, request.count, a.dailyQuota)
+    const c = quotas.tryConsume(a.id, day, request.count, a.limit)
     if (c.ok) return { permit: true, agreementId: a.id, remaining: c.remaining, day, basis: a.basis }
-    full.push(`${a.id} (${c.used}/${a.dailyQuota} used)`)
+    full.push(`${a.id} (${c.used}/${a.limit} used)`)
   }
   return quotaDenial(request, day, full)
 }
@@ -120,14 +161,14 @@ export function decide(request: DecisionRequest, agreements: readonly Agreement[
  * `decide` with the counts kept in a `QuotaStore` (the provider's path: the store may be shared by
  * several replicas). Same rules, same order, same reasons.
  */
-export async function decideAsync(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaStore): Promise<Decision> {
-  const { day, inForce, denied } = inForceFor(request, agreements)
+export async function decideAsync(request: DecisionRequest, agreements: readonly Agreement[], quotas: QuotaStore, gov?: SharingRules): Promise<Decision> {
+  const { day, inForce, denied } = inForceFor(request, agreements, gov)
   if (denied !== undefined) return denied
   const full: string[] = []
   for (const a of inForce) {
-    const c = await quotas.tryConsume(a.id, day, request.count, a.dailyQuota)
+    const c = await quotas.tryConsume(a.id, day, request.count, a.limit)
     if (c.ok) return { permit: true, agreementId: a.id, remaining: c.remaining, day, basis: a.basis }
-    full.push(`${a.id} (${c.used}/${a.dailyQuota} used)`)
+    full.push(`${a.id} (${c.used}/${a.limit} used)`)
   }
   return quotaDenial(request, day, full)
 }

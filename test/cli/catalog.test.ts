@@ -42,7 +42,7 @@ t.test('catalog over the local API', async (t) => {
     const io = capture(env)
     t.equal(await catalogCommand.run(['fj-psb'], io), 0, io.stderr.join('\n'))
     const text = io.stdout.join('\n')
-    t.match(io.stdout[0], /^fj-psb: 1 service \(catalog signed \d{4}-\d\d-\d\dT.*Z, at most 1000 subjects per request\)$/)
+    t.match(io.stdout[0], /^fj-psb: 2 services \(catalog signed \d{4}-\d\d-\d\dT.*Z, at most 1000 subjects per request\)$/)
     t.match(io.stdout[2], /^SERVICE\s+TITLE\s+KIND\s+FIELDS\s+MODES\s+SHARING\s+UPDATES\s+AUTHORITY$/)
     const row = io.stdout[4] ?? ''
     t.match(row, /^identity\.match\s+Resident identity match\s+match\s+id: residentId, key\s+plain(, [a-z]+)*\s+conditional\s+real-time\s+Resident Identity Card Law of the PRC$/)
@@ -67,9 +67,24 @@ t.test('catalog over the local API', async (t) => {
     t.same(JSON.parse(flag.stdout[0]!).services, c.services)
   })
 
-  t.test('no peer lists the departments', async (t) => {
+  t.test('no peer: the federation catalogue says which catalogs could not be had, exit 1', async (t) => {
     const io = capture(env)
-    t.equal(await catalogCommand.run([], io), 0)
+    t.equal(await catalogCommand.run([], io), 1)
+    t.match(io.stdout[0], /^fujian-demo \(manifest seq \d+\): 4 services from 2 departments$/)
+    t.match(io.stdout.join('\n'), /^fj-amr: catalog unavailable \(VN_ERR_PEER_UNREACHABLE\)$/m)
+    const json = capture(env, true)
+    t.equal(await catalogCommand.run([], json), 1)
+    const doc = JSON.parse(json.stdout[0]!)
+    t.match(doc, { ok: false, error: { code: 'VN_ERR_CLI_CHECKS_FAILED' }, unavailable: [{ member: 'fj-amr' }, { member: 'fj-credit' }] })
+    t.equal(doc.services.length, 4, 'the catalogs had are still listed')
+    const one = capture(env, true)
+    t.equal(await catalogCommand.run(['--provider', 'fj-psb'], one), 0, 'filtered to a reachable provider: exit 0')
+    t.equal(JSON.parse(one.stdout[0]!).ok, true)
+  })
+
+  t.test('--peers lists the departments', async (t) => {
+    const io = capture(env)
+    t.equal(await catalogCommand.run(['--peers'], io), 0)
     t.match(io.stdout[0], /^PEER\s+NAME\s+ENDPOINT$/)
     const ids = io.stdout.slice(2).map((l) => l.split(/\s+/)[0])
     t.same(ids.sort(), ['fj-amr', 'fj-credit', 'fj-psb'], 'every department except this node')

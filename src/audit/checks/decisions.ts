@@ -7,7 +7,9 @@
  * replay and every answer's permit are also listed (audit replay).
  */
 import { formatZodIssues } from '../../config/load.js'
-import type { AgreementsRecord, DecisionRecord, RequestInRecord, ResponseOutRecord } from '../../log/records.js'
+import type { AgreementsRecord, DecisionRecord, SharingRulesRecord, RequestInRecord, ResponseOutRecord } from '../../log/records.js'
+import { SharingRulesSchema, UNCONDITIONAL_PREFIX, sharingRulesHash, sharingRulesOf, type SharingRules } from '../../policy/sharing.js'
+import type { Federation } from '../../federation/federation.js'
 import { AgreementSetSchema, agreementSetHash, type Agreement } from '../../policy/agreements.js'
 import { decide, type DecisionRequest } from '../../policy/decide.js'
 import { QuotaCounter, utcDay } from '../../policy/quota.js'
@@ -46,6 +48,10 @@ export interface AnswerReplay {
 
 export class DecisionCheck {
   private policy: { hash: string; agreements: Agreement[] | undefined; index: number } | undefined
+  /** the sharing rules in force (docs/GOVERNANCE.md): the latest `sharing-rules` record */
+  private gov: { hash: string; rules: SharingRules | undefined; index: number } | undefined
+  /** the manifest the node had loaded last (its latest key event), and whether the rules in force were compared with it */
+  private manifest: { f: Federation; checked: boolean } | undefined
   private readonly quotas = new QuotaCounter()
   readonly replay: { decisions: DecisionReplay[]; answers: AnswerReplay[] } | undefined
 
@@ -59,6 +65,41 @@ export class DecisionCheck {
     if (!a.success) findings.add('AUDIT_LEAF_INVALID', `leaf ${i}: agreements: ${formatZodIssues(a.error)}`, { index: i })
     else if (!digestEquals(agreementSetHash(a.data), r.policy)) findings.add('AUDIT_POLICY_HASH_MISMATCH', `leaf ${i}: policy ${r.policy} is not the hash of the agreements listed`, { index: i })
     this.policy = { hash: r.policy, agreements: a.success ? a.data : undefined, index: i }
+  }
+
+  /** A key event: the node had `f` loaded from then on; the rules in force must agree with it. */
+  onManifest(f: Federation | undefined): void {
+    if (f !== undefined && f !== this.manifest?.f) this.manifest = { f, checked: false }
+  }
+
+  /**
+   * The rules in force against the manifest loaded: each item's source and negative-list rule and
+   * the departments must be the manifest's (the node logs the rules a new manifest implies in the
+   * same commit as its key event, so the first sharing-rules record or decision after it can tell).
+   */
+  private checkAgainstManifest(i: number): void {
+    const m = this.manifest
+    const g = this.gov
+    if (m === undefined || m.checked || g?.rules === undefined) return
+    m.checked = true
+    const r = g.rules
+    const services = Object.entries(r.services).map(([id, s]) => ({ id, item: s.item, sharing: s.sharing, classification: s.classification, personalInfo: s.personalInfo, fields: {} }))
+    const expected = sharingRulesOf(r.self, services, m.f.manifest.governance, m.f.departments().map((d) => d.id), r)
+    if (sharingRulesHash(expected) !== sharingRulesHash(r)) {
+      const diff = Object.keys(r.services).filter((id) => r.services[id]?.source !== expected.services[id]?.source || r.services[id]?.negative !== expected.services[id]?.negative)
+      const what = diff.length > 0 ? `the source or negative-list rule of ${diff.join(', ')}` : 'the departments'
+      this.ctx.findings.add('AUDIT_SHARING_RULES_INVALID', `leaf ${i}: the sharing rules of leaf ${g.index} differ from manifest seq ${m.f.seq} the node had loaded in ${what}`, { index: i })
+    }
+  }
+
+  onSharingRules(i: number, r: SharingRulesRecord): void {
+    const { findings } = this.ctx
+    const g = SharingRulesSchema.safeParse(r.rules)
+    if (!g.success) findings.add('AUDIT_SHARING_RULES_INVALID', `leaf ${i}: rules: ${formatZodIssues(g.error)}`, { index: i })
+    else if (!digestEquals(sharingRulesHash(g.data), r.hash)) findings.add('AUDIT_SHARING_RULES_INVALID', `leaf ${i}: hash ${r.hash} is not the hash of the rules listed`, { index: i })
+    this.gov = { hash: r.hash, rules: g.success ? g.data : undefined, index: i }
+    if (this.manifest !== undefined) this.manifest.checked = false
+    this.checkAgainstManifest(i)
   }
 
   /**
@@ -77,6 +118,14 @@ export class DecisionCheck {
     if (policy === undefined) findings.add('AUDIT_POLICY_NOT_IN_FORCE', `leaf ${i}: no agreements record before this decision`, w)
     else if (!digestEquals(policy.hash, r.policy)) findings.add('AUDIT_POLICY_NOT_IN_FORCE', `leaf ${i}: policy ${r.policy} is not ${policy.hash} put in force at leaf ${policy.index}`, w)
 
+    // The sharing rules in force are the latest sharing-rules record before this decision.
+    this.checkAgainstManifest(i)
+    const gov = this.gov
+    if (gov === undefined) {
+      if (r.rules !== undefined) findings.add('AUDIT_SHARING_RULES_NOT_IN_FORCE', `leaf ${i}: rules ${r.rules} named, no sharing-rules record before this decision`, w)
+    } else if (r.rules === undefined) findings.add('AUDIT_SHARING_RULES_NOT_IN_FORCE', `leaf ${i}: names no sharing rules although those of leaf ${gov.index} are in force`, w)
+    else if (!digestEquals(gov.hash, r.rules)) findings.add('AUDIT_SHARING_RULES_NOT_IN_FORCE', `leaf ${i}: rules ${r.rules} are not ${gov.hash} put in force at leaf ${gov.index}`, w)
+
     const signed = signedOf()
     const src = signed ?? reqIn
     const row: DecisionReplay | undefined = this.replay === undefined ? undefined : {
@@ -90,7 +139,7 @@ export class DecisionCheck {
       // Only today's counts matter (and yesterday's, for entries logged out of order around
       // midnight); pruning keeps each clone small on a long log.
       this.quotas.prune(utcDay(Math.max(0, r.at - 86_400_000)))
-      const replay = decide(req, policy.agreements, this.quotas.clone())
+      const replay = decide(req, policy.agreements, this.quotas.clone(), gov?.rules)
       const same = r.permit ? replay.permit && replay.agreementId === r.agreement : !replay.permit && replay.code === r.code
       if (row !== undefined) {
         row.replayed = replay.permit ? { permit: true, agreement: replay.agreementId } : { permit: false, code: replay.code }
@@ -103,6 +152,14 @@ export class DecisionCheck {
         // Answering what should have been denied is the failure an audit exists for; denying what
         // could have been permitted is over-cautious (e.g. quota counted for a failed lookup).
         findings.add('AUDIT_DECISION_REPLAY_MISMATCH', `leaf ${i}: logged ${logged}, replay gives ${got}`, w, r.permit ? 'error' : 'warning')
+        // A permit that the sharing rules forbid, named as such: a G1 denial, an unconditional
+        // permit (no agreement) the rules refuse, or a quota only the graded cap exhausts.
+        if (r.permit && !replay.permit && gov?.rules !== undefined) {
+          const byRules = replay.code === 'VN_ERR_POLICY_NOT_SHARED' ||
+            r.agreement?.startsWith(UNCONDITIONAL_PREFIX) === true ||
+            decide(req, policy.agreements, this.quotas.clone()).permit
+          if (byRules) findings.add('AUDIT_SHARING_FORBIDDEN', `leaf ${i}: permitted, but the sharing rules of leaf ${gov.index} give ${replay.code} (${replay.reason})`, w)
+        }
       }
     }
     if (r.permit && r.agreement !== undefined) this.quotas.restore([{ agreementId: r.agreement, day: r.day, count: r.count }])

@@ -75,8 +75,10 @@ export class ExchangeCheck {
     switch (r.t) {
       case 'key-event':
         this.sig.loaded.onKeyEvent(r)
+        this.decisions.onManifest(this.sig.loaded.current())
         return checkKeyEvent(this.ctx, i, r)
       case 'agreements': return this.decisions.onAgreements(i, r)
+      case 'sharing-rules': return this.decisions.onSharingRules(i, r)
       case 'request-in': return this.onRequestIn(i, r)
       case 'decision': return this.onDecision(i, r)
       case 'response-out': return this.onResponseOut(i, r)

@@ -32,6 +32,11 @@ export class LoadedManifests {
     if (f !== undefined) this.timeline.push({ at: r.at, f })
   }
 
+  /** The manifest the latest key event so far names (the one the node had loaded last), if known. */
+  current(): Federation | undefined {
+    return this.timeline[this.timeline.length - 1]?.f
+  }
+
   /**
    * The manifests the node may have judged a signature made at `iat` under, as of the leaf being
    * checked: the one named by the latest key event so far, and the one it had loaded at `iat` (a

@@ -1,16 +1,30 @@
 /**
  * `verinode catalog <peer>`: a provider's services as its signed catalog (docs/DESIGN.md "Endpoints",
  * `GET /v1/catalog`) describes them, fetched and verified by this department's own node through the
- * local API. Without a peer it lists the federation's departments.
+ * local API. Without a peer it lists the federation catalogue (docs/GOVERNANCE.md): every
+ * department's verified catalog with each item's authoritative source and negative-list rule,
+ * filtered by `--item`, `--provider` and `--sharing`; `--peers` lists the departments.
  */
 import { UsageError, asUsageError, attachDashValues } from '../args.js'
 import { parseArgs } from 'node:util'
 import type { Catalog, CatalogService } from '../../exchange/catalog.js'
-import { LOCAL_API_OPTIONS, clientFromFlags, reportError, type PeerInfo } from '../local-client.js'
-import { EXIT_OK, type CliIo, type Command } from '../types.js'
-import { okDoc, usageText } from '../output.js'
+import { LOCAL_API_OPTIONS, clientFromFlags, reportError, type FederationCatalogueDoc, type PeerInfo } from '../local-client.js'
+import { EXIT_FINDINGS, EXIT_OK, type CliIo, type Command } from '../types.js'
+import { SHARING_TYPES } from '../../protocol/governance.js'
+import { errorDoc, okDoc, usageText } from '../output.js'
 
-const USAGE = 'verinode catalog [<peer>] [--node URL] [--token T] [--json]   (no peer: list the departments)'
+const USAGE = `verinode catalog <peer> [--node URL] [--token T] [--json]
+verinode catalog [--item I] [--provider M] [--sharing unconditional|conditional|not-shared] [--json]
+                 (no peer: the federation catalogue, every department's verified catalog)
+verinode catalog --peers [--json]   (the departments)`
+
+const OPTIONS = {
+  ...LOCAL_API_OPTIONS,
+  item: { type: 'string' },
+  provider: { type: 'string' },
+  sharing: { type: 'string' },
+  peers: { type: 'boolean' },
+} as const
 
 // --- a small text table whose cells may span lines -----------------------------------------------
 
@@ -87,6 +101,71 @@ function formatPeers(peers: readonly PeerInfo[]): string[] {
   return renderTable(['PEER', 'NAME', 'ENDPOINT'], peers.map((p) => [[p.id], [p.name], [p.endpoint ?? '']]))
 }
 
+/** One service of the federation catalogue, with the manifest's word on its item. */
+export interface CatalogueRow {
+  provider: string
+  providerName: string
+  service: CatalogService
+  item: string
+  /** the item's authoritative source named by the manifest, or null */
+  source: string | null
+  /** the item's negative-list rule, or null */
+  negative: { rule: string; conditions?: string | undefined } | null
+}
+
+export interface CatalogueFilter { item?: string | undefined; provider?: string | undefined; sharing?: string | undefined }
+
+/** The catalogue's rows (and the members whose catalog could not be had) under the filters. */
+function catalogueRows(doc: FederationCatalogueDoc, f: CatalogueFilter): { rows: CatalogueRow[]; unavailable: { member: string; code: string }[] } {
+  const sources = new Map(doc.governance.sources.map((x) => [x.item, x.member]))
+  const negative = new Map(doc.governance.negativeList.map((n) => [n.item, n]))
+  const rows: CatalogueRow[] = []
+  const unavailable: { member: string; code: string }[] = []
+  for (const m of doc.members) {
+    if (f.provider !== undefined && m.member !== f.provider) continue
+    if (!m.ok) {
+      unavailable.push({ member: m.member, code: m.error.code })
+      continue
+    }
+    for (const svc of m.catalog.services) {
+      const item = svc.item ?? svc.id
+      if (f.item !== undefined && item !== f.item) continue
+      if (f.sharing !== undefined && svc.sharing !== f.sharing) continue
+      const n = negative.get(item)
+      rows.push({
+        provider: m.member, providerName: m.name, service: svc, item, source: sources.get(item) ?? null,
+        negative: n === undefined ? null : { rule: n.rule, ...(n.conditions === undefined ? {} : { conditions: n.conditions }) },
+      })
+    }
+  }
+  return { rows, unavailable }
+}
+
+function formatCatalogue(doc: FederationCatalogueDoc, rows: readonly CatalogueRow[], unavailable: readonly { member: string; code: string }[], f: CatalogueFilter): string[] {
+  const providers = new Set(rows.map((r) => r.provider)).size
+  const out = [`${doc.federation} (manifest seq ${doc.seq}): ${rows.length} service${rows.length === 1 ? '' : 's'} from ${providers} department${providers === 1 ? '' : 's'}`]
+  if (rows.length > 0) {
+    out.push('', ...renderTable(
+      ['PROVIDER', 'SERVICE', 'ITEM', 'SOURCE', 'SHARING', 'GRADE', 'PERSONAL', 'MODES', 'UPDATES'],
+      rows.map((r) => [
+        [r.provider],
+        [r.service.id, ...wrap(r.service.title.zh ?? r.service.title.en, 24)],
+        [r.item],
+        [r.source === null ? 'not named' : r.source === r.provider ? 'yes' : `no: ${r.source}`],
+        [r.service.sharing, ...(r.negative === null ? [] : [`negative: ${r.negative.rule}`])],
+        [r.service.classification ?? 'general'],
+        [r.service.personalInfo ?? 'none'],
+        [r.service.modes.join(', ')],
+        [r.service.updateCycle],
+      ]),
+    ))
+  }
+  const neg = doc.governance.negativeList.filter((n) => f.item === undefined || n.item === f.item)
+  if (neg.length > 0) out.push('', 'negative list (负面清单):', ...neg.map((n) => `  ${n.item}: ${n.rule}${n.conditions === undefined ? '' : ` (${n.conditions})`}`))
+  for (const u of unavailable) out.push(`${u.member}: catalog unavailable (${u.code})`)
+  return out
+}
+
 export const catalogCommand: Command = {
   name: 'catalog',
   summary: "show a peer's verified service catalog (or list the peers)",
@@ -96,7 +175,7 @@ export const catalogCommand: Command = {
     try {
       let parsed
       try {
-        parsed = parseArgs({ args: attachDashValues(argv, LOCAL_API_OPTIONS), options: LOCAL_API_OPTIONS, allowPositionals: true, strict: true })
+        parsed = parseArgs({ args: attachDashValues(argv, OPTIONS), options: OPTIONS, allowPositionals: true, strict: true })
       } catch (e) {
         throw asUsageError(e)
       }
@@ -107,14 +186,32 @@ export const catalogCommand: Command = {
         return EXIT_OK
       }
       if (positionals.length > 1) throw new UsageError('expected at most one peer')
+      const peer = positionals[0]
+      const filter: CatalogueFilter = { item: values.item, provider: values.provider, sharing: values.sharing }
+      if (peer !== undefined && (values.peers === true || Object.values(filter).some((x) => x !== undefined))) {
+        throw new UsageError('--peers, --item, --provider and --sharing are for the federation catalogue (no peer)')
+      }
+      if (filter.sharing !== undefined && !(SHARING_TYPES as readonly string[]).includes(filter.sharing)) {
+        throw new UsageError(`--sharing: one of ${SHARING_TYPES.join(', ')}`)
+      }
       const client = clientFromFlags(values, io.env)
       try {
-        const peer = positionals[0]
-        if (peer === undefined) {
+        if (peer === undefined && values.peers === true) {
           const peers = await client.peers()
           if (io.json) io.out(okDoc('catalog', { peers }))
           else for (const l of formatPeers(peers)) io.out(l)
           return EXIT_OK
+        }
+        if (peer === undefined) {
+          const doc = await client.federationCatalogue()
+          const { rows, unavailable } = catalogueRows(doc, filter)
+          const fields = { federation: doc.federation, seq: doc.seq, governance: doc.governance, services: rows, unavailable }
+          if (io.json && unavailable.length > 0) {
+            io.out(errorDoc('catalog', { code: 'VN_ERR_CLI_CHECKS_FAILED', message: `the catalog of ${unavailable.map((u) => u.member).join(', ')} could not be had`, status: 422 }, fields))
+          } else if (io.json) io.out(okDoc('catalog', fields))
+          else for (const l of formatCatalogue(doc, rows, unavailable, filter)) io.out(l)
+          // every catalog asked for was had, or the command says it was not
+          return unavailable.length === 0 ? EXIT_OK : EXIT_FINDINGS
         }
         const c = await client.catalog(peer)
         if (io.json) io.out(okDoc('catalog', c))

@@ -8,7 +8,7 @@ import { summarizeReport } from '../../audit/format.js'
 import { exportLog } from '../../node/export.js'
 
 /** The auditor's step of the demo: export every node's log and verify it offline. */
-async function auditDemo(fed: DemoFederation): Promise<{ member: string; ok: boolean; entries: number; summary: string }[]> {
+export async function auditDemo(fed: DemoFederation): Promise<{ member: string; ok: boolean; entries: number; summary: string }[]> {
   const out = []
   for (const [member, n] of Object.entries(fed.nodes)) {
     const dir = join(fed.dir, 'exports', member)

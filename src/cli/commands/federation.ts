@@ -21,6 +21,11 @@ import {
   removeKey,
   removeMember,
   removeTlsPin,
+  setSource,
+  removeSource,
+  addNegative,
+  removeNegative,
+  loadGovernance,
   revokeKey,
   REVOCATION_GRACE_MS,
   signAuthorityManifest,
@@ -28,6 +33,7 @@ import {
   type NewMember,
 } from '../../federation/authority.js'
 import { Federation, manifestHash } from '../../federation/federation.js'
+import type { ManifestGovernance, NegativeEntry } from '../../protocol/governance.js'
 import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '../types.js'
 
 const USAGE = `usage: verinode federation <subcommand> [options] [--json]
@@ -51,6 +57,15 @@ const USAGE = `usage: verinode federation <subcommand> [options] [--json]
   remove-key    --dir D --member M --kid K      (drops the key: revoked as soon as a node loads
                   the next manifest, with no time for the others to reload; prefer revoke-key)
   remove-member --dir D --member M
+  set-source    --dir D --item I --member M
+                  names department M the one authoritative source of data item I (一数一源);
+                  a node of another member that offers I refuses to start
+  remove-source --dir D --item I
+  negative-add  --dir D --item I --rule not-shared|conditional [--conditions TEXT]
+                  puts I on the negative list (负面清单): not-shared items are never offered or
+                  answered; conditional ones only under an agreement (never unconditional)
+  negative-remove --dir D --item I
+  governance    --dir D      (shows the draft's sources and negative list)
   sign          --dir D [--out manifest.jws] [--valid-days 30]
                   signs the draft as the next manifest (seq increments; a copy goes to D/manifests/)
   verify        --manifest F --root <federation-root.pub> [--min-seq N]
@@ -82,6 +97,9 @@ const OPTIONS = {
   'min-seq': { type: 'string' },
   at: { type: 'string' },
   'after-seconds': { type: 'string' },
+  item: { type: 'string' },
+  rule: { type: 'string' },
+  conditions: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
@@ -132,6 +150,14 @@ async function keyInputs(values: string[] | undefined, kid: string | undefined, 
 function pinArg(value: string): string {
   if (!/^[0-9a-fA-F]{64}$/.test(value)) throw new UsageError('--tls-pin: expected 64 hex digits (the SHA-256 of the TLS key\'s SPKI, as `verinode init` prints it)')
   return value.toLowerCase()
+}
+
+function governanceLines(g: ManifestGovernance | undefined): string[] {
+  if (g === undefined || (g.sources.length === 0 && g.negativeList.length === 0)) return ['  no sources named, negative list empty']
+  return [
+    ...g.sources.map((x) => `  source    ${x.item.padEnd(36)} ${x.member}`),
+    ...g.negativeList.map((n) => `  negative  ${n.item.padEnd(36)} ${n.rule}${n.conditions === undefined ? '' : `: ${n.conditions}`}`),
+  ]
 }
 
 interface Outcome {
@@ -244,6 +270,30 @@ async function runSub(sub: string, v: Values, io: CliIo): Promise<Outcome> {
       await removeMember(d, member)
       return { code: EXIT_OK, doc: { dir: d, member }, lines: [`removed member ${member}`, 'run `verinode federation sign` to publish'] }
     }
+    case 'set-source':
+    case 'remove-source':
+    case 'negative-add':
+    case 'negative-remove':
+    case 'governance': {
+      const d = dir()
+      let g: ManifestGovernance
+      if (sub === 'governance') g = await loadGovernance(d)
+      else if (sub === 'set-source') g = await setSource(d, need(v, 'item'), need(v, 'member'))
+      else if (sub === 'remove-source') g = await removeSource(d, need(v, 'item'))
+      else if (sub === 'negative-remove') g = await removeNegative(d, need(v, 'item'))
+      else {
+        const rule = need(v, 'rule')
+        if (rule !== 'not-shared' && rule !== 'conditional') throw new UsageError('--rule must be not-shared or conditional')
+        const entry: NegativeEntry = { item: need(v, 'item'), rule }
+        if (v.conditions !== undefined) entry.conditions = v.conditions
+        g = await addNegative(d, entry)
+      }
+      return {
+        code: EXIT_OK,
+        doc: { dir: d, governance: g },
+        lines: [...governanceLines(g), ...(sub === 'governance' ? [] : ['run `verinode federation sign` to publish'])],
+      }
+    }
     case 'sign': {
       const d = dir()
       let validMs: number | undefined
@@ -293,10 +343,12 @@ async function runSub(sub: string, v: Values, io: CliIo): Promise<Outcome> {
       const members = f.members().map((m) => ({ id: m.id, role: m.role, messageKeys: [...m.messageKeys.keys()], logKeys: [...m.logKeys.keys()], tlsPins: [...m.tlsPins] }))
       return {
         code: EXIT_OK,
-        doc: { valid: true, federation: f.name, seq: f.seq, iat: f.iat, exp: f.exp, hash: f.hash, members },
+        doc: { valid: true, federation: f.name, seq: f.seq, iat: f.iat, exp: f.exp, hash: f.hash, members, governance: f.manifest.governance ?? null },
         lines: [
           `manifest OK: ${f.name} seq ${f.seq}, valid until ${new Date(f.exp).toISOString()}, hash ${f.hash}`,
           ...members.map((m) => `  ${m.id.padEnd(20)} ${m.role.padEnd(10)} message keys: ${m.messageKeys.join(' ') || '-'}  log keys: ${m.logKeys.join(' ') || '-'}`),
+          'catalogue rules:',
+          ...governanceLines(f.manifest.governance),
         ],
       }
     }

@@ -8,6 +8,7 @@ import type { Consumer } from '../../exchange/consumer.js'
 import type { Receipt } from '../../log/peer-logs.js'
 import type { ManifestReload } from '../../node/housekeeping.js'
 import type { Governance } from '../../exchange/governance.js'
+import type { FederationCatalogue } from '../../node/catalogue.js'
 
 export interface PeerSummary {
   id: string
@@ -27,6 +28,8 @@ export interface LocalServices {
   reloadManifest: () => Promise<ManifestReload>
   /** applications, agreements and disputes (undefined: the routes are not registered) */
   governance?: Pick<Governance, 'apply' | 'dispute' | 'list' | 'show' | 'review' | 'decide' | 'changeAgreement' | 'resolve' | 'agreements' | 'policy'> | undefined
+  /** every department's verified catalog and the manifest's catalogue section */
+  federationCatalogue: () => Promise<FederationCatalogue>
 }
 
 declare module 'fastify' {
@@ -37,6 +40,7 @@ declare module 'fastify' {
     authenticateApp: LocalServices['authenticateApp']
     reloadManifest: LocalServices['reloadManifest']
     localGovernance: NonNullable<LocalServices['governance']>
+    federationCatalogue: LocalServices['federationCatalogue']
   }
   interface FastifyRequest {
     /** the local application that sent the request (set by the token check) */
@@ -51,5 +55,6 @@ export const localServices = fp<LocalServices>(async (app, s) => {
   app.decorate('authenticateApp', s.authenticateApp)
   app.decorate('reloadManifest', s.reloadManifest)
   if (s.governance !== undefined) app.decorate('localGovernance', s.governance)
+  app.decorate('federationCatalogue', s.federationCatalogue)
   app.decorateRequest('appName', '')
 }, { name: 'verinode-local-services', fastify: '5.x' })

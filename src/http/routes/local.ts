@@ -38,6 +38,9 @@ export async function localRoutes(app: FastifyInstance): Promise<void> {
 
   app.get('/local/v1/peers', async () => app.peers())
 
+  // The federation catalogue: every department's verified catalog, the sources and the negative list.
+  app.get('/local/v1/catalog', async () => app.federationCatalogue())
+
   // Re-read the federation manifest file now instead of at the next housekeeping run (also SIGHUP).
   // A refused file keeps the manifest loaded before: the problem says why (its code and detail).
   app.post('/local/v1/manifest/reload', async (req, reply) => {
