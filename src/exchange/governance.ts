@@ -68,6 +68,8 @@ export interface GovernanceDeps {
   services: readonly string[]
   /** the agreements of the config file (before applications; they keep working) */
   config: readonly Agreement[]
+  /** why a service can never be answered under the sharing rules in force (policy/sharing.ts `neverAnswered`), or undefined */
+  neverAnswered?: (service: string) => string | undefined
   deadlines: GovernanceDeadlines
   /** how long the sealed contact or note is kept, ms */
   retentionMs: number
@@ -294,6 +296,11 @@ export class Governance {
         case 'application': {
           const unknown = msg.services.filter((s) => !this.d.services.includes(s))
           if (unknown.length > 0) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `${this.d.self} offers no ${unknown.join(', ')}`)
+          // An application cannot open what the sharing rules close (not shared, negative-listed, core, another source).
+          for (const s of msg.services) {
+            const why = this.d.neverAnswered?.(s)
+            if (why !== undefined) throw new VnError('VN_ERR_POLICY_NOT_SHARED', `no agreement can cover ${s}: ${why}`)
+          }
           this.sealed(disclosures, msg.contact, 'contact')
           event.reviewDue = addWorkingDays(now, this.d.deadlines.reviewDays, this.d.deadlines.calendar)
           event.due = addWorkingDays(now, this.d.deadlines.answerDays, this.d.deadlines.calendar)
@@ -485,6 +492,11 @@ export class Governance {
         agreement = amended.data
         const unknown = agreement.services.filter((s) => !this.d.services.includes(s))
         if (unknown.length > 0) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', `${this.d.self} offers no ${unknown.join(', ')}`)
+        // The rules may have closed a service since the application was filed (a new manifest).
+        for (const s of agreement.services) {
+          const why = this.d.neverAnswered?.(s)
+          if (why !== undefined) throw new VnError('VN_ERR_POLICY_NOT_SHARED', `an agreement for ${s} cannot be approved: ${why}`)
+        }
       }
       const msg: GovernanceMessage = {
         v: 1, t: 'application-decision', id, iat: this.d.now(), iss: this.d.self, aud: a.consumer, app: a.digest, decision,

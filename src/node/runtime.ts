@@ -33,6 +33,7 @@ import { nodeKeyFiles, NODE_MANIFEST_ARCHIVE, NODE_PID_FILE } from './files.js'
 import { nodeLogLocation, openNodeLogStore, type OpenedLog } from './log-store.js'
 import { memoryBudget } from './memory-budget.js'
 import { NodeIdentity } from './identity.js'
+import { neverAnswered } from '../policy/sharing.js'
 import { SharingRulesHolder } from './sharing-rules.js'
 import { assembleModes } from './modes.js'
 import { checkTreeAtStart, recoverFromLog, rememberWitnessed } from './recovery.js'
@@ -162,6 +163,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const governance = await Governance.open({
     self, signer, federation: () => federation.get(now()), client, log, reader: store, evidence,
     services: cfg.services.map((s) => s.id), config: cfg.agreements, deadlines: cfg.governance,
+    neverAnswered: (service) => neverAnswered(sharing.rules, service),
     retentionMs: limits.retentionDays * 86_400_000, skewMs: limits.skewMs, now, logger,
   })
   const modes = await assembleModes({

@@ -42,7 +42,7 @@ import type { Agreement } from './agreements.js'
 import type { Mode } from '../protocol/vocabulary.js'
 import { sortAgreements } from './agreements.js'
 import { utcDay, type QuotaCounter, type QuotaRecord, type QuotaStore } from './quota.js'
-import { isGraded, unconditionalQuotaId, type SharingRules } from './sharing.js'
+import { isGraded, neverAnswered, unconditionalQuotaId, type SharingRules } from './sharing.js'
 
 export interface DecisionRequest {
   consumer: string
@@ -94,13 +94,7 @@ function evaluate(a: Agreement, r: DecisionRequest): { passed: number; reason: s
 
 /** G1: why the rules forbid answering this service at all, or undefined. */
 function forbidden(request: DecisionRequest, gov: SharingRules | undefined): string | undefined {
-  const r = gov?.services[request.service]
-  if (gov === undefined || r === undefined) return undefined
-  if (r.classification === 'core') return `service ${request.service} is core data and is never answered`
-  if (r.negative === 'not-shared') return `item ${r.item} is on the negative list as not shared`
-  if (r.sharing === 'not-shared') return `service ${request.service} is not shared`
-  if (r.source !== undefined && r.source !== gov.self) return `the authoritative source of item ${r.item} is ${r.source}`
-  return undefined
+  return neverAnswered(gov, request.service)
 }
 
 /** A quota to count against: an agreement's, or the unconditional one (G3), with the G2 cap. */

@@ -142,4 +142,19 @@ export function sharingRulesHash(g: SharingRules): string {
 }
 
 /** Important data and sensitive personal information: capped quota in plain mode. */
+/**
+ * Rule G1: why `service` is never answered under these rules (core data, not shared, negative-listed
+ * as not shared, or another member is the item's source), or undefined. No agreement changes it, so
+ * an application for such a service cannot be approved either.
+ */
+export function neverAnswered(rules: SharingRules | undefined, service: string): string | undefined {
+  const r = rules?.services[service]
+  if (rules === undefined || r === undefined) return undefined
+  if (r.classification === 'core') return `service ${service} is core data and is never answered`
+  if (r.negative === 'not-shared') return `item ${r.item} is on the negative list as not shared`
+  if (r.sharing === 'not-shared') return `service ${service} is not shared`
+  if (r.source !== undefined && r.source !== rules.self) return `the authoritative source of item ${r.item} is ${r.source}`
+  return undefined
+}
+
 export const isGraded = (r: Pick<ServiceRules, 'classification' | 'personalInfo'>): boolean => r.classification !== 'general' || r.personalInfo === 'sensitive'

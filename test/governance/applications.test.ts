@@ -158,6 +158,11 @@ t.test('refused input: coded errors and nothing written on either side', async (
   const unknownSvc = await local(f, PSB, 'POST', '/local/v1/applications', application({ services: ['credit.dishonest'] }))
   t.equal(unknownSvc.json.code, 'VN_ERR_PEER_ERROR', 'the provider refuses a service it does not offer')
   t.equal(unknownSvc.json.peer.code, 'VN_ERR_POLICY_UNKNOWN_SERVICE')
+  // fj-psb offers household.detail as not shared (docs/GOVERNANCE.md): no agreement can open it
+  const notShared = await local(f, TAX, 'POST', '/local/v1/applications', application({ provider: PSB, services: ['household.detail'] }))
+  t.equal(notShared.json.code, 'VN_ERR_PEER_ERROR', 'the provider refuses an application for a not-shared service')
+  t.equal(notShared.json.peer.code, 'VN_ERR_POLICY_NOT_SHARED')
+  t.same((await local(f, PSB, 'GET', '/local/v1/applications')).json.applications, [], 'and queues nothing')
   t.equal((await local(f, TAX, 'POST', '/local/v1/applications/AAAAAAAAAAAAAAAAAAAAAA/approve', {})).json.code, 'VN_ERR_GOV_UNKNOWN', 'an unknown application')
   t.equal((await local(f, TAX, 'POST', '/local/v1/agreements/no-such/suspend', { reason: 'x' })).json.code, 'VN_ERR_GOV_UNKNOWN', 'an unknown agreement')
   t.equal((await local(f, TAX, 'POST', '/local/v1/agreements/tax-credit-income/suspend', {})).json.code, 'VN_ERR_GOV_INVALID', 'a change without its reason')

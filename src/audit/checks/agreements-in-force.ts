@@ -9,6 +9,7 @@
  */
 import type { DecisionRecord } from '../../log/records.js'
 import type { GovernanceBook } from '../../policy/governance.js'
+import { UNCONDITIONAL_PREFIX } from '../../policy/sharing.js'
 import type { Where } from '../findings.js'
 import type { AuditContext } from './context.js'
 
@@ -32,6 +33,9 @@ export class AgreementsInForceCheck {
 
   onDecision(i: number, r: DecisionRecord, w: Where): void {
     if (!r.permit || r.agreement === undefined) return
+    // An unconditional item answered without an agreement is counted under a quota id of its own;
+    // the sharing rules check (decisions.ts) judges those permits.
+    if (r.agreement.startsWith(UNCONDITIONAL_PREFIX)) return
     const e = this.book.agreements.get(r.agreement)
     if (e !== undefined) {
       if (e.state !== 'active') this.ctx.findings.add('AUDIT_AGREEMENT_NOT_IN_FORCE', `leaf ${i}: permit under agreement ${r.agreement}, ${e.state} at that point`, w)
