@@ -52,7 +52,6 @@ import type { KeyObject } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
-import { Ed25519Batcher } from '../crypto/ed25519-batch.js'
 import { loadPublicKey } from '../crypto/keys.js'
 import { rootKeyId } from '../federation/manifest.js'
 import { EXPORT_FILES } from '../log/export-layout.js'
@@ -69,6 +68,8 @@ import { ExchangeCheck } from './checks/exchanges.js'
 import { checkExportFiles, type StreamedDigest } from './checks/export-files.js'
 import { LeafCheck } from './checks/leaves.js'
 import { SignatureCheck } from './checks/signatures.js'
+import { PrecheckPool } from './precheck-pool.js'
+import type { LeafChunkPre } from './precheck-types.js'
 
 export type { AnswerReplay, DecisionReplay } from './checks/decisions.js'
 
@@ -176,25 +177,52 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   const leaves = new LeafCheck(findings)
   const evidence = new EvidenceCheck(findings, new EvidenceFile(evidenceReader, findings), leaves.evidenceScan)
   const workers = opts.workers ?? (await entriesBytes(x.entriesPath) > WORKERS_ABOVE_BYTES ? availableParallelism() : 0)
-  const batcher = workers > 0 ? new Ed25519Batcher(workers) : undefined
-  const signatures = new SignatureCheck(ctx, evidence, batcher)
+  // With workers, the order-free work of each leaf and JWS runs on them (precheck.ts); without,
+  // everything runs here (a small export: starting workers costs more than its checks).
+  const pool = workers > 0 ? new PrecheckPool(workers, texts, anchor) : undefined
+  const signatures = new SignatureCheck(ctx, evidence, undefined, pool)
   const decisions = new DecisionCheck(ctx, opts.collectReplay === true)
   const exchanges = new ExchangeCheck(ctx, signatures, evidence, decisions)
 
   interface Chunk { no: number; first: number; records: (LogRecord | undefined)[]; settled: Promise<void> }
-  /** Reads a chunk: each leaf hashed into the tree and checked alone; its JWS prepared and sent to the workers. */
-  const read = (no: number, first: number): Chunk | undefined => {
-    const records: (LogRecord | undefined)[] = []
+  interface Raw { first: number; lines: Buffer[]; pre: Promise<LeafChunkPre | undefined> | undefined }
+  let nextFirst = 0
+  /** The next chunk's leaf bytes, handed to a worker at once (hashes, checks that need no order). */
+  const readRaw = (): Raw | undefined => {
+    const lines: Buffer[] = []
     for (let k = 0; k < CHUNK_LEAVES; k++) {
       const leaf = entries.next()
       if (leaf === undefined) break
+      lines.push(leaf)
+    }
+    if (lines.length === 0) return undefined
+    const first = nextFirst
+    nextFirst += lines.length
+    return { first, lines, pre: pool?.leaves(first, lines).catch(() => undefined) }
+  }
+  /**
+   * A chunk in log order: each leaf into the tree and checked alone (a leaf a worker found clean is
+   * only parsed here); the JWS its leaves name prepared and sent to the workers.
+   */
+  const read = async (no: number, raw: Raw): Promise<Chunk> => {
+    const { first, lines } = raw
+    const pre = await raw.pre
+    if (pre !== undefined) tree.chunk(first, lines.length, pre.nodes, pre.hashes)
+    const probes = new Map(pre?.probes)
+    const records: (LogRecord | undefined)[] = []
+    lines.forEach((leaf, k) => {
       const i = first + k
-      tree.leaf(leaf)
-      const r = leaves.check(i, leaf)
+      let r: LogRecord | undefined
+      const fast = pre?.fast[k] ?? 0
+      if (fast !== 0) r = leaves.checkFast(i, leaf, fast === 1, probes.get(k))
+      else {
+        if (pre === undefined) tree.leaf(leaf)
+        r = leaves.check(i, leaf)
+      }
       records.push(r)
       if (r !== undefined) exchanges.prepare(r, no)
-    }
-    return records.length === 0 ? undefined : { no, first, records, settled: signatures.settle() }
+    })
+    return { no, first, records, settled: signatures.settle() }
   }
   /** Checks a chunk's leaves in log order, once its signatures are back. */
   const check = async (c: Chunk): Promise<void> => {
@@ -206,16 +234,26 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     evidence.evict(c.no)
   }
   try {
+    // chunks of leaves handed to the workers ahead of the one read here
+    const ahead: Raw[] = []
+    const fillAhead = (): void => {
+      while (ahead.length < Math.max(1, 2 * workers)) {
+        const raw = readRaw()
+        if (raw === undefined) return
+        ahead.push(raw)
+      }
+    }
     let prev: Chunk | undefined
-    for (let no = 0, first = 0; ; no++) {
-      const cur = read(no, first)
+    for (let no = 0; ; no++) {
+      fillAhead()
+      const raw = ahead.shift()
+      const cur = raw === undefined ? undefined : await read(no, raw)
       if (prev !== undefined) await check(prev)
       if (cur === undefined) break
-      first += cur.records.length
       prev = cur
     }
   } finally {
-    await batcher?.close()
+    await pool?.close()
   }
   const leafCount = entries.lines
 
