@@ -180,7 +180,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   // With workers, the order-free work of each leaf and JWS runs on them (precheck.ts); without,
   // everything runs here (a small export: starting workers costs more than its checks).
   const pool = workers > 0 ? new PrecheckPool(workers, texts, anchor) : undefined
-  const signatures = new SignatureCheck(ctx, evidence, undefined, pool)
+  const signatures = new SignatureCheck(ctx, evidence, pool)
   const decisions = new DecisionCheck(ctx, opts.collectReplay === true)
   const exchanges = new ExchangeCheck(ctx, signatures, evidence, decisions)
 

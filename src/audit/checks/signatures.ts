@@ -4,11 +4,13 @@
  * with a key the manifest history lists for the signer at the JWS's `iat`, and the Ed25519
  * signature verifies.
  *
- * The work is split so the signature checks run on worker threads in batches while this thread
- * streams on (verify.ts): `prepare` (while a chunk of leaves is read) decodes each JWS, resolves
- * its key and queues the signature; `settle` hands a chunk's queue to the Ed25519 workers
- * (src/crypto/ed25519-batch.ts); `checkJws` (when the chunk's leaves are checked in log order,
- * after its batch returned) reports exactly what a one-by-one check would have, in the same order.
+ * The work is split so it runs on worker threads in batches while this thread streams on
+ * (verify.ts): `prepare` (while a chunk of leaves is read) asks for each JWS the chunk names;
+ * `settle` hands them to the workers (precheck-pool.ts), one part per worker, which hash each
+ * against its digest, decode it, resolve its key, verify its signature and scan its payload
+ * (`analyzeJws`, precheck.ts); `checkJws` (when the chunk's leaves are checked in log order, after
+ * the workers answered) reports exactly what a one-by-one check would have, in the same order.
+ * Without workers (a small export), or for a JWS met late, the same analysis runs here.
  *
  * A key the history refuses at the signature's `iat` is then judged against the manifests this node
  * had loaded (loaded-manifests.ts, fed by its key events): when one of them allowed the key and the
@@ -18,7 +20,6 @@
 import { verify } from 'node:crypto'
 import type { z } from 'zod'
 import { formatZodIssues } from '../../config/load.js'
-import type { Ed25519Batcher } from '../../crypto/ed25519-batch.js'
 import { MAX_JWS_LENGTH, peekJws, prepareVerify, type JwsHeader } from '../../crypto/jws.js'
 import { VnError, isVnError, type ErrorCode } from '../../errors.js'
 import type { PrecheckPool } from '../precheck-pool.js'
@@ -43,7 +44,6 @@ const KEY_CODES = new Set(['VN_ERR_JWS_KEY_NOT_VALID', 'VN_ERR_JWS_UNKNOWN_KID',
 const schemaOf = (typ: string): z.ZodType<Claims> => (typ === REQUEST_TYP ? RequestPayloadSchema : ResponsePayloadSchema) as unknown as z.ZodType<Claims>
 
 export class SignatureCheck {
-  private queue: JwsAnalysis[] = []
   /** with a precheck pool: the analyses asked of its workers for the chunk being read */
   private remote: { e: Entry; typ: string; a: JwsAnalysis; scan: boolean }[] = []
   /** digests whose request verified (true) or not (false), kept after their entry is dropped */
@@ -56,7 +56,7 @@ export class SignatureCheck {
   readonly loaded: LoadedManifests
 
   constructor(
-    private readonly ctx: AuditContext, private readonly evidence: EvidenceCheck, private readonly batcher: Ed25519Batcher | undefined,
+    private readonly ctx: AuditContext, private readonly evidence: EvidenceCheck,
     /** when given, JWS are hashed, analysed, verified and PII-scanned on its workers */
     private readonly pool?: PrecheckPool,
   ) {
@@ -80,21 +80,10 @@ export class SignatureCheck {
     this.remote.push({ e, typ, a, scan })
   }
 
-  /** Hands the signature checks prepared so far to the workers; resolves when they are done. */
+  /** Hands the JWS prepared so far to the workers; resolves when they answered. */
   settle(): Promise<void> {
-    if (this.pool !== undefined) return this.settleRemote(this.pool)
-    const jobs = this.queue
-    this.queue = []
-    if (jobs.length === 0) return Promise.resolve()
-    const run = this.batcher === undefined ? Promise.resolve(jobs.map(() => null)) : this.batcher.verifyMany(jobs.map((a) => a.job as NonNullable<JwsAnalysis['job']>)).catch(() => jobs.map(() => null))
-    return run.then((results) => {
-      jobs.forEach((a, k) => {
-        a.ok = results[k] ?? null
-      })
-    })
-  }
-
-  private settleRemote(pool: PrecheckPool): Promise<void> {
+    const pool = this.pool
+    if (pool === undefined) return Promise.resolve()
     const jobs = this.remote
     this.remote = []
     if (jobs.length === 0) return Promise.resolve()
@@ -120,7 +109,6 @@ export class SignatureCheck {
     if (a !== undefined) return a
     a = analyze(e, typ, this.ctx)
     ;(e.analyses ??= new Map()).set(typ, a)
-    if (a.job !== undefined) this.queue.push(a)
     return a
   }
 
