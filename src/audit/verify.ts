@@ -34,19 +34,23 @@
  * tree and checkpoints, leaves, evidence digests, signatures against the key in force, exchanges,
  * decisions replayed, key events, witnessing, disclosures) that receives one read-only
  * AuditContext and reports into one Findings. The export is read through export-reader.ts and
- * streamed: leaves are read in chunks; for each chunk the JWS its leaves name are decoded and
- * their Ed25519 signatures handed, in one packed buffer per worker (one byte per signature back),
- * to worker threads (src/crypto/ed25519-batch.ts), while this thread reads and checks the next
- * chunk; the previous chunk's leaves are then checked in log order with its batch's results.
- * Memory stays about constant in the evidence (the JWS of a chunk, not of the log) and grows only
- * with the exchanges' records.
+ * streamed, in chunks of leaves.
  *
- * The signatures are the one cost that must stay; everything else runs once per leaf or per JWS on
- * this thread and is kept lean: records and payloads are parsed with zod's compiled schemas
- * (fast-parse.ts; zod's runtime answers whatever the fast path refuses, so messages are zod's), a
- * protected header is decoded once per distinct header, strict UTF-8 uses node:buffer's native
- * validator, a canonical leaf is re-serialised without a sorted copy, and the PII scan spells out
- * a JSON path only for a hit. `npm run bench:audit` measures the rate against the signatures'.
+ * Threads. The work that does not depend on log order runs on worker threads (precheck.ts, one
+ * worker per core, precheck-pool.ts): each chunk's leaf bytes go to a worker as soon as they are
+ * read, which hashes them (leaf hashes and the chunk's compact range) and checks each leaf alone
+ * (UTF-8, canonical, schema, PII scan); the JWS the chunk's leaves name are then split over all the
+ * workers, which hash each against its digest, decode and validate its payload, resolve its key in
+ * the same key history, verify its Ed25519 signature and scan its payload. They answer with compact
+ * summaries. This thread keeps what is sequential: merging the compact ranges, parsing each clean
+ * leaf once, reading the evidence in order, linking the leaves of each exchange, replaying the
+ * decisions and quotas in log order, and reporting every finding in its place. Whatever a worker
+ * does not find plainly clean (a leaf that is not canonical, a free text not vetted yet, an
+ * agreements record) is checked again here by the same code as without workers, so the findings
+ * and their order do not depend on the threads. Memory stays about constant in the evidence (the
+ * JWS of a few chunks, not of the log) and grows only with the exchanges' records.
+ *
+ * `npm run bench:audit` measures the rate against what the signatures alone allow on all cores.
  */
 import type { KeyObject } from 'node:crypto'
 import { stat } from 'node:fs/promises'
@@ -87,9 +91,10 @@ export interface AuditOptions {
   /** also list every decision's replay and every answer's permit in `report.replay` (audit replay) */
   collectReplay?: boolean
   /**
-   * Worker threads verifying the Ed25519 signatures in batches. Default: one per core for an
-   * export whose entries.jsonl exceeds 4 MiB (about 15,000 leaves), else none (every signature is
-   * checked on this thread: starting workers costs more than a small export's checks).
+   * Worker threads for the work that does not depend on log order (hashing, parsing and checking
+   * each leaf and JWS, the Ed25519 signatures). Default: one per core for an export whose
+   * entries.jsonl exceeds 4 MiB (about 15,000 leaves), else none (everything runs on this thread:
+   * starting workers costs more than a small export's checks).
    */
   workers?: number
 }
