@@ -248,14 +248,18 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
         ahead.push(raw)
       }
     }
-    let prev: Chunk | undefined
+    // Chunks read whose JWS are with the workers: with workers, two, so that they always have the
+    // next chunk's JWS in hand while this thread checks one. (Only the reading reports log-wide
+    // findings, and checking reports only about leaves up to the chunk checked: the order of the
+    // report does not depend on how far reading runs ahead.)
+    const inFlight: Chunk[] = []
+    const lag = workers > 0 ? 2 : 1
     for (let no = 0; ; no++) {
       fillAhead()
       const raw = ahead.shift()
-      const cur = raw === undefined ? undefined : await read(no, raw)
-      if (prev !== undefined) await check(prev)
-      if (cur === undefined) break
-      prev = cur
+      if (raw !== undefined) inFlight.push(await read(no, raw))
+      if (inFlight.length > lag || (raw === undefined && inFlight.length > 0)) await check(inFlight.shift() as Chunk)
+      if (raw === undefined && inFlight.length === 0) break
     }
   } finally {
     await pool?.close()
