@@ -94,6 +94,9 @@ export function precheckJws(history: KeyHistory, items: readonly JwsItem[]): Jws
       payload = r.payload
       const { job, prepError, ...rest } = r.a
       const w: WireAnalysis = rest
+      // A response's per-subject results are checked by its schema and used by no later check: they
+      // stay here rather than cross threads.
+      if (w.claims !== undefined && 'results' in w.claims) w.claims = { ...w.claims, results: [] } as typeof w.claims
       if (prepError !== undefined) w.prepError = isVnError(prepError) ? { code: prepError.code, ...(prepError.detail === undefined ? {} : { detail: prepError.detail }) } : {}
       else if (job !== undefined) {
         try {
