@@ -38,25 +38,28 @@
  * tree and checkpoints, leaves, evidence digests, signatures against the key in force, exchanges,
  * decisions replayed, key events, witnessing, disclosures) that receives one read-only
  * AuditContext and reports into one Findings. The export is read through export-reader.ts and
- * streamed: leaves are read in chunks; for each chunk the JWS its leaves name are decoded and
- * their Ed25519 signatures handed, in one packed buffer per worker (one byte per signature back),
- * to worker threads (src/crypto/ed25519-batch.ts), while this thread reads and checks the next
- * chunk; the previous chunk's leaves are then checked in log order with its batch's results.
- * Memory stays about constant in the evidence (the JWS of a chunk, not of the log) and grows only
- * with the exchanges' records.
+ * streamed, in chunks of leaves.
  *
- * The signatures are the one cost that must stay; everything else runs once per leaf or per JWS on
- * this thread and is kept lean: records and payloads are parsed with zod's compiled schemas
- * (fast-parse.ts; zod's runtime answers whatever the fast path refuses, so messages are zod's), a
- * protected header is decoded once per distinct header, strict UTF-8 uses node:buffer's native
- * validator, a canonical leaf is re-serialised without a sorted copy, and the PII scan spells out
- * a JSON path only for a hit. `npm run bench:audit` measures the rate against the signatures'.
+ * Threads. The work that does not depend on log order runs on worker threads (precheck.ts, one
+ * worker per core, precheck-pool.ts): each chunk's leaf bytes go to a worker as soon as they are
+ * read, which hashes them (leaf hashes and the chunk's compact range) and checks each leaf alone
+ * (UTF-8, canonical, schema, PII scan); the JWS the chunk's leaves name are then split over all the
+ * workers, which hash each against its digest, decode and validate its payload, resolve its key in
+ * the same key history, verify its Ed25519 signature and scan its payload. They answer with compact
+ * summaries. This thread keeps what is sequential: merging the compact ranges, parsing each clean
+ * leaf once, reading the evidence in order, linking the leaves of each exchange, replaying the
+ * decisions and quotas in log order, and reporting every finding in its place. Whatever a worker
+ * does not find plainly clean (a leaf that is not canonical, a free text not vetted yet, an
+ * agreements record) is checked again here by the same code as without workers, so the findings
+ * and their order do not depend on the threads. Memory stays about constant in the evidence (the
+ * JWS of a few chunks, not of the log) and grows only with the exchanges' records.
+ *
+ * `npm run bench:audit` measures the rate against what the signatures alone allow on all cores.
  */
 import type { KeyObject } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
-import { Ed25519Batcher } from '../crypto/ed25519-batch.js'
 import { loadPublicKey } from '../crypto/keys.js'
 import { rootKeyId } from '../federation/manifest.js'
 import { EXPORT_FILES } from '../log/export-layout.js'
@@ -77,6 +80,8 @@ import { GovernanceCheck } from './checks/governance.js'
 import { checkApplications, type ApplicationReport } from './checks/applications.js'
 import { checkDisputes, type DisputeReport } from './checks/disputes.js'
 import { AgreementsInForceCheck } from './checks/agreements-in-force.js'
+import { PrecheckPool } from './precheck-pool.js'
+import type { LeafChunkPre } from './precheck-types.js'
 
 export type { AnswerReplay, DecisionReplay } from './checks/decisions.js'
 
@@ -94,9 +99,10 @@ export interface AuditOptions {
   /** also list every decision's replay and every answer's permit in `report.replay` (audit replay) */
   collectReplay?: boolean
   /**
-   * Worker threads verifying the Ed25519 signatures in batches. Default: one per core for an
-   * export whose entries.jsonl exceeds 4 MiB (about 15,000 leaves), else none (every signature is
-   * checked on this thread: starting workers costs more than a small export's checks).
+   * Worker threads for the work that does not depend on log order (hashing, parsing and checking
+   * each leaf and JWS, the Ed25519 signatures). Default: one per core for an export whose
+   * entries.jsonl exceeds 4 MiB (about 15,000 leaves), else none (everything runs on this thread:
+   * starting workers costs more than a small export's checks).
    */
   workers?: number
 }
@@ -186,8 +192,10 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   const leaves = new LeafCheck(findings)
   const evidence = new EvidenceCheck(findings, new EvidenceFile(evidenceReader, findings), leaves.evidenceScan)
   const workers = opts.workers ?? (await entriesBytes(x.entriesPath) > WORKERS_ABOVE_BYTES ? availableParallelism() : 0)
-  const batcher = workers > 0 ? new Ed25519Batcher(workers) : undefined
-  const signatures = new SignatureCheck(ctx, evidence, batcher)
+  // With workers, the order-free work of each leaf and JWS runs on them (precheck.ts); without,
+  // everything runs here (a small export: starting workers costs more than its checks).
+  const pool = workers > 0 ? new PrecheckPool(workers, texts, anchor) : undefined
+  const signatures = new SignatureCheck(ctx, evidence, pool)
   const decisions = new DecisionCheck(ctx, opts.collectReplay === true)
   const exchanges = new ExchangeCheck(ctx, signatures, evidence, decisions)
   const governance = new GovernanceCheck(ctx, evidence)
@@ -204,19 +212,44 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   }
 
   interface Chunk { no: number; first: number; records: (LogRecord | undefined)[]; settled: Promise<void> }
-  /** Reads a chunk: each leaf hashed into the tree and checked alone; its JWS prepared and sent to the workers. */
-  const read = (no: number, first: number): Chunk | undefined => {
-    const records: (LogRecord | undefined)[] = []
+  interface Raw { first: number; lines: Buffer[]; pre: Promise<LeafChunkPre | undefined> | undefined }
+  let nextFirst = 0
+  /** The next chunk's leaf bytes, handed to a worker at once (hashes, checks that need no order). */
+  const readRaw = (): Raw | undefined => {
+    const lines: Buffer[] = []
     for (let k = 0; k < CHUNK_LEAVES; k++) {
       const leaf = entries.next()
       if (leaf === undefined) break
+      lines.push(leaf)
+    }
+    if (lines.length === 0) return undefined
+    const first = nextFirst
+    nextFirst += lines.length
+    return { first, lines, pre: pool?.leaves(first, lines).catch(() => undefined) }
+  }
+  /**
+   * A chunk in log order: each leaf into the tree and checked alone (a leaf a worker found clean is
+   * only parsed here); the JWS its leaves name prepared and sent to the workers.
+   */
+  const read = async (no: number, raw: Raw): Promise<Chunk> => {
+    const { first, lines } = raw
+    const pre = await raw.pre
+    if (pre !== undefined) tree.chunk(first, lines.length, pre.nodes, pre.hashes)
+    const probes = new Map(pre?.probes)
+    const records: (LogRecord | undefined)[] = []
+    lines.forEach((leaf, k) => {
       const i = first + k
-      tree.leaf(leaf)
-      const r = leaves.check(i, leaf)
+      let r: LogRecord | undefined
+      const fast = pre?.fast[k] ?? 0
+      if (fast !== 0) r = leaves.checkFast(i, leaf, fast === 1, probes.get(k))
+      else {
+        if (pre === undefined) tree.leaf(leaf)
+        r = leaves.check(i, leaf)
+      }
       records.push(r)
       if (r !== undefined) exchanges.prepare(r, no)
-    }
-    return records.length === 0 ? undefined : { no, first, records, settled: signatures.settle() }
+    })
+    return { no, first, records, settled: signatures.settle() }
   }
   /** Checks a chunk's leaves in log order, once its signatures are back. */
   const check = async (c: Chunk): Promise<void> => {
@@ -231,16 +264,30 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     evidence.evict(c.no)
   }
   try {
-    let prev: Chunk | undefined
-    for (let no = 0, first = 0; ; no++) {
-      const cur = read(no, first)
-      if (prev !== undefined) await check(prev)
-      if (cur === undefined) break
-      first += cur.records.length
-      prev = cur
+    // chunks of leaves handed to the workers ahead of the one read here
+    const ahead: Raw[] = []
+    const fillAhead = (): void => {
+      while (ahead.length < Math.max(1, 2 * workers)) {
+        const raw = readRaw()
+        if (raw === undefined) return
+        ahead.push(raw)
+      }
+    }
+    // Chunks read whose JWS are with the workers: with workers, two, so that they always have the
+    // next chunk's JWS in hand while this thread checks one. (Only the reading reports log-wide
+    // findings, and checking reports only about leaves up to the chunk checked: the order of the
+    // report does not depend on how far reading runs ahead.)
+    const inFlight: Chunk[] = []
+    const lag = workers > 0 ? 2 : 1
+    for (let no = 0; ; no++) {
+      fillAhead()
+      const raw = ahead.shift()
+      if (raw !== undefined) inFlight.push(await read(no, raw))
+      if (inFlight.length > lag || (raw === undefined && inFlight.length > 0)) await check(inFlight.shift() as Chunk)
+      if (raw === undefined && inFlight.length === 0) break
     }
   } finally {
-    await batcher?.close()
+    await pool?.close()
   }
   const leafCount = entries.lines
 

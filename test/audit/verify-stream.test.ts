@@ -48,6 +48,32 @@ t.test('worker batches and streamed, reordered evidence give the same report', a
   const batched = await auditExport(psb, { workers: 2 })
   t.same(batched, inline, 'same report with the signatures checked on 2 worker threads')
 
+  // A tampered export: the workers' summaries (precheck.ts) must lead to exactly the findings, in
+  // the same order, that the checks on one thread give. A leaf with a name in it and made
+  // non-canonical, a leaf that is not JSON, two JWS altered (in the payload, in the signature: their
+  // digests no longer match), and an evidence line that is not a record.
+  const tampered = join(out, 'psb-tampered')
+  await cp(psb, tampered, { recursive: true })
+  const leafLines = (await readFile(join(tampered, 'entries.jsonl'), 'utf8')).split('\n').filter((l) => l !== '')
+  const reqIn = leafLines.findIndex((l) => l.includes('"t":"request-in"'))
+  const decision = leafLines.findIndex((l) => l.includes('"t":"decision"'))
+  leafLines[reqIn] = (leafLines[reqIn] as string).replace('"purpose":"taxpayer-registration"', '"purpose": "\u738b\u5c0f\u660e"')
+  leafLines[decision] = '{"t":"decision",'
+  await writeFile(join(tampered, 'entries.jsonl'), `${leafLines.join('\n')}\n`)
+  const ev = (await readFile(join(tampered, 'evidence.jsonl'), 'utf8')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { digest: string; jws: string })
+  const alter = (jws: string, at: number): string => `${jws.slice(0, at)}${jws[at] === 'A' ? 'B' : 'A'}${jws.slice(at + 1)}`
+  const [e0, e1, e2] = ev as [typeof ev[0], typeof ev[0], typeof ev[0]]
+  e0.jws = alter(e0.jws, e0.jws.indexOf('.') + 5)
+  e1.jws = alter(e1.jws, e1.jws.length - 5)
+  await writeFile(join(tampered, 'evidence.jsonl'), `${ev.map((e, k) => (k === 2 ? 'not json' : JSON.stringify(e))).join('\n')}\n`)
+  t.ok(e2.digest.length > 0)
+  const oneThread = await auditExport(tampered, { workers: 0 })
+  t.notOk(oneThread.ok)
+  for (const code of ['AUDIT_PII_NAME', 'AUDIT_LEAF_NOT_CANONICAL', 'AUDIT_LEAF_INVALID', 'AUDIT_EVIDENCE_DIGEST_MISMATCH', 'AUDIT_EVIDENCE_MALFORMED', 'AUDIT_ROOT_MISMATCH']) {
+    t.ok(oneThread.findings.some((g) => g.code === code), code)
+  }
+  t.same(await auditExport(tampered, { workers: 2 }), oneThread, 'tampered: the same report with the work on 2 worker threads')
+
   // The evidence in reverse order: only export.json's hash of the file differs.
   const reversed = join(out, 'psb-reversed')
   await cp(psb, reversed, { recursive: true })

@@ -60,6 +60,24 @@ export class TreeCheck {
     if (this.wanted.has(this.range.end)) this.roots.set(this.range.end, this.range.root())
   }
 
+  /**
+   * The leaves [first, first + n) at once, hashed by a worker (precheck.ts): its compact range is
+   * merged whole, or leaf by leaf when a checkpoint's size falls inside it.
+   */
+  chunk(first: number, n: number, nodes: readonly Uint8Array[], hashes: Uint8Array): void {
+    let inside = false
+    for (const w of this.wanted) if (w > first && w < first + n) inside = true
+    if (inside) {
+      for (let k = 0; k < n; k++) {
+        this.range.append(hashes.subarray(32 * k, 32 * k + 32))
+        if (this.wanted.has(this.range.end)) this.roots.set(this.range.end, this.range.root())
+      }
+      return
+    }
+    this.range.merge(CompactRange.fromHashes(first, first + n, nodes))
+    if (this.wanted.has(this.range.end)) this.roots.set(this.range.end, this.range.root())
+  }
+
   /** After the last leaf: each signed root against the recomputed one; the largest checkpoint. */
   finish(metaSize: number | undefined): CheckpointSummary | null {
     const { findings, member } = this.ctx

@@ -13,6 +13,7 @@ import type { LineReader } from '../export-reader.js'
 import type { Findings, Where } from '../findings.js'
 import { SAFE_XID, digestEquals, sha256b64u } from './context.js'
 import type { VettedScanner } from './leaves.js'
+import type { PiiPre } from '../precheck-types.js'
 import { z } from 'zod'
 import { fromB64u } from '../../util/base64url.js'
 import { parseJwsJson } from '../../crypto/jws.js'
@@ -155,6 +156,12 @@ export interface EvidenceEntry {
   last: number
   /** its payload's JSON value, once decoded (signatures.ts decodes it once for every use) */
   payload?: { value: unknown }
+  /** `digestOk` is not known yet: a worker is hashing the JWS (precheck.ts) */
+  pending?: boolean
+  /** its payload's PII scan made by a worker (null: the payload is not JSON) */
+  pii?: PiiPre | null
+  /** a worker was asked for `pii` */
+  piiAsked?: boolean
 }
 
 export class EvidenceCheck {
@@ -168,14 +175,23 @@ export class EvidenceCheck {
     return this.file.has(digest)
   }
 
-  /** The entry for `digest`, read from the evidence now if no leaf of a live chunk named it yet. */
-  entry(digest: string, chunk: number): EvidenceEntry {
+  /**
+   * The entry for `digest`, read from the evidence now if no leaf of a live chunk named it yet.
+   * `defer`: a worker will hash the JWS (signatures.ts), the entry stays `pending` until it answers;
+   * any other caller gets the hash checked here if the answer is not in yet.
+   */
+  entry(digest: string, chunk: number, defer = false): EvidenceEntry {
     let e = this.entries.get(digest)
     if (e === undefined) {
       const jws = this.file.take(digest)
-      e = { digest, jws, digestOk: jws !== undefined && digestEquals(sha256b64u(jws), digest), last: chunk }
+      if (defer && jws !== undefined) e = { digest, jws, digestOk: false, pending: true, last: chunk }
+      else e = { digest, jws, digestOk: jws !== undefined && digestEquals(sha256b64u(jws), digest), last: chunk }
       this.entries.set(digest, e)
     } else if (e.last < chunk) e.last = chunk
+    if (e.pending === true && !defer) {
+      e.pending = false
+      e.digestOk = digestEquals(sha256b64u(e.jws as string), digest)
+    }
     return e
   }
 
@@ -202,6 +218,12 @@ export class EvidenceCheck {
    */
   private scanPayload(digest: string, jws: string, where: Where, e?: EvidenceEntry): void {
     if (!this.file.markScanned(digest)) return
+    const pre = e?.pii
+    if (pre === null) return
+    if (pre !== undefined) {
+      this.scan.scanKnown(pre, () => (e?.payload !== undefined ? e.payload.value : unverifiedPayload(jws)), PAYLOAD_FREE_TEXT, () => `evidence ${digest} payload`, () => where)
+      return
+    }
     const payload = e?.payload !== undefined ? e.payload.value : unverifiedPayload(jws)
     if (payload !== undefined) this.scan.scan(payload, PAYLOAD_FREE_TEXT, () => `evidence ${digest} payload`, () => where)
   }

@@ -14,6 +14,7 @@ import { AgreementSetSchema } from '../../policy/agreements.js'
 import { canonicalJson } from '../../protocol/canonical-json.js'
 import type { AuditCode, Findings, Where } from '../findings.js'
 import { scanInto, scanValue, type PiiHit } from '../pii.js'
+import type { PiiPre } from '../precheck-types.js'
 import { FREE_TEXT_FIELDS, LogRecordSchema, RECORD_TYPES } from '../record-schemas.js'
 import { leafWhere } from './context.js'
 import { safeParseFast } from '../fast-parse.js'
@@ -51,6 +52,18 @@ export class VettedScanner {
     if (!this.unvetted) {
       if (this.hits.length > 0) reportPii(this.findings, this.hits, label(), where())
     } else this.later.push({ place: this.findings.reserve(), value, freeText, label: label(), where: where() })
+  }
+
+  /**
+   * A scan a worker thread already made with every free text taken as vetted (precheck.ts): its
+   * hits stand when every free text it met is vetted by now; else the value is scanned here, as
+   * `scan` would have.
+   */
+  scanKnown(pre: PiiPre, valueOf: () => unknown, freeText: readonly string[] | 'all', label: () => string, where: () => Where): void {
+    for (const p of pre.probes) {
+      if (!this.vetted.has(p)) return this.scan(valueOf(), freeText, label, where)
+    }
+    if (pre.hits.length > 0) reportPii(this.findings, pre.hits, label(), where())
   }
 
   /** After the last leaf: the deferred scans, in their places. */
@@ -126,6 +139,20 @@ export class LeafCheck {
     const t = (value as { t?: unknown } | null)?.t
     const freeText = t === 'agreements' ? 'all' : typeof t === 'string' ? (FREE_TEXT_FIELDS[t] ?? []) : []
     this.leafScan.scan(value, freeText, () => `leaf ${i}`, () => where ?? leafWhere(value, i))
+    return rec
+  }
+
+  /**
+   * Leaf `i` when a worker found it clean (precheck.ts: UTF-8, canonical, a valid record other than
+   * `agreements`, no PII hit counting the free texts `probes` as vetted): only parsed here, with
+   * what `check` does in order (the texts it vets, the last disclosure export, the free texts
+   * judged against the set vetted so far).
+   */
+  checkFast(i: number, leaf: Buffer, ascii: boolean, probes: readonly string[] | undefined): LogRecord {
+    const rec = JSON.parse(ascii ? leaf.toString('latin1') : leaf.toString('utf8')) as LogRecord
+    if (rec.t === 'request-in' || rec.t === 'request-out') this.evidenceScan.vetted.add(rec.purpose).add(rec.basis)
+    else if (rec.t === 'disclosure-export') this.lastDisclosureExport = { i, r: rec }
+    if (probes !== undefined) this.leafScan.scanKnown({ hits: [], probes: [...probes] }, () => rec, FREE_TEXT_FIELDS[rec.t] ?? [], () => `leaf ${i}`, () => leafWhere(rec, i))
     return rec
   }
 

@@ -4,48 +4,35 @@
  * with a key the manifest history lists for the signer at the JWS's `iat`, and the Ed25519
  * signature verifies.
  *
- * The work is split so the signature checks run on worker threads in batches while this thread
- * streams on (verify.ts): `prepare` (while a chunk of leaves is read) decodes each JWS, resolves
- * its key and queues the signature; `settle` hands a chunk's queue to the Ed25519 workers
- * (src/crypto/ed25519-batch.ts); `checkJws` (when the chunk's leaves are checked in log order,
- * after its batch returned) reports exactly what a one-by-one check would have, in the same order.
+ * The work is split so it runs on worker threads in batches while this thread streams on
+ * (verify.ts): `prepare` (while a chunk of leaves is read) asks for each JWS the chunk names;
+ * `settle` hands them to the workers (precheck-pool.ts), one part per worker, which hash each
+ * against its digest, decode it, resolve its key, verify its signature and scan its payload
+ * (`analyzeJws`, precheck.ts); `checkJws` (when the chunk's leaves are checked in log order, after
+ * the workers answered) reports exactly what a one-by-one check would have, in the same order.
+ * Without workers (a small export), or for a JWS met late, the same analysis runs here.
  *
  * A key the history refuses at the signature's `iat` is then judged against the manifests this node
  * had loaded (loaded-manifests.ts, fed by its key events): when one of them allowed the key and the
  * signature verifies under it, the exchange fell in a revocation's propagation window
  * (AUDIT_KEY_REVOCATION_WINDOW, a warning with the window's length); otherwise AUDIT_KEY_NOT_VALID.
  */
-import type { KeyObject } from 'node:crypto'
 import { verify } from 'node:crypto'
 import type { z } from 'zod'
 import { formatZodIssues } from '../../config/load.js'
-import type { Ed25519Batcher } from '../../crypto/ed25519-batch.js'
 import { MAX_JWS_LENGTH, peekJws, prepareVerify, type JwsHeader } from '../../crypto/jws.js'
-import { VnError, isVnError } from '../../errors.js'
+import { VnError, isVnError, type ErrorCode } from '../../errors.js'
+import type { PrecheckPool } from '../precheck-pool.js'
+import type { Claims, JwsAnalysis, JwsItem, JwsPre } from '../precheck-types.js'
 import { splitKid } from '../../federation/federation.js'
 import { PlainQuerySchema, REQUEST_TYP, RESPONSE_TYP, RequestPayloadSchema, ResponsePayloadSchema, type RequestPayload, type ResponsePayload } from '../../protocol/envelope.js'
 import type { Where } from '../findings.js'
 import { SAFE_KID, type AuditContext } from './context.js'
+import type { KeyHistory } from '../../federation/key-history.js'
 import { LoadedManifests, allowedBy, revocationOf } from './loaded-manifests.js'
 import { safeParseFast } from '../fast-parse.js'
 import { decodePayload, type EvidenceCheck, type EvidenceEntry } from './evidence.js'
 
-type Claims = { iat: number; iss: string }
-
-/** Everything a JWS check needs, computed once per JWS and typ. */
-interface JwsAnalysis {
-  /** the reason peekJws refused it */
-  peekError?: string
-  kid: string
-  typOk: boolean
-  schemaError?: string
-  claims?: Claims
-  /** the error prepareVerify (signature bytes, key in force) threw */
-  prepError?: unknown
-  /** the signature check, queued; `ok` once it ran (null: it could not run on a worker) */
-  job?: { data: Uint8Array; key: KeyObject; sig: Uint8Array }
-  ok?: boolean | null
-}
 
 interface Entry extends EvidenceEntry {
   analyses?: Map<string, JwsAnalysis>
@@ -57,7 +44,8 @@ const KEY_CODES = new Set(['VN_ERR_JWS_KEY_NOT_VALID', 'VN_ERR_JWS_UNKNOWN_KID',
 const schemaOf = (typ: string): z.ZodType<Claims> => (typ === REQUEST_TYP ? RequestPayloadSchema : ResponsePayloadSchema) as unknown as z.ZodType<Claims>
 
 export class SignatureCheck {
-  private queue: JwsAnalysis[] = []
+  /** with a precheck pool: the analyses asked of its workers for the chunk being read */
+  private remote: { e: Entry; typ: string; a: JwsAnalysis; scan: boolean }[] = []
   /** digests whose request verified (true) or not (false), kept after their entry is dropped */
   private readonly requests = new Map<string, boolean>()
   /** signature checks run on this thread (none when the workers answer) */
@@ -67,36 +55,60 @@ export class SignatureCheck {
   /** the manifests this node had loaded, from its key events (fed in log order by exchanges.ts) */
   readonly loaded: LoadedManifests
 
-  constructor(private readonly ctx: AuditContext, private readonly evidence: EvidenceCheck, private readonly batcher: Ed25519Batcher | undefined) {
+  constructor(
+    private readonly ctx: AuditContext, private readonly evidence: EvidenceCheck,
+    /** when given, JWS are hashed, analysed, verified and PII-scanned on its workers */
+    private readonly pool?: PrecheckPool,
+  ) {
     this.loaded = new LoadedManifests(ctx.manifests)
   }
 
   /** While reading chunk `chunk`: the JWS of `digest`, as a `typ` message, will be checked. */
   prepare(digest: string, typ: string, chunk: number): void {
-    const e = this.evidence.entry(digest, chunk) as Entry
-    if (e.jws === undefined || !e.digestOk) return
-    this.analysis(e, typ)
+    const e = this.evidence.entry(digest, chunk, this.pool !== undefined) as Entry
+    if (e.jws === undefined || (e.pending !== true && !e.digestOk)) return
+    if (this.pool === undefined) {
+      this.analysis(e, typ)
+      return
+    }
+    if (e.analyses?.has(typ) === true) return
+    // A placeholder, answered by the worker (or analysed here if it is needed before that).
+    const a: JwsAnalysis = { kid: '', typOk: false, pending: true }
+    ;(e.analyses ??= new Map()).set(typ, a)
+    const scan = e.piiAsked !== true && e.pii === undefined
+    e.piiAsked = true
+    this.remote.push({ e, typ, a, scan })
   }
 
-  /** Hands the signature checks prepared so far to the workers; resolves when they are done. */
+  /** Hands the JWS prepared so far to the workers; resolves when they answered. */
   settle(): Promise<void> {
-    const jobs = this.queue
-    this.queue = []
+    const pool = this.pool
+    if (pool === undefined) return Promise.resolve()
+    const jobs = this.remote
+    this.remote = []
     if (jobs.length === 0) return Promise.resolve()
-    const run = this.batcher === undefined ? Promise.resolve(jobs.map(() => null)) : this.batcher.verifyMany(jobs.map((a) => a.job as NonNullable<JwsAnalysis['job']>)).catch(() => jobs.map(() => null))
-    return run.then((results) => {
-      jobs.forEach((a, k) => {
-        a.ok = results[k] ?? null
-      })
-    })
+    // One part per worker, so that all of them work on this chunk while this thread goes on.
+    const parts: Promise<void>[] = []
+    const per = Math.ceil(jobs.length / pool.size)
+    for (let at = 0; at < jobs.length; at += per) {
+      const part = jobs.slice(at, at + per)
+      const items: JwsItem[] = part.map((j) => ({ digest: j.e.digest, jws: j.e.jws as string, typ: j.typ, scan: j.scan }))
+      // A worker that fails leaves its placeholders pending: each is then analysed here when used.
+      parts.push(pool.jws(items).then((res) => part.forEach((j, k) => fill(j, res[k] as JwsPre)), () => undefined))
+    }
+    return Promise.all(parts).then(() => undefined)
   }
 
   private analysis(e: Entry, typ: string): JwsAnalysis {
     let a = e.analyses?.get(typ)
+    if (a?.pending === true) {
+      Object.assign(a, analyze(e, typ, this.ctx))
+      a.pending = false
+      return a
+    }
     if (a !== undefined) return a
     a = analyze(e, typ, this.ctx)
     ;(e.analyses ??= new Map()).set(typ, a)
-    if (a.job !== undefined) this.queue.push(a)
     return a
   }
 
@@ -229,6 +241,26 @@ export class SignatureCheck {
   }
 }
 
+/** A worker's answer (precheck.ts) into the entry and the placeholder analysis it was asked for. */
+function fill(j: { e: Entry; typ: string; a: JwsAnalysis }, r: JwsPre): void {
+  const { e, a } = j
+  if (e.pending === true) {
+    e.pending = false
+    e.digestOk = r.d
+  }
+  if (r.pii !== undefined && e.pii === undefined) e.pii = r.pii
+  if (a.pending !== true) return
+  if (r.a === undefined) {
+    // not analysed: the JWS does not hash to its digest (nothing is checked against it)
+    e.analyses?.delete(j.typ)
+    return
+  }
+  const { prepError, ...rest } = r.a
+  Object.assign(a, rest)
+  a.pending = false
+  if (prepError !== undefined) a.prepError = prepError.code === undefined ? new Error('prepare failed') : new VnError(prepError.code as ErrorCode, prepError.detail)
+}
+
 /**
  * Protected headers already accepted by peekJws, by their base64url text: a log's JWS carry a
  * handful of distinct headers (one per signing key and typ), so each is decoded and checked once.
@@ -253,32 +285,42 @@ function peekCached(jws: string): ReturnType<typeof peekJws> {
 
 /** Decodes a JWS as a `typ` message and, when it gets that far, prepares its signature check. */
 function analyze(e: Entry, typ: string, ctx: AuditContext): JwsAnalysis {
-  const jws = e.jws as string
+  const { a, payload } = analyzeJws(e.jws as string, typ, ctx.history)
+  if (payload !== undefined) e.payload ??= payload
+  return a
+}
+
+/**
+ * The analysis of one JWS as a `typ` message, against the key history: `analyze`'s work without an
+ * evidence entry, so the audit's worker threads (precheck-worker.ts) run exactly the same steps.
+ * `payload` is the decoded payload when the typ was right (for the PII scan).
+ */
+export function analyzeJws(jws: string, typ: string, history: KeyHistory): { a: JwsAnalysis; payload?: { value: unknown } } {
   let peeked: ReturnType<typeof peekJws>
   try {
     peeked = peekCached(jws)
   } catch (err) {
-    return { peekError: isVnError(err) ? err.code : 'malformed JWS', kid: '', typOk: false }
+    return { a: { peekError: isVnError(err) ? err.code : 'malformed JWS', kid: '', typOk: false } }
   }
   const kid = peeked.header.kid
   const a: JwsAnalysis = { kid, typOk: peeked.header.typ === typ }
-  if (!a.typOk) return a
+  if (!a.typOk) return { a }
   // The payload is decoded once: for the schema here, the PII scan (evidence.ts) and the check.
   const decoded = decodePayload(peeked.parts[1])
-  e.payload ??= { value: decoded?.value }
+  const payload = { value: decoded?.value }
   const parsed = safeParseFast(schemaOf(typ), decoded?.value)
   if (!parsed.success) {
     a.schemaError = formatZodIssues(parsed.error)
-    return a
+    return { a, payload }
   }
   a.claims = parsed.data
   const signer = SAFE_KID.test(kid) ? splitKid(kid)?.member : undefined
-  if (signer === undefined || signer !== a.claims.iss || decoded === undefined) return a // checkJws reports it; nothing to verify
+  if (signer === undefined || signer !== a.claims.iss || decoded === undefined) return { a, payload } // checkJws reports it; nothing to verify
   try {
-    const v = prepareVerify(jws, ctx.history.messageKeyResolver(a.claims.iat, signer), typ, { peeked, payload: decoded.bytes })
+    const v = prepareVerify(jws, history.messageKeyResolver(a.claims.iat, signer), typ, { peeked, payload: decoded.bytes })
     a.job = { data: v.input, key: v.key, sig: v.sig }
   } catch (err) {
     a.prepError = err
   }
-  return a
+  return { a, payload }
 }
