@@ -28,7 +28,7 @@ import { analyzeJws } from './checks/signatures.js'
 import type { JwsItem, JwsPre, LeafChunkPre, PiiPre, WireAnalysis } from './precheck-types.js'
 import { safeParseFast } from './fast-parse.js'
 import { scanInto, type PiiHit } from './pii.js'
-import { FREE_TEXT_FIELDS, LogRecordSchema } from './record-schemas.js'
+import { FREE_TEXT_FIELDS, LogRecordSchema, PAYLOAD_FREE_TEXT } from './record-schemas.js'
 
 function scanPre(value: unknown, freeText: readonly string[] | 'all'): PiiPre {
   const probes: string[] = []
@@ -109,7 +109,7 @@ export function precheckJws(history: KeyHistory, items: readonly JwsItem[]): Jws
     }
     if (scan) {
       const value = payload !== undefined ? payload.value : unverifiedPayload(jws)
-      out.pii = value === undefined ? null : scanPre(value, ['purpose', 'basis'])
+      out.pii = value === undefined ? null : scanPre(value, PAYLOAD_FREE_TEXT)
     }
     return out
   })

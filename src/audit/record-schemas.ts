@@ -220,6 +220,13 @@ export const FREE_TEXT_FIELDS: Readonly<Record<string, readonly string[]>> = {
   governance: ['agreement'],
 }
 
+/**
+ * Free-text fields of a signed payload (a request's purpose and basis; governance messages
+ * (src/policy/governance.ts): an application's purposes and basis, an approval's agreement, an
+ * operator's reason). One list for the main thread and the audit's worker threads.
+ */
+export const PAYLOAD_FREE_TEXT = ['purpose', 'basis', 'purposes', 'agreement', 'reason'] as const
+
 // Compile-time drift checks: each schema has exactly the fields of the writer's record type.
 type SameKeys<S extends z.ZodType, R> = [keyof z.infer<S>] extends [keyof R] ? ([keyof R] extends [keyof z.infer<S>] ? true : false) : false
 true satisfies SameKeys<typeof RequestInSchema, RequestInRecord>

@@ -60,6 +60,9 @@ t.test('applications and disputes in the audit of both sides', async (t) => {
   t.match(text, /dispute: +\S+ fj-psb → fj-tax on \S+ \(outdated\): corrected/)
   const psb = await auditExport(out.psb)
   t.ok(psb.ok, JSON.stringify(psb.findings.filter((x) => x.severity === 'error')))
+  // the same reports with the order-free work on worker threads (a large export's path)
+  t.same(await auditExport(out.tax, { workers: 2 }), tax, 'fj-tax: the same report on 2 worker threads')
+  t.same(await auditExport(out.psb, { workers: 2 }), psb, 'fj-psb: the same report on 2 worker threads')
   t.equal(psb.governance.applications.length, 2, 'the consumer lists its applications too')
   t.match(psb.governance.disputes[0], { state: 'corrected' })
 
@@ -96,6 +99,7 @@ t.test('applications and disputes in the audit of both sides', async (t) => {
     return recs
   })
   t.ok(changed.findings.some((x) => x.code === 'AUDIT_GOV_RECORD_INVALID' && /reason/.test(x.message)))
+  t.same(await auditExport(join(root, 'changed'), { workers: 2 }), changed, 'a governance record that disagrees with its message: the same report on worker threads')
   // the same approval logged twice
   const twice = await auditEditedExport(f.fed, TAX, out.tax, join(root, 'twice'), (recs) => {
     const i = leafOf(recs, 'application-decision', app.id)

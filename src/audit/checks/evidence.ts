@@ -14,6 +14,7 @@ import type { Findings, Where } from '../findings.js'
 import { SAFE_XID, digestEquals, sha256b64u } from './context.js'
 import type { VettedScanner } from './leaves.js'
 import type { PiiPre } from '../precheck-types.js'
+import { PAYLOAD_FREE_TEXT } from '../record-schemas.js'
 import { z } from 'zod'
 import { fromB64u } from '../../util/base64url.js'
 import { parseJwsJson } from '../../crypto/jws.js'
@@ -26,9 +27,6 @@ const EvidenceLineSchema = z.strictObject({
 /** The line exactly as the exporter writes it: the same acceptance as JSON.parse + the schema, faster. */
 const EXPORTED_LINE = new RegExp(`^\\{"digest":"(${DIGEST_RE.source.slice(1, -1)})","jws":"(${COMPACT_JWS_RE.source.slice(1, -1)})"\\}$`)
 
-// governance messages (src/policy/governance.ts): an application's purposes and basis, an approval's
-// agreement, an operator's reason
-const PAYLOAD_FREE_TEXT = ['purpose', 'basis', 'purposes', 'agreement', 'reason'] as const
 
 /** Lines read ahead of need and kept in memory, at most (beyond: read back by offset). */
 const CACHE_LIMIT = 100_000

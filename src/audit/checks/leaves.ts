@@ -113,28 +113,7 @@ export class LeafCheck {
       findings.add('AUDIT_LEAF_INVALID', `leaf ${i}: ${known ? `${t}: ${formatZodIssues(r.error)}` : 'unknown record type'}`, (where ??= leafWhere(value, i)))
     } else {
       rec = r.data as LogRecord
-      if (rec.t === 'agreements') {
-        const a = AgreementSetSchema.safeParse(rec.agreements)
-        if (a.success) {
-          for (const ag of a.data) {
-            for (const s of [...ag.purposes, ag.basis]) {
-              this.leafScan.vetted.add(s)
-              this.evidenceScan.vetted.add(s)
-            }
-          }
-        }
-      } else if (rec.t === 'governance' && rec.agreement !== undefined) {
-        // an approved agreement's texts were vetted by the provider's operator who approved it
-        const a = AgreementSetSchema.safeParse([rec.agreement])
-        for (const s of a.success ? [...(a.data[0]?.purposes ?? []), a.data[0]?.basis ?? ''] : []) {
-          this.leafScan.vetted.add(s)
-          this.evidenceScan.vetted.add(s)
-        }
-      } else if (rec.t === 'request-in' || rec.t === 'request-out') {
-        this.evidenceScan.vetted.add(rec.purpose).add(rec.basis)
-      } else if (rec.t === 'disclosure-export') {
-        this.lastDisclosureExport = { i, r: rec }
-      }
+      this.inOrder(i, rec)
     }
     const t = (value as { t?: unknown } | null)?.t
     const freeText = t === 'agreements' ? 'all' : typeof t === 'string' ? (FREE_TEXT_FIELDS[t] ?? []) : []
@@ -150,10 +129,31 @@ export class LeafCheck {
    */
   checkFast(i: number, leaf: Buffer, ascii: boolean, probes: readonly string[] | undefined): LogRecord {
     const rec = JSON.parse(ascii ? leaf.toString('latin1') : leaf.toString('utf8')) as LogRecord
-    if (rec.t === 'request-in' || rec.t === 'request-out') this.evidenceScan.vetted.add(rec.purpose).add(rec.basis)
-    else if (rec.t === 'disclosure-export') this.lastDisclosureExport = { i, r: rec }
+    this.inOrder(i, rec)
     if (probes !== undefined) this.leafScan.scanKnown({ hits: [], probes: [...probes] }, () => rec, FREE_TEXT_FIELDS[rec.t] ?? [], () => `leaf ${i}`, () => leafWhere(rec, i))
     return rec
+  }
+
+  /** What a valid record changes for the leaves after it, in log order: the texts it vets, the last disclosure export. */
+  private inOrder(i: number, rec: LogRecord): void {
+    const vet = (texts: readonly string[]): void => {
+      for (const s of texts) {
+        this.leafScan.vetted.add(s)
+        this.evidenceScan.vetted.add(s)
+      }
+    }
+    if (rec.t === 'agreements') {
+      const a = AgreementSetSchema.safeParse(rec.agreements)
+      if (a.success) for (const ag of a.data) vet([...ag.purposes, ag.basis])
+    } else if (rec.t === 'governance' && rec.agreement !== undefined) {
+      // an approved agreement's texts were vetted by the provider's operator who approved it
+      const a = AgreementSetSchema.safeParse([rec.agreement])
+      if (a.success && a.data[0] !== undefined) vet([...a.data[0].purposes, a.data[0].basis])
+    } else if (rec.t === 'request-in' || rec.t === 'request-out') {
+      this.evidenceScan.vetted.add(rec.purpose).add(rec.basis)
+    } else if (rec.t === 'disclosure-export') {
+      this.lastDisclosureExport = { i, r: rec }
+    }
   }
 
   finish(): void {
