@@ -20,6 +20,11 @@ import { healthRoutes } from './routes/health.js'
 import { localRoutes } from './routes/local.js'
 import { metricsRoute } from './routes/metrics.js'
 import type { Metrics } from '../node/metrics.js'
+import { stat } from 'node:fs/promises'
+import { VnError } from '../errors.js'
+import { auditExport } from '../audit/verify.js'
+import { statusRoutes } from './routes/status.js'
+import { consoleRoutes } from './routes/console.js'
 
 export { REDACT } from '../node/redact.js'
 
@@ -51,7 +56,7 @@ export async function createPublicApp(services: PublicServices, o: AppOptions): 
 }
 
 /** The local app from its services (tests pass fakes); `metrics`: also serve GET /metrics there. */
-export async function createLocalApp(services: LocalServices, o: AppOptions & { metrics?: Metrics | undefined }): Promise<FastifyInstance> {
+export async function createLocalApp(services: LocalServices, o: AppOptions & { metrics?: Metrics | undefined; consoleDir?: string | undefined }): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: o.logger, bodyLimit: o.bodyLimit })
   app.setErrorHandler(errorHandler())
   app.setNotFoundHandler(notFoundHandler)
@@ -59,6 +64,8 @@ export async function createLocalApp(services: LocalServices, o: AppOptions & { 
   await app.register(localServices, services)
   await app.register(appAuth)
   await app.register(localRoutes)
+  await app.register(statusRoutes)
+  await app.register(consoleRoutes(o.consoleDir))
   if (o.metrics !== undefined) await app.register(metricsRoute(o.metrics))
   return app
 }
@@ -109,6 +116,13 @@ function localServicesOf(node: NodeRuntime): LocalServices {
     peers: () => node.federation.get().departments().filter((m) => m.id !== node.self).map((m) => ({ id: m.id, name: m.name, endpoint: m.endpoint })),
     authenticateApp: (token) => node.authenticateApp(token),
     reloadManifest: () => node.reloadManifest(),
+    appRole: (name) => node.appRole(name),
+    status: node.status,
+    audit: async (dir) => {
+      const st = await stat(dir).catch(() => undefined)
+      if (st === undefined || !st.isDirectory()) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', 'dir: not a folder on this machine')
+      return auditExport(dir, { rootKey: node.federation.rootKey })
+    },
   }
 }
 

@@ -7,6 +7,9 @@ import fp from 'fastify-plugin'
 import type { Consumer } from '../../exchange/consumer.js'
 import type { Receipt } from '../../log/peer-logs.js'
 import type { ManifestReload } from '../../node/housekeeping.js'
+import type { AppRole } from '../../node/types.js'
+import type { NodeStatus } from '../../node/status.js'
+import type { AuditReport } from '../../audit/verify.js'
 
 export interface PeerSummary {
   id: string
@@ -24,6 +27,12 @@ export interface LocalServices {
   authenticateApp: (token: string | undefined) => string
   /** re-read the federation manifest file now */
   reloadManifest: () => Promise<ManifestReload>
+  /** the role of an application (config `local.apps[].role`) */
+  appRole: (name: string) => AppRole
+  /** status views: overview, traffic, agreements, peers (src/node/status.ts) */
+  status: NodeStatus
+  /** `audit verify` of an export folder on this machine, under the root key this node trusts */
+  audit: (dir: string) => Promise<AuditReport>
 }
 
 declare module 'fastify' {
@@ -33,6 +42,9 @@ declare module 'fastify' {
     peers: LocalServices['peers']
     authenticateApp: LocalServices['authenticateApp']
     reloadManifest: LocalServices['reloadManifest']
+    appRole: LocalServices['appRole']
+    status: LocalServices['status']
+    audit: LocalServices['audit']
   }
   interface FastifyRequest {
     /** the local application that sent the request (set by the token check) */
@@ -46,5 +58,8 @@ export const localServices = fp<LocalServices>(async (app, s) => {
   app.decorate('peers', s.peers)
   app.decorate('authenticateApp', s.authenticateApp)
   app.decorate('reloadManifest', s.reloadManifest)
+  app.decorate('appRole', s.appRole)
+  app.decorate('status', s.status)
+  app.decorate('audit', s.audit)
   app.decorateRequest('appName', '')
 }, { name: 'verinode-local-services', fastify: '5.x' })
