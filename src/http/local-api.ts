@@ -69,6 +69,13 @@ export function localOpenApi(): Record<string, unknown> {
       },
       '/local/v1/status/agreements': { get: { summary: "Each agreement with today's quota use, validity, services, purposes and modes", responses: { 200: { description: 'agreements' }, 401: problem } } },
       '/local/v1/status/peers': { get: { summary: 'Each member of the federation: endpoint, TLS pins, key ids, reachability, the last checkpoint of its log this node cosigned', responses: { 200: { description: 'members' }, 401: problem } } },
+      '/local/v1/status/entry/{index}': {
+        get: {
+          summary: "One record of this node's log (ids, digests, counts: never personal data), as the audit page links findings to it",
+          parameters: [{ name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+          responses: { 200: { description: 'index and record' }, 400: problem, 401: problem, 404: problem },
+        },
+      },
       '/local/v1/audit/verify': {
         post: {
           summary: 'Run the checks of `verinode audit verify` on an export folder on this machine, under the root key this node trusts (operator and auditor)',

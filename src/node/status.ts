@@ -4,6 +4,8 @@
  * witnesses that cosigned it, alerts, traffic (./traffic.ts), agreements with today's quota use,
  * and the federation's members. Counts, ids, digests and times only: no personal data.
  */
+import { VnError } from '../errors.js'
+import { parseLeaf } from '../log/node-log.js'
 import type { FederationHolder } from '../federation/federation.js'
 import { parseCheckpoint, parseNote } from '../log/checkpoint.js'
 import type { LogStore } from '../log/storage.js'
@@ -75,12 +77,14 @@ export interface NodeStatus {
   traffic(step: TrafficStep, by: TrafficDimension, points: number, role?: 'provider' | 'consumer'): Promise<TrafficSeries & { summary: TrafficSummary }>
   agreements(): Promise<AgreementStatus[]>
   peers(): Promise<{ federation: string; seq: number; self: string; members: PeerStatus[] }>
+  /** one record of this node's log (records hold ids, digests and counts only: docs/PROTOCOL.md) */
+  entry(index: number): Promise<Record<string, unknown>>
 }
 
 export interface StatusDeps {
   self: string
   federation: FederationHolder
-  store: Pick<LogStore, 'size' | 'latestCheckpoint'>
+  store: Pick<LogStore, 'size' | 'latestCheckpoint' | 'leaf'>
   traffic: TrafficStats
   agreements: readonly Agreement[]
   quotas: Pick<QuotaStore, 'used'>
@@ -186,5 +190,9 @@ export function nodeStatus(d: StatusDeps): NodeStatus {
     },
     agreements: agreementStatus,
     peers,
+    async entry(index) {
+      if (index >= (await d.store.size())) throw new VnError('VN_ERR_REQ_NOT_FOUND', `index: the log holds fewer than ${index + 1} leaves`)
+      return parseLeaf(await d.store.leaf(index)) as unknown as Record<string, unknown>
+    },
   }
 }

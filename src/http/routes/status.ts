@@ -9,6 +9,7 @@ import { VnError } from '../../errors.js'
 import { formatZodIssues } from '../../config/load.js'
 import { AUDIT_PATH, SESSION_PATH } from '../plugins/app-auth.js'
 import { sessionCookie } from '../plugins/console-session.js'
+import { parseCanonicalInt } from '../params.js'
 
 export const TrafficQuerySchema = z.strictObject({
   step: z.enum(['minute', 'hour', 'day']).default('minute'),
@@ -34,6 +35,12 @@ export async function statusRoutes(app: FastifyInstance): Promise<void> {
   app.get('/local/v1/status/agreements', async () => ({ agreements: await app.status.agreements() }))
 
   app.get('/local/v1/status/peers', async () => app.status.peers())
+
+  app.get<{ Params: { index: string } }>('/local/v1/status/entry/:index', async (req) => {
+    const index = parseCanonicalInt(req.params.index)
+    if (index === undefined) throw new VnError('VN_ERR_REQ_INVALID', 'index: a non-negative integer')
+    return { index, record: await app.status.entry(index) }
+  })
 
   // The same checks as `verinode audit verify <dir>`, under the federation root key this node trusts.
   app.post(AUDIT_PATH, async (req) => {
