@@ -34,7 +34,7 @@ export function localOpenApi(): Record<string, unknown> {
       version: '1',
       description: "The department's own information systems call their node here (never a peer's). The node validates, canonicalizes, signs, exchanges, logs and answers.",
     },
-    components: { securitySchemes: { appToken: { type: 'http', scheme: 'bearer' }, consoleSession: { type: 'apiKey', in: 'cookie', name: 'vn_session' } } },
+    components: { securitySchemes: { appToken: { type: 'http', scheme: 'bearer' }, consoleSession: { type: 'apiKey', in: 'cookie', name: 'vn_session_<port>', description: 'vn_session_ followed by the port of this listener' } } },
     security: [{ appToken: [] }, { consoleSession: [] }],
     paths: {
       '/local/v1/verify': {

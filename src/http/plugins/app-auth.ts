@@ -10,7 +10,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { VnError } from '../../errors.js'
-import { CSRF_HEADER, ConsoleSessions, SESSION_COOKIE, cookieValue, sameSecret } from './console-session.js'
+import { CSRF_HEADER, ConsoleSessions, cookieValue, sameSecret, sessionCookieName } from './console-session.js'
 
 export const OPENAPI_PATH = '/local/v1/openapi.json'
 export const SESSION_PATH = '/local/v1/session'
@@ -61,7 +61,7 @@ export const appAuth = fp(async (app) => {
     }
     const h = req.headers.authorization
     const token = typeof h === 'string' && h.startsWith('Bearer ') ? h.slice(7) : undefined
-    const session = token === undefined ? app.consoleSessions.get(cookieValue(req.headers.cookie, SESSION_COOKIE)) : undefined
+    const session = token === undefined ? app.consoleSessions.get(cookieValue(req.headers.cookie, sessionCookieName(req.headers.host))) : undefined
     if (session !== undefined) {
       if (!SAFE.has(req.method)) {
         if (crossSite(req)) throw new VnError('VN_ERR_LOCAL_CSRF', 'request from another site')

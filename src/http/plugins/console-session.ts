@@ -8,6 +8,15 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { AppRole } from '../../node/types.js'
 
 export const SESSION_COOKIE = 'vn_session'
+
+/**
+ * The session cookie's name on the listener at `host` (the Host header): `vn_session_<port>`.
+ * Browsers scope cookies by host, not port, so two nodes on one machine (the demo) would otherwise
+ * overwrite each other's sessions.
+ */
+export function sessionCookieName(host: string | undefined): string {
+  return `${SESSION_COOKIE}_${/:(\d+)$/.exec(host ?? '')?.[1] ?? '80'}`
+}
 export const CSRF_HEADER = 'x-csrf-token'
 export const SESSION_MS = 8 * 3_600_000
 /** Sessions held at most; the oldest is dropped beyond this. */
@@ -61,9 +70,9 @@ export function cookieValue(header: string | undefined, name: string): string | 
 }
 
 /** The Set-Cookie value for a session (or its removal when `s` is undefined). */
-export function sessionCookie(s: Session | undefined, secure: boolean): string {
+export function sessionCookie(name: string, s: Session | undefined, secure: boolean): string {
   const attrs = `Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`
-  return s === undefined ? `${SESSION_COOKIE}=; ${attrs}; Max-Age=0` : `${SESSION_COOKIE}=${s.id}; ${attrs}; Max-Age=${Math.floor(SESSION_MS / 1000)}`
+  return s === undefined ? `${name}=; ${attrs}; Max-Age=0` : `${name}=${s.id}; ${attrs}; Max-Age=${Math.floor(SESSION_MS / 1000)}`
 }
 
 export function sameSecret(a: string | undefined, b: string): boolean {

@@ -8,7 +8,7 @@ import { z } from 'zod'
 import { VnError } from '../../errors.js'
 import { formatZodIssues } from '../../config/load.js'
 import { AUDIT_PATH, SESSION_PATH } from '../plugins/app-auth.js'
-import { sessionCookie } from '../plugins/console-session.js'
+import { sessionCookie, sessionCookieName } from '../plugins/console-session.js'
 import { parseCanonicalInt } from '../params.js'
 
 export const TrafficQuerySchema = z.strictObject({
@@ -68,7 +68,7 @@ export async function statusRoutes(app: FastifyInstance): Promise<void> {
     }
     const s = app.consoleSessions.create(name, app.appRole(name))
     req.log.info({ app: s.name, role: s.role, action: 'console sign-in' }, 'console sign-in')
-    return reply.header('set-cookie', sessionCookie(s, req.protocol === 'https')).header('cache-control', 'no-store')
+    return reply.header('set-cookie', sessionCookie(sessionCookieName(req.headers.host), s, req.protocol === 'https')).header('cache-control', 'no-store')
       .send({ app: s.name, role: s.role, csrf: s.csrf, expires: s.expires })
   })
 
@@ -81,6 +81,6 @@ export async function statusRoutes(app: FastifyInstance): Promise<void> {
   app.delete(SESSION_PATH, async (req, reply) => {
     if (req.sessionId !== undefined) app.consoleSessions.end(req.sessionId)
     req.log.info({ app: req.appName, role: req.appRole, action: 'console sign-out' }, 'console sign-out')
-    return reply.header('set-cookie', sessionCookie(undefined, req.protocol === 'https')).send({ ok: true })
+    return reply.header('set-cookie', sessionCookie(sessionCookieName(req.headers.host), undefined, req.protocol === 'https')).send({ ok: true })
   })
 }
