@@ -5,13 +5,25 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { readdir, readFile } from 'node:fs/promises'
-import { extname, join, relative, sep } from 'node:path'
+import { existsSync } from 'node:fs'
+import { dirname, extname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { VnError } from '../../errors.js'
 import { CONSOLE_PREFIX } from '../plugins/app-auth.js'
 
-/** dist/console at the package root, from src/http/routes or dist/http/routes alike. */
-export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../../dist/console', import.meta.url))
+/** The folder of the nearest package.json above this module (the package root, wherever it was built to). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir
+    const up = dirname(dir)
+    if (up === dir) return dirname(fileURLToPath(import.meta.url))
+    dir = up
+  }
+}
+
+/** dist/console at the package root (from src/, dist/ or a benchmark build alike). */
+export const DEFAULT_CONSOLE_DIR = join(packageRoot(), 'dist', 'console')
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
