@@ -99,6 +99,7 @@ const EN = {
   language: '中文',
   signedInAs: 'Signed in as',
   refresh: 'Refresh',
+  catalogue: 'Federation catalogue (each peer\'s signed service catalog)',
 } as const
 
 export type Key = keyof typeof EN
@@ -201,6 +202,7 @@ const ZH: Record<Key, string> = {
   language: 'English',
   signedInAs: '当前用户',
   refresh: '刷新',
+  catalogue: '联盟服务目录（各对等节点签名的服务目录）',
 }
 
 export function preferredLang(langs: readonly string[]): Lang {

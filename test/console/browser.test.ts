@@ -122,6 +122,8 @@ t.test('the console in chromium', async (t) => {
     t.equal(await text(page, `up-${PSB}`), 'reachable')
     const seen = tax.node.peerLogs.lastSeen(PSB)!
     t.match(await text(page, `cosigned-${PSB}`), new RegExp(`^#${seen.checkpoint.size} `))
+    await page.waitForSelector(`[data-testid="catalog-${PSB}-identity.match"]`)
+    t.match(await text(page, `catalog-${PSB}-identity.match`), /plain/, 'the federation catalogue lists the peer\'s signed services')
   })
 
   const dir = await mkdtemp(join(tmpdir(), 'vn-console-audit-'))

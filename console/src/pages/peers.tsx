@@ -1,12 +1,29 @@
 import { useEffect, useState } from 'preact/hooks'
-import { api, type Peers } from '../api'
-import { fmtTime, t } from '../i18n'
+import { api, ApiError, type Peers } from '../api'
+import { fmtTime, lang, t } from '../i18n'
+
+interface CatalogService { id: string; title: { en: string; zh?: string }; kind: string; modes: string[] }
+type CatalogRow = { peer: string; services: CatalogService[] } | { peer: string; error: string }
 import { ErrorBox } from '../error-box'
 
 export function PeersPage() {
   const [p, setP] = useState<Peers | null>(null)
   const [error, setError] = useState<unknown>(null)
-  useEffect(() => { api<Peers>('GET', '/status/peers').then(setP, setError) }, [])
+  const [catalogs, setCatalogs] = useState<CatalogRow[]>([])
+  useEffect(() => {
+    api<Peers>('GET', '/status/peers').then(async (r) => {
+      setP(r)
+      // the federation catalogue: each peer's signed catalog, verified by this node
+      const rows = await Promise.all(r.members.filter((m) => m.id !== r.self && m.endpoint !== null).map(async (m): Promise<CatalogRow> => {
+        try {
+          return { peer: m.id, services: (await api<{ services: CatalogService[] }>('GET', `/peers/${encodeURIComponent(m.id)}/catalog`)).services }
+        } catch (e) {
+          return { peer: m.id, error: e instanceof ApiError ? e.problem.code : String(e) }
+        }
+      }))
+      setCatalogs(rows)
+    }, setError)
+  }, [])
   return (
     <section data-testid="page-peers">
       <ErrorBox error={error} />
@@ -28,6 +45,17 @@ export function PeersPage() {
                   <td data-testid={`cosigned-${m.id}`}>{m.lastCosigned === null ? '—' : `#${m.lastCosigned.size} ${fmtTime(m.lastCosigned.at)}`}</td>
                 </tr>
               ))}
+            </tbody>
+          </table>
+          <h3>{t('catalogue')}</h3>
+          <table data-testid="catalogue">
+            <thead><tr><th>{t('member')}</th><th>{t('service')}</th><th>{t('name')}</th><th>{t('kind')}</th><th>{t('modes')}</th></tr></thead>
+            <tbody>
+              {catalogs.flatMap((c) => ('error' in c
+                ? [<tr><td class="mono">{c.peer}</td><td colSpan={4} class="bad">{c.error}</td></tr>]
+                : c.services.map((sv) => (
+                  <tr data-testid={`catalog-${c.peer}-${sv.id}`}><td class="mono">{c.peer}</td><td class="mono">{sv.id}</td><td>{lang() === 'zh' ? (sv.title.zh ?? sv.title.en) : sv.title.en}</td><td>{sv.kind}</td><td>{sv.modes.join(', ')}</td></tr>
+                ))))}
             </tbody>
           </table>
         </>
