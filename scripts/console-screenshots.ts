@@ -71,6 +71,8 @@ async function main(): Promise<void> {
         await shot(page, 'agreements')
         await page.click('[data-testid=nav-peers]')
         await page.waitForSelector('[data-testid^=member-]')
+        await page.waitForSelector('[data-testid^=catalog-fj-psb-]')
+        await page.waitForSelector('[data-testid^=catalog-fj-credit-]')
         await shot(page, 'peers')
         await page.click('[data-testid=nav-audit]')
         await page.fill('[data-testid=audit-dir]', bad)

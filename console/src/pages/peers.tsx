@@ -11,17 +11,16 @@ export function PeersPage() {
   const [error, setError] = useState<unknown>(null)
   const [catalogs, setCatalogs] = useState<CatalogRow[]>([])
   useEffect(() => {
-    api<Peers>('GET', '/status/peers').then(async (r) => {
+    api<Peers>('GET', '/status/peers').then((r) => {
       setP(r)
       // the federation catalogue: each peer's signed catalog, verified by this node
-      const rows = await Promise.all(r.members.filter((m) => m.id !== r.self && m.endpoint !== null).map(async (m): Promise<CatalogRow> => {
-        try {
-          return { peer: m.id, services: (await api<{ services: CatalogService[] }>('GET', `/peers/${encodeURIComponent(m.id)}/catalog`)).services }
-        } catch (e) {
-          return { peer: m.id, error: e instanceof ApiError ? e.problem.code : String(e) }
-        }
-      }))
-      setCatalogs(rows)
+      // shown as each arrives: an unreachable peer's timeout holds up no other
+      for (const m of r.members.filter((x) => x.id !== r.self && x.endpoint !== null)) {
+        api<{ services: CatalogService[] }>('GET', `/peers/${encodeURIComponent(m.id)}/catalog`).then(
+          (c): CatalogRow => ({ peer: m.id, services: c.services }),
+          (e: unknown): CatalogRow => ({ peer: m.id, error: e instanceof ApiError ? e.problem.code : String(e) }),
+        ).then((row) => setCatalogs((rows) => [...rows, row].sort((a, b) => (a.peer < b.peer ? -1 : 1))))
+      }
     }, setError)
   }, [])
   return (
@@ -49,7 +48,7 @@ export function PeersPage() {
           </table>
           <h3>{t('catalogue')}</h3>
           <table data-testid="catalogue">
-            <thead><tr><th>{t('member')}</th><th>{t('service')}</th><th>{t('name')}</th><th>{t('kind')}</th><th>{t('modes')}</th></tr></thead>
+            <thead><tr><th>{t('member')}</th><th>{t('services')}</th><th>{t('name')}</th><th>{t('kind')}</th><th>{t('modes')}</th></tr></thead>
             <tbody>
               {catalogs.flatMap((c) => ('error' in c
                 ? [<tr><td class="mono">{c.peer}</td><td colSpan={4} class="bad">{c.error}</td></tr>]
