@@ -31,6 +31,7 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --prefer-offline --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY console ./console
 RUN npm run build
 RUN npm prune --omit=dev --no-audit --no-fund
 # Read-only for everyone; COPY --from keeps the modes, so the runtime stage needs no chmod layer

@@ -107,6 +107,7 @@ copy_context package.json package-lock.json
 run_in "$BUILD" npm ci --prefer-offline --no-audit --no-fund
 copy_context tsconfig.json tsconfig.build.json
 copy_context src
+copy_context console
 run_in "$BUILD" npm run build
 run_in "$BUILD" npm prune --omit=dev --no-audit --no-fund
 run_in "$BUILD" chmod -R a-w dist node_modules package.json

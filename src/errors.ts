@@ -130,6 +130,8 @@ export const ERRORS = {
   VN_ERR_LOCAL_UNAUTHORIZED: { status: 401, title: 'Missing or unknown application token' },
   VN_ERR_LOCAL_UNREACHABLE: { status: 502, title: 'Local node could not be reached or did not answer in time' },
   VN_ERR_LOCAL_BAD_RESPONSE: { status: 502, title: 'Local node answered with something that is neither a result nor a problem' },
+  VN_ERR_LOCAL_FORBIDDEN: { status: 403, title: "The application's role may not do this (an auditor only reads and runs audits)" },
+  VN_ERR_LOCAL_CSRF: { status: 403, title: 'Console request without its session CSRF token, or sent from another site' },
 
   // CLI input files (verify-batch)
   VN_ERR_CLI_CSV_MALFORMED: { status: 400, title: 'CSV input is malformed (RFC 4180)' },

@@ -63,6 +63,7 @@ export function stubNode(over: Record<string, unknown> = {}): { node: NodeRuntim
       if (token !== APP_TOKEN) throw new VnError('VN_ERR_LOCAL_UNAUTHORIZED')
       return 'clerk-desk'
     }),
+    appRole: () => 'operator',
     close: async () => undefined,
   }
   return { node: { ...base, ...over } as unknown as NodeRuntime, calls }

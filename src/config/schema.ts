@@ -145,8 +145,12 @@ export const ConfigSchema = z.strictObject({
   local: z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(7180),
-    /** per-application tokens, stored as SHA-256 hex of the token, never the token itself */
-    apps: z.array(z.strictObject({ name: z.string().min(1), tokenSha256: sha256HexSchema })).default([]),
+    /**
+     * per-application tokens, stored as SHA-256 hex of the token, never the token itself; `role`:
+     * `operator` (default) may call everything, `auditor` only reads (GET) and runs audits
+     * (docs/CONSOLE.md)
+     */
+    apps: z.array(z.strictObject({ name: z.string().min(1), tokenSha256: sha256HexSchema, role: z.enum(['operator', 'auditor']).default('operator') })).default([]),
   }).default({ host: '127.0.0.1', port: 7180, apps: [] }),
   /**
    * Where GET /metrics (Prometheus) is served: without `port`, on the local listener (no token

@@ -168,7 +168,7 @@ export interface DemoFederation {
   /** declared incomes of the `income.band` service (tax bureau) */
   incomes: DemoIncomes
   /** member id → its config path and the local API token of its default application */
-  nodes: Record<string, { configPath: string; appToken: string; publicPort: number; localPort: number }>
+  nodes: Record<string, { configPath: string; appToken: string; auditorToken?: string | undefined; publicPort: number; localPort: number }>
   authorityDir: string
 }
 
@@ -286,7 +286,7 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
     const localPort = await freePort()
     const nodeDir = join(dir, m.id)
     const r = await initNode({
-      dir: nodeDir, member: m.id, port: publicPort, localPort, tls: opts.tls === true,
+      dir: nodeDir, member: m.id, port: publicPort, localPort, tls: opts.tls === true, auditor: true,
       extra: {
         dataSource: serverSource ?? { kind: 'sqlite', path: join(dataset.dir, DEMO_FILES[m.department]) },
         services: servicesFor(opts.source?.kind ?? 'sqlite', DEMO_SERVICES[m.department]),
@@ -304,7 +304,7 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
       messageKeys: [{ key: r.messageKey, nbf: now - 60_000 }],
       logKeys: [{ key: r.logKey, nbf: now - 60_000 }],
     }, now)
-    nodes[m.id] = { configPath: r.configPath, appToken: r.appToken, publicPort, localPort }
+    nodes[m.id] = { configPath: r.configPath, appToken: r.appToken, auditorToken: r.auditorToken, publicPort, localPort }
   }
   // The catalogue's rules (docs/GOVERNANCE.md): each item's one authoritative source, and the
   // negative list (an item no one offers, and one shared only under an agreement).

@@ -253,6 +253,10 @@ export type LoadResult =
  */
 export class FederationHolder {
   readonly #root: KeyObject
+  /** the federation root public key this holder trusts (the console's audits use it too) */
+  get rootKey(): KeyObject {
+    return this.#root
+  }
   #current: Federation | undefined
 
   constructor(rootPublicKey: KeyObject, initial?: Federation) {

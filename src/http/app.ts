@@ -22,6 +22,11 @@ import { localRoutes } from './routes/local.js'
 import { metricsRoute } from './routes/metrics.js'
 import { governanceLocalRoutes, governancePublicRoutes } from './routes/governance.js'
 import type { Metrics } from '../node/metrics.js'
+import { stat } from 'node:fs/promises'
+import { VnError } from '../errors.js'
+import { auditExport } from '../audit/verify.js'
+import { statusRoutes } from './routes/status.js'
+import { consoleRoutes } from './routes/console.js'
 
 export { REDACT } from '../node/redact.js'
 
@@ -54,7 +59,7 @@ export async function createPublicApp(services: PublicServices, o: AppOptions): 
 }
 
 /** The local app from its services (tests pass fakes); `metrics`: also serve GET /metrics there. */
-async function createLocalApp(services: LocalServices, o: AppOptions & { metrics?: Metrics | undefined }): Promise<FastifyInstance> {
+async function createLocalApp(services: LocalServices, o: AppOptions & { metrics?: Metrics | undefined; consoleDir?: string | undefined }): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: o.logger, bodyLimit: o.bodyLimit })
   app.setErrorHandler(errorHandler())
   app.setNotFoundHandler(notFoundHandler)
@@ -63,6 +68,8 @@ async function createLocalApp(services: LocalServices, o: AppOptions & { metrics
   await app.register(appAuth)
   await app.register(localRoutes)
   if (services.governance !== undefined) await app.register(governanceLocalRoutes)
+  await app.register(statusRoutes)
+  await app.register(consoleRoutes(o.consoleDir))
   if (o.metrics !== undefined) await app.register(metricsRoute(o.metrics))
   return app
 }
@@ -116,6 +123,13 @@ function localServicesOf(node: NodeRuntime): LocalServices {
     reloadManifest: () => node.reloadManifest(),
     governance: node.governance,
     federationCatalogue: () => federationCatalogue(node),
+    appRole: (name) => node.appRole(name),
+    status: node.status,
+    audit: async (dir) => {
+      const st = await stat(dir).catch(() => undefined)
+      if (st === undefined || !st.isDirectory()) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', 'dir: not a folder on this machine')
+      return auditExport(dir, { rootKey: node.federation.rootKey })
+    },
   }
 }
 

@@ -3,6 +3,7 @@
  * schema that validates requests, so the two cannot drift.
  */
 import { z } from 'zod'
+import { AuditRequestSchema, SignInSchema, TrafficQuerySchema } from './routes/status.js'
 import { memberIdSchema as memberId, modeSchema, serviceIdSchema as serviceId } from '../protocol/vocabulary.js'
 import { LocalApplicationSchema, LocalDecisionSchema, LocalDisputeSchema, LocalReasonSchema } from '../exchange/governance.js'
 
@@ -34,8 +35,8 @@ export function localOpenApi(): Record<string, unknown> {
       version: '1',
       description: "The department's own information systems call their node here (never a peer's). The node validates, canonicalizes, signs, exchanges, logs and answers.",
     },
-    components: { securitySchemes: { appToken: { type: 'http', scheme: 'bearer' } } },
-    security: [{ appToken: [] }],
+    components: { securitySchemes: { appToken: { type: 'http', scheme: 'bearer' }, consoleSession: { type: 'apiKey', in: 'cookie', name: 'vn_session_<port>', description: 'vn_session_ followed by the port of this listener' } } },
+    security: [{ appToken: [] }, { consoleSession: [] }],
     paths: {
       '/local/v1/verify': {
         post: {
@@ -92,6 +93,46 @@ export function localOpenApi(): Record<string, unknown> {
           requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(LocalReasonSchema, { io: 'input' }) } } },
           responses: { 200: { description: 'state, log index (and the correction\'s)' }, 400: problem, 403: problem, 404: problem, 409: problem },
         },
+      },
+      '/local/v1/status/overview': {
+        get: {
+          summary: 'Readiness and each check, manifest seq and expiry, key and certificate windows, log size, the last checkpoint with its cosigners, traffic totals, latency percentiles and alerts (counts, ids and digests only)',
+          responses: { 200: { description: 'overview' }, 401: problem },
+        },
+      },
+      '/local/v1/status/traffic': {
+        get: {
+          summary: 'Exchanges per minute, hour or day, split by service, peer, mode, decision or role (aggregated incrementally from the log)',
+          parameters: Object.entries((z.toJSONSchema(TrafficQuerySchema, { io: 'input' }) as { properties: Record<string, unknown> }).properties)
+            .map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
+          responses: { 200: { description: 'times, one count series per value, total, and the summary' }, 400: problem, 401: problem },
+        },
+      },
+      '/local/v1/status/agreements': { get: { summary: "Each agreement with today's quota use, validity, services, purposes and modes", responses: { 200: { description: 'agreements' }, 401: problem } } },
+      '/local/v1/status/peers': { get: { summary: 'Each member of the federation: endpoint, TLS pins, key ids, reachability, the last checkpoint of its log this node cosigned', responses: { 200: { description: 'members' }, 401: problem } } },
+      '/local/v1/status/entry/{index}': {
+        get: {
+          summary: "One record of this node's log (ids, digests, counts: never personal data), as the audit page links findings to it",
+          parameters: [{ name: 'index', in: 'path', required: true, schema: { type: 'integer', minimum: 0 } }],
+          responses: { 200: { description: 'index and record' }, 400: problem, 401: problem, 404: problem },
+        },
+      },
+      '/local/v1/audit/verify': {
+        post: {
+          summary: 'Run the checks of `verinode audit verify` on an export folder on this machine, under the root key this node trusts (operator and auditor)',
+          requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(AuditRequestSchema, { io: 'input' }) } } },
+          responses: { 200: { description: 'the report: ok, counts, checkpoint, findings (at most 500)' }, 400: problem, 401: problem, 403: problem },
+        },
+      },
+      '/local/v1/session': {
+        post: {
+          summary: 'Console sign-in: a token for an httpOnly, SameSite=Strict session cookie; the answer carries the CSRF token to send as x-csrf-token on every state-changing request',
+          security: [],
+          requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(SignInSchema, { io: 'input' }) } } },
+          responses: { 200: { description: 'app, role, csrf, expires' }, 401: problem, 403: problem },
+        },
+        get: { summary: 'The current session (app, role, CSRF token)', responses: { 200: { description: 'session' }, 401: problem } },
+        delete: { summary: 'Console sign-out', responses: { 200: { description: 'ok' }, 401: problem, 403: problem } },
       },
       '/local/v1/peers': { get: { summary: 'Departments in the federation', responses: { 200: { description: 'list of peers' } } } },
       '/local/v1/peers/{peer}/catalog': {

@@ -15,3 +15,9 @@ export function appTokenAuthenticator(apps: readonly { name: string; tokenSha256
     throw new VnError('VN_ERR_LOCAL_UNAUTHORIZED')
   }
 }
+
+/** The role of each configured application (`operator` unless the config says `auditor`). */
+export function appRoles(apps: readonly { name: string; role?: 'operator' | 'auditor' | undefined }[]): (name: string) => 'operator' | 'auditor' {
+  const roles = new Map(apps.map((a) => [a.name, a.role ?? 'operator']))
+  return (name) => roles.get(name) ?? 'auditor'
+}

@@ -23,6 +23,8 @@ export interface InitOptions {
   extra?: Partial<ConfigInput>
   /** a TLS key and self-signed certificate (`true`), or these existing files, as keys/tls.* (./tls.ts) */
   tls?: boolean | TlsFiles
+  /** also a read-only `auditor` application (console sign-in for auditors, docs/CONSOLE.md) */
+  auditor?: boolean
 }
 
 export interface InitResult {
@@ -31,6 +33,8 @@ export interface InitResult {
   logKey: string
   /** the local API token for a first application; shown once, only its hash is stored */
   appToken: string
+  /** with `auditor`: the token of the read-only `auditor` application; shown once */
+  auditorToken?: string
   /** with `tls`: the SPKI SHA-256 pin of the TLS key, for `federation add-member --tls-pin` */
   tlsPin?: string
 }
@@ -55,16 +59,21 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
   await mkdir(join(dir, 'var'), { recursive: true, mode: 0o700 })
   await mkdir(join(dir, 'federation'), { recursive: true })
   const appToken = `vnt_${randomBytes(24).toString('base64url')}`
+  const auditorToken = o.auditor === true ? `vnt_${randomBytes(24).toString('base64url')}` : undefined
+  const sha = (tok: string): string => createHash('sha256').update(tok).digest('hex')
   const config: ConfigInput = {
     member: o.member,
     keysDir: 'keys',
     dataDir: 'var',
     federation: { rootKey: 'keys/federation-root.pub', manifest: 'federation/manifest.jws' },
     listen: { host: o.host ?? '127.0.0.1', port: o.port ?? 7100 },
-    local: { host: '127.0.0.1', port: o.localPort ?? 7180, apps: [{ name: 'default', tokenSha256: createHash('sha256').update(appToken).digest('hex') }] },
+    local: { host: '127.0.0.1', port: o.localPort ?? 7180, apps: [
+      { name: 'default', tokenSha256: sha(appToken) },
+      ...(auditorToken === undefined ? [] : [{ name: 'auditor', tokenSha256: sha(auditorToken), role: 'auditor' as const }]),
+    ] },
     ...(tls === undefined ? {} : { tls: TLS_CONFIG }),
     ...o.extra,
   }
   await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`, { flag: 'wx' })
-  return { configPath, messageKey: publicKeyToB64u(msg.publicKey), logKey: publicKeyToB64u(log.publicKey), appToken, ...(tls === undefined ? {} : { tlsPin: tls.pin }) }
+  return { configPath, messageKey: publicKeyToB64u(msg.publicKey), logKey: publicKeyToB64u(log.publicKey), appToken, ...(auditorToken === undefined ? {} : { auditorToken }), ...(tls === undefined ? {} : { tlsPin: tls.pin }) }
 }

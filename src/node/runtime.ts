@@ -40,11 +40,13 @@ import { checkTreeAtStart, recoverFromLog, rememberWitnessed } from './recovery.
 import { archiveManifest, keyEventRecord, housekeeping, manifestReloader } from './housekeeping.js'
 import { LogReopener } from './log-reopen.js'
 import { Checkpointer } from './checkpointer.js'
+import { TrafficStats } from './traffic.js'
+import { nodeStatus } from './status.js'
 import { PeerLogs, witnessAll } from './witness.js'
 import { startTimers } from './timers.js'
 import { readiness } from './readiness.js'
 import { openWatchedSource } from './source-watch.js'
-import { appTokenAuthenticator } from './app-tokens.js'
+import { appRoles, appTokenAuthenticator } from './app-tokens.js'
 import type { NodeRuntime } from './types.js'
 import { assertPlainListenerAllowed, openNodeTls, tlsFilesOf } from './tls.js'
 
@@ -281,6 +283,15 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     },
   })
 
+  // Traffic counts for the console, read from the log's tail: one catch-up read starts now.
+  const traffic = new TrafficStats(store)
+  traffic.refresh().catch((err: unknown) => logger.warn({ err }, 'traffic counts: reading the log failed; retried at the next status request'))
+  const status = nodeStatus({
+    self, federation, store, traffic, agreements: () => governance.agreements(), quotas, ready, peerLogs, origin, now,
+    tls: tls === undefined ? undefined : { notAfter: tls.notAfter, pin: tls.pin },
+    peerUp: async (peer) => (await metrics.peerUp.get()).values.find((v) => v.labels.peer === peer)?.value ?? null,
+  })
+
   let closed = false
   return {
     self,
@@ -303,6 +314,8 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     ready,
     tls,
     authenticateApp: appTokenAuthenticator(cfg.local.apps),
+    appRole: appRoles(cfg.local.apps),
+    status,
     async close(): Promise<void> {
       if (closed) return
       closed = true

@@ -10,6 +10,10 @@ import type { TagSetPublisher } from '../oprf/tagset-service.js'
 import type { PeerLogs } from './witness.js'
 import type { ManifestReload } from './housekeeping.js'
 import type { NodeTls } from './tls.js'
+import type { NodeStatus } from './status.js'
+
+/** What a local API token may do: an operator acts, an auditor reads (and runs audits). */
+export type AppRole = 'operator' | 'auditor'
 
 export interface ReadyCheck {
   ok: boolean
@@ -57,5 +61,9 @@ export interface NodeRuntime {
   ready(): Promise<ReadyCheck>
   /** per-application token check for the local API; returns the app name */
   authenticateApp(token: string | undefined): string
+  /** the role of a local API application (config `local.apps[].role`): `auditor` is read-only */
+  appRole(name: string): AppRole
+  /** status views for the console and GET /local/v1/status/* (./status.ts) */
+  readonly status: NodeStatus
   close(): Promise<void>
 }

@@ -9,6 +9,9 @@ import type { Receipt } from '../../log/peer-logs.js'
 import type { ManifestReload } from '../../node/housekeeping.js'
 import type { Governance } from '../../exchange/governance.js'
 import type { FederationCatalogue } from '../../node/catalogue.js'
+import type { AppRole } from '../../node/types.js'
+import type { NodeStatus } from '../../node/status.js'
+import type { AuditReport } from '../../audit/verify.js'
 
 export interface PeerSummary {
   id: string
@@ -30,6 +33,12 @@ export interface LocalServices {
   governance?: Pick<Governance, 'apply' | 'dispute' | 'list' | 'show' | 'review' | 'decide' | 'changeAgreement' | 'resolve' | 'agreements' | 'policy'> | undefined
   /** every department's verified catalog and the manifest's catalogue section */
   federationCatalogue: () => Promise<FederationCatalogue>
+  /** the role of an application (config `local.apps[].role`) */
+  appRole: (name: string) => AppRole
+  /** status views: overview, traffic, agreements, peers (src/node/status.ts) */
+  status: NodeStatus
+  /** `audit verify` of an export folder on this machine, under the root key this node trusts */
+  audit: (dir: string) => Promise<AuditReport>
 }
 
 declare module 'fastify' {
@@ -41,6 +50,9 @@ declare module 'fastify' {
     reloadManifest: LocalServices['reloadManifest']
     localGovernance: NonNullable<LocalServices['governance']>
     federationCatalogue: LocalServices['federationCatalogue']
+    appRole: LocalServices['appRole']
+    status: LocalServices['status']
+    audit: LocalServices['audit']
   }
   interface FastifyRequest {
     /** the local application that sent the request (set by the token check) */
@@ -56,5 +68,8 @@ export const localServices = fp<LocalServices>(async (app, s) => {
   app.decorate('reloadManifest', s.reloadManifest)
   if (s.governance !== undefined) app.decorate('localGovernance', s.governance)
   app.decorate('federationCatalogue', s.federationCatalogue)
+  app.decorate('appRole', s.appRole)
+  app.decorate('status', s.status)
+  app.decorate('audit', s.audit)
   app.decorateRequest('appName', '')
 }, { name: 'verinode-local-services', fastify: '5.x' })

@@ -1,0 +1,165 @@
+/**
+ * The console's local API over real HTTP on a real two-node federation: status views against the
+ * node's own log, sign-in with a token for an httpOnly SameSite=Strict cookie, CSRF on every
+ * state-changing request of a session, the auditor role refused every action but audits, and an
+ * audit of a real export (and of a tampered copy) through the node.
+ */
+import t from 'tap'
+import { request } from 'undici'
+import { cp, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { federationFixture } from '../helper.js'
+import { exportLog } from '../../src/node/export.js'
+import { parseLeaf } from '../../src/log/node-log.js'
+import type { RunningNode } from '../../src/http/server.js'
+
+const TAX = 'fj-tax'
+const PSB = 'fj-psb'
+
+async function call(url: string, o: { method?: string; token?: string; cookie?: string; csrf?: string; origin?: string; body?: unknown } = {}) {
+  const headers: Record<string, string> = {}
+  if (o.token !== undefined) headers.authorization = `Bearer ${o.token}`
+  if (o.cookie !== undefined) headers.cookie = o.cookie
+  if (o.csrf !== undefined) headers['x-csrf-token'] = o.csrf
+  if (o.origin !== undefined) headers.origin = o.origin
+  if (o.body !== undefined) headers['content-type'] = 'application/json'
+  const res = await request(url, { method: (o.method ?? 'GET') as 'GET', headers, ...(o.body === undefined ? {} : { body: JSON.stringify(o.body) }) })
+  const text = await res.body.text()
+  return { status: res.statusCode, headers: res.headers, json: text === '' ? undefined : JSON.parse(text) as Record<string, unknown> }
+}
+
+/** Exchanges in the log of `n` as the console counts them (consumer: response-in after request-out). */
+async function countFromLog(n: RunningNode): Promise<Record<string, number>> {
+  const size = await n.node.log.size()
+  const leaves = await n.node.log.entries(0, size)
+  const out: Record<string, number> = {}
+  const asked = new Map<string, string>()
+  for (const l of leaves) {
+    const r = parseLeaf(l)
+    if (r.t === 'request-out') asked.set(`${r.aud} ${r.xid}`, r.svc)
+    if (r.t === 'response-in' && asked.has(`${r.iss} ${r.xid}`)) {
+      const k = `${asked.get(`${r.iss} ${r.xid}`)} ${r.status}`
+      out[k] = (out[k] ?? 0) + 1
+    }
+  }
+  return out
+}
+
+t.test('console API on a real federation', async (t) => {
+  const f = await federationFixture(t, { start: [PSB, TAX] })
+  const tax = f.nodes[TAX]!
+  const base = `${tax.localUrl}/local/v1`
+  const token = f.fed.nodes[TAX]!.appToken
+  const auditorToken = f.fed.nodes[TAX]!.auditorToken!
+  const people = f.fed.dataset.samples.identity.matches.slice(0, 3)
+  for (let i = 0; i < 4; i++) {
+    const r = await f.verify(TAX, { provider: PSB, service: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15', subjects: people.map((p) => ({ id: p.id, name: p.name })) })
+    t.equal(r.status, 200)
+  }
+  // one denied: a purpose no agreement names
+  const denied = await f.verify(TAX, { provider: PSB, service: 'identity.match', purpose: 'marketing', basis: 'none', subjects: [{ id: people[0]!.id, name: people[0]!.name }] })
+  t.not(denied.status, 200)
+
+  t.test('status views with a bearer token', async (t) => {
+    const ov = await call(`${base}/status/overview`, { token })
+    t.equal(ov.status, 200)
+    const o = ov.json as { member: string; ready: { ok: boolean }; manifest: { seq: number }; log: { size: number }; traffic: { exchanges: { consumer: number } }; keys: unknown[] }
+    t.equal(o.member, TAX)
+    t.equal(o.ready.ok, true)
+    t.ok(o.manifest.seq >= 1)
+    t.equal(o.log.size, await tax.node.log.size())
+    t.ok(o.keys.length >= 2, 'message and log keys listed')
+    const expected = await countFromLog(tax)
+    const total = Object.values(expected).reduce((a, b) => a + b, 0)
+    t.equal(o.traffic.exchanges.consumer, total, 'consumer exchanges = response-in records after a request-out')
+    const tr = await call(`${base}/status/traffic?step=minute&by=decision&points=5&role=consumer`, { token })
+    t.equal(tr.status, 200)
+    const series = (tr.json as { series: { name: string; counts: number[] }[]; total: number })
+    t.equal(series.total, total)
+    const byDecision = Object.fromEntries(series.series.map((s) => [s.name, s.counts.reduce((a, b) => a + b, 0)]))
+    t.same(byDecision, { denied: expected['identity.match denied'], ok: expected['identity.match ok'] })
+    t.equal((await call(`${base}/status/traffic?step=week`, { token })).json?.code, 'VN_ERR_REQ_INVALID')
+    const ag = await call(`${base}/status/agreements`, { token })
+    t.equal(ag.status, 200)
+    const peers = await call(`${base}/status/peers`, { token })
+    t.ok((peers.json as { members: { id: string }[] }).members.some((m) => m.id === PSB))
+    // the provider counts the same exchanges from its side
+    const po = await call(`${f.nodes[PSB]!.localUrl}/local/v1/status/overview`, { token: f.fed.nodes[PSB]!.appToken })
+    t.equal((po.json as { traffic: { exchanges: { provider: number } } }).traffic.exchanges.provider, total)
+    const text = JSON.stringify([ov.json, tr.json, ag.json, peers.json, po.json])
+    for (const p of people) t.notOk(text.includes(p.id) || text.includes(p.name), 'no personal data in the status views')
+  })
+
+  t.test('sign-in, cookie and CSRF', async (t) => {
+    t.equal((await call(`${base}/status/overview`)).status, 401, 'no token, no cookie')
+    const bad = await call(`${base}/session`, { method: 'POST', body: { token: 'vnt_wrong' } })
+    t.equal(bad.status, 401)
+    t.equal(bad.json?.code, 'VN_ERR_LOCAL_UNAUTHORIZED')
+    const cross = await call(`${base}/session`, { method: 'POST', body: { token }, origin: 'http://evil.example' })
+    t.equal(cross.status, 403)
+    t.equal(cross.json?.code, 'VN_ERR_LOCAL_CSRF')
+    const ok = await call(`${base}/session`, { method: 'POST', body: { token } })
+    t.equal(ok.status, 200)
+    const setCookie = String(ok.headers['set-cookie'])
+    t.match(setCookie, /^vn_session_\d+=[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict/)
+    t.notOk(setCookie.includes(token), 'the cookie is not the token')
+    const cookie = setCookie.split(';')[0]!
+    const csrf = ok.json?.csrf as string
+    t.equal(ok.json?.role, 'operator')
+    t.equal((await call(`${base}/status/overview`, { cookie })).status, 200, 'a session reads')
+    t.equal((await call(`${base}/session`, { cookie })).json?.csrf, csrf)
+    const noCsrf = await call(`${base}/manifest/reload`, { method: 'POST', cookie })
+    t.equal(noCsrf.status, 403)
+    t.equal(noCsrf.json?.code, 'VN_ERR_LOCAL_CSRF')
+    const wrongCsrf = await call(`${base}/manifest/reload`, { method: 'POST', cookie, csrf: 'x'.repeat(43) })
+    t.equal(wrongCsrf.json?.code, 'VN_ERR_LOCAL_CSRF')
+    const crossSite = await call(`${base}/manifest/reload`, { method: 'POST', cookie, csrf, origin: 'http://evil.example' })
+    t.equal(crossSite.json?.code, 'VN_ERR_LOCAL_CSRF', 'the right CSRF token from another origin is still refused')
+    const acted = await call(`${base}/manifest/reload`, { method: 'POST', cookie, csrf, origin: tax.localUrl })
+    t.equal(acted.status, 200, 'the operator acts with the CSRF token')
+    const out = await call(`${base}/session`, { method: 'DELETE', cookie, csrf })
+    t.equal(out.status, 200)
+    t.match(String(out.headers['set-cookie']), /Max-Age=0/)
+    t.equal((await call(`${base}/status/overview`, { cookie })).status, 401, 'the session ended')
+  })
+
+  t.test('the auditor role reads and audits, never acts', async (t) => {
+    const s = await call(`${base}/session`, { method: 'POST', body: { token: auditorToken } })
+    t.equal(s.json?.role, 'auditor')
+    const cookie = String(s.headers['set-cookie']).split(';')[0]!
+    const csrf = s.json?.csrf as string
+    t.equal((await call(`${base}/status/overview`, { cookie })).status, 200)
+    const act = await call(`${base}/manifest/reload`, { method: 'POST', cookie, csrf })
+    t.equal(act.status, 403)
+    t.equal(act.json?.code, 'VN_ERR_LOCAL_FORBIDDEN')
+    const verify = await call(`${base}/verify`, { method: 'POST', token: auditorToken, body: { provider: PSB, service: 'identity.match', purpose: 'x', basis: 'y', subjects: [{ id: '1' }] } })
+    t.equal(verify.json?.code, 'VN_ERR_LOCAL_FORBIDDEN', 'nor with its bearer token')
+
+    const dir = t.testdir({})
+    const exp = join(dir, 'export')
+    await exportLog(f.fed.nodes[TAX]!.configPath, exp)
+    const good = await call(`${base}/audit/verify`, { method: 'POST', cookie, csrf, body: { dir: exp } })
+    t.equal(good.status, 200)
+    t.equal(good.json?.ok, true, 'the export audits clean')
+    const bad = join(dir, 'tampered')
+    await cp(exp, bad, { recursive: true })
+    const lines = (await readFile(join(bad, 'entries.jsonl'), 'utf8')).split('\n')
+    const i = lines.findIndex((l) => l.includes('"t":"request-out"'))
+    lines[i] = lines[i]!.replace('"count":3', '"count":30')
+    await writeFile(join(bad, 'entries.jsonl'), lines.join('\n'))
+    const tampered = await call(`${base}/audit/verify`, { method: 'POST', cookie, csrf, body: { dir: bad } })
+    t.equal(tampered.json?.ok, false)
+    const codes = (tampered.json?.findings as { code: string }[]).map((x) => x.code)
+    t.ok(codes.length > 0, `findings: ${codes.join(', ')}`)
+    const missing = await call(`${base}/audit/verify`, { method: 'POST', cookie, csrf, body: { dir: join(dir, 'nothing') } })
+    t.equal(missing.json?.code, 'VN_ERR_AUDIT_EXPORT_INVALID')
+    const noDir = await call(`${base}/audit/verify`, { method: 'POST', cookie, csrf, body: {} })
+    t.equal(noDir.json?.code, 'VN_ERR_REQ_INVALID')
+  })
+
+  t.test('the OpenAPI document lists the console endpoints', async (t) => {
+    const doc = await call(`${base}/openapi.json`)
+    const paths = Object.keys((doc.json as { paths: Record<string, unknown> }).paths)
+    for (const p of ['/local/v1/status/overview', '/local/v1/status/traffic', '/local/v1/status/agreements', '/local/v1/status/peers', '/local/v1/audit/verify', '/local/v1/session']) t.ok(paths.includes(p), p)
+  })
+})

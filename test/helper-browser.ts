@@ -1,0 +1,45 @@
+/**
+ * A real browser for the console tests: Debian's chromium driven by playwright-core (never a
+ * downloaded browser), headless, no background network, a fresh profile per launch. The console's
+ * assets are built first when missing (`npm run build:console`), before any node starts: a node
+ * loads them when its local app is built.
+ */
+import type { Test } from 'tap'
+import { execFile } from 'node:child_process'
+import { access, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { chromium, type BrowserContext } from 'playwright-core'
+import { DEFAULT_CONSOLE_DIR } from '../src/http/routes/console.js'
+
+export const CHROMIUM = '/usr/bin/chromium'
+export const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+  '--no-first-run', '--disable-sync', '--disable-quic',
+]
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/** Builds dist/console when its index.html is missing. */
+export async function ensureConsoleBuilt(): Promise<void> {
+  if (await access(join(DEFAULT_CONSOLE_DIR, 'index.html')).then(() => true, () => false)) return
+  await promisify(execFile)('npm', ['run', '--silent', 'build:console'], { cwd: ROOT, timeout: 180_000 })
+}
+
+/**
+ * Launches chromium with a fresh profile (`--user-data-dir`, which playwright sets for a persistent
+ * context), closed and removed when `t` ends (or by the returned `close`).
+ */
+export async function launchChromium(t: Test | undefined, locale = 'en-US'): Promise<{ ctx: BrowserContext; close: () => Promise<void> }> {
+  const profile = await mkdtemp(join(tmpdir(), 'vn-chromium-'))
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, locale, viewport: { width: 1366, height: 860 },
+  })
+  const close = async (): Promise<void> => {
+    await ctx.close().catch(() => undefined)
+    await rm(profile, { recursive: true, force: true })
+  }
+  t?.teardown(close)
+  return { ctx, close }
+}
