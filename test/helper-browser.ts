@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { fileURLToPath } from 'node:url'
+import { existsSync } from 'node:fs'
 import { chromium, type BrowserContext } from 'playwright-core'
 import { DEFAULT_CONSOLE_DIR } from '../src/http/routes/console.js'
 
@@ -20,6 +21,18 @@ export const CHROMIUM_ARGS = [
   '--no-first-run', '--disable-sync', '--disable-quic',
 ]
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/**
+ * Why the browser tests cannot run here (no /usr/bin/chromium), or undefined. `.ci/run` installs
+ * chromium and sets VN_TEST_REQUIRE_BROWSER=1, under which a missing browser fails instead: plain
+ * `npm test` on a machine with only Node and npm skips them and says why.
+ */
+export function browserSkipReason(): string | undefined {
+  if (existsSync(CHROMIUM)) return undefined
+  const why = `${CHROMIUM} is not installed (apt-get install -y chromium); .ci/run installs it`
+  if (process.env['VN_TEST_REQUIRE_BROWSER'] === '1') throw new Error(`browser tests required (VN_TEST_REQUIRE_BROWSER=1) but ${why}`)
+  return why
+}
 
 /** Builds dist/console when its index.html is missing. */
 export async function ensureConsoleBuilt(): Promise<void> {

@@ -14,7 +14,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import type { Page } from 'playwright-core'
 import { federationFixture } from '../helper.js'
-import { ensureConsoleBuilt, launchChromium } from '../helper-browser.js'
+import { browserSkipReason, ensureConsoleBuilt, launchChromium } from '../helper-browser.js'
 import { exportLog } from '../../src/node/export.js'
 import { parseLeaf } from '../../src/log/node-log.js'
 import { utcDay } from '../../src/policy/quota.js'
@@ -37,7 +37,9 @@ async function signIn(page: Page, url: string, token: string): Promise<void> {
 
 const text = async (page: Page, id: string): Promise<string> => (await page.locator(`[data-testid="${id}"]`).first().textContent())?.trim() ?? ''
 
-t.test('the console in chromium', async (t) => {
+const noBrowser = browserSkipReason()
+
+t.test('the console in chromium', { skip: noBrowser ?? false }, async (t) => {
   await ensureConsoleBuilt()
   const lines: Record<string, unknown>[] = []
   const logger = pino({ level: 'info' }, new Writable({ write(c, _e, cb) { lines.push(JSON.parse(String(c)) as Record<string, unknown>); cb() } }))
