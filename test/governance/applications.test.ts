@@ -11,6 +11,8 @@ import { loadPrivateKey } from '../../src/crypto/keys.js'
 import { makeDisclosure } from '../../src/protocol/disclosures.js'
 import { GOV_TYP } from '../../src/policy/governance.js'
 import { join } from 'node:path'
+import { writeFile } from 'node:fs/promises'
+import { addNegative, signAuthorityManifest } from '../../src/federation/authority.js'
 
 const PSB = 'fj-psb'
 const TAX = 'fj-tax'
@@ -199,6 +201,27 @@ t.test('refused input: coded errors and nothing written on either side', async (
     amrKey, `${AMR}#${kidOf(AMR)}`, GOV_TYP)
   t.equal((await peerPost(f, PSB, { jws: wrong })).json.code, 'VN_ERR_GOV_WRONG_MEMBER', 'decided by a member that is not its provider')
   t.same(await sizes(), mid, 'nothing written')
+})
+
+t.test('an application whose item a new manifest negative-lists cannot be approved: coded, nothing written', async (t) => {
+  const f = await federationFixture(t, { start: [PSB, TAX] })
+  const filed = await local(f, PSB, 'POST', '/local/v1/applications', application())
+  t.equal(filed.status, 201, 'filed while tax.compliance is conditional')
+  const id = filed.json.id as string
+  // the authority closes the item: tax.compliance answers about tax.payment-compliance
+  await addNegative(f.fed.authorityDir, { item: 'tax.payment-compliance', rule: 'not-shared' })
+  const signed = await signAuthorityManifest(f.fed.authorityDir)
+  await writeFile(join(f.fed.dir, TAX, 'federation', 'manifest.jws'), `${signed.jws}\n`)
+  t.match(await f.nodes[TAX]!.node.reloadManifest(), { ok: true, changed: true })
+  const sizes = async (): Promise<number[]> => [await size(f, PSB), await size(f, TAX)]
+  const before = await sizes()
+  const approve = await local(f, TAX, 'POST', `/local/v1/applications/${id}/approve`, {})
+  t.equal(approve.json.code, 'VN_ERR_POLICY_NOT_SHARED', 'the approval is refused')
+  t.match(approve.json.detail, /tax\.payment-compliance is on the negative list as not shared/)
+  t.same(await sizes(), before, 'nothing written on either node')
+  t.match((await local(f, TAX, 'GET', `/local/v1/applications/${id}`)).json, { state: 'filed' }, 'the application is still waiting')
+  // a refusal is still possible, and signed
+  t.equal((await local(f, TAX, 'POST', `/local/v1/applications/${id}/refuse`, { reason: 'the item is now on the negative list' })).status, 200)
 })
 
 t.test('overdue applications: in the list, the CLI and the metric', async (t) => {

@@ -6,6 +6,7 @@
  */
 import type { GovernanceBook } from '../../policy/governance.js'
 import type { AuditContext } from './context.js'
+import { XID_RE } from '../../protocol/vocabulary.js'
 
 export interface DisputeReport {
   id: string
@@ -30,7 +31,7 @@ const iso = (ms: number): string => new Date(ms).toISOString()
 export function checkDisputes(ctx: AuditContext, book: GovernanceBook, asOf: number): DisputeReport[] {
   const out: DisputeReport[] = []
   for (const d of book.disputes.values()) {
-    const w = { index: d.index, ...(/^[A-Za-z0-9_-]{16,64}$/.test(d.xid) ? { xid: d.xid } : {}) }
+    const w = { index: d.index, ...(XID_RE.test(d.xid) ? { xid: d.xid } : {}) }
     let late = false
     let unanswered = false
     if (d.due !== undefined) {

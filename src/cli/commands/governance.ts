@@ -16,8 +16,10 @@ import { LOCAL_API_OPTIONS, clientFromFlags, reportError, type LocalClient } fro
 import { EXIT_FINDINGS, EXIT_OK, type CliIo, type Command } from '../types.js'
 import { okDoc } from '../output.js'
 import { renderTable } from './catalog.js'
+import { XID_RE } from '../../protocol/vocabulary.js'
 
-const ID_RE = /^[A-Za-z0-9_-]{16,64}$/
+/** an application's or dispute's id has the grammar of an xid (protocol/vocabulary.ts) */
+const ID_RE = XID_RE
 
 const when = (ms: unknown): string => (typeof ms === 'number' ? new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + 'Z' : '-')
 

@@ -11,8 +11,10 @@
 import type { FastifyInstance } from 'fastify'
 import { VnError } from '../../errors.js'
 import { assertTlsIssuer } from '../plugins/mtls.js'
+import { XID_RE } from '../../protocol/vocabulary.js'
 
-const ID_RE = /^[A-Za-z0-9_-]{16,64}$/
+/** an application's or dispute's id has the grammar of an xid (protocol/vocabulary.ts) */
+const ID_RE = XID_RE
 
 function checkId(id: string): string {
   if (!ID_RE.test(id)) throw new VnError('VN_ERR_GOV_INVALID', 'id: 16-64 base64url characters')
