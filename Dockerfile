@@ -46,7 +46,7 @@ RUN chmod -R a-w dist node_modules package.json
 FROM ${NODE_IMAGE} AS runtime
 # NODE_OPTIONS: a 128 MB old generation keeps the resident set under 300 MB at sustained load (V8
 # otherwise lets garbage pile up far beyond the live heap before a full collection); it holds the
-# default replay memory (350,000 exchanges), and the node warns at start-up when limits.replayMaxEntries
+# default replay memory (300,000 exchanges), and the node warns at start-up when limits.replayMaxEntries
 # would not fit (docs/OPERATIONS.md "Memory and latency under sustained load").
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-old-space-size=128 \

@@ -204,10 +204,10 @@ export const ConfigSchema = z.strictObject({
     skewMs: z.number().int().positive().default(60_000),
     retentionDays: z.number().positive().default(30),
     /** most exchanges a provider remembers for its replay window (2 × skewMs); beyond it new requests get 503 (log/storage.ts DEFAULT_REPLAY_MAX_ENTRIES; a test checks they agree) */
-    replayMaxEntries: z.number().int().positive().default(350_000),
+    replayMaxEntries: z.number().int().positive().default(300_000),
     /** most exchanges in progress at once, as provider and (separately) as consumer; beyond it 503 */
     inFlight: z.number().int().positive().default(1024),
-  }).default({ bodyBytes: 1024 * 1024, batchMax: 1000, skewMs: 60_000, retentionDays: 30, replayMaxEntries: 350_000, inFlight: 1024 }),
+  }).default({ bodyBytes: 1024 * 1024, batchMax: 1000, skewMs: 60_000, retentionDays: 30, replayMaxEntries: 300_000, inFlight: 1024 }),
   peers: z.strictObject({
     timeoutMs: z.number().int().positive().default(10_000),
     retries: z.number().int().min(0).max(10).default(2),

@@ -188,7 +188,7 @@ export interface ReplayEntry {
 }
 
 /** Default most entries a replay memory holds (docs/OPERATIONS.md, `limits.replayMaxEntries`). */
-export const DEFAULT_REPLAY_MAX_ENTRIES = 350_000
+export const DEFAULT_REPLAY_MAX_ENTRIES = 300_000
 
 /**
  * A provider's replay memory (docs/PROTOCOL.md step 3): the same (iss, xid) with the same request
