@@ -244,7 +244,7 @@ export class Provider {
     const count = prepared.count
     const decision = await this.d.authorize({ consumer: req.iss, service: req.svc, purpose: req.purpose, basis: req.basis, mode: req.mode, count, at: now })
     const policy = this.d.policyHash()
-    const governance = this.d.sharingRulesHash?.()
+    const rules = this.d.sharingRulesHash?.()
 
     // 6. answer in place (only when permitted)
     const reply = decision.permit ? await prepared.answer() : {}
@@ -291,7 +291,7 @@ export class Provider {
         v: 1, at: now, t: 'decision', xid: req.xid, iss: req.iss, reqDigest, permit: decision.permit, policy, count, day: utcDay(now),
       }
       if (decision.agreementId !== undefined) decided.agreement = decision.agreementId
-      if (governance !== undefined) decided.rules = governance
+      if (rules !== undefined) decided.rules = rules
       if (!decision.permit) decided.code = decision.code
       return {
         records: [

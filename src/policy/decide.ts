@@ -92,10 +92,6 @@ function evaluate(a: Agreement, r: DecisionRequest): { passed: number; reason: s
   return { passed: 6, reason: '' }
 }
 
-/** G1: why the rules forbid answering this service at all, or undefined. */
-function forbidden(request: DecisionRequest, gov: SharingRules | undefined): string | undefined {
-  return neverAnswered(gov, request.service)
-}
 
 /** A quota to count against: an agreement's, or the unconditional one (G3), with the G2 cap. */
 interface Candidate { id: string; limit: number; basis: string }
@@ -104,7 +100,7 @@ interface Candidate { id: string; limit: number; basis: string }
 function inForceFor(request: DecisionRequest, agreements: readonly Agreement[], gov?: SharingRules): { day: string; inForce: Candidate[]; denied?: Decision } {
   if (!Number.isSafeInteger(request.count) || request.count < 1) throw new RangeError('request.count: expected a positive integer')
   const day = utcDay(request.at)
-  const no = forbidden(request, gov)
+  const no = neverAnswered(gov, request.service)
   if (no !== undefined) return { day, inForce: [], denied: { permit: false, code: 'VN_ERR_POLICY_NOT_SHARED', reason: no } }
   const rules = gov?.services[request.service]
   const cap = rules !== undefined && gov !== undefined && request.mode === 'plain' && isGraded(rules) ? gov.gradedDailyQuota : Number.MAX_SAFE_INTEGER

@@ -4,20 +4,12 @@
  * one the provider computed in working days and logged when the dispute arrived. A correction is
  * a record of its own naming the dispute, right before the resolution.
  */
-import type { GovernanceBook } from '../../policy/governance.js'
+import type { DisputeEntry, GovernanceBook } from '../../policy/governance.js'
 import type { AuditContext } from './context.js'
 import { XID_RE } from '../../protocol/vocabulary.js'
 
-export interface DisputeReport {
-  id: string
-  consumer: string
-  provider: string
-  /** the exchange disputed, and the provider's log index of its request */
-  xid: string
-  ref: number
-  reason: string
-  state: string
-  filedAt: number
+/** One dispute as the report lists it: the book's entry (the exchange disputed is `xid`, and `ref` the provider's log index of its request), with absent times as null. */
+export interface DisputeReport extends Pick<DisputeEntry, 'id' | 'consumer' | 'provider' | 'xid' | 'ref' | 'reason' | 'state' | 'filedAt'> {
   due: number | null
   resolvedAt: number | null
   correctionIndex: number | null
