@@ -39,7 +39,7 @@ export const ServiceSchema = z.strictObject({
   ),
   modes: z.array(modeSchema).min(1).default(['plain']),
   /**
-   * SharingRules (docs/GOVERNANCE.md). Defaults keep older configs working: conditional (only under
+   * Governance (docs/GOVERNANCE.md). Defaults keep older configs working: conditional (only under
    * an agreement, as before), general data, no personal information, the data item named like the
    * service.
    */

@@ -27,7 +27,7 @@ export const CatalogServiceSchema = z.object({
   sharing: z.string(),
   updateCycle: z.string(),
   authority: z.string(),
-  // SharingRules (docs/GOVERNANCE.md); optional so that catalogs of older nodes still parse.
+  // Governance (docs/GOVERNANCE.md); optional so that catalogs of older nodes still parse.
   item: dataItemSchema.optional(),
   classification: classificationSchema.optional(),
   personalInfo: personalInfoSchema.optional(),

@@ -23,7 +23,7 @@
  * permits; a batch is never split across agreements. None passing → VN_ERR_POLICY_NO_AGREEMENT
  * with the rule that failed furthest along; all passing but full → VN_ERR_POLICY_QUOTA_EXHAUSTED.
  *
- * SharingRules (docs/GOVERNANCE.md), when a `Governance` view is given, comes first and then widens
+ * The sharing rules (docs/GOVERNANCE.md), when a `SharingRules` view is given, come first and then widen
  * or narrows the agreements:
  *  G1. a service that is not shared (不予共享), whose item is negative-listed as not shared, whose
  *      item has another authoritative source, or that is classified core, is denied
