@@ -24,7 +24,7 @@
  * with the rule that failed furthest along; all passing but full → VN_ERR_POLICY_QUOTA_EXHAUSTED.
  *
  * The sharing rules (docs/GOVERNANCE.md), when a `SharingRules` view is given, come first and then widen
- * or narrows the agreements:
+ * or narrow the agreements:
  *  G1. a service that is not shared (不予共享), whose item is negative-listed as not shared, whose
  *      item has another authoritative source, or that is classified core, is denied
  *      (VN_ERR_POLICY_NOT_SHARED) whatever the agreements say;
