@@ -79,25 +79,41 @@ t.test('auto writer: a lone append after a pause commits inline, bursts go to th
     return s.appendMany(ls, ls.map((_, k) => ({ kind: 'jws' as const, record: k, digest: digestOf(first + k), jws: jwsOf(first + k) })))
   }
   const seen: string[] = []
-  for (let round = 0; round < 4; round++) {
+  // A round counts when the follow-up append was made while the burst was still being committed:
+  // on a busy machine the burst may be done before the follow-up is made, and then the follow-up
+  // is rightly lone (inline). Such a round is not counted, and its inline commit is expected.
+  let inlineExpected = 0
+  for (let round = 0, counted = 0; counted < 4; round++) {
+    if (round >= 20) {
+      t.fail('the burst was never still in flight when the follow-up came (machine too busy?)')
+      break
+    }
     await pause()
     const before = s.stats.inline
-    await add(1 + round) // lone, small
-    seen.push(s.stats.inline - before === 1 ? 'inline' : 'worker')
+    await add(1 + (round % 4)) // lone, small
+    const lone = s.stats.inline - before === 1 ? 'inline' : 'worker'
+    inlineExpected++
     const b2 = s.stats.inline
-    const burst = Promise.all(Array.from({ length: 20 }, () => add(1))) // a burst: one group commit
+    let burstDone = false
+    const burst = Promise.all(Array.from({ length: 20 }, () => add(1))).then(() => { burstDone = true }) // a burst: one group commit
     await new Promise((r) => setImmediate(r))
     await new Promise((r) => setImmediate(r))
+    const inFlight = !burstDone
     const follow = add(2) // while the burst is being committed: not lone
     await burst
-    seen.push(s.stats.inline === b2 ? 'worker' : 'inline')
+    const burstAt = s.stats.inline === b2 ? 'worker' : 'inline'
     await follow
-    seen.push(s.stats.inline === b2 ? 'worker' : 'inline')
+    if (!inFlight) {
+      inlineExpected += s.stats.inline - b2
+      continue
+    }
+    counted++
+    seen.push(lone, burstAt, s.stats.inline === b2 ? 'worker' : 'inline')
   }
   t.same(seen, Array.from({ length: 4 }, () => ['inline', 'worker', 'worker']).flat(), 'where each commit ran')
   await pause()
   await add(INLINE_COMMIT_MAX_LEAVES + 1)
-  t.equal(s.stats.inline, 4, `a lone append of more than ${INLINE_COMMIT_MAX_LEAVES} leaves goes to the worker`)
+  t.equal(s.stats.inline, inlineExpected, `a lone append of more than ${INLINE_COMMIT_MAX_LEAVES} leaves goes to the worker`)
   const hashes = all.map(leafHash)
   t.equal(await s.size(), all.length)
   t.equal(hex(await s.rootHash()), hex(rootFromLeafHashes(hashes)), 'one tree, whichever connection wrote each batch')
