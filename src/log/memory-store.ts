@@ -259,27 +259,56 @@ export interface MemoryReplayMemoryOptions {
 }
 
 /**
- * Replay memory in this process: a map from "iss|xid" to the request digest, the log index of the
- * answer and the expiry, nothing else (about 200 bytes an entry; the signed response stays in the
- * log's evidence). Bounded by `maxEntries`: when that many live entries are held a new claim is
- * refused with VN_ERR_EXCH_REPLAY_FULL, never made room for by forgetting a live entry early.
+ * Replay memory in this process: per (iss, xid) the request digest, the log index of the answer and
+ * the expiry, nothing else (the signed response stays in the log's evidence). Bounded by
+ * `maxEntries`: when that many live entries are held a new claim is refused with
+ * VN_ERR_EXCH_REPLAY_FULL, never made room for by forgetting a live entry early.
  *
- * Entries are held in insertion order, which is their expiry order while the clock moves forward
+ * Compact, because a provider holds one entry per exchange of its replay window (hundreds of
+ * thousands at a high rate, under the container image's 128 MB old generation): a `Map` from
+ * "iss|xid" to a slot number (a small integer: no object per entry), and per slot the digest as
+ * 32 raw bytes, the index and the expiry in typed arrays, in pages of 4,096 slots added as needed,
+ * with freed slots reused. About 150 bytes of heap an entry, the key string most of it, plus 48
+ * outside the heap (an object per entry, with its digest as a string, cost 250-390 bytes of heap;
+ * test/node/memory-budget.test.ts measures it). A
+ * digest that is not the canonical base64url of 32 bytes (not one a node computes) is kept as its
+ * string beside the slot.
+ *
+ * Entries are queued in insertion order, which is their expiry order while the clock moves forward
  * (every entry lives for the same window), so expired entries are dropped from the head on every
  * claim at O(1) amortized cost. An entry out of that order (the clock stepped back, or one restored
  * at start-up) is dropped when it reaches the head, or by a full sweep, run at most once a second
  * and only when the memory is full; it is never returned once expired.
  */
+const PAGE_BITS = 12
+/** slots per page of the replay memory's typed arrays */
+const PAGE = 1 << PAGE_BITS
+const PAGE_MASK = PAGE - 1
+/** base64url of 32 bytes, in its one canonical form (the last character carries 4 bits, the rest zero) */
+const CANONICAL_DIGEST = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/
+const SCRATCH = Buffer.alloc(32)
+
 export class MemoryReplayMemory implements ReplayMemory {
-  private readonly seen = new Map<string, ReplayEntry>()
+  private readonly slotOf = new Map<string, number>()
+  private readonly keys: (string | undefined)[] = []
+  /** per slot, in pages of PAGE slots (allocated as needed, never copied): the digest's 32 bytes */
+  private readonly digests: Uint8Array[] = []
+  /** the answer's log index, or -1 while unsettled */
+  private readonly indices: Float64Array[] = []
+  private readonly expiries: Float64Array[] = []
+  private readonly free: number[] = []
+  /** digests that are not 32 bytes of canonical base64url, by slot */
+  private readonly odd = new Map<number, string>()
   /**
-   * Keys in the order they were held, with the expiry they were held with: the queue the expired
+   * Slots in the order they were held, with the expiry they were held with: the queue the expired
    * head is dropped from. Not the Map's own order: V8 leaves a deleted Map entry as a hole until
    * the table is rebuilt, and every new iterator walks the holes from the start, so dropping the
    * head by iterating the Map cost O(entries dropped since the last rebuild) per claim (about
-   * 200 µs at 630 claims/s and a 120 s window, measured), and the latency grew with it.
+   * 200 µs at 630 claims/s and a 120 s window, measured), and the latency grew with it. A queued
+   * slot that was freed and held again meanwhile carries its new entry's expiry, so the old queue
+   * item leaves it alone.
    */
-  private queueKeys: string[] = []
+  private queueSlots: number[] = []
   private queueExpiry: number[] = []
   private queueHead = 0
   private lastFullSweep = -Infinity
@@ -299,71 +328,128 @@ export class MemoryReplayMemory implements ReplayMemory {
     // Synchronous from here to the set: two claims of one key never interleave (one event loop).
     this.dropExpiredHead(now)
     const key = MemoryReplayMemory.key(iss, xid)
-    const prior = this.seen.get(key)
+    const prior = this.slotOf.get(key)
     // (an expired entry not yet swept is gone all the same)
-    if (prior !== undefined && prior.expiresAt >= now) return prior
-    if (prior === undefined && this.seen.size >= this.capacity) {
+    if (prior !== undefined && this.expiryAt(prior) >= now) return this.entryAt(prior)
+    if (prior === undefined && this.slotOf.size >= this.capacity) {
       if (now - this.lastFullSweep >= 1000) {
         this.lastFullSweep = now
-        for (const [k, v] of this.seen) if (v.expiresAt < now) this.seen.delete(k)
+        for (const [k, slot] of this.slotOf) if (this.expiryAt(slot) < now) this.forget(k, slot)
       }
-      if (this.seen.size >= this.capacity) {
-        throw new VnError('VN_ERR_EXCH_REPLAY_FULL', `${this.seen.size} exchanges held for the replay window (limits.replayMaxEntries ${this.capacity})`)
+      if (this.slotOf.size >= this.capacity) {
+        throw new VnError('VN_ERR_EXCH_REPLAY_FULL', `${this.slotOf.size} exchanges held for the replay window (limits.replayMaxEntries ${this.capacity})`)
       }
     }
-    // a fresh copy with only the three fields: the caller's object may carry more
-    this.seen.set(key, { reqDigest: entry.reqDigest, expiresAt: entry.expiresAt })
-    this.enqueue(key, entry.expiresAt) // (a re-claimed key's older queue slot is skipped when reached)
+    if (prior !== undefined) this.forget(key, prior)
+    this.hold(key, entry.reqDigest, -1, entry.expiresAt)
     return undefined
   }
 
   async settle(iss: string, xid: string, reqDigest: string, index: number): Promise<void> {
-    const key = MemoryReplayMemory.key(iss, xid)
-    const held = this.seen.get(key)
-    // Map.set on a held key keeps its place in the order
-    if (held !== undefined && held.reqDigest === reqDigest && held.index === undefined) this.seen.set(key, { reqDigest, index, expiresAt: held.expiresAt })
+    const slot = this.slotOf.get(MemoryReplayMemory.key(iss, xid))
+    if (slot !== undefined && this.indexAt(slot) === -1 && this.sameDigest(slot, reqDigest)) (this.indices[slot >>> PAGE_BITS] as Float64Array)[slot & PAGE_MASK] = index
   }
 
   async release(iss: string, xid: string, reqDigest: string): Promise<void> {
     const key = MemoryReplayMemory.key(iss, xid)
-    const held = this.seen.get(key)
-    if (held !== undefined && held.reqDigest === reqDigest && held.index === undefined) this.seen.delete(key)
+    const slot = this.slotOf.get(key)
+    if (slot !== undefined && this.indexAt(slot) === -1 && this.sameDigest(slot, reqDigest)) this.forget(key, slot)
   }
 
   async remember(iss: string, xid: string, entry: ReplayEntry & { readonly index: number }): Promise<void> {
     const key = MemoryReplayMemory.key(iss, xid)
-    this.seen.set(key, { reqDigest: entry.reqDigest, index: entry.index, expiresAt: entry.expiresAt })
-    this.enqueue(key, entry.expiresAt)
+    const prior = this.slotOf.get(key)
+    if (prior !== undefined) this.forget(key, prior)
+    this.hold(key, entry.reqDigest, entry.index, entry.expiresAt)
   }
 
   /** Entries held right now, live or not yet dropped. */
   get size(): number {
-    return this.seen.size
+    return this.slotOf.size
   }
 
-  private enqueue(key: string, expiresAt: number): void {
-    this.queueKeys.push(key)
+  private entryAt(slot: number): ReplayEntry {
+    const index = this.indexAt(slot)
+    const expiresAt = this.expiryAt(slot)
+    return index === -1 ? { reqDigest: this.digestAt(slot), expiresAt } : { reqDigest: this.digestAt(slot), index, expiresAt }
+  }
+
+  private indexAt(slot: number): number {
+    return (this.indices[slot >>> PAGE_BITS] as Float64Array)[slot & PAGE_MASK] as number
+  }
+
+  private expiryAt(slot: number): number {
+    return (this.expiries[slot >>> PAGE_BITS] as Float64Array)[slot & PAGE_MASK] as number
+  }
+
+  /** Whether the slot holds `digest` (compared as bytes: no string made). */
+  private sameDigest(slot: number, digest: string): boolean {
+    const odd = this.odd.get(slot)
+    if (odd !== undefined) return odd === digest
+    if (!CANONICAL_DIGEST.test(digest)) return false
+    SCRATCH.write(digest, 'base64url')
+    const page = this.digests[slot >>> PAGE_BITS] as Uint8Array
+    const off = (slot & PAGE_MASK) * 32
+    for (let i = 0; i < 32; i++) if (page[off + i] !== SCRATCH[i]) return false
+    return true
+  }
+
+  private digestAt(slot: number): string {
+    const page = this.digests[slot >>> PAGE_BITS] as Uint8Array
+    return this.odd.get(slot) ?? Buffer.from(page.buffer, page.byteOffset + (slot & PAGE_MASK) * 32, 32).toString('base64url')
+  }
+
+  private hold(key: string, reqDigest: string, index: number, expiresAt: number): void {
+    let slot = this.free.pop()
+    if (slot === undefined) {
+      slot = this.keys.length
+      this.keys.push(undefined)
+      if (slot >>> PAGE_BITS >= this.expiries.length) {
+        this.digests.push(new Uint8Array(PAGE * 32))
+        this.indices.push(new Float64Array(PAGE))
+        this.expiries.push(new Float64Array(PAGE))
+      }
+    }
+    this.keys[slot] = key
+    const page = slot >>> PAGE_BITS
+    const at = slot & PAGE_MASK
+    ;(this.indices[page] as Float64Array)[at] = index
+    ;(this.expiries[page] as Float64Array)[at] = expiresAt
+    // Canonical base64url of 32 bytes (what jwsDigest gives) is kept as its bytes; anything else as is.
+    if (CANONICAL_DIGEST.test(reqDigest)) {
+      SCRATCH.write(reqDigest, 'base64url')
+      ;(this.digests[page] as Uint8Array).set(SCRATCH, at * 32)
+    } else this.odd.set(slot, reqDigest)
+    this.slotOf.set(key, slot)
+    this.queueSlots.push(slot)
     this.queueExpiry.push(expiresAt)
+  }
+
+  private forget(key: string, slot: number): void {
+    this.slotOf.delete(key)
+    this.keys[slot] = undefined
+    this.odd.delete(slot)
+    this.free.push(slot)
   }
 
   /**
    * Drops entries from the head of the queue while they have expired (held in about expiry order:
    * it stops at the first live one, as a claim of an expired key finds it expired anyway). A queue
-   * slot whose key was held again later with a later expiry leaves that newer entry alone.
+   * item whose slot was freed, or freed and held again with a later expiry, leaves it alone.
    */
   private dropExpiredHead(now: number): void {
-    const keys = this.queueKeys
+    const slots = this.queueSlots
     const expiry = this.queueExpiry
     let head = this.queueHead
-    while (head < keys.length && (expiry[head] as number) < now) {
-      const k = keys[head] as string
-      const held = this.seen.get(k)
-      if (held !== undefined && held.expiresAt < now) this.seen.delete(k)
+    while (head < slots.length && (expiry[head] as number) < now) {
+      const slot = slots[head] as number
+      const key = this.keys[slot]
+      if (key !== undefined && this.expiryAt(slot) < now) this.forget(key, slot)
       head++
     }
     // Compact once the dropped head is most of the arrays (amortised O(1) per entry).
-    if (head > 1024 && head * 2 > keys.length) {
-      this.queueKeys = keys.slice(head)
+    if (head > 1024 && head * 2 > slots.length) {
+      this.queueSlots = slots.slice(head)
       this.queueExpiry = expiry.slice(head)
       head = 0
     }
