@@ -105,3 +105,50 @@ export interface AuditResult {
   findings: { code: string; severity: string; message: string; xid?: string; role?: string; index?: number }[]
   truncated: boolean
 }
+
+/** An application as `GET /local/v1/applications` lists it: ids, digests, parties, services, states, deadlines. */
+export interface ApplicationItem {
+  id: string
+  consumer: string
+  provider: string
+  services: string[]
+  filedAt: number
+  index: number
+  digest: string
+  reviewDue?: number
+  due?: number
+  state: 'filed' | 'under-review' | 'approved' | 'amended' | 'refused'
+  decidedAt?: number
+  agreement?: string
+  role: 'provider' | 'consumer'
+  overdue: boolean
+  reviewDaysLeft?: number
+  dueDaysLeft?: number
+}
+
+/** A dispute as `GET /local/v1/disputes` lists it (never the sealed note). */
+export interface DisputeItem {
+  id: string
+  consumer: string
+  provider: string
+  xid: string
+  ref: number
+  reason: string
+  filedAt: number
+  index: number
+  digest: string
+  due?: number
+  state: 'filed' | 'corrected' | 'rejected'
+  resolvedAt?: number
+  role: 'provider' | 'consumer'
+  overdue: boolean
+  dueDaysLeft?: number
+}
+
+/** The answer to an action on an application or dispute. */
+export interface ActionResult {
+  state: string
+  index: number
+  delivered: boolean
+  agreement?: { id: string }
+}
