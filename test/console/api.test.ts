@@ -6,12 +6,14 @@
  */
 import t from 'tap'
 import { request } from 'undici'
-import { cp, readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { cp, readFile, readdir, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
 import { federationFixture } from '../helper.js'
 import { exportLog } from '../../src/node/export.js'
 import { parseLeaf } from '../../src/log/node-log.js'
 import type { RunningNode } from '../../src/http/server.js'
+import { MAX_UPLOAD_BYTES, UPLOAD_BODY_LIMIT } from '../../src/http/audit-upload.js'
 
 const TAX = 'fj-tax'
 const PSB = 'fj-psb'
@@ -27,6 +29,18 @@ async function call(url: string, o: { method?: string; token?: string; cookie?: 
   const text = await res.body.text()
   return { status: res.statusCode, headers: res.headers, json: text === '' ? undefined : JSON.parse(text) as Record<string, unknown> }
 }
+
+/** An export folder as the console uploads it: each file's path inside it and its bytes in base64. */
+async function uploadOf(dir: string): Promise<{ files: { path: string; data: string }[] }> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true })
+  const files = await Promise.all(entries.filter((e) => e.isFile()).map(async (e) => {
+    const full = join(e.parentPath, e.name)
+    return { path: relative(dir, full).split('\\').join('/'), data: (await readFile(full)).toString('base64') }
+  }))
+  return { files }
+}
+
+const uploadDirs = async (): Promise<string[]> => (await readdir(tmpdir())).filter((n) => n.startsWith('vn-audit-upload-'))
 
 /** Exchanges in the log of `n` as the console counts them (consumer: response-in after request-out). */
 async function countFromLog(n: RunningNode): Promise<Record<string, number>> {
@@ -155,11 +169,55 @@ t.test('console API on a real federation', async (t) => {
     t.equal(missing.json?.code, 'VN_ERR_AUDIT_EXPORT_INVALID')
     const noDir = await call(`${base}/audit/verify`, { method: 'POST', cookie, csrf, body: {} })
     t.equal(noDir.json?.code, 'VN_ERR_REQ_INVALID')
+
+    // the same checks on an uploaded export: the auditor may, and nothing is left in the temp folder
+    const before = await uploadDirs()
+    const up = await call(`${base}/audit/upload`, { method: 'POST', cookie, csrf, body: await uploadOf(exp) })
+    t.equal(up.status, 200, JSON.stringify(up.json).slice(0, 300))
+    t.equal(up.json?.ok, true, 'the uploaded export audits clean')
+    t.equal(up.json?.leaves, good.json?.leaves, 'the same export, the same leaves')
+    const upBad = await call(`${base}/audit/upload`, { method: 'POST', cookie, csrf, body: await uploadOf(bad) })
+    t.equal(upBad.json?.ok, false)
+    t.same((upBad.json?.findings as { code: string }[]).map((x) => x.code), codes, 'the same findings as the folder on the machine')
+    t.same(await uploadDirs(), before, 'no temporary folder left behind')
+    // malformed uploads: coded, nothing left behind either
+    const upload = await uploadOf(exp)
+    const malformed: [string, unknown][] = [
+      ['no export.json', { files: upload.files.filter((x) => x.path !== 'export.json') }],
+      ['a path out of the folder', { files: [...upload.files, { path: '../escape', data: '' }] }],
+      ['an absolute path', { files: [...upload.files, { path: '/etc/x', data: '' }] }],
+      ['a path too deep', { files: [...upload.files, { path: 'a/b/c', data: '' }] }],
+      ['not base64', { files: [...upload.files, { path: 'x.txt', data: 'not base64!' }] }],
+      ['a path given twice', { files: [...upload.files, upload.files[0]] }],
+      ['a file and a folder', { files: [...upload.files, { path: 'export.json/x', data: '' }] }],
+      ['not a file list', { dir: exp }],
+    ]
+    for (const [why, body] of malformed) {
+      const r = await call(`${base}/audit/upload`, { method: 'POST', cookie, csrf, body })
+      t.equal(r.status, 400, why)
+      t.equal(r.json?.code, 'VN_ERR_AUDIT_UPLOAD_INVALID', why)
+    }
+    // too large: a declared length over the limit is refused before the body is read; decoded data over the limit too
+    const big = await request(`${base}/audit/upload`, { method: 'POST', headers: { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json', 'content-length': String(UPLOAD_BODY_LIMIT + 1) }, body: '{}' }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))
+    if (!(big instanceof Error)) {
+      t.equal(big.statusCode, 413)
+      t.equal(((await big.body.json()) as { code: string }).code, 'VN_ERR_AUDIT_UPLOAD_TOO_LARGE')
+    } else {
+      t.pass(`the client refused to send a body shorter than its declared length (${big.message})`)
+    }
+    const chunk = Buffer.alloc(16 * 1024 * 1024).toString('base64')
+    const over = await call(`${base}/audit/upload`, { method: 'POST', cookie, csrf, body: { files: [...upload.files, ...[0, 1, 2, 3, 4].map((n) => ({ path: `pad${n}`, data: chunk }))] } })
+    t.ok(MAX_UPLOAD_BYTES < 5 * 16 * 1024 * 1024)
+    t.equal(over.status, 413)
+    t.equal(over.json?.code, 'VN_ERR_AUDIT_UPLOAD_TOO_LARGE')
+    t.same(await uploadDirs(), before, 'still no temporary folder left behind')
+    const csrfLess = await call(`${base}/audit/upload`, { method: 'POST', cookie, body: upload })
+    t.equal(csrfLess.json?.code, 'VN_ERR_LOCAL_CSRF', 'the upload needs the CSRF token too')
   })
 
   t.test('the OpenAPI document lists the console endpoints', async (t) => {
     const doc = await call(`${base}/openapi.json`)
     const paths = Object.keys((doc.json as { paths: Record<string, unknown> }).paths)
-    for (const p of ['/local/v1/status/overview', '/local/v1/status/traffic', '/local/v1/status/agreements', '/local/v1/status/peers', '/local/v1/audit/verify', '/local/v1/session']) t.ok(paths.includes(p), p)
+    for (const p of ['/local/v1/status/overview', '/local/v1/status/traffic', '/local/v1/status/agreements', '/local/v1/status/peers', '/local/v1/audit/verify', '/local/v1/audit/upload', '/local/v1/applications', '/local/v1/applications/{id}/{action}', '/local/v1/disputes', '/local/v1/disputes/{id}/{action}', '/local/v1/session']) t.ok(paths.includes(p), p)
   })
 })

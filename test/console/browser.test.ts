@@ -154,6 +154,25 @@ t.test('the console in chromium', { skip: noBrowser ?? false }, async (t) => {
     t.ok(Number(await text(page, 'audit-errors')) > 0)
   })
 
+  t.test('audit of an uploaded export, and of a tampered one', async (t) => {
+    await page.click('[data-testid=nav-overview]')
+    await page.click('[data-testid=nav-audit]')
+    await page.setInputFiles('[data-testid=audit-upload]', good)
+    await page.click('[data-testid=audit-upload-run]')
+    await page.waitForSelector('[data-testid=audit-ok]')
+    t.equal(await text(page, 'audit-ok'), 'No error finding')
+    const meta = JSON.parse(await readFile(join(good, 'export.json'), 'utf8')) as { size: number }
+    t.equal(Number(await text(page, 'audit-leaves')), meta.size, 'every leaf of the export checked')
+    await page.setInputFiles('[data-testid=audit-upload]', bad)
+    await page.click('[data-testid=audit-upload-run]')
+    await page.waitForSelector('[data-testid=findings]')
+    t.equal(await text(page, 'audit-ok'), 'Error findings')
+    const codes = await page.locator('[data-testid=finding-code]').allTextContents()
+    t.ok(codes.length > 0, `findings shown: ${codes.join(', ')}`)
+    t.ok(Number(await text(page, 'audit-errors')) > 0)
+    t.ok(lines.some((l) => l.msg === 'audit verify (upload)' && l.ok === false), 'logged, without the files')
+  })
+
   t.test('a request from another origin is refused (CSRF)', async (t) => {
     // Another origin on the same machine (the same site: the session cookie goes with it)
     const evil = createServer((_req, res) => { res.setHeader('content-type', 'text/html'); res.end('<!doctype html><title>evil</title>') })

@@ -34,6 +34,11 @@ async function signIn(page: Page, url: string, token: string): Promise<void> {
 
 const text = async (page: Page, id: string): Promise<string> => (await page.locator(`[data-testid="${id}"]`).first().textContent())?.trim() ?? ''
 
+/** Waits until the element `id` says `want` (the page reloads its list after an action). */
+async function waitText(page: Page, id: string, want: string): Promise<void> {
+  await page.locator(`[data-testid="${id}"]`).filter({ hasText: new RegExp(`^${want}$`) }).waitFor()
+}
+
 const CONTACT = 'Zhang San, 0591-12345678'
 const NOTE = 'paid on 2025-12-30, receipt no. 778'
 
@@ -95,7 +100,7 @@ t.test('applications and disputes in the console', { skip: browserSkipReason() ?
     await page.click('[data-testid=action-confirm]')
     await page.waitForSelector('[data-testid=action-result]')
     t.match(await text(page, 'action-result'), new RegExp(`approved .*apl-${id}.*delivered`))
-    await page.waitForFunction((x) => document.querySelector(`[data-testid="state-${x}"]`)?.textContent === 'approved', id)
+    await waitText(page, `state-${id}`, 'approved')
     t.equal(await page.locator(`[data-testid=approve-${id}]`).count(), 0, 'no action left')
 
     // in force at once: listed by the node, and an exchange under it succeeds
@@ -121,7 +126,7 @@ t.test('applications and disputes in the console', { skip: browserSkipReason() ?
     await page.fill('[data-testid=action-reason]', 'record updated')
     await page.click('[data-testid=action-confirm]')
     await page.waitForSelector('[data-testid=action-result]')
-    await page.waitForFunction((x) => document.querySelector(`[data-testid="state-${x}"]`)?.textContent === 'corrected', did)
+    await waitText(page, `state-${did}`, 'corrected')
     t.equal((await local(f, PSB, 'GET', `/local/v1/disputes/${did}`)).json.state, 'corrected', 'the consumer has the resolution')
   })
 
@@ -143,7 +148,7 @@ t.test('applications and disputes in the console', { skip: browserSkipReason() ?
     t.equal(await page.locator('[data-testid=action-reason]').getAttribute('required'), '', 'the reason is required')
     await page.fill('[data-testid=action-reason]', 'income data is not shared for this purpose')
     await page.click('[data-testid=action-confirm]')
-    await page.waitForFunction((x) => document.querySelector(`[data-testid="state-${x}"]`)?.textContent === 'refused', a2)
+    await waitText(page, `state-${a2}`, 'refused')
     t.pass('refused')
   })
 

@@ -1,7 +1,28 @@
 import { useState } from 'preact/hooks'
-import { api, type AuditResult } from '../api'
+import { api, ApiError, type AuditResult } from '../api'
 import { t } from '../i18n'
 import { ErrorBox } from '../error-box'
+
+/** The node's limit on an upload's files, decoded (src/http/audit-upload.ts MAX_UPLOAD_BYTES): larger is not sent. */
+const MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+/** A file's bytes in base64 (the browser encodes it: a data: URL without its prefix). */
+const base64Of = (f: File): Promise<string> => new Promise((resolve, reject) => {
+  const r = new FileReader()
+  r.onload = () => resolve(String(r.result).replace(/^data:[^,]*,/, ''))
+  r.onerror = () => reject(r.error ?? new Error('read failed'))
+  r.readAsDataURL(f)
+})
+
+/** A picked export folder's files, their paths inside it (the picked folder's own name dropped). */
+async function uploadBody(list: FileList): Promise<{ files: { path: string; data: string }[] }> {
+  const files: { path: string; data: string }[] = []
+  for (const f of Array.from(list)) {
+    const rel = f.webkitRelativePath === '' ? f.name : f.webkitRelativePath.split('/').slice(1).join('/')
+    files.push({ path: rel, data: await base64Of(f) })
+  }
+  return { files }
+}
 
 export function AuditPage() {
   const [dir, setDir] = useState('')
@@ -21,8 +42,30 @@ export function AuditPage() {
       setBusy(false)
     }
   }
+  const [picked, setPicked] = useState<FileList | null>(null)
+  const upload = async (ev: Event) => {
+    ev.preventDefault()
+    if (picked === null || picked.length === 0) return
+    setBusy(true)
+    setError(null)
+    setR(null)
+    try {
+      const size = Array.from(picked).reduce((n, f) => n + f.size, 0)
+      if (size > MAX_UPLOAD_BYTES) throw new ApiError({ code: 'VN_ERR_AUDIT_UPLOAD_TOO_LARGE', title: t('uploadTooLarge'), status: 413 })
+      setR(await api<AuditResult>('POST', '/audit/upload', await uploadBody(picked)))
+    } catch (e) {
+      setError(e)
+    } finally {
+      setBusy(false)
+    }
+  }
   return (
     <section data-testid="page-audit">
+      <form class="controls" onSubmit={upload}>
+        <label>{t('uploadExport')} <input type="file" data-testid="audit-upload" multiple ref={(el) => el?.setAttribute('webkitdirectory', '')} onChange={(e) => setPicked((e.target as HTMLInputElement).files)} /></label>
+        <button type="submit" data-testid="audit-upload-run" disabled={busy || picked === null || picked.length === 0}>{busy ? t('running') : t('uploadAndVerify')}</button>
+        <span class="muted">{t('uploadHelp')}</span>
+      </form>
       <form class="controls" onSubmit={run}>
         <label>{t('exportDir')} <input data-testid="audit-dir" size={60} value={dir} onInput={(e) => setDir((e.target as HTMLInputElement).value)} required /></label>
         <button type="submit" data-testid="audit-run" disabled={busy}>{busy ? t('running') : t('runAudit')}</button>
