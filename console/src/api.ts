@@ -62,6 +62,8 @@ export interface Traffic {
   series: { name: string; counts: number[] }[]
   total: number
   summary: TrafficSummary
+  /** as provider, per service and mode, since the node started (ms; null: above 5 s) */
+  providerLatency: { service: string; mode: string; count: number; p50: number | null; p90: number | null; p99: number | null }[]
 }
 
 export interface Agreement {

@@ -140,6 +140,9 @@ const EN = {
   uploadAndVerify: 'Upload and verify',
   uploadHelp: 'The folder `verinode log export` wrote (at most 64 MiB); the node checks it and deletes its copy.',
   uploadTooLarge: 'The folder holds more than 64 MiB',
+  providerLatency: 'Latency as provider, per service (ms)',
+  noProviderLatency: 'No exchange answered as provider since the node started.',
+  providerLatencyHelp: 'From a request\'s arrival to its released response, since the node started (the metrics histogram verinode_exchange_duration_seconds): each percentile is the upper bound of its bucket.',
 } as const
 
 export type Key = keyof typeof EN
@@ -283,6 +286,9 @@ const ZH: Record<Key, string> = {
   uploadAndVerify: '上传并校验',
   uploadHelp: '即 `verinode log export` 写出的目录（不超过 64 MiB）；节点校验后删除其副本。',
   uploadTooLarge: '目录超过 64 MiB',
+  providerLatency: '作为提供方的延迟（按服务，毫秒）',
+  noProviderLatency: '节点启动以来尚未作为提供方答复任何交换。',
+  providerLatencyHelp: '自请求到达至答复发出，统计自节点启动（指标直方图 verinode_exchange_duration_seconds）；各百分位为其所在区间的上界。',
 }
 
 function preferredLang(langs: readonly string[]): Lang {

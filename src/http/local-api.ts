@@ -106,7 +106,7 @@ export function localOpenApi(): Record<string, unknown> {
           summary: 'Exchanges per minute, hour or day, split by service, peer, mode, decision or role (aggregated incrementally from the log)',
           parameters: Object.entries((z.toJSONSchema(TrafficQuerySchema, { io: 'input' }) as { properties: Record<string, unknown> }).properties)
             .map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
-          responses: { 200: { description: 'times, one count series per value, total, and the summary' }, 400: problem, 401: problem },
+          responses: { 200: { description: 'times, one count series per value, total, the summary, and providerLatency: the latency percentiles (ms) per service and mode as provider since the node started, from the exchange-duration histogram' }, 400: problem, 401: problem },
         },
       },
       '/local/v1/status/agreements': { get: { summary: "Each agreement with today's quota use, validity, services, purposes and modes", responses: { 200: { description: 'agreements' }, 401: problem } } },

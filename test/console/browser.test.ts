@@ -114,6 +114,12 @@ t.test('the console in chromium', { skip: noBrowser ?? false }, async (t) => {
     for (const r of await records(psb)) if (r.t === 'decision' && r.permit && r.agreement !== undefined && r.day === today) used.set(r.agreement, (used.get(r.agreement) ?? 0) + r.count)
     t.ok(used.size > 0)
     for (const [id, n] of used) t.equal(Number(await text(p2, `used-${id}`)), n, `${id}: ${n} subjects today`)
+    // the provider's latency per service on its traffic page: one observation per answered exchange
+    await p2.click('[data-testid=nav-traffic]')
+    await p2.waitForSelector('[data-testid="provider-latency-identity.match-plain"]')
+    const answered = (await records(psb)).filter((r) => r.t === 'response-out').length
+    t.equal(Number(await text(p2, 'provider-latency-count-identity.match-plain')), answered, 'as many as response-out records')
+    t.match(await text(p2, 'provider-latency-identity.match-plain'), /≤ [\d.]+/)
     await p2.close()
   })
 
