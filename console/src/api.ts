@@ -29,6 +29,16 @@ export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, bo
   return json as T
 }
 
+/** A POST of raw bytes (a Blob: the browser streams it) answered with JSON. */
+export async function apiUpload<T>(path: string, body: Blob): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', 'content-type': body.type }
+  if (csrf !== null) headers['x-csrf-token'] = csrf
+  const res = await fetch(`/local/v1${path}`, { method: 'POST', headers, credentials: 'same-origin', body })
+  const json = (await res.json().catch(() => ({ code: 'VN_ERR_LOCAL_BAD_RESPONSE', title: 'not JSON', status: res.status }))) as unknown
+  if (!res.ok) throw new ApiError(json as Problem)
+  return json as T
+}
+
 export interface Session {
   app: string
   role: 'operator' | 'auditor'

@@ -6,7 +6,7 @@ import { z } from 'zod'
 import { AuditRequestSchema, SignInSchema, TrafficQuerySchema } from './routes/status.js'
 import { memberIdSchema as memberId, modeSchema, serviceIdSchema as serviceId } from '../protocol/vocabulary.js'
 import { LocalApplicationSchema, LocalDecisionSchema, LocalDisputeSchema, LocalReasonSchema } from '../exchange/governance.js'
-import { AuditUploadSchema, MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES } from './audit-upload.js'
+import { MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES, TAR_MEDIA_TYPE } from './audit-upload.js'
 
 export const LocalVerifySchema = z.strictObject({
   provider: memberId,
@@ -127,9 +127,9 @@ export function localOpenApi(): Record<string, unknown> {
       },
       '/local/v1/audit/upload': {
         post: {
-          summary: `The same checks on a log export uploaded from the console: each file of the export folder with its path inside it and its bytes in base64 (at most ${MAX_UPLOAD_BYTES} bytes decoded, ${MAX_UPLOAD_FILES} files); written to a private temporary folder that is removed afterwards (operator and auditor)`,
-          requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(AuditUploadSchema, { io: 'input' }) } } },
-          responses: { 200: { description: 'the report, as for /local/v1/audit/verify' }, 400: problem, 401: problem, 403: problem, 413: problem },
+          summary: `The same checks on a log export uploaded from the console: the export folder as a tar archive (ustar; regular files and folders only, paths at most three segments deep; the folder itself or its files at the top), at most ${MAX_UPLOAD_BYTES} bytes and ${MAX_UPLOAD_FILES} files; streamed to a private temporary folder that is removed afterwards (operator and auditor)`,
+          requestBody: { required: true, content: { [TAR_MEDIA_TYPE]: { schema: { type: 'string', format: 'binary' } } } },
+          responses: { 200: { description: 'the report, as for /local/v1/audit/verify' }, 400: problem, 401: problem, 403: problem, 413: problem, 415: problem },
         },
       },
       '/local/v1/session': {

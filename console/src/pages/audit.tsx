@@ -1,28 +1,11 @@
 import { useState } from 'preact/hooks'
-import { api, ApiError, type AuditResult } from '../api'
+import { api, apiUpload, ApiError, type AuditResult } from '../api'
+import { tarOf } from '../tar'
 import { t } from '../i18n'
 import { ErrorBox } from '../error-box'
 
-/** The node's limit on an upload's files, decoded (src/http/audit-upload.ts MAX_UPLOAD_BYTES): larger is not sent. */
-const MAX_UPLOAD_BYTES = 64 * 1024 * 1024
-
-/** A file's bytes in base64 (the browser encodes it: a data: URL without its prefix). */
-const base64Of = (f: File): Promise<string> => new Promise((resolve, reject) => {
-  const r = new FileReader()
-  r.onload = () => resolve(String(r.result).replace(/^data:[^,]*,/, ''))
-  r.onerror = () => reject(r.error ?? new Error('read failed'))
-  r.readAsDataURL(f)
-})
-
-/** A picked export folder's files, their paths inside it (the picked folder's own name dropped). */
-async function uploadBody(list: FileList): Promise<{ files: { path: string; data: string }[] }> {
-  const files: { path: string; data: string }[] = []
-  for (const f of Array.from(list)) {
-    const rel = f.webkitRelativePath === '' ? f.name : f.webkitRelativePath.split('/').slice(1).join('/')
-    files.push({ path: rel, data: await base64Of(f) })
-  }
-  return { files }
-}
+/** The node's limit on an upload (src/http/audit-upload.ts MAX_UPLOAD_BYTES): larger is not sent. */
+const MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
 export function AuditPage() {
   const [dir, setDir] = useState('')
@@ -50,9 +33,9 @@ export function AuditPage() {
     setError(null)
     setR(null)
     try {
-      const size = Array.from(picked).reduce((n, f) => n + f.size, 0)
-      if (size > MAX_UPLOAD_BYTES) throw new ApiError({ code: 'VN_ERR_AUDIT_UPLOAD_TOO_LARGE', title: t('uploadTooLarge'), status: 413 })
-      setR(await api<AuditResult>('POST', '/audit/upload', await uploadBody(picked)))
+      const tar = tarOf(picked)
+      if (tar.size > MAX_UPLOAD_BYTES) throw new ApiError({ code: 'VN_ERR_AUDIT_UPLOAD_TOO_LARGE', title: t('uploadTooLarge'), status: 413 })
+      setR(await apiUpload<AuditResult>('/audit/upload', tar))
     } catch (e) {
       setError(e)
     } finally {

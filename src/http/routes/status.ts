@@ -8,7 +8,7 @@ import { z } from 'zod'
 import { VnError } from '../../errors.js'
 import { formatZodIssues } from '../../config/load.js'
 import { AUDIT_PATH, AUDIT_UPLOAD_PATH, SESSION_PATH } from '../plugins/app-auth.js'
-import { UPLOAD_BODY_LIMIT, decodeUpload, withUploadedExport } from '../audit-upload.js'
+import { MAX_UPLOAD_BYTES, TAR_MEDIA_TYPE, withUploadedExport } from '../audit-upload.js'
 import { sessionCookie, sessionCookieName } from '../plugins/console-session.js'
 import { parseCanonicalInt } from '../params.js'
 
@@ -58,18 +58,22 @@ export async function statusRoutes(app: FastifyInstance): Promise<void> {
     return report(r)
   })
 
-  // The same checks on an export uploaded from the console (../audit-upload.ts): bounded, written to a
-  // private temporary folder removed afterwards. A declared length over the limit is refused before
-  // the body is read.
+  // The same checks on an export uploaded from the console as a tar archive (../audit-upload.ts):
+  // streamed to a private temporary folder removed afterwards, never held in memory. A declared
+  // length over the limit is refused before the body is read.
+  app.addContentTypeParser(TAR_MEDIA_TYPE, (_req, _payload, done) => done(null))
   app.post(AUDIT_UPLOAD_PATH, {
-    bodyLimit: UPLOAD_BODY_LIMIT,
     onRequest: async (req) => {
-      if (Number(req.headers['content-length'] ?? 0) > UPLOAD_BODY_LIMIT) throw new VnError('VN_ERR_AUDIT_UPLOAD_TOO_LARGE', `a body of more than ${UPLOAD_BODY_LIMIT} bytes`)
+      if (Number(req.headers['content-length'] ?? 0) > MAX_UPLOAD_BYTES) throw new VnError('VN_ERR_AUDIT_UPLOAD_TOO_LARGE', `an archive of more than ${MAX_UPLOAD_BYTES} bytes`)
     },
   }, async (req) => {
-    const files = decodeUpload(req.body)
-    const r = await withUploadedExport(files, (dir) => app.audit(dir))
-    req.log.info({ app: req.appName, role: req.appRole, files: files.size, ok: r.ok, leaves: r.leaves, errors: r.counts.errors }, 'audit verify (upload)')
+    if (req.headers['content-type']?.split(';')[0]?.trim() !== TAR_MEDIA_TYPE) throw new VnError('VN_ERR_REQ_UNSUPPORTED_MEDIA', `send ${TAR_MEDIA_TYPE}`)
+    let files = 0
+    const r = await withUploadedExport(req.raw, (dir, n) => {
+      files = n
+      return app.audit(dir)
+    })
+    req.log.info({ app: req.appName, role: req.appRole, files, ok: r.ok, leaves: r.leaves, errors: r.counts.errors }, 'audit verify (upload)')
     return report(r)
   })
 
