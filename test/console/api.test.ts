@@ -16,6 +16,7 @@ import type { RunningNode } from '../../src/http/server.js'
 import { MAX_UPLOAD_BYTES, extractTar } from '../../src/http/audit-upload.js'
 import { execFileSync } from 'node:child_process'
 import { Readable } from 'node:stream'
+import { connect } from 'node:net'
 
 const TAX = 'fj-tax'
 const PSB = 'fj-psb'
@@ -249,6 +250,18 @@ t.test('console API on a real federation', async (t) => {
       t.pass(`the client refused to send a body shorter than its declared length (${big.message})`)
     }
     t.same(await uploadDirs(), before, 'still no temporary folder left behind')
+    // a client that goes away in the middle of its upload: the half-written folder goes too
+    const partial = tarOf(entries)
+    const u = new URL(`${base}/audit/upload`)
+    await new Promise<void>((resolve) => {
+      const sock = connect(Number(u.port), u.hostname, () => {
+        sock.write(`POST ${u.pathname} HTTP/1.1\r\nhost: ${u.host}\r\ncookie: ${cookie}\r\nx-csrf-token: ${csrf}\r\ncontent-type: application/x-tar\r\ncontent-length: ${partial.length}\r\n\r\n`)
+        sock.write(partial.subarray(0, 3000), () => setTimeout(() => { sock.destroy(); resolve() }, 300))
+      })
+      sock.on('error', () => resolve())
+    })
+    for (let i = 0; i < 50 && (await uploadDirs()).length > before.length; i++) await new Promise((r) => setTimeout(r, 100))
+    t.same(await uploadDirs(), before, 'no temporary folder left after an upload cut off by its client')
     t.equal((await upload(`${base}/audit/upload`, tarOf(entries), { cookie })).json.code, 'VN_ERR_LOCAL_CSRF', 'the upload needs the CSRF token too')
   })
 
