@@ -1,8 +1,9 @@
 /**
  * `npm run console:screenshots`: regenerates docs/console/*.png, one per console page, from a real
  * three-node demo federation on loopback with some traffic (synthetic data, no real person), seen
- * from fj-tax's console in Debian's chromium (playwright-core). The audit page shows a tampered
- * copy of fj-tax's export, so a finding is on it.
+ * from fj-tax's console in Debian's chromium (playwright-core). The governance page shows two
+ * applications to fj-tax (one approved) and a dispute; the audit page shows a tampered copy of
+ * fj-tax's export, uploaded, so a finding is on it.
  */
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -34,6 +35,19 @@ async function main(): Promise<void> {
       await ask('fj-credit', { provider: 'fj-tax', service: 'tax.compliance', purpose: 'credit-evaluation', basis: 'Social Credit Regulations art. 12', subjects: [{ uscc: tx.uscc, year: tx.year }] })
     }
     await ask('fj-tax', { provider: 'fj-psb', service: 'identity.match', purpose: 'marketing', basis: 'none', subjects: [{ id: s.identity.matches[0]!.id, name: s.identity.matches[0]!.name }] })
+    // the governance queues at fj-tax: two applications (one approved) and a dispute
+    const local = async (from: string, path: string, body: unknown): Promise<Record<string, unknown>> => {
+      const r = await fetch(`${nodes[from]!.localUrl}/local/v1${path}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${fed.nodes[from]!.appToken}` }, body: JSON.stringify(body) })
+      return await r.json() as Record<string, unknown>
+    }
+    const until = new Date(Date.now() + 180 * 86_400_000).toISOString()
+    const contact = 'synthetic contact, not shown'
+    await local('fj-psb', '/applications', { provider: 'fj-tax', services: ['tax.compliance'], purposes: ['loan-screening'], basis: 'Commercial Bank Law art. 35', dailyQuota: 50, validUntil: until, contact })
+    const approved = await local('fj-credit', '/applications', { provider: 'fj-tax', services: ['income.band'], purposes: ['credit-evaluation'], basis: 'Social Credit Regulations art. 12', dailyQuota: 20, validUntil: until, contact })
+    await local('fj-tax', `/applications/${String(approved['id'])}/approve`, {})
+    const tx = s.tax.paidInFull[0]!
+    const x = await local('fj-credit', '/verify', { provider: 'fj-tax', service: 'tax.compliance', purpose: 'credit-evaluation', basis: 'Social Credit Regulations art. 12', subjects: [{ uscc: tx.uscc, year: tx.year }] })
+    await local('fj-credit', '/disputes', { provider: 'fj-tax', xid: x['xid'], index: x['providerLogIndex'], reason: 'outdated', note: 'synthetic note, not shown' })
     for (const n of Object.values(nodes)) await n.node.checkpoint()
     for (const n of Object.values(nodes)) await n.node.witnessAll()
 
@@ -69,17 +83,18 @@ async function main(): Promise<void> {
         await page.click('[data-testid=nav-agreements]')
         await page.waitForSelector('[data-testid^=agreement-]')
         await shot(page, 'agreements')
+        await page.click('[data-testid=nav-governance]')
+        await page.waitForSelector('[data-testid^=dispute-]')
+        await shot(page, 'governance')
         await page.click('[data-testid=nav-peers]')
         await page.waitForSelector('[data-testid^=member-]')
         await page.waitForSelector('[data-testid^=catalog-fj-psb-]')
         await page.waitForSelector('[data-testid^=catalog-fj-credit-]')
         await shot(page, 'peers')
         await page.click('[data-testid=nav-audit]')
-        await page.fill('[data-testid=audit-dir]', bad)
-        await page.click('[data-testid=audit-run]')
+        await page.setInputFiles('[data-testid=audit-upload]', bad)
+        await page.click('[data-testid=audit-upload-run]')
         await page.waitForSelector('[data-testid=findings]')
-        // the temporary folder's name says nothing: show a stable one
-        await page.fill('[data-testid=audit-dir]', '/srv/exports/fj-tax-tampered')
         await shot(page, 'audit')
       } finally {
         await ctx.close()

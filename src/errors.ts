@@ -107,6 +107,8 @@ export const ERRORS = {
   VN_ERR_AUDIT_INPUT_INVALID: { status: 400, title: 'Auditor input (checkpoint, proof, receipt or manifest file) is missing or malformed' },
   VN_ERR_AUDIT_NOT_FOUND: { status: 404, title: 'The export holds no entry for that exchange' },
   VN_ERR_AUDIT_NODE_RUNNING: { status: 409, title: 'The node is running: stop it before a command that writes to its log' },
+  VN_ERR_AUDIT_UPLOAD_TOO_LARGE: { status: 413, title: 'Uploaded log export archive exceeds the size or file-count limit of the console upload' },
+  VN_ERR_AUDIT_UPLOAD_INVALID: { status: 400, title: 'Uploaded log export is not a complete tar archive of regular files with plain relative paths holding export.json' },
 
   // peers (consumer side)
   VN_ERR_PEER_UNREACHABLE: { status: 502, title: 'Peer node could not be reached' },

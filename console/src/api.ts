@@ -29,6 +29,16 @@ export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, bo
   return json as T
 }
 
+/** A POST of raw bytes (a Blob: the browser streams it) answered with JSON. */
+export async function apiUpload<T>(path: string, body: Blob): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', 'content-type': body.type }
+  if (csrf !== null) headers['x-csrf-token'] = csrf
+  const res = await fetch(`/local/v1${path}`, { method: 'POST', headers, credentials: 'same-origin', body })
+  const json = (await res.json().catch(() => ({ code: 'VN_ERR_LOCAL_BAD_RESPONSE', title: 'not JSON', status: res.status }))) as unknown
+  if (!res.ok) throw new ApiError(json as Problem)
+  return json as T
+}
+
 export interface Session {
   app: string
   role: 'operator' | 'auditor'
@@ -62,6 +72,8 @@ export interface Traffic {
   series: { name: string; counts: number[] }[]
   total: number
   summary: TrafficSummary
+  /** as provider, per service and mode, since the node started (ms; null: above 5 s) */
+  providerLatency: { service: string; mode: string; count: number; p50: number | null; p90: number | null; p99: number | null }[]
 }
 
 export interface Agreement {
@@ -104,4 +116,51 @@ export interface AuditResult {
   counts: { provider: number; consumer: number; evidence: number; errors: number; warnings: number; infos: number }
   findings: { code: string; severity: string; message: string; xid?: string; role?: string; index?: number }[]
   truncated: boolean
+}
+
+/** An application as `GET /local/v1/applications` lists it: ids, digests, parties, services, states, deadlines. */
+export interface ApplicationItem {
+  id: string
+  consumer: string
+  provider: string
+  services: string[]
+  filedAt: number
+  index: number
+  digest: string
+  reviewDue?: number
+  due?: number
+  state: 'filed' | 'under-review' | 'approved' | 'amended' | 'refused'
+  decidedAt?: number
+  agreement?: string
+  role: 'provider' | 'consumer'
+  overdue: boolean
+  reviewDaysLeft?: number
+  dueDaysLeft?: number
+}
+
+/** A dispute as `GET /local/v1/disputes` lists it (never the sealed note). */
+export interface DisputeItem {
+  id: string
+  consumer: string
+  provider: string
+  xid: string
+  ref: number
+  reason: string
+  filedAt: number
+  index: number
+  digest: string
+  due?: number
+  state: 'filed' | 'corrected' | 'rejected'
+  resolvedAt?: number
+  role: 'provider' | 'consumer'
+  overdue: boolean
+  dueDaysLeft?: number
+}
+
+/** The answer to an action on an application or dispute. */
+export interface ActionResult {
+  state: string
+  index: number
+  delivered: boolean
+  agreement?: { id: string }
 }

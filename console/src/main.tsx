@@ -9,9 +9,10 @@ import { TrafficPage } from './pages/traffic'
 import { AgreementsPage } from './pages/agreements'
 import { PeersPage } from './pages/peers'
 import { AuditPage } from './pages/audit'
+import { GovernancePage } from './pages/governance'
 import './style.css'
 
-const PAGES = ['overview', 'traffic', 'agreements', 'peers', 'audit'] as const
+const PAGES = ['overview', 'traffic', 'agreements', 'governance', 'peers', 'audit'] as const
 type Page = (typeof PAGES)[number]
 
 const pageOf = (hash: string): Page => {
@@ -91,6 +92,7 @@ function App() {
         {page === 'overview' && <OverviewPage role={session.role} />}
         {page === 'traffic' && <TrafficPage />}
         {page === 'agreements' && <AgreementsPage />}
+        {page === 'governance' && <GovernancePage role={session.role} />}
         {page === 'peers' && <PeersPage />}
         {page === 'audit' && <AuditPage />}
       </main>

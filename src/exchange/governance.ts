@@ -36,7 +36,7 @@ import {
   GOV_TYP, GovernanceBook, GovernanceMessageSchema, agreementFromApplication, eventOf, DISPUTE_REASONS,
   type ApplicationEntry, type ApplicationMessage, type DisputeEntry, type GovernanceEvent, type GovernanceMessage,
 } from '../policy/governance.js'
-import { addWorkingDays, type WorkingDays } from '../policy/working-days.js'
+import { addWorkingDays, workingDaysLeft, type WorkingDays } from '../policy/working-days.js'
 import { makeDisclosure, openDisclosure } from '../protocol/disclosures.js'
 import { jwsDigest } from '../protocol/jws-digest.js'
 import { agreementIdSchema, memberIdSchema, modeSchema, serviceIdSchema, xidSchema } from '../protocol/vocabulary.js'
@@ -557,16 +557,27 @@ export class Governance {
 
   // --- reading the state (local API; and a peer's poll) ------------------------------------------
 
-  /** Applications and disputes this node filed or received, with their deadlines and whether they are overdue. */
-  list(): { applications: (ApplicationEntry & { role: 'consumer' | 'provider'; overdue: boolean })[]; disputes: (DisputeEntry & { role: 'consumer' | 'provider'; overdue: boolean })[] } {
+  /**
+   * Applications and disputes this node filed or received, with their deadlines, the working days
+   * left before each deadline still open (`reviewDaysLeft`, `dueDaysLeft`: the working days after
+   * today that end by it, under this node's calendar) and whether they are overdue.
+   */
+  list(): { applications: (ApplicationEntry & { role: 'consumer' | 'provider'; overdue: boolean; reviewDaysLeft?: number; dueDaysLeft?: number })[]; disputes: (DisputeEntry & { role: 'consumer' | 'provider'; overdue: boolean; dueDaysLeft?: number })[] } {
     const now = this.d.now()
     const role = (provider: string): 'consumer' | 'provider' => (provider === this.d.self ? 'provider' : 'consumer')
+    const left = (open: boolean, due: number | undefined): number | undefined => (open && due !== undefined ? workingDaysLeft(now, due, this.d.deadlines.calendar) : undefined)
+    const opt = (name: string, n: number | undefined): Record<string, number> => (n === undefined ? {} : { [name]: n })
     return {
       applications: [...this.book.applications.values()].map((a) => ({
         ...a, events: [...a.events], role: role(a.provider),
         overdue: (a.state === 'filed' && a.reviewDue !== undefined && now > a.reviewDue) || ((a.state === 'filed' || a.state === 'under-review') && a.due !== undefined && now > a.due),
+        ...opt('reviewDaysLeft', left(a.state === 'filed', a.reviewDue)),
+        ...opt('dueDaysLeft', left(a.state === 'filed' || a.state === 'under-review', a.due)),
       })),
-      disputes: [...this.book.disputes.values()].map((x) => ({ ...x, events: [...x.events], role: role(x.provider), overdue: x.state === 'filed' && x.due !== undefined && now > x.due })),
+      disputes: [...this.book.disputes.values()].map((x) => ({
+        ...x, events: [...x.events], role: role(x.provider), overdue: x.state === 'filed' && x.due !== undefined && now > x.due,
+        ...opt('dueDaysLeft', left(x.state === 'filed', x.due)),
+      })),
     }
   }
 

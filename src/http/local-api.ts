@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { AuditRequestSchema, SignInSchema, TrafficQuerySchema } from './routes/status.js'
 import { memberIdSchema as memberId, modeSchema, serviceIdSchema as serviceId } from '../protocol/vocabulary.js'
 import { LocalApplicationSchema, LocalDecisionSchema, LocalDisputeSchema, LocalReasonSchema } from '../exchange/governance.js'
+import { MAX_UPLOAD_BYTES, MAX_UPLOAD_FILES, TAR_MEDIA_TYPE } from './audit-upload.js'
 
 export const LocalVerifySchema = z.strictObject({
   provider: memberId,
@@ -55,7 +56,7 @@ export function localOpenApi(): Record<string, unknown> {
         },
       },
       '/local/v1/applications': {
-        get: { summary: 'Applications this node filed or received, with deadlines and whether they are overdue (docs/GOVERNANCE.md)', responses: { 200: { description: '{ applications }' } } },
+        get: { summary: 'Applications this node filed or received (role provider: incoming; consumer: filed here), with deadlines, the working days left before each open one (reviewDaysLeft, dueDaysLeft) and whether they are overdue (docs/GOVERNANCE.md); ids, digests, parties and services only, as the console lists them', responses: { 200: { description: '{ applications }' } } },
         post: {
           summary: 'File a signed sharing application with a provider; the contact is sealed, never logged in the clear',
           requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(LocalApplicationSchema, { io: 'input' }) } } },
@@ -79,7 +80,7 @@ export function localOpenApi(): Record<string, unknown> {
         },
       },
       '/local/v1/disputes': {
-        get: { summary: 'Disputes this node filed or received', responses: { 200: { description: '{ disputes }' } } },
+        get: { summary: 'Disputes this node filed or received, with the deadline, the working days left before it (dueDaysLeft) and whether it is overdue; never the sealed note', responses: { 200: { description: '{ disputes }' } } },
         post: {
           summary: 'File a signed dispute about one exchange; the note is sealed, never logged in the clear',
           requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(LocalDisputeSchema, { io: 'input' }) } } },
@@ -105,7 +106,7 @@ export function localOpenApi(): Record<string, unknown> {
           summary: 'Exchanges per minute, hour or day, split by service, peer, mode, decision or role (aggregated incrementally from the log)',
           parameters: Object.entries((z.toJSONSchema(TrafficQuerySchema, { io: 'input' }) as { properties: Record<string, unknown> }).properties)
             .map(([name, schema]) => ({ name, in: 'query', required: false, schema })),
-          responses: { 200: { description: 'times, one count series per value, total, and the summary' }, 400: problem, 401: problem },
+          responses: { 200: { description: 'times, one count series per value, total, the summary, and providerLatency: the latency percentiles (ms) per service and mode as provider since the node started, from the exchange-duration histogram' }, 400: problem, 401: problem },
         },
       },
       '/local/v1/status/agreements': { get: { summary: "Each agreement with today's quota use, validity, services, purposes and modes", responses: { 200: { description: 'agreements' }, 401: problem } } },
@@ -122,6 +123,13 @@ export function localOpenApi(): Record<string, unknown> {
           summary: 'Run the checks of `verinode audit verify` on an export folder on this machine, under the root key this node trusts (operator and auditor)',
           requestBody: { required: true, content: { 'application/json': { schema: z.toJSONSchema(AuditRequestSchema, { io: 'input' }) } } },
           responses: { 200: { description: 'the report: ok, counts, checkpoint, findings (at most 500)' }, 400: problem, 401: problem, 403: problem },
+        },
+      },
+      '/local/v1/audit/upload': {
+        post: {
+          summary: `The same checks on a log export uploaded from the console: the export folder as a tar archive (ustar; regular files and folders only, paths at most three segments deep; the folder itself or its files at the top), at most ${MAX_UPLOAD_BYTES} bytes and ${MAX_UPLOAD_FILES} files; streamed to a private temporary folder that is removed afterwards (operator and auditor)`,
+          requestBody: { required: true, content: { [TAR_MEDIA_TYPE]: { schema: { type: 'string', format: 'binary' } } } },
+          responses: { 200: { description: 'the report, as for /local/v1/audit/verify' }, 400: problem, 401: problem, 403: problem, 413: problem, 415: problem },
         },
       },
       '/local/v1/session': {

@@ -170,4 +170,47 @@ export class Metrics {
       },
     })
   }
+
+  /**
+   * Latency percentiles per service and mode for `role`, in ms, from the exchange-duration histogram
+   * (since the node started): each percentile is the upper bound of its bucket, null when above the
+   * last one (5 s). The provider's is the time from a request's arrival to its released response.
+   */
+  async exchangeLatency(role: 'provider' | 'consumer'): Promise<ServiceLatency[]> {
+    const buckets = new Map<string, { service: string; mode: string; le: number[]; n: number[] }>()
+    for (const v of (await this.exchangeSeconds.get()).values) {
+      if (v.metricName !== 'verinode_exchange_duration_seconds_bucket' || v.labels.role !== role) continue
+      const service = String(v.labels.service)
+      const mode = String(v.labels.mode)
+      const key = `${service} ${mode}`
+      const b = buckets.get(key) ?? { service, mode, le: [], n: [] }
+      buckets.set(key, b)
+      const le = (v.labels as Record<string, string | number | undefined>)['le']
+      b.le.push(le === '+Inf' ? Infinity : Number(le))
+      b.n.push(v.value)
+    }
+    const out: ServiceLatency[] = []
+    for (const b of [...buckets.values()].sort((x, y) => (x.service === y.service ? x.mode.localeCompare(y.mode) : x.service.localeCompare(y.service)))) {
+      const order = b.le.map((le, i) => [le, b.n[i] as number] as const).sort((x, y) => x[0] - y[0])
+      const count = order[order.length - 1]?.[1] ?? 0
+      if (count === 0) continue
+      // cumulative counts: the first bucket holding the q-th observation
+      const pct = (q: number): number | null => {
+        const le = order.find(([, n]) => n >= Math.ceil(q * count))?.[0] ?? Infinity
+        return Number.isFinite(le) ? Math.round(le * 1000 * 1000) / 1000 : null
+      }
+      out.push({ service: b.service, mode: b.mode, count, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99) })
+    }
+    return out
+  }
+}
+
+/** Latency percentiles of one service and mode, ms (null: above the histogram's last bucket). */
+export interface ServiceLatency {
+  service: string
+  mode: string
+  count: number
+  p50: number | null
+  p90: number | null
+  p99: number | null
 }

@@ -290,6 +290,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     self, federation, store, traffic, agreements: () => governance.agreements(), quotas, ready, peerLogs, origin, now,
     tls: tls === undefined ? undefined : { notAfter: tls.notAfter, pin: tls.pin },
     peerUp: async (peer) => (await metrics.peerUp.get()).values.find((v) => v.labels.peer === peer)?.value ?? null,
+    providerLatency: () => metrics.exchangeLatency('provider'),
   })
 
   let closed = false

@@ -13,6 +13,7 @@ import type { Agreement } from '../policy/agreements.js'
 import { utcDay, type QuotaStore } from '../policy/quota.js'
 import type { TrafficDimension, TrafficSeries, TrafficStats, TrafficStep, TrafficSummary } from './traffic.js'
 import type { PeerLogs } from './witness.js'
+import type { ServiceLatency } from './metrics.js'
 
 /** A quota is "nearly exhausted" from this share of the daily limit on. */
 const QUOTA_ALERT_SHARE = 0.8
@@ -74,7 +75,8 @@ export interface PeerStatus {
 
 export interface NodeStatus {
   overview(): Promise<Overview>
-  traffic(step: TrafficStep, by: TrafficDimension, points: number, role?: 'provider' | 'consumer'): Promise<TrafficSeries & { summary: TrafficSummary }>
+  /** the series, the summary, and the provider's latency per service and mode since the node started (its metrics histogram) */
+  traffic(step: TrafficStep, by: TrafficDimension, points: number, role?: 'provider' | 'consumer'): Promise<TrafficSeries & { summary: TrafficSummary; providerLatency: ServiceLatency[] }>
   agreements(): Promise<AgreementStatus[]>
   peers(): Promise<{ federation: string; seq: number; self: string; members: PeerStatus[] }>
   /** one record of this node's log (records hold ids, digests and counts only: docs/PROTOCOL.md) */
@@ -96,6 +98,8 @@ export interface StatusDeps {
   tls: { notAfter: number; pin: string } | undefined
   /** the last known reachability of each peer (from the metrics gauge) */
   peerUp: (peer: string) => Promise<number | null>
+  /** latency percentiles per service and mode as provider (request arrival to released response), from the metrics */
+  providerLatency: () => Promise<ServiceLatency[]>
   now: () => number
 }
 
@@ -187,7 +191,7 @@ export function nodeStatus(d: StatusDeps): NodeStatus {
     },
     async traffic(step, by, points, role) {
       await d.traffic.refresh()
-      return { ...d.traffic.series(step, by, points, d.now(), role), summary: d.traffic.summary() }
+      return { ...d.traffic.series(step, by, points, d.now(), role), summary: d.traffic.summary(), providerLatency: await d.providerLatency() }
     },
     agreements: agreementStatus,
     peers,

@@ -55,3 +55,20 @@ export function addWorkingDays(from: number, days: number, cal: WorkingDays): nu
   }
   return dayStart + DAY_MS
 }
+
+/**
+ * The working days left at `now` before deadline `due` (an instant `addWorkingDays` gave): the
+ * working days after the day of `now` that end by `due`. 0 when `due` is the end of today, or has
+ * passed (the caller says overdue).
+ */
+export function workingDaysLeft(now: number, due: number, cal: WorkingDays): number {
+  const offset = cal.utcOffsetMinutes * 60_000
+  // local midnight starting the day after `now`
+  let dayStart = (Math.floor((now + offset) / DAY_MS) + 1) * DAY_MS - offset
+  let n = 0
+  for (let guard = 0; dayStart + DAY_MS <= due && guard < 3660; guard++) {
+    if (isWorkingDay(localDate(dayStart, cal), cal)) n++
+    dayStart += DAY_MS
+  }
+  return n
+}

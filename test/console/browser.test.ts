@@ -114,6 +114,12 @@ t.test('the console in chromium', { skip: noBrowser ?? false }, async (t) => {
     for (const r of await records(psb)) if (r.t === 'decision' && r.permit && r.agreement !== undefined && r.day === today) used.set(r.agreement, (used.get(r.agreement) ?? 0) + r.count)
     t.ok(used.size > 0)
     for (const [id, n] of used) t.equal(Number(await text(p2, `used-${id}`)), n, `${id}: ${n} subjects today`)
+    // the provider's latency per service on its traffic page: one observation per answered exchange
+    await p2.click('[data-testid=nav-traffic]')
+    await p2.waitForSelector('[data-testid="provider-latency-identity.match-plain"]')
+    const answered = (await records(psb)).filter((r) => r.t === 'response-out').length
+    t.equal(Number(await text(p2, 'provider-latency-count-identity.match-plain')), answered, 'as many as response-out records')
+    t.match(await text(p2, 'provider-latency-identity.match-plain'), /≤ [\d.]+/)
     await p2.close()
   })
 
@@ -152,6 +158,25 @@ t.test('the console in chromium', { skip: noBrowser ?? false }, async (t) => {
     const codes = await page.locator('[data-testid=finding-code]').allTextContents()
     t.ok(codes.length > 0, `findings shown: ${codes.join(', ')}`)
     t.ok(Number(await text(page, 'audit-errors')) > 0)
+  })
+
+  t.test('audit of an uploaded export, and of a tampered one', async (t) => {
+    await page.click('[data-testid=nav-overview]')
+    await page.click('[data-testid=nav-audit]')
+    await page.setInputFiles('[data-testid=audit-upload]', good)
+    await page.click('[data-testid=audit-upload-run]')
+    await page.waitForSelector('[data-testid=audit-ok]')
+    t.equal(await text(page, 'audit-ok'), 'No error finding')
+    const meta = JSON.parse(await readFile(join(good, 'export.json'), 'utf8')) as { size: number }
+    t.equal(Number(await text(page, 'audit-leaves')), meta.size, 'every leaf of the export checked')
+    await page.setInputFiles('[data-testid=audit-upload]', bad)
+    await page.click('[data-testid=audit-upload-run]')
+    await page.waitForSelector('[data-testid=findings]')
+    t.equal(await text(page, 'audit-ok'), 'Error findings')
+    const codes = await page.locator('[data-testid=finding-code]').allTextContents()
+    t.ok(codes.length > 0, `findings shown: ${codes.join(', ')}`)
+    t.ok(Number(await text(page, 'audit-errors')) > 0)
+    t.ok(lines.some((l) => l.msg === 'audit verify (upload)' && l.ok === false), 'logged, without the files')
   })
 
   t.test('a request from another origin is refused (CSRF)', async (t) => {

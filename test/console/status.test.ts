@@ -4,6 +4,7 @@ import { nodeStatus, type StatusDeps } from '../../src/node/status.js'
 import { TrafficStats } from '../../src/node/traffic.js'
 import { canonicalJsonBytes } from '../../src/protocol/canonical-json.js'
 import type { LogRecord } from '../../src/log/records.js'
+import { Metrics } from '../../src/node/metrics.js'
 
 const NOW = Date.UTC(2026, 11, 1, 12)
 
@@ -35,6 +36,7 @@ function deps(over: Partial<StatusDeps> = {}): StatusDeps {
     origin: 'me.fed.verinode/log',
     tls: { notAfter: NOW + 1000, pin: 'pin' },
     peerUp: async () => 0,
+    providerLatency: async () => [],
     now: () => NOW,
     ...over,
   }
@@ -59,4 +61,20 @@ t.test('alerts: a failing check, fork evidence, an unreachable peer, a quota at 
   t.same(peers.members.map((m) => [m.id, m.up, m.lastCosigned]), [['me', null, null], ['p2', 0, null]])
   t.same(await s.entry(0), { v: 1, at: NOW - 1000, t: 'fork-evidence', peer: 'p2', notes: ['a', 'b'] })
   await t.rejects(s.entry(5), { code: 'VN_ERR_REQ_NOT_FOUND' })
+})
+
+t.test("the provider's latency per service, from the exchange-duration histogram", async (t) => {
+  const m = new Metrics('me')
+  t.same(await m.exchangeLatency('provider'), [], 'none before an exchange')
+  // 10 answers of identity.match: 8 within 2 ms, 1 within 20 ms, 1 above the last bucket (5 s)
+  for (let i = 0; i < 8; i++) m.exchangeSeconds.observe({ role: 'provider', service: 'identity.match', mode: 'plain' }, 0.0015)
+  m.exchangeSeconds.observe({ role: 'provider', service: 'identity.match', mode: 'plain' }, 0.015)
+  m.exchangeSeconds.observe({ role: 'provider', service: 'identity.match', mode: 'plain' }, 7)
+  m.exchangeSeconds.observe({ role: 'provider', service: 'tax.compliance', mode: 'oprf' }, 0.3)
+  m.exchangeSeconds.observe({ role: 'consumer', service: 'tax.compliance', mode: 'plain' }, 0.001)
+  t.same(await m.exchangeLatency('provider'), [
+    { service: 'identity.match', mode: 'plain', count: 10, p50: 2, p90: 20, p99: null },
+    { service: 'tax.compliance', mode: 'oprf', count: 1, p50: 500, p90: 500, p99: 500 },
+  ])
+  t.same((await m.exchangeLatency('consumer')).map((x) => [x.service, x.count, x.p50]), [['tax.compliance', 1, 1]])
 })

@@ -1,6 +1,6 @@
 /** Deadlines in working days: weekends skipped, holidays skipped, make-up days counted, local calendar. */
 import t from 'tap'
-import { addWorkingDays, isWorkingDay, localDate, DEFAULT_WORKING_DAYS, type WorkingDays } from '../../src/policy/working-days.js'
+import { addWorkingDays, isWorkingDay, localDate, workingDaysLeft, DEFAULT_WORKING_DAYS, type WorkingDays } from '../../src/policy/working-days.js'
 
 const cst = (s: string): number => Date.parse(`${s}+08:00`)
 const iso = (ms: number): string => new Date(ms).toISOString()
@@ -24,4 +24,17 @@ t.test('holidays are skipped and make-up working days count', async (t) => {
   t.equal(iso(addWorkingDays(cst('2026-09-30T09:00:00'), 3, cal)), '2026-10-10T16:00:00.000Z')
   t.throws(() => addWorkingDays(0, -1, cal), RangeError)
   t.throws(() => addWorkingDays(0, 1.5, cal), RangeError)
+})
+
+t.test('working days left before a deadline, as the console shows them', async (t) => {
+  const filed = cst('2026-12-02T10:00:00') // Wednesday
+  const due = addWorkingDays(filed, 5, DEFAULT_WORKING_DAYS) // end of Wed 2026-12-09
+  t.equal(workingDaysLeft(filed, due, DEFAULT_WORKING_DAYS), 5, 'on the day of filing: all of them')
+  t.equal(workingDaysLeft(cst('2026-12-05T12:00:00'), due, DEFAULT_WORKING_DAYS), 3, 'Saturday: Mon, Tue, Wed')
+  t.equal(workingDaysLeft(cst('2026-12-08T09:00:00'), due, DEFAULT_WORKING_DAYS), 1, 'Tuesday: Wednesday left')
+  t.equal(workingDaysLeft(cst('2026-12-09T09:00:00'), due, DEFAULT_WORKING_DAYS), 0, 'due by the end of today')
+  t.equal(workingDaysLeft(cst('2026-12-10T09:00:00'), due, DEFAULT_WORKING_DAYS), 0, 'past: 0 (the list says overdue)')
+  const cal: WorkingDays = { utcOffsetMinutes: 480, holidays: ['2026-10-01', '2026-10-02', '2026-10-05', '2026-10-06', '2026-10-07'], workdays: ['2026-10-10'] }
+  const d = addWorkingDays(cst('2026-09-30T09:00:00'), 3, cal)
+  t.equal(workingDaysLeft(cst('2026-09-30T09:00:00'), d, cal), 3, 'holidays skipped, the make-up day counted')
 })

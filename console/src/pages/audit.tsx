@@ -1,7 +1,11 @@
 import { useState } from 'preact/hooks'
-import { api, type AuditResult } from '../api'
+import { api, apiUpload, ApiError, type AuditResult } from '../api'
+import { tarOf } from '../tar'
 import { t } from '../i18n'
 import { ErrorBox } from '../error-box'
+
+/** The node's limit on an upload (src/http/audit-upload.ts MAX_UPLOAD_BYTES): larger is not sent. */
+const MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 
 export function AuditPage() {
   const [dir, setDir] = useState('')
@@ -21,8 +25,30 @@ export function AuditPage() {
       setBusy(false)
     }
   }
+  const [picked, setPicked] = useState<FileList | null>(null)
+  const upload = async (ev: Event) => {
+    ev.preventDefault()
+    if (picked === null || picked.length === 0) return
+    setBusy(true)
+    setError(null)
+    setR(null)
+    try {
+      const tar = tarOf(picked)
+      if (tar.size > MAX_UPLOAD_BYTES) throw new ApiError({ code: 'VN_ERR_AUDIT_UPLOAD_TOO_LARGE', title: t('uploadTooLarge'), status: 413 })
+      setR(await apiUpload<AuditResult>('/audit/upload', tar))
+    } catch (e) {
+      setError(e)
+    } finally {
+      setBusy(false)
+    }
+  }
   return (
     <section data-testid="page-audit">
+      <form class="controls" onSubmit={upload}>
+        <label>{t('uploadExport')} <input type="file" data-testid="audit-upload" multiple ref={(el) => el?.setAttribute('webkitdirectory', '')} onChange={(e) => setPicked((e.target as HTMLInputElement).files)} /></label>
+        <button type="submit" data-testid="audit-upload-run" disabled={busy || picked === null || picked.length === 0}>{busy ? t('running') : t('uploadAndVerify')}</button>
+        <span class="muted">{t('uploadHelp')}</span>
+      </form>
       <form class="controls" onSubmit={run}>
         <label>{t('exportDir')} <input data-testid="audit-dir" size={60} value={dir} onInput={(e) => setDir((e.target as HTMLInputElement).value)} required /></label>
         <button type="submit" data-testid="audit-run" disabled={busy}>{busy ? t('running') : t('runAudit')}</button>

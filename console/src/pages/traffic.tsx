@@ -6,6 +6,9 @@ import { ErrorBox } from '../error-box'
 
 const POINTS = { minute: 60, hour: 48, day: 30 } as const
 
+/** a percentile of the provider's histogram: the upper bound of its bucket, or above the last (5 s) */
+const ms = (x: number | null): string => (x === null ? '> 5000' : `≤ ${x}`)
+
 export function TrafficPage() {
   const [step, setStep] = useState<'minute' | 'hour' | 'day'>('minute')
   const [by, setBy] = useState('service')
@@ -45,6 +48,16 @@ export function TrafficPage() {
             <thead><tr><th>{t('role')}</th><th>{t('count')}</th><th>p50</th><th>p90</th><th>p99</th></tr></thead>
             <tbody>{data.summary.latency.map((l) => <tr><td>{t(l.role as Key)}</td><td>{l.count}</td><td>{l.p50}</td><td>{l.p90}</td><td>{l.p99}</td></tr>)}</tbody>
           </table>
+          <h3>{t('providerLatency')}</h3>
+          {data.providerLatency.length === 0 ? <p class="muted" data-testid="no-provider-latency">{t('noProviderLatency')}</p> : (
+            <table data-testid="provider-latency">
+              <thead><tr><th>{t('service')}</th><th>{t('mode')}</th><th>{t('count')}</th><th>p50</th><th>p90</th><th>p99</th></tr></thead>
+              <tbody>{data.providerLatency.map((l) => (
+                <tr data-testid={`provider-latency-${l.service}-${l.mode}`}><td>{l.service}</td><td>{l.mode}</td><td data-testid={`provider-latency-count-${l.service}-${l.mode}`}>{l.count}</td><td>{ms(l.p50)}</td><td>{ms(l.p90)}</td><td>{ms(l.p99)}</td></tr>
+              ))}</tbody>
+            </table>
+          )}
+          <p class="muted">{t('providerLatencyHelp')}</p>
         </>
       )}
     </section>

@@ -15,11 +15,12 @@ import { CSRF_HEADER, ConsoleSessions, cookieValue, sameSecret, sessionCookieNam
 export const OPENAPI_PATH = '/local/v1/openapi.json'
 export const SESSION_PATH = '/local/v1/session'
 export const AUDIT_PATH = '/local/v1/audit/verify'
+export const AUDIT_UPLOAD_PATH = '/local/v1/audit/upload'
 export const CONSOLE_PREFIX = '/console'
 /** Prometheus scrapes without a token: the metrics carry ids and counts, never personal data. */
 const OPEN_PATHS = new Set([OPENAPI_PATH, '/metrics'])
-/** What an auditor may do besides reading: run an audit, and sign out. */
-const AUDITOR_ACTIONS = new Set([`POST ${AUDIT_PATH}`, `DELETE ${SESSION_PATH}`])
+/** What an auditor may do besides reading: run an audit (of a folder here or of an uploaded export), and sign out. */
+const AUDITOR_ACTIONS = new Set([`POST ${AUDIT_PATH}`, `POST ${AUDIT_UPLOAD_PATH}`, `DELETE ${SESSION_PATH}`])
 
 const SAFE = new Set(['GET', 'HEAD'])
 

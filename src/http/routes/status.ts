@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
 import { VnError } from '../../errors.js'
 import { formatZodIssues } from '../../config/load.js'
-import { AUDIT_PATH, SESSION_PATH } from '../plugins/app-auth.js'
+import { AUDIT_PATH, AUDIT_UPLOAD_PATH, SESSION_PATH } from '../plugins/app-auth.js'
+import { MAX_UPLOAD_BYTES, TAR_MEDIA_TYPE, withUploadedExport } from '../audit-upload.js'
 import { sessionCookie, sessionCookieName } from '../plugins/console-session.js'
 import { parseCanonicalInt } from '../params.js'
 
@@ -42,17 +43,38 @@ export async function statusRoutes(app: FastifyInstance): Promise<void> {
     return { index, record: await app.status.entry(index) }
   })
 
+  const report = (r: Awaited<ReturnType<FastifyInstance['audit']>>) => ({
+    ok: r.ok, member: r.member, origin: r.origin, leaves: r.leaves, checkpoint: r.checkpoint, counts: r.counts,
+    trustAnchor: r.trustAnchor, manifests: r.manifests,
+    findings: r.findings.slice(0, MAX_FINDINGS), truncated: r.findings.length > MAX_FINDINGS,
+  })
+
   // The same checks as `verinode audit verify <dir>`, under the federation root key this node trusts.
   app.post(AUDIT_PATH, async (req) => {
     const p = AuditRequestSchema.safeParse(req.body)
     if (!p.success) throw new VnError('VN_ERR_REQ_INVALID', formatZodIssues(p.error))
     const r = await app.audit(p.data.dir)
     req.log.info({ app: req.appName, role: req.appRole, ok: r.ok, leaves: r.leaves, errors: r.counts.errors }, 'audit verify')
-    return {
-      ok: r.ok, member: r.member, origin: r.origin, leaves: r.leaves, checkpoint: r.checkpoint, counts: r.counts,
-      trustAnchor: r.trustAnchor, manifests: r.manifests,
-      findings: r.findings.slice(0, MAX_FINDINGS), truncated: r.findings.length > MAX_FINDINGS,
-    }
+    return report(r)
+  })
+
+  // The same checks on an export uploaded from the console as a tar archive (../audit-upload.ts):
+  // streamed to a private temporary folder removed afterwards, never held in memory. A declared
+  // length over the limit is refused before the body is read.
+  app.addContentTypeParser(TAR_MEDIA_TYPE, (_req, _payload, done) => done(null))
+  app.post(AUDIT_UPLOAD_PATH, {
+    onRequest: async (req) => {
+      if (Number(req.headers['content-length'] ?? 0) > MAX_UPLOAD_BYTES) throw new VnError('VN_ERR_AUDIT_UPLOAD_TOO_LARGE', `an archive of more than ${MAX_UPLOAD_BYTES} bytes`)
+    },
+  }, async (req) => {
+    if (req.headers['content-type']?.split(';')[0]?.trim() !== TAR_MEDIA_TYPE) throw new VnError('VN_ERR_REQ_UNSUPPORTED_MEDIA', `send ${TAR_MEDIA_TYPE}`)
+    let files = 0
+    const r = await withUploadedExport(req.raw, (dir, n) => {
+      files = n
+      return app.audit(dir)
+    })
+    req.log.info({ app: req.appName, role: req.appRole, files, ok: r.ok, leaves: r.leaves, errors: r.counts.errors }, 'audit verify (upload)')
+    return report(r)
   })
 
   // Console sign-in: a token for a session cookie (httpOnly, SameSite=Strict) and a CSRF token.
