@@ -395,6 +395,8 @@ export interface PublishedShards {
   kid: string
   etag: string
   bits: number
+  /** the tree head over the shards (in the header) */
+  root: Uint8Array
   endsAt: number
   file: ShardFile
 }
@@ -692,6 +694,7 @@ export class TagSetPublisher {
       kid: s.kid,
       etag: tagSetETag(header),
       bits: file.root.bits,
+      root: file.root.root,
       endsAt: (en.epoch + 1) * epochLengthMs(svc),
       file,
     }

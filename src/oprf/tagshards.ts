@@ -168,6 +168,8 @@ export class ShardTags {
     readonly shard: number,
     readonly tagLength: number,
     private readonly tags: Uint8Array,
+    /** the tree head it was verified against (a set rebuilt within its epoch has another) */
+    readonly root?: Uint8Array,
   ) {}
 
   get count(): number {
@@ -194,7 +196,7 @@ export function verifyShard(root: ShardRoot, shard: number, tags: Uint8Array, pa
   } catch {
     throw bad('not the shard the signed epoch header commits to')
   }
-  return new ShardTags(root.epoch, shard, root.tagLength, tags)
+  return new ShardTags(root.epoch, shard, root.tagLength, tags, root.root)
 }
 
 /** The whole file for a build's sharded tags: header (with the tree head), offsets, tags. */
@@ -328,9 +330,14 @@ export class ShardCache {
     return this.entries.get(`${provider}|${service}|${epoch}|${shard}`)
   }
 
-  get(provider: string, service: string, epoch: number, shard: number): ShardTags | undefined {
+  /** A shard verified for this epoch (and, when given, under this tree head: a rebuilt set's are stale). */
+  get(provider: string, service: string, epoch: number, shard: number, root?: Uint8Array): ShardTags | undefined {
     const k = `${provider}|${service}|${epoch}|${shard}`
     const hit = this.entries.get(k)
+    if (hit !== undefined && root !== undefined && (hit.root === undefined || !hashEquals(hit.root, root))) {
+      this.entries.delete(k)
+      return undefined
+    }
     if (hit !== undefined) {
       this.entries.delete(k)
       this.entries.set(k, hit) // most recently used last

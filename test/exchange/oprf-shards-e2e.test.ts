@@ -148,6 +148,6 @@ t.test('single checks: one shard in the signed response, never the full set, ans
   const consumerLog = jwsText('fj-tax')
   t.match(consumerLog, /"shards":\[\{"shard":\d,"tags":"[A-Za-z0-9_-]+","path":\["[A-Za-z0-9_-]{43}","[A-Za-z0-9_-]{43}"\]\}\]/, 'the signed response carried the shard and its path')
   const providerLog = jwsText('fj-psb')
-  t.match(providerLog, /"q":\{"epoch":\d+,"blinded":\["[A-Za-z0-9_-]{43}"\],"shards":\[\d\]\}/, 'the request named its shard (the leakage, on record)')
+  t.match(providerLog, /"q":\{"epoch":\d+,"blinded":\["[A-Za-z0-9_-]{43}"\],"root":"[A-Za-z0-9_-]{43}","shards":\[\d\]\}/, 'the request named its shard (the leakage, on record)')
   for (const x of singles) t.notOk(providerLog.includes(x.id), 'no ID number in the provider log')
 })

@@ -8,7 +8,7 @@
  */
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
-import { open as openFile } from 'node:fs/promises'
+import { open as openFile, utimes } from 'node:fs/promises'
 import { pino } from 'pino'
 import {
   blind, blindEvaluateBatch, finalizeBatch, offloadSingleEvaluation, offloadSingleProof, type SingleProofPlan,
@@ -21,7 +21,7 @@ import type { RequestPayload } from '../../src/protocol/envelope.js'
 import { makeUscc } from '../../src/demo/synthetic.js'
 import { shardOfHash, TagSet } from '../../src/oprf/tagset.js'
 import { ShardCache, ShardRoot } from '../../src/oprf/tagshards.js'
-import { shardFilePath, subjectShardHash, TagSetPublisher, type OprfProviderService } from '../../src/oprf/tagset-service.js'
+import { buildServiceTagSet, shardFilePath, subjectShardHash, tagSetFile, TagSetPublisher, type OprfProviderService } from '../../src/oprf/tagset-service.js'
 import type { DataSource, Row } from '../../src/sources/types.js'
 import type { WorkerPool } from '../../src/util/worker-pool.js'
 
@@ -194,6 +194,7 @@ t.test('a shard number out of range, repeated or malformed is a coded 400; too m
     t.notOk(e.detail?.includes(el), 'the detail names no element')
   }
   t.equal(ERRORS.VN_ERR_OPRF_SHARD.status, 400)
+  for (const root of ['!!', 'AAAA', 'A'.repeat(44)]) await rejects(t, provider.prepare(svcCfg, { ...req(undefined), q: { epoch: pub.currentEpoch(LIST.id), blinded: [el], root } }, [], ctx), 'VN_ERR_OPRF_SHARD')
   t.equal((await provider.prepare(svcCfg, req([0, 7]), [], ctx)).count, 1, 'shards 0 and 7 are in range')
 })
 
@@ -247,4 +248,21 @@ t.test('an epoch change mid-check: refused with VN_ERR_OPRF_EPOCH, the consumer 
   const reply = await prepared.answer()
   await rejects(t, b2.finish({ r: { ...reply.r, epoch: oldEpoch } }), 'VN_ERR_PEER_BAD_RESPONSE')
   rootOverride = undefined
+})
+
+t.test('a set rebuilt within its epoch: a consumer holding the old header is refused, refetches, and its old shards are not used', async (t) => {
+  const epoch = pub.currentEpoch(LIST.id)
+  const newcomer = { id: uscc(1) } // odd: not listed so far
+  t.same((await check([newcomer])).answers, [{ listed: false }])
+  const invalidated = fetched.invalidated
+  table.push({ id: uscc(1) })
+  await buildServiceTagSet({ svc: LIST, source: memorySource(() => table), key: pub.key(LIST.id, epoch), epoch, dir })
+  await utimes(tagSetFile(dir, LIST.id, epoch), new Date(), new Date(Date.now() + 10_000))
+  await pub.tick()
+  t.equal(pub.current(LIST.id).count, MEMBERS + 1, 'the provider serves the rebuilt set')
+  await rejects(t, check([newcomer]), 'VN_ERR_OPRF_EPOCH')
+  t.equal(fetched.invalidated, invalidated + 1, 'the consumer dropped its header')
+  const { answers, q } = await check([newcomer])
+  t.same(answers, [{ listed: true }], 'the rebuilt shard answers, not the cached one')
+  t.equal((q.shards as number[]).length, 1, 'the shard was fetched again under the new header')
 })

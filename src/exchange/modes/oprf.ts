@@ -44,7 +44,7 @@ const IN_THREAD_MAX = 8
 const B64U = /^[A-Za-z0-9_-]*$/
 
 /** Strict base64url (no padding, canonical trailing bits) → bytes. */
-function fromB64u(s: string, field: string, code: 'VN_ERR_OPRF_POINT' | 'VN_ERR_PEER_BAD_RESPONSE'): Uint8Array {
+function fromB64u(s: string, field: string, code: 'VN_ERR_OPRF_POINT' | 'VN_ERR_PEER_BAD_RESPONSE' | 'VN_ERR_OPRF_SHARD'): Uint8Array {
   if (!B64U.test(s)) throw new VnError(code, `${field}: not base64url`)
   const b = Buffer.from(s, 'base64url')
   if (b.toString('base64url') !== s) throw new VnError(code, `${field}: not canonical base64url`)
@@ -61,6 +61,8 @@ const OprfQuerySchema = z.strictObject({
   blinded: z.array(z.string().max(128)).min(1),
   /** sharded sets: the shards whose tags the response should carry (checked apart: VN_ERR_OPRF_SHARD) */
   shards: z.array(z.unknown()).optional(),
+  /** sharded sets: the tree head of the epoch header the consumer holds (a rebuilt set has another) */
+  root: z.string().max(64).optional(),
 })
 
 /** r of an oprf response. */
@@ -96,7 +98,7 @@ export interface OprfProviderDeps {
     currentEpoch(service: string): number
     key(service: string, epoch: number): OprfKeyPair
     /** the current sharded set's bits (TagSetPublisher.currentShards); absent: no shards served */
-    currentShards?(service: string): { epoch: number; bits: number }
+    currentShards?(service: string): { epoch: number; bits: number; root: Uint8Array }
     readShards?(service: string, epoch: number, shards: readonly number[]): Promise<ServedShard[]>
   }
   pool: () => WorkerPool
@@ -161,6 +163,18 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
         const cur = keys.currentShards(svc.id)
         if (cur.epoch !== epoch) throw new VnError('VN_ERR_OPRF_EPOCH', `q.epoch ${epoch} is not the epoch ${cur.epoch} of the sharded set of ${svc.id}`)
         shards = checkShards(q.data.shards, cur.bits)
+      }
+      if (q.data.root !== undefined) {
+        const keys = d.keys
+        if (keys.currentShards === undefined) throw new VnError('VN_ERR_OPRF_SHARD', 'q.root: this node serves no sharded sets')
+        const cur = keys.currentShards(svc.id)
+        const root = fromB64u(q.data.root, 'q.root', 'VN_ERR_OPRF_SHARD')
+        if (root.length !== 32) throw new VnError('VN_ERR_OPRF_SHARD', 'q.root: expected 32 bytes')
+        // The set was rebuilt within the epoch (`verinode tagset build --force`): the consumer holds
+        // the old header; the same refusal as a new epoch makes it fetch the current one.
+        if (cur.epoch === epoch && !Buffer.from(root).equals(Buffer.from(cur.root))) {
+          throw new VnError('VN_ERR_OPRF_EPOCH', `q.root: the sharded set of ${svc.id} epoch ${epoch} was rebuilt; fetch its current header`)
+        }
       }
       const perSecond = svc.oprf?.evaluationsPerSecond
       if (perSecond !== undefined) rate.take(`${req.iss}|${svc.id}`, perSecond, Math.max(perSecond, max), elements.length, now())
@@ -270,7 +284,7 @@ export function oprfConsumer(d: OprfConsumerDeps): ConsumerMode {
         const shardOf = subjects.map((x) => shardOfHash(subjectShardHash(svc, x), root.bits))
         const have = new Map<number, ShardTags>()
         for (const sh of new Set(shardOf)) {
-          const hit = cache.get(ctx.provider, svc.id, root.epoch, sh)
+          const hit = cache.get(ctx.provider, svc.id, root.epoch, sh, root.root)
           if (hit !== undefined) have.set(sh, hit)
           else shards.push(sh)
         }
@@ -282,7 +296,11 @@ export function oprfConsumer(d: OprfConsumerDeps): ConsumerMode {
       const b = inputs.length <= IN_THREAD_MAX ? blind(inputs, { maxBatch }) : await poolBlind(d.pool(), inputs, { maxBatch })
       const probe = tagset
       return {
-        q: { epoch: probe.epoch, blinded: b.blindedElements.map(b64u), ...(shards.length > 0 ? { shards } : {}) },
+        q: {
+          epoch: probe.epoch, blinded: b.blindedElements.map(b64u),
+          ...(probe.takeShards !== undefined && root !== null ? { root: b64u(root.root) } : {}),
+          ...(shards.length > 0 ? { shards } : {}),
+        },
         count: inputs.length,
         heavyFinish: true,
         async finish(reply): Promise<Answer[]> {
