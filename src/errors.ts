@@ -144,6 +144,7 @@ export const ERRORS = {
 
   // config
   VN_ERR_CONFIG_INVALID: { status: 500, title: 'Configuration is invalid' },
+  VN_ERR_CONFIG_OPRF_ANONYMITY: { status: 500, title: 'OPRF shards would hold fewer records than the anonymity floor (oprf.shardRecords below oprf.minAnonymitySet)' },
   VN_ERR_KEY_FILE: { status: 500, title: 'Key file missing, unreadable or too permissive' },
   VN_ERR_SM_KEY: { status: 400, title: 'Not a usable SM2 key (wrong curve, malformed encoding, or a point off the curve)' },
   VN_ERR_SM_SEAL_AUTH: { status: 400, title: 'SM4-sealed data does not authenticate (changed nonce, ciphertext, tag or bound data)' },
@@ -156,6 +157,8 @@ export const ERRORS = {
   VN_ERR_OPRF_KEY: { status: 500, title: 'OPRF key or seed is malformed' },
   VN_ERR_OPRF_EPOCH: { status: 409, title: 'OPRF epoch is not the current one on the provider (fetch the current tag set)' },
   VN_ERR_OPRF_TAGSET_PENDING: { status: 503, title: 'Tag set for the current epoch is still being built' },
+  VN_ERR_OPRF_SHARD: { status: 400, title: 'Shard number out of range or shard request malformed' },
+  VN_ERR_OPRF_SHARD_PROOF: { status: 502, title: 'Shard is not the one the signed epoch header commits to' },
 
   // he
   VN_ERR_HE_CIPHERTEXT: { status: 400, title: 'Ciphertext is corrupt, oversized or has wrong parameters' },

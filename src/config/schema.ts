@@ -70,6 +70,10 @@ export const ServiceSchema = z.strictObject({
     tagBytes: z.number().int().min(4).max(8).optional(),
     /** per-consumer OPRF evaluations per second on this service (token bucket); unlimited if absent */
     evaluationsPerSecond: z.number().positive().optional(),
+    /** records per shard aimed at (the provider learns a single check's shard: one of about this many) */
+    shardRecords: z.number().int().min(1).optional(),
+    /** the node refuses shardRecords below this anonymity floor (default 1,000) */
+    minAnonymitySet: z.number().int().min(1).optional(),
   }).optional(),
   /**
    * `he` mode (docs/PROTOCOL.md "he mode"): `valueLookup` is read-only SQL with the key fields as

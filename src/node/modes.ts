@@ -16,6 +16,7 @@ import { TagSetPublisher, loadOprfSeed, oprfSeedFile } from '../oprf/tagset-serv
 import { HeEvaluatorPool } from '../he/he-pool.js'
 import type { PeerClient } from '../peers/client.js'
 import { TagSetCache } from '../peers/tagset-cache.js'
+import { ShardCache } from '../oprf/tagshards.js'
 import type { Signer } from '../exchange/signer.js'
 import type { ConsumerMode, ProviderMode } from '../exchange/modes/types.js'
 import { plainProvider, plainConsumer } from '../exchange/modes/plain.js'
@@ -45,6 +46,8 @@ export interface NodeModes {
   consumer: ReadonlyMap<Mode, ConsumerMode>
   /** oprf mode: the signed tag sets this node publishes (undefined when no service offers oprf) */
   tagsets: TagSetPublisher | undefined
+  /** oprf mode, as a consumer: the verified shards of providers' sharded sets (bounded, per epoch) */
+  shardCache: ShardCache
   /** stops builds and the pools this assembly started */
   close(): Promise<void>
 }
@@ -67,6 +70,7 @@ export async function assembleModes(o: ModeAssemblyOptions): Promise<NodeModes> 
     now,
     ...(o.tagSetTickMs !== undefined ? { tickMs: o.tagSetTickMs } : {}),
   })
+  const shardCache = new ShardCache()
   const tagSetCache = new TagSetCache({
     endpointOf: (m) => o.federation(now()).endpoint(m),
     messageKey: (kid, at, member) => o.federation(at).messageKey(kid, at, member).key,
@@ -87,7 +91,7 @@ export async function assembleModes(o: ModeAssemblyOptions): Promise<NodeModes> 
   if (tagsets !== undefined) provider.set('oprf', oprfProvider({ keys: tagsets, pool: oprfPool, now }))
   const consumer = new Map<Mode, ConsumerMode>([
     ['plain', plainConsumer],
-    ['oprf', oprfConsumer({ tagsets: tagSetCache, pool: oprfPool })],
+    ['oprf', oprfConsumer({ tagsets: tagSetCache, shards: shardCache, pool: oprfPool })],
     ['he', heAsConsumer],
   ])
 
@@ -95,6 +99,7 @@ export async function assembleModes(o: ModeAssemblyOptions): Promise<NodeModes> 
     provider,
     consumer,
     tagsets,
+    shardCache,
     async close() {
       await tagsets?.close()
       await tagSetCache.close()

@@ -305,6 +305,7 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
     governance,
     catalogJws: () => identity.catalogJws(),
     tagsets: modes.tagsets,
+    shardCache: modes.shardCache,
     log: store,
     peerLogs,
     witnessAll: witnessPeers,

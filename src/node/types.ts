@@ -7,6 +7,7 @@ import type { Governance } from '../exchange/governance.js'
 import type { Metrics } from './metrics.js'
 import type { FederationHolder } from '../federation/federation.js'
 import type { TagSetPublisher } from '../oprf/tagset-service.js'
+import type { ShardCache } from '../oprf/tagshards.js'
 import type { PeerLogs } from './witness.js'
 import type { ManifestReload } from './housekeeping.js'
 import type { NodeTls } from './tls.js'
@@ -45,6 +46,8 @@ export interface NodeRuntime {
   catalogJws(): string
   /** oprf mode: the signed tag sets this node publishes (undefined when no service offers oprf) */
   readonly tagsets?: TagSetPublisher | undefined
+  /** oprf mode, as a consumer: the verified shards it holds (bounded, per epoch; metrics, benches) */
+  readonly shardCache?: ShardCache | undefined
   readonly log: LogReader
   /** peers' checkpoints: witnessing and receipts */
   readonly peerLogs: PeerLogs

@@ -49,8 +49,10 @@ import {
   signTagSet,
   TagSet,
   tagSetETag,
+  type BuildChunk,
   type BuildProgress,
 } from './tagset.js'
+import { encodeShardFile, shardHash, ShardFile, signShardRoot, type ServedShard } from './tagshards.js'
 
 /** The version number bound into every OPRF input (oprfInput's `version`). */
 const OPRF_INPUT_VERSION = 1
@@ -76,7 +78,33 @@ export interface OprfServiceShape {
 export interface OprfProviderService extends OprfServiceShape {
   modes: readonly string[]
   enumerate?: string | undefined
-  oprf?: { epochHours: number; tagBytes?: number | undefined; evaluationsPerSecond?: number | undefined } | undefined
+  oprf?: {
+    epochHours: number
+    tagBytes?: number | undefined
+    evaluationsPerSecond?: number | undefined
+    shardRecords?: number | undefined
+    minAnonymitySet?: number | undefined
+  } | undefined
+}
+
+/** Records per shard aimed at, by default (docs/SECURITY.md "oprf mode": the anonymity set). */
+const DEFAULT_SHARD_RECORDS = 10_000
+/** The smallest shard size a node accepts, by default. */
+const DEFAULT_MIN_ANONYMITY_SET = 1_000
+
+const shardRecordsOf = (svc: OprfProviderService): number => svc.oprf?.shardRecords ?? DEFAULT_SHARD_RECORDS
+
+/**
+ * Refuses a service whose shards would hold fewer records than the anonymity floor: a single
+ * check tells the provider the subject's shard, i.e. that it is one of about shardRecords records.
+ * @throws VN_ERR_CONFIG_OPRF_ANONYMITY
+ */
+export function checkShardConfig(svc: OprfProviderService): void {
+  const records = shardRecordsOf(svc)
+  const floor = svc.oprf?.minAnonymitySet ?? DEFAULT_MIN_ANONYMITY_SET
+  if (!Number.isInteger(records) || records < floor) {
+    throw new VnError('VN_ERR_CONFIG_OPRF_ANONYMITY', `service ${svc.id}: oprf.shardRecords ${records} is below the anonymity floor ${floor} (oprf.minAnonymitySet)`)
+  }
 }
 
 const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
@@ -122,11 +150,27 @@ export function subjectInputs(svc: OprfServiceShape, subject: Readonly<Record<st
   return labels.map((l) => oprfInput(svc.id, OPRF_INPUT_VERSION, [...values, l]))
 }
 
+/** The key field values of a canonical subject, in OPRF input order (for its shard hash). */
+function keyValues(svc: OprfServiceShape, fields: readonly string[], values: readonly string[]): string[] {
+  return values.filter((_, i) => svc.fields[fields[i] as string]?.key === true)
+}
+
+/** The shard hash of a canonical subject (src/oprf/tagshards.ts): over its key fields only. */
+export function subjectShardHash(svc: OprfServiceShape, subject: Readonly<Record<string, string>>): number {
+  const fields = oprfFields(svc)
+  return shardHash(svc.id, keyValues(svc, fields, fields.map((f) => subject[f] ?? '')))
+}
+
 /**
  * The OPRF input of one enumerated row, or null when the row cannot be a record (a field that does
  * not canonicalize, a label outside the menu): such rows can never be matched by a valid subject.
  */
 export function rowInput(svc: OprfServiceShape, row: Row): Uint8Array | null {
+  return rowRecord(svc, row)?.input ?? null
+}
+
+/** A row's OPRF input and shard hash, or null (as `rowInput`). */
+function rowRecord(svc: OprfServiceShape, row: Row): { input: Uint8Array; shardHash: number } | null {
   const values: string[] = []
   for (const f of oprfFields(svc)) {
     const spec = svc.fields[f]
@@ -144,7 +188,8 @@ export function rowInput(svc: OprfServiceShape, row: Row): Uint8Array | null {
     if (typeof l !== 'string' || !labels.includes(l)) return null
     values.push(l)
   }
-  return oprfInput(svc.id, OPRF_INPUT_VERSION, values)
+  const fields = oprfFields(svc)
+  return { input: oprfInput(svc.id, OPRF_INPUT_VERSION, values), shardHash: shardHash(svc.id, keyValues(svc, fields, values.slice(0, fields.length))) }
 }
 
 /** Per-subject answers from probe hits (`hits[i]` for subject i: one flag per input). */
@@ -191,6 +236,8 @@ export async function loadOprfSeed(path: string, opts: { create?: boolean } = {}
 // Building one set into the store
 
 export const tagSetFile = (dir: string, service: string, epoch: number): string => join(dir, `${service}@${epoch}.vnts`)
+/** The sharded form of the same set (src/oprf/tagshards.ts), written before the full one. */
+export const shardFilePath = (dir: string, service: string, epoch: number): string => join(dir, `${service}@${epoch}.vnsh`)
 const buildDir = (dir: string, service: string, epoch: number): string => join(dir, `${service}@${epoch}.build`)
 
 export interface ServiceBuildOptions {
@@ -215,6 +262,8 @@ export interface ServiceBuildResult {
   skipped: number
   count: number
   tagLength: number
+  /** the shard bits b of the sharded file (2^b shards) */
+  shardBits: number
   resumedChunks: number
   elapsedMs: number
 }
@@ -229,14 +278,18 @@ export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<Servic
   await mkdir(o.dir, { recursive: true, mode: 0o700 })
   let skipped = 0
   const svc = o.svc
-  const toInputs = (rows: readonly Row[]): Uint8Array[] => {
-    const chunk: Uint8Array[] = []
+  const toInputs = (rows: readonly Row[]): { inputs: Uint8Array[]; shardHashes: Uint32Array } => {
+    const inputs: Uint8Array[] = []
+    const hashes: number[] = []
     for (const row of rows) {
-      const x = rowInput(svc, row)
+      const x = rowRecord(svc, row)
       if (x === null) skipped++
-      else chunk.push(x)
+      else {
+        inputs.push(x.input)
+        hashes.push(x.shardHash)
+      }
     }
-    return chunk
+    return { inputs, shardHashes: Uint32Array.from(hashes) }
   }
   // Look at the first two batches: a small set (at most SMALL_SET_ROWS rows) is evaluated in this
   // thread in slices of IN_THREAD_SLICE, yielding between slices, without starting worker threads
@@ -245,11 +298,13 @@ export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<Servic
   const first = await it.next()
   const second = first.done === true ? first : await it.next()
   const small = second.done === true && (first.done === true || first.value.length <= SMALL_SET_ROWS)
-  async function* inputs(): AsyncGenerator<Uint8Array[]> {
+  async function* inputs(): AsyncGenerator<BuildChunk> {
     try {
       if (small) {
-        const all = first.done === true ? [] : toInputs(first.value)
-        for (let i = 0; i < all.length; i += IN_THREAD_SLICE) yield all.slice(i, i + IN_THREAD_SLICE)
+        const all = first.done === true ? { inputs: [], shardHashes: new Uint32Array(0) } : toInputs(first.value)
+        for (let i = 0; i < all.inputs.length; i += IN_THREAD_SLICE) {
+          yield { inputs: all.inputs.slice(i, i + IN_THREAD_SLICE), shardHashes: all.shardHashes.slice(i, i + IN_THREAD_SLICE) }
+        }
         return
       }
       if (first.done !== true) yield toInputs(first.value)
@@ -269,17 +324,28 @@ export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<Servic
     epoch: o.epoch,
     key: o.key,
     inputs: inputs(),
+    shardRecords: shardRecordsOf(svc),
     ...(small ? {} : { checkpointDir: buildDir(o.dir, svc.id, o.epoch) }),
     ...(pool !== undefined ? { pool } : {}),
     ...(svc.oprf?.tagBytes !== undefined ? { tagLength: svc.oprf.tagBytes } : {}),
     ...(o.onProgress !== undefined ? { onProgress: o.onProgress } : {}),
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
   })
+  // The sharded file first: a full set on disk always has its shards beside it.
+  const sharded = r.sharded === undefined ? undefined : encodeShardFile({ service: svc.id, epoch: o.epoch, tagLength: r.tagLength, publicKey: o.key.publicKey }, r.sharded)
+  if (sharded !== undefined) await writeAtomic(shardFilePath(o.dir, svc.id, o.epoch), sharded.file)
   const path = tagSetFile(o.dir, svc.id, o.epoch)
+  await writeAtomic(path, r.bytes)
+  return {
+    path, bytes: r.bytes, records: r.records, skipped, count: r.count, tagLength: r.tagLength, shardBits: r.sharded?.bits ?? 0,
+    resumedChunks: r.resumedChunks, elapsedMs: r.elapsedMs,
+  }
+}
+
+async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`
-  await writeFile(tmp, r.bytes, { mode: 0o600 })
+  await writeFile(tmp, bytes, { mode: 0o600 })
   await rename(tmp, path) // atomic: a reader never sees half a set
-  return { path, bytes: r.bytes, records: r.records, skipped, count: r.count, tagLength: r.tagLength, resumedChunks: r.resumedChunks, elapsedMs: r.elapsedMs }
 }
 
 /** Reads a stored set and checks it belongs to this service, epoch and key; null if absent or not. */
@@ -315,10 +381,31 @@ export interface PublishedTagSet {
   endsAt: number
 }
 
+/** What the response headers of a published set or epoch header carry. */
+type SignedPublication = Pick<PublishedTagSet, 'etag' | 'signature' | 'kid' | 'epoch' | 'endsAt'>
+
+/** The signed epoch header of a sharded set, and the file its shards are read from. */
+export interface PublishedShards {
+  service: string
+  epoch: number
+  /** the encoded header (src/oprf/tagshards.ts) */
+  header: Buffer
+  /** Ed25519 signature (`signShardRoot`), base64url */
+  signature: string
+  kid: string
+  etag: string
+  bits: number
+  /** the tree head over the shards (in the header) */
+  root: Uint8Array
+  endsAt: number
+  file: ShardFile
+}
+
 interface EpochEntry {
   epoch: number
   key: OprfKeyPair
   published?: PublishedTagSet
+  shards?: PublishedShards
   mtimeMs?: number
   building?: Promise<void> | undefined
   progress?: BuildProgress
@@ -370,6 +457,7 @@ export class TagSetPublisher {
     for (const s of this.services.values()) {
       if (s.enumerate === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', `service ${s.id}: oprf mode needs an enumerate query`)
       oprfLabels(s) // fails early on a labelled service without its menu
+      checkShardConfig(s)
     }
   }
 
@@ -410,8 +498,34 @@ export class TagSetPublisher {
     return en.published
   }
 
+  /**
+   * The signed epoch header of the current epoch's sharded set (its shards are read with
+   * `readShards`). Throws VN_ERR_OPRF_TAGSET_PENDING while the first build runs.
+   */
+  currentShards(service: string): PublishedShards {
+    this.current(service) // the same pending rule, and re-signing after a key change
+    const svc = this.service(service)
+    const en = this.entry(svc, epochAt(this.now(), epochLengthMs(svc)))
+    const sh = en.shards
+    if (sh === undefined) throw new VnError('VN_ERR_OPRF_TAGSET_PENDING', `${service} epoch ${en.epoch}: shards not loaded yet`)
+    if (sh.kid !== this.o.signer().kid) en.shards = this.signShards(svc, en, sh.file)
+    return en.shards as PublishedShards
+  }
+
+  /**
+   * Shards of an epoch's set with their inclusion proofs, read from its file.
+   * @throws VN_ERR_OPRF_EPOCH for an epoch not served; VN_ERR_OPRF_SHARD for a shard out of range
+   */
+  async readShards(service: string, epoch: number, shards: readonly number[]): Promise<ServedShard[]> {
+    const sh = this.currentShards(service)
+    if (sh.epoch !== epoch) throw new VnError('VN_ERR_OPRF_EPOCH', `epoch ${epoch} is not the current epoch ${sh.epoch} of ${service}`)
+    const n = 2 ** sh.bits
+    for (const s of shards) if (!Number.isInteger(s) || s < 0 || s >= n) throw new VnError('VN_ERR_OPRF_SHARD', `shard ${s} is not in 0..${n - 1}`)
+    return Promise.all(shards.map((s) => sh.file.read(s)))
+  }
+
   /** HTTP headers for a published set (200 and 304 alike), max-age up to the epoch's end. */
-  responseHeaders(p: PublishedTagSet): Record<string, string> {
+  responseHeaders(p: SignedPublication): Record<string, string> {
     return tagSetResponseHeaders(p, this.now())
   }
 
@@ -463,6 +577,7 @@ export class TagSetPublisher {
         if (old >= e) continue
         en.abort?.abort()
         map?.delete(old)
+        await en.shards?.file.close().catch(() => undefined)
         await this.removeFiles(svc.id, old)
       }
     }
@@ -473,6 +588,7 @@ export class TagSetPublisher {
     if (this.timer !== undefined) clearInterval(this.timer)
     for (const m of this.epochs.values()) for (const en of m.values()) en.abort?.abort()
     await this.queue.catch(() => undefined)
+    for (const m of this.epochs.values()) for (const en of m.values()) await en.shards?.file.close().catch(() => undefined)
   }
 
   private service(id: string): OprfProviderService {
@@ -499,10 +615,12 @@ export class TagSetPublisher {
     const run = async (): Promise<void> => {
       if (abort.signal.aborted) return
       const stored = await readStoredTagSet(this.o.dir, svc.id, en.epoch, en.key)
-      if (stored !== null) {
+      const storedShards = stored === null ? null : await this.openShards(svc, en)
+      if (stored !== null && storedShards !== null) {
         en.published = this.sign(svc, en, stored.bytes)
+        en.shards = this.signShards(svc, en, storedShards)
         en.mtimeMs = stored.mtimeMs
-        this.o.logger.info({ service: svc.id, epoch: en.epoch, count: stored.tagset.count }, 'tag set loaded')
+        this.o.logger.info({ service: svc.id, epoch: en.epoch, count: stored.tagset.count, shardBits: storedShards.root.bits }, 'tag set loaded')
         return
       }
       if (this.o.source === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'oprf mode needs a data source')
@@ -510,9 +628,12 @@ export class TagSetPublisher {
         svc, source: this.o.source, key: en.key, epoch: en.epoch, dir: this.o.dir, pool: this.o.pool, signal: abort.signal,
         onProgress: (p) => { en.progress = p },
       })
+      const built = await this.openShards(svc, en)
+      if (built === null) throw new VnError('VN_ERR_INTERNAL', `${svc.id} epoch ${en.epoch}: the sharded set just written does not open`)
       en.published = this.sign(svc, en, r.bytes)
+      en.shards = this.signShards(svc, en, built)
       en.mtimeMs = (await stat(r.path)).mtimeMs
-      this.o.logger.info({ service: svc.id, epoch: en.epoch, records: r.records, skipped: r.skipped, count: r.count, resumedChunks: r.resumedChunks, ms: Math.round(r.elapsedMs) }, 'tag set built')
+      this.o.logger.info({ service: svc.id, epoch: en.epoch, records: r.records, skipped: r.skipped, count: r.count, shardBits: r.shardBits, resumedChunks: r.resumedChunks, ms: Math.round(r.elapsedMs) }, 'tag set built')
     }
     en.failed = undefined
     const p = this.queue.then(run).catch((err: unknown) => {
@@ -531,8 +652,14 @@ export class TagSetPublisher {
     if (st === null || en.mtimeMs === undefined || st.mtimeMs <= en.mtimeMs) return
     const stored = await readStoredTagSet(this.o.dir, svc.id, en.epoch, en.key)
     if (stored === null) return
+    const shards = await this.openShards(svc, en)
+    if (shards === null) return
+    const old = en.shards?.file
     en.published = this.sign(svc, en, stored.bytes)
+    en.shards = this.signShards(svc, en, shards)
     en.mtimeMs = stored.mtimeMs
+    // Reads of the old file may be in flight: it is closed a minute later.
+    if (old !== undefined) setTimeout(() => void old.close().catch(() => undefined), 60_000).unref()
     this.o.logger.info({ service: svc.id, epoch: en.epoch, count: stored.tagset.count }, 'tag set reloaded (rebuilt on demand)')
   }
 
@@ -552,7 +679,29 @@ export class TagSetPublisher {
     }
   }
 
+  private openShards(svc: OprfProviderService, en: EpochEntry): Promise<ShardFile | null> {
+    return ShardFile.open(shardFilePath(this.o.dir, svc.id, en.epoch), { service: svc.id, epoch: en.epoch, publicKey: en.key.publicKey })
+  }
+
+  private signShards(svc: OprfProviderService, en: EpochEntry, file: ShardFile): PublishedShards {
+    const s = this.o.signer()
+    const header = Buffer.from(file.root.bytes)
+    return {
+      service: svc.id,
+      epoch: en.epoch,
+      header,
+      signature: Buffer.from(signShardRoot(header, s.privateKey)).toString('base64url'),
+      kid: s.kid,
+      etag: tagSetETag(header),
+      bits: file.root.bits,
+      root: file.root.root,
+      endsAt: (en.epoch + 1) * epochLengthMs(svc),
+      file,
+    }
+  }
+
   private async removeFiles(service: string, epoch: number): Promise<void> {
+    await rm(shardFilePath(this.o.dir, service, epoch), { force: true }).catch(() => undefined)
     await rm(tagSetFile(this.o.dir, service, epoch), { force: true }).catch(() => undefined)
     await rm(buildDir(this.o.dir, service, epoch), { recursive: true, force: true }).catch(() => undefined)
   }
@@ -561,7 +710,7 @@ export class TagSetPublisher {
 /** Deletes stored sets of epochs before `epoch` (used by the CLI after a build). */
 export async function pruneStoredTagSets(dir: string, service: string, epoch: number): Promise<void> {
   for (const f of await readdir(dir).catch(() => [] as string[])) {
-    const m = /^(.+)@(\d+)\.(vnts|build)$/.exec(f)
+    const m = /^(.+)@(\d+)\.(vnts|vnsh|build)$/.exec(f)
     if (m !== null && m[1] === service && Number(m[2]) < epoch) await rm(join(dir, f), { recursive: true, force: true })
   }
 }
@@ -578,7 +727,7 @@ export const TAGSET_HEADERS = {
 } as const
 
 /** The headers for one published set (200 and 304 alike). */
-function tagSetResponseHeaders(p: PublishedTagSet, now: number): Record<string, string> {
+function tagSetResponseHeaders(p: SignedPublication, now: number): Record<string, string> {
   const maxAge = Math.max(0, Math.floor((p.endsAt - now) / 1000))
   return {
     etag: p.etag,

@@ -99,7 +99,7 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
   return out
 }
 
-function checkService(service: unknown, code: 'VN_ERR_OPRF_INPUT' | 'VN_ERR_OPRF_TAGSET' = 'VN_ERR_OPRF_INPUT'): string {
+export function checkService(service: unknown, code: 'VN_ERR_OPRF_INPUT' | 'VN_ERR_OPRF_TAGSET' = 'VN_ERR_OPRF_INPUT'): string {
   if (typeof service !== 'string' || !SERVICE_RE.test(service)) throw new VnError(code, 'service: not a valid service id')
   return service
 }
@@ -159,6 +159,27 @@ function compareAt(a: Uint8Array, ai: number, b: Uint8Array, bi: number, len: nu
     if (d !== 0) return d
   }
   return 0
+}
+
+/** Index of the first pair of packed tags that is not strictly ascending, or -1. */
+export function firstUnordered(tags: Uint8Array, tagLength: number): number {
+  const count = tags.length / tagLength
+  for (let i = 1; i < count; i++) if (compareAt(tags, (i - 1) * tagLength, tags, i * tagLength, tagLength) >= 0) return i
+  return -1
+}
+
+/** Binary search in packed, strictly ascending tags. */
+export function sortedHas(tags: Uint8Array, tagLength: number, tag: Uint8Array): boolean {
+  let lo = 0
+  let hi = tags.length / tagLength - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const c = compareAt(tags, mid * tagLength, tag, 0, tagLength)
+    if (c === 0) return true
+    if (c < 0) lo = mid + 1
+    else hi = mid - 1
+  }
+  return false
 }
 
 export interface TagSetHeader {
@@ -238,25 +259,15 @@ export class TagSet implements TagSetHeader {
     const service = Buffer.from(svcBytes).toString('latin1')
     if (!SERVICE_RE.test(service)) throw bad('service id malformed')
     const tags = bytes.slice(TAGSET_HEADER_BYTES + svcLen)
-    for (let i = 1; i < count; i++) {
-      if (compareAt(tags, (i - 1) * tagLength, tags, i * tagLength, tagLength) >= 0) throw bad(`tags not strictly ascending at ${i}`)
-    }
+    const unordered = firstUnordered(tags, tagLength)
+    if (unordered >= 0) throw bad(`tags not strictly ascending at ${unordered}`)
     return new TagSet({ service, epoch, tagLength, publicKey, count, mode }, tags)
   }
 
   /** Binary search for a tag of exactly `tagLength` bytes. */
   has(tag: Uint8Array): boolean {
     if (!(tag instanceof Uint8Array) || tag.length !== this.tagLength) throw new VnError('VN_ERR_OPRF_INPUT', `tag: expected ${this.tagLength} bytes`)
-    let lo = 0
-    let hi = this.count - 1
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1
-      const c = compareAt(this.tags, mid * this.tagLength, tag, 0, this.tagLength)
-      if (c === 0) return true
-      if (c < 0) lo = mid + 1
-      else hi = mid - 1
-    }
-    return false
+    return sortedHas(this.tags, this.tagLength, tag)
   }
 
   /** Probe with a finalized 64-byte OPRF output. */
@@ -310,8 +321,17 @@ export interface BuildTagSetOptions {
   service: string
   epoch: number
   key: OprfKeyPair
-  /** Record inputs (from `oprfInput`) in chunks, e.g. one chunk per page of the enumeration query. */
-  inputs: AsyncIterable<Uint8Array[]> | Iterable<Uint8Array[]>
+  /**
+   * Record inputs (from `oprfInput`) in chunks, e.g. one chunk per page of the enumeration query.
+   * A chunk may carry each record's 32-bit shard hash (`shardHashes[i]` for `inputs[i]`,
+   * src/oprf/tagshards.ts); with `shardRecords` every chunk must.
+   */
+  inputs: AsyncIterable<BuildChunk> | Iterable<BuildChunk>
+  /**
+   * Records per shard aimed at (src/oprf/tagshards.ts `shardBitsFor`): the result then also holds
+   * the tags grouped by shard. Absent: the full set only.
+   */
+  shardRecords?: number
   /** OPRF worker pool (`createOprfPool`). Without one, chunks run in-thread between event-loop turns. */
   pool?: WorkerPool
   /** Fixed tag length in bytes; default `tagLengthFor(count, probesPerEpoch, fpBudget)`. */
@@ -327,8 +347,20 @@ export interface BuildTagSetOptions {
   signal?: AbortSignal
 }
 
+/** One chunk of records: their inputs, optionally with their shard hashes. */
+export type BuildChunk = Uint8Array[] | { inputs: Uint8Array[]; shardHashes: Uint32Array }
+
+/** The tags grouped by shard: shard s holds tags `offsets[s]..offsets[s+1]` of `packed`, ascending. */
+export interface ShardedTags {
+  bits: number
+  offsets: Uint32Array
+  packed: Uint8Array
+}
+
 export interface BuildTagSetResult {
   bytes: Uint8Array
+  /** with `shardRecords`: the same tags grouped by shard */
+  sharded?: ShardedTags
   /** Distinct tags in the set (≤ records: duplicate records collapse). */
   count: number
   records: number
@@ -401,6 +433,7 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
   if (dir !== undefined) await prepareCheckpoint(dir, o)
   const maxInFlight = Math.max(1, o.maxInFlight ?? (o.pool === undefined ? 1 : o.pool.size * 2))
   const results: Uint8Array[] = []
+  const hashes: (Uint32Array | undefined)[] = []
   const progress: BuildProgress = { records: 0, chunks: 0, resumedChunks: 0, elapsedMs: 0 }
   const pending = new Set<Promise<void>>()
   let failure: { error: unknown } | undefined
@@ -425,11 +458,16 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
     o.onProgress?.({ ...progress })
   }
 
-  for await (const chunk of o.inputs) {
+  for await (const c of o.inputs) {
     o.signal?.throwIfAborted()
     if (failure !== undefined) break
+    const chunk = Array.isArray(c) ? c : c?.inputs
     if (!Array.isArray(chunk)) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq} is not an array`)
+    const h = Array.isArray(c) ? undefined : c.shardHashes
+    if (h !== undefined && (!(h instanceof Uint32Array) || h.length !== chunk.length)) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: one shard hash per input`)
+    if (o.shardRecords !== undefined && h === undefined) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: shard hashes missing`)
     if (chunk.length === 0) continue
+    hashes[seq] = h
     const p: Promise<void> = processChunk(seq++, chunk)
       .catch((error: unknown) => {
         failure ??= { error }
@@ -451,8 +489,9 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
     const dv = new DataView(r.buffer, r.byteOffset, r.byteLength)
     for (let off = 0; off < r.length; off += PREFIX_BYTES) all[k++] = dv.getBigUint64(off)
   }
-  all.sort()
   const tagLength = o.tagLength ?? tagLengthFor(records, o.probesPerEpoch, o.fpBudget)
+  const sharded = o.shardRecords === undefined ? undefined : groupByShard(all, hashes, shardBitsFor(records, o.shardRecords), tagLength)
+  all.sort()
   const shift = BigInt(8 * (PREFIX_BYTES - tagLength))
   const packed = new Uint8Array(records * tagLength)
   const tmp = new DataView(new ArrayBuffer(8))
@@ -469,5 +508,70 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
   }
   const bytes = encodeTagSet({ service: o.service, epoch: o.epoch, tagLength, publicKey: o.key.publicKey }, packed.subarray(0, count * tagLength))
   if (dir !== undefined && o.keepCheckpoint !== true) await rm(dir, { recursive: true, force: true })
-  return { bytes, count, records, tagLength, resumedChunks: progress.resumedChunks, elapsedMs: performance.now() - t0 }
+  return { bytes, ...(sharded === undefined ? {} : { sharded }), count, records, tagLength, resumedChunks: progress.resumedChunks, elapsedMs: performance.now() - t0 }
+}
+
+/** Shards hold 2^32 / 2^bits consecutive hash values; at most 2^24 shards. */
+const MAX_SHARD_BITS = 24
+
+/**
+ * Shard bits for N records and a target of `shardRecords` per shard: the largest b with
+ * N / 2^b ≥ shardRecords (so an average shard never holds fewer than the target), 0 when N is
+ * below twice the target (one shard: the full set).
+ */
+export function shardBitsFor(records: number, shardRecords: number): number {
+  if (!(records >= 0) || !(shardRecords >= 1)) throw new VnError('VN_ERR_OPRF_INPUT', 'shardBitsFor: arguments out of range')
+  if (records < 2 * shardRecords) return 0
+  return Math.min(MAX_SHARD_BITS, Math.floor(Math.log2(records / shardRecords)))
+}
+
+/** The shard of a 32-bit shard hash: its top `bits` bits. */
+export const shardOfHash = (hash: number, bits: number): number => (bits === 0 ? 0 : hash >>> (32 - bits))
+
+/**
+ * Counting sort of the 8-byte prefixes by shard, then each shard's prefixes sorted, truncated to
+ * `tagLength` and deduplicated (equal records have equal shard hashes, so duplicates meet).
+ */
+function groupByShard(all: BigUint64Array, hashes: readonly (Uint32Array | undefined)[], bits: number, tagLength: number): ShardedTags {
+  const shards = 2 ** bits
+  const starts = new Uint32Array(shards + 1)
+  const shardOf = new Uint32Array(all.length)
+  let k = 0
+  for (const h of hashes) {
+    if (h === undefined) continue
+    for (let i = 0; i < h.length; i++) {
+      const s = shardOfHash(h[i] as number, bits)
+      shardOf[k++] = s
+      starts[s + 1] = (starts[s + 1] as number) + 1
+    }
+  }
+  for (let s = 0; s < shards; s++) starts[s + 1] = (starts[s + 1] as number) + (starts[s] as number)
+  const fill = starts.slice(0, shards)
+  const grouped = new BigUint64Array(all.length)
+  for (let i = 0; i < all.length; i++) {
+    const s = shardOf[i] as number
+    grouped[fill[s] as number] = all[i] as bigint
+    fill[s] = (fill[s] as number) + 1
+  }
+  const shift = BigInt(8 * (PREFIX_BYTES - tagLength))
+  const packed = new Uint8Array(all.length * tagLength)
+  const offsets = new Uint32Array(shards + 1)
+  const tmp = new DataView(new ArrayBuffer(8))
+  const tmpBytes = new Uint8Array(tmp.buffer)
+  let count = 0
+  for (let s = 0; s < shards; s++) {
+    const part = grouped.subarray(starts[s], starts[s + 1])
+    part.sort()
+    let last = -1n
+    for (let i = 0; i < part.length; i++) {
+      const v = (part[i] as bigint) >> shift
+      if (v === last) continue
+      last = v
+      tmp.setBigUint64(0, v << shift)
+      packed.set(tmpBytes.subarray(0, tagLength), count * tagLength)
+      count++
+    }
+    offsets[s + 1] = count
+  }
+  return { bits, offsets, packed: packed.subarray(0, count * tagLength) }
 }

@@ -9,6 +9,7 @@ import type { Dispatcher } from 'undici'
 import { VnError, ERRORS, type ErrorCode } from '../errors.js'
 import { TagSet, tagSetETag, verifyTagSet } from '../oprf/tagset.js'
 import { TAGSET_HEADERS } from '../oprf/tagset-service.js'
+import { verifyShardRoot, type ShardRoot } from '../oprf/tagshards.js'
 import { ED25519_SIGNATURE_RE } from '../protocol/vocabulary.js'
 import { PeerClient } from './client.js'
 
@@ -38,11 +39,36 @@ interface CachedTagSet {
   endsAt: number
 }
 
+interface CachedRoot {
+  /** null: the provider serves no epoch header (an older node): full sets only */
+  root: ShardRoot | null
+  etag: string
+  fetchedAt: number
+  endsAt: number
+}
+
+/** The error a non-200 tag-set answer stands for: the provider's code when it sent a problem. */
+function problemOf(statusCode: number, body: Uint8Array | undefined, service: string): VnError {
+  const text = body === undefined ? '' : Buffer.from(body).toString('utf8')
+  let code: ErrorCode = 'VN_ERR_OPRF_TAGSET'
+  let detail = `${service}: provider answered HTTP ${statusCode}`
+  try {
+    const j = JSON.parse(text) as { code?: unknown; detail?: unknown }
+    if (typeof j.code === 'string' && j.code in ERRORS) code = j.code as ErrorCode
+    if (typeof j.detail === 'string') detail = `${detail}: ${j.detail.slice(0, 300)}`
+  } catch {
+    // not a problem document: keep VN_ERR_OPRF_TAGSET
+  }
+  return new VnError(code, detail)
+}
+
 export class TagSetCache {
   private readonly o: TagSetCacheOptions
   private readonly now: () => number
   private readonly cache = new Map<string, CachedTagSet>()
   private readonly inflight = new Map<string, Promise<TagSet>>()
+  private readonly roots = new Map<string, CachedRoot>()
+  private readonly rootsInflight = new Map<string, Promise<ShardRoot | null>>()
   private readonly client: PeerClient
   private readonly ownClient: boolean
   /** fetches that went to the network (tests, metrics) */
@@ -74,9 +100,27 @@ export class TagSetCache {
     return p
   }
 
-  /** Forget a cached set (e.g. after the provider answered VN_ERR_OPRF_EPOCH). */
+  /**
+   * The provider's verified epoch header of the sharded set (src/oprf/tagshards.ts), cached like a
+   * set; null when the provider has no such route (an older node: full sets only).
+   */
+  async root(provider: string, service: string): Promise<ShardRoot | null> {
+    const k = `${provider}|${service}`
+    const hit = this.roots.get(k)
+    const now = this.now()
+    if (hit !== undefined && now < hit.endsAt && now - hit.fetchedAt < (this.o.maxAgeMs ?? 60_000)) return hit.root
+    let p = this.rootsInflight.get(k)
+    if (p === undefined) {
+      p = this.fetchRoot(provider, service, hit).finally(() => this.rootsInflight.delete(k))
+      this.rootsInflight.set(k, p)
+    }
+    return p
+  }
+
+  /** Forget a cached set and epoch header (e.g. after the provider answered VN_ERR_OPRF_EPOCH). */
   invalidate(provider: string, service: string): void {
     this.cache.delete(`${provider}|${service}`)
+    this.roots.delete(`${provider}|${service}`)
   }
 
   async close(): Promise<void> {
@@ -93,30 +137,12 @@ export class TagSetCache {
     const maxBytes = this.o.maxBytes ?? 256 * 1024 * 1024
     const res = await this.client.getBytes(this.o.endpointOf(provider), path, headers, maxBytes)
     const h = res.header
-    const endsAt = (): number => {
-      const n = Number(h(TAGSET_HEADERS.epochEnds))
-      const now = this.now()
-      // An unsigned hint that only controls caching; bounded so a bad value cannot pin a set.
-      return Number.isSafeInteger(n) && n > now ? Math.min(n, now + 366 * 86_400_000) : now + (this.o.maxAgeMs ?? 60_000)
-    }
     if (res.statusCode === 304 && revalidate && hit !== undefined) {
       hit.fetchedAt = this.now()
-      hit.endsAt = endsAt()
+      hit.endsAt = endsAtOf(h, this.now(), this.o.maxAgeMs)
       return hit.tagset
     }
-    if (res.statusCode !== 200) {
-      const text = res.bytes === undefined ? '' : Buffer.from(res.bytes).toString('utf8')
-      let code: ErrorCode = 'VN_ERR_OPRF_TAGSET'
-      let detail = `${service}: provider answered HTTP ${res.statusCode}`
-      try {
-        const j = JSON.parse(text) as { code?: unknown; detail?: unknown }
-        if (typeof j.code === 'string' && j.code in ERRORS) code = j.code as ErrorCode
-        if (typeof j.detail === 'string') detail = `${detail}: ${j.detail.slice(0, 300)}`
-      } catch {
-        // not a problem document: keep VN_ERR_OPRF_TAGSET
-      }
-      throw new VnError(code, detail)
-    }
+    if (res.statusCode !== 200) throw problemOf(res.statusCode, res.bytes, service)
     if (res.declaredBytes !== undefined && res.declaredBytes > maxBytes) {
       throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: tag set of ${res.declaredBytes} bytes exceeds ${maxBytes}`)
     }
@@ -124,6 +150,19 @@ export class TagSetCache {
     if (bytes === undefined) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: tag set exceeds ${maxBytes} bytes`)
     // Steps: (1) the signer is the provider, with a message key valid now (manifest);
     // (2) the signature over the bytes verifies; (3) the set is for this service; (4) epochs never go back.
+    const { key, sig } = this.signer(provider, service, h)
+    const tagset = verifyTagSet(bytes, sig, key)
+    if (tagset.service !== service) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: the set is for another service`)
+    if (hit !== undefined && tagset.epoch < hit.tagset.epoch) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch went backwards`)
+    const headerEpoch = h(TAGSET_HEADERS.epoch)
+    if (headerEpoch !== undefined && headerEpoch !== String(tagset.epoch)) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch header differs from the signed set`)
+    const etag = h('etag') ?? tagSetETag(bytes)
+    this.cache.set(`${provider}|${service}`, { tagset, etag, fetchedAt: this.now(), endsAt: endsAtOf(h, this.now(), this.o.maxAgeMs) })
+    return tagset
+  }
+
+  /** Steps (1)-(2) of a fetch: the signer is the provider with a message key valid now; the signature's form. */
+  private signer(provider: string, service: string, h: (name: string) => string | undefined): { key: KeyObject; sig: Uint8Array } {
     const kid = h(TAGSET_HEADERS.kid) ?? ''
     if (!kid.startsWith(`${provider}#`)) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: signed by another member`)
     let key: KeyObject
@@ -134,13 +173,46 @@ export class TagSetCache {
     }
     const sig = h(TAGSET_HEADERS.signature) ?? ''
     if (!ED25519_SIGNATURE_RE.test(sig)) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: expected 64 bytes, base64url')
-    const tagset = verifyTagSet(bytes, new Uint8Array(Buffer.from(sig, 'base64url')), key)
-    if (tagset.service !== service) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: the set is for another service`)
-    if (hit !== undefined && tagset.epoch < hit.tagset.epoch) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch went backwards`)
-    const headerEpoch = h(TAGSET_HEADERS.epoch)
-    if (headerEpoch !== undefined && headerEpoch !== String(tagset.epoch)) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch header differs from the signed set`)
-    const etag = h('etag') ?? tagSetETag(bytes)
-    this.cache.set(`${provider}|${service}`, { tagset, etag, fetchedAt: this.now(), endsAt: endsAt() })
-    return tagset
+    return { key, sig: new Uint8Array(Buffer.from(sig, 'base64url')) }
   }
+
+  private async fetchRoot(provider: string, service: string, hit: CachedRoot | undefined): Promise<ShardRoot | null> {
+    const path = `/v1/services/${encodeURIComponent(service)}/tagset/root`
+    const headers: Record<string, string> = { accept: 'application/octet-stream' }
+    const revalidate = hit !== undefined && hit.root !== null && this.now() < hit.endsAt
+    if (revalidate) headers['if-none-match'] = hit.etag
+    this.fetches++
+    const res = await this.client.getBytes(this.o.endpointOf(provider), path, headers, 4096)
+    const h = res.header
+    const k = `${provider}|${service}`
+    if (res.statusCode === 304 && revalidate && hit !== undefined) {
+      hit.fetchedAt = this.now()
+      hit.endsAt = endsAtOf(h, this.now(), this.o.maxAgeMs)
+      return hit.root
+    }
+    if (res.statusCode !== 200) {
+      const err = problemOf(res.statusCode, res.bytes, service)
+      if (res.statusCode === 404 && err.code === 'VN_ERR_REQ_NOT_FOUND') {
+        this.roots.set(k, { root: null, etag: '', fetchedAt: this.now(), endsAt: this.now() + (this.o.maxAgeMs ?? 60_000) })
+        return null
+      }
+      throw err
+    }
+    const bytes = res.bytes
+    if (bytes === undefined) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch header too large`)
+    const { key, sig } = this.signer(provider, service, h)
+    const root = verifyShardRoot(bytes, sig, key)
+    if (root.service !== service) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: the epoch header is for another service`)
+    if (hit?.root != null && root.epoch < hit.root.epoch) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch went backwards`)
+    const headerEpoch = h(TAGSET_HEADERS.epoch)
+    if (headerEpoch !== undefined && headerEpoch !== String(root.epoch)) throw new VnError('VN_ERR_OPRF_TAGSET', `${service}: epoch header differs from the signed one`)
+    this.roots.set(k, { root, etag: h('etag') ?? tagSetETag(bytes), fetchedAt: this.now(), endsAt: endsAtOf(h, this.now(), this.o.maxAgeMs) })
+    return root
+  }
+}
+
+/** The epoch's end from its unsigned hint header, bounded so a bad value cannot pin a set. */
+function endsAtOf(h: (name: string) => string | undefined, now: number, maxAgeMs = 60_000): number {
+  const n = Number(h(TAGSET_HEADERS.epochEnds))
+  return Number.isSafeInteger(n) && n > now ? Math.min(n, now + 366 * 86_400_000) : now + maxAgeMs
 }

@@ -24,11 +24,13 @@ import {
   rowInput,
   subjectInputs,
   tagSetFile,
+  shardFilePath,
   TagSetPublisher,
   type OprfProviderService,
   type PublishedTagSet,
 } from '../../src/oprf/tagset-service.js'
 import { TagSetCache } from '../../src/peers/tagset-cache.js'
+import { encodeShardFile } from '../../src/oprf/tagshards.js'
 import { makeResidentId, makeUscc } from '../../src/demo/synthetic.js'
 import type { DataSource, Row } from '../../src/sources/types.js'
 import type { ServiceConfig } from '../../src/config/schema.js'
@@ -295,7 +297,7 @@ t.test('publisher: 503 while building, serves only the current epoch, prebuilds 
   const p2 = pub.current('credit.dishonest')
   t.equal(p2.epoch, 500_001, 'rotated')
   t.same(TagSet.parse(p2.bytes).publicKey, deriveEpochKey(seed, 'credit.dishonest', 500_001).publicKey, 'a new key')
-  t.same((await readdir(dir)).sort(), [`credit.dishonest@500001.vnts`], 'the old epoch is deleted')
+  t.same((await readdir(dir)).sort(), [`credit.dishonest@500001.vnsh`, `credit.dishonest@500001.vnts`], 'the old epoch is deleted')
   await rejects(t, mode.prepare(svc, req(500_000), [], { ...ctx, now }), 'VN_ERR_OPRF_EPOCH', /not the current epoch 500001/)
   t.equal(epochAt(now, HOUR), 500_001)
 })
@@ -305,8 +307,10 @@ t.test('publisher: a stored set of the right epoch and key is loaded, not rebuil
   const now = 42 * 3_600_000 + 5
   const seed = new Uint8Array(32).fill(3)
   const key = deriveEpochKey(seed, LIST.id, 42)
-  const stored = await buildTagSet({ service: LIST.id, epoch: 42, key, inputs: [[rowInput(LIST, { id: uscc(5) }) as Uint8Array]] })
+  const stored = await buildTagSet({ service: LIST.id, epoch: 42, key, inputs: [{ inputs: [rowInput(LIST, { id: uscc(5) }) as Uint8Array], shardHashes: Uint32Array.of(7) }], shardRecords: 10_000 })
   await writeFile(tagSetFile(dir, LIST.id, 42), stored.bytes)
+  if (stored.sharded === undefined) throw new Error('no shards')
+  await writeFile(shardFilePath(dir, LIST.id, 42), encodeShardFile({ service: LIST.id, epoch: 42, tagLength: stored.tagLength, publicKey: key.publicKey }, stored.sharded).file)
   const source = memorySource(() => [{ id: uscc(1) }, { id: uscc(2) }])
   const signer = { kid: 'fj-credit#k1', privateKey: generateKeyPairSync('ed25519').privateKey }
   const open = (s: Uint8Array): TagSetPublisher => new TagSetPublisher({ services: [LIST], source, seed: s, signer: () => signer, pool: () => undefined, dir, logger: pino({ level: 'silent' }), now: () => now, tickMs: 0 })
@@ -350,7 +354,7 @@ t.test('service builds: small sets in-thread without the pool, larger ones ask f
   t.same(sizes, [4096, 4200], 'streamed in enumeration batches')
   t.equal(big.count, 4200)
   t.ok(TagSet.parse(big.bytes).hasOutput(evaluate(key.secretKey, rowInput(LIST, { id: uscc(4150) }) as Uint8Array)), 'a record of the second batch is in the set')
-  t.same((await readdir(dir)).sort(), ['credit.dishonest@3.vnts', 'credit.dishonest@4.vnts'], 'run files removed after success')
+  t.same((await readdir(dir)).sort(), ['credit.dishonest@3.vnsh', 'credit.dishonest@3.vnts', 'credit.dishonest@4.vnsh', 'credit.dishonest@4.vnts'], 'run files removed after success')
 })
 
 t.test('per-consumer rate limit on evaluations', async (t) => {
@@ -382,7 +386,7 @@ t.test('verinode tagset build: builds into the node store, idempotent, resumable
   t.equal(r[0]?.built, true)
   t.equal(r[0]?.tags, fed.dataset.counts.dishonestDebtors)
   const dir = join(fed.dir, 'fj-credit', 'var', 'tagsets')
-  t.same(await readdir(dir), [`credit.dishonest@${r[0]?.epoch}.vnts`], 'only the set: run files removed')
+  t.same((await readdir(dir)).sort(), [`credit.dishonest@${r[0]?.epoch}.vnsh`, `credit.dishonest@${r[0]?.epoch}.vnts`], 'only the set and its shards: run files removed')
   const again = await buildTagSets({ config, env: {}, workers: 0 })
   t.equal(again[0]?.built, false, 'up to date: not rebuilt')
   t.equal((await buildTagSets({ config, env: {}, workers: 0, force: true }))[0]?.built, true, '--force rebuilds')

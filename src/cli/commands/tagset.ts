@@ -16,6 +16,7 @@ import { openDataSource } from '../../sources/index.js'
 import { dataSourceConfig } from '../../node/source-watch.js'
 import { deriveEpochKey } from '../../oprf/tagset.js'
 import { createOprfPool } from '../../oprf/oprf-pool.js'
+import { ShardFile } from '../../oprf/tagshards.js'
 import {
   buildServiceTagSet,
   epochAt,
@@ -24,6 +25,7 @@ import {
   oprfSeedFile,
   pruneStoredTagSets,
   readStoredTagSet,
+  shardFilePath,
 } from '../../oprf/tagset-service.js'
 import type { Command, CliIo } from '../types.js'
 import { EXIT_OK } from '../types.js'
@@ -43,6 +45,8 @@ export interface TagSetBuildReport {
   tags: number
   bytes: number
   tagBits: number
+  /** shards of the sharded file (1: the full set only) */
+  shards: number
   seconds?: number
   resumedChunks?: number
 }
@@ -83,8 +87,14 @@ export async function buildTagSets(o: TagSetBuildOptions): Promise<TagSetBuildRe
       const epoch = epochAt(now, epochLengthMs(svc)) + (o.next === true ? 1 : 0)
       const key = deriveEpochKey(seed, svc.id, epoch)
       const existing = o.force === true ? null : await readStoredTagSet(dir, svc.id, epoch, key)
-      if (existing !== null) {
-        out.push({ service: svc.id, epoch, path: join(dir, `${svc.id}@${epoch}.vnts`), built: false, tags: existing.tagset.count, bytes: existing.bytes.length, tagBits: existing.tagset.tagLength * 8 })
+      // A set is up to date only with its shards beside it (a set from an older version has none).
+      const shards = existing === null ? null : await ShardFile.open(shardFilePath(dir, svc.id, epoch), { service: svc.id, epoch, publicKey: key.publicKey })
+      await shards?.close()
+      if (existing !== null && shards !== null) {
+        out.push({
+          service: svc.id, epoch, path: join(dir, `${svc.id}@${epoch}.vnts`), built: false, tags: existing.tagset.count, bytes: existing.bytes.length,
+          tagBits: existing.tagset.tagLength * 8, shards: shards.root.shards,
+        })
         continue
       }
       const getPool = (): ReturnType<typeof createOprfPool> | undefined => {
@@ -98,7 +108,7 @@ export async function buildTagSets(o: TagSetBuildOptions): Promise<TagSetBuildRe
       await pruneStoredTagSets(dir, svc.id, epochAt(now, epochLengthMs(svc)))
       out.push({
         service: svc.id, epoch, path: r.path, built: true, records: r.records, skipped: r.skipped, tags: r.count, bytes: r.bytes.length,
-        tagBits: r.tagLength * 8, seconds: r.elapsedMs / 1000, resumedChunks: r.resumedChunks,
+        tagBits: r.tagLength * 8, shards: 2 ** r.shardBits, seconds: r.elapsedMs / 1000, resumedChunks: r.resumedChunks,
       })
     }
   } finally {
@@ -160,7 +170,7 @@ async function runBuild(argv: string[], io: CliIo): Promise<number> {
   for (const r of reports) {
     if (!r.built) io.out(`${r.service} epoch ${r.epoch}: up to date (${r.tags} tags, ${r.bytes} bytes) ${r.path}`)
     else {
-      io.out(`${r.service} epoch ${r.epoch}: ${r.records} records (${r.skipped} skipped) → ${r.tags} tags of ${r.tagBits} bits, ` +
+      io.out(`${r.service} epoch ${r.epoch}: ${r.records} records (${r.skipped} skipped) → ${r.tags} tags of ${r.tagBits} bits in ${r.shards} shard(s), ` +
         `${r.bytes} bytes, ${r.seconds?.toFixed(1)} s${r.resumedChunks ? `, ${r.resumedChunks} chunks resumed` : ''}`)
       io.out(`  ${r.path}`)
     }

@@ -1,7 +1,8 @@
 /**
  * oprf mode: the signed tag set of a service's current epoch (docs/PROTOCOL.md "oprf mode"):
  * binary body, signature and signer in headers, ETag / If-None-Match (RFC 9110 §13.1.2); 503
- * with Retry-After while the first build runs.
+ * with Retry-After while the first build runs. `/tagset/root`: the signed epoch header of the
+ * sharded set (src/oprf/tagshards.ts), the same headers.
  */
 import type { FastifyInstance } from 'fastify'
 import { VnError } from '../../errors.js'
@@ -21,5 +22,21 @@ export async function tagSetRoutes(app: FastifyInstance): Promise<void> {
     reply.headers(tagsets.responseHeaders(p))
     if (etagMatches(req.headers['if-none-match'], p.etag)) return reply.code(304).send()
     return reply.header('content-type', 'application/octet-stream').send(p.bytes)
+  })
+
+  // The signed epoch header of the sharded set: shard bits, epoch key and the shards' Merkle root.
+  app.get<{ Params: { svc: string } }>('/v1/services/:svc/tagset/root', async (req, reply) => {
+    const tagsets = app.tagsets
+    if (tagsets === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', 'this node offers no oprf service')
+    let p
+    try {
+      p = tagsets.currentShards(req.params.svc)
+    } catch (e) {
+      if (e instanceof VnError && e.code === 'VN_ERR_OPRF_TAGSET_PENDING') reply.header('retry-after', '5')
+      throw e
+    }
+    reply.headers(tagsets.responseHeaders(p))
+    if (etagMatches(req.headers['if-none-match'], p.etag)) return reply.code(304).send()
+    return reply.header('content-type', 'application/octet-stream').send(p.header)
   })
 }
