@@ -12,6 +12,8 @@ import { join } from 'node:path'
 import { federationFixture } from '../helper.js'
 import { exportLog } from '../../src/node/export.js'
 import { auditExport } from '../../src/audit/verify.js'
+import { auditCommand } from '../../src/cli/commands/audit.js'
+import type { CliIo } from '../../src/cli/types.js'
 import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyToB64u, writePrivateKey } from '../../src/crypto/keys.js'
 import { addMember } from '../../src/federation/authority.js'
 import { signJws, verifyJws } from '../../src/crypto/jws.js'
@@ -25,6 +27,11 @@ import { parseCheckpoint, parseNote } from '../../src/log/checkpoint.js'
 const PSB = 'fj-psb'
 const TAX = 'fj-tax'
 const ask = { provider: PSB, service: 'identity.match', purpose: 'taxpayer-registration', basis: 'Tax Collection Administration Law art. 15' }
+
+function captureIo(): CliIo & { lines: string[] } {
+  const lines: string[] = []
+  return { lines, out: (l) => lines.push(l), err: () => undefined, json: false, tty: false, cwd: process.cwd(), env: {} }
+}
 
 const codeOf = (e: unknown): string | undefined => (isVnError(e) ? e.code : undefined)
 
@@ -54,6 +61,13 @@ t.test('an sm federation: plain exchange, export, clean audit, tampered export c
     const report = await auditExport(dir, { rootKey })
     t.ok(report.ok, `${member}: the export audits clean (${JSON.stringify(report.findings.filter((x) => x.severity !== 'info')).slice(0, 500)})`)
     t.ok(report.leaves > 0, `${member}: ${report.leaves} leaves`)
+    // The same on the auditor's worker threads (they learn the profile from the manifest too), and
+    // through the command line, `verinode audit verify`.
+    const onWorkers = await auditExport(dir, { rootKey, workers: 2 })
+    t.ok(onWorkers.ok, `${member}: clean on workers too (${JSON.stringify(onWorkers.findings.filter((x) => x.severity !== 'info')).slice(0, 500)})`)
+    const io = captureIo()
+    t.equal(await auditCommand.run(['verify', dir, '--root', rootKey], io), 0, `${member}: audit verify exits 0`)
+    t.match(io.lines.at(-1), /^PASS: 0 errors/)
     // The tree is RFC 9162 with SM3: recomputed here by hand from the exported leaves.
     const leaves = (await readFile(join(dir, 'entries.jsonl'), 'utf8')).split('\n').filter((l) => l !== '')
     const sm3Leaf = (l: string): Uint8Array => new Uint8Array(createHash('sm3').update(Buffer.from([0])).update(l, 'utf8').digest())
@@ -79,6 +93,7 @@ t.test('an sm federation: plain exchange, export, clean audit, tampered export c
   const bad = await auditExport(tampered, { rootKey })
   t.notOk(bad.ok, 'the tampered export fails the audit')
   t.ok(bad.findings.some((x) => x.severity === 'error'), `an error finding: ${bad.findings.filter((x) => x.severity === 'error').map((x) => x.code).join(', ')}`)
+  t.equal(await auditCommand.run(['verify', tampered, '--root', rootKey], captureIo()), 1, 'audit verify exits 1 on the tampered export')
 })
 
 t.test('mixed profiles are refused', async (t) => {
