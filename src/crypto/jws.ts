@@ -68,11 +68,12 @@ export const signJwsJson = (payload: unknown, privateKey: KeyObject, kid: string
 export async function signJwsJsonAsync(payload: unknown, privateKey: KeyObject, kid: string, typ?: string, ed?: Ed25519Batcher, call?: Ed25519Call): Promise<string> {
   const input = signingInput(JSON.stringify(payload), kid, typ, privateKey)
   const data = Buffer.from(input, 'ascii')
-  // SM2 runs on this thread: the Ed25519 workers run node:crypto's Ed25519 only.
-  const sig = profileOfKey(privateKey) === 'sm'
-    ? signBytes(data, privateKey)
-    : ed !== undefined
+  // SM2 (the `sm` profile) on `ed`'s workers too; without them, on this thread: node:crypto's own
+  // SM2 signs with an empty ID (docs/NATIONAL-ALGORITHMS.md), so its callback form is never used.
+  const sig = ed !== undefined
     ? await ed.sign(data, privateKey, call)
+    : profileOfKey(privateKey) === 'sm'
+    ? signBytes(data, privateKey)
     : await new Promise<Buffer>((resolve, reject) => {
       sign(null, data, privateKey, (err, result) => (err === null ? resolve(result) : reject(err)))
     })
@@ -158,10 +159,10 @@ export function verifyJws(jws: unknown, resolveKey: KeyResolver, expectTyp?: str
  */
 export async function verifyJwsAsync(jws: unknown, resolveKey: KeyResolver, expectTyp?: string, ed?: Ed25519Batcher, call?: Ed25519Call): Promise<VerifiedJws> {
   const v = prepareVerify(jws, resolveKey, expectTyp)
-  const ok = v.header.alg === 'SM2SM3'
-    ? verifyBytes(v.input, v.key, v.sig)
-    : ed !== undefined
+  const ok = ed !== undefined
     ? await ed.verify(v.input, v.key, v.sig, call)
+    : v.header.alg === 'SM2SM3'
+    ? verifyBytes(v.input, v.key, v.sig)
     : await new Promise<boolean>((resolve, reject) => {
       verify(null, v.input, v.key, v.sig, (err, result) => (err === null ? resolve(result) : reject(err)))
     })

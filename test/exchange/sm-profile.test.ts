@@ -16,8 +16,9 @@ import { auditCommand } from '../../src/cli/commands/audit.js'
 import type { CliIo } from '../../src/cli/types.js'
 import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyToB64u, writePrivateKey } from '../../src/crypto/keys.js'
 import { addMember } from '../../src/federation/authority.js'
-import { signJws, verifyJws } from '../../src/crypto/jws.js'
-import { activeProfile, profileOfKey } from '../../src/crypto/profile.js'
+import { signJws, signJwsJsonAsync, verifyJws, verifyJwsAsync } from '../../src/crypto/jws.js'
+import { Ed25519Batcher } from '../../src/crypto/ed25519-batch.js'
+import { activeProfile, profileOfKey, verifyBytes } from '../../src/crypto/profile.js'
 import { generateSm2 } from '../../src/crypto/sm2.js'
 import { openNode } from '../../src/node/runtime.js'
 import { isVnError } from '../../src/errors.js'
@@ -123,4 +124,25 @@ t.test('mixed profiles are refused', async (t) => {
   const flipped = `${smToken.slice(0, -2)}${smToken.endsWith('AA') ? 'AB' : 'AA'}`
   t.throws(() => verifyJws(flipped, () => sm.publicKey), { code: 'VN_ERR_JWS_SIGNATURE' }, 'a changed SM2 signature does not verify')
   t.equal(publicKeyToB64u(await loadPublicKey(join(f.fed.dir, PSB, 'keys', 'log.pub'))).length, 87, 'an SM2 public key file holds the 65-byte point')
+})
+
+t.test('SM2 runs on the signature workers, with the same results as on this thread', async (t) => {
+  const ed = new Ed25519Batcher(2)
+  t.teardown(() => ed.close())
+  const sm = generateSm2()
+  const data = Buffer.from('verinode sm on workers')
+  const sigs = await Promise.all([1, 2, 3].map(() => ed.sign(data, sm.privateKey)))
+  t.equal(ed.stats.inline, 0, 'no SM2 operation ran inline')
+  t.ok(ed.stats.batches > 0, 'they went to the workers')
+  for (const s of sigs) {
+    t.equal(s.length, 64)
+    t.ok(verifyBytes(data, sm.publicKey, s), 'a worker\'s SM2 signature verifies here')
+    t.ok(await ed.verify(data, sm.publicKey, s), 'and on the workers')
+  }
+  const bad = Buffer.from(sigs[0]!)
+  bad[10] = bad[10]! ^ 1
+  t.notOk(await ed.verify(data, sm.publicKey, bad), 'a changed signature does not verify on the workers')
+  t.same(await ed.verifyMany([{ data, key: sm.publicKey, sig: sigs[1]! }, { data, key: sm.publicKey, sig: bad }]), [true, false], 'verifyMany too')
+  const token = await signJwsJsonAsync({ a: 1 }, sm.privateKey, 'm#k', undefined, ed)
+  t.equal((await verifyJwsAsync(token, () => sm.publicKey, undefined, ed)).kid, 'm#k', 'a JWS signed and verified on the workers')
 })
