@@ -26,7 +26,7 @@ export const ERRORS = {
 
   // JWS / signatures
   VN_ERR_JWS_MALFORMED: { status: 400, title: 'Not a well-formed compact JWS' },
-  VN_ERR_JWS_ALG: { status: 400, title: 'JWS algorithm not allowed (only EdDSA)' },
+  VN_ERR_JWS_ALG: { status: 400, title: 'JWS algorithm not allowed (only the federation profile\'s: EdDSA, or SM2SM3 under sm)' },
   VN_ERR_JWS_HEADER: { status: 400, title: 'JWS protected header not acceptable' },
   VN_ERR_JWS_UNKNOWN_KID: { status: 401, title: 'Signing key is not known for that member' },
   VN_ERR_JWS_KEY_NOT_VALID: { status: 401, title: 'Signing key is not valid at that instant (expired, not yet valid or revoked)' },
@@ -146,6 +146,7 @@ export const ERRORS = {
   VN_ERR_CONFIG_INVALID: { status: 500, title: 'Configuration is invalid' },
   VN_ERR_CONFIG_OPRF_ANONYMITY: { status: 500, title: 'OPRF shards would hold fewer records than the anonymity floor (oprf.shardRecords below oprf.minAnonymitySet)' },
   VN_ERR_KEY_FILE: { status: 500, title: 'Key file missing, unreadable or too permissive' },
+  VN_ERR_PROFILE_MISMATCH: { status: 400, title: 'Key, signature or manifest of another crypto profile than the federation\'s (intl or sm)' },
   VN_ERR_SM_KEY: { status: 400, title: 'Not a usable SM2 key (wrong curve, malformed encoding, or a point off the curve)' },
   VN_ERR_SM_SEAL_AUTH: { status: 400, title: 'SM4-sealed data does not authenticate (changed nonce, ciphertext, tag or bound data)' },
 

@@ -20,7 +20,7 @@ import type { KeyObject } from 'node:crypto'
 import { rootKeyId } from '../federation/manifest.js'
 import { isVnError } from '../errors.js'
 import { openNote, parseCheckpoint, parseNote, type Checkpoint } from '../log/checkpoint.js'
-import { EMPTY_ROOT, hashEquals, verifyConsistency } from '../log/merkle.js'
+import { emptyRoot, hashEquals, verifyConsistency } from '../log/merkle.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { Findings, keyHistoryOf, logKeyVerifiers, parseOrigin, readExport, resolveRootKey, type LoadedExport } from './export-reader.js'
 import type { AuditFinding } from './findings.js'
@@ -144,7 +144,7 @@ export async function auditConsistency(a: CheckpointInput, b: CheckpointInput, o
     } else if (o.size === 0) {
       // Every tree extends the empty one; only its root must be the empty root.
       method = 'equal-size'
-      consistent = hashEquals(o.rootHash, EMPTY_ROOT)
+      consistent = hashEquals(o.rootHash, emptyRoot())
       if (!consistent) findings.add('AUDIT_INCONSISTENT', `${older.c.file}: size 0 with a root other than the empty tree's`)
     } else {
       if (exp !== undefined) {

@@ -22,7 +22,7 @@ import { Federation } from '../federation/federation.js'
 import { KeyHistory } from '../federation/key-history.js'
 import { ed25519NoteVerifier, type NoteVerifier } from '../log/checkpoint.js'
 import type { LogRecord } from '../log/records.js'
-import { ED25519_PUBLIC_KEY_RE, MEMBER_ID_PATTERN, memberIdSchema as memberId } from '../protocol/vocabulary.js'
+import { PUBLIC_KEY_RE, MEMBER_ID_PATTERN, memberIdSchema as memberId } from '../protocol/vocabulary.js'
 import { fromB64u } from '../util/base64url.js'
 import { EXPORT_FILES, EXPORT_FORMAT } from '../log/export-layout.js'
 import type { Findings } from './findings.js'
@@ -263,7 +263,7 @@ export async function readExport(dir: string): Promise<LoadedExport> {
 /** A trust anchor: a KeyObject, a base64url raw Ed25519 key, or the path of a .pub file. @throws VN_ERR_KEY_FILE */
 export async function resolveRootKey(rootKey: KeyObject | string): Promise<KeyObject> {
   if (typeof rootKey !== 'string') return rootKey
-  if (ED25519_PUBLIC_KEY_RE.test(rootKey)) {
+  if (PUBLIC_KEY_RE.test(rootKey)) {
     try {
       return publicKeyFromB64u(rootKey, 'rootKey')
     } catch (e) {

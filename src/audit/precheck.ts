@@ -16,13 +16,13 @@
  *   (analyzeJws: header, typ, payload schema, key in force at iat) with its signature checked,
  *   and its payload's PII scan in the same form as a leaf's (hits, and the free texts it met).
  */
-import { verify } from 'node:crypto'
 import type { KeyHistory } from '../federation/key-history.js'
 import { CompactRange, leafHash } from '../log/compact-range.js'
 import { canonicalJson } from '../protocol/canonical-json.js'
 import { isVnError } from '../errors.js'
 import { decodeUtf8Strict } from '../util/strict-json.js'
-import { digestEquals, sha256b64u } from './checks/context.js'
+import { digestEquals } from './checks/context.js'
+import { digestB64u, verifyBytes } from '../crypto/profile.js'
 import { unverifiedPayload } from './checks/evidence.js'
 import { analyzeJws } from './checks/signatures.js'
 import type { JwsItem, JwsPre, LeafChunkPre, PiiPre, WireAnalysis } from './precheck-types.js'
@@ -86,7 +86,7 @@ export function precheckLeaves(first: number, bytes: Uint8Array, ends: Uint32Arr
 /** JWS of the evidence, each against its digest, analysed as `typ` and its signature checked. */
 export function precheckJws(history: KeyHistory, items: readonly JwsItem[]): JwsPre[] {
   return items.map(({ digest, jws, typ, scan }) => {
-    const d = digestEquals(sha256b64u(jws), digest)
+    const d = digestEquals(digestB64u(jws), digest)
     const out: JwsPre = { d }
     let payload: { value: unknown } | undefined
     if (d) {
@@ -100,7 +100,7 @@ export function precheckJws(history: KeyHistory, items: readonly JwsItem[]): Jws
       if (prepError !== undefined) w.prepError = isVnError(prepError) ? { code: prepError.code, ...(prepError.detail === undefined ? {} : { detail: prepError.detail }) } : {}
       else if (job !== undefined) {
         try {
-          w.ok = verify(null, job.data, job.key, job.sig)
+          w.ok = verifyBytes(job.data, job.key, job.sig)
         } catch {
           w.ok = false
         }

@@ -25,7 +25,7 @@ import type {
 } from '../log/records.js'
 import { DISPUTE_REASONS, GOVERNANCE_KINDS } from '../policy/governance.js'
 import {
-  AGREEMENT_ID_RE, agreementIdSchema, digestSchema as digest, hashBase64Schema, ed25519PublicKeySchema, ed25519SignatureSchema, memberIdSchema as memberId, modeSchema,
+  AGREEMENT_ID_RE, agreementIdSchema, digestSchema as digest, hashBase64Schema, publicKeySchema, ed25519SignatureSchema, memberIdSchema as memberId, modeSchema,
   serviceIdSchema as serviceId, xidSchema,
 } from '../protocol/vocabulary.js'
 
@@ -134,8 +134,8 @@ const KeyEventSchema = z.strictObject({
   event: z.enum(['node-started', 'rotated', 'manifest-loaded']),
   member: memberId,
   messageKid: z.string().min(3).max(200),
-  messageKey: ed25519PublicKeySchema,
-  logKey: ed25519PublicKeySchema,
+  messageKey: publicKeySchema,
+  logKey: publicKeySchema,
   manifestSeq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
   manifestHash: digest,
   // the node stopped signing: the manifest named does not allow its message key
@@ -143,8 +143,8 @@ const KeyEventSchema = z.strictObject({
   // event 'rotated' only (checked by the auditor: both signatures over the rotation statement)
   rotated: z.enum(['message', 'log', 'tls']).optional(),
   // rotated 'tls' only: the old TLS key (the message and log keys above stay the same)
-  tlsKey: ed25519PublicKeySchema.optional(),
-  newKey: ed25519PublicKeySchema.optional(),
+  tlsKey: publicKeySchema.optional(),
+  newKey: publicKeySchema.optional(),
   oldSig: ed25519SignatureSchema.optional(),
   newSig: ed25519SignatureSchema.optional(),
 })

@@ -12,13 +12,17 @@
  * thread instead (see `inlineNow`).
  *
  * Same results as `sign`/`verify` from node:crypto: the workers run exactly those on the same key
- * material (passed once per key and worker, as DER). One set of workers serves the whole process
+ * material (passed once per key and worker, as DER). SM2 keys (the `sm` crypto profile) go the
+ * same way, the workers running profile.ts's SM2 with SM3; an SM2 operation (about a millisecond)
+ * is never run inline on the caller's thread, and has no callback form (once broken, it runs
+ * inline). One set of workers serves the whole process
  * (`acquireEd25519` / `release`), like libuv's pool. If a worker dies, pending operations reject
  * and later ones fall back to the callback form.
  */
 import { Worker } from 'node:worker_threads'
 import { availableParallelism } from 'node:os'
 import { sign, verify, type KeyObject } from 'node:crypto'
+import { profileOfKey, signBytes, verifyBytes } from './profile.js'
 import { VnError } from '../errors.js'
 import { workerPath } from '../util/worker-pool.js'
 import { QuietClock } from '../util/quiet-clock.js'
@@ -115,7 +119,8 @@ export class Ed25519Batcher {
    * worker. Under a steady load the provider has several exchanges in progress and operations come
    * closer than the pause, so they are never signed on the event loop.
    */
-  private inlineNow(call: Ed25519Call | undefined): boolean {
+  private inlineNow(call: Ed25519Call | undefined, key: KeyObject): boolean {
+    if (profileOfKey(key) === 'sm') return false
     const paused = this.clock.paused()
     const idle = this.queue.length === 0 && this.lanes.every((l) => l.inFlight.length === 0)
     return idle && (call?.lone === true || paused)
@@ -124,8 +129,8 @@ export class Ed25519Batcher {
   /** Ed25519 verification of `sig` over `data` with a public key: resolves true or false. */
   verify(data: Uint8Array, key: KeyObject, sig: Uint8Array, call?: Ed25519Call): Promise<boolean> {
     return this.run(key, 'signature check', call, {
-      inline: () => verify(null, data, key, sig),
-      callback: (cb) => verify(null, data, key, sig, cb),
+      inline: () => verifyBytes(data, key, sig),
+      callback: (cb) => (profileOfKey(key) === 'sm' ? cb(null, verifyBytes(data, key, sig)) : verify(null, data, key, sig, cb)),
       op: (id) => ({ key: id, data: own(data), sig: own(sig) }),
       take: (r) => (typeof r === 'boolean' ? r : undefined),
     })
@@ -134,8 +139,8 @@ export class Ed25519Batcher {
   /** Ed25519 signature over `data` with a private key. */
   sign(data: Uint8Array, key: KeyObject, call?: Ed25519Call): Promise<Buffer> {
     return this.run<Buffer>(key, 'signing', call, {
-      inline: () => sign(null, data, key),
-      callback: (cb) => sign(null, data, key, cb),
+      inline: () => signBytes(data, key),
+      callback: (cb) => (profileOfKey(key) === 'sm' ? cb(null, signBytes(data, key)) : sign(null, data, key, cb)),
       op: (id) => ({ key: id, data: own(data) }),
       take: (r) => (r instanceof Uint8Array ? Buffer.from(r.buffer, r.byteOffset, r.byteLength) : undefined),
     })
@@ -150,7 +155,7 @@ export class Ed25519Batcher {
   }): Promise<T> {
     if (this.broken) return new Promise((resolve, reject) => how.callback((err, r) => (err === null ? resolve(r) : reject(err))))
     const id = this.keyId(key)
-    if (this.inlineNow(call)) {
+    if (this.inlineNow(call, key)) {
       this.stats.inline++
       try {
         return Promise.resolve(how.inline())
@@ -220,7 +225,7 @@ export class Ed25519Batcher {
   private keyId(key: KeyObject): number {
     let id = this.keyIds.get(key)
     if (id === undefined) {
-      if (key.asymmetricKeyType !== 'ed25519') throw new VnError('VN_ERR_INTERNAL', 'not an Ed25519 key')
+      if (profileOfKey(key) === undefined) throw new VnError('VN_ERR_INTERNAL', 'not an Ed25519 or SM2 key')
       const priv = key.type === 'private'
       const der = priv ? key.export({ format: 'der', type: 'pkcs8' }) : key.export({ format: 'der', type: 'spki' })
       // A reloaded manifest parses the same keys into new KeyObjects: the workers learn each key once.
@@ -302,7 +307,7 @@ const outstanding = (l: Lane): number => l.inFlight.reduce((n, b) => n + (Array.
 
 function verifyOrNull(data: Uint8Array, key: KeyObject, sig: Uint8Array): boolean | null {
   try {
-    return verify(null, data, key, sig)
+    return verifyBytes(data, key, sig)
   } catch {
     return null
   }

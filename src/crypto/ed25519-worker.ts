@@ -1,9 +1,10 @@
 /**
- * Worker-thread entry for batched Ed25519 (see ed25519-batch.ts): one message carries many
+ * Worker-thread entry for batched Ed25519 and SM2 (see ed25519-batch.ts): one message carries many
  * verifications and signatures, answered by one message. Keys arrive as DER (SPKI / PKCS#8) and
- * are parsed once per distinct key.
+ * are parsed once per distinct key; the key's kind decides the algorithm (profile.ts).
  */
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import { signBytes, verifyBytes } from './profile.js'
 import { parentPort } from 'node:worker_threads'
 import type { Ed25519Op, Ed25519Reply, PackedVerify } from './ed25519-batch.js'
 
@@ -27,7 +28,7 @@ port.on('message', (m: { keys?: { id: number; der: Uint8Array; private: boolean 
         if (key === undefined) throw new Error('unknown key')
         const d = meta[5 * i + 1] as number
         const s = meta[5 * i + 3] as number
-        res[i] = verify(null, bytes.subarray(d, d + (meta[5 * i + 2] as number)), key, bytes.subarray(s, s + (meta[5 * i + 4] as number))) ? 1 : 0
+        res[i] = verifyBytes(bytes.subarray(d, d + (meta[5 * i + 2] as number)), key, bytes.subarray(s, s + (meta[5 * i + 4] as number))) ? 1 : 0
       } catch {
         res[i] = 2
       }
@@ -41,8 +42,8 @@ port.on('message', (m: { keys?: { id: number; der: Uint8Array; private: boolean 
       const key = keys.get(op.key)
       if (key === undefined) throw new Error('unknown key')
       const data = Buffer.from(op.data.buffer, op.data.byteOffset, op.data.byteLength)
-      if (op.sig === undefined) out.push(new Uint8Array(sign(null, data, key)))
-      else out.push(verify(null, data, key, Buffer.from(op.sig.buffer, op.sig.byteOffset, op.sig.byteLength)))
+      if (op.sig === undefined) out.push(new Uint8Array(signBytes(data, key)))
+      else out.push(verifyBytes(data, key, Buffer.from(op.sig.buffer, op.sig.byteOffset, op.sig.byteLength)))
     } catch {
       out.push(null)
     }

@@ -1,19 +1,24 @@
 /**
- * Compact JWS (RFC 7515) with EdDSA/Ed25519 (RFC 8037) over node:crypto.
+ * Compact JWS (RFC 7515) with EdDSA/Ed25519 (RFC 8037) over node:crypto, or, under the `sm` crypto
+ * profile (profile.ts), with `alg: SM2SM3`: SM2 with SM3 and the default ID, r ‖ s (64 bytes).
+ * The key decides the algorithm: a header whose `alg` is not the signing key's is refused.
  *
  * jose is the reference for JWS rules (test/crypto/jws.test.ts proves jose accepts everything this
  * signs and this rejects everything jose rejects); this thin path exists because the exchange path
  * signs and verifies on every request and jose's async WebCrypto round trip costs a third of the
- * throughput (FACTS.md). Only `alg: EdDSA` is accepted, `crit` is refused, `b64: false` is refused.
+ * throughput (FACTS.md). Only `alg: EdDSA` and `alg: SM2SM3` are accepted (each only with a key of
+ * its kind), `crit` is refused, `b64: false` is refused. jose knows no SM2, so SM2SM3 tokens are
+ * checked by this code alone, under the same rules.
  */
 import { sign, verify, type KeyObject } from 'node:crypto'
+import { PROFILES, profileOfKey, signBytes, verifyBytes } from './profile.js'
 import { VnError } from '../errors.js'
 import { b64u, fromB64u } from '../util/base64url.js'
 import { parseStrictJson, StrictJsonError } from '../util/strict-json.js'
 import type { Ed25519Batcher, Ed25519Call } from './ed25519-batch.js'
 
 export interface JwsHeader {
-  alg: 'EdDSA'
+  alg: 'EdDSA' | 'SM2SM3'
   kid: string
   typ?: string
   [k: string]: unknown
@@ -31,17 +36,25 @@ export type KeyResolver = (kid: string, header: JwsHeader) => KeyObject
 
 export const MAX_JWS_LENGTH = 16 * 1024 * 1024
 
-function signingInput(payload: Uint8Array | string, kid: string, typ: string | undefined): string {
+/** The `alg` of a signing key: EdDSA for Ed25519, SM2SM3 for SM2. */
+function algOf(key: KeyObject): string {
+  const p = profileOfKey(key)
+  if (p === undefined) throw new VnError('VN_ERR_PROFILE_MISMATCH', 'signing key: neither an Ed25519 nor an SM2 key')
+  return PROFILES[p].jwsAlg
+}
+
+function signingInput(payload: Uint8Array | string, kid: string, typ: string | undefined, key: KeyObject): string {
   // Fixed member order keeps the header bytes stable for a given key; RFC 7515 does not require it.
-  const header = typ === undefined ? { alg: 'EdDSA', kid } : { alg: 'EdDSA', kid, typ }
+  const alg = algOf(key)
+  const header = typ === undefined ? { alg, kid } : { alg, kid, typ }
   const h = Buffer.from(JSON.stringify(header)).toString('base64url')
   const p = typeof payload === 'string' ? Buffer.from(payload).toString('base64url') : b64u(payload)
   return `${h}.${p}`
 }
 
 export function signJws(payload: Uint8Array | string, privateKey: KeyObject, kid: string, typ?: string): string {
-  const input = signingInput(payload, kid, typ)
-  const sig = sign(null, Buffer.from(input, 'ascii'), privateKey)
+  const input = signingInput(payload, kid, typ, privateKey)
+  const sig = signBytes(Buffer.from(input, 'ascii'), privateKey)
   return `${input}.${sig.toString('base64url')}`
 }
 
@@ -53,10 +66,14 @@ export const signJwsJson = (payload: unknown, privateKey: KeyObject, kid: string
  * see ed25519-batch.ts), else on libuv's thread pool (see verifyJwsAsync).
  */
 export async function signJwsJsonAsync(payload: unknown, privateKey: KeyObject, kid: string, typ?: string, ed?: Ed25519Batcher, call?: Ed25519Call): Promise<string> {
-  const input = signingInput(JSON.stringify(payload), kid, typ)
+  const input = signingInput(JSON.stringify(payload), kid, typ, privateKey)
   const data = Buffer.from(input, 'ascii')
+  // SM2 (the `sm` profile) on `ed`'s workers too; without them, on this thread: node:crypto's own
+  // SM2 signs with an empty ID (docs/NATIONAL-ALGORITHMS.md), so its callback form is never used.
   const sig = ed !== undefined
     ? await ed.sign(data, privateKey, call)
+    : profileOfKey(privateKey) === 'sm'
+    ? signBytes(data, privateKey)
     : await new Promise<Buffer>((resolve, reject) => {
       sign(null, data, privateKey, (err, result) => (err === null ? resolve(result) : reject(err)))
     })
@@ -78,7 +95,7 @@ export function peekJws(jws: unknown): { header: JwsHeader; parts: [string, stri
   }
   const hd = header as Record<string, unknown>
   // RFC 7515 §4.1.1 / RFC 8725 §3.1: never let the token choose the algorithm.
-  if (hd.alg !== 'EdDSA') throw new VnError('VN_ERR_JWS_ALG', `alg ${JSON.stringify(String(hd.alg)).slice(0, 40)} is not allowed`)
+  if (hd.alg !== 'EdDSA' && hd.alg !== 'SM2SM3') throw new VnError('VN_ERR_JWS_ALG', `alg ${JSON.stringify(String(hd.alg)).slice(0, 40)} is not allowed`)
   // RFC 7515 §4.1.11: we understand no extension, so any crit must be refused.
   if ('crit' in hd) throw new VnError('VN_ERR_JWS_HEADER', 'crit is not supported')
   if ('b64' in hd) throw new VnError('VN_ERR_JWS_HEADER', 'unencoded payload (b64) is not supported')
@@ -119,6 +136,8 @@ export function prepareVerify(
   const sig = fromB64u(s)
   if (sig === undefined || sig.length !== 64) throw new VnError('VN_ERR_JWS_MALFORMED', 'signature is not 64 bytes of base64url')
   const key = resolveKey(header.kid, header)
+  // The key, not the token, decides the algorithm (RFC 8725 §3.1).
+  if (header.alg !== algOf(key)) throw new VnError('VN_ERR_JWS_ALG', `alg ${header.alg} does not match the ${header.alg === 'EdDSA' ? 'SM2' : 'Ed25519'} key of ${header.kid}`)
   return { header, payload, input: Buffer.from(`${h}.${p}`, 'ascii'), sig, key }
 }
 
@@ -128,7 +147,7 @@ export function prepareVerify(
  */
 export function verifyJws(jws: unknown, resolveKey: KeyResolver, expectTyp?: string): VerifiedJws {
   const v = prepareVerify(jws, resolveKey, expectTyp)
-  if (!verify(null, v.input, v.key, v.sig)) throw new VnError('VN_ERR_JWS_SIGNATURE')
+  if (!verifyBytes(v.input, v.key, v.sig)) throw new VnError('VN_ERR_JWS_SIGNATURE')
   return { header: v.header, payload: v.payload, kid: v.header.kid }
 }
 
@@ -142,6 +161,8 @@ export async function verifyJwsAsync(jws: unknown, resolveKey: KeyResolver, expe
   const v = prepareVerify(jws, resolveKey, expectTyp)
   const ok = ed !== undefined
     ? await ed.verify(v.input, v.key, v.sig, call)
+    : v.header.alg === 'SM2SM3'
+    ? verifyBytes(v.input, v.key, v.sig)
     : await new Promise<boolean>((resolve, reject) => {
       verify(null, v.input, v.key, v.sig, (err, result) => (err === null ? resolve(result) : reject(err)))
     })

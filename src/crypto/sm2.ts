@@ -160,8 +160,12 @@ export function generateSm2(): { privateKey: KeyObject; publicKey: KeyObject } {
   return generateKeyPairSync('ec', { namedCurve: 'SM2' })
 }
 
+/**
+ * A generated SM2 key is `ec` on the curve SM2; one read from a file has no type Node can name
+ * (OpenSSL 3 decodes it as SM2): the DER prefixes checked by the callers tell whether it is SM2.
+ */
 function isSm2KeyObject(key: KeyObject): boolean {
-  return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'SM2'
+  return (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'SM2') || (key.asymmetricKeyType === undefined && key.type !== 'secret')
 }
 
 // The DER OpenSSL writes for SM2 keys (RFC 5915 inside RFC 5208; RFC 5480), fixed-length for a

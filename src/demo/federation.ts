@@ -8,6 +8,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
 import { createAuthority, addMember, addNegative, setSource, signAuthorityManifest, AUTHORITY_FILES } from '../federation/authority.js'
 import { initNode } from '../node/init.js'
+import type { ProfileName } from '../crypto/profile.js'
 import { createDemoDatabases, makeUscc, DEMO_FILES, ENTERPRISE_STATUSES, type DemoDataset, type DemoSizes, type DemoDepartment } from './synthetic.js'
 import type { ConfigInput } from '../config/schema.js'
 import type { Agreement } from '../policy/agreements.js'
@@ -203,6 +204,8 @@ export interface BuildDemoOptions {
    * manifest and an https:// endpoint (`verinode demo` does; the test fixtures default to plain HTTP).
    */
   tls?: boolean
+  /** the federation's crypto profile (src/crypto/profile.ts): `intl` (default) or `sm` (SM2/SM3/SM4) */
+  profile?: ProfileName
 }
 
 type DataSourceInput = NonNullable<ConfigInput['dataSource']>
@@ -278,7 +281,7 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
     serverSource = await serverDataSource(dir, opts.source)
   }
   const authorityDir = join(dir, 'authority')
-  await createAuthority(authorityDir, federation)
+  await createAuthority(authorityDir, federation, opts.profile ?? 'intl')
   const agreements = demoAgreements(now)
   const nodes: DemoFederation['nodes'] = {}
   for (const m of DEMO_MEMBERS) {
@@ -286,7 +289,7 @@ export async function buildDemoFederation(dir: string, opts: BuildDemoOptions = 
     const localPort = await freePort()
     const nodeDir = join(dir, m.id)
     const r = await initNode({
-      dir: nodeDir, member: m.id, port: publicPort, localPort, tls: opts.tls === true, auditor: true,
+      dir: nodeDir, member: m.id, port: publicPort, localPort, tls: opts.tls === true, auditor: true, profile: opts.profile ?? 'intl',
       extra: {
         dataSource: serverSource ?? { kind: 'sqlite', path: join(dataset.dir, DEMO_FILES[m.department]) },
         services: servicesFor(opts.source?.kind ?? 'sqlite', DEMO_SERVICES[m.department]),

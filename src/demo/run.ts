@@ -11,6 +11,7 @@ import { pino } from 'pino'
 import { startDemoFederation, type DemoFederation } from './federation.js'
 import { DEMO_NAMESPACE, type DemoServerSource } from './server-data.js'
 import { startNode, type RunningNode } from '../http/server.js'
+import type { ProfileName } from '../crypto/profile.js'
 import Database from 'better-sqlite3'
 
 export interface DemoStep {
@@ -40,6 +41,8 @@ export interface DemoOptions {
   source?: DemoServerSource
   /** mutual TLS between the nodes, each key pinned by the manifest (default true) */
   tls?: boolean
+  /** the federation's crypto profile: `intl` (default) or `sm` (SM2/SM3/SM4, docs/NATIONAL-ALGORITHMS.md) */
+  profile?: ProfileName
   /** runs after the exchanges, before the nodes close (used to add the auditor step) */
   audit?: (fed: DemoFederation) => Promise<DemoReport['audits']>
 }
@@ -50,13 +53,14 @@ const mask = (id: string): string => (id.length === 18 ? `${id.slice(0, 6)}*****
 export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
   const out = opts.out ?? (() => undefined)
   const dir = opts.dir ?? await mkdtemp(join(tmpdir(), 'verinode-demo-'))
-  out(`Building the federation in ${dir} ...`)
+  out(`Building the federation in ${dir} (crypto profile ${opts.profile ?? 'intl'}) ...`)
   const sizes = { residents: opts.residents ?? 5000, enterprises: opts.enterprises ?? 2000 }
   const { fed, nodes } = await startDemoFederation<RunningNode>(
     (attempt) => (attempt === 1 ? dir : join(dir, `attempt-${attempt}`)),
     {
       sizes, configOverrides: { logLevel: 'warn' }, tls: opts.tls ?? true,
       ...(opts.source !== undefined ? { source: opts.source } : {}),
+      ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
       onBuilt: (built, attempt) => {
         if (attempt > 1) return
         out(`  ${built.dataset.counts.residents} residents, ${built.dataset.counts.enterprises} enterprises, ` +

@@ -18,7 +18,8 @@ import { randomBytes, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, readdir, rename, stat, writeFile, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
-import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyFromB64u, publicKeyToB64u, writePrivateKey, writePublicKey } from '../crypto/keys.js'
+import { assertKeyProfile, profileOfKey, type ProfileName } from '../crypto/profile.js'
+import { generateKeyPairFor, loadPrivateKey, loadPublicKey, publicKeyFromB64u, publicKeyToB64u, writePrivateKey, writePublicKey } from '../crypto/keys.js'
 import { VnError } from '../errors.js'
 import { ManifestGovernanceSchema, type ManifestGovernance, type NegativeEntry } from '../protocol/governance.js'
 import {
@@ -127,15 +128,17 @@ async function readJson(path: string): Promise<unknown> {
 
 /**
  * Creates an authority directory: a fresh root key pair, `federation.json` with seq 0 and an empty
- * `members.json`. Refuses a directory that already holds a root key.
+ * `members.json`. Refuses a directory that already holds a root key. The root key's kind chooses
+ * the federation's crypto profile (src/crypto/profile.ts): Ed25519 for `intl` (default), SM2 for
+ * `sm`; every manifest it signs names that profile, and only member keys of it are accepted.
  */
-export async function createAuthority(dir: string, federation: string): Promise<{ rootKid: string; rootPublicKey: string }> {
+export async function createAuthority(dir: string, federation: string, profile: ProfileName = 'intl'): Promise<{ rootKid: string; rootPublicKey: string }> {
   if (typeof federation !== 'string' || federation.length === 0 || federation.length > 100 || /\p{Cc}/u.test(federation)) {
     throw bad('name: 1-100 characters without control characters')
   }
   if (await exists(join(dir, AUTHORITY_FILES.rootKey))) throw bad(`${dir}: already holds ${AUTHORITY_FILES.rootKey}`)
   await mkdir(dir, { recursive: true, mode: 0o700 })
-  const kp = generateEd25519()
+  const kp = generateKeyPairFor(profile)
   const rootKid = rootKeyId(kp.publicKey)
   await writePrivateKey(join(dir, AUTHORITY_FILES.rootKey), kp.privateKey)
   await writePublicKey(join(dir, AUTHORITY_FILES.rootPub), kp.publicKey)
@@ -173,7 +176,7 @@ function toManifestKey(k: KeyInput, field: string, now: number): ManifestKey {
     key = typeof k.key === 'string' ? publicKeyFromB64u(k.key, field) : k.key
     publicKeyToB64u(key)
   } catch {
-    throw bad(`${field}: not an Ed25519 public key`)
+    throw bad(`${field}: not an Ed25519 or SM2 public key`)
   }
   const out: ManifestKey = { kid: k.kid ?? keyIdFor(key), x: publicKeyToB64u(key), nbf: k.nbf ?? now }
   if (k.exp !== undefined) out.exp = k.exp
@@ -186,7 +189,11 @@ function toManifestKey(k: KeyInput, field: string, now: number): ManifestKey {
  * (VN_ERR_FED_KEY_IN_USE). `entries` are the new keys with the field that named them.
  */
 async function checkNewKeys(dir: string, members: Member[], entries: { field: string; key: ManifestKey }[]): Promise<void> {
-  const root = publicKeyToB64u(await loadPublicKey(join(dir, AUTHORITY_FILES.rootPub)))
+  const rootKey = await loadPublicKey(join(dir, AUTHORITY_FILES.rootPub))
+  const root = publicKeyToB64u(rootKey)
+  // One federation, one crypto profile: the root key's.
+  const profile = profileOfKey(rootKey) ?? 'intl'
+  for (const { field, key } of entries) assertKeyProfile(publicKeyFromB64u(key.x, field), profile, field)
   const seen = new Map<string, string>()
   for (const m of members) {
     for (const k of m.messageKeys) seen.set(k.x, `the message key ${k.kid} of ${m.id}`)
@@ -448,6 +455,8 @@ export async function signAuthorityManifest(dir: string, opts: SignOptions = {})
     throw bad(`${AUTHORITY_FILES.rootKey}, ${AUTHORITY_FILES.rootPub} and ${AUTHORITY_FILES.state} rootKid do not belong together`)
   }
   const manifest: Manifest = { v: 1, federation: state.federation, seq: (await lastSeq(dir, state.seq)) + 1, iat: now, exp: now + validMs, members }
+  // The root key's kind is the federation's profile; `intl` stays implicit, as in every manifest before profiles.
+  if (profileOfKey(rootKey) === 'sm') manifest.profile = 'sm'
   const governance = await loadGovernance(dir)
   if (governance.sources.length > 0 || governance.negativeList.length > 0) manifest.governance = governance
   const warnings: string[] = []

@@ -10,13 +10,14 @@
  * instant. Revocation is publishing a newer manifest without the key; `FederationHolder` swaps the
  * view when such a manifest is loaded and keeps the old view when the new file is bad.
  */
-import { createHash, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { JwsHeader, KeyResolver } from '../crypto/jws.js'
 import { publicKeyFromB64u } from '../crypto/keys.js'
+import { digestB64u, useProfile, type ProfileName } from '../crypto/profile.js'
 import { VnError, isVnError } from '../errors.js'
 import { canonicalJson } from '../protocol/canonical-json.js'
-import { verifyManifest, type Manifest, type ManifestKey, type MemberRole, type VerifyManifestOptions } from './manifest.js'
+import { profileOf, verifyManifest, type Manifest, type ManifestKey, type MemberRole, type VerifyManifestOptions } from './manifest.js'
 
 /** One listed key, parsed. The window is half-open: valid for `nbf <= at < exp`. */
 export interface KeyView {
@@ -43,8 +44,8 @@ export interface MemberView {
 
 const NO_PINS: ReadonlySet<string> = new Set()
 
-/** SHA-256 of the manifest's compact JWS text, base64url: the manifest's identity in logs. */
-export const manifestHash = (jws: string): string => createHash('sha256').update(jws, 'ascii').digest('base64url')
+/** The profile's digest (SHA-256 or SM3) of the manifest's compact JWS text, base64url: the manifest's identity in logs. */
+export const manifestHash = (jws: string): string => digestB64u(Buffer.from(jws, 'ascii'))
 
 /** Splits `<member>#<keyid>`; member ids cannot contain `#`, so the first one separates. */
 export function splitKid(kid: string): { member: string; keyId: string } | undefined {
@@ -66,7 +67,7 @@ function parseKeys(memberId: string, list: string, keys: readonly ManifestKey[])
     try {
       key = publicKeyFromB64u(k.x)
     } catch (e) {
-      throw new VnError('VN_ERR_FED_MANIFEST_INVALID', `members[${memberId}].${list}[${i}].x: not an Ed25519 public key`, { cause: e })
+      throw new VnError('VN_ERR_FED_MANIFEST_INVALID', `members[${memberId}].${list}[${i}].x: not an Ed25519 or SM2 public key`, { cause: e })
     }
     out.set(k.kid, { kid: k.kid, key, x: k.x, nbf: k.nbf, exp: k.exp })
   })
@@ -76,8 +77,10 @@ function parseKeys(memberId: string, list: string, keys: readonly ManifestKey[])
 export class Federation {
   readonly manifest: Manifest
   readonly jws: string
-  /** SHA-256 of the manifest JWS, base64url */
+  /** the profile's digest of the manifest JWS, base64url */
   readonly hash: string
+  /** the federation's crypto profile (src/crypto/profile.ts) */
+  readonly profile: ProfileName
   readonly name: string
   readonly seq: number
   readonly iat: number
@@ -96,6 +99,10 @@ export class Federation {
   constructor(manifest: Manifest, jws: string) {
     this.manifest = manifest
     this.jws = jws
+    this.profile = profileOf(manifest)
+    // The manifest chooses the process's profile (one process serves one federation), before any
+    // digest of it is made.
+    useProfile(this.profile)
     this.hash = manifestHash(jws)
     this.name = manifest.federation
     this.seq = manifest.seq

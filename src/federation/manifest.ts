@@ -2,7 +2,8 @@
  * The federation manifest: the one signed document every member shares (docs/DESIGN.md "Keys and the
  * federation"; the counterpart of X-Road's signed global configuration).
  *
- * It is a compact JWS (RFC 7515, `alg: EdDSA`, `typ: vn-manifest+jws`) signed by the federation
+ * It is a compact JWS (RFC 7515, `alg: EdDSA`, or `SM2SM3` under the `sm` profile, `typ:
+ * vn-manifest+jws`) signed by the federation
  * root key, whose public half is each node's trust anchor (`keys/federation-root.pub`). The signer's
  * `kid` is `federation-root#<keyid>`; the authority tooling uses the RFC 7638 JWK thumbprint of the
  * root public key as `<keyid>` (see `rootKeyId`), so a kid names exactly one root key.
@@ -16,11 +17,15 @@
  *  2. the payload schema (`VN_ERR_FED_MANIFEST_INVALID`, the detail names the zod path);
  *  3. expiry (`VN_ERR_FED_MANIFEST_EXPIRED`);
  *  4. rollback: `seq` below the last accepted one (`VN_ERR_FED_MANIFEST_ROLLBACK`).
+ *
+ * `profile` (absent: `intl`) names the federation's crypto profile (src/crypto/profile.ts). The root
+ * key and every listed key must be of that profile; anything else is `VN_ERR_PROFILE_MISMATCH`.
  */
-import { createHash, type KeyObject } from 'node:crypto'
+import { hash, type KeyObject } from 'node:crypto'
 import { z } from 'zod'
 import { signJwsJson, verifyJwsJson } from '../crypto/jws.js'
-import { publicKeyToB64u } from '../crypto/keys.js'
+import { rawPublicKey } from '../crypto/keys.js'
+import { PROFILES, profileOfKey, type ProfileName } from '../crypto/profile.js'
 import { VnError, isVnError } from '../errors.js'
 import { isValidUscc } from '../protocol/identifiers.js'
 import { keyIdSchema, memberIdSchema, sha256HexSchema } from '../protocol/vocabulary.js'
@@ -42,8 +47,9 @@ const Millis = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 export const ManifestKeySchema = z
   .strictObject({
     kid: keyIdSchema,
-    // 32 raw Ed25519 public-key bytes, strict unpadded base64url (RFC 8037 §2 `x`).
-    x: z.string().refine((x) => fromB64u(x)?.length === 32, 'must be 32 bytes of base64url'),
+    // 32 raw Ed25519 public-key bytes (RFC 8037 §2 `x`), or under `sm` the 65-byte uncompressed SM2
+    // point; strict unpadded base64url. Which one the manifest's profile allows is checked below.
+    x: z.string().refine((x) => { const n = fromB64u(x)?.length; return n === 32 || n === 65 }, 'must be 32 (Ed25519) or 65 (SM2) bytes of base64url'),
     nbf: Millis,
     exp: Millis.optional(),
   })
@@ -93,6 +99,8 @@ export const MemberSchema = z
 export const ManifestSchema = z
   .strictObject({
     v: z.literal(1),
+    /** the crypto profile every member follows (src/crypto/profile.ts); absent: `intl` */
+    profile: z.enum(['intl', 'sm']).optional(),
     federation: z.string().min(1).max(100).regex(NO_CONTROL_RE, 'must not contain control characters'),
     seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
     iat: Millis,
@@ -147,14 +155,46 @@ export function zodDetail(error: z.ZodError, prefix = ''): string {
 function parseManifest(claims: unknown): Manifest {
   const r = ManifestSchema.safeParse(claims)
   if (!r.success) throw new VnError('VN_ERR_FED_MANIFEST_INVALID', zodDetail(r.error))
+  assertOneProfile(r.data)
   return r.data
 }
 
-/** RFC 7638 JWK thumbprint (SHA-256, base64url) of an Ed25519 public key. */
+/** The manifest's crypto profile (absent: `intl`). */
+export const profileOf = (m: Manifest): ProfileName => m.profile ?? 'intl'
+
+/** Every listed key is of the manifest's profile; a mixed federation is refused (VN_ERR_PROFILE_MISMATCH). */
+function assertOneProfile(m: Manifest): void {
+  const profile = PROFILES[profileOf(m)]
+  m.members.forEach((mem, i) => {
+    for (const list of ['messageKeys', 'logKeys'] as const) {
+      mem[list].forEach((k, j) => {
+        if (fromB64u(k.x)?.length !== profile.publicKeyBytes) {
+          throw new VnError('VN_ERR_PROFILE_MISMATCH', `members[${i}].${list}[${j}].x: not a key of profile ${profile.name} (${profile.publicKeyBytes} bytes)`)
+        }
+      })
+    }
+  })
+}
+
+/** Throws VN_ERR_PROFILE_MISMATCH unless the root key is of the manifest's profile. */
+function assertRootProfile(m: Manifest, rootKey: KeyObject): void {
+  const p = profileOfKey(rootKey)
+  if (p !== profileOf(m)) throw new VnError('VN_ERR_PROFILE_MISMATCH', `federation root key: ${p === undefined ? 'of no known kind' : `of profile ${p}`}, the manifest names profile ${profileOf(m)}`)
+}
+
+/**
+ * RFC 7638 JWK thumbprint (base64url) of a public key: of the OKP JWK with SHA-256 for Ed25519, of
+ * the EC JWK (`crv: SM2`) with SM3 for SM2, so an `sm` federation uses no SHA-256.
+ */
 export function jwkThumbprint(key: KeyObject): string {
+  const raw = rawPublicKey(key)
   // RFC 7638 §3.2: required members only, lexicographic order, no whitespace.
-  const json = `{"crv":"Ed25519","kty":"OKP","x":"${publicKeyToB64u(key)}"}`
-  return createHash('sha256').update(json).digest('base64url')
+  if (profileOfKey(key) === 'sm') {
+    const json = `{"crv":"SM2","kty":"EC","x":"${raw.subarray(1, 33).toString('base64url')}","y":"${raw.subarray(33).toString('base64url')}"}`
+    return hash('sm3', json, 'base64url')
+  }
+  const json = `{"crv":"Ed25519","kty":"OKP","x":"${raw.toString('base64url')}"}`
+  return hash('sha256', json, 'base64url')
 }
 
 /** The root signer's kid: `federation-root#<RFC 7638 thumbprint>`. */
@@ -171,7 +211,9 @@ export function signManifest(m: Manifest, rootPrivateKey: KeyObject, rootKid: st
   if (!rootKid.startsWith(ROOT_KID_PREFIX) || rootKid.length === ROOT_KID_PREFIX.length) {
     throw new VnError('VN_ERR_FED_MANIFEST_INVALID', `rootKid must start with ${ROOT_KID_PREFIX}`)
   }
-  return signJwsJson(parseManifest(m), rootPrivateKey, rootKid, MANIFEST_TYP)
+  const parsed = parseManifest(m)
+  assertRootProfile(parsed, rootPrivateKey)
+  return signJwsJson(parsed, rootPrivateKey, rootKid, MANIFEST_TYP)
 }
 
 export interface VerifyManifestOptions {
@@ -205,6 +247,7 @@ export function verifyManifest(jws: string, rootPublicKey: KeyObject, opts: Veri
   }
   // Step 2: schema.
   const m = parseManifest(claims)
+  assertRootProfile(m, rootPublicKey)
   // Step 3: expiry; exp is exclusive like every window here.
   if (opts.allowExpired !== true && opts.now >= m.exp) {
     throw new VnError('VN_ERR_FED_MANIFEST_EXPIRED', `seq ${m.seq} expired at ${new Date(m.exp).toISOString()}`)

@@ -16,13 +16,24 @@
  *
  * Everything here is pure (no storage) so the offline auditor can import it.
  */
-import { createHash, createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
+import { rawPublicKey, publicKeyFromB64u } from '../crypto/keys.js'
+import { PROFILES, profileOfKey, signBytes, verifyBytes } from '../crypto/profile.js'
 import { HASH_SIZE } from './merkle.js'
 
 /** Signature type bytes assigned by c2sp.org/signed-note. */
 const SIG_TYPE_ED25519 = 0x01
 export const SIG_TYPE_COSIGNATURE_V1 = 0x04
+/**
+ * The `sm` profile's types (crypto/profile.ts), verinode's own, not assigned by C2SP: a checkpoint
+ * signature with SM2/SM3 (r ‖ s), and a cosignature laid out like tlog-cosignature v1 (timestamp ‖
+ * r ‖ s) with SM2/SM3. Their key IDs use SM3 in place of SHA-256. Verifiers that do not know them
+ * ignore such lines, as signed-note requires for unknown keys.
+ */
+const SIG_TYPE_SM2 = PROFILES.sm.noteSigType
+const SIG_TYPE_COSIGNATURE_SM2 = PROFILES.sm.cosignatureSigType
+const isSmType = (t: number): boolean => t === SIG_TYPE_SM2 || t === SIG_TYPE_COSIGNATURE_SM2
 
 /** At most this many signature lines are parsed (Go's sumdb/note uses 100; the spec requires ≥ 16). */
 const MAX_SIGNATURES = 100
@@ -54,9 +65,9 @@ function isValidKeyName(name: string): boolean {
   return name.length > 0 && isWellFormed(name) && !/[\s+]/u.test(name) && !/[\u0000-\u001f]/.test(name)
 }
 
-/** Key ID = SHA-256(name ‖ 0x0A ‖ type ‖ public key)[:4] (signed-note, "Signatures"). */
+/** Key ID = SHA-256(name ‖ 0x0A ‖ type ‖ public key)[:4] (signed-note, "Signatures"); SM3 for the `sm` types. */
 export function keyId(name: string, sigType: number, publicKey: Uint8Array): Uint8Array {
-  const h = createHash('sha256').update(name, 'utf8').update(new Uint8Array([0x0a, sigType])).update(publicKey).digest()
+  const h = createHash(isSmType(sigType) ? 'sm3' : 'sha256').update(name, 'utf8').update(new Uint8Array([0x0a, sigType])).update(publicKey).digest()
   return new Uint8Array(h.subarray(0, 4))
 }
 
@@ -82,12 +93,18 @@ export function ed25519PrivateKeyFromSeed(seed: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
 }
 
-/** The raw 32-byte Ed25519 public key of a private or public key object. */
+/** The raw public key of a private or public key object: 32 bytes (Ed25519) or the 65-byte SM2 point. */
 export function ed25519RawPublicKey(key: KeyObject): Uint8Array {
-  if (key.asymmetricKeyType !== 'ed25519') badKey('key: must be an Ed25519 key')
-  const pub = key.type === 'private' ? createPublicKey(key) : key
-  const der = pub.export({ format: 'der', type: 'spki' })
-  return new Uint8Array(der.subarray(der.length - 32))
+  if (profileOfKey(key) === undefined) badKey('key: must be an Ed25519 or SM2 key')
+  return new Uint8Array(rawPublicKey(key))
+}
+
+function sm2PublicKeyObject(raw: Uint8Array): KeyObject {
+  try {
+    return publicKeyFromB64u(Buffer.from(raw).toString('base64url'))
+  } catch {
+    return badKey('publicKey: not a valid SM2 public key')
+  }
 }
 
 function ed25519PublicKeyObject(raw: Uint8Array): KeyObject {
@@ -103,31 +120,37 @@ function checkName(name: string): void {
   if (!isValidKeyName(name)) badKey('name: must be non-empty without spaces or "+"')
 }
 
-/** A signed-note signer (type 0x01) over a node:crypto Ed25519 private key (the log key). */
+/**
+ * A signed-note signer over the log key: type 0x01 for an Ed25519 key, the `sm` type (SM2/SM3) for
+ * an SM2 key; the key decides.
+ */
 export function ed25519NoteSigner(name: string, privateKey: KeyObject): NoteSigner {
   checkName(name)
-  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') badKey('privateKey: must be an Ed25519 private key')
-  const id = keyId(name, SIG_TYPE_ED25519, ed25519RawPublicKey(privateKey))
-  return { name, keyId: id, sign: (text) => new Uint8Array(edSign(null, text, privateKey)) }
+  const p = profileOfKey(privateKey)
+  if (privateKey.type !== 'private' || p === undefined) badKey('privateKey: must be an Ed25519 or SM2 private key')
+  const id = keyId(name, p === 'sm' ? SIG_TYPE_SM2 : SIG_TYPE_ED25519, ed25519RawPublicKey(privateKey))
+  return { name, keyId: id, sign: (text) => new Uint8Array(signBytes(text, privateKey)) }
 }
 
-/** A signed-note verifier (type 0x01) for a raw 32-byte Ed25519 public key. */
+/** A signed-note verifier for a raw public key: 32 bytes Ed25519 (type 0x01), 65 bytes SM2 (the `sm` type). */
 export function ed25519NoteVerifier(name: string, publicKey: Uint8Array): NoteVerifier {
   checkName(name)
-  const key = ed25519PublicKeyObject(publicKey)
+  const sm = publicKey.length === 65
+  const key = sm ? sm2PublicKeyObject(publicKey) : ed25519PublicKeyObject(publicKey)
+  const sigType = sm ? SIG_TYPE_SM2 : SIG_TYPE_ED25519
   return {
     name,
-    keyId: keyId(name, SIG_TYPE_ED25519, publicKey),
-    sigType: SIG_TYPE_ED25519,
+    keyId: keyId(name, sigType, publicKey),
+    sigType,
     publicKey: new Uint8Array(publicKey),
-    verify: (text, sig) => sig.length === 64 && edVerify(null, text, key, sig),
+    verify: (text, sig) => sig.length === 64 && verifyBytes(text, key, sig),
   }
 }
 
 /** The vkey string `<name>+<hex key ID>+<base64(type ‖ public key)>` (signed-note verifier keys). */
 export function formatVerifierKey(name: string, publicKey: Uint8Array, sigType: number = SIG_TYPE_ED25519): string {
   checkName(name)
-  if (publicKey.length !== 32) badKey('publicKey: must be 32 bytes')
+  if (publicKey.length !== (isSmType(sigType) ? 65 : 32)) badKey('publicKey: must be 32 bytes (65 for the sm types)')
   const id = Buffer.from(keyId(name, sigType, publicKey)).toString('hex')
   return `${name}+${id}+${encodeBase64(new Uint8Array([sigType, ...publicKey]))}`
 }
@@ -146,12 +169,12 @@ export function parseVerifierKey(vkey: string): NoteVerifier {
   const material = decodeBase64Strict(vkey.slice(second + 1))
   if (!isValidKeyName(name)) return badKey('vkey: name is not a valid key name')
   if (!/^[0-9a-f]{8}$/.test(idHex)) return badKey('vkey: key ID must be 8 lower-case hex digits')
-  if (material === undefined || material.length !== 33) return badKey('vkey: key must be base64 of type byte and 32-byte key')
+  if (material === undefined || material.length < 1 || material.length !== (isSmType(material[0] as number) ? 66 : 33)) return badKey('vkey: key must be base64 of type byte and 32-byte key (65-byte for the sm types)')
   const sigType = material[0] as number
   const pub = material.subarray(1)
   let v: NoteVerifier
-  if (sigType === SIG_TYPE_ED25519) v = ed25519NoteVerifier(name, pub)
-  else if (sigType === SIG_TYPE_COSIGNATURE_V1) v = cosignatureVerifier(name, pub)
+  if (sigType === SIG_TYPE_ED25519 || sigType === SIG_TYPE_SM2) v = ed25519NoteVerifier(name, pub)
+  else if (sigType === SIG_TYPE_COSIGNATURE_V1 || sigType === SIG_TYPE_COSIGNATURE_SM2) v = cosignatureVerifier(name, pub)
   else return badKey('vkey: unsupported signature type')
   if (Buffer.from(v.keyId).toString('hex') !== idHex) return badKey('vkey: key ID does not match the key')
   return v
@@ -354,8 +377,9 @@ function timestampBytes(ts: number): Uint8Array {
  */
 export function cosignatureSigner(name: string, privateKey: KeyObject, now: () => number = () => Math.floor(Date.now() / 1000)): NoteSigner {
   checkName(name)
-  if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ed25519') badKey('privateKey: must be an Ed25519 private key')
-  const id = keyId(name, SIG_TYPE_COSIGNATURE_V1, ed25519RawPublicKey(privateKey))
+  const p = profileOfKey(privateKey)
+  if (privateKey.type !== 'private' || p === undefined) badKey('privateKey: must be an Ed25519 or SM2 private key')
+  const id = keyId(name, p === 'sm' ? SIG_TYPE_COSIGNATURE_SM2 : SIG_TYPE_COSIGNATURE_V1, ed25519RawPublicKey(privateKey))
   return {
     name,
     keyId: id,
@@ -364,25 +388,27 @@ export function cosignatureSigner(name: string, privateKey: KeyObject, now: () =
       if (!Number.isSafeInteger(ts) || ts < 0) badKey('now: must return non-negative integer seconds')
       // The cosignature covers a checkpoint: refuse to cosign anything else.
       parseCheckpoint(Buffer.from(text).toString('utf8'))
-      return new Uint8Array([...timestampBytes(ts), ...edSign(null, cosignatureMessage(text, ts), privateKey)])
+      return new Uint8Array([...timestampBytes(ts), ...signBytes(cosignatureMessage(text, ts), privateKey)])
     },
   }
 }
 
-/** Verifier for tlog-cosignature v1 Ed25519 signatures (type 0x04). */
+/** Verifier for tlog-cosignature v1 Ed25519 signatures (type 0x04), or their SM2 form for a 65-byte SM2 key. */
 export function cosignatureVerifier(name: string, publicKey: Uint8Array): NoteVerifier {
   checkName(name)
-  const key = ed25519PublicKeyObject(publicKey)
+  const sm = publicKey.length === 65
+  const key = sm ? sm2PublicKeyObject(publicKey) : ed25519PublicKeyObject(publicKey)
+  const sigType = sm ? SIG_TYPE_COSIGNATURE_SM2 : SIG_TYPE_COSIGNATURE_V1
   return {
     name,
-    keyId: keyId(name, SIG_TYPE_COSIGNATURE_V1, publicKey),
-    sigType: SIG_TYPE_COSIGNATURE_V1,
+    keyId: keyId(name, sigType, publicKey),
+    sigType,
     publicKey: new Uint8Array(publicKey),
     verify: (text, sig) => {
       if (sig.length !== 72) return false
       const ts = Buffer.from(sig.subarray(0, 8)).readBigUInt64BE()
       if (ts > BigInt(Number.MAX_SAFE_INTEGER)) return false // the spec caps at 2^63-1; we cap lower
-      return edVerify(null, cosignatureMessage(text, Number(ts)), key, sig.subarray(8))
+      return verifyBytes(cosignatureMessage(text, Number(ts)), key, sig.subarray(8))
     },
   }
 }

@@ -9,16 +9,28 @@
  * `append` with a visitor that stores each completed subtree, `clone` to roll back), the auditor
  * recomputes checkpoint roots with one while it streams an export, its proof tree (audit/tree.ts)
  * is built from the subtrees one reports, and `rootFromLeafHashes` is one over a whole list.
- * merkle.ts plans and verifies proofs on top of it. No dependency but node:crypto and errors.
+ * merkle.ts plans and verifies proofs on top of it. No dependency but node:crypto, errors and the
+ * crypto profile: the hash is the profile's (SHA-256, or SM3 in place of it under `sm`; both 32 bytes).
  */
 import { createHash, hash } from 'node:crypto'
+import { activeProfile } from '../crypto/profile.js'
 import { VnError } from '../errors.js'
 
-/** Length of a SHA-256 hash, the only hash RFC 9162 logs here use. */
+/** Length of a SHA-256 or SM3 hash, the hashes RFC 9162 logs here use. */
 export const HASH_SIZE = 32
 
-/** SHA-256 of the empty string: the root of the empty tree (RFC 9162 §2.1.1, MTH({})). */
-export const EMPTY_ROOT: Uint8Array = new Uint8Array(createHash('sha256').digest())
+const emptyRoots = new Map<string, Uint8Array>()
+
+/** The profile's hash of the empty string: the root of the empty tree (RFC 9162 §2.1.1, MTH({})). */
+export function emptyRoot(): Uint8Array {
+  const alg = activeProfile().hashAlg
+  let r = emptyRoots.get(alg)
+  if (r === undefined) {
+    r = new Uint8Array(createHash(alg).digest())
+    emptyRoots.set(alg, r)
+  }
+  return r
+}
 
 const LEAF_PREFIX = new Uint8Array([0x00])
 // One-shot crypto.hash over one buffer costs a fraction of a createHash object per hash (about a
@@ -29,21 +41,23 @@ const nodeInput = Buffer.alloc(1 + 2 * HASH_SIZE, 0x01)
 const LEAF_SCRATCH = 64 * 1024
 const leafInput = Buffer.alloc(1 + LEAF_SCRATCH)
 
-/** RFC 9162 §2.1.1: MTH({d(0)}) = SHA-256(0x00 ‖ d(0)). */
+/** RFC 9162 §2.1.1: MTH({d(0)}) = SHA-256(0x00 ‖ d(0)) (SM3 under `sm`). */
 export function leafHash(leaf: Uint8Array): Uint8Array {
-  if (leaf.length > LEAF_SCRATCH) return plain(hash('sha256', Buffer.concat([LEAF_PREFIX, leaf]), 'buffer'))
+  const alg = activeProfile().hashAlg
+  if (leaf.length > LEAF_SCRATCH) return plain(hash(alg, Buffer.concat([LEAF_PREFIX, leaf]), 'buffer'))
   leafInput.set(leaf, 1)
-  return plain(hash('sha256', leafInput.subarray(0, 1 + leaf.length), 'buffer'))
+  return plain(hash(alg, leafInput.subarray(0, 1 + leaf.length), 'buffer'))
 }
 
-/** RFC 9162 §2.1.1: SHA-256(0x01 ‖ MTH(D[0:k]) ‖ MTH(D[k:n])). */
+/** RFC 9162 §2.1.1: SHA-256(0x01 ‖ MTH(D[0:k]) ‖ MTH(D[k:n])) (SM3 under `sm`). */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
+  const alg = activeProfile().hashAlg
   if (left.length !== HASH_SIZE || right.length !== HASH_SIZE) {
-    return plain(createHash('sha256').update(new Uint8Array([0x01])).update(left).update(right).digest())
+    return plain(createHash(alg).update(new Uint8Array([0x01])).update(left).update(right).digest())
   }
   nodeInput.set(left, 1)
   nodeInput.set(right, 1 + HASH_SIZE)
-  return plain(hash('sha256', nodeInput, 'buffer'))
+  return plain(hash(alg, nodeInput, 'buffer'))
 }
 
 /** A plain Uint8Array copy (not a Buffer, nor a view into a shared pool), as callers compare and keep them. */
@@ -78,7 +92,7 @@ export function rangeNodes(start: number, end: number): NodeId[] {
 
 /** Folds perfect-subtree hashes, left to right, into their MTH (right to left, §2.1.1). */
 export function foldRange(hashes: readonly Uint8Array[]): Uint8Array {
-  if (hashes.length === 0) return EMPTY_ROOT
+  if (hashes.length === 0) return emptyRoot()
   let h = hashes[hashes.length - 1] as Uint8Array
   for (let i = hashes.length - 2; i >= 0; i--) h = nodeHash(hashes[i] as Uint8Array, h)
   return h
@@ -153,7 +167,7 @@ export class CompactRange {
 
   /**
    * RFC 9162 §2.1.1 MTH of the range's leaves: the fold of its subtrees right to left. For [0, n)
-   * this is the log's root at size n (EMPTY_ROOT for n = 0); for another range it is the hash the
+   * this is the log's root at size n (emptyRoot() for n = 0); for another range it is the hash the
    * range would have as the (aligned) subtree it covers.
    */
   root(): Uint8Array {

@@ -22,7 +22,7 @@
 import { VnError } from '../errors.js'
 import { jwsDigest } from '../protocol/jws-digest.js'
 import { COMPACT_JWS_RE, DIGEST_RE } from '../protocol/vocabulary.js'
-import { createHash } from 'node:crypto'
+import { digestB64u } from '../crypto/profile.js'
 
 /**
  * Most bytes of a refused peer answer kept as evidence: the consumer reads no more of an exchange
@@ -31,7 +31,7 @@ import { createHash } from 'node:crypto'
 const MAX_RECEIVED_BYTES = 64 * 1024 * 1024
 
 /** SHA-256 (base64url) of received bytes: the `respDigest` of a refused response-in. */
-export const receivedDigest = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('base64url')
+export const receivedDigest = (bytes: Uint8Array): string => digestB64u(bytes)
 
 /**
  * One evidence row. `record` is the offset, among the records (leaves) of the same append, of the
@@ -80,7 +80,7 @@ export function checkEvidenceRows(rows: readonly EvidenceRow[], leafCount: numbe
     } else if (e.kind === 'received') {
       if (typeof e.xid !== 'string' || !STORED_XID_RE.test(e.xid)) invalid(i, 'xid must be 1-128 printable ASCII characters')
       if (!(e.bytes instanceof Uint8Array) || e.bytes.length > MAX_RECEIVED_BYTES) invalid(i, `bytes must be a Uint8Array of at most ${MAX_RECEIVED_BYTES} bytes`)
-      if (typeof e.digest !== 'string' || !DIGEST_RE.test(e.digest) || receivedDigest(e.bytes) !== e.digest) invalid(i, 'digest is not the SHA-256 of bytes')
+      if (typeof e.digest !== 'string' || !DIGEST_RE.test(e.digest) || receivedDigest(e.bytes) !== e.digest) invalid(i, 'digest is not the digest of bytes')
       if (!Number.isSafeInteger(e.expiresAt) || e.expiresAt < 0) invalid(i, 'expiresAt must be a non-negative integer')
       if (!canSeal) invalid(i, 'received bytes need a store opened with the evidence key')
     } else {

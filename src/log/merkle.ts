@@ -25,7 +25,7 @@ import { HASH_SIZE, foldRange, nodeHash, rangeNodes, type NodeId } from './compa
 
 // The RFC 9162 hashing and the compact range live in compact-range.ts; re-exported for the
 // planning and proof code's callers.
-export { EMPTY_ROOT, HASH_SIZE, foldRange, leafHash, nodeHash, rangeNodes, rootFromLeafHashes, type NodeId } from './compact-range.js'
+export { emptyRoot, HASH_SIZE, foldRange, leafHash, nodeHash, rangeNodes, rootFromLeafHashes, type NodeId } from './compact-range.js'
 
 /** The hashes a proof needs, in proof order, each the root of an aligned range of leaves. */
 export interface ProofPlan {

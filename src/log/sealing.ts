@@ -3,7 +3,7 @@
  *
  * The SD-JWT-style disclosures of a `plain` exchange hold personal data, so they are never at rest
  * in the clear: AES-256-GCM under the node's 32-byte evidence key (NIST SP 800-38D), a random
- * 96-bit nonce per row, and the exchange's xid as additional authenticated data so a row cannot be
+ * 96-bit nonce per row (under the `sm` profile SM4-CTR + HMAC-SM3, crypto/sm4-aead.ts, 128-bit nonce), and the exchange's xid as additional authenticated data so a row cannot be
  * moved to another exchange. A store seals the rows it is given (evidence.ts validated them) and
  * opens them again for the auditor's export; this module knows nothing about where they are kept.
  *
@@ -12,6 +12,8 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
 import { VnError } from '../errors.js'
+import { activeProfile } from '../crypto/profile.js'
+import { sm4Open, sm4Seal } from '../crypto/sm4-aead.js'
 
 const EVIDENCE_KEY_BYTES = 32
 const NONCE_BYTES = 12
@@ -46,16 +48,42 @@ function freshNonce(): Uint8Array {
   return nonce
 }
 
-/**
- * Seal disclosures: AES-256-GCM, random nonce, AAD = xid. The row was validated when it reached
- * the store (evidence.ts `checkEvidenceRows`), so it is not checked again here.
- */
-export function encryptDisclosures(key: Uint8Array, xid: string, disclosures: readonly string[]): SealedDisclosures {
+/** AES-256-GCM (`intl`) or SM4-CTR + HMAC-SM3 (`sm`, crypto/sm4-aead.ts) under the process's profile. */
+function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): SealedDisclosures {
+  if (activeProfile().name === 'sm') return sm4Seal(key, plaintext, aad)
   const nonce = freshNonce()
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
-  cipher.setAAD(Buffer.from(xid, 'utf8'))
-  const ct = Buffer.concat([cipher.update(JSON.stringify(disclosures), 'utf8'), cipher.final(), cipher.getAuthTag()])
+  cipher.setAAD(aad)
+  const ct = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
   return { nonce, ciphertext: new Uint8Array(ct) }
+}
+
+/** Opens what `seal` made; throws VN_ERR_EVIDENCE_CORRUPT (`what` names the row's kind) on any change. */
+function open(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array, what: string): Buffer {
+  if (activeProfile().name === 'sm') {
+    try {
+      return Buffer.from(sm4Open(key, nonce, ciphertext, aad))
+    } catch (e) {
+      throw new VnError('VN_ERR_EVIDENCE_CORRUPT', `${what}: authentication failed`, { cause: e })
+    }
+  }
+  if (nonce.length !== NONCE_BYTES || ciphertext.length < TAG_BYTES) throw new VnError('VN_ERR_EVIDENCE_CORRUPT', `${what}: stored row has the wrong shape`)
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
+    decipher.setAAD(aad)
+    decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_BYTES))
+    return Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES)), decipher.final()])
+  } catch (e) {
+    throw new VnError('VN_ERR_EVIDENCE_CORRUPT', `${what}: authentication failed`, { cause: e })
+  }
+}
+
+/**
+ * Seal disclosures: AES-256-GCM (SM4 under `sm`), random nonce, AAD = xid. The row was validated
+ * when it reached the store (evidence.ts `checkEvidenceRows`), so it is not checked again here.
+ */
+export function encryptDisclosures(key: Uint8Array, xid: string, disclosures: readonly string[]): SealedDisclosures {
+  return seal(key, Buffer.from(JSON.stringify(disclosures), 'utf8'), Buffer.from(xid, 'utf8'))
 }
 
 /**
@@ -65,36 +93,20 @@ export function encryptDisclosures(key: Uint8Array, xid: string, disclosures: re
  */
 const receivedAad = (xid: string): Buffer => Buffer.from(`verinode/received\0${xid}`, 'utf8')
 
-/** Seal the bytes of a refused peer answer: AES-256-GCM, random nonce, AAD bound to the xid. */
+/** Seal the bytes of a refused peer answer: AES-256-GCM (SM4 under `sm`), random nonce, AAD bound to the xid. */
 export function encryptReceived(key: Uint8Array, xid: string, bytes: Uint8Array): SealedDisclosures {
-  const nonce = freshNonce()
-  const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
-  cipher.setAAD(receivedAad(xid))
-  const ct = Buffer.concat([cipher.update(bytes), cipher.final(), cipher.getAuthTag()])
-  return { nonce, ciphertext: new Uint8Array(ct) }
+  return seal(key, bytes, receivedAad(xid))
 }
 
 /** Open sealed received bytes; any change to nonce, ciphertext, tag or xid fails with VN_ERR_EVIDENCE_CORRUPT. */
 export function decryptReceived(key: Uint8Array, xid: string, nonce: Uint8Array, ciphertext: Uint8Array): Uint8Array {
-  if (nonce.length !== NONCE_BYTES || ciphertext.length < TAG_BYTES) throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'received bytes: stored row has the wrong shape')
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
-    decipher.setAAD(receivedAad(xid))
-    decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_BYTES))
-    return new Uint8Array(Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES)), decipher.final()]))
-  } catch (e) {
-    throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'received bytes: authentication failed', { cause: e })
-  }
+  return new Uint8Array(open(key, nonce, ciphertext, receivedAad(xid), 'received bytes'))
 }
 
 /** Open sealed disclosures; any change to nonce, ciphertext, tag or xid fails with VN_ERR_EVIDENCE_CORRUPT. */
 export function decryptDisclosures(key: Uint8Array, xid: string, nonce: Uint8Array, ciphertext: Uint8Array): string[] {
-  if (nonce.length !== NONCE_BYTES || ciphertext.length < TAG_BYTES) throw new VnError('VN_ERR_EVIDENCE_CORRUPT', 'disclosures: stored row has the wrong shape')
+  const pt = open(key, nonce, ciphertext, Buffer.from(xid, 'utf8'), 'disclosures')
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES })
-    decipher.setAAD(Buffer.from(xid, 'utf8'))
-    decipher.setAuthTag(ciphertext.subarray(ciphertext.length - TAG_BYTES))
-    const pt = Buffer.concat([decipher.update(ciphertext.subarray(0, ciphertext.length - TAG_BYTES)), decipher.final()])
     const v: unknown = JSON.parse(pt.toString('utf8'))
     if (!Array.isArray(v) || v.some((d) => typeof d !== 'string')) throw new Error('not a string array')
     return v as string[]

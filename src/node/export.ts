@@ -32,6 +32,7 @@
  * nothing that looks complete.
  */
 import { createHash } from 'node:crypto'
+import { digestB64u } from '../crypto/profile.js'
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
@@ -155,7 +156,7 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
       for await (const chunk of s.sealedReceived(nowMs)) rows += chunk.length
       return { count: await s.countDisclosures(nowMs), received: rows }
     }))
-    await appendOffline(where, [{ v: 1, at: nowMs, t: 'disclosure-export', reasonDigest: createHash('sha256').update(reason, 'utf8').digest('base64url'), count, received }], logKey, logOrigin(current.name, cfg.member))
+    await appendOffline(where, [{ v: 1, at: nowMs, t: 'disclosure-export', reasonDigest: digestB64u(Buffer.from(reason, 'utf8')), count, received }], logKey, logOrigin(current.name, cfg.member))
     disclosures = { key, nowMs, count, received, reason }
   }
 

@@ -6,7 +6,8 @@
 import { randomBytes, createHash } from 'node:crypto'
 import { mkdir, writeFile, access } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { generateEd25519, writePrivateKey, writePublicKey, writeSecretFile, publicKeyToB64u } from '../crypto/keys.js'
+import type { ProfileName } from '../crypto/profile.js'
+import { generateKeyPairFor, writePrivateKey, writePublicKey, writeSecretFile, publicKeyToB64u } from '../crypto/keys.js'
 import { nodeKeyFiles } from './files.js'
 import { createOprfSeed, oprfSeedFile } from '../oprf/tagset-service.js'
 import { MEMBER_ID_RE } from '../protocol/vocabulary.js'
@@ -25,6 +26,8 @@ export interface InitOptions {
   tls?: boolean | TlsFiles
   /** also a read-only `auditor` application (console sign-in for auditors, docs/CONSOLE.md) */
   auditor?: boolean
+  /** the federation's crypto profile: Ed25519 (`intl`, default) or SM2 (`sm`) message and log keys */
+  profile?: ProfileName
 }
 
 export interface InitResult {
@@ -47,8 +50,8 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
   // TLS first: existing files that do not belong together stop init before anything is written
   const tls = await initTls(o, join(dir, 'keys'))
   const keys = nodeKeyFiles(join(dir, 'keys'))
-  const msg = generateEd25519()
-  const log = generateEd25519()
+  const msg = generateKeyPairFor(o.profile ?? 'intl')
+  const log = generateKeyPairFor(o.profile ?? 'intl')
   await writePrivateKey(keys.messageKey, msg.privateKey)
   await writePrivateKey(keys.logKey, log.privateKey)
   await writePublicKey(keys.messagePub, msg.publicKey)

@@ -1,7 +1,7 @@
 /**
  * Key rotation as a logged key event (issue 5 §6; docs/DESIGN.md "Keys and the federation").
  *
- * `verinode keys rotate --which message|log` makes a new Ed25519 key pair and writes a `key-event`
+ * `verinode keys rotate --which message|log` makes a new Ed25519 key pair (SM2 under the `sm` profile) and writes a `key-event`
  * record with `event: 'rotated'` into the node's own log, carrying the new public key and two
  * Ed25519 signatures over one canonical statement: one by the old private key (the holder of the
  * key in force hands over) and one by the new private key (proof of possession of the new key).
@@ -14,11 +14,12 @@
  * authority must list the new key (`verinode federation add-key`) before peers accept it: a
  * message-key rotation keeps the node from starting until the new manifest is installed.
  */
-import { sign, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { signBytes } from '../crypto/profile.js'
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import { selfSignedCertificate, spkiPin } from '../crypto/tls-cert.js'
-import { generateEd25519, loadPrivateKey, loadPublicKey, publicKeyToB64u, writePrivateKey } from '../crypto/keys.js'
+import { generateEd25519, generateKeyPairFor, loadPrivateKey, loadPublicKey, publicKeyToB64u, writePrivateKey } from '../crypto/keys.js'
 import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { keyIdFor } from '../federation/manifest.js'
@@ -75,7 +76,8 @@ export async function rotateKey(configPath: string, which: 'message' | 'log' | '
   const old = [...listed.values()].find((k) => k.x === (which === 'message' ? messagePub : logPub))
   if (old === undefined) throw new VnError('VN_ERR_KEY_FILE', `keys/${which}.key is not a ${which} key of ${cfg.member} in manifest seq ${fed.seq}`)
 
-  const fresh = generateEd25519()
+  // the federation's profile: an SM2 key under `sm`, Ed25519 otherwise
+  const fresh = generateKeyPairFor(fed.profile)
   const newKey = publicKeyToB64u(fresh.publicKey)
   const at = now()
   const oldPrivate: KeyObject = which === 'message' ? messageKey : logKey
@@ -86,8 +88,8 @@ export async function rotateKey(configPath: string, which: 'message' | 'log' | '
     messageKid: `${cfg.member}#${msgKid.kid}`, messageKey: messagePub, logKey: logPub,
     manifestSeq: fed.seq, manifestHash: fed.hash,
     rotated: which, newKey,
-    oldSig: sign(null, bytes, oldPrivate).toString('base64url'),
-    newSig: sign(null, bytes, fresh.privateKey).toString('base64url'),
+    oldSig: signBytes(bytes, oldPrivate).toString('base64url'),
+    newSig: signBytes(bytes, fresh.privateKey).toString('base64url'),
   }
   // Log first (the checkpoint over it is signed with the key still listed), then swap the files.
   const { first, size } = await appendOffline(nodeLogLocation(cfg, loaded), [record], logKey, logOrigin(fed.name, cfg.member))
@@ -142,8 +144,8 @@ async function rotateTls(i: TlsRotationInput): Promise<RotationResult> {
     messageKid: `${cfg.member}#${i.msgKid}`, messageKey: i.messagePub, logKey: i.logPub,
     manifestSeq: fed.seq, manifestHash: fed.hash,
     rotated: 'tls', tlsKey: oldKey, newKey,
-    oldSig: sign(null, bytes, current.key).toString('base64url'),
-    newSig: sign(null, bytes, fresh.privateKey).toString('base64url'),
+    oldSig: signBytes(bytes, current.key).toString('base64url'),
+    newSig: signBytes(bytes, fresh.privateKey).toString('base64url'),
   }
   const { first, size } = await appendOffline(nodeLogLocation(cfg, loaded), [record], i.logKey, logOrigin(fed.name, cfg.member))
 

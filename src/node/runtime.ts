@@ -16,6 +16,7 @@ import { VnError } from '../errors.js'
 import { loadConfig, type LoadedConfig } from '../config/load.js'
 import type { ServiceConfig } from '../config/schema.js'
 import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '../crypto/keys.js'
+import { assertKeyProfile } from '../crypto/profile.js'
 import { FederationHolder } from '../federation/federation.js'
 import { logOrigin } from '../log/peer-logs.js'
 import { ed25519NoteVerifier, ed25519RawPublicKey, type NoteVerifier } from '../log/checkpoint.js'
@@ -105,6 +106,10 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   if (!fed0.has(self)) {
     throw new VnError('VN_ERR_FED_UNKNOWN_MEMBER', `member: the config says ${self}, which manifest seq ${fed0.seq} does not list (members: ${fed0.members().map((m) => m.id).join(', ')})`)
   }
+  // The manifest chose the crypto profile (src/crypto/profile.ts): a node whose own keys are of the
+  // other one refuses to start rather than sign what no member would accept.
+  assertKeyProfile(messageKey, fed0.profile, 'keys: the message key')
+  assertKeyProfile(logKey, fed0.profile, 'keys: the log key')
   // The sharing rules (docs/GOVERNANCE.md): refuse to start on a service the rules forbid.
   const sharing = new SharingRulesHolder(cfg, fed0, logger)
   const identity = new NodeIdentity({ self, messageKey, services: cfg.services, batchMax: cfg.limits.batchMax, now }, fed0)

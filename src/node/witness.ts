@@ -9,7 +9,8 @@
  * `fork-evidence` record and raised as an alert: no node can show two histories to two peers
  * without the peers noticing.
  */
-import { createHash, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
+import { digestB64u } from '../crypto/profile.js'
 import type { Logger } from 'pino'
 import { VnError } from '../errors.js'
 import type { Federation } from '../federation/federation.js'
@@ -122,7 +123,7 @@ export class PeerLogs {
     const cosigned = cosignCheckpoint(cur.note, cosignatureSigner(logOrigin(fed.name, this.d.self), this.d.logKey))
     await this.d.log.append([{
       v: 1, at: this.now(), t: 'peer-checkpoint', peer, size: cur.checkpoint.size, rootHash,
-      noteHash: createHash('sha256').update(cur.note).digest('base64url'), note: cur.note,
+      noteHash: digestB64u(Buffer.from(cur.note, 'utf8')), note: cur.note,
     }])
     // Best effort: the peer attaches our cosignature to its checkpoint.
     await this.d.client.post(fed.endpoint(peer), '/v1/log/cosignature', JSON.stringify({ witness: this.d.self, note: cosigned }))

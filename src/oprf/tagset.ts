@@ -56,7 +56,8 @@
  * re-evaluating them (the enumeration must produce the same chunks in the same order to benefit;
  * any chunk whose inputs changed is simply recomputed).
  */
-import { createHash, sign, verify, type KeyObject } from 'node:crypto'
+import { createHash, type KeyObject } from 'node:crypto'
+import { activeProfile, digest, profileOfKey, signBytes, verifyBytes } from '../crypto/profile.js'
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setImmediate as yieldLoop } from 'node:timers/promises'
@@ -277,19 +278,19 @@ export class TagSet implements TagSetHeader {
 }
 
 function signedMessage(bytes: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from(TAGSET_SIGNATURE_CONTEXT, 'latin1'), createHash('sha256').update(bytes).digest()])
+  return Buffer.concat([Buffer.from(TAGSET_SIGNATURE_CONTEXT, 'latin1'), digest(bytes)])
 }
 
 function checkEd25519(key: KeyObject, type: 'private' | 'public'): void {
-  if (key?.type !== type || key.asymmetricKeyType !== 'ed25519') {
-    throw new VnError('VN_ERR_CONFIG_INVALID', `${type}Key: expected an Ed25519 ${type} KeyObject`)
+  if (key?.type !== type || profileOfKey(key) === undefined) {
+    throw new VnError('VN_ERR_CONFIG_INVALID', `${type}Key: expected an Ed25519 or SM2 ${type} KeyObject`)
   }
 }
 
-/** Ed25519 detached signature (64 bytes) over the tag set (see the module comment). */
+/** Ed25519 (SM2/SM3 with an SM2 key) detached signature (64 bytes) over the tag set (see the module comment). */
 export function signTagSet(bytes: Uint8Array, privateKey: KeyObject): Uint8Array {
   checkEd25519(privateKey, 'private')
-  return new Uint8Array(sign(null, signedMessage(bytes), privateKey))
+  return new Uint8Array(signBytes(signedMessage(bytes), privateKey))
 }
 
 /** Verify the signature, then parse strictly. Throws VN_ERR_OPRF_TAGSET on any failure. */
@@ -297,13 +298,13 @@ export function verifyTagSet(bytes: Uint8Array, signature: Uint8Array, publicKey
   checkEd25519(publicKey, 'public')
   if (!(bytes instanceof Uint8Array)) throw new VnError('VN_ERR_OPRF_TAGSET', 'tagset: expected bytes')
   if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: expected 64 bytes')
-  if (!verify(null, signedMessage(bytes), publicKey, signature)) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: does not verify')
+  if (!verifyBytes(signedMessage(bytes), publicKey, signature)) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: does not verify')
   return TagSet.parse(bytes)
 }
 
 /** Strong ETag for the tag-set bytes: "vnts-" and the base64url SHA-256, quoted (RFC 9110 §8.8.3). */
 export function tagSetETag(bytes: Uint8Array): string {
-  return `"vnts-${createHash('sha256').update(bytes).digest('base64url')}"`
+  return `"vnts-${digest(bytes).toString('base64url')}"`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -373,7 +374,7 @@ const RUN_MAGIC = 'VNTR'
 const RUN_HEADER = 4 + 4 + 32
 
 function chunkDigest(inputs: readonly Uint8Array[]): Buffer {
-  const h = createHash('sha256')
+  const h = createHash(activeProfile().hashAlg)
   const len = Buffer.alloc(4)
   for (const x of inputs) {
     len.writeUInt32BE(x.length)

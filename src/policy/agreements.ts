@@ -7,7 +7,7 @@
  * canonical JSON of the agreements sorted by id. Each decision and each signed response carries it
  * (`policy`), so an auditor can re-run a decision against exactly the set that was in force.
  */
-import { createHash } from 'node:crypto'
+import { digestB64u } from '../crypto/profile.js'
 import { z } from 'zod'
 import { VnError } from '../errors.js'
 import { canonicalJson } from '../protocol/canonical-json.js'
@@ -74,7 +74,7 @@ export function sortAgreements(agreements: readonly Agreement[]): Agreement[] {
   return [...agreements].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
 }
 
-/** base64url SHA-256 of RFC 8785 canonical JSON of the set sorted by id; independent of input order. */
+/** base64url SHA-256 (SM3 under the `sm` profile) of RFC 8785 canonical JSON of the set sorted by id; independent of input order. */
 export function agreementSetHash(agreements: readonly Agreement[]): string {
-  return createHash('sha256').update(canonicalJson(sortAgreements(agreements)), 'utf8').digest('base64url')
+  return digestB64u(Buffer.from(canonicalJson(sortAgreements(agreements)), 'utf8'))
 }

@@ -14,6 +14,7 @@
  * sensitive as a whole). A service's data item defaults to its id.
  */
 import { createHash } from 'node:crypto'
+import { digestB64u } from '../crypto/profile.js'
 import { z } from 'zod'
 import { VnError } from '../errors.js'
 import { canonicalJson } from '../protocol/canonical-json.js'
@@ -136,9 +137,9 @@ export function sharingRulesOf(self: string, services: readonly ServiceGovernanc
   return { self, services: out, departments: [...departments].sort(), unconditionalDailyQuota: d.unconditionalDailyQuota, gradedDailyQuota: d.gradedDailyQuota }
 }
 
-/** base64url SHA-256 of the RFC 8785 canonical JSON of the view: the `hash` of a `sharing-rules` record, named as `rules` by each decision. */
+/** base64url SHA-256 (SM3 under `sm`) of the RFC 8785 canonical JSON of the view: the `hash` of a `sharing-rules` record, named as `rules` by each decision. */
 export function sharingRulesHash(g: SharingRules): string {
-  return createHash('sha256').update(canonicalJson(g), 'utf8').digest('base64url')
+  return digestB64u(Buffer.from(canonicalJson(g), 'utf8'))
 }
 
 /** Important data and sensitive personal information: capped quota in plain mode. */

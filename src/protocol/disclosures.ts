@@ -15,7 +15,8 @@
  * UTF-8, a JSON array of exactly three elements, a salt of at least 128 bits, a field name, and a JSON scalar
  * value. Every failure is `VN_ERR_EXCH_DISCLOSURE` naming the path, never the content.
  */
-import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { activeProfile, digest, digestB64u } from '../crypto/profile.js'
 import { VnError } from '../errors.js'
 import { FIELD_NAME_RE, isFieldName } from './vocabulary.js'
 
@@ -56,9 +57,9 @@ function decodeBase64url(s: string): Buffer | undefined {
   return b.toString('base64url') === s ? b : undefined
 }
 
-/** base64url(SHA-256(ASCII(disclosure))), RFC 9901 §4.2.3 (a disclosure is base64url: ASCII = UTF-8). */
+/** base64url(SHA-256(ASCII(disclosure))), RFC 9901 §4.2.3 (SM3 under the `sm` profile) (a disclosure is base64url: ASCII = UTF-8). */
 export function disclosureDigest(disclosure: string): string {
-  return hash('sha256', disclosure, 'base64url')
+  return digestB64u(disclosure)
 }
 
 function checkValue(value: unknown): value is DisclosedValue {
@@ -89,12 +90,12 @@ export function openDisclosure(disclosure: unknown, expectedDigest: unknown, pat
   if (disclosure.length > MAX_DISCLOSURE_CHARS) throw fail(path, `disclosure longer than ${MAX_DISCLOSURE_CHARS} characters`)
   if (typeof expectedDigest !== 'string' || expectedDigest.length !== DIGEST_CHARS) throw fail(path, 'digest must be 43 base64url characters')
   const expected = decodeBase64url(expectedDigest)
-  if (expected === undefined || expected.length !== 32) throw fail(path, 'digest is not base64url SHA-256')
+  if (expected === undefined || expected.length !== 32) throw fail(path, `digest is not base64url ${activeProfile().name === 'sm' ? 'SM3' : 'SHA-256'}`)
   const bytes = decodeBase64url(disclosure)
   if (bytes === undefined) throw fail(path, 'disclosure is not base64url')
 
   // RFC 9901 §7.1 step 3: hash the disclosure as received and compare to the signed digest.
-  const actual = hash('sha256', disclosure, 'buffer') // ASCII: checked as base64url above
+  const actual = digest(disclosure) // ASCII: checked as base64url above
   if (!timingSafeEqual(actual, expected)) throw fail(path, 'disclosure does not match its digest')
 
   let parsed: unknown

@@ -62,8 +62,9 @@ export const xidSchema = z.string().regex(XID_RE, 'xid: 16-64 base64url characte
  */
 export const DIGEST_RE = /^[A-Za-z0-9_-]{43}$/
 export const digestSchema = z.string().regex(DIGEST_RE, 'SHA-256 digest, base64url')
-export const ED25519_PUBLIC_KEY_RE = DIGEST_RE
-export const ed25519PublicKeySchema = z.string().regex(ED25519_PUBLIC_KEY_RE, '32-byte public key, base64url')
+/** A public key as text: 32 raw Ed25519 bytes (43 characters) or, under the `sm` profile, the 65-byte SM2 point (87). */
+export const PUBLIC_KEY_RE = /^(?:[A-Za-z0-9_-]{43}|[A-Za-z0-9_-]{87})$/
+export const publicKeySchema = z.string().regex(PUBLIC_KEY_RE, '32-byte Ed25519 or 65-byte SM2 public key, base64url')
 /** A 64-byte Ed25519 signature in unpadded base64url (86 characters). */
 export const ED25519_SIGNATURE_RE = /^[A-Za-z0-9_-]{86}$/
 export const ed25519SignatureSchema = z.string().regex(ED25519_SIGNATURE_RE, '64-byte Ed25519 signature, base64url')

@@ -165,8 +165,8 @@ t.test('bad member input names the field and writes nothing', async (t) => {
     ['bad endpoint', { endpoint: 'ftp://x' }, /^endpoint: /],
     ['no log key', { logKeys: [] }, /^logKeys: a department needs a log key/],
     ['no message key', { messageKeys: [] }, /^messageKeys: at least one/],
-    ['bad key', { messageKeys: [{ key: 'AAAA' }] }, /^messageKeys\[0\]: not an Ed25519 public key/],
-    ['rsa-shaped string', { logKeys: [{ key: 'x'.repeat(43) }] }, /^logKeys\[0\]: not an Ed25519 public key/],
+    ['bad key', { messageKeys: [{ key: 'AAAA' }] }, /^messageKeys\[0\]: not an Ed25519 or SM2 public key/],
+    ['rsa-shaped string', { logKeys: [{ key: 'x'.repeat(43) }] }, /^logKeys\[0\]: not an Ed25519 or SM2 public key/],
     ['bad kid', { messageKeys: [{ key: generateEd25519().publicKey, kid: 'a#b' }] }, /^messageKeys\[0\]\.kid: /],
     ['bad fingerprint', { tlsFingerprint: 'zz' }, /^tlsFingerprint: /],
   ]

@@ -7,7 +7,7 @@ import t from 'tap'
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CompactRange, EMPTY_ROOT, leafHash, nodeHash, rangeNodes, rootFromLeafHashes } from '../../src/log/compact-range.js'
+import { CompactRange, emptyRoot, leafHash, nodeHash, rangeNodes, rootFromLeafHashes } from '../../src/log/compact-range.js'
 import { inclusionProof, splitPoint, verifyInclusion } from '../../src/log/merkle.js'
 import { VnError } from '../../src/errors.js'
 
@@ -20,7 +20,7 @@ const LEAVES = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', 
 
 /** RFC 9162 §2.1.1 MTH by its recursive definition: the reference the range must agree with. */
 function mth(hashes: readonly Uint8Array[]): Uint8Array {
-  if (hashes.length === 0) return EMPTY_ROOT
+  if (hashes.length === 0) return emptyRoot()
   if (hashes.length === 1) return hashes[0] as Uint8Array
   const k = splitPoint(hashes.length)
   return nodeHash(mth(hashes.slice(0, k)), mth(hashes.slice(k)))

@@ -6,7 +6,7 @@
  */
 import { isVnError } from '../../errors.js'
 import { openNote, parseCheckpoint, parseNote } from '../../log/checkpoint.js'
-import { CompactRange, EMPTY_ROOT, leafHash } from '../../log/compact-range.js'
+import { CompactRange, emptyRoot, leafHash } from '../../log/compact-range.js'
 import { EXPORT_FILES } from '../../log/export-layout.js'
 import { hashEquals } from '../../log/merkle.js'
 import { logKeyVerifiers } from '../export-reader.js'
@@ -51,7 +51,7 @@ export class TreeCheck {
     }
     this.signed.sort((a, b) => a.size - b.size)
     for (const c of this.signed) this.wanted.add(c.size)
-    if (this.wanted.has(0)) this.roots.set(0, EMPTY_ROOT)
+    if (this.wanted.has(0)) this.roots.set(0, emptyRoot())
   }
 
   /** The next leaf, in index order. */

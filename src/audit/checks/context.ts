@@ -3,7 +3,7 @@
  * leaves stream), and the small helpers every check uses. Like sigstore-js's verifier, each check
  * is a module with its own state that receives the context and reports into the one `Findings`.
  */
-import { hash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import type { Federation } from '../../federation/federation.js'
 import type { KeyHistory } from '../../federation/key-history.js'
 import { KID_RE } from '../../protocol/vocabulary.js'
@@ -32,7 +32,7 @@ export const SAFE_XID = /^[A-Za-z0-9_-]{1,64}$/
 export const SAFE_KID = KID_RE
 
 /** SHA-256 (base64url) of an ASCII string (a JWS). */
-export const sha256b64u = (s: string): string => hash('sha256', s, 'base64url')
+
 
 /**
  * Constant-time comparison of two base64url digests (sigstore-js habit; public data here). ASCII

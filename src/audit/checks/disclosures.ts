@@ -4,7 +4,7 @@
  * digest. The bytes of refused peer answers that such an export carries (received.jsonl) must
  * each be named by a refused response-in of the log and hash to its digest.
  */
-import { createHash } from 'node:crypto'
+import { digestB64u } from '../../crypto/profile.js'
 import { z } from 'zod'
 import { fromB64u } from '../../util/base64url.js'
 import { digestSchema, xidSchema } from '../../protocol/vocabulary.js'
@@ -21,7 +21,7 @@ export function checkDisclosures(ctx: AuditContext, meta: ExportMetaRead, path: 
   for (let l = file.next(); l !== undefined; l = file.next()) if (l.length > 0) lines++
   if (last === undefined) findings.add('AUDIT_DISCLOSURES_UNLOGGED', `${EXPORT_FILES.disclosures}: ${lines} exchanges' disclosures, and no disclosure-export record in the log`)
   else if (last.r.count !== lines) findings.add('AUDIT_DISCLOSURES_UNLOGGED', `${EXPORT_FILES.disclosures}: ${lines} exchanges' disclosures, the disclosure-export record at leaf ${last.i} logged ${last.r.count}`, { index: last.i })
-  else if (meta.disclosureReason === undefined || !digestEquals(createHash('sha256').update(meta.disclosureReason, 'utf8').digest('base64url'), last.r.reasonDigest)) {
+  else if (meta.disclosureReason === undefined || !digestEquals(digestB64u(Buffer.from(meta.disclosureReason, 'utf8')), last.r.reasonDigest)) {
     findings.add('AUDIT_DISCLOSURES_UNLOGGED', `${EXPORT_FILES.meta}: the disclosure reason does not hash to the reasonDigest logged at leaf ${last.i}`, { index: last.i })
   }
 }
@@ -56,7 +56,7 @@ export function checkReceived(ctx: AuditContext, path: string, refused: Readonly
     }
     const named = refused.get(parsed.digest)
     const where = { xid: parsed.xid, role: 'consumer' as const, ...(named === undefined ? {} : { index: named.i }) }
-    if (!digestEquals(createHash('sha256').update(bytes).digest('base64url'), parsed.digest)) {
+    if (!digestEquals(digestB64u(bytes), parsed.digest)) {
       findings.add('AUDIT_EVIDENCE_DIGEST_MISMATCH', `${EXPORT_FILES.received} line ${lines}: the bytes do not hash to ${parsed.digest}`, where)
     }
     if (named === undefined || named.xid !== parsed.xid) {

@@ -11,7 +11,8 @@
 import { EXPORT_FILES } from '../../log/export-layout.js'
 import type { LineReader } from '../export-reader.js'
 import type { Findings, Where } from '../findings.js'
-import { SAFE_XID, digestEquals, sha256b64u } from './context.js'
+import { SAFE_XID, digestEquals } from './context.js'
+import { digestB64u } from '../../crypto/profile.js'
 import type { VettedScanner } from './leaves.js'
 import type { PiiPre } from '../precheck-types.js'
 import { PAYLOAD_FREE_TEXT } from '../record-schemas.js'
@@ -183,12 +184,12 @@ export class EvidenceCheck {
     if (e === undefined) {
       const jws = this.file.take(digest)
       if (defer && jws !== undefined) e = { digest, jws, digestOk: false, pending: true, last: chunk }
-      else e = { digest, jws, digestOk: jws !== undefined && digestEquals(sha256b64u(jws), digest), last: chunk }
+      else e = { digest, jws, digestOk: jws !== undefined && digestEquals(digestB64u(jws), digest), last: chunk }
       this.entries.set(digest, e)
     } else if (e.last < chunk) e.last = chunk
     if (e.pending === true && !defer) {
       e.pending = false
-      e.digestOk = digestEquals(sha256b64u(e.jws as string), digest)
+      e.digestOk = digestEquals(digestB64u(e.jws as string), digest)
     }
     return e
   }

@@ -5,7 +5,7 @@
  * A key event with `messageKeyRevoked` (the node stopped signing under the manifest it loaded) must
  * name a manifest that indeed does not allow the key then.
  */
-import { verify } from 'node:crypto'
+import { verifyBytes } from '../../crypto/profile.js'
 import { publicKeyFromB64u, publicKeyToB64u } from '../../crypto/keys.js'
 import { spkiPin } from '../../crypto/tls-cert.js'
 import { splitKid } from '../../federation/federation.js'
@@ -27,7 +27,7 @@ const ed25519Verify = (key: string, data: Uint8Array, sig: string | undefined): 
   const raw = sig === undefined ? undefined : fromB64u(sig)
   if (raw === undefined || raw.length !== 64) return false
   try {
-    return verify(null, data, publicKeyFromB64u(key), raw)
+    return verifyBytes(data, publicKeyFromB64u(key), raw)
   } catch {
     return false
   }

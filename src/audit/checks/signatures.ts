@@ -17,7 +17,7 @@
  * signature verifies under it, the exchange fell in a revocation's propagation window
  * (AUDIT_KEY_REVOCATION_WINDOW, a warning with the window's length); otherwise AUDIT_KEY_NOT_VALID.
  */
-import { verify } from 'node:crypto'
+import { verifyBytes } from '../../crypto/profile.js'
 import type { z } from 'zod'
 import { formatZodIssues } from '../../config/load.js'
 import { MAX_JWS_LENGTH, peekJws, prepareVerify, type JwsHeader } from '../../crypto/jws.js'
@@ -172,7 +172,7 @@ export class SignatureCheck {
       try {
         const v = prepareVerify(e.jws, () => k.key, typ)
         this.inline++
-        ok = verify(null, v.input, v.key, v.sig)
+        ok = verifyBytes(v.input, v.key, v.sig)
       } catch {
         ok = false
       }
@@ -192,7 +192,7 @@ export class SignatureCheck {
       // not handed to a worker (a JWS met late, or no workers): checked here
       this.inline++
       try {
-        a.ok = verify(null, job.data, job.key, job.sig)
+        a.ok = verifyBytes(job.data, job.key, job.sig)
       } catch {
         a.ok = false
       }

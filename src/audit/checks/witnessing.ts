@@ -4,7 +4,7 @@
  * checkpoints of a peer, src/log/peer-logs.ts) is reported for the auditor to follow up with
  * `audit consistency` on the two notes and the peer's export.
  */
-import { createHash } from 'node:crypto'
+import { digestB64u } from '../../crypto/profile.js'
 import { ed25519NoteVerifier, openNote, parseCheckpoint, parseNote, type NoteVerifier } from '../../log/checkpoint.js'
 import { logOrigin } from '../../log/peer-logs.js'
 import type { ForkEvidenceRecord, PeerCheckpointRecord } from '../../log/records.js'
@@ -17,7 +17,7 @@ export function checkPeerCheckpoint(ctx: AuditContext, i: number, r: PeerCheckpo
   try {
     const cp = parseCheckpoint(parseNote(r.note).text)
     bad = mismatch([
-      ['noteHash', createHash('sha256').update(r.note).digest('base64url'), r.noteHash],
+      ['noteHash', digestB64u(Buffer.from(r.note, 'utf8')), r.noteHash],
       ['size', cp.size, r.size],
       ['rootHash', Buffer.from(cp.rootHash).toString('base64'), r.rootHash],
       ['origin', cp.origin, logOrigin(ctx.federation ?? '?', r.peer)],

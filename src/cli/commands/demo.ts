@@ -6,6 +6,7 @@ import type { DemoFederation } from '../../demo/federation.js'
 import { auditExport } from '../../audit/verify.js'
 import { summarizeReport } from '../../audit/format.js'
 import { exportLog } from '../../node/export.js'
+import { isProfileName } from '../../crypto/profile.js'
 
 /** The auditor's step of the demo: export every node's log and verify it offline. */
 export async function auditDemo(fed: DemoFederation): Promise<{ member: string; ok: boolean; entries: number; summary: string }[]> {
@@ -28,13 +29,13 @@ const DEFAULT_MYSQL_URL = 'mysql://root@127.0.0.1:3306/verinode_test'
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'run a four-department federation on loopback with synthetic data',
-  usage: 'verinode demo [--dir <folder>] [--residents 5000] [--enterprises 2000] [--source sqlite|postgres|mysql] [--source-url <admin URL>]',
+  usage: 'verinode demo [--dir <folder>] [--residents 5000] [--enterprises 2000] [--source sqlite|postgres|mysql] [--source-url <admin URL>] [--profile intl|sm]',
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values } = parseArgs({
       args: argv,
       options: {
         dir: { type: 'string' }, residents: { type: 'string' }, enterprises: { type: 'string' },
-        source: { type: 'string' }, 'source-url': { type: 'string' },
+        source: { type: 'string' }, 'source-url': { type: 'string' }, profile: { type: 'string' },
       },
     })
     const opts: Parameters<typeof runDemo>[0] = { out: io.json ? () => undefined : io.out, audit: auditDemo }
@@ -50,6 +51,10 @@ export const demoCommand: Command = {
       opts.source = { kind: source, url }
     }
     if (values.dir !== undefined) opts.dir = values.dir
+    if (values.profile !== undefined) {
+      if (!isProfileName(values.profile)) throw new UsageError('--profile: expected intl or sm')
+      opts.profile = values.profile
+    }
     const residents = intOption(values.residents, 'residents', 1, 10_000_000)
     const enterprises = intOption(values.enterprises, 'enterprises', 1, 10_000_000)
     if (residents !== undefined) opts.residents = residents

@@ -9,9 +9,10 @@ import { readFile, stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadPublicKey } from '../../crypto/keys.js'
+import { isProfileName } from '../../crypto/profile.js'
 import { VnError, isVnError } from '../../errors.js'
 import { errorOf } from '../output.js'
-import { ED25519_PUBLIC_KEY_RE } from '../../protocol/vocabulary.js'
+import { PUBLIC_KEY_RE } from '../../protocol/vocabulary.js'
 import {
   DAY_MS,
   addKey,
@@ -38,9 +39,10 @@ import { EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, type CliIo, type Command } from '..
 
 const USAGE = `usage: verinode federation <subcommand> [options] [--json]
 
-  create        --dir D --name <federation>
+  create        --dir D --name <federation> [--profile intl|sm]
                   new authority directory: root key pair (federation-root.key 0600, .pub) and an
-                  empty members.json draft
+                  empty members.json draft; --profile sm makes an SM2 root key, and every manifest
+                  then names profile sm (SM2/SM3/SM4, docs/NATIONAL-ALGORITHMS.md)
   add-member    --dir D --id <member> --name <display name> --uscc <code> --role department|auditor
                   [--endpoint URL] --message-key <.pub file|base64url> [--message-kid K]
                   [--log-key <.pub file|base64url>] [--log-kid K] [--tls-pin HEX ...]
@@ -75,6 +77,7 @@ Key ids default to the first 16 characters of the key's RFC 7638 thumbprint.`
 
 const OPTIONS = {
   dir: { type: 'string' },
+  profile: { type: 'string' },
   name: { type: 'string' },
   id: { type: 'string' },
   uscc: { type: 'string' },
@@ -128,8 +131,8 @@ async function keyArg(value: string, cwd: string, flag: string): Promise<KeyObje
     () => false,
   )
   if (isFile) return loadPublicKey(path)
-  if (ED25519_PUBLIC_KEY_RE.test(value)) return value
-  throw new UsageError(`--${flag}: neither a readable public key file nor a base64url Ed25519 public key`)
+  if (PUBLIC_KEY_RE.test(value)) return value
+  throw new UsageError(`--${flag}: neither a readable public key file nor a base64url Ed25519 or SM2 public key`)
 }
 
 async function keyInputs(values: string[] | undefined, kid: string | undefined, cwd: string, flag: string, nbf: number | undefined, exp: number | undefined): Promise<KeyInput[]> {
@@ -172,11 +175,13 @@ async function runSub(sub: string, v: Values, io: CliIo): Promise<Outcome> {
     case 'create': {
       const d = dir()
       const name = need(v, 'name')
-      const r = await createAuthority(d, name)
+      const profile = v.profile ?? 'intl'
+      if (!isProfileName(profile)) throw new UsageError('--profile must be intl or sm')
+      const r = await createAuthority(d, name, profile)
       return {
         code: EXIT_OK,
-        doc: { dir: d, federation: name, rootKid: r.rootKid, rootPublicKey: r.rootPublicKey },
-        lines: [`created federation ${name} in ${d}`, `root key id: ${r.rootKid}`, `trust anchor: ${resolve(d, 'federation-root.pub')} (give this file to every node)`],
+        doc: { dir: d, federation: name, profile, rootKid: r.rootKid, rootPublicKey: r.rootPublicKey },
+        lines: [`created federation ${name}${profile === 'intl' ? '' : ` (crypto profile ${profile}: SM2, SM3, SM4)`} in ${d}`, `root key id: ${r.rootKid}`, `trust anchor: ${resolve(d, 'federation-root.pub')} (give this file to every node)`],
       }
     }
     case 'add-member': {

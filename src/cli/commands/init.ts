@@ -5,6 +5,7 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { initNode, type InitOptions } from '../../node/init.js'
+import { isProfileName } from '../../crypto/profile.js'
 import type { Command, CliIo } from '../types.js'
 import { EXIT_OK } from '../types.js'
 import { okDoc } from '../output.js'
@@ -15,11 +16,11 @@ import { TLS_OPTIONS, tlsChoice } from '../tls-options.js'
 export const initCommand: Command = {
   name: 'init',
   summary: 'create keys and a config for a new node',
-  usage: 'verinode init --id <member-id> [--dir .] [--port 7100] [--local-port 7180] [--host 127.0.0.1] [--tls-cert F --tls-key F | --no-tls]',
+  usage: 'verinode init --id <member-id> [--dir .] [--port 7100] [--local-port 7180] [--host 127.0.0.1] [--profile intl|sm] [--tls-cert F --tls-key F | --no-tls]',
   async run(argv: string[], io: CliIo): Promise<number> {
     const { values } = parseArgs({
       args: argv,
-      options: { id: { type: 'string' }, dir: { type: 'string', default: '.' }, port: { type: 'string' }, 'local-port': { type: 'string' }, host: { type: 'string' }, ...TLS_OPTIONS },
+      options: { id: { type: 'string' }, dir: { type: 'string', default: '.' }, port: { type: 'string' }, 'local-port': { type: 'string' }, host: { type: 'string' }, profile: { type: 'string' }, ...TLS_OPTIONS },
     })
     if (values.id === undefined) throw new UsageError('--id <member-id> is required')
     if (!MEMBER_ID_RE.test(values.id)) throw new UsageError('--id: not a member id (lower-case letters, digits and -, 2 to 63 characters)')
@@ -32,6 +33,11 @@ export const initCommand: Command = {
     if (localPort !== undefined) o.localPort = localPort
     if (values.host !== undefined) o.host = values.host
     o.tls = tlsChoice(values, io.cwd)
+    // the federation's crypto profile: Ed25519 keys (intl) or SM2 keys (sm); the manifest must name the same
+    if (values.profile !== undefined) {
+      if (!isProfileName(values.profile)) throw new UsageError('--profile must be intl or sm')
+      o.profile = values.profile
+    }
     const r = await initNode(o)
     if (io.json) {
       io.out(okDoc('init', { config: r.configPath, member: values.id, messageKey: r.messageKey, logKey: r.logKey, appToken: r.appToken, ...(r.tlsPin === undefined ? {} : { tlsPin: r.tlsPin }) }))
