@@ -25,7 +25,7 @@ function Deadline(props: { at: number | undefined; left: number | undefined; ove
   if (props.at === undefined) return <span class="muted">—</span>
   return (
     <>
-      {fmtTime(props.at).slice(0, 16)}
+      {fmtTime(props.at)}
       {props.left !== undefined && <br />}
       {props.left !== undefined && (props.overdue
         ? <span class="bad">{t('overdue')}</span>
@@ -93,7 +93,7 @@ export function GovernancePage(props: { role: 'operator' | 'auditor' }) {
 
   const appTable = (list: ApplicationItem[], incoming: boolean) => (
     <table data-testid={incoming ? 'applications-in' : 'applications-out'}>
-      <thead><tr><th>{t('id')}</th><th>{incoming ? t('consumer') : t('provider')}</th><th>{t('services')}</th><th>{t('filed')}</th><th>{t('state')}</th><th>{t('reviewDue')}</th><th>{t('answerDue')}</th><th>{t('agreement')}</th>{incoming && operator && <th>{t('actions')}</th>}</tr></thead>
+      <thead><tr><th>{t('id')}</th><th>{incoming ? t('theConsumer') : t('theProvider')}</th><th>{t('services')}</th><th>{t('filed')}</th><th>{t('state')}</th><th>{t('reviewDue')}</th><th>{t('answerDue')}</th><th>{t('agreement')}</th>{incoming && operator && <th>{t('actions')}</th>}</tr></thead>
       <tbody>
         {list.length === 0 && <tr><td colSpan={9} class="muted">{t('none')}</td></tr>}
         {list.map((a) => (
@@ -101,7 +101,7 @@ export function GovernancePage(props: { role: 'operator' | 'auditor' }) {
             <td class="mono" title={`${t('digest')} ${a.digest}`}>{a.id}<br /><span class="muted">#{a.index} · {short(a.digest)}</span></td>
             <td>{incoming ? a.consumer : a.provider}</td>
             <td>{a.services.join(', ')}</td>
-            <td>{fmtTime(a.filedAt).slice(0, 16)}</td>
+            <td>{fmtTime(a.filedAt)}</td>
             <td data-testid={`state-${a.id}`}>{stateOf(a.state)}</td>
             <td><Deadline at={a.reviewDue} left={a.reviewDaysLeft} overdue={past(a.reviewDue)} /></td>
             <td><Deadline at={a.due} left={a.dueDaysLeft} overdue={past(a.due)} /></td>
@@ -120,7 +120,7 @@ export function GovernancePage(props: { role: 'operator' | 'auditor' }) {
 
   const disputeTable = (list: DisputeItem[], incoming: boolean) => (
     <table data-testid={incoming ? 'disputes-in' : 'disputes-out'}>
-      <thead><tr><th>{t('id')}</th><th>{incoming ? t('consumer') : t('provider')}</th><th>{t('exchange')}</th><th>{t('disputeReason')}</th><th>{t('filed')}</th><th>{t('state')}</th><th>{t('answerDue')}</th>{incoming && operator && <th>{t('actions')}</th>}</tr></thead>
+      <thead><tr><th>{t('id')}</th><th>{incoming ? t('theConsumer') : t('theProvider')}</th><th>{t('exchange')}</th><th>{t('disputeReason')}</th><th>{t('filed')}</th><th>{t('state')}</th><th>{t('answerDue')}</th>{incoming && operator && <th>{t('actions')}</th>}</tr></thead>
       <tbody>
         {list.length === 0 && <tr><td colSpan={8} class="muted">{t('none')}</td></tr>}
         {list.map((x) => (
@@ -129,7 +129,7 @@ export function GovernancePage(props: { role: 'operator' | 'auditor' }) {
             <td>{incoming ? x.consumer : x.provider}</td>
             <td class="mono">{x.xid}<br /><span class="muted">#{x.ref}</span></td>
             <td>{x.reason}</td>
-            <td>{fmtTime(x.filedAt).slice(0, 16)}</td>
+            <td>{fmtTime(x.filedAt)}</td>
             <td data-testid={`state-${x.id}`}>{stateOf(x.state)}</td>
             <td><Deadline at={x.due} left={x.dueDaysLeft} overdue={past(x.due)} /></td>
             {incoming && operator && <td class="actions">{x.state === 'filed' && <>{button('disputes', x.id, 'correct')}{button('disputes', x.id, 'reject')}</>}</td>}
