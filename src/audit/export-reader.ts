@@ -260,14 +260,14 @@ export async function readExport(dir: string): Promise<LoadedExport> {
   return { dir: x.dir, member: x.member, federation: x.federation, leaves, records, evidence, manifests: x.manifests, checkpoints: x.checkpoints, rootPath: x.rootPath }
 }
 
-/** A trust anchor: a KeyObject, a base64url raw Ed25519 key, or the path of a .pub file. @throws VN_ERR_KEY_FILE */
+/** A trust anchor: a KeyObject, a base64url raw Ed25519 or SM2 key, or the path of a .pub file. @throws VN_ERR_KEY_FILE */
 export async function resolveRootKey(rootKey: KeyObject | string): Promise<KeyObject> {
   if (typeof rootKey !== 'string') return rootKey
   if (PUBLIC_KEY_RE.test(rootKey)) {
     try {
       return publicKeyFromB64u(rootKey, 'rootKey')
     } catch (e) {
-      throw new VnError('VN_ERR_KEY_FILE', 'rootKey: not a base64url Ed25519 public key', { cause: e })
+      throw new VnError('VN_ERR_KEY_FILE', 'rootKey: not a base64url Ed25519 or SM2 public key', { cause: e })
     }
   }
   return loadPublicKey(rootKey)

@@ -372,7 +372,7 @@ function timestampBytes(ts: number): Uint8Array {
 }
 
 /**
- * A cosigner (witness) for tlog-cosignature v1 over an Ed25519 key. `now` returns POSIX seconds;
+ * A cosigner (witness) for tlog-cosignature v1 over an Ed25519 key (type 0x04), or an SM2 key (type 0xfd, the same layout with SM2/SM3). `now` returns POSIX seconds;
  * each signature line is `timestamp (u64 BE) ‖ Ed25519 signature`.
  */
 export function cosignatureSigner(name: string, privateKey: KeyObject, now: () => number = () => Math.floor(Date.now() / 1000)): NoteSigner {
