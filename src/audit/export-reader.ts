@@ -20,7 +20,7 @@ import { loadPublicKey, publicKeyFromB64u } from '../crypto/keys.js'
 import { VnError, isVnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { KeyHistory } from '../federation/key-history.js'
-import { ed25519NoteVerifier, type NoteVerifier } from '../log/checkpoint.js'
+import { noteVerifier, type NoteVerifier } from '../log/checkpoint.js'
 import type { LogRecord } from '../log/records.js'
 import { PUBLIC_KEY_RE, MEMBER_ID_PATTERN, memberIdSchema as memberId } from '../protocol/vocabulary.js'
 import { fromB64u } from '../util/base64url.js'
@@ -308,7 +308,7 @@ export function logKeyVerifiers(history: KeyHistory, member: string, origin: str
   const out = new Map<string, NoteVerifier>()
   for (const f of history.manifests) {
     if (!f.has(member)) continue
-    for (const k of f.member(member).logKeys.values()) if (!out.has(k.x)) out.set(k.x, ed25519NoteVerifier(origin, fromB64u(k.x) as Buffer))
+    for (const k of f.member(member).logKeys.values()) if (!out.has(k.x)) out.set(k.x, noteVerifier(origin, fromB64u(k.x) as Buffer))
   }
   return [...out.values()]
 }

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import {
-  cosignCheckpoint, cosignatureSigner, cosignatureVerifier, ed25519NoteSigner, ed25519NoteVerifier, ed25519RawPublicKey,
+  cosignCheckpoint, cosignatureSigner, cosignatureVerifier, noteSigner, noteVerifier, notePublicKey,
   formatVerifierKey, keyId, openCheckpoint, parseVerifierKey, signCheckpoint,
 } from '../../src/log/checkpoint.js'
 import { generateEd25519, generateKeyPairFor, loadPrivateKey, writePrivateKey } from '../../src/crypto/keys.js'
@@ -22,11 +22,11 @@ const origin = 'fujian-demo/fj-psb'
 
 t.test('an SM2 log key signs checkpoints that an SM2 verifier (and its vkey) accepts', async (t) => {
   const log = generateSm2()
-  const raw = ed25519RawPublicKey(log.privateKey)
+  const raw = notePublicKey(log.privateKey)
   t.equal(raw.length, 65, 'the raw SM2 point')
   const rootHash = rootFromLeafHashes([leafHash(Buffer.from('a')), leafHash(Buffer.from('b'))])
-  const note = signCheckpoint({ origin, size: 2, rootHash }, ed25519NoteSigner(origin, log.privateKey))
-  const v = ed25519NoteVerifier(origin, raw)
+  const note = signCheckpoint({ origin, size: 2, rootHash }, noteSigner(origin, log.privateKey))
+  const v = noteVerifier(origin, raw)
   t.equal(v.sigType, 0xfe)
   const expectId = createHash('sm3').update(origin, 'utf8').update(Buffer.from([0x0a, 0xfe])).update(raw).digest().subarray(0, 4)
   t.same(Buffer.from(v.keyId), expectId, 'key id = SM3(name ‖ 0x0A ‖ 0xfe ‖ point)[:4]')
@@ -35,8 +35,8 @@ t.test('an SM2 log key signs checkpoints that an SM2 verifier (and its vkey) acc
   const vkey = formatVerifierKey(origin, raw, 0xfe)
   t.equal(openCheckpoint(note, [parseVerifierKey(vkey)]).checkpoint.size, 2, 'verifies through its vkey')
   // Another SM2 key, or an Ed25519 one, does not verify it.
-  t.throws(() => openCheckpoint(note, [ed25519NoteVerifier(origin, ed25519RawPublicKey(generateSm2().publicKey))]), { code: 'VN_ERR_LOG_NOTE_SIGNATURE' })
-  t.throws(() => openCheckpoint(note, [ed25519NoteVerifier(origin, ed25519RawPublicKey(generateEd25519().publicKey))]), { code: 'VN_ERR_LOG_NOTE_SIGNATURE' })
+  t.throws(() => openCheckpoint(note, [noteVerifier(origin, notePublicKey(generateSm2().publicKey))]), { code: 'VN_ERR_LOG_NOTE_SIGNATURE' })
+  t.throws(() => openCheckpoint(note, [noteVerifier(origin, notePublicKey(generateEd25519().publicKey))]), { code: 'VN_ERR_LOG_NOTE_SIGNATURE' })
   // A changed signature fails.
   const lines = note.split('\n')
   const sigLine = lines.findIndex((l) => l.startsWith('\u2014 '))
@@ -51,14 +51,14 @@ t.test('an SM2 witness cosigns with type 0xfd', async (t) => {
   const log = generateSm2()
   const witness = generateSm2()
   const rootHash = rootFromLeafHashes([leafHash(Buffer.from('x'))])
-  const note = signCheckpoint({ origin, size: 1, rootHash }, ed25519NoteSigner(origin, log.privateKey))
+  const note = signCheckpoint({ origin, size: 1, rootHash }, noteSigner(origin, log.privateKey))
   const wName = 'fujian-demo/fj-tax'
   const cosigned = cosignCheckpoint(note, cosignatureSigner(wName, witness.privateKey, () => 1_800_000_000))
-  const cv = cosignatureVerifier(wName, ed25519RawPublicKey(witness.publicKey))
+  const cv = cosignatureVerifier(wName, notePublicKey(witness.publicKey))
   t.equal(cv.sigType, 0xfd)
-  const opened = openCheckpoint(cosigned, [ed25519NoteVerifier(origin, ed25519RawPublicKey(log.publicKey)), cv])
+  const opened = openCheckpoint(cosigned, [noteVerifier(origin, notePublicKey(log.publicKey)), cv])
   t.equal(opened.note.signatures.length, 2, 'the log signature and the cosignature both verify')
-  t.equal(parseVerifierKey(formatVerifierKey(wName, ed25519RawPublicKey(witness.publicKey), 0xfd)).sigType, 0xfd, 'vkey round trip')
+  t.equal(parseVerifierKey(formatVerifierKey(wName, notePublicKey(witness.publicKey), 0xfd)).sigType, 0xfd, 'vkey round trip')
 })
 
 t.test('SM2 key files are PKCS#8 with the SM2 curve, read by openssl pkey', async (t) => {
@@ -67,7 +67,7 @@ t.test('SM2 key files are PKCS#8 with the SM2 curve, read by openssl pkey', asyn
   const kp = generateKeyPairFor('sm')
   await writePrivateKey(file, kp.privateKey)
   const back = await loadPrivateKey(file)
-  t.same(ed25519RawPublicKey(back), ed25519RawPublicKey(kp.publicKey), 'reads back as the same key')
+  t.same(notePublicKey(back), notePublicKey(kp.publicKey), 'reads back as the same key')
   let text: string
   try {
     text = execFileSync('openssl', ['pkey', '-in', file, '-noout', '-text'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
