@@ -39,7 +39,7 @@ import { loadPrivateKey, loadPublicKey, publicKeyToB64u } from '../src/crypto/ke
 import { VnError } from '../src/errors.js'
 import { buildDemoFederation } from '../src/demo/federation.js'
 import { Federation } from '../src/federation/federation.js'
-import { ed25519NoteSigner, signCheckpoint } from '../src/log/checkpoint.js'
+import { noteSigner, signCheckpoint } from '../src/log/checkpoint.js'
 import type { EvidenceRow } from '../src/log/evidence.js'
 import { jwsDigest } from '../src/protocol/jws-digest.js'
 import { logOrigin } from '../src/log/peer-logs.js'
@@ -172,7 +172,7 @@ async function buildExport(): Promise<{ out: string; exchanges: number }> {
   }
   size = await store.size()
   const origin = logOrigin(manifest.name, PROVIDER)
-  await store.saveCheckpoint(size, signCheckpoint({ origin, size, rootHash: await store.rootHash(size) }, ed25519NoteSigner(origin, psb.logKey)))
+  await store.saveCheckpoint(size, signCheckpoint({ origin, size, rootHash: await store.rootHash(size) }, noteSigner(origin, psb.logKey)))
   await store.close()
   await ed.close()
   console.log(`wrote ${size} leaves (${exchanges} exchanges) in ${f1((performance.now() - t0) / 1000)} s`)

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path'
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { auditExport, type AuditReport } from '../src/audit/verify.js'
 import { loadPrivateKey } from '../src/crypto/keys.js'
-import { ed25519NoteSigner, signCheckpoint } from '../src/log/checkpoint.js'
+import { noteSigner, signCheckpoint } from '../src/log/checkpoint.js'
 import { leafHash, rootFromLeafHashes } from '../src/log/merkle.js'
 import { logOrigin } from '../src/node/runtime.js'
 import { canonicalJson } from '../src/protocol/canonical-json.js'
@@ -89,6 +89,6 @@ export async function auditEditedExport(
   const rootHash = rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l, 'utf8'))))
   await rm(join(copyDir, 'checkpoints'), { recursive: true })
   await mkdir(join(copyDir, 'checkpoints'))
-  await writeFile(join(copyDir, 'checkpoints', `${leaves.length}.note`), signCheckpoint({ origin, size: leaves.length, rootHash }, ed25519NoteSigner(origin, logKey)))
+  await writeFile(join(copyDir, 'checkpoints', `${leaves.length}.note`), signCheckpoint({ origin, size: leaves.length, rootHash }, noteSigner(origin, logKey)))
   return auditExport(copyDir)
 }

@@ -20,7 +20,7 @@ import { loadPublicKey, publicKeyFromB64u } from '../crypto/keys.js'
 import { VnError, isVnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { KeyHistory } from '../federation/key-history.js'
-import { ed25519NoteVerifier, type NoteVerifier } from '../log/checkpoint.js'
+import { noteVerifier, type NoteVerifier } from '../log/checkpoint.js'
 import type { LogRecord } from '../log/records.js'
 import { PUBLIC_KEY_RE, MEMBER_ID_PATTERN, memberIdSchema as memberId } from '../protocol/vocabulary.js'
 import { fromB64u } from '../util/base64url.js'
@@ -260,14 +260,14 @@ export async function readExport(dir: string): Promise<LoadedExport> {
   return { dir: x.dir, member: x.member, federation: x.federation, leaves, records, evidence, manifests: x.manifests, checkpoints: x.checkpoints, rootPath: x.rootPath }
 }
 
-/** A trust anchor: a KeyObject, a base64url raw Ed25519 key, or the path of a .pub file. @throws VN_ERR_KEY_FILE */
+/** A trust anchor: a KeyObject, a base64url raw Ed25519 or SM2 key, or the path of a .pub file. @throws VN_ERR_KEY_FILE */
 export async function resolveRootKey(rootKey: KeyObject | string): Promise<KeyObject> {
   if (typeof rootKey !== 'string') return rootKey
   if (PUBLIC_KEY_RE.test(rootKey)) {
     try {
       return publicKeyFromB64u(rootKey, 'rootKey')
     } catch (e) {
-      throw new VnError('VN_ERR_KEY_FILE', 'rootKey: not a base64url Ed25519 public key', { cause: e })
+      throw new VnError('VN_ERR_KEY_FILE', 'rootKey: not a base64url Ed25519 or SM2 public key', { cause: e })
     }
   }
   return loadPublicKey(rootKey)
@@ -308,7 +308,7 @@ export function logKeyVerifiers(history: KeyHistory, member: string, origin: str
   const out = new Map<string, NoteVerifier>()
   for (const f of history.manifests) {
     if (!f.has(member)) continue
-    for (const k of f.member(member).logKeys.values()) if (!out.has(k.x)) out.set(k.x, ed25519NoteVerifier(origin, fromB64u(k.x) as Buffer))
+    for (const k of f.member(member).logKeys.values()) if (!out.has(k.x)) out.set(k.x, noteVerifier(origin, fromB64u(k.x) as Buffer))
   }
   return [...out.values()]
 }

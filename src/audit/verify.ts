@@ -87,7 +87,7 @@ export type { AnswerReplay, DecisionReplay } from './checks/decisions.js'
 
 export interface AuditOptions {
   /**
-   * The trust anchor: a public KeyObject, a base64url raw Ed25519 key, or the path of a .pub file.
+   * The trust anchor: a public KeyObject, a base64url raw Ed25519 or SM2 key, or the path of a .pub file.
    * Default: the export's own federation-root.pub (then the report says so: an auditor should
    * bring the anchor from the authority, not from the node being audited).
    */

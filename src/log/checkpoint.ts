@@ -1,5 +1,7 @@
 /**
- * Log checkpoints as C2SP signed notes, signed with Ed25519 through `node:crypto`.
+ * Log checkpoints as C2SP signed notes, signed with Ed25519 through `node:crypto`, or under the
+ * `sm` crypto profile with SM2/SM3 (types 0xfe and 0xfd below; the log key's kind decides, so
+ * `noteSigner`, `noteVerifier` and `cosignatureSigner` serve both profiles).
  *
  * - c2sp.org/signed-note: note text ending in a newline, a blank line, then signature lines
  *   `— <key name> base64(key ID ‖ signature)`; key ID = SHA-256(name ‖ 0x0A ‖ type ‖ pubkey)[:4];
@@ -94,7 +96,7 @@ export function ed25519PrivateKeyFromSeed(seed: Uint8Array): KeyObject {
 }
 
 /** The raw public key of a private or public key object: 32 bytes (Ed25519) or the 65-byte SM2 point. */
-export function ed25519RawPublicKey(key: KeyObject): Uint8Array {
+export function notePublicKey(key: KeyObject): Uint8Array {
   if (profileOfKey(key) === undefined) badKey('key: must be an Ed25519 or SM2 key')
   return new Uint8Array(rawPublicKey(key))
 }
@@ -124,16 +126,16 @@ function checkName(name: string): void {
  * A signed-note signer over the log key: type 0x01 for an Ed25519 key, the `sm` type (SM2/SM3) for
  * an SM2 key; the key decides.
  */
-export function ed25519NoteSigner(name: string, privateKey: KeyObject): NoteSigner {
+export function noteSigner(name: string, privateKey: KeyObject): NoteSigner {
   checkName(name)
   const p = profileOfKey(privateKey)
   if (privateKey.type !== 'private' || p === undefined) badKey('privateKey: must be an Ed25519 or SM2 private key')
-  const id = keyId(name, p === 'sm' ? SIG_TYPE_SM2 : SIG_TYPE_ED25519, ed25519RawPublicKey(privateKey))
+  const id = keyId(name, p === 'sm' ? SIG_TYPE_SM2 : SIG_TYPE_ED25519, notePublicKey(privateKey))
   return { name, keyId: id, sign: (text) => new Uint8Array(signBytes(text, privateKey)) }
 }
 
 /** A signed-note verifier for a raw public key: 32 bytes Ed25519 (type 0x01), 65 bytes SM2 (the `sm` type). */
-export function ed25519NoteVerifier(name: string, publicKey: Uint8Array): NoteVerifier {
+export function noteVerifier(name: string, publicKey: Uint8Array): NoteVerifier {
   checkName(name)
   const sm = publicKey.length === 65
   const key = sm ? sm2PublicKeyObject(publicKey) : ed25519PublicKeyObject(publicKey)
@@ -173,7 +175,7 @@ export function parseVerifierKey(vkey: string): NoteVerifier {
   const sigType = material[0] as number
   const pub = material.subarray(1)
   let v: NoteVerifier
-  if (sigType === SIG_TYPE_ED25519 || sigType === SIG_TYPE_SM2) v = ed25519NoteVerifier(name, pub)
+  if (sigType === SIG_TYPE_ED25519 || sigType === SIG_TYPE_SM2) v = noteVerifier(name, pub)
   else if (sigType === SIG_TYPE_COSIGNATURE_V1 || sigType === SIG_TYPE_COSIGNATURE_SM2) v = cosignatureVerifier(name, pub)
   else return badKey('vkey: unsupported signature type')
   if (Buffer.from(v.keyId).toString('hex') !== idHex) return badKey('vkey: key ID does not match the key')
@@ -372,14 +374,14 @@ function timestampBytes(ts: number): Uint8Array {
 }
 
 /**
- * A cosigner (witness) for tlog-cosignature v1 over an Ed25519 key. `now` returns POSIX seconds;
+ * A cosigner (witness) for tlog-cosignature v1 over an Ed25519 key (type 0x04), or an SM2 key (type 0xfd, the same layout with SM2/SM3). `now` returns POSIX seconds;
  * each signature line is `timestamp (u64 BE) ‖ Ed25519 signature`.
  */
 export function cosignatureSigner(name: string, privateKey: KeyObject, now: () => number = () => Math.floor(Date.now() / 1000)): NoteSigner {
   checkName(name)
   const p = profileOfKey(privateKey)
   if (privateKey.type !== 'private' || p === undefined) badKey('privateKey: must be an Ed25519 or SM2 private key')
-  const id = keyId(name, p === 'sm' ? SIG_TYPE_COSIGNATURE_SM2 : SIG_TYPE_COSIGNATURE_V1, ed25519RawPublicKey(privateKey))
+  const id = keyId(name, p === 'sm' ? SIG_TYPE_COSIGNATURE_SM2 : SIG_TYPE_COSIGNATURE_V1, notePublicKey(privateKey))
   return {
     name,
     keyId: id,

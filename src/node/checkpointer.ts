@@ -12,7 +12,7 @@ import type { KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
 import type { Federation } from '../federation/federation.js'
 import {
-  cosignatureVerifier, ed25519NoteSigner, ed25519NoteVerifier, ed25519RawPublicKey, openNote, parseCheckpoint, parseNote, signCheckpoint,
+  cosignatureVerifier, noteSigner, noteVerifier, notePublicKey, openNote, parseCheckpoint, parseNote, signCheckpoint,
   type NoteSigner,
 } from '../log/checkpoint.js'
 import { logOrigin } from '../log/peer-logs.js'
@@ -40,7 +40,7 @@ export class Checkpointer {
      */
     private readonly lease?: { acquire(): Promise<boolean> },
   ) {
-    this.signer = ed25519NoteSigner(origin, logKey)
+    this.signer = noteSigner(origin, logKey)
   }
 
   /** The latest signed checkpoint note, signing a new one when the log grew. */
@@ -98,8 +98,8 @@ export class Checkpointer {
    * note and add the witness's line, once its cosignature verifies under its log key.
    */
   async acceptCosignature(f: Federation, self: string, witness: string, note: string): Promise<void> {
-    const verifiers = f.logKeys(witness).map((k) => cosignatureVerifier(logOrigin(f.name, witness), ed25519RawPublicKey(k.key)))
-    const own = f.logKeys(self).map((k) => ed25519NoteVerifier(this.origin, ed25519RawPublicKey(k.key)))
+    const verifiers = f.logKeys(witness).map((k) => cosignatureVerifier(logOrigin(f.name, witness), notePublicKey(k.key)))
+    const own = f.logKeys(self).map((k) => noteVerifier(this.origin, notePublicKey(k.key)))
     const opened = openNote(note, [...own, ...verifiers])
     if (!opened.verified.some((v) => v.name === logOrigin(f.name, witness))) throw new VnError('VN_ERR_LOG_NOTE_SIGNATURE', 'no valid cosignature by that witness')
     const cp = parseCheckpoint(opened.text)

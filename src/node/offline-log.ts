@@ -24,7 +24,7 @@ import { dirname, join } from 'node:path'
 import { NODE_PID_FILE } from './files.js'
 import type { KeyObject } from 'node:crypto'
 import { VnError } from '../errors.js'
-import { ed25519NoteSigner, signCheckpoint } from '../log/checkpoint.js'
+import { noteSigner, signCheckpoint } from '../log/checkpoint.js'
 import type { LogRecord } from '../log/records.js'
 import { SqliteLogStore } from '../log/store.js'
 import { openPgNodeStores } from '../log/pg-store.js'
@@ -82,7 +82,7 @@ export async function appendOffline(where: NodeLogLocation, records: readonly Lo
     try {
       const appended = await stores.log.appendMany(records.map((r) => canonicalJsonBytes(r)))
       const size = await stores.log.catchUp()
-      await stores.log.saveCheckpoint(size, signCheckpoint({ origin, size, rootHash: await stores.log.rootHash(size) }, ed25519NoteSigner(origin, logKey)))
+      await stores.log.saveCheckpoint(size, signCheckpoint({ origin, size, rootHash: await stores.log.rootHash(size) }, noteSigner(origin, logKey)))
       return { first: appended[0]?.index ?? size, size }
     } finally {
       await stores.close()
@@ -94,7 +94,7 @@ export async function appendOffline(where: NodeLogLocation, records: readonly Lo
   try {
     const appended = await store.appendMany(records.map((r) => canonicalJsonBytes(r)))
     const size = await store.size()
-    await store.saveCheckpoint(size, signCheckpoint({ origin, size, rootHash: await store.rootHash(size) }, ed25519NoteSigner(origin, logKey)))
+    await store.saveCheckpoint(size, signCheckpoint({ origin, size, rootHash: await store.rootHash(size) }, noteSigner(origin, logKey)))
     return { first: appended[0]?.index ?? size, size }
   } finally {
     await store.close()

@@ -19,7 +19,7 @@ import { loadPrivateKey, loadPublicKey, loadSecretFile, publicKeyToB64u } from '
 import { assertKeyProfile } from '../crypto/profile.js'
 import { FederationHolder } from '../federation/federation.js'
 import { logOrigin } from '../log/peer-logs.js'
-import { ed25519NoteVerifier, ed25519RawPublicKey, type NoteVerifier } from '../log/checkpoint.js'
+import { noteVerifier, notePublicKey, type NoteVerifier } from '../log/checkpoint.js'
 import { decideAsync } from '../policy/decide.js'
 import { utcDay } from '../policy/quota.js'
 import { Provider } from '../exchange/provider.js'
@@ -132,14 +132,14 @@ export async function openNode(configPath: string, opts: OpenNodeOptions = {}): 
   const origin = logOrigin(fed0.name, self)
   const noteVerifiers = (): NoteVerifier[] => {
     const keys = new Map<string, Uint8Array>()
-    const add = (k: KeyObject): void => { keys.set(Buffer.from(ed25519RawPublicKey(k)).toString('base64'), ed25519RawPublicKey(k)) }
+    const add = (k: KeyObject): void => { keys.set(Buffer.from(notePublicKey(k)).toString('base64'), notePublicKey(k)) }
     add(logKey)
     try {
       for (const k of federation.get(now()).logKeys(self)) add(k.key)
     } catch {
       // a manifest no longer in force lists nothing; the node's own key still verifies its notes
     }
-    return [...keys.values()].map((raw) => ed25519NoteVerifier(origin, raw))
+    return [...keys.values()].map((raw) => noteVerifier(origin, raw))
   }
   let opened: OpenedLog | undefined
   try {

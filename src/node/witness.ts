@@ -15,7 +15,7 @@ import type { Logger } from 'pino'
 import { VnError } from '../errors.js'
 import type { Federation } from '../federation/federation.js'
 import type { PeerClient } from '../peers/client.js'
-import { openCheckpoint, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureSigner, cosignCheckpoint, parseCheckpoint, parseNote } from '../log/checkpoint.js'
+import { openCheckpoint, noteVerifier, notePublicKey, cosignatureSigner, cosignCheckpoint, parseCheckpoint, parseNote } from '../log/checkpoint.js'
 import { verifyConsistency, verifyInclusion, leafHash, hashEquals } from '../log/merkle.js'
 import { logOrigin, type Receipt, type SeenCheckpoint } from '../log/peer-logs.js'
 import type { NodeLog } from '../log/node-log.js'
@@ -79,7 +79,7 @@ export class PeerLogs {
     const r = await this.d.client.getText(fed.endpoint(peer), '/v1/log/checkpoint')
     if (r.statusCode !== 200) throw new VnError('VN_ERR_PEER_BAD_RESPONSE', `checkpoint: HTTP ${r.statusCode}`)
     const origin = logOrigin(fed.name, peer)
-    const verifiers = fed.logKeys(peer).map((k) => ed25519NoteVerifier(origin, ed25519RawPublicKey(k.key)))
+    const verifiers = fed.logKeys(peer).map((k) => noteVerifier(origin, notePublicKey(k.key)))
     const { checkpoint } = openCheckpoint(r.text, verifiers)
     if (checkpoint.origin !== origin) throw new VnError('VN_ERR_PEER_BAD_RESPONSE', 'checkpoint origin is not the peer\'s log')
     return { note: r.text, checkpoint }

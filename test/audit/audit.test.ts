@@ -20,7 +20,7 @@ import type { CliIo } from '../../src/cli/types.js'
 import { generateEd25519, loadPrivateKey } from '../../src/crypto/keys.js'
 import { addKey, archivedManifests, loadDraft, removeKey, signAuthorityManifest } from '../../src/federation/authority.js'
 import { manifestHash } from '../../src/federation/federation.js'
-import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
+import { noteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 import { leafHash, rootFromLeafHashes } from '../../src/log/merkle.js'
 import { logOrigin } from '../../src/node/runtime.js'
 import { canonicalJson } from '../../src/protocol/canonical-json.js'
@@ -122,7 +122,7 @@ async function rewriteAndResign(s: Scenario, dir: string, member: string, edit: 
   const logKey = await loadPrivateKey(join(s.f.fed.dir, member, 'keys', 'log.key'))
   const origin = logOrigin(s.f.fed.federation, member)
   const rootHash = rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l, 'utf8'))))
-  const note = signCheckpoint({ origin, size: leaves.length, rootHash }, ed25519NoteSigner(origin, logKey))
+  const note = signCheckpoint({ origin, size: leaves.length, rootHash }, noteSigner(origin, logKey))
   await rm(join(dir, 'checkpoints'), { recursive: true })
   await mkdir(join(dir, 'checkpoints'))
   await writeFile(join(dir, 'checkpoints', `${leaves.length}.note`), note)
@@ -388,7 +388,7 @@ t.test('auditor on real exchanges', async (t) => {
     const d = await copyExport(s, s.psb)
     const leaves = await readLeaves(d)
     const origin = logOrigin(s.f.fed.federation, PSB)
-    const note = signCheckpoint({ origin, size: leaves.length, rootHash: rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l)))) }, ed25519NoteSigner(origin, generateEd25519().privateKey))
+    const note = signCheckpoint({ origin, size: leaves.length, rootHash: rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l)))) }, noteSigner(origin, generateEd25519().privateKey))
     await rm(join(d, 'checkpoints'), { recursive: true })
     await mkdir(join(d, 'checkpoints'))
     await writeFile(join(d, 'checkpoints', 'x.note'), note)

@@ -23,7 +23,7 @@ import type { CliIo } from '../../src/cli/types.js'
 import { generateEd25519, loadPrivateKey, publicKeyToB64u } from '../../src/crypto/keys.js'
 import { addKey, archivedManifests, signAuthorityManifest } from '../../src/federation/authority.js'
 import { startNode, type RunningNode } from '../../src/http/server.js'
-import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
+import { noteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 import { leafHash, rootFromLeafHashes } from '../../src/log/merkle.js'
 import { logOrigin } from '../../src/log/peer-logs.js'
 import type { KeyEventRecord } from '../../src/log/records.js'
@@ -50,7 +50,7 @@ async function leavesOf(dir: string): Promise<Record<string, unknown>[]> {
 async function rewriteAndResign(dir: string, keysDir: string, origin: string, edit: (r: Record<string, unknown>[]) => Record<string, unknown>[]): Promise<void> {
   const leaves = edit(await leavesOf(dir)).map((r) => canonicalJson(r))
   await writeFile(join(dir, 'entries.jsonl'), leaves.map((l) => `${l}\n`).join(''))
-  const note = signCheckpoint({ origin, size: leaves.length, rootHash: rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l)))) }, ed25519NoteSigner(origin, await loadPrivateKey(join(keysDir, 'log.key'))))
+  const note = signCheckpoint({ origin, size: leaves.length, rootHash: rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l)))) }, noteSigner(origin, await loadPrivateKey(join(keysDir, 'log.key'))))
   await rm(join(dir, 'checkpoints'), { recursive: true })
   await mkdir(join(dir, 'checkpoints'))
   await writeFile(join(dir, 'checkpoints', `${leaves.length}.note`), note)

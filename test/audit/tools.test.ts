@@ -22,7 +22,7 @@ import { readManifestTexts } from '../../src/audit/export-reader.js'
 import { auditCommand } from '../../src/cli/commands/audit.js'
 import type { CliIo } from '../../src/cli/types.js'
 import { generateEd25519, loadPrivateKey } from '../../src/crypto/keys.js'
-import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
+import { noteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 import { leafHash, rootFromLeafHashes } from '../../src/log/merkle.js'
 import { logOrigin } from '../../src/log/peer-logs.js'
 import { canonicalJson } from '../../src/protocol/canonical-json.js'
@@ -106,7 +106,7 @@ async function tampered(s: Scenario, from: string, member: string, edit: (leaves
   await writeFile(join(dir, 'entries.jsonl'), leaves.map((l) => `${l}\n`).join(''))
   const logKey = await loadPrivateKey(join(s.f.fed.dir, member, 'keys', 'log.key'))
   const origin = logOrigin(s.f.fed.federation, member)
-  const note = signCheckpoint({ origin, size: leaves.length, rootHash: rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l, 'utf8')))) }, ed25519NoteSigner(origin, logKey))
+  const note = signCheckpoint({ origin, size: leaves.length, rootHash: rootFromLeafHashes(leaves.map((l) => leafHash(Buffer.from(l, 'utf8')))) }, noteSigner(origin, logKey))
   await rm(join(dir, 'checkpoints'), { recursive: true })
   await mkdir(join(dir, 'checkpoints'))
   await writeFile(join(dir, 'checkpoints', `${leaves.length}.note`), note)
@@ -188,7 +188,7 @@ t.test('auditor tools on real exchanges', async (t) => {
     t.notOk(r.ok)
     const origin = logOrigin(s.f.fed.federation, PSB)
     const leaves = await readLeaves(s.psb)
-    const forged = signCheckpoint({ origin, size: 3, rootHash: rootFromLeafHashes(leaves.slice(0, 3).map((l) => leafHash(Buffer.from(l)))) }, ed25519NoteSigner(origin, generateEd25519().privateKey))
+    const forged = signCheckpoint({ origin, size: 3, rootHash: rootFromLeafHashes(leaves.slice(0, 3).map((l) => leafHash(Buffer.from(l)))) }, noteSigner(origin, generateEd25519().privateKey))
     const r2 = await auditConsistency({ file: 'forged', note: forged }, await note(s.cpB), { exportDir: s.psb, rootKey: s.rootPub })
     t.same(errorCodes(r2), ['AUDIT_CHECKPOINT_SIGNATURE'], 'consistent, but not signed by the log key')
     t.equal(r2.consistent, true)

@@ -25,7 +25,7 @@ import { createPublicKey } from 'node:crypto'
 import { loadPrivateKey, loadPublicKey } from '../../src/crypto/keys.js'
 import { keyIdFor } from '../../src/federation/manifest.js'
 import { signGetRequest } from '../../src/peers/member-auth.js'
-import { ed25519NoteVerifier, ed25519RawPublicKey, openCheckpoint, parseNote, type Checkpoint } from '../../src/log/checkpoint.js'
+import { noteVerifier, notePublicKey, openCheckpoint, parseNote, type Checkpoint } from '../../src/log/checkpoint.js'
 import { leafHash, verifyConsistency, verifyInclusion } from '../../src/log/merkle.js'
 import { logOrigin } from '../../src/log/peer-logs.js'
 import { exportLog } from '../../src/node/export.js'
@@ -152,7 +152,7 @@ async function start(t: Test): Promise<Harness> {
   started.f = f
   const node = f.nodes[PROVIDER]!
   const origin = logOrigin(f.fed.federation, PROVIDER)
-  const verifier = ed25519NoteVerifier(origin, ed25519RawPublicKey(await loadPublicKey(join(f.fed.dir, PROVIDER, 'keys', 'log.pub'))))
+  const verifier = noteVerifier(origin, notePublicKey(await loadPublicKey(join(f.fed.dir, PROVIDER, 'keys', 'log.pub'))))
   const enterprise = f.fed.dataset.samples.enterprise.byStatus
   const uscc = Object.values(enterprise).flat()[0] as string
   const get = async (path: string): Promise<{ status: number; text: string }> => {

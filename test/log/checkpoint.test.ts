@@ -1,7 +1,7 @@
 import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
 import {
-  ed25519PrivateKeyFromSeed, ed25519RawPublicKey, ed25519NoteSigner, ed25519NoteVerifier, formatVerifierKey,
+  ed25519PrivateKeyFromSeed, notePublicKey, noteSigner, noteVerifier, formatVerifierKey,
   parseVerifierKey, parseNote, openNote, signNote, formatCheckpoint, parseCheckpoint, signCheckpoint, openCheckpoint,
   cosignatureSigner, cosignatureVerifier, cosignatureTimestamp, cosignCheckpoint, keyId, SIG_TYPE_COSIGNATURE_V1,
 } from '../../src/log/checkpoint.js'
@@ -28,9 +28,9 @@ const peterKey = (): ReturnType<typeof ed25519PrivateKeyFromSeed> => ed25519Priv
 
 t.test('Go sumdb/note known answers: key ID, vkey, signature bytes', async (t) => {
   const key = peterKey()
-  const signer = ed25519NoteSigner('PeterNeumann', key)
+  const signer = noteSigner('PeterNeumann', key)
   t.equal(Buffer.from(signer.keyId).toString('hex'), 'c74f20a3')
-  t.equal(formatVerifierKey('PeterNeumann', ed25519RawPublicKey(key)), PETER_VKEY)
+  t.equal(formatVerifierKey('PeterNeumann', notePublicKey(key)), PETER_VKEY)
   t.equal(signNote(TEXT, [signer]), `${TEXT}\n${PETER_SIG}`, 'Ed25519 is deterministic: byte-identical to Go')
   const opened = openNote(`${TEXT}\n${PETER_SIG}`, [parseVerifierKey(PETER_VKEY)])
   t.equal(opened.text, TEXT)
@@ -86,9 +86,9 @@ t.test('note text may contain empty lines (signed-note example)', async (t) => {
   t.equal(n.text, 'Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\ned è subito sera.\n')
   t.equal(n.signatures[0]?.name, 'quasimodo.example/salvatore')
   const { privateKey } = generateKeyPairSync('ed25519')
-  const s = ed25519NoteSigner('x.example/k', privateKey)
+  const s = noteSigner('x.example/k', privateKey)
   const signed = signNote('a\n\nb\n', [s])
-  t.equal(openNote(signed, [ed25519NoteVerifier('x.example/k', ed25519RawPublicKey(privateKey))]).text, 'a\n\nb\n')
+  t.equal(openNote(signed, [noteVerifier('x.example/k', notePublicKey(privateKey))]).text, 'a\n\nb\n')
   t.equal(codeOf(() => signNote('no newline', [s])), 'VN_ERR_LOG_NOTE_MALFORMED')
   t.equal(codeOf(() => signNote('x\n', [])), 'VN_ERR_LOG_NOTE_MALFORMED')
 })
@@ -166,8 +166,8 @@ t.test('malformed checkpoint bodies are rejected with VN_ERR_LOG_NOTE_MALFORMED'
 t.test('signed checkpoint: sign, open, tamper', async (t) => {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const origin = 'fj-tax.verinode.example/log'
-  const signer = ed25519NoteSigner(origin, privateKey)
-  const vkey = formatVerifierKey(origin, ed25519RawPublicKey(publicKey))
+  const signer = noteSigner(origin, privateKey)
+  const vkey = formatVerifierKey(origin, notePublicKey(publicKey))
   const note = signCheckpoint({ origin, size: 42, rootHash: ROOT }, signer)
   const { checkpoint } = openCheckpoint(note, [parseVerifierKey(vkey)])
   t.equal(checkpoint.size, 42)
@@ -178,17 +178,17 @@ t.test('signed checkpoint: sign, open, tamper', async (t) => {
   t.equal(codeOf(() => openCheckpoint(flipped, [parseVerifierKey(vkey)])), 'VN_ERR_LOG_NOTE_SIGNATURE', 'signature byte changed')
   // Another key with the same name is "unknown" (key IDs differ), so the note has no known signature.
   const other = generateKeyPairSync('ed25519')
-  t.equal(codeOf(() => openCheckpoint(note, [ed25519NoteVerifier(origin, ed25519RawPublicKey(other.publicKey))])), 'VN_ERR_LOG_NOTE_SIGNATURE')
+  t.equal(codeOf(() => openCheckpoint(note, [noteVerifier(origin, notePublicKey(other.publicKey))])), 'VN_ERR_LOG_NOTE_SIGNATURE')
 })
 
 t.test('cosignatures (tlog-cosignature v1, type 0x04): add, verify, tolerate, tamper', async (t) => {
   const log = generateKeyPairSync('ed25519')
   const wit = generateKeyPairSync('ed25519')
   const origin = 'fj-tax.verinode.example/log'
-  const logV = ed25519NoteVerifier(origin, ed25519RawPublicKey(log.publicKey))
-  const witV = cosignatureVerifier('fj-market.verinode.example/witness', ed25519RawPublicKey(wit.publicKey))
-  t.same(witV.keyId, keyId('fj-market.verinode.example/witness', 0x04, ed25519RawPublicKey(wit.publicKey)))
-  const note = signCheckpoint({ origin, size: 7, rootHash: ROOT }, ed25519NoteSigner(origin, log.privateKey))
+  const logV = noteVerifier(origin, notePublicKey(log.publicKey))
+  const witV = cosignatureVerifier('fj-market.verinode.example/witness', notePublicKey(wit.publicKey))
+  t.same(witV.keyId, keyId('fj-market.verinode.example/witness', 0x04, notePublicKey(wit.publicKey)))
+  const note = signCheckpoint({ origin, size: 7, rootHash: ROOT }, noteSigner(origin, log.privateKey))
   const cosigned = cosignCheckpoint(note, cosignatureSigner('fj-market.verinode.example/witness', wit.privateKey, () => 1727964367))
   t.ok(cosigned.startsWith(note), 'existing signature line kept first')
   const onlyLog = openCheckpoint(cosigned, [logV])
@@ -203,7 +203,7 @@ t.test('cosignatures (tlog-cosignature v1, type 0x04): add, verify, tolerate, ta
   const moved = cosigned.replace(cosigLine.base64, raw.toString('base64'))
   t.equal(codeOf(() => openNote(moved, [logV, witV])), 'VN_ERR_LOG_NOTE_SIGNATURE')
   // A plain Ed25519 verifier for the witness key (type 0x01) has another key ID: not a match.
-  t.equal(codeOf(() => openNote(cosigned, [ed25519NoteVerifier('fj-market.verinode.example/witness', ed25519RawPublicKey(wit.publicKey))])), 'VN_ERR_LOG_NOTE_SIGNATURE')
+  t.equal(codeOf(() => openNote(cosigned, [noteVerifier('fj-market.verinode.example/witness', notePublicKey(wit.publicKey))])), 'VN_ERR_LOG_NOTE_SIGNATURE')
   t.equal(codeOf(() => signNote('not a checkpoint\n', [cosignatureSigner('w', wit.privateKey)])), 'VN_ERR_LOG_NOTE_MALFORMED')
 })
 

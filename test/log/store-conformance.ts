@@ -18,7 +18,7 @@ import { receivedDigest, type EvidenceRow } from '../../src/log/evidence.js'
 import { StoreNodeLog, parseLeaf } from '../../src/log/node-log.js'
 import type { LogRecord } from '../../src/log/records.js'
 import { leafHash, rootFromLeafHashes, verifyConsistency, verifyInclusion } from '../../src/log/merkle.js'
-import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
+import { noteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 import { jwsDigest } from '../../src/protocol/jws-digest.js'
 import { decryptDisclosures } from '../../src/log/sealing.js'
 
@@ -147,7 +147,7 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
   t.test('log: checkpoints are saved, replaced, listed, and refused when they contradict the log', async (t) => {
     const { stores: { log } } = await open(t)
     const { privateKey } = generateKeyPairSync('ed25519')
-    const signer = ed25519NoteSigner('conformance.example/log', privateKey)
+    const signer = noteSigner('conformance.example/log', privateKey)
     const note = async (size: number, rootSize = size): Promise<string> => signCheckpoint({ origin: 'conformance.example/log', size, rootHash: await log.rootHash(rootSize) }, signer)
     t.equal(await log.latestCheckpoint(), undefined)
     await log.appendMany([leafOf(0), leafOf(1), leafOf(2)])
@@ -442,7 +442,7 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     const { stores: { log, evidence }, reader } = await open(t)
     const now = 1_800_000_000_000
     const { privateKey } = generateKeyPairSync('ed25519')
-    const note = async (size: number): Promise<string> => signCheckpoint({ origin: 'conformance.example/log', size, rootHash: await log.rootHash(size) }, ed25519NoteSigner('conformance.example/log', privateKey))
+    const note = async (size: number): Promise<string> => signCheckpoint({ origin: 'conformance.example/log', size, rootHash: await log.rootHash(size) }, noteSigner('conformance.example/log', privateKey))
     const many = Array.from({ length: 2500 }, (_, i) => leafOf(i)) // more than one chunk
     for (let i = 0; i < many.length; i += 500) await log.appendMany(many.slice(i, i + 500), i === 0 ? [jwsRow(3, 3), discRow(1, 'xid-1', now + 1000), discRow(2, 'xid-2', now - 1)] : [jwsRow(0, i)])
     const cp = await note(2500)
@@ -505,7 +505,7 @@ export function runStoreConformance(t: Test, factory: StoreFactory): void {
     await log.appendMany(leaves.slice(0, 6), [jwsRow(5, 5), discRow(2, 'xid-2', Date.now() + 60_000), recvRow(3, 'xid-3', Date.now() + 60_000)])
     await log.appendMany(leaves.slice(6))
     const { privateKey } = generateKeyPairSync('ed25519')
-    const cp = signCheckpoint({ origin: 'conformance.example/log', size: 11, rootHash: await log.rootHash() }, ed25519NoteSigner('conformance.example/log', privateKey))
+    const cp = signCheckpoint({ origin: 'conformance.example/log', size: 11, rootHash: await log.rootHash() }, noteSigner('conformance.example/log', privateKey))
     await log.saveCheckpoint(11, cp)
     await s.stores.replay.remember('m', 'x', answered('d', 3, Date.now() + 60_000))
     await s.stores.quotas.tryConsume('ag', '2026-12-02', 2, 10)

@@ -10,7 +10,7 @@ import type { EvidenceRow } from '../../src/log/evidence.js'
 import { jwsDigest } from '../../src/protocol/jws-digest.js'
 import { LogWriter } from '../../src/log/log-writer.js'
 import { leafHash, rootFromLeafHashes, verifyInclusion, verifyConsistency } from '../../src/log/merkle.js'
-import { ed25519NoteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
+import { noteSigner, signCheckpoint } from '../../src/log/checkpoint.js'
 
 const enc = new TextEncoder()
 const leafOf = (i: number): Uint8Array => enc.encode(JSON.stringify({ n: i, type: 'test' }))
@@ -302,7 +302,7 @@ t.test('checkpoints: saved, listed, and refused when they contradict the log', a
   const path = tempDb(t)
   const s = await openStore(t, path)
   const { privateKey } = generateKeyPairSync('ed25519')
-  const signer = ed25519NoteSigner('test.example/log', privateKey)
+  const signer = noteSigner('test.example/log', privateKey)
   t.equal(await s.latestCheckpoint(), undefined)
   await s.appendMany([leafOf(0), leafOf(1), leafOf(2)])
   const n2 = signCheckpoint({ origin: 'test.example/log', size: 2, rootHash: await s.rootHash(2) }, signer)

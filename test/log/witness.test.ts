@@ -9,7 +9,7 @@ import { auditEditedExport, federationFixture } from '../helper.js'
 import { startNode } from '../../src/http/server.js'
 import { exportLog } from '../../src/node/export.js'
 import { auditExport } from '../../src/audit/verify.js'
-import { openCheckpoint, ed25519NoteVerifier, ed25519RawPublicKey, cosignatureVerifier, signCheckpoint, ed25519NoteSigner, parseCheckpoint, parseNote } from '../../src/log/checkpoint.js'
+import { openCheckpoint, noteVerifier, notePublicKey, cosignatureVerifier, signCheckpoint, noteSigner, parseCheckpoint, parseNote } from '../../src/log/checkpoint.js'
 import { logOrigin } from '../../src/log/peer-logs.js'
 import { loadPrivateKey } from '../../src/crypto/keys.js'
 import { join } from 'node:path'
@@ -43,15 +43,15 @@ t.test('receipts, cosignatures and fork evidence', async (t) => {
   t.ok(w.cosigned)
   const note = await (await request(`${psb.publicUrl}/v1/log/checkpoint`)).body.text()
   const fed = psb.node.federation.get()
-  const cos = cosignatureVerifier(logOrigin(fed.name, 'fj-tax'), ed25519RawPublicKey(fed.logPublicKey('fj-tax')))
-  const own = ed25519NoteVerifier(logOrigin(fed.name, 'fj-psb'), ed25519RawPublicKey(fed.logPublicKey('fj-psb')))
+  const cos = cosignatureVerifier(logOrigin(fed.name, 'fj-tax'), notePublicKey(fed.logPublicKey('fj-tax')))
+  const own = noteVerifier(logOrigin(fed.name, 'fj-psb'), notePublicKey(fed.logPublicKey('fj-psb')))
   const opened = openCheckpoint(note, [own, cos])
   t.equal(opened.note.verified.length, 2, 'signed by the log and cosigned by the witness')
 
   // a fork: psb's log key signs a different root at a larger size; the witness must catch it
   const logKey = await loadPrivateKey(join(f.fed.dir, 'fj-psb', 'keys', 'log.key'))
   const cp = parseCheckpoint(parseNote(note).text)
-  const forged = signCheckpoint({ origin: cp.origin, size: cp.size + 5, rootHash: new Uint8Array(32).fill(7) }, ed25519NoteSigner(cp.origin, logKey))
+  const forged = signCheckpoint({ origin: cp.origin, size: cp.size + 5, rootHash: new Uint8Array(32).fill(7) }, noteSigner(cp.origin, logKey))
   // Serve the forged note to the witness by swapping the peer's checkpoint function.
   const orig = psb.node.checkpoint
   ;(psb.node as { checkpoint: () => Promise<string> }).checkpoint = async () => forged
@@ -78,7 +78,7 @@ t.test('a restarted witness remembers what it saw: a fork across its restart is 
   // psb's log key signs a smaller tree than the one tax saw before its restart.
   const logKey = await loadPrivateKey(join(f.fed.dir, 'fj-psb', 'keys', 'log.key'))
   const cp = seen.checkpoint
-  const forged = signCheckpoint({ origin: cp.origin, size: cp.size - 1, rootHash: new Uint8Array(32).fill(9) }, ed25519NoteSigner(cp.origin, logKey))
+  const forged = signCheckpoint({ origin: cp.origin, size: cp.size - 1, rootHash: new Uint8Array(32).fill(9) }, noteSigner(cp.origin, logKey))
   const orig = psb.node.checkpoint
   ;(psb.node as { checkpoint: () => Promise<string> }).checkpoint = async () => forged
   const w = await tax.node.peerLogs.witness('fj-psb')

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { memoryNodeStores } from '../../src/log/memory-store.js'
 import { StoreNodeLog } from '../../src/log/node-log.js'
-import { ed25519NoteVerifier, ed25519RawPublicKey, parseCheckpoint, parseNote } from '../../src/log/checkpoint.js'
+import { noteVerifier, notePublicKey, parseCheckpoint, parseNote } from '../../src/log/checkpoint.js'
 import { Checkpointer } from '../../src/node/checkpointer.js'
 import { LogReopener } from '../../src/node/log-reopen.js'
 import { Metrics } from '../../src/node/metrics.js'
@@ -35,7 +35,7 @@ async function setup() {
     },
   })
   let clock = 1_000_000
-  let verifiers = [ed25519NoteVerifier(ORIGIN, ed25519RawPublicKey(key))]
+  let verifiers = [noteVerifier(ORIGIN, notePublicKey(key))]
   const reopener = new LogReopener({
     store, nodeLog, checkpointer, metrics, logger: pino({ level: 'debug' }, sink), now: () => clock, verifiers: () => verifiers,
   })
@@ -43,7 +43,7 @@ async function setup() {
   return {
     store, nodeLog, checkpointer, reopener, lines, metric,
     advance: (ms: number) => { clock += ms },
-    otherKey: () => { verifiers = [ed25519NoteVerifier(ORIGIN, ed25519RawPublicKey(generateKeyPairSync('ed25519').privateKey))] },
+    otherKey: () => { verifiers = [noteVerifier(ORIGIN, notePublicKey(generateKeyPairSync('ed25519').privateKey))] },
   }
 }
 

@@ -5,7 +5,7 @@
  * `audit consistency` on the two notes and the peer's export.
  */
 import { digestB64u } from '../../crypto/profile.js'
-import { ed25519NoteVerifier, openNote, parseCheckpoint, parseNote, type NoteVerifier } from '../../log/checkpoint.js'
+import { noteVerifier, openNote, parseCheckpoint, parseNote, type NoteVerifier } from '../../log/checkpoint.js'
 import { logOrigin } from '../../log/peer-logs.js'
 import type { ForkEvidenceRecord, PeerCheckpointRecord } from '../../log/records.js'
 import { fromB64u } from '../../util/base64url.js'
@@ -31,7 +31,7 @@ export function checkPeerCheckpoint(ctx: AuditContext, i: number, r: PeerCheckpo
 export function checkForkEvidence(ctx: AuditContext, i: number, r: ForkEvidenceRecord): void {
   const origin = logOrigin(ctx.federation ?? '?', r.peer)
   const verifiers: NoteVerifier[] = []
-  for (const f of ctx.manifests) if (f.has(r.peer)) for (const k of f.member(r.peer).logKeys.values()) verifiers.push(ed25519NoteVerifier(origin, fromB64u(k.x) as Buffer))
+  for (const f of ctx.manifests) if (f.has(r.peer)) for (const k of f.member(r.peer).logKeys.values()) verifiers.push(noteVerifier(origin, fromB64u(k.x) as Buffer))
   const signed = r.notes.filter((n) => {
     try {
       return parseCheckpoint(openNote(n, verifiers).text).origin === origin
