@@ -6,7 +6,7 @@
  */
 import type { Test } from 'tap'
 import { execFile } from 'node:child_process'
-import { access, mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -36,8 +36,18 @@ export function browserSkipReason(): string | undefined {
 
 /** Builds dist/console when its index.html is missing. */
 export async function ensureConsoleBuilt(): Promise<void> {
-  if (await access(join(DEFAULT_CONSOLE_DIR, 'index.html')).then(() => true, () => false)) return
+  const built = await stat(join(DEFAULT_CONSOLE_DIR, 'index.html')).then((s) => s.mtimeMs, () => undefined)
+  if (built !== undefined && await newestMtime(join(ROOT, 'console')) <= built) return
   await promisify(execFile)('npm', ['run', '--silent', 'build:console'], { cwd: ROOT, timeout: 180_000 })
+}
+
+/** The newest modification time of the files under `dir` (the console's sources: a build older than them is stale). */
+async function newestMtime(dir: string): Promise<number> {
+  let newest = 0
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) newest = Math.max(newest, (await stat(join(e.parentPath, e.name))).mtimeMs)
+  }
+  return newest
 }
 
 /**
