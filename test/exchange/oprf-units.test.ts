@@ -393,6 +393,14 @@ t.test('verinode tagset build: builds into the node store, idempotent, resumable
   const next = await buildTagSets({ config, env: {}, workers: 0, next: true })
   t.equal(next[0]?.epoch, (r[0]?.epoch as number) + 1, '--next builds the next epoch')
   await t.rejects(buildTagSets({ config, env: {}, workers: 0, service: 'no.such' }), /does not offer oprf/)
+  t.equal(r[0]?.shards, 1, 'a small register: one shard')
+  t.equal(again[0]?.shards, 1)
+  // Shards below the anonymity floor: nothing is built, with the coded config error.
+  const { readFile: read } = await import('node:fs/promises')
+  const cfg = JSON.parse(await read(config, 'utf8')) as { services: { id: string; oprf?: Record<string, unknown> }[] }
+  const below = join(fed.dir, 'fj-credit', 'below-floor.json')
+  await writeFile(below, JSON.stringify({ ...cfg, services: cfg.services.map((x) => (x.id === 'credit.dishonest' ? { ...x, oprf: { ...x.oprf, shardRecords: 999 } } : x)) }))
+  await t.rejects(buildTagSets({ config: below, env: {}, workers: 0, force: true }), { code: 'VN_ERR_CONFIG_OPRF_ANONYMITY' })
 
   const lines: string[] = []
   const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), json: true, tty: false, cwd: fed.dir, env: {} }
