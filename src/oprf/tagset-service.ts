@@ -52,7 +52,7 @@ import {
   type BuildChunk,
   type BuildProgress,
 } from './tagset.js'
-import { encodeShardFile, shardHash, ShardFile, signShardRoot, type ServedShard } from './tagshards.js'
+import { encodeShardFile, shardHash, ShardFile, signShardRoot } from './tagshards.js'
 
 /** The version number bound into every OPRF input (oprfInput's `version`). */
 const OPRF_INPUT_VERSION = 1
@@ -510,18 +510,6 @@ export class TagSetPublisher {
     if (sh === undefined) throw new VnError('VN_ERR_OPRF_TAGSET_PENDING', `${service} epoch ${en.epoch}: shards not loaded yet`)
     if (sh.kid !== this.o.signer().kid) en.shards = this.signShards(svc, en, sh.file)
     return en.shards as PublishedShards
-  }
-
-  /**
-   * Shards of an epoch's set with their inclusion proofs, read from its file.
-   * @throws VN_ERR_OPRF_EPOCH for an epoch not served; VN_ERR_OPRF_SHARD for a shard out of range
-   */
-  async readShards(service: string, epoch: number, shards: readonly number[]): Promise<ServedShard[]> {
-    const sh = this.currentShards(service)
-    if (sh.epoch !== epoch) throw new VnError('VN_ERR_OPRF_EPOCH', `epoch ${epoch} is not the current epoch ${sh.epoch} of ${service}`)
-    const n = 2 ** sh.bits
-    for (const s of shards) if (!Number.isInteger(s) || s < 0 || s >= n) throw new VnError('VN_ERR_OPRF_SHARD', `shard ${s} is not in 0..${n - 1}`)
-    return Promise.all(shards.map((s) => sh.file.read(s)))
   }
 
   /** HTTP headers for a published set (200 and 304 alike), max-age up to the epoch's end. */
