@@ -27,7 +27,9 @@
  *
  * ## Files (in `<dataDir>/tagsets/`)
  * `<service>@<epoch>.vnts`: the unsigned tag-set bytes (format v1 of src/oprf/tagset.ts), written
- * atomically; `<service>@<epoch>.build/`: resumable run files of an unfinished build. The node
+ * atomically; `<service>@<epoch>.vnsh`: the same tags in shards under a Merkle root
+ * (src/oprf/tagshards.ts), written first, read per request; `<service>@<epoch>.build/`: resumable
+ * run files of an unfinished build. The node
  * signs a set when it loads it. `verinode tagset build` writes the same files, so a set built on
  * demand is picked up by a running node at its next check (a newer file for the current epoch
  * replaces the one in memory).
