@@ -27,7 +27,9 @@
  *
  * ## Files (in `<dataDir>/tagsets/`)
  * `<service>@<epoch>.vnts`: the unsigned tag-set bytes (format v1 of src/oprf/tagset.ts), written
- * atomically; `<service>@<epoch>.build/`: resumable run files of an unfinished build. The node
+ * atomically; `<service>@<epoch>.vnsh`: the same tags in shards under a Merkle root
+ * (src/oprf/tagshards.ts), written first, read per request; `<service>@<epoch>.build/`: resumable
+ * run files of an unfinished build. The node
  * signs a set when it loads it. `verinode tagset build` writes the same files, so a set built on
  * demand is picked up by a running node at its next check (a newer file for the current epoch
  * replaces the one in memory).
@@ -52,7 +54,7 @@ import {
   type BuildChunk,
   type BuildProgress,
 } from './tagset.js'
-import { encodeShardFile, shardHash, ShardFile, signShardRoot, type ServedShard } from './tagshards.js'
+import { encodeShardFile, shardHash, ShardFile, signShardRoot } from './tagshards.js'
 
 /** The version number bound into every OPRF input (oprfInput's `version`). */
 const OPRF_INPUT_VERSION = 1
@@ -510,18 +512,6 @@ export class TagSetPublisher {
     if (sh === undefined) throw new VnError('VN_ERR_OPRF_TAGSET_PENDING', `${service} epoch ${en.epoch}: shards not loaded yet`)
     if (sh.kid !== this.o.signer().kid) en.shards = this.signShards(svc, en, sh.file)
     return en.shards as PublishedShards
-  }
-
-  /**
-   * Shards of an epoch's set with their inclusion proofs, read from its file.
-   * @throws VN_ERR_OPRF_EPOCH for an epoch not served; VN_ERR_OPRF_SHARD for a shard out of range
-   */
-  async readShards(service: string, epoch: number, shards: readonly number[]): Promise<ServedShard[]> {
-    const sh = this.currentShards(service)
-    if (sh.epoch !== epoch) throw new VnError('VN_ERR_OPRF_EPOCH', `epoch ${epoch} is not the current epoch ${sh.epoch} of ${service}`)
-    const n = 2 ** sh.bits
-    for (const s of shards) if (!Number.isInteger(s) || s < 0 || s >= n) throw new VnError('VN_ERR_OPRF_SHARD', `shard ${s} is not in 0..${n - 1}`)
-    return Promise.all(shards.map((s) => sh.file.read(s)))
   }
 
   /** HTTP headers for a published set (200 and 304 alike), max-age up to the epoch's end. */

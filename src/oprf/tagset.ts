@@ -490,8 +490,10 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
     const dv = new DataView(r.buffer, r.byteOffset, r.byteLength)
     for (let off = 0; off < r.length; off += PREFIX_BYTES) all[k++] = dv.getBigUint64(off)
   }
+  results.length = 0 // the chunks are in `all` now: let them go before the next copies
   const tagLength = o.tagLength ?? tagLengthFor(records, o.probesPerEpoch, o.fpBudget)
   const sharded = o.shardRecords === undefined ? undefined : groupByShard(all, hashes, shardBitsFor(records, o.shardRecords), tagLength)
+  hashes.length = 0
   all.sort()
   const shift = BigInt(8 * (PREFIX_BYTES - tagLength))
   const packed = new Uint8Array(records * tagLength)

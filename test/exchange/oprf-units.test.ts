@@ -30,7 +30,7 @@ import {
   type PublishedTagSet,
 } from '../../src/oprf/tagset-service.js'
 import { TagSetCache } from '../../src/peers/tagset-cache.js'
-import { encodeShardFile } from '../../src/oprf/tagshards.js'
+import { encodeShardFile, encodeShardRoot, signShardRoot } from '../../src/oprf/tagshards.js'
 import { makeResidentId, makeUscc } from '../../src/demo/synthetic.js'
 import type { DataSource, Row } from '../../src/sources/types.js'
 import type { ServiceConfig } from '../../src/config/schema.js'
@@ -216,6 +216,45 @@ t.test('tag-set cache: verifies signer, signature, service and epoch; revalidate
   await rejects(t, cache.get('fj-credit', 'credit.dishonest'), 'VN_ERR_OPRF_TAGSET', /epoch went backwards/)
 })
 
+t.test('tag-set cache: the sharded set\'s epoch header is verified like a set; a provider without the route means full sets', async (t) => {
+  const srv = await serve(t)
+  const providerKey = generateKeyPairSync('ed25519')
+  const otherKey = generateKeyPairSync('ed25519')
+  const keys: Record<string, KeyObject> = { 'fj-credit#k1': providerKey.publicKey, 'fj-amr#k9': otherKey.publicKey }
+  const now = 1_000_000
+  const cache = new TagSetCache({
+    endpointOf: () => srv.url,
+    messageKey: (kid, _at, member) => {
+      const k = keys[kid]
+      if (k === undefined || !kid.startsWith(`${member}#`)) throw new VnError('VN_ERR_JWS_UNKNOWN_KID')
+      return k
+    },
+    insecure: false, timeoutMs: 5000, now: () => now, maxAgeMs: 1000,
+  })
+  t.teardown(() => cache.close())
+  const header = encodeShardRoot({ service: 'credit.dishonest', epoch: 7, tagLength: 6, publicKey: generateKeyPair().publicKey, count: 100, bits: 3, root: new Uint8Array(32).fill(1) })
+  const sign = (k = providerKey.privateKey): string => Buffer.from(signShardRoot(header, k)).toString('base64url')
+  const headers = (over: Record<string, string> = {}): Record<string, string> =>
+    ({ etag: '"r1"', 'x-verinode-signature': sign(), 'x-verinode-kid': 'fj-credit#k1', 'x-verinode-epoch': '7', 'x-verinode-epoch-ends': String(now + 3_600_000), ...over })
+  srv.set(header, headers())
+  const root = await cache.root('fj-credit', 'credit.dishonest')
+  t.equal(root?.bits, 3)
+  t.equal(root?.epoch, 7)
+  t.equal(srv.hits.length, 1)
+  t.equal(await cache.root('fj-credit', 'credit.dishonest'), root, 'cached')
+  const fresh = (h: Record<string, string>, b: Uint8Array = header, status = 200): Promise<unknown> => {
+    cache.invalidate('fj-credit', 'credit.dishonest')
+    srv.set(b, h, status)
+    return cache.root('fj-credit', 'credit.dishonest')
+  }
+  await rejects(t, fresh(headers({ 'x-verinode-kid': 'fj-amr#k9', 'x-verinode-signature': sign(otherKey.privateKey) })), 'VN_ERR_OPRF_TAGSET', /signed by another member/)
+  await rejects(t, fresh(headers({ 'x-verinode-signature': sign(otherKey.privateKey) })), 'VN_ERR_OPRF_TAGSET', /does not verify/)
+  await rejects(t, fresh(headers({ 'x-verinode-epoch': '8' })), 'VN_ERR_OPRF_TAGSET', /differs/)
+  const enc = (x: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(x))
+  t.equal(await fresh({}, enc({ code: 'VN_ERR_REQ_NOT_FOUND' }), 404), null, 'no such route (an older provider): full sets only')
+  await rejects(t, fresh({}, enc({ code: 'VN_ERR_POLICY_UNKNOWN_SERVICE' }), 404), 'VN_ERR_POLICY_UNKNOWN_SERVICE')
+})
+
 /** A data source over an in-memory table; `gate` holds enumeration until released. */
 function memorySource(rows: () => Row[]): DataSource & { gate: Promise<void> | undefined; iterations: number } {
   const src = {
@@ -393,6 +432,14 @@ t.test('verinode tagset build: builds into the node store, idempotent, resumable
   const next = await buildTagSets({ config, env: {}, workers: 0, next: true })
   t.equal(next[0]?.epoch, (r[0]?.epoch as number) + 1, '--next builds the next epoch')
   await t.rejects(buildTagSets({ config, env: {}, workers: 0, service: 'no.such' }), /does not offer oprf/)
+  t.equal(r[0]?.shards, 1, 'a small register: one shard')
+  t.equal(again[0]?.shards, 1)
+  // Shards below the anonymity floor: nothing is built, with the coded config error.
+  const { readFile: read } = await import('node:fs/promises')
+  const cfg = JSON.parse(await read(config, 'utf8')) as { services: { id: string; oprf?: Record<string, unknown> }[] }
+  const below = join(fed.dir, 'fj-credit', 'below-floor.json')
+  await writeFile(below, JSON.stringify({ ...cfg, services: cfg.services.map((x) => (x.id === 'credit.dishonest' ? { ...x, oprf: { ...x.oprf, shardRecords: 999 } } : x)) }))
+  await t.rejects(buildTagSets({ config: below, env: {}, workers: 0, force: true }), { code: 'VN_ERR_CONFIG_OPRF_ANONYMITY' })
 
   const lines: string[] = []
   const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l), json: true, tty: false, cwd: fed.dir, env: {} }

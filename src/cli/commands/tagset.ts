@@ -19,6 +19,7 @@ import { createOprfPool } from '../../oprf/oprf-pool.js'
 import { ShardFile } from '../../oprf/tagshards.js'
 import {
   buildServiceTagSet,
+  checkShardConfig,
   epochAt,
   epochLengthMs,
   loadOprfSeed,
@@ -69,6 +70,7 @@ export async function buildTagSets(o: TagSetBuildOptions): Promise<TagSetBuildRe
   const services = cfg.services.filter((s) => s.modes.includes('oprf') && (o.service === undefined || s.id === o.service))
   if (services.length === 0) throw new UsageError(o.service === undefined ? `${o.config}: no service offers oprf mode` : `--service: service ${o.service} does not offer oprf mode`)
   if (cfg.dataSource === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'dataSource: required to build tag sets')
+  for (const s of services) checkShardConfig(s) // the node would refuse these shards: build none
   const statements: Record<string, string> = {}
   for (const s of services) if (s.enumerate !== undefined) statements[`services.${s.id}.enumerate`] = s.enumerate
   const seed = await loadOprfSeed(oprfSeedFile(loaded.path(cfg.keysDir)), { create: true })

@@ -97,9 +97,11 @@ export interface OprfProviderDeps {
   keys: {
     currentEpoch(service: string): number
     key(service: string, epoch: number): OprfKeyPair
-    /** the current sharded set's bits (TagSetPublisher.currentShards); absent: no shards served */
-    currentShards?(service: string): { epoch: number; bits: number; root: Uint8Array }
-    readShards?(service: string, epoch: number, shards: readonly number[]): Promise<ServedShard[]>
+    /**
+     * The current sharded set (TagSetPublisher.currentShards): its epoch, bits, tree head and file;
+     * absent: no shards served. A request reads its shards from the file it was checked against.
+     */
+    currentShards?(service: string): { epoch: number; bits: number; root: Uint8Array; file: { read(shard: number): Promise<ServedShard> } }
   }
   pool: () => WorkerPool
   now?: () => number
@@ -157,17 +159,14 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
       // ristretto255 encoding of 32 bytes, checked before any decision or evaluation.
       const elements = blinded.map((s, i) => deserializeElement(fromB64u(s, `q.blinded[${i}]`, 'VN_ERR_OPRF_POINT'), `q.blinded[${i}]`))
       let shards: number[] = []
+      const cur = q.data.shards === undefined && q.data.root === undefined ? undefined : d.keys.currentShards?.(svc.id)
       if (q.data.shards !== undefined) {
-        const keys = d.keys
-        if (keys.currentShards === undefined || keys.readShards === undefined) throw new VnError('VN_ERR_OPRF_SHARD', 'q.shards: this node serves no sharded sets')
-        const cur = keys.currentShards(svc.id)
+        if (cur === undefined) throw new VnError('VN_ERR_OPRF_SHARD', 'q.shards: this node serves no sharded sets')
         if (cur.epoch !== epoch) throw new VnError('VN_ERR_OPRF_EPOCH', `q.epoch ${epoch} is not the epoch ${cur.epoch} of the sharded set of ${svc.id}`)
         shards = checkShards(q.data.shards, cur.bits)
       }
       if (q.data.root !== undefined) {
-        const keys = d.keys
-        if (keys.currentShards === undefined) throw new VnError('VN_ERR_OPRF_SHARD', 'q.root: this node serves no sharded sets')
-        const cur = keys.currentShards(svc.id)
+        if (cur === undefined) throw new VnError('VN_ERR_OPRF_SHARD', 'q.root: this node serves no sharded sets')
         const root = fromB64u(q.data.root, 'q.root', 'VN_ERR_OPRF_SHARD')
         if (root.length !== 32) throw new VnError('VN_ERR_OPRF_SHARD', 'q.root: expected 32 bytes')
         // The set was rebuilt within the epoch (`verinode tagset build --force`): the consumer holds
@@ -182,7 +181,7 @@ export function oprfProvider(d: OprfProviderDeps): ProviderMode {
         count: elements.length,
         async answer() {
           // The shards are read from disk while the elements are evaluated.
-          const read = shards.length === 0 || d.keys.readShards === undefined ? undefined : d.keys.readShards(svc.id, epoch, shards)
+          const read = shards.length === 0 || cur === undefined ? undefined : Promise.all(shards.map((x) => cur.file.read(x)))
           read?.catch(() => undefined) // awaited below
           const key = d.keys.key(svc.id, epoch)
           const pool = d.pool()
