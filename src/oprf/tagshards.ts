@@ -5,7 +5,7 @@
  * check needs one round trip and one shard (~10^4 tags) instead of the whole set.
  *
  * ## Shard hash (`shardHash`)
- * The first 4 bytes (big-endian) of SHA-256(u16 17 ‖ "verinode-shard-v1" ‖ oprfInput(service, 1,
+ * The first 4 bytes (big-endian) of SHA-256 (SM3 under the `sm` profile) of (u16 17 ‖ "verinode-shard-v1" ‖ oprfInput(service, 1,
  * key field values)), the key field values canonicalized and in the order of the OPRF input (field
  * names sorted by code unit). A subject's shard is the top b bits: `shardOfHash`. Labels (status,
  * tier) are not hashed, so every menu entry of one subject lies in the same shard; for `match` the
@@ -27,11 +27,11 @@
  *  52   32  Merkle tree head over the 2^b shard leaves
  *  84    S  service id
  * ```
- * Signed like the full set: Ed25519 over "verinode/tagshards/v1\0" ‖ SHA-256(header).
+ * Signed like the full set: Ed25519 (SM2 under `sm`) over "verinode/tagshards/v1\0" ‖ SHA-256(header) (SM3 under `sm`).
  *
  * ## Shard leaf
  * Leaf i = u32 i ‖ the shard's tags, strictly ascending; its hash is RFC 9162's leaf hash
- * SHA-256(0x00 ‖ leaf), the tree the RFC 9162 tree over leaves 0 .. 2^b - 1. A shard with its
+ * SHA-256(0x00 ‖ leaf) (SM3 under `sm`), the tree the RFC 9162 tree over leaves 0 .. 2^b - 1. A shard with its
  * inclusion proof is checked against the signed head: a provider that shows two consumers
  * different shards must sign two heads for one epoch.
  *
@@ -40,9 +40,10 @@
  * The provider keeps the offsets and the tree's node hashes in memory (64 bytes per shard) and
  * reads a shard's tags from the file when asked.
  */
-import { createHash, sign, verify, type KeyObject } from 'node:crypto'
+import { createHash, type KeyObject } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { VnError } from '../errors.js'
+import { activeProfile, digest, signBytes, verifyBytes } from '../crypto/profile.js'
 import { deserializeElement, MODE_VOPRF } from '../crypto/oprf.js'
 import { HASH_SIZE, hashEquals, inclusionProof, leafHash, nodeHash, verifyInclusion, type NodeId } from '../log/merkle.js'
 import { checkService, firstUnordered, oprfInput, sortedHas, tagOf, type ShardedTags, type TagSetHeader } from './tagset.js'
@@ -57,7 +58,7 @@ const enc = new TextEncoder()
 
 /** The 32-bit shard hash of a record or subject from its canonical key field values (module comment). */
 export function shardHash(service: string, keyValues: readonly string[]): number {
-  const h = createHash('sha256')
+  const h = createHash(activeProfile().hashAlg)
   const d = enc.encode(SHARD_DOMAIN)
   h.update(Uint8Array.of(0, d.length)).update(d).update(oprfInput(service, 1, keyValues))
   return h.digest().readUInt32BE(0)
@@ -146,18 +147,18 @@ export class ShardRoot implements ShardRootFields {
 }
 
 function signedMessage(bytes: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from(ROOT_SIGNATURE_CONTEXT, 'latin1'), createHash('sha256').update(bytes).digest()])
+  return Buffer.concat([Buffer.from(ROOT_SIGNATURE_CONTEXT, 'latin1'), digest(bytes)])
 }
 
-/** Ed25519 detached signature (64 bytes) over the epoch header. */
+/** Ed25519 (SM2/SM3 with an SM2 key) detached signature (64 bytes) over the epoch header. */
 export function signShardRoot(bytes: Uint8Array, privateKey: KeyObject): Uint8Array {
-  return new Uint8Array(sign(null, signedMessage(bytes), privateKey))
+  return new Uint8Array(signBytes(signedMessage(bytes), privateKey))
 }
 
 /** Verify the signature, then parse strictly. Throws VN_ERR_OPRF_TAGSET on any failure. */
 export function verifyShardRoot(bytes: Uint8Array, signature: Uint8Array, publicKey: KeyObject): ShardRoot {
   if (!(signature instanceof Uint8Array) || signature.length !== 64) throw new VnError('VN_ERR_OPRF_TAGSET', 'signature: expected 64 bytes')
-  if (!verify(null, signedMessage(bytes), publicKey, signature)) throw new VnError('VN_ERR_OPRF_TAGSET', 'shard root signature: does not verify')
+  if (!verifyBytes(signedMessage(bytes), publicKey, signature)) throw new VnError('VN_ERR_OPRF_TAGSET', 'shard root signature: does not verify')
   return ShardRoot.parse(bytes)
 }
 
