@@ -104,26 +104,21 @@ export function assertKeyProfile(key: KeyObject, profile: ProfileName, what: str
   if (p !== profile) throw new VnError('VN_ERR_PROFILE_MISMATCH', `${what}: ${p === undefined ? 'neither an Ed25519 nor an SM2 key' : `a key of profile ${p}`}, the federation uses profile ${profile}`)
 }
 
-const sm2Private = new WeakMap<KeyObject, Sm2PrivateKey>()
-const sm2Public = new WeakMap<KeyObject, Sm2PublicKey>()
-
-function sm2PrivateOf(key: KeyObject): Sm2PrivateKey {
-  let k = sm2Private.get(key)
-  if (k === undefined) {
-    k = sm2PrivateKeyFromKeyObject(key)
-    sm2Private.set(key, k)
+/** `make(key)`, made once per KeyObject. */
+function memoPerKey<T>(make: (key: KeyObject) => T): (key: KeyObject) => T {
+  const made = new WeakMap<KeyObject, T>()
+  return (key) => {
+    let v = made.get(key)
+    if (v === undefined) {
+      v = make(key)
+      made.set(key, v)
+    }
+    return v
   }
-  return k
 }
 
-function sm2PublicOf(key: KeyObject): Sm2PublicKey {
-  let k = sm2Public.get(key)
-  if (k === undefined) {
-    k = sm2PublicKeyFromKeyObject(key)
-    sm2Public.set(key, k)
-  }
-  return k
-}
+const sm2PrivateOf: (key: KeyObject) => Sm2PrivateKey = memoPerKey(sm2PrivateKeyFromKeyObject)
+const sm2PublicOf: (key: KeyObject) => Sm2PublicKey = memoPerKey(sm2PublicKeyFromKeyObject)
 
 /** A 64-byte signature of `data`: Ed25519, or SM2 with SM3 and the default ID (r ‖ s), by the key's kind. */
 export function signBytes(data: Uint8Array, privateKey: KeyObject): Buffer {

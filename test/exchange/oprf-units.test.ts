@@ -156,12 +156,15 @@ async function serve(t: Test): Promise<Served> {
   }
 }
 
-t.test('tag-set cache: verifies signer, signature, service and epoch; revalidates with If-None-Match', async (t) => {
-  const srv = await serve(t)
+/**
+ * A tag-set cache against the fake provider `srv`: fj-credit#k1 is the provider's key (`providerKey`),
+ * fj-amr#k9 another member's (`otherKey`); the clock is `clock.now`.
+ */
+function cacheOn(t: Test, srv: { url: string }) {
   const providerKey = generateKeyPairSync('ed25519')
   const otherKey = generateKeyPairSync('ed25519')
   const keys: Record<string, KeyObject> = { 'fj-credit#k1': providerKey.publicKey, 'fj-amr#k9': otherKey.publicKey }
-  let now = 1_000_000
+  const clock = { now: 1_000_000 }
   const cache = new TagSetCache({
     endpointOf: () => srv.url,
     messageKey: (kid, _at, member) => {
@@ -169,20 +172,26 @@ t.test('tag-set cache: verifies signer, signature, service and epoch; revalidate
       if (k === undefined || !kid.startsWith(`${member}#`)) throw new VnError('VN_ERR_JWS_UNKNOWN_KID')
       return k
     },
-    insecure: false, timeoutMs: 5000, now: () => now, maxAgeMs: 1000,
+    insecure: false, timeoutMs: 5000, now: () => clock.now, maxAgeMs: 1000,
   })
   t.teardown(() => cache.close())
+  return { cache, providerKey, otherKey, clock }
+}
+
+t.test('tag-set cache: verifies signer, signature, service and epoch; revalidates with If-None-Match', async (t) => {
+  const srv = await serve(t)
+  const { cache, providerKey, otherKey, clock } = cacheOn(t, srv)
   const { bytes } = await tagSetOf(LIST, [{ id: uscc(1) }, { id: uscc(2) }], 7)
   const sign = (b: Uint8Array, k = providerKey.privateKey): string => Buffer.from(signTagSet(b, k)).toString('base64url')
   const headers = (b: Uint8Array, over: Record<string, string> = {}): Record<string, string> =>
-    ({ etag: '"e1"', 'x-verinode-signature': sign(b), 'x-verinode-kid': 'fj-credit#k1', 'x-verinode-epoch': '7', 'x-verinode-epoch-ends': String(now + 3_600_000), ...over })
+    ({ etag: '"e1"', 'x-verinode-signature': sign(b), 'x-verinode-kid': 'fj-credit#k1', 'x-verinode-epoch': '7', 'x-verinode-epoch-ends': String(clock.now + 3_600_000), ...over })
 
   srv.set(bytes, headers(bytes))
   const ts = await cache.get('fj-credit', 'credit.dishonest')
   t.equal(ts.count, 2)
   t.equal(await cache.get('fj-credit', 'credit.dishonest'), ts, 'cached: no second fetch')
   t.equal(srv.hits.length, 1)
-  now += 2000
+  clock.now += 2000
   t.equal(await cache.get('fj-credit', 'credit.dishonest'), ts, 'revalidated: 304 keeps the verified set')
   t.equal(srv.hits[1]?.ifNoneMatch, '"e1"')
 
@@ -211,27 +220,15 @@ t.test('tag-set cache: verifies signer, signature, service and epoch; revalidate
   cache.invalidate('fj-credit', 'credit.dishonest')
   srv.set(e8, headers(e8, { etag: '"e8"', 'x-verinode-signature': sign(e8), 'x-verinode-epoch': '8' }))
   t.equal((await cache.get('fj-credit', 'credit.dishonest')).epoch, 8)
-  now += 2000
+  clock.now += 2000
   srv.set(bytes, headers(bytes, { etag: '"e7"' }))
   await rejects(t, cache.get('fj-credit', 'credit.dishonest'), 'VN_ERR_OPRF_TAGSET', /epoch went backwards/)
 })
 
 t.test('tag-set cache: the sharded set\'s epoch header is verified like a set; a provider without the route means full sets', async (t) => {
   const srv = await serve(t)
-  const providerKey = generateKeyPairSync('ed25519')
-  const otherKey = generateKeyPairSync('ed25519')
-  const keys: Record<string, KeyObject> = { 'fj-credit#k1': providerKey.publicKey, 'fj-amr#k9': otherKey.publicKey }
-  const now = 1_000_000
-  const cache = new TagSetCache({
-    endpointOf: () => srv.url,
-    messageKey: (kid, _at, member) => {
-      const k = keys[kid]
-      if (k === undefined || !kid.startsWith(`${member}#`)) throw new VnError('VN_ERR_JWS_UNKNOWN_KID')
-      return k
-    },
-    insecure: false, timeoutMs: 5000, now: () => now, maxAgeMs: 1000,
-  })
-  t.teardown(() => cache.close())
+  const { cache, providerKey, otherKey, clock } = cacheOn(t, srv)
+  const now = clock.now
   const header = encodeShardRoot({ service: 'credit.dishonest', epoch: 7, tagLength: 6, publicKey: generateKeyPair().publicKey, count: 100, bits: 3, root: new Uint8Array(32).fill(1) })
   const sign = (k = providerKey.privateKey): string => Buffer.from(signShardRoot(header, k)).toString('base64url')
   const headers = (over: Record<string, string> = {}): Record<string, string> =>

@@ -4,21 +4,26 @@
  * with Retry-After while the first build runs. `/tagset/root`: the signed epoch header of the
  * sharded set (src/oprf/tagshards.ts), the same headers.
  */
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { VnError } from '../../errors.js'
 import { etagMatches } from '../../oprf/tagset-service.js'
 
 export async function tagSetRoutes(app: FastifyInstance): Promise<void> {
-  app.get<{ Params: { svc: string } }>('/v1/services/:svc/tagset', async (req, reply) => {
+  /** What `read` gives for this node's oprf services; a set still being built says when to retry. */
+  type TagSets = NonNullable<FastifyInstance['tagsets']>
+  const current = <T>(reply: FastifyReply, read: (tagsets: TagSets) => T): { tagsets: TagSets; p: T } => {
     const tagsets = app.tagsets
     if (tagsets === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', 'this node offers no oprf service')
-    let p
     try {
-      p = tagsets.current(req.params.svc)
+      return { tagsets, p: read(tagsets) }
     } catch (e) {
       if (e instanceof VnError && e.code === 'VN_ERR_OPRF_TAGSET_PENDING') reply.header('retry-after', '5')
       throw e
     }
+  }
+
+  app.get<{ Params: { svc: string } }>('/v1/services/:svc/tagset', async (req, reply) => {
+    const { tagsets, p } = current(reply, (t) => t.current(req.params.svc))
     reply.headers(tagsets.responseHeaders(p))
     if (etagMatches(req.headers['if-none-match'], p.etag)) return reply.code(304).send()
     return reply.header('content-type', 'application/octet-stream').send(p.bytes)
@@ -26,15 +31,7 @@ export async function tagSetRoutes(app: FastifyInstance): Promise<void> {
 
   // The signed epoch header of the sharded set: shard bits, epoch key and the shards' Merkle root.
   app.get<{ Params: { svc: string } }>('/v1/services/:svc/tagset/root', async (req, reply) => {
-    const tagsets = app.tagsets
-    if (tagsets === undefined) throw new VnError('VN_ERR_POLICY_UNKNOWN_SERVICE', 'this node offers no oprf service')
-    let p
-    try {
-      p = tagsets.currentShards(req.params.svc)
-    } catch (e) {
-      if (e instanceof VnError && e.code === 'VN_ERR_OPRF_TAGSET_PENDING') reply.header('retry-after', '5')
-      throw e
-    }
+    const { tagsets, p } = current(reply, (t) => t.currentShards(req.params.svc))
     reply.headers(tagsets.responseHeaders(p))
     if (etagMatches(req.headers['if-none-match'], p.etag)) return reply.code(304).send()
     return reply.header('content-type', 'application/octet-stream').send(p.header)
