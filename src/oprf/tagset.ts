@@ -495,23 +495,32 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
   const sharded = o.shardRecords === undefined ? undefined : groupByShard(all, hashes, shardBitsFor(records, o.shardRecords), tagLength)
   hashes.length = 0
   all.sort()
-  const shift = BigInt(8 * (PREFIX_BYTES - tagLength))
   const packed = new Uint8Array(records * tagLength)
+  const count = packDistinct(all, tagLength, packed, 0)
+  const bytes = encodeTagSet({ service: o.service, epoch: o.epoch, tagLength, publicKey: o.key.publicKey }, packed.subarray(0, count * tagLength))
+  if (dir !== undefined && o.keepCheckpoint !== true) await rm(dir, { recursive: true, force: true })
+  return { bytes, ...(sharded === undefined ? {} : { sharded }), count, records, tagLength, resumedChunks: progress.resumedChunks, elapsedMs: performance.now() - t0 }
+}
+
+/**
+ * Sorted 8-byte prefixes → their first `tagLength` bytes, duplicates (after truncation) dropped,
+ * written to `packed` from tag number `count` on (a prefix of a sorted key keeps the order).
+ * Returns the tag count after them.
+ */
+function packDistinct(sorted: BigUint64Array, tagLength: number, packed: Uint8Array, count: number): number {
+  const shift = BigInt(8 * (PREFIX_BYTES - tagLength))
   const tmp = new DataView(new ArrayBuffer(8))
   const tmpBytes = new Uint8Array(tmp.buffer)
-  let count = 0
   let last = -1n
-  for (let i = 0; i < records; i++) {
-    const v = (all[i] as bigint) >> shift
+  for (let i = 0; i < sorted.length; i++) {
+    const v = (sorted[i] as bigint) >> shift
     if (v === last) continue
     last = v
     tmp.setBigUint64(0, v << shift)
     packed.set(tmpBytes.subarray(0, tagLength), count * tagLength)
     count++
   }
-  const bytes = encodeTagSet({ service: o.service, epoch: o.epoch, tagLength, publicKey: o.key.publicKey }, packed.subarray(0, count * tagLength))
-  if (dir !== undefined && o.keepCheckpoint !== true) await rm(dir, { recursive: true, force: true })
-  return { bytes, ...(sharded === undefined ? {} : { sharded }), count, records, tagLength, resumedChunks: progress.resumedChunks, elapsedMs: performance.now() - t0 }
+  return count
 }
 
 /** Shards hold 2^32 / 2^bits consecutive hash values; at most 2^24 shards. */
@@ -556,24 +565,11 @@ function groupByShard(all: BigUint64Array, hashes: readonly (Uint32Array | undef
     grouped[fill[s] as number] = all[i] as bigint
     fill[s] = (fill[s] as number) + 1
   }
-  const shift = BigInt(8 * (PREFIX_BYTES - tagLength))
   const packed = new Uint8Array(all.length * tagLength)
   const offsets = new Uint32Array(shards + 1)
-  const tmp = new DataView(new ArrayBuffer(8))
-  const tmpBytes = new Uint8Array(tmp.buffer)
   let count = 0
   for (let s = 0; s < shards; s++) {
-    const part = grouped.subarray(starts[s], starts[s + 1])
-    part.sort()
-    let last = -1n
-    for (let i = 0; i < part.length; i++) {
-      const v = (part[i] as bigint) >> shift
-      if (v === last) continue
-      last = v
-      tmp.setBigUint64(0, v << shift)
-      packed.set(tmpBytes.subarray(0, tagLength), count * tagLength)
-      count++
-    }
+    count = packDistinct(grouped.subarray(starts[s], starts[s + 1]).sort(), tagLength, packed, count)
     offsets[s + 1] = count
   }
   return { bits, offsets, packed: packed.subarray(0, count * tagLength) }
