@@ -24,7 +24,7 @@ import { noteVerifier, type NoteVerifier } from '../log/checkpoint.js'
 import type { LogRecord } from '../log/records.js'
 import { PUBLIC_KEY_RE, MEMBER_ID_PATTERN, memberIdSchema as memberId } from '../protocol/vocabulary.js'
 import { fromB64u } from '../util/base64url.js'
-import { EXPORT_FILES, EXPORT_FORMAT } from '../log/export-layout.js'
+import { EXPORT_FILES, EXPORT_FORMAT, type ExportFileHash } from '../log/export-layout.js'
 import type { Findings } from './findings.js'
 import { LogRecordSchema } from './record-schemas.js'
 
@@ -59,7 +59,7 @@ const MetaSchema = z.object({
   size: z.number().int().nonnegative().optional(),
   disclosures: z.boolean().optional(),
   disclosureReason: z.string().optional(),
-  files: z.record(z.string(), z.object({ sha256: z.string(), bytes: z.number() })).optional(),
+  files: z.record(z.string(), z.object({ sha256: z.string().optional(), sm3: z.string().optional(), bytes: z.number() })).optional(),
 })
 
 /** What export.json says (unsigned: every claim in it is checked against the files). */
@@ -122,6 +122,13 @@ export async function openExport(dir: string): Promise<OpenedExport> {
 
 const CHUNK = 4 * 1024 * 1024
 
+/** A file's digest as the auditor computed it: the hash used, the hex digest, the length. */
+export interface FileDigest {
+  alg: ExportFileHash
+  hex: string
+  bytes: number
+}
+
 /**
  * Reads a JSON-lines file forward, one line (without its newline) at a time, in 4 MiB reads, and
  * hashes what it reads (SHA-256, hex) for the export.json check. A returned line stays valid (each
@@ -135,6 +142,7 @@ export class LineReader {
   private fileOffset = 0
   private eof = false
   private readonly hash: Hash | undefined
+  private readonly hashAlg: ExportFileHash | undefined
   private total = 0
   /** the byte offset of the line `next` returned last */
   offset = 0
@@ -142,7 +150,8 @@ export class LineReader {
   lines = 0
   readonly exists: boolean
 
-  constructor(readonly path: string, opts: { hash?: boolean } = {}) {
+  /** `hash`: digest the file as it streams past with this hash (`digest()`) */
+  constructor(readonly path: string, opts: { hash?: ExportFileHash | undefined } = {}) {
     try {
       this.fd = openSync(path, 'r')
       this.exists = true
@@ -151,7 +160,8 @@ export class LineReader {
       this.exists = false
       this.eof = true
     }
-    this.hash = opts.hash === true ? createHash('sha256') : undefined
+    this.hash = opts.hash === undefined ? undefined : createHash(opts.hash)
+    this.hashAlg = opts.hash
   }
 
   /** The next line, or undefined at the end of the file (then the file is closed). */
@@ -213,10 +223,10 @@ export class LineReader {
     return parts.length === 0 ? undefined : Buffer.concat(parts)
   }
 
-  /** SHA-256 (hex) and length of the whole file, once read to the end; undefined before. */
-  digest(): { sha256: string; bytes: number } | undefined {
-    if (!this.eof || this.pos < this.buf.length || this.hash === undefined) return undefined
-    return { sha256: this.hash.digest('hex'), bytes: this.total }
+  /** The digest (hex, with the hash it was made with) and length of the whole file, once read to the end; undefined before. */
+  digest(): FileDigest | undefined {
+    if (!this.eof || this.pos < this.buf.length || this.hash === undefined || this.hashAlg === undefined) return undefined
+    return { alg: this.hashAlg, hex: this.hash.digest('hex'), bytes: this.total }
   }
 
   close(): void {

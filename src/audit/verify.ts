@@ -73,7 +73,7 @@ import { DecisionCheck, type AnswerReplay, type DecisionReplay } from './checks/
 import { checkDisclosures, checkReceived } from './checks/disclosures.js'
 import { EvidenceCheck, EvidenceFile } from './checks/evidence.js'
 import { ExchangeCheck } from './checks/exchanges.js'
-import { checkExportFiles, type StreamedDigest } from './checks/export-files.js'
+import { checkExportFiles, listedHash, type StreamedDigest } from './checks/export-files.js'
 import { LeafCheck } from './checks/leaves.js'
 import { SignatureCheck } from './checks/signatures.js'
 import { GovernanceCheck } from './checks/governance.js'
@@ -186,9 +186,9 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
 
   // 3-7. The leaves in order, with the evidence they name, in chunks.
   findings.stage = STAGE.evidence
-  const listed = new Set(Object.keys(meta.files ?? {}).map((f) => resolve(x.dir, f)))
-  const entries = new LineReader(x.entriesPath, { hash: listed.has(x.entriesPath) })
-  const evidenceReader = new LineReader(x.evidencePath, { hash: listed.has(x.evidencePath) })
+  const listed = new Map(Object.entries(meta.files ?? {}).map(([f, info]) => [resolve(x.dir, f), listedHash(info)]))
+  const entries = new LineReader(x.entriesPath, { hash: listed.get(x.entriesPath) })
+  const evidenceReader = new LineReader(x.evidencePath, { hash: listed.get(x.evidencePath) })
   const leaves = new LeafCheck(findings)
   const evidence = new EvidenceCheck(findings, new EvidenceFile(evidenceReader, findings), leaves.evidenceScan)
   const workers = opts.workers ?? (await entriesBytes(x.entriesPath) > WORKERS_ABOVE_BYTES ? availableParallelism() : 0)

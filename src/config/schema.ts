@@ -3,7 +3,7 @@
  * This folder is the only reader of process.env (see load.ts).
  */
 import { z } from 'zod'
-import { fieldMapSchema, memberIdSchema, modeSchema, serviceIdSchema, sha256HexSchema } from '../protocol/vocabulary.js'
+import { fieldMapSchema, memberIdSchema, modeSchema, serviceIdSchema, sha256HexSchema, sm3HexSchema } from '../protocol/vocabulary.js'
 import { FIELD_KINDS, type FieldKind } from '../protocol/canonicalize.js'
 import { AgreementSchema } from '../policy/agreements.js'
 import { DEFAULT_WORKING_DAYS, WorkingDaysSchema } from '../policy/working-days.js'
@@ -150,11 +150,16 @@ export const ConfigSchema = z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(7180),
     /**
-     * per-application tokens, stored as SHA-256 hex of the token, never the token itself; `role`:
+     * per-application tokens, stored as the SHA-256 (`tokenSha256`) or SM3 (`tokenSm3`, the `sm`
+     * profile's) hex of the token, never the token itself; `role`:
      * `operator` (default) may call everything, `auditor` only reads (GET) and runs audits
      * (docs/CONSOLE.md)
      */
-    apps: z.array(z.strictObject({ name: z.string().min(1), tokenSha256: sha256HexSchema, role: z.enum(['operator', 'auditor']).default('operator') })).default([]),
+    apps: z.array(
+      z
+        .strictObject({ name: z.string().min(1), tokenSha256: sha256HexSchema.optional(), tokenSm3: sm3HexSchema.optional(), role: z.enum(['operator', 'auditor']).default('operator') })
+        .refine((a) => (a.tokenSha256 === undefined) !== (a.tokenSm3 === undefined), { message: 'exactly one of tokenSha256 and tokenSm3 (the token hashed with SM3, as `verinode init --profile sm` writes)' }),
+    ).default([]),
   }).default({ host: '127.0.0.1', port: 7180, apps: [] }),
   /**
    * Where GET /metrics (Prometheus) is served: without `port`, on the local listener (no token

@@ -18,10 +18,17 @@ export const EXPORT_FILES = {
   root: 'federation-root.pub',
 } as const
 
-export interface ExportFileInfo {
-  sha256: string
-  bytes: number
-}
+/**
+ * One file's digest and length. The digest is the federation profile's hash, named by its key:
+ * `sha256` under `intl`, `sm3` under `sm` (an `sm` export uses no SHA-256).
+ */
+export type ExportFileInfo = { bytes: number } & ({ sha256: string; sm3?: undefined } | { sm3: string; sha256?: undefined })
+
+/** The hash an export's file list names (node:crypto's name, also the key in export.json). */
+export type ExportFileHash = 'sha256' | 'sm3'
+
+/** `{ [alg]: hex, bytes }`: the file-list entry for a digest made with `alg`. */
+export const exportFileInfo = (alg: ExportFileHash, hex: string, bytes: number): ExportFileInfo => (alg === 'sm3' ? { sm3: hex, bytes } : { sha256: hex, bytes })
 
 /** The content of export.json. */
 export interface ExportMeta {
@@ -43,6 +50,6 @@ export interface ExportMeta {
   disclosures: boolean
   disclosureReason?: string
   disclosureCount?: number
-  /** SHA-256 (hex) and length of every file, by path relative to the export folder */
+  /** digest (hex; SHA-256, or SM3 under `sm`) and length of every file, by path relative to the export folder */
   files: Record<string, ExportFileInfo>
 }

@@ -5,7 +5,8 @@
  * Layout (format `verinode-log-export`, v 1):
  * ```
  * export.json            what this is: member, federation, origin, size, latest checkpoint, and the
- *                        SHA-256 and length of every other file (unsigned: it catches accidental
+ *                        digest (SHA-256; SM3 under the `sm` profile, listed as `sm3`) and length
+ *                        of every other file (unsigned: it catches accidental
  *                        damage; tampering is caught by the checks themselves)
  * entries.jsonl          one leaf per line in index order: the exact leaf bytes (RFC 8785 canonical
  *                        JSON, UTF-8), which never contain a newline
@@ -32,7 +33,7 @@
  * nothing that looks complete.
  */
 import { createHash } from 'node:crypto'
-import { digestB64u } from '../crypto/profile.js'
+import { activeProfile, digestB64u } from '../crypto/profile.js'
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs'
 import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
@@ -41,7 +42,7 @@ import { loadPrivateKey, loadPublicKey, loadSecretFile } from '../crypto/keys.js
 import { VnError } from '../errors.js'
 import { Federation } from '../federation/federation.js'
 import { logOrigin } from '../log/peer-logs.js'
-import { EXPORT_FILES, EXPORT_FORMAT, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
+import { EXPORT_FILES, EXPORT_FORMAT, exportFileInfo, type ExportFileInfo, type ExportMeta } from '../log/export-layout.js'
 import { NODE_MANIFEST_ARCHIVE, nodeKeyFiles } from './files.js'
 import { decryptDisclosures, decryptReceived } from '../log/sealing.js'
 import type { LogReader, LogSnapshot } from '../log/storage.js'
@@ -65,7 +66,8 @@ export interface ExportResult extends ExportMeta {
   skipped: string[]
 }
 
-const sha256Hex = (b: Uint8Array | string): string => createHash('sha256').update(b).digest('hex')
+/** The file-list entry of a small file: the profile's digest (SHA-256, SM3 under `sm`) and its length. */
+const fileInfo = (b: string): ExportFileInfo => exportFileInfo(activeProfile().hashAlg, createHash(activeProfile().hashAlg).update(b).digest('hex'), Buffer.byteLength(b))
 const NEWLINE = 0x0a
 const NEWLINE_BYTES = Buffer.from([NEWLINE])
 
@@ -171,7 +173,7 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
     for (const c of snapshot.checkpoints) {
       const file = `${EXPORT_FILES.checkpoints}/${String(c.size).padStart(12, '0')}.note`
       await writeFile(join(tmp, file), c.note)
-      files[file] = { sha256: sha256Hex(c.note), bytes: Buffer.byteLength(c.note) }
+      files[file] = fileInfo(c.note)
       cpFiles.push({ size: c.size, file })
     }
     const manifestList: ExportMeta['manifests'] = []
@@ -179,12 +181,12 @@ export async function exportLog(configPath: string, outDir: string, opts: Export
       const file = `${EXPORT_FILES.manifests}/${String(f.seq).padStart(6, '0')}.jws`
       const text = `${f.jws}\n`
       await writeFile(join(tmp, file), text)
-      files[file] = { sha256: sha256Hex(text), bytes: Buffer.byteLength(text) }
+      files[file] = fileInfo(text)
       manifestList.push({ file, seq: f.seq, hash: f.hash })
     }
     const rootOut = `${rootText}\n`
     await writeFile(join(tmp, EXPORT_FILES.root), rootOut)
-    files[EXPORT_FILES.root] = { sha256: sha256Hex(rootOut), bytes: Buffer.byteLength(rootOut) }
+    files[EXPORT_FILES.root] = fileInfo(rootOut)
 
     const latest = cpFiles[cpFiles.length - 1]
     const meta: ExportMeta = {
@@ -231,9 +233,10 @@ async function withReader<T>(where: NodeLogLocation, use: (r: LogReader) => Prom
 }
 
 /** Writes `lines` to a new file `name` in `dir` (fsynced), and returns its digest and length. */
-async function writeLines<R>(dir: string, name: string, chunks: AsyncIterable<readonly R[]>, line: (row: R) => Buffer): Promise<ExportFileInfo & { lines: number }> {
+async function writeLines<R>(dir: string, name: string, chunks: AsyncIterable<readonly R[]>, line: (row: R) => Buffer): Promise<{ info: ExportFileInfo; lines: number }> {
   const fd = openSync(join(dir, name), 'wx', 0o600)
-  const h = createHash('sha256')
+  const alg = activeProfile().hashAlg
+  const h = createHash(alg)
   let bytes = 0
   let lines = 0
   try {
@@ -248,7 +251,7 @@ async function writeLines<R>(dir: string, name: string, chunks: AsyncIterable<re
   } finally {
     closeSync(fd)
   }
-  return { sha256: h.digest('hex'), bytes, lines }
+  return { info: exportFileInfo(alg, h.digest('hex'), bytes), lines }
 }
 
 const jsonLine = (v: unknown): Buffer => Buffer.from(`${JSON.stringify(v)}\n`, 'utf8')
@@ -262,11 +265,11 @@ async function writeSnapshot(s: LogSnapshot, dir: string, files: Record<string, 
     index++
     return Buffer.concat([leaf, NEWLINE_BYTES])
   })
-  files[EXPORT_FILES.entries] = { sha256: entries.sha256, bytes: entries.bytes }
+  files[EXPORT_FILES.entries] = entries.info
 
   // evidence.jsonl: JWS only. The disclosures are never read here.
   const evidence = await writeLines(dir, EXPORT_FILES.evidence, s.jws(), (row) => jsonLine({ digest: row.digest, jws: row.jws }))
-  files[EXPORT_FILES.evidence] = { sha256: evidence.sha256, bytes: evidence.bytes }
+  files[EXPORT_FILES.evidence] = evidence.info
 
   // disclosures.jsonl: only when asked for, and only what the disclosure-export record counted.
   if (disclosures !== undefined) {
@@ -274,7 +277,7 @@ async function writeSnapshot(s: LogSnapshot, dir: string, files: Record<string, 
       jsonLine({ xid: row.xid, disclosures: decryptDisclosures(disclosures.key, row.xid, row.nonce, row.ciphertext) }),
     )
     if (opened.lines !== disclosures.count) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `disclosures: ${opened.lines} rows, ${disclosures.count} logged (did the node start meanwhile?)`)
-    files[EXPORT_FILES.disclosures] = { sha256: opened.sha256, bytes: opened.bytes }
+    files[EXPORT_FILES.disclosures] = opened.info
   }
 
   // received.jsonl: the bytes of refused peer answers, under the same logged reason.
@@ -285,7 +288,7 @@ async function writeSnapshot(s: LogSnapshot, dir: string, files: Record<string, 
     )
     if (opened.lines !== disclosures.received) throw new VnError('VN_ERR_AUDIT_EXPORT_INVALID', `received: ${opened.lines} rows, ${disclosures.received} logged (did the node start meanwhile?)`)
     received = opened.lines
-    files[EXPORT_FILES.received] = { sha256: opened.sha256, bytes: opened.bytes }
+    files[EXPORT_FILES.received] = opened.info
   }
 
   // Every stored checkpoint, as stored: judging them is the auditor's job.

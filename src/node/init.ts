@@ -63,7 +63,9 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
   await mkdir(join(dir, 'federation'), { recursive: true })
   const appToken = `vnt_${randomBytes(24).toString('base64url')}`
   const auditorToken = o.auditor === true ? `vnt_${randomBytes(24).toString('base64url')}` : undefined
-  const sha = (tok: string): string => createHash('sha256').update(tok).digest('hex')
+  // The token's hash follows the profile: SM3 under `sm` (no SHA-256 in an `sm` node), else SHA-256.
+  const tokenHash = (tok: string): { tokenSha256: string } | { tokenSm3: string } =>
+    o.profile === 'sm' ? { tokenSm3: createHash('sm3').update(tok).digest('hex') } : { tokenSha256: createHash('sha256').update(tok).digest('hex') }
   const config: ConfigInput = {
     member: o.member,
     keysDir: 'keys',
@@ -71,8 +73,8 @@ export async function initNode(o: InitOptions): Promise<InitResult> {
     federation: { rootKey: 'keys/federation-root.pub', manifest: 'federation/manifest.jws' },
     listen: { host: o.host ?? '127.0.0.1', port: o.port ?? 7100 },
     local: { host: '127.0.0.1', port: o.localPort ?? 7180, apps: [
-      { name: 'default', tokenSha256: sha(appToken) },
-      ...(auditorToken === undefined ? [] : [{ name: 'auditor', tokenSha256: sha(auditorToken), role: 'auditor' as const }]),
+      { name: 'default', ...tokenHash(appToken) },
+      ...(auditorToken === undefined ? [] : [{ name: 'auditor', ...tokenHash(auditorToken), role: 'auditor' as const }]),
     ] },
     ...(tls === undefined ? {} : { tls: TLS_CONFIG }),
     ...o.extra,

@@ -13,7 +13,6 @@
  * the service's own and those of each of its fields (a service that takes one sensitive field is
  * sensitive as a whole). A service's data item defaults to its id.
  */
-import { createHash } from 'node:crypto'
 import { digestB64u } from '../crypto/profile.js'
 import { z } from 'zod'
 import { VnError } from '../errors.js'
@@ -83,7 +82,7 @@ export const UNCONDITIONAL_PREFIX = 'uncond:'
 /** The quota id of one consumer's unconditional requests for one service (an agreement id's grammar). */
 export function unconditionalQuotaId(consumer: string, service: string): string {
   const id = `${UNCONDITIONAL_PREFIX}${consumer}:${service}`
-  return id.length <= 128 ? id : `${UNCONDITIONAL_PREFIX}${createHash('sha256').update(`${consumer}:${service}`).digest('base64url')}`
+  return id.length <= 128 ? id : `${UNCONDITIONAL_PREFIX}${digestB64u(`${consumer}:${service}`)}`
 }
 
 /**

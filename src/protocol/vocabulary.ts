@@ -71,6 +71,8 @@ export const ed25519SignatureSchema = z.string().regex(ED25519_SIGNATURE_RE, '64
 /** SHA-256 as 64 lower-case hex digits (token hashes, TLS fingerprints, key hashes). */
 export const SHA256_HEX_RE = /^[0-9a-f]{64}$/
 export const sha256HexSchema = z.string().regex(SHA256_HEX_RE, 'must be 64 lower-case hex digits (SHA-256)')
+/** An SM3 digest in hex (the `sm` profile's hash; same length as SHA-256). */
+export const sm3HexSchema = z.string().regex(SHA256_HEX_RE, 'must be 64 lower-case hex digits (SM3)')
 /** A 32-byte hash in padded standard base64 (signed-note checkpoints' root hash, C2SP tlog-checkpoint). */
 export const HASH_BASE64_RE = /^[A-Za-z0-9+/]{43}=$/
 export const hashBase64Schema = z.string().regex(HASH_BASE64_RE, '32-byte hash, base64')

@@ -71,3 +71,23 @@ t.test('files: unreadable and not JSON', async (t) => {
   const ok = await loadConfig(join(dir, 'ok.json'), {})
   t.equal(ok.path('var'), join(dir, 'var'))
 })
+
+t.test('local API tokens: stored as SHA-256 or SM3, exactly one, and either authenticates', async (t) => {
+  const { createHash } = await import('node:crypto')
+  const { appTokenAuthenticator } = await import('../../src/node/app-tokens.js')
+  const hex = (alg: string, s: string): string => createHash(alg).update(s).digest('hex')
+  const apps = (a: Record<string, unknown>): Record<string, unknown> => ({ ...base, local: { apps: [{ name: 'x', ...a }] } })
+  const c = parseConfig(apps({ tokenSm3: hex('sm3', 'vnt_sm') }), {})
+  t.equal(c.local.apps[0]?.tokenSm3, hex('sm3', 'vnt_sm'))
+  t.throws(() => parseConfig(apps({ tokenSha256: hex('sha256', 'a'), tokenSm3: hex('sm3', 'a') }), {}), /exactly one of tokenSha256 and tokenSm3/, 'both: refused')
+  t.throws(() => parseConfig(apps({}), {}), /exactly one of tokenSha256 and tokenSm3/, 'neither: refused')
+  t.throws(() => parseConfig(apps({ tokenSm3: 'ABC' }), {}), /64 lower-case hex digits \(SM3\)/, 'not a digest: refused')
+
+  const auth = appTokenAuthenticator([{ name: 'intl', tokenSha256: hex('sha256', 'vnt_a') }, { name: 'sm', tokenSm3: hex('sm3', 'vnt_b') }])
+  t.equal(auth('vnt_a'), 'intl', 'a SHA-256-stored token')
+  t.equal(auth('vnt_b'), 'sm', 'an SM3-stored token')
+  t.throws(() => auth('vnt_c'), { code: 'VN_ERR_LOCAL_UNAUTHORIZED' }, 'an unknown token')
+  // The SHA-256 of the sm app's token is not accepted in place of its SM3 (and vice versa).
+  const swapped = appTokenAuthenticator([{ name: 'sm', tokenSm3: hex('sha256', 'vnt_b') }])
+  t.throws(() => swapped('vnt_b'), { code: 'VN_ERR_LOCAL_UNAUTHORIZED' }, 'a tokenSm3 holding a SHA-256 does not match')
+})

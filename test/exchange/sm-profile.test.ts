@@ -46,6 +46,8 @@ t.test('an sm federation: plain exchange, export, clean audit, tampered export c
   t.equal(payload.profile, 'sm', 'the manifest names the profile')
   t.ok(payload.members.every((m) => m.messageKeys.every((k) => Buffer.from(k.x, 'base64url').length === 65)), 'member keys are SM2 points')
   t.equal(profileOfKey(await loadPrivateKey(join(f.fed.dir, TAX, 'keys', 'message.key'))), 'sm', 'init wrote an SM2 message key')
+  const config = JSON.parse(await readFile(f.fed.nodes[TAX]!.configPath, 'utf8')) as { local: { apps: { tokenSha256?: string; tokenSm3?: string }[] } }
+  t.ok(config.local.apps.every((a) => a.tokenSha256 === undefined && /^[0-9a-f]{64}$/.test(a.tokenSm3 ?? '')), 'init stored the local API tokens as SM3, not SHA-256')
 
   const id = f.fed.dataset.samples.identity
   const r = await f.verify(TAX, { ...ask, subjects: [{ id: id.matches[0]!.id, name: id.matches[0]!.name }, { id: id.nameMismatches[0]!.id, name: id.nameMismatches[0]!.name }] })
@@ -62,6 +64,11 @@ t.test('an sm federation: plain exchange, export, clean audit, tampered export c
     const report = await auditExport(dir, { rootKey })
     t.ok(report.ok, `${member}: the export audits clean (${JSON.stringify(report.findings.filter((x) => x.severity !== 'info')).slice(0, 500)})`)
     t.ok(report.leaves > 0, `${member}: ${report.leaves} leaves`)
+    // export.json lists every file's SM3 digest, and no SHA-256.
+    const meta = JSON.parse(await readFile(join(dir, 'export.json'), 'utf8')) as { files: Record<string, { sha256?: string; sm3?: string; bytes: number }> }
+    const listed = Object.entries(meta.files)
+    t.ok(listed.length >= 4 && listed.every(([, v]) => v.sha256 === undefined && v.sm3 !== undefined), `${member}: export.json lists SM3 digests only`)
+    t.equal(meta.files['entries.jsonl']?.sm3, createHash('sm3').update(await readFile(join(dir, 'entries.jsonl'))).digest('hex'), 'the entries digest is SM3 of the file')
     // The same on the auditor's worker threads (they learn the profile from the manifest too), and
     // through the command line, `verinode audit verify`.
     const onWorkers = await auditExport(dir, { rootKey, workers: 2 })
@@ -94,6 +101,7 @@ t.test('an sm federation: plain exchange, export, clean audit, tampered export c
   const bad = await auditExport(tampered, { rootKey })
   t.notOk(bad.ok, 'the tampered export fails the audit')
   t.ok(bad.findings.some((x) => x.severity === 'error'), `an error finding: ${bad.findings.filter((x) => x.severity === 'error').map((x) => x.code).join(', ')}`)
+  t.ok(bad.findings.some((x) => x.code === 'AUDIT_EXPORT_FILE_HASH' && /entries\.jsonl: differs from the SM3 export\.json lists/.test(x.message)), 'the changed file differs from its listed SM3 digest')
   t.equal(await auditCommand.run(['verify', tampered, '--root', rootKey], captureIo()), 1, 'audit verify exits 1 on the tampered export')
 })
 

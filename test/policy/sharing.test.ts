@@ -102,6 +102,17 @@ t.test('unconditional: any department with purpose and basis, no agreement, per-
   t.match(decide(req(), [], new QuotaCounter()), { permit: false, code: 'VN_ERR_POLICY_NO_AGREEMENT' }, 'without the rules view, the agreements alone decide (as before)')
   t.match(decide(req({ consumer: 'fj-tax' }), [agreement()], new QuotaCounter(), GOV), { permit: true, agreementId: 'agr-1' }, 'an agreement in force is used first')
   t.equal(unconditionalQuotaId('m'.repeat(63), `a.${'b'.repeat(120)}`).length, 50, 'a long id is hashed to fit the agreement-id grammar')
+  const { useProfile } = await import('../../src/crypto/profile.js')
+  const { createHash } = await import('node:crypto')
+  const long = (): string => unconditionalQuotaId('m'.repeat(63), `a.${'b'.repeat(120)}`)
+  const intlId = long()
+  t.equal(intlId, `uncond:${createHash('sha256').update(`${'m'.repeat(63)}:a.${'b'.repeat(120)}`).digest('base64url')}`, 'intl: SHA-256')
+  useProfile('sm')
+  try {
+    t.equal(long(), `uncond:${createHash('sm3').update(`${'m'.repeat(63)}:a.${'b'.repeat(120)}`).digest('base64url')}`, 'sm: the shortened id uses SM3, not SHA-256')
+  } finally {
+    useProfile('intl')
+  }
 })
 
 t.test('conditional: only under an agreement in force, as before', async (t) => {
