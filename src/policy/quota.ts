@@ -71,6 +71,18 @@ export interface QuotaStore {
 
 export class QuotaCounter {
   readonly #counts = new Map<string, number>()
+  /** `fork`: the counter read through for the keys this one has not counted */
+  readonly #base: QuotaCounter | undefined
+
+  constructor(base?: QuotaCounter) {
+    this.#base = base
+  }
+
+  #get(key: string): number {
+    const own = this.#counts.get(key)
+    if (own !== undefined) return own
+    return this.#base === undefined ? 0 : this.#base.#get(key)
+  }
 
   static #key(agreementId: string, day: string): string {
     return `${day}\u0000${agreementId}`
@@ -78,7 +90,7 @@ export class QuotaCounter {
 
   /** Units already counted for (agreement, day). */
   used(agreementId: string, day: string): number {
-    return this.#counts.get(QuotaCounter.#key(agreementId, day)) ?? 0
+    return this.#get(QuotaCounter.#key(agreementId, day))
   }
 
   /** Atomically counts `n` units if `used + n <= limit`; otherwise counts nothing. */
@@ -87,7 +99,7 @@ export class QuotaCounter {
     checkCount(limit, 'limit')
     if (!DAY_RE.test(day)) throw new RangeError('day: expected YYYY-MM-DD')
     const key = QuotaCounter.#key(agreementId, day)
-    const used = this.#counts.get(key) ?? 0
+    const used = this.#get(key)
     if (used + n > limit) return { ok: false, used, remaining: Math.max(0, limit - used) }
     this.#counts.set(key, used + n)
     return { ok: true, used: used + n, remaining: limit - used - n }
@@ -103,18 +115,31 @@ export class QuotaCounter {
       if (!DAY_RE.test(r.day)) throw new RangeError('record.day: expected YYYY-MM-DD')
       if (onlyDay !== undefined && r.day !== onlyDay) continue
       const key = QuotaCounter.#key(r.agreementId, r.day)
-      this.#counts.set(key, (this.#counts.get(key) ?? 0) + r.count)
+      this.#counts.set(key, this.#get(key) + r.count)
     }
   }
 
   /** Drops days before `day` so the map does not grow without bound. */
   prune(beforeDay: string): void {
+    if (this.#base !== undefined) throw new RangeError('prune: not on a fork')
     for (const key of this.#counts.keys()) if (key.slice(0, 10) < beforeDay) this.#counts.delete(key)
   }
 
-  /** A copy of the current counts, for tests and the auditor's replay. */
+  /** A copy of the current counts (a fork's with its base's), for tests and the auditor's replay. */
   snapshot(): QuotaRecord[] {
-    return [...this.#counts].map(([key, count]) => ({ agreementId: key.slice(11), day: key.slice(0, 10), count }))
+    const all = new Map(this.#base === undefined ? [] : this.#base.snapshot().map((r) => [QuotaCounter.#key(r.agreementId, r.day), r.count]))
+    for (const [key, count] of this.#counts) all.set(key, count)
+    return [...all].map(([key, count]) => ({ agreementId: key.slice(11), day: key.slice(0, 10), count }))
+  }
+
+  /**
+   * A counter that starts with this one's counts without copying them: it reads through to this
+   * one and counts into its own map. What `decide` needs for a replay that must not touch the
+   * counter (the auditor runs one per decision; `clone` would copy every count each time). Valid
+   * while this counter does not change; a fork of a fork is not needed and not supported.
+   */
+  fork(): QuotaCounter {
+    return new QuotaCounter(this)
   }
 
   /** An independent counter with the same counts (replay without touching the live one). */

@@ -73,3 +73,22 @@ t.test('restore rebuilds counts from decision records', async (t) => {
   t.equal(all.used('a', '2026-01-01'), 0, 'pruned')
   t.equal(all.used('a', '2026-01-02'), 7, 'kept')
 })
+
+t.test('fork: reads through to its base, counts only into itself', async (t) => {
+  const base = new QuotaCounter()
+  base.restore([{ agreementId: 'a', day: '2026-01-02', count: 7 }, { agreementId: 'b', day: '2026-01-02', count: 2 }])
+  const f = base.fork()
+  t.equal(f.used('a', '2026-01-02'), 7, 'sees the base counts')
+  t.same(f.tryConsume('a', '2026-01-02', 3, 10), { ok: true, used: 10, remaining: 0 }, 'a batch that fits with the base counts')
+  t.same(f.tryConsume('a', '2026-01-02', 1, 10), { ok: false, used: 10, remaining: 0 }, 'then the limit holds in the fork')
+  t.same(f.tryConsume('b', '2026-01-02', 9, 10), { ok: false, used: 2, remaining: 8 }, 'a batch over the limit with the base counts is refused')
+  t.equal(base.used('a', '2026-01-02'), 7, 'the base is untouched')
+  f.restore([{ agreementId: 'c', day: '2026-01-02', count: 1 }, { agreementId: 'b', day: '2026-01-02', count: 1 }])
+  t.same(f.snapshot().sort((x, y) => x.agreementId.localeCompare(y.agreementId)), [
+    { agreementId: 'a', day: '2026-01-02', count: 10 },
+    { agreementId: 'b', day: '2026-01-02', count: 3 },
+    { agreementId: 'c', day: '2026-01-02', count: 1 },
+  ], 'snapshot: the base counts with the fork\'s on top')
+  t.same(base.snapshot().length, 2, 'the base still has its own two')
+  t.throws(() => f.prune('2026-01-03'), RangeError, 'a fork is not pruned')
+})

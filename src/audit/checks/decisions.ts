@@ -53,6 +53,8 @@ export class DecisionCheck {
   /** the manifest the node had loaded last (its latest key event), and whether the rules in force were compared with it */
   private manifest: { f: Federation; checked: boolean } | undefined
   private readonly quotas = new QuotaCounter()
+  /** the day of the decision the counter was last pruned at (pruning once a day is enough) */
+  private prunedOn = ''
   readonly replay: { decisions: DecisionReplay[]; answers: AnswerReplay[] } | undefined
 
   constructor(private readonly ctx: AuditContext, collectReplay: boolean) {
@@ -138,8 +140,11 @@ export class DecisionCheck {
       const req: DecisionRequest = { consumer: src.iss, service: src.svc, purpose: src.purpose, basis: src.basis, mode: src.mode, count: r.count, at: r.at }
       // Only today's counts matter (and yesterday's, for entries logged out of order around
       // midnight); pruning keeps each clone small on a long log.
-      this.quotas.prune(utcDay(Math.max(0, r.at - 86_400_000)))
-      const replay = decide(req, policy.agreements, this.quotas.clone(), gov?.rules)
+      if (r.day !== this.prunedOn) {
+        this.quotas.prune(utcDay(Math.max(0, r.at - 86_400_000)))
+        this.prunedOn = r.day
+      }
+      const replay = decide(req, policy.agreements, this.quotas.fork(), gov?.rules)
       const same = r.permit ? replay.permit && replay.agreementId === r.agreement : !replay.permit && replay.code === r.code
       if (row !== undefined) {
         row.replayed = replay.permit ? { permit: true, agreement: replay.agreementId } : { permit: false, code: replay.code }
@@ -157,7 +162,7 @@ export class DecisionCheck {
         if (r.permit && !replay.permit && gov?.rules !== undefined) {
           const byRules = replay.code === 'VN_ERR_POLICY_NOT_SHARED' ||
             r.agreement?.startsWith(UNCONDITIONAL_PREFIX) === true ||
-            decide(req, policy.agreements, this.quotas.clone()).permit
+            decide(req, policy.agreements, this.quotas.fork()).permit
           if (byRules) findings.add('AUDIT_SHARING_FORBIDDEN', `leaf ${i}: permitted, but the sharing rules of leaf ${gov.index} give ${replay.code} (${replay.reason})`, w)
         }
       }
