@@ -34,11 +34,34 @@ interface Ctx {
   db: string
 }
 
-async function setup(t: Test, provider = PROVIDER): Promise<Ctx> {
-  const f = await federationFixture(t, { start: [provider], configOverrides: { limits: { batchMax: 10, bodyBytes: 64 * 1024, skewMs: 60_000, retentionDays: 30 } } })
-  const key = await loadPrivateKey(join(f.fed.dir, CONSUMER, 'keys', 'message.key'))
+const LIMITS = { limits: { batchMax: 10, bodyBytes: 64 * 1024, skewMs: 60_000, retentionDays: 30 } }
+
+function ctxOf(f: Fixture, key: KeyObject, provider: string): Ctx {
   const kid = `${CONSUMER}#${keyIdFor(createPublicKey(key))}`
   return { f, key, kid, url: `${f.nodes[provider]?.publicUrl}/v1/exchange`, db: join(f.fed.dir, provider, 'var', 'log.db') }
+}
+
+/** A federation of its own with only `provider` started (for a test that restarts it). */
+async function setup(t: Test, provider = PROVIDER): Promise<Ctx> {
+  const f = await federationFixture(t, { start: [provider], configOverrides: LIMITS })
+  return ctxOf(f, await loadPrivateKey(join(f.fed.dir, CONSUMER, 'keys', 'message.key')), provider)
+}
+
+/*
+ * One federation for the file, started once (fj-psb and fj-credit as providers, fj-tax as the
+ * consumer): every test that uses it counts only what it wrote itself (the provider's leaves and
+ * evidence before and after), uses fresh xids and stays far below the agreements' daily quotas, so
+ * the tests do not see each other. Starting nodes per test cost most of this file's time. The
+ * tests run in the order written; the two that change the consumer's keys in the manifest come last.
+ */
+let sharedFed: Promise<{ f: Fixture; key: KeyObject }> | undefined
+async function shared(provider = PROVIDER): Promise<Ctx> {
+  sharedFed ??= (async () => {
+    const f = await federationFixture(t, { start: [PROVIDER, 'fj-credit', CONSUMER], configOverrides: LIMITS })
+    return { f, key: await loadPrivateKey(join(f.fed.dir, CONSUMER, 'keys', 'message.key')) }
+  })()
+  const { f, key } = await sharedFed
+  return ctxOf(f, key, provider)
 }
 
 function counts(db: string): { leaves: number; jws: number; disclosures: number } {
@@ -68,7 +91,7 @@ async function post(c: Ctx, body: unknown, raw?: string): Promise<{ status: numb
 }
 
 t.test('bad requests are refused with their code and nothing is written', async (t) => {
-  const c = await setup(t)
+  const c = await shared()
   const s = c.f.fed.dataset.samples.identity
   const m = s.matches[0]!
   const good = () => plainBody(c, [{ id: m.id, name: m.name }])
@@ -163,9 +186,8 @@ t.test('bad requests are refused with their code and nothing is written', async 
 })
 
 t.test('subject field names that every object inherits are refused with a code, and nothing is written', async (t) => {
-  const f = await federationFixture(t, { start: [CONSUMER, PROVIDER] })
-  const key = await loadPrivateKey(join(f.fed.dir, CONSUMER, 'keys', 'message.key'))
-  const c: Ctx = { f, key, kid: `${CONSUMER}#${keyIdFor(createPublicKey(key))}`, url: `${f.nodes[PROVIDER]?.publicUrl}/v1/exchange`, db: join(f.fed.dir, PROVIDER, 'var', 'log.db') }
+  const c = await shared()
+  const f = c.f
   const consumerDb = join(f.fed.dir, CONSUMER, 'var', 'log.db')
   const m = f.fed.dataset.samples.identity.matches[0]!
   const before = { provider: counts(c.db), consumer: counts(consumerDb) }
@@ -215,7 +237,7 @@ t.test('the consumer canonicalizes subjects with own-property lookups', async (t
 })
 
 t.test('replays: the same request gets the same answer once; another body with the same xid is refused', async (t) => {
-  const c = await setup(t)
+  const c = await shared()
   const m = c.f.fed.dataset.samples.identity.matches[0]!
   const g = plainBody(c, [{ id: m.id, name: m.name }])
   const first = await post(c, { jws: g.jws, disclosures: g.disclosures })
@@ -260,7 +282,7 @@ t.test('replay protection and the day\'s quota survive a provider restart (read 
 })
 
 t.test('policy denials are signed and logged; no lookup happens', async (t) => {
-  const c = await setup(t)
+  const c = await shared()
   const m = c.f.fed.dataset.samples.identity.matches[0]!
   const before = counts(c.db)
   const g = plainBody(c, [{ id: m.id, name: m.name }], { purpose: 'curiosity' })
@@ -277,7 +299,7 @@ t.test('policy denials are signed and logged; no lookup happens', async (t) => {
 
 t.test('quota: a batch that does not fit is refused whole, signed and logged', async (t) => {
   // fj-credit allows fj-tax 5 credit.dishonest subjects a day (src/demo/federation.ts).
-  const c = await setup(t, 'fj-credit')
+  const c = await shared('fj-credit')
   const id = c.f.fed.dataset.samples.credit.listedPersons[0] ?? c.f.fed.dataset.samples.credit.unlistedPersons[0]!
   const ask = async (n: number) => {
     const g = plainBody(c, Array(n).fill({ id }), { purpose: 'tax-credit-rating', basis: 'Tax Collection Administration Law art. 45' }, 'credit.dishonest', 'fj-credit')
@@ -295,7 +317,7 @@ t.test('quota: a batch that does not fit is refused whole, signed and logged', a
 })
 
 t.test('SQL-looking subject strings are bound as values', async (t) => {
-  const c = await setup(t)
+  const c = await shared()
   const m = c.f.fed.dataset.samples.identity.matches[0]!
   let reachedLookup = 0
   for (const evil of ["' OR '1'='1", '"; DROP TABLE residents; --', "x' UNION SELECT name FROM residents --", "O'Brien OR 1=1"]) {
@@ -317,7 +339,7 @@ t.test('SQL-looking subject strings are bound as values', async (t) => {
 })
 
 t.test('a signature by a key removed from a newer manifest is refused after reload', async (t) => {
-  const c = await setup(t)
+  const c = await shared()
   const { removeKey, signAuthorityManifest } = await import('../../src/federation/authority.js')
   const m = c.f.fed.dataset.samples.identity.matches[0]!
   const g1 = plainBody(c, [{ id: m.id, name: m.name }])
@@ -334,7 +356,7 @@ t.test('a signature by a key removed from a newer manifest is refused after relo
 })
 
 t.test('a signature outside the key validity window is refused', async (t) => {
-  const c = await setup(t)
+  const c = await shared()
   const { addKey, signAuthorityManifest } = await import('../../src/federation/authority.js')
   const m = c.f.fed.dataset.samples.identity.matches[0]!
   const fresh = generateKeyPairSync('ed25519')

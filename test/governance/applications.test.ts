@@ -48,6 +48,16 @@ const question = (subjects: unknown[]): Record<string, unknown> => ({
   provider: TAX, service: 'tax.compliance', purpose: 'loan-screening', basis: 'Commercial Bank Law art. 35', subjects,
 })
 
+/*
+ * One federation (fj-psb, fj-tax, fj-amr) for the three tests below that only look at what they did
+ * themselves, run in this order: the refused inputs first (they expect fj-psb to have filed
+ * nothing yet), then amend/refuse with its restart of fj-tax, then the manifest that negative-lists
+ * an item, which stays in force. The first test (four nodes) and the overdue one (its clock three
+ * weeks on, counting every open application) keep their own.
+ */
+let sharedFed: Promise<Fixture> | undefined
+const shared = (): Promise<Fixture> => (sharedFed ??= federationFixture(t, { start: [PSB, TAX, AMR] }))
+
 t.test('an application filed, queued, approved, used at once; suspended and revoked the same way', async (t) => {
   const f = await federationFixture(t, { start: [PSB, TAX, AMR, CREDIT] })
   const sample = f.fed.dataset.samples.tax.paidInFull[0]!
@@ -123,34 +133,8 @@ t.test('an application filed, queued, approved, used at once; suspended and revo
   t.ok(agreements.json.agreements.some((a: { id: string }) => a.id === 'tax-credit-income'), 'the other config agreements stay in force')
 })
 
-t.test('amend and refuse; a restart rebuilds the agreements from the log', async (t) => {
-  const f = await federationFixture(t, { start: [PSB, TAX] })
-  const a1 = (await local(f, PSB, 'POST', '/local/v1/applications', application({ dailyQuota: 1000 }))).json.id as string
-  const a2 = (await local(f, PSB, 'POST', '/local/v1/applications', application({ services: ['income.band'] }))).json.id as string
-  t.equal((await local(f, TAX, 'POST', `/local/v1/applications/${a1}/amend`, {})).json.code, 'VN_ERR_GOV_INVALID', 'an amendment needs its reason and terms')
-  const amended = await local(f, TAX, 'POST', `/local/v1/applications/${a1}/amend`, { reason: 'a lower quota', terms: { dailyQuota: 10 }, agreementId: 'psb-loan-screening' })
-  t.equal(amended.json.state, 'amended')
-  t.equal(amended.json.agreement.dailyQuota, 10)
-  t.equal((await local(f, TAX, 'POST', `/local/v1/applications/${a2}/refuse`, {})).json.code, 'VN_ERR_GOV_INVALID', 'a refusal needs its reason')
-  const refused = await local(f, TAX, 'POST', `/local/v1/applications/${a2}/refuse`, { reason: 'income data is not shared for this purpose' })
-  t.equal(refused.json.state, 'refused')
-  t.equal((await local(f, PSB, 'GET', `/local/v1/applications/${a2}`)).json.state, 'refused')
-  const policy = (await local(f, TAX, 'GET', '/local/v1/agreements')).json.policy as string
-
-  // restart the provider: the amended agreement is still in force, the refused one never was
-  const cfgPath = f.fed.nodes[TAX]!.configPath
-  await f.nodes[TAX]!.close()
-  const { startNode } = await import('../../src/http/server.js')
-  const { pino } = await import('pino')
-  f.nodes[TAX] = await startNode(cfgPath, { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0, env: {} })
-  const after = (await local(f, TAX, 'GET', '/local/v1/agreements')).json
-  t.equal(after.policy, policy, 'the same agreement set after the restart')
-  t.ok(after.agreements.some((a: { id: string; dailyQuota: number }) => a.id === 'psb-loan-screening' && a.dailyQuota === 10))
-  t.equal((await local(f, TAX, 'GET', `/local/v1/applications/${a2}`)).json.state, 'refused')
-})
-
 t.test('refused input: coded errors and nothing written on either side', async (t) => {
-  const f = await federationFixture(t, { start: [PSB, TAX, AMR] })
+  const f = await shared()
   const sizes = async (): Promise<number[]> => [await size(f, PSB), await size(f, TAX), await size(f, AMR)]
   const before = await sizes()
 
@@ -203,8 +187,34 @@ t.test('refused input: coded errors and nothing written on either side', async (
   t.same(await sizes(), mid, 'nothing written')
 })
 
+t.test('amend and refuse; a restart rebuilds the agreements from the log', async (t) => {
+  const f = await shared()
+  const a1 = (await local(f, PSB, 'POST', '/local/v1/applications', application({ dailyQuota: 1000 }))).json.id as string
+  const a2 = (await local(f, PSB, 'POST', '/local/v1/applications', application({ services: ['income.band'] }))).json.id as string
+  t.equal((await local(f, TAX, 'POST', `/local/v1/applications/${a1}/amend`, {})).json.code, 'VN_ERR_GOV_INVALID', 'an amendment needs its reason and terms')
+  const amended = await local(f, TAX, 'POST', `/local/v1/applications/${a1}/amend`, { reason: 'a lower quota', terms: { dailyQuota: 10 }, agreementId: 'psb-loan-screening' })
+  t.equal(amended.json.state, 'amended')
+  t.equal(amended.json.agreement.dailyQuota, 10)
+  t.equal((await local(f, TAX, 'POST', `/local/v1/applications/${a2}/refuse`, {})).json.code, 'VN_ERR_GOV_INVALID', 'a refusal needs its reason')
+  const refused = await local(f, TAX, 'POST', `/local/v1/applications/${a2}/refuse`, { reason: 'income data is not shared for this purpose' })
+  t.equal(refused.json.state, 'refused')
+  t.equal((await local(f, PSB, 'GET', `/local/v1/applications/${a2}`)).json.state, 'refused')
+  const policy = (await local(f, TAX, 'GET', '/local/v1/agreements')).json.policy as string
+
+  // restart the provider: the amended agreement is still in force, the refused one never was
+  const cfgPath = f.fed.nodes[TAX]!.configPath
+  await f.nodes[TAX]!.close()
+  const { startNode } = await import('../../src/http/server.js')
+  const { pino } = await import('pino')
+  f.nodes[TAX] = await startNode(cfgPath, { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0, env: {} })
+  const after = (await local(f, TAX, 'GET', '/local/v1/agreements')).json
+  t.equal(after.policy, policy, 'the same agreement set after the restart')
+  t.ok(after.agreements.some((a: { id: string; dailyQuota: number }) => a.id === 'psb-loan-screening' && a.dailyQuota === 10))
+  t.equal((await local(f, TAX, 'GET', `/local/v1/applications/${a2}`)).json.state, 'refused')
+})
+
 t.test('an application whose item a new manifest negative-lists cannot be approved: coded, nothing written', async (t) => {
-  const f = await federationFixture(t, { start: [PSB, TAX] })
+  const f = await shared()
   const filed = await local(f, PSB, 'POST', '/local/v1/applications', application())
   t.equal(filed.status, 201, 'filed while tax.compliance is conditional')
   const id = filed.json.id as string

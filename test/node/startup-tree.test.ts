@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap'
 import { dirname, join } from 'node:path'
 import { copyFileSync, existsSync } from 'node:fs'
+import { cp } from 'node:fs/promises'
 import Database from 'better-sqlite3'
 import { pino } from 'pino'
 import { startNode } from '../../src/http/server.js'
@@ -14,17 +15,33 @@ import { federationFixture } from '../helper.js'
 const PROVIDER = 'fj-psb'
 const quiet = { logger: pino({ level: 'silent' }), checkpointEveryMs: 0, witnessEveryMs: 0 }
 
-/** A provider that ran, checkpointed and stopped; its config path, log file and leaf count. */
+/**
+ * A provider that ran, checkpointed and stopped, once for the file (root `t`: torn down at the end);
+ * each test gets a copy of its folder below (`stoppedNode`), so the tests that damage a log do not
+ * see each other and only one federation is built and started.
+ */
+let stopped: Promise<{ nodeDir: string; size: number; n: number }> | undefined
+function stoppedOnce(): Promise<{ nodeDir: string; size: number; n: number }> {
+  stopped ??= (async () => {
+    const f = await federationFixture(t, { start: [PROVIDER] })
+    const node = f.nodes[PROVIDER]!
+    const size = await node.node.log.size()
+    await node.close() // stores a last checkpoint
+    delete f.nodes[PROVIDER]
+    return { nodeDir: dirname(f.fed.nodes[PROVIDER]!.configPath), size, n: 0 }
+  })()
+  return stopped
+}
+
+/** A copy of the stopped provider's folder (keys, manifest, config, var/) for this test: its config path, log file and leaf count. */
 async function stoppedNode(t: Test): Promise<{ configPath: string; logDb: string; size: number }> {
-  const f = await federationFixture(t, { start: [PROVIDER] })
-  const node = f.nodes[PROVIDER]!
-  const size = await node.node.log.size()
-  await node.close() // stores a last checkpoint
-  delete f.nodes[PROVIDER]
-  const configPath = f.fed.nodes[PROVIDER]!.configPath
-  const logDb = join(dirname(configPath), 'var', 'log.db')
+  const once = await stoppedOnce()
+  const nodeDir = `${once.nodeDir}-copy-${++once.n}`
+  await cp(once.nodeDir, nodeDir, { recursive: true })
+  const configPath = join(nodeDir, 'verinode.json')
+  const logDb = join(nodeDir, 'var', 'log.db')
   t.ok(existsSync(logDb), 'the log database is where the test expects it')
-  return { configPath, logDb, size }
+  return { configPath, logDb, size: once.size }
 }
 
 function edit(path: string, sql: string, ...params: (string | number)[]): number {
