@@ -210,6 +210,7 @@ export async function buildTagSetFiles(o: BuildTagSetFilesOptions): Promise<Buil
     const tmp = `${o.shardPath}.${process.pid}.tmp`
     const fh = await open(tmp, 'w', 0o600)
     let count = 0
+    let written = false
     try {
       for (let j = 0; j < shards.paths.length; j++) {
         o.signal?.throwIfAborted()
@@ -247,8 +248,10 @@ export async function buildTagSetFiles(o: BuildTagSetFilesOptions): Promise<Buil
       await writeAt(fh, head, 0)
       await writeAt(fh, offsets, headLength)
       await fh.truncate(dataStart + count * tagLength) // an empty last bucket wrote nothing
+      written = true
     } finally {
       await fh.close()
+      if (!written) await rm(tmp, { force: true })
     }
     await rename(tmp, o.shardPath)
   }
@@ -257,6 +260,7 @@ export async function buildTagSetFiles(o: BuildTagSetFilesOptions): Promise<Buil
   const tmp = `${o.setPath}.${process.pid}.tmp`
   const fh = await open(tmp, 'w', 0o600)
   let count = 0
+  let written = false
   try {
     for (let j = 0; j < full.paths.length; j++) {
       o.signal?.throwIfAborted()
@@ -274,8 +278,10 @@ export async function buildTagSetFiles(o: BuildTagSetFilesOptions): Promise<Buil
     new DataView(setHead.buffer).setUint32(12, count)
     await writeAt(fh, setHead, 0)
     await fh.truncate(setHead.length + count * tagLength)
+    written = true
   } finally {
     await fh.close()
+    if (!written) await rm(tmp, { force: true }) // stopped (aborted, disk full): no half file left
   }
   await rename(tmp, o.setPath)
   await rm(bucketDir, { recursive: true, force: true })

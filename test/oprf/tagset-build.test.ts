@@ -4,12 +4,13 @@
  * from its run files.
  */
 import t from 'tap'
-import { readdir, readFile } from 'node:fs/promises'
+import { generateKeyPairSync } from 'node:crypto'
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '../../src/crypto/oprf.js'
 import { createOprfPool } from '../../src/oprf/oprf-pool.js'
 import { bucketBitsFor, buildTagSetFiles } from '../../src/oprf/tagset-build.js'
-import { buildTagSet, oprfInput, type BuildChunk } from '../../src/oprf/tagset.js'
+import { buildTagSet, oprfInput, signTagSetDigest, TagSetFile, tagSetETag, tagSetETagOfDigest, verifyTagSet, type BuildChunk } from '../../src/oprf/tagset.js'
 import { encodeShardFile, shardHash } from '../../src/oprf/tagshards.js'
 
 const SVC = 'credit.debtor'
@@ -107,4 +108,51 @@ t.test('a killed build resumes from its finished chunks; small and empty sets', 
   const fullOnly = await buildTagSetFiles({ service: SVC, epoch: 3, key, inputs: chunks, checkpointDir: ck, setPath: join(dir, 'f.vnts'), bucketRecords: 64 })
   t.equal(fullOnly.shardBits, 0)
   t.ok((await readFile(join(dir, 'f.vnts'))).equals(mem.bytes), 'a full set alone')
+})
+
+t.test('a set served from its file: checked and digested in one pass, streamed, a rebuild renamed over it does not disturb it', async (t) => {
+  const dir = t.testdir({})
+  const key = generateKeyPair()
+  const other = generateKeyPair()
+  const chunks = recordChunks(2000, 1000)
+  const a = await buildTagSet({ service: SVC, epoch: 5, key, inputs: chunks })
+  const b = await buildTagSet({ service: SVC, epoch: 5, key, inputs: chunks.slice(1) })
+  const path = join(dir, 'set.vnts')
+  await writeFile(path, a.bytes)
+  const expect = { service: SVC, epoch: 5, publicKey: key.publicKey }
+  const f = await TagSetFile.open(path, expect)
+  if (f === null) throw new Error('does not open')
+  t.teardown(() => f.close())
+  t.same([f.size, f.header.count, f.header.tagLength], [a.bytes.length, a.count, a.tagLength])
+  t.equal(tagSetETagOfDigest(f.digest), tagSetETag(a.bytes), 'the ETag of the bytes')
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  t.equal(verifyTagSet(a.bytes, signTagSetDigest(f.digest, privateKey), publicKey).count, a.count, 'the signature of the bytes')
+  // A rebuild is renamed over the file: the open set still streams its own bytes.
+  await writeFile(`${path}.new`, b.bytes)
+  await rename(`${path}.new`, path)
+  const parts: Buffer[] = []
+  for await (const p of f.stream()) parts.push(p as Buffer)
+  t.ok(Buffer.concat(parts).equals(a.bytes), 'streamed: the bytes it was opened with')
+  t.ok(f.readAllSync().equals(a.bytes))
+  t.equal(await TagSetFile.open(path, { ...expect, publicKey: other.publicKey }), null, 'another key: not this set')
+  t.equal(await TagSetFile.open(path, { ...expect, epoch: 6 }), null, 'another epoch')
+  t.equal(await TagSetFile.open(join(dir, 'absent.vnts'), expect), null, 'absent')
+  // Damage: out of order across a block seam, truncated, a bad header.
+  const big = await buildTagSet({ service: SVC, epoch: 5, key, inputs: recordChunks(9000, 4096), tagLength: 8 })
+  const headLength = big.bytes.length - big.count * 8
+  const seam = Buffer.from(big.bytes)
+  const at = headLength + 8192 * 8 // the first tag of the second 64 KiB block
+  seam.copy(seam, at, at - 8, at) // equal to the last tag of the first block
+  await writeFile(path, seam)
+  t.equal(await TagSetFile.open(path, expect), null, 'a tag not above the one before it, across a block seam')
+  await writeFile(path, big.bytes)
+  const whole = await TagSetFile.open(path, expect)
+  t.equal(whole?.header.count, big.count, 'the undamaged set opens')
+  await whole?.close()
+  await writeFile(path, big.bytes.subarray(0, big.bytes.length - 1))
+  t.equal(await TagSetFile.open(path, expect), null, 'truncated')
+  const badMagic = Buffer.from(big.bytes)
+  badMagic[0] = 0x58
+  await writeFile(path, badMagic)
+  t.equal(await TagSetFile.open(path, expect), null, 'bad magic')
 })
