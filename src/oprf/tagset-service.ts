@@ -35,7 +35,7 @@
  * replaces the one in memory).
  */
 import type { KeyObject } from 'node:crypto'
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { VnError } from '../errors.js'
@@ -44,17 +44,19 @@ import type { DataSource, Row } from '../sources/types.js'
 import type { OprfKeyPair } from '../crypto/oprf.js'
 import type { WorkerPool } from '../util/worker-pool.js'
 import { loadSecretFile, writeSecretFile } from '../crypto/keys.js'
+import type { Readable } from 'node:stream'
 import {
-  buildTagSet,
   deriveEpochKey,
   oprfInput,
-  signTagSet,
-  TagSet,
+  signTagSetDigest,
+  TagSetFile,
   tagSetETag,
+  tagSetETagOfDigest,
   type BuildChunk,
   type BuildProgress,
 } from './tagset.js'
-import { encodeShardFile, shardHash, ShardFile, signShardRoot } from './tagshards.js'
+import { buildTagSetFiles } from './tagset-build.js'
+import { shardHash, ShardFile, signShardRoot } from './tagshards.js'
 
 /** The version number bound into every OPRF input (oprfInput's `version`). */
 const OPRF_INPUT_VERSION = 1
@@ -258,7 +260,8 @@ export interface ServiceBuildOptions {
 
 export interface ServiceBuildResult {
   path: string
-  bytes: Uint8Array
+  /** bytes of the full set's file (the set itself stays on disk) */
+  size: number
   records: number
   /** enumerated rows that could not be records (bad identifier, label outside the menu) */
   skipped: number
@@ -272,7 +275,8 @@ export interface ServiceBuildResult {
 
 /**
  * Enumerates the service's records (its `enumerate` SQL, read in place), evaluates them with the
- * epoch key on the pool (resumable: run files in `<service>@<epoch>.build/`), and writes the set.
+ * epoch key on the pool (resumable: run files in `<service>@<epoch>.build/`), and writes the set
+ * and its shards in bounded memory (src/oprf/tagset-build.ts).
  */
 export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<ServiceBuildResult> {
   const sql = o.svc.enumerate
@@ -321,59 +325,51 @@ export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<Servic
     }
   }
   const pool = small ? undefined : typeof o.pool === 'function' ? o.pool() : o.pool
-  const r = await buildTagSet({
+  // Both files are written atomically, the sharded one first: a full set on disk always has its
+  // shards beside it. The work folder (runs, buckets) goes after success.
+  const path = tagSetFile(o.dir, svc.id, o.epoch)
+  const r = await buildTagSetFiles({
     service: svc.id,
     epoch: o.epoch,
     key: o.key,
     inputs: inputs(),
     shardRecords: shardRecordsOf(svc),
-    ...(small ? {} : { checkpointDir: buildDir(o.dir, svc.id, o.epoch) }),
+    checkpointDir: buildDir(o.dir, svc.id, o.epoch),
+    setPath: path,
+    shardPath: shardFilePath(o.dir, svc.id, o.epoch),
     ...(pool !== undefined ? { pool } : {}),
     ...(svc.oprf?.tagBytes !== undefined ? { tagLength: svc.oprf.tagBytes } : {}),
     ...(o.onProgress !== undefined ? { onProgress: o.onProgress } : {}),
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
   })
-  // The sharded file first: a full set on disk always has its shards beside it.
-  const sharded = r.sharded === undefined ? undefined : encodeShardFile({ service: svc.id, epoch: o.epoch, tagLength: r.tagLength, publicKey: o.key.publicKey }, r.sharded)
-  if (sharded !== undefined) await writeAtomic(shardFilePath(o.dir, svc.id, o.epoch), sharded.file)
-  const path = tagSetFile(o.dir, svc.id, o.epoch)
-  await writeAtomic(path, r.bytes)
   return {
-    path, bytes: r.bytes, records: r.records, skipped, count: r.count, tagLength: r.tagLength, shardBits: r.sharded?.bits ?? 0,
+    path, size: r.size, records: r.records, skipped, count: r.count, tagLength: r.tagLength, shardBits: r.shardBits,
     resumedChunks: r.resumedChunks, elapsedMs: r.elapsedMs,
   }
 }
 
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`
-  await writeFile(tmp, bytes, { mode: 0o600 })
-  await rename(tmp, path) // atomic: a reader never sees half a set
-}
-
-/** Reads a stored set and checks it belongs to this service, epoch and key; null if absent or not. */
-export async function readStoredTagSet(dir: string, service: string, epoch: number, key: OprfKeyPair): Promise<{ bytes: Uint8Array; tagset: TagSet; mtimeMs: number } | null> {
-  const path = tagSetFile(dir, service, epoch)
-  const st = await stat(path).catch(() => null)
-  if (st === null) return null
-  const bytes = new Uint8Array(await readFile(path))
-  let tagset: TagSet
-  try {
-    tagset = TagSet.parse(bytes)
-  } catch {
-    return null
-  }
-  if (tagset.service !== service || tagset.epoch !== epoch || !Buffer.from(tagset.publicKey).equals(Buffer.from(key.publicKey))) return null
-  return { bytes, tagset, mtimeMs: st.mtimeMs }
+/**
+ * Opens a stored set and checks it belongs to this service, epoch and key (one streaming pass, the
+ * set is not read into memory); null if absent or not. Close it when done.
+ */
+export function openStoredTagSet(dir: string, service: string, epoch: number, key: OprfKeyPair): Promise<TagSetFile | null> {
+  return TagSetFile.open(tagSetFile(dir, service, epoch), { service, epoch, publicKey: key.publicKey })
 }
 
 // ---------------------------------------------------------------------------------------------
 // Provider: build, rotate, publish
 
-/** One signed, servable tag set. */
+/** One signed, servable tag set: its bytes stay in the file (issue 19), streamed per download. */
 export interface PublishedTagSet {
   service: string
   epoch: number
-  bytes: Buffer
+  /** bytes of the set */
+  size: number
+  /** the set's bytes, read from the open file (positional reads; a rebuild does not disturb it) */
+  body(): Readable
+  /** the whole set, read synchronously from the file: tests and tools only, never a request path */
+  readonly bytes: Buffer
+  file: TagSetFile
   /** Ed25519 signature (`signTagSet`), base64url */
   signature: string
   kid: string
@@ -496,7 +492,7 @@ export class TagSetPublisher {
       throw new VnError('VN_ERR_OPRF_TAGSET_PENDING', `${service} epoch ${e}: ${en.progress?.records ?? 0} records evaluated so far`)
     }
     const s = this.o.signer()
-    if (s.kid !== en.published.kid) en.published = this.sign(svc, en, en.published.bytes)
+    if (s.kid !== en.published.kid) en.published = this.sign(svc, en, en.published.file)
     return en.published
   }
 
@@ -568,6 +564,7 @@ export class TagSetPublisher {
         en.abort?.abort()
         map?.delete(old)
         await en.shards?.file.close().catch(() => undefined)
+        await en.published?.file.close().catch(() => undefined)
         await this.removeFiles(svc.id, old)
       }
     }
@@ -578,7 +575,12 @@ export class TagSetPublisher {
     if (this.timer !== undefined) clearInterval(this.timer)
     for (const m of this.epochs.values()) for (const en of m.values()) en.abort?.abort()
     await this.queue.catch(() => undefined)
-    for (const m of this.epochs.values()) for (const en of m.values()) await en.shards?.file.close().catch(() => undefined)
+    for (const m of this.epochs.values()) {
+      for (const en of m.values()) {
+        await en.shards?.file.close().catch(() => undefined)
+        await en.published?.file.close().catch(() => undefined)
+      }
+    }
   }
 
   private service(id: string): OprfProviderService {
@@ -604,25 +606,31 @@ export class TagSetPublisher {
     en.abort = abort
     const run = async (): Promise<void> => {
       if (abort.signal.aborted) return
-      const stored = await readStoredTagSet(this.o.dir, svc.id, en.epoch, en.key)
+      const stored = await openStoredTagSet(this.o.dir, svc.id, en.epoch, en.key)
       const storedShards = stored === null ? null : await this.openShards(svc, en)
       if (stored !== null && storedShards !== null) {
-        en.published = this.sign(svc, en, stored.bytes)
+        en.published = this.sign(svc, en, stored)
         en.shards = this.signShards(svc, en, storedShards)
         en.mtimeMs = stored.mtimeMs
-        this.o.logger.info({ service: svc.id, epoch: en.epoch, count: stored.tagset.count, shardBits: storedShards.root.bits }, 'tag set loaded')
+        this.o.logger.info({ service: svc.id, epoch: en.epoch, count: stored.header.count, shardBits: storedShards.root.bits }, 'tag set loaded')
         return
       }
+      await stored?.close()
       if (this.o.source === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', 'oprf mode needs a data source')
       const r = await buildServiceTagSet({
         svc, source: this.o.source, key: en.key, epoch: en.epoch, dir: this.o.dir, pool: this.o.pool, signal: abort.signal,
         onProgress: (p) => { en.progress = p },
       })
       const built = await this.openShards(svc, en)
-      if (built === null) throw new VnError('VN_ERR_INTERNAL', `${svc.id} epoch ${en.epoch}: the sharded set just written does not open`)
-      en.published = this.sign(svc, en, r.bytes)
+      const file = await openStoredTagSet(this.o.dir, svc.id, en.epoch, en.key)
+      if (built === null || file === null) {
+        await built?.close()
+        await file?.close()
+        throw new VnError('VN_ERR_INTERNAL', `${svc.id} epoch ${en.epoch}: the set just written does not open`)
+      }
+      en.published = this.sign(svc, en, file)
       en.shards = this.signShards(svc, en, built)
-      en.mtimeMs = (await stat(r.path)).mtimeMs
+      en.mtimeMs = file.mtimeMs
       this.o.logger.info({ service: svc.id, epoch: en.epoch, records: r.records, skipped: r.skipped, count: r.count, shardBits: r.shardBits, resumedChunks: r.resumedChunks, ms: Math.round(r.elapsedMs) }, 'tag set built')
     }
     en.failed = undefined
@@ -640,31 +648,39 @@ export class TagSetPublisher {
   private async reloadIfNewer(svc: OprfProviderService, en: EpochEntry): Promise<void> {
     const st = await stat(tagSetFile(this.o.dir, svc.id, en.epoch)).catch(() => null)
     if (st === null || en.mtimeMs === undefined || st.mtimeMs <= en.mtimeMs) return
-    const stored = await readStoredTagSet(this.o.dir, svc.id, en.epoch, en.key)
+    const stored = await openStoredTagSet(this.o.dir, svc.id, en.epoch, en.key)
     if (stored === null) return
     const shards = await this.openShards(svc, en)
-    if (shards === null) return
+    if (shards === null) {
+      await stored.close()
+      return
+    }
     const old = en.shards?.file
-    en.published = this.sign(svc, en, stored.bytes)
+    const oldSet = en.published?.file
+    en.published = this.sign(svc, en, stored)
     en.shards = this.signShards(svc, en, shards)
     en.mtimeMs = stored.mtimeMs
-    // Reads of the old file may be in flight: it is closed a minute later.
+    // Reads of the old files may be in flight (a download of the whole set: longer): closed later.
     if (old !== undefined) setTimeout(() => void old.close().catch(() => undefined), 60_000).unref()
-    this.o.logger.info({ service: svc.id, epoch: en.epoch, count: stored.tagset.count }, 'tag set reloaded (rebuilt on demand)')
+    if (oldSet !== undefined) setTimeout(() => void oldSet.close().catch(() => undefined), 10 * 60_000).unref()
+    this.o.logger.info({ service: svc.id, epoch: en.epoch, count: stored.header.count }, 'tag set reloaded (rebuilt on demand)')
   }
 
-  private sign(svc: OprfProviderService, en: EpochEntry, bytes: Uint8Array): PublishedTagSet {
+  private sign(svc: OprfProviderService, en: EpochEntry, file: TagSetFile): PublishedTagSet {
     const s = this.o.signer()
-    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    const count = b.readUInt32BE(12)
     return {
       service: svc.id,
       epoch: en.epoch,
-      bytes: b,
-      signature: Buffer.from(signTagSet(bytes, s.privateKey)).toString('base64url'),
+      size: file.size,
+      body: () => file.stream(),
+      get bytes() {
+        return file.readAllSync()
+      },
+      file,
+      signature: Buffer.from(signTagSetDigest(file.digest, s.privateKey)).toString('base64url'),
       kid: s.kid,
-      etag: tagSetETag(bytes),
-      count,
+      etag: tagSetETagOfDigest(file.digest),
+      count: file.header.count,
       endsAt: (en.epoch + 1) * epochLengthMs(svc),
     }
   }

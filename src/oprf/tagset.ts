@@ -58,7 +58,9 @@
  */
 import { createHash, type KeyObject } from 'node:crypto'
 import { activeProfile, digest, profileOfKey, signBytes, verifyBytes } from '../crypto/profile.js'
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import { readSync } from 'node:fs'
+import { mkdir, open, readFile, readdir, rename, rm, writeFile, type FileHandle } from 'node:fs/promises'
+import { Readable } from 'node:stream'
 import { join } from 'node:path'
 import { setImmediate as yieldLoop } from 'node:timers/promises'
 import { VnError } from '../errors.js'
@@ -278,8 +280,10 @@ export class TagSet implements TagSetHeader {
 }
 
 function signedMessage(bytes: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from(TAGSET_SIGNATURE_CONTEXT, 'latin1'), digest(bytes)])
+  return signedMessageOfDigest(digest(bytes))
 }
+
+const signedMessageOfDigest = (d: Uint8Array): Buffer => Buffer.concat([Buffer.from(TAGSET_SIGNATURE_CONTEXT, 'latin1'), d])
 
 function checkEd25519(key: KeyObject, type: 'private' | 'public'): void {
   if (key?.type !== type || profileOfKey(key) === undefined) {
@@ -293,6 +297,15 @@ export function signTagSet(bytes: Uint8Array, privateKey: KeyObject): Uint8Array
   return new Uint8Array(signBytes(signedMessage(bytes), privateKey))
 }
 
+/**
+ * `signTagSet` for a set known by its digest (the profile's hash of its bytes, computed while the
+ * file is read from disk): the same signature, without the bytes in memory.
+ */
+export function signTagSetDigest(bytesDigest: Uint8Array, privateKey: KeyObject): Uint8Array {
+  checkEd25519(privateKey, 'private')
+  return new Uint8Array(signBytes(signedMessageOfDigest(bytesDigest), privateKey))
+}
+
 /** Verify the signature, then parse strictly. Throws VN_ERR_OPRF_TAGSET on any failure. */
 export function verifyTagSet(bytes: Uint8Array, signature: Uint8Array, publicKey: KeyObject): TagSet {
   checkEd25519(publicKey, 'public')
@@ -304,7 +317,97 @@ export function verifyTagSet(bytes: Uint8Array, signature: Uint8Array, publicKey
 
 /** Strong ETag for the tag-set bytes: "vnts-" and the base64url SHA-256, quoted (RFC 9110 §8.8.3). */
 export function tagSetETag(bytes: Uint8Array): string {
-  return `"vnts-${digest(bytes).toString('base64url')}"`
+  return tagSetETagOfDigest(digest(bytes))
+}
+
+/** `tagSetETag` from the digest of the bytes. */
+export const tagSetETagOfDigest = (bytesDigest: Uint8Array): string => `"vnts-${Buffer.from(bytesDigest).toString('base64url')}"`
+
+/** Blocks read from a tag-set file at a time (checking it, serving it). */
+const FILE_BLOCK_BYTES = 1 << 16
+
+/**
+ * A tag set served from disk (issue 19): opened once, checked as strictly as `TagSet.parse` in one
+ * streaming pass that also computes the digest the signature and ETag are made from; its bytes are
+ * then read from the open file for each download, never held whole. A file renamed over this one
+ * (a rebuild) does not change what this handle reads.
+ */
+export class TagSetFile {
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly header: TagSetHeader & { count: number },
+    readonly size: number,
+    /** the profile's hash of the whole file (`digest(bytes)`) */
+    readonly digest: Buffer,
+    readonly mtimeMs: number,
+  ) {}
+
+  /** Opens and checks the file; null when absent, damaged, or not the set of this service, epoch and key. */
+  static async open(path: string, expect: { service: string; epoch: number; publicKey: Uint8Array }): Promise<TagSetFile | null> {
+    const fh = await open(path, 'r').catch(() => null)
+    if (fh === null) return null
+    try {
+      const { size, mtimeMs } = await fh.stat()
+      const fixed = Buffer.alloc(Math.min(size, TAGSET_HEADER_BYTES + 128))
+      await fh.read(fixed, 0, fixed.length, 0)
+      const headLength = TAGSET_HEADER_BYTES + (fixed[7] ?? 0)
+      if (size < headLength) throw new Error('short')
+      // The header checked by the strict parser, with a count of 0 (the tags are checked below).
+      const head = Buffer.from(fixed.subarray(0, headLength))
+      const count = head.readUInt32BE(12)
+      head.writeUInt32BE(0, 12)
+      const parsed = TagSet.parse(new Uint8Array(head))
+      if (size !== headLength + count * parsed.tagLength) throw new Error('length')
+      if (parsed.service !== expect.service || parsed.epoch !== expect.epoch || !Buffer.from(parsed.publicKey).equals(Buffer.from(expect.publicKey))) throw new Error('another set')
+      const h = createHash(activeProfile().hashAlg)
+      head.writeUInt32BE(count, 12)
+      h.update(head)
+      const L = parsed.tagLength
+      const block = Buffer.alloc(Math.floor(FILE_BLOCK_BYTES / L) * L + L) // the previous tag, then a block
+      let have = 0 // bytes of the previous tag before the block (0 at the start)
+      for (let pos = headLength; pos < size;) {
+        const want = Math.min(block.length - L, size - pos)
+        const { bytesRead } = await fh.read(block, L, want, pos)
+        if (bytesRead !== want) throw new Error('short read')
+        h.update(block.subarray(L, L + want))
+        const tags = block.subarray(L - have, L + want)
+        if (firstUnordered(tags, L) >= 0) throw new Error('unordered')
+        block.copy(block, 0, L + want - L, L + want)
+        have = L
+        pos += want
+      }
+      return new TagSetFile(fh, { service: parsed.service, epoch: parsed.epoch, tagLength: L, publicKey: parsed.publicKey, count }, size, h.digest(), mtimeMs)
+    } catch {
+      await fh.close()
+      return null
+    }
+  }
+
+  /** The file's bytes as a stream of blocks (positional reads: any number of readers at once). */
+  stream(): Readable {
+    const { fh, size } = this
+    async function* blocks(): AsyncGenerator<Buffer> {
+      for (let pos = 0; pos < size;) {
+        const b = Buffer.allocUnsafe(Math.min(FILE_BLOCK_BYTES, size - pos))
+        const { bytesRead } = await fh.read(b, 0, b.length, pos)
+        if (bytesRead !== b.length) throw new VnError('VN_ERR_OPRF_TAGSET', 'tag-set file: short read')
+        yield b
+        pos += b.length
+      }
+    }
+    return Readable.from(blocks(), { objectMode: false })
+  }
+
+  /** The whole file, read synchronously: for tests and tools, never on a request path. */
+  readAllSync(): Buffer {
+    const b = Buffer.alloc(this.size)
+    if (readSync(this.fh.fd, b, 0, b.length, 0) !== b.length) throw new VnError('VN_ERR_OPRF_TAGSET', 'tag-set file: short read')
+    return b
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close()
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,6 +474,8 @@ export interface BuildTagSetResult {
 }
 
 const RUN_MAGIC = 'VNTR'
+/** A run that also carries the chunk's shard hashes (bounded builds, src/oprf/tagset-build.ts). */
+const RUN_MAGIC_HASHES = 'VNTH'
 const RUN_HEADER = 4 + 4 + 32
 
 function chunkDigest(inputs: readonly Uint8Array[]): Buffer {
@@ -401,29 +506,58 @@ async function prepareCheckpoint(dir: string, o: BuildTagSetOptions): Promise<vo
   }
 }
 
-async function readRun(dir: string, seq: number, digest: Buffer, n: number): Promise<Uint8Array | null> {
+/** A run's body: n prefixes, then (a run with hashes) n big-endian u32 shard hashes. */
+const runBytes = (n: number, withHashes: boolean): number => RUN_HEADER + n * (PREFIX_BYTES + (withHashes ? 4 : 0))
+
+/** A run's prefixes if it is the run of these inputs (one with hashes serves a build without, not the reverse). */
+async function readRun(dir: string, seq: number, digest: Buffer, n: number, withHashes: boolean): Promise<Uint8Array | null> {
   const b = await readFile(join(dir, runName(seq))).catch(() => null)
-  if (b === null || b.length !== RUN_HEADER + n * PREFIX_BYTES) return null
-  if (b.toString('latin1', 0, 4) !== RUN_MAGIC || b.readUInt32BE(4) !== n || !b.subarray(8, 40).equals(digest)) return null
-  return new Uint8Array(b.subarray(RUN_HEADER))
+  if (b === null) return null
+  const hashed = b.toString('latin1', 0, 4) === RUN_MAGIC_HASHES
+  if (!hashed && (withHashes || b.toString('latin1', 0, 4) !== RUN_MAGIC)) return null
+  if (b.length !== runBytes(n, hashed) || b.readUInt32BE(4) !== n || !b.subarray(8, 40).equals(digest)) return null
+  return new Uint8Array(b.buffer, b.byteOffset + RUN_HEADER, n * PREFIX_BYTES)
 }
 
-async function writeRun(dir: string, seq: number, digest: Buffer, prefixes: Uint8Array): Promise<void> {
-  const head = Buffer.alloc(RUN_HEADER)
-  head.write(RUN_MAGIC, 0, 'latin1')
-  head.writeUInt32BE(prefixes.length / PREFIX_BYTES, 4)
-  digest.copy(head, 8)
+async function writeRun(dir: string, seq: number, digest: Buffer, prefixes: Uint8Array, hashes: Uint32Array | undefined): Promise<void> {
+  const n = prefixes.length / PREFIX_BYTES
+  const b = Buffer.alloc(runBytes(n, hashes !== undefined))
+  b.write(hashes === undefined ? RUN_MAGIC : RUN_MAGIC_HASHES, 0, 'latin1')
+  b.writeUInt32BE(n, 4)
+  digest.copy(b, 8)
+  b.set(prefixes, RUN_HEADER)
+  if (hashes !== undefined) for (let i = 0; i < n; i++) b.writeUInt32BE(hashes[i] as number, RUN_HEADER + n * PREFIX_BYTES + 4 * i)
   const tmp = join(dir, `${runName(seq)}.tmp`)
-  await writeFile(tmp, Buffer.concat([head, prefixes]))
+  await writeFile(tmp, b)
   await rename(tmp, join(dir, runName(seq))) // atomic: a crash never leaves a half run
 }
 
 /**
- * Build the tag set for one service and epoch. Returns the encoded (unsigned) bytes; sign them
- * with `signTagSet`.
+ * The path of run `seq` in a checkpoint folder, and how to read it back: n prefixes at
+ * `RUN_HEADER`, then n big-endian shard hashes (runs written with `hashesInRuns`).
  */
-export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetResult> {
-  const t0 = performance.now()
+export const runFile = (dir: string, seq: number): { path: string; prefixesAt: number } => ({ path: join(dir, runName(seq)), prefixesAt: RUN_HEADER })
+
+/** What `evaluateChunks` hands over for each finished chunk (in completion order, not `seq` order). */
+export interface EvaluatedChunk {
+  seq: number
+  prefixes: Uint8Array
+  hashes: Uint32Array | undefined
+}
+
+export interface EvaluatedChunks {
+  records: number
+  /** records per chunk, by sequence number */
+  sizes: number[]
+  resumedChunks: number
+}
+
+/**
+ * The evaluation stage of a build: reads `o.inputs` chunk by chunk, evaluates each on the pool
+ * (at most `maxInFlight` at once), checkpoints it as a run file, and hands it to `sink`. With
+ * `hashesInRuns` the runs keep the chunk's shard hashes too (a bounded build reads them back).
+ */
+export async function evaluateChunks(o: BuildTagSetOptions, t0: number, sink: (c: EvaluatedChunk) => void, hashesInRuns = false): Promise<EvaluatedChunks> {
   checkService(o.service)
   checkU32(o.epoch, 'epoch')
   deserializeElement(o.key.publicKey, 'key.publicKey')
@@ -433,16 +567,16 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
   const dir = o.checkpointDir
   if (dir !== undefined) await prepareCheckpoint(dir, o)
   const maxInFlight = Math.max(1, o.maxInFlight ?? (o.pool === undefined ? 1 : o.pool.size * 2))
-  const results: Uint8Array[] = []
-  const hashes: (Uint32Array | undefined)[] = []
+  const sizes: number[] = []
   const progress: BuildProgress = { records: 0, chunks: 0, resumedChunks: 0, elapsedMs: 0 }
   const pending = new Set<Promise<void>>()
   let failure: { error: unknown } | undefined
   let seq = 0
 
-  const processChunk = async (i: number, chunk: Uint8Array[]): Promise<void> => {
+  const processChunk = async (i: number, chunk: Uint8Array[], hashes: Uint32Array | undefined): Promise<void> => {
+    const withHashes = hashesInRuns && hashes !== undefined
     const digest = dir === undefined ? null : chunkDigest(chunk)
-    let prefixes = dir === undefined || digest === null ? null : await readRun(dir, i, digest, chunk.length)
+    let prefixes = dir === undefined || digest === null ? null : await readRun(dir, i, digest, chunk.length, withHashes)
     if (prefixes !== null) progress.resumedChunks++
     else {
       if (o.pool !== undefined) prefixes = await poolEvaluatePrefixes(o.pool, o.key.secretKey, chunk)
@@ -450,9 +584,9 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
         await yieldLoop()
         prefixes = evaluatePrefixes(o.key.secretKey, chunk)
       }
-      if (dir !== undefined && digest !== null) await writeRun(dir, i, digest, prefixes)
+      if (dir !== undefined && digest !== null) await writeRun(dir, i, digest, prefixes, withHashes ? hashes : undefined)
     }
-    results[i] = prefixes
+    sink({ seq: i, prefixes, hashes })
     progress.records += chunk.length
     progress.chunks++
     progress.elapsedMs = performance.now() - t0
@@ -468,8 +602,8 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
     if (h !== undefined && (!(h instanceof Uint32Array) || h.length !== chunk.length)) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: one shard hash per input`)
     if (o.shardRecords !== undefined && h === undefined) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: shard hashes missing`)
     if (chunk.length === 0) continue
-    hashes[seq] = h
-    const p: Promise<void> = processChunk(seq++, chunk)
+    sizes[seq] = chunk.length
+    const p: Promise<void> = processChunk(seq++, chunk, h)
       .catch((error: unknown) => {
         failure ??= { error }
       })
@@ -480,10 +614,27 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
   await Promise.all(pending)
   if (failure !== undefined) throw failure.error
   o.signal?.throwIfAborted()
+  return { records: progress.records, sizes, resumedChunks: progress.resumedChunks }
+}
+
+/**
+ * Build the tag set for one service and epoch in memory. Returns the encoded (unsigned) bytes; sign
+ * them with `signTagSet`. Its memory grows with the record count (~40 bytes per record at the
+ * merge): a node builds with `buildTagSetFiles` (src/oprf/tagset-build.ts), bounded, instead.
+ */
+export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetResult> {
+  const t0 = performance.now()
+  const results: Uint8Array[] = []
+  const hashes: (Uint32Array | undefined)[] = []
+  const ev = await evaluateChunks(o, t0, (c) => {
+    results[c.seq] = c.prefixes
+    hashes[c.seq] = c.hashes
+  })
+  const dir = o.checkpointDir
 
   // Merge: sort the 8-byte prefixes as unsigned 64-bit integers (= byte order), drop duplicates,
   // then keep the first tagLength bytes of each (a prefix of a sorted key keeps the order).
-  const records = progress.records
+  const records = ev.records
   const all = new BigUint64Array(records)
   let k = 0
   for (const r of results) {
@@ -499,7 +650,7 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
   const count = packDistinct(all, tagLength, packed, 0)
   const bytes = encodeTagSet({ service: o.service, epoch: o.epoch, tagLength, publicKey: o.key.publicKey }, packed.subarray(0, count * tagLength))
   if (dir !== undefined && o.keepCheckpoint !== true) await rm(dir, { recursive: true, force: true })
-  return { bytes, ...(sharded === undefined ? {} : { sharded }), count, records, tagLength, resumedChunks: progress.resumedChunks, elapsedMs: performance.now() - t0 }
+  return { bytes, ...(sharded === undefined ? {} : { sharded }), count, records, tagLength, resumedChunks: ev.resumedChunks, elapsedMs: performance.now() - t0 }
 }
 
 /**
@@ -507,7 +658,7 @@ export async function buildTagSet(o: BuildTagSetOptions): Promise<BuildTagSetRes
  * written to `packed` from tag number `count` on (a prefix of a sorted key keeps the order).
  * Returns the tag count after them.
  */
-function packDistinct(sorted: BigUint64Array, tagLength: number, packed: Uint8Array, count: number): number {
+export function packDistinct(sorted: BigUint64Array, tagLength: number, packed: Uint8Array, count: number): number {
   const shift = BigInt(8 * (PREFIX_BYTES - tagLength))
   const tmp = new DataView(new ArrayBuffer(8))
   const tmpBytes = new Uint8Array(tmp.buffer)

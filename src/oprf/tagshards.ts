@@ -200,12 +200,12 @@ export function verifyShard(root: ShardRoot, shard: number, tags: Uint8Array, pa
   return new ShardTags(root.epoch, shard, root.tagLength, tags, root.root)
 }
 
-/** The whole file for a build's sharded tags: header (with the tree head), offsets, tags. */
+/** The whole file for a build's sharded tags: header (with the tree head), offsets, tags (in memory; src/oprf/tagset-build.ts writes the same bytes bounded). */
 export function encodeShardFile(h: TagSetHeader, s: ShardedTags): { file: Uint8Array; header: Uint8Array } {
   const shards = 2 ** s.bits
   const leaves: Uint8Array[] = []
   for (let i = 0; i < shards; i++) leaves.push(shardLeafHash(i, s.packed.subarray((s.offsets[i] as number) * h.tagLength, (s.offsets[i + 1] as number) * h.tagLength)))
-  const header = encodeShardRoot({ ...h, count: s.packed.length / h.tagLength, bits: s.bits, root: treeLevels(leaves).at(-1)?.[0] as Uint8Array })
+  const header = encodeShardRoot({ ...h, count: s.packed.length / h.tagLength, bits: s.bits, root: shardTreeHead(leaves) })
   const offsets = new Uint8Array(4 * (shards + 1))
   const dv = new DataView(offsets.buffer)
   for (let i = 0; i <= shards; i++) dv.setUint32(4 * i, s.offsets[i] as number)
@@ -215,6 +215,9 @@ export function encodeShardFile(h: TagSetHeader, s: ShardedTags): { file: Uint8A
   file.set(s.packed, header.length + offsets.length)
   return { file, header }
 }
+
+/** The head of the tree over the shard leaf hashes (`shardLeafHash`, in shard order). */
+export const shardTreeHead = (leaves: Uint8Array[]): Uint8Array => treeLevels(leaves).at(-1)?.[0] as Uint8Array
 
 /** Every level of a perfect tree, leaves first, the head last. */
 function treeLevels(leaves: Uint8Array[]): Uint8Array[][] {

@@ -8,7 +8,7 @@
 import t from 'tap'
 import { createServer, type Server } from 'node:http'
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
-import { readdir, utimes, writeFile } from 'node:fs/promises'
+import { readdir, readFile, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pino } from 'pino'
 import { blind, blindEvaluateBatch, evaluate, finalizeBatch, generateKeyPair } from '../../src/crypto/oprf.js'
@@ -389,7 +389,7 @@ t.test('service builds: small sets in-thread without the pool, larger ones ask f
   t.equal(asked, 1, 'a large set asks for the pool')
   t.same(sizes, [4096, 4200], 'streamed in enumeration batches')
   t.equal(big.count, 4200)
-  t.ok(TagSet.parse(big.bytes).hasOutput(evaluate(key.secretKey, rowInput(LIST, { id: uscc(4150) }) as Uint8Array)), 'a record of the second batch is in the set')
+  t.ok(TagSet.parse(await readFile(big.path)).hasOutput(evaluate(key.secretKey, rowInput(LIST, { id: uscc(4150) }) as Uint8Array)), 'a record of the second batch is in the set')
   t.same((await readdir(dir)).sort(), ['credit.dishonest@3.vnsh', 'credit.dishonest@3.vnts', 'credit.dishonest@4.vnsh', 'credit.dishonest@4.vnts'], 'run files removed after success')
 })
 

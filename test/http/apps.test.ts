@@ -7,6 +7,7 @@
  */
 import t from 'tap'
 import type { InjectOptions } from 'fastify'
+import { Readable } from 'node:stream'
 import { APP_TOKEN, SELF, buildApps, capture, publicAppOf, stubNode } from '../helper-apps.js'
 import { VnError } from '../../src/errors.js'
 
@@ -111,7 +112,8 @@ t.test('public: tag sets — none offered, still building, served with ETag, 304
   t.same([r404.statusCode, r404.json().code], [404, 'VN_ERR_POLICY_UNKNOWN_SERVICE'])
 
   let pending = true
-  const published = { bytes: Buffer.from([0xde, 0xad, 0xbe, 0xef]), etag: '"e1"' }
+  const bytes = Buffer.from([0xde, 0xad, 0xbe, 0xef])
+  const published = { bytes, size: bytes.length, body: () => Readable.from([bytes]), etag: '"e1"' }
   const seen: string[] = []
   const { node } = stubNode({
     tagsets: {

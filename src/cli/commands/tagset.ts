@@ -25,7 +25,7 @@ import {
   loadOprfSeed,
   oprfSeedFile,
   pruneStoredTagSets,
-  readStoredTagSet,
+  openStoredTagSet,
   shardFilePath,
 } from '../../oprf/tagset-service.js'
 import type { Command, CliIo } from '../types.js'
@@ -88,14 +88,15 @@ export async function buildTagSets(o: TagSetBuildOptions): Promise<TagSetBuildRe
       const now = o.now ?? Date.now()
       const epoch = epochAt(now, epochLengthMs(svc)) + (o.next === true ? 1 : 0)
       const key = deriveEpochKey(seed, svc.id, epoch)
-      const existing = o.force === true ? null : await readStoredTagSet(dir, svc.id, epoch, key)
+      const existing = o.force === true ? null : await openStoredTagSet(dir, svc.id, epoch, key)
+      await existing?.close()
       // A set is up to date only with its shards beside it (a set from an older version has none).
       const shards = existing === null ? null : await ShardFile.open(shardFilePath(dir, svc.id, epoch), { service: svc.id, epoch, publicKey: key.publicKey })
       await shards?.close()
       if (existing !== null && shards !== null) {
         out.push({
-          service: svc.id, epoch, path: join(dir, `${svc.id}@${epoch}.vnts`), built: false, tags: existing.tagset.count, bytes: existing.bytes.length,
-          tagBits: existing.tagset.tagLength * 8, shards: shards.root.shards,
+          service: svc.id, epoch, path: join(dir, `${svc.id}@${epoch}.vnts`), built: false, tags: existing.header.count, bytes: existing.size,
+          tagBits: existing.header.tagLength * 8, shards: shards.root.shards,
         })
         continue
       }
@@ -109,7 +110,7 @@ export async function buildTagSets(o: TagSetBuildOptions): Promise<TagSetBuildRe
       })
       await pruneStoredTagSets(dir, svc.id, epochAt(now, epochLengthMs(svc)))
       out.push({
-        service: svc.id, epoch, path: r.path, built: true, records: r.records, skipped: r.skipped, tags: r.count, bytes: r.bytes.length,
+        service: svc.id, epoch, path: r.path, built: true, records: r.records, skipped: r.skipped, tags: r.count, bytes: r.size,
         tagBits: r.tagLength * 8, shards: 2 ** r.shardBits, seconds: r.elapsedMs / 1000, resumedChunks: r.resumedChunks,
       })
     }

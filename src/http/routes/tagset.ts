@@ -1,6 +1,6 @@
 /**
  * oprf mode: the signed tag set of a service's current epoch (docs/PROTOCOL.md "oprf mode"):
- * binary body, signature and signer in headers, ETag / If-None-Match (RFC 9110 §13.1.2); 503
+ * binary body (streamed from the set's file), signature and signer in headers, ETag / If-None-Match (RFC 9110 §13.1.2); 503
  * with Retry-After while the first build runs. `/tagset/root`: the signed epoch header of the
  * sharded set (src/oprf/tagshards.ts), the same headers.
  */
@@ -26,7 +26,8 @@ export async function tagSetRoutes(app: FastifyInstance): Promise<void> {
     const { tagsets, p } = current(reply, (t) => t.current(req.params.svc))
     reply.headers(tagsets.responseHeaders(p))
     if (etagMatches(req.headers['if-none-match'], p.etag)) return reply.code(304).send()
-    return reply.header('content-type', 'application/octet-stream').send(p.bytes)
+    // Streamed from the set's file: the node never holds a whole set in memory (issue 19).
+    return reply.header('content-type', 'application/octet-stream').header('content-length', String(p.size)).send(p.body())
   })
 
   // The signed epoch header of the sharded set: shard bits, epoch key and the shards' Merkle root.
