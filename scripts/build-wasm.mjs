@@ -9,8 +9,9 @@
  * or the options changed (a stamp file beside it holds their digest), so `npm ci` (`prepare`),
  * `npm test` (tap's `before`), `npm run build` and the benches can all call this cheaply.
  *
- *   --if-present  exit quietly when the source is absent (the container's `npm ci`, which runs
- *                 before src/ is copied in; its `npm run build` compiles it)
+ *   --if-present  exit quietly when the source is absent (for `prepare`; the container's `npm ci`
+ *                 runs before src/ and scripts/ are copied in, and `prepare` skips when this file
+ *                 is absent; the container's `npm run build` compiles it)
  */
 import { createHash } from 'node:crypto'
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
