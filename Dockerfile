@@ -32,6 +32,8 @@ RUN --mount=type=cache,target=/root/.npm npm ci --prefer-offline --no-audit --no
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY console ./console
+# scripts/build-wasm.mjs: `npm run build` compiles the SM2 WebAssembly (src/crypto/wasm) into dist
+COPY scripts ./scripts
 RUN npm run build
 RUN npm prune --omit=dev --no-audit --no-fund
 # Read-only for everyone; COPY --from keeps the modes, so the runtime stage needs no chmod layer

@@ -108,6 +108,7 @@ run_in "$BUILD" npm ci --prefer-offline --no-audit --no-fund
 copy_context tsconfig.json tsconfig.build.json
 copy_context src
 copy_context console
+copy_context scripts
 run_in "$BUILD" npm run build
 run_in "$BUILD" npm prune --omit=dev --no-audit --no-fund
 run_in "$BUILD" chmod -R a-w dist node_modules package.json

@@ -148,6 +148,7 @@ export const ERRORS = {
   VN_ERR_KEY_FILE: { status: 500, title: 'Key file missing, unreadable or too permissive' },
   VN_ERR_PROFILE_MISMATCH: { status: 400, title: 'Key, signature or manifest of another crypto profile than the federation\'s (intl or sm)' },
   VN_ERR_SM_KEY: { status: 400, title: 'Not a usable SM2 key (wrong curve, malformed encoding, or a point off the curve)' },
+  VN_ERR_SM_WASM: { status: 500, title: 'The SM2 verification module (WebAssembly build output, npm run build:wasm) is missing or could not be loaded' },
   VN_ERR_SM_SEAL_AUTH: { status: 400, title: 'SM4-sealed data does not authenticate (changed nonce, ciphertext, tag or bound data)' },
 
   // oprf
