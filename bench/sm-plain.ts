@@ -2,7 +2,7 @@
  * bench:sm-plain — plain-exchange throughput under the `sm` crypto profile against `intl`, on this
  * machine, in one run: bench:plain once per profile (VN_BENCH_PROFILE), one after the other, each in
  * its own process (the profile is per process). Prints each run's `verinode plain exchanges` line,
- * then `sm/intl: <ratio>`. VN_BENCH_REQUESTS and VN_BENCH_RUNS pass through (defaults here: 4,000
+ * then `sm/intl: <ratio>` and, last, `ratio: <the same>` (target ≥ 0.5, issue 17). VN_BENCH_REQUESTS and VN_BENCH_RUNS pass through (defaults here: 4,000
  * requests, 3 rounds, so a run stays well inside the 60 s skew at SM2 speeds).
  */
 import { execFileSync } from 'node:child_process'
@@ -26,3 +26,4 @@ function run(profile: 'intl' | 'sm'): number {
 const intl = run('intl')
 const sm = run('sm')
 console.log(`sm/intl: ${(sm / intl).toFixed(2)}`)
+console.log(`ratio: ${(sm / intl).toFixed(2)}`)
