@@ -593,25 +593,35 @@ export async function evaluateChunks(o: BuildTagSetOptions, t0: number, sink: (c
     o.onProgress?.({ ...progress })
   }
 
-  for await (const c of o.inputs) {
-    o.signal?.throwIfAborted()
-    if (failure !== undefined) break
-    const chunk = Array.isArray(c) ? c : c?.inputs
-    if (!Array.isArray(chunk)) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq} is not an array`)
-    const h = Array.isArray(c) ? undefined : c.shardHashes
-    if (h !== undefined && (!(h instanceof Uint32Array) || h.length !== chunk.length)) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: one shard hash per input`)
-    if (o.shardRecords !== undefined && h === undefined) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: shard hashes missing`)
-    if (chunk.length === 0) continue
-    sizes[seq] = chunk.length
-    const p: Promise<void> = processChunk(seq++, chunk, h)
-      .catch((error: unknown) => {
-        failure ??= { error }
-      })
-      .finally(() => pending.delete(p))
-    pending.add(p)
-    while (pending.size >= maxInFlight) await Promise.race(pending)
+  const enqueueAll = async (): Promise<void> => {
+    for await (const c of o.inputs) {
+      o.signal?.throwIfAborted()
+      if (failure !== undefined) break
+      const chunk = Array.isArray(c) ? c : c?.inputs
+      if (!Array.isArray(chunk)) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq} is not an array`)
+      const h = Array.isArray(c) ? undefined : c.shardHashes
+      if (h !== undefined && (!(h instanceof Uint32Array) || h.length !== chunk.length)) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: one shard hash per input`)
+      if (o.shardRecords !== undefined && h === undefined) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: shard hashes missing`)
+      if (chunk.length === 0) continue
+      sizes[seq] = chunk.length
+      const p: Promise<void> = processChunk(seq++, chunk, h)
+        .catch((error: unknown) => {
+          failure ??= { error }
+        })
+        .finally(() => pending.delete(p))
+      pending.add(p)
+      while (pending.size >= maxInFlight) await Promise.race(pending)
+    }
   }
-  await Promise.all(pending)
+
+  // A build that stops (aborted, or the inputs fail) settles its chunks in flight before it
+  // throws: none may still be writing a run file once the caller has moved on (a node that closes
+  // and whose folder is then removed, a retry that starts over the same checkpoint).
+  try {
+    await enqueueAll()
+  } finally {
+    await Promise.all(pending)
+  }
   if (failure !== undefined) throw failure.error
   o.signal?.throwIfAborted()
   return { records: progress.records, sizes, resumedChunks: progress.resumedChunks }

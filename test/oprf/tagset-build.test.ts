@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'node:crypto'
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '../../src/crypto/oprf.js'
-import { createOprfPool } from '../../src/oprf/oprf-pool.js'
+import { createOprfPool, poolEvaluatePrefixes } from '../../src/oprf/oprf-pool.js'
 import { bucketBitsFor, buildTagSetFiles } from '../../src/oprf/tagset-build.js'
 import { buildTagSet, oprfInput, signTagSetDigest, TagSetFile, tagSetETag, tagSetETagOfDigest, verifyTagSet, type BuildChunk } from '../../src/oprf/tagset.js'
 import { encodeShardFile, shardHash } from '../../src/oprf/tagshards.js'
@@ -155,4 +155,36 @@ t.test('a set served from its file: checked and digested in one pass, streamed, 
   badMagic[0] = 0x58
   await writeFile(path, badMagic)
   t.equal(await TagSetFile.open(path, expect), null, 'bad magic')
+})
+
+t.test('an aborted build settles its chunks in flight before it throws: nothing writes into its folder after', async (t) => {
+  const dir = t.testdir({})
+  const pool = createOprfPool(2)
+  t.teardown(() => pool.close())
+  const key = generateKeyPair()
+  const chunks = recordChunks(40_000, 1024)
+  const ck = join(dir, 'build')
+  const abort = new AbortController()
+  let seen = 0
+  // Abort while chunks are being evaluated on the pool and written (maxInFlight 4: several in flight).
+  async function* slowInputs(): AsyncGenerator<BuildChunk> {
+    for (const c of chunks) {
+      if (++seen === 8) abort.abort()
+      yield c
+    }
+  }
+  await t.rejects(buildTagSetFiles({
+    service: SVC, epoch: 9, key, inputs: slowInputs(), pool, shardRecords: 1000, checkpointDir: ck, maxInFlight: 4,
+    setPath: join(dir, 'x.vnts'), shardPath: join(dir, 'x.vnsh'), signal: abort.signal,
+  }), { name: 'AbortError' })
+  const listing = async (): Promise<string[]> => (await readdir(ck)).sort()
+  const first = await listing()
+  t.ok(first.some((f) => f.endsWith('.run')), `the finished chunks' runs are kept for a resume (${first.length} files)`)
+  t.notOk(first.some((f) => f.endsWith('.tmp')), 'no half-written run')
+  // The pool answers in order: once a job sent now is done, every chunk that was in flight is too,
+  // and (before the fix) would have written its run just after.
+  await poolEvaluatePrefixes(pool, key.secretKey, [oprfInput(SVC, 1, ['91350100M000000000'])])
+  await new Promise((r) => setTimeout(r, 500))
+  t.same(await listing(), first, 'nothing was written after the build threw')
+  t.notOk((await readdir(dir)).some((f) => f.startsWith('x.')), 'no set file')
 })
