@@ -35,12 +35,14 @@ export async function federationFixture(
     beforeStart?: (id: string, nodeDir: string) => Promise<void>
   } = {},
 ): Promise<Fixture> {
-  const root = t.testdir({})
   const nodes: Record<string, RunningNode> = {}
-  // Registered first, so nodes already started are closed even if a later one fails to start.
+  // Registered first, so nodes already started are closed even if a later one fails to start, and
+  // before the test folder (whose removal is a teardown too, run in order): a node still building
+  // its tag set writes into it until it is closed.
   t.teardown(async () => {
     for (const n of Object.values(nodes)) await n.close()
   })
+  const root = t.testdir({})
   // Ports are chosen before the manifest is signed; another process may take one in between.
   // Then the whole federation is built again on fresh ports.
   const { fed } = await startDemoFederation(
