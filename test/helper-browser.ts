@@ -6,7 +6,8 @@
  */
 import type { Test } from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -36,9 +37,35 @@ export function browserSkipReason(): string | undefined {
 
 /** Builds dist/console when its index.html is missing. */
 export async function ensureConsoleBuilt(): Promise<void> {
+  if (await consoleFresh()) return
+  // Test files run in parallel and several use the console: one builds, the others wait for it
+  // (vite refuses a second build of the same project at once). The lock is a folder (mkdir is
+  // atomic); one older than the build's timeout is a dead process's and is taken over.
+  const lock = join(tmpdir(), `verinode-console-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 16)}`)
+  for (;;) {
+    try {
+      await mkdir(lock)
+      break
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0)
+      if (age > BUILD_TIMEOUT_MS) await rm(lock, { recursive: true, force: true })
+      else await new Promise((r) => setTimeout(r, 250))
+    }
+  }
+  try {
+    if (!(await consoleFresh())) await promisify(execFile)('npm', ['run', '--silent', 'build:console'], { cwd: ROOT, timeout: BUILD_TIMEOUT_MS })
+  } finally {
+    await rm(lock, { recursive: true, force: true })
+  }
+}
+
+const BUILD_TIMEOUT_MS = 180_000
+
+/** Whether the console's build is there and newer than its sources. */
+async function consoleFresh(): Promise<boolean> {
   const built = await stat(join(DEFAULT_CONSOLE_DIR, 'index.html')).then((s) => s.mtimeMs, () => undefined)
-  if (built !== undefined && await newestMtime(join(ROOT, 'console')) <= built) return
-  await promisify(execFile)('npm', ['run', '--silent', 'build:console'], { cwd: ROOT, timeout: 180_000 })
+  return built !== undefined && await newestMtime(join(ROOT, 'console')) <= built
 }
 
 /** The newest modification time of the files under `dir` (the console's sources: a build older than them is stale). */
