@@ -11,7 +11,7 @@ export class PrecheckPool {
 
   constructor(workers: number, texts: readonly { name: string; jws: string }[], anchor: KeyObject) {
     const der = new Uint8Array(anchor.export({ format: 'der', type: 'spki' }))
-    this.pool = new WorkerPool(workerPath(import.meta.url, 'precheck-worker'), Math.max(1, workers), { texts, anchor: der })
+    this.pool = new WorkerPool(workerPath(import.meta.url, 'precheck-worker'), Math.max(1, workers), { workerData: { texts, anchor: der }, depth: 2 })
   }
 
   get size(): number {

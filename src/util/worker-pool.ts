@@ -35,30 +35,45 @@ export function workerPath(callerUrl: string, baseName: string): string {
   return fileURLToPath(new URL(`./${baseName}${ext}`, callerUrl))
 }
 
+export interface WorkerPoolOptions {
+  /** passed to each worker as `workerData` */
+  workerData?: unknown
+  /**
+   * Tasks a worker holds at once (default 1). With 2, a worker has its next task in hand when it
+   * answers one, instead of waiting for this thread to read the answer and send another: worth it
+   * when this thread runs long synchronous stretches between awaits (the auditor).
+   */
+  depth?: number
+}
+
 export class WorkerPool {
   readonly size: number
+  private readonly depth: number
   private readonly workers: Worker[] = []
-  private readonly idle: Worker[] = []
   private readonly queue: Task[] = []
-  private readonly running = new Map<Worker, Task>()
+  /** per worker, the tasks it holds, in the order sent (a worker answers in that order) */
+  private readonly running = new Map<Worker, Task[]>()
   private nextId = 1
   private closed = false
 
-  constructor(modulePath: string, size = Math.max(1, availableParallelism() - 1), workerData?: unknown) {
+  constructor(modulePath: string, size = Math.max(1, availableParallelism() - 1), opts: WorkerPoolOptions = {}) {
     this.size = size
+    this.depth = Math.max(1, opts.depth ?? 1)
     for (let i = 0; i < size; i++) {
-      const w = new Worker(modulePath, { workerData })
+      const w = new Worker(modulePath, { workerData: opts.workerData })
       w.on('message', (m: Reply) => this.onReply(w, m))
       w.on('error', (e) => this.onCrash(w, e))
       w.unref()
       this.workers.push(w)
-      this.idle.push(w)
+      this.running.set(w, [])
     }
   }
 
   /** True while any task is queued or running. */
   get busy(): boolean {
-    return this.queue.length > 0 || this.running.size > 0
+    if (this.queue.length > 0) return true
+    for (const held of this.running.values()) if (held.length > 0) return true
+    return false
   }
 
   run<T>(op: string, args: unknown, transfer: readonly TransferListItem[] = []): Promise<T> {
@@ -75,21 +90,32 @@ export class WorkerPool {
     await Promise.all(this.workers.map((w) => w.terminate()))
   }
 
+  /** Hands queued tasks to the least loaded workers, up to `depth` each. */
   private pump(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const w = this.idle.pop() as Worker
+    while (this.queue.length > 0) {
+      let w: Worker | undefined
+      let held = this.depth
+      for (const x of this.workers) {
+        const n = (this.running.get(x) as Task[]).length
+        if (n < held) {
+          w = x
+          held = n
+        }
+      }
+      if (w === undefined) return
       const t = this.queue.shift() as Task
-      this.running.set(w, t)
-      w.ref()
+      const tasks = this.running.get(w) as Task[]
+      if (tasks.length === 0) w.ref()
+      tasks.push(t)
       w.postMessage({ id: t.id, op: t.op, args: t.args }, t.transfer)
     }
   }
 
   private onReply(w: Worker, m: Reply): void {
-    const t = this.running.get(w)
-    this.running.delete(w)
-    w.unref()
-    this.idle.push(w)
+    const tasks = this.running.get(w) ?? []
+    const at = tasks.findIndex((x) => x.id === m.id)
+    const t = at < 0 ? undefined : tasks.splice(at, 1)[0]
+    if (tasks.length === 0) w.unref()
     if (t !== undefined) {
       if (m.ok) t.resolve(m.value)
       else t.reject(reviveError(m.error))
@@ -98,9 +124,8 @@ export class WorkerPool {
   }
 
   private onCrash(w: Worker, e: unknown): void {
-    const t = this.running.get(w)
+    for (const t of this.running.get(w) ?? []) t.reject(new VnError('VN_ERR_INTERNAL', 'worker crashed', { cause: e }))
     this.running.delete(w)
-    if (t !== undefined) t.reject(new VnError('VN_ERR_INTERNAL', 'worker crashed', { cause: e }))
     const i = this.workers.indexOf(w)
     if (i >= 0) this.workers.splice(i, 1)
   }
