@@ -16,6 +16,9 @@
  * (read, transfer, tree check, parse) is scaled by the shard size ratio, the path grows by the extra
  * levels. Everything else in a single check does not depend on N.
  *
+ * BENCH_PREPARE_ONLY=1 creates the federation (if missing) and stops: at 10^7 residents that takes
+ * several minutes, best done before a quiet slot for the measurement itself.
+ *
  * The last line is `ratio: <x>` = 100 ms / the cold single-check p50 at the measured size.
  */
 import { availableParallelism } from 'node:os'
@@ -60,6 +63,7 @@ async function main(): Promise<void> {
     await writeFile(cfgPath, `${JSON.stringify(cfg, null, 2)}\n`)
   }
   if (!(await access(join(dir, 'demo.json')).then(() => true, () => false))) await fresh()
+  if (process.env.BENCH_PREPARE_ONLY === '1') return // only the federation (10^7 takes minutes)
 
   const pool = createOprfPool(workers)
   const idx = await readDemoIndex(dir)
