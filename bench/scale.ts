@@ -35,6 +35,7 @@ import { startNode, type RunningNode } from '../src/http/server.js'
 import { createOprfPool } from '../src/oprf/oprf-pool.js'
 import { shardBitsFor } from '../src/oprf/tagset.js'
 import { defaultThreadpoolSize } from '../src/node/threadpool.js'
+import { oneCoreMeter, residentService } from './oprf-reference.js'
 
 const env = (name: string, d: number): number => (process.env[name] === undefined ? d : Number(process.env[name]))
 const percentile = (xs: number[], p: number): number => {
@@ -65,9 +66,16 @@ async function main(): Promise<void> {
   if (!(await access(join(dir, 'demo.json')).then(() => true, () => false))) await fresh()
   if (process.env.BENCH_PREPARE_ONLY === '1') return // only the federation (10^7 takes minutes)
 
+  // The build's reference (as bench:scale-build): one core's evaluation rate, before and after.
+  const dbPath = join(dir, 'data', DEMO_FILES.publicSecurity)
+  const oneCore = oneCoreMeter(dbPath, residentService(shardRecords))
+  const psbConfig = JSON.parse(await readFile(join(dir, 'fj-psb', 'verinode.json'), 'utf8')) as { dataDir: string }
+  const tagsetsBuilt = await access(join(dir, 'fj-psb', psbConfig.dataDir, 'tagsets')).then(() => true, () => false)
+  const refBefore = tagsetsBuilt ? undefined : oneCore(8)
   const pool = createOprfPool(workers)
   const idx = await readDemoIndex(dir)
   const nodes: Record<string, RunningNode> = {}
+  const tStart = performance.now() // the provider starts its build as it starts
   try {
     for (const id of ['fj-psb', 'fj-tax']) {
       nodes[id] = await startNode(idx.nodes[id]?.configPath as string, { logger: pino({ level: 'error' }), oprfPool: pool, checkpointEveryMs: 0 })
@@ -79,14 +87,19 @@ async function main(): Promise<void> {
     psb.publicApp.server.on('connection', (s: Socket) => sockets.add(s))
     const wire = (): number => [...sockets].reduce((n, s) => n + s.bytesRead + s.bytesWritten, 0)
 
-    const t0 = performance.now()
     const before = psb.node.tagsets?.status()['identity.match']
     await psb.node.tagsets?.whenReady()
-    const buildSeconds = before?.ready === true ? null : (performance.now() - t0) / 1000
+    const buildSeconds = before?.ready === true ? null : (performance.now() - tStart) / 1000
     const root = psb.node.tagsets?.currentShards('identity.match')
     const bits = root?.bits ?? 0
     const full = psb.node.tagsets?.current('identity.match')
     console.log(`tag set: ${full?.count} tags, ${bits} shard bits (${2 ** bits} shards of ~${Math.round((full?.count ?? 0) / 2 ** bits)}), ${buildSeconds === null ? 'loaded from disk' : `built in ${buildSeconds.toFixed(1)} s`}; full set ${mb(full?.bytes.length ?? 0)}`)
+    if (buildSeconds !== null && refBefore !== undefined) {
+      const refAfter = oneCore(8)
+      const ref = (refBefore.wall + refAfter.wall) / 2
+      const rate = records / buildSeconds
+      console.log(`build rate: ${Math.round(rate)} records/s; reference: one core ${Math.round(refBefore.wall)} evaluations/s before, ${Math.round(refAfter.wall)} after; ${availableParallelism()} cores × ${Math.round(ref)} = ${Math.round(availableParallelism() * ref)}/s; build ratio ${(rate / (availableParallelism() * ref)).toFixed(2)} (target 0.8; timed from the nodes' start, their start-up included)`)
+    }
 
     const token = idx.nodes['fj-tax']?.appToken as string
     const ask = async (mode: 'plain' | 'oprf', subj: { id: string; name: string }[]): Promise<{ match: boolean }[]> => {
@@ -99,7 +112,7 @@ async function main(): Promise<void> {
       if (res.statusCode !== 200 || j.results === undefined) throw new Error(`verify ${mode}: HTTP ${res.statusCode} ${j.code}`)
       return j.results
     }
-    const db = new Database(join(dir, 'data', DEMO_FILES.publicSecurity), { readonly: true })
+    const db = new Database(dbPath, { readonly: true })
     const rows = db.prepare('SELECT id_number AS id, name FROM residents ORDER BY random() LIMIT ?').all(Math.min(records, singles + 1)) as { id: string; name: string }[]
     db.close()
     const subject = (i: number): { id: string; name: string } => {
