@@ -56,9 +56,12 @@ const SHARD_DOMAIN = 'verinode-shard-v1'
 const ROOT_SIGNATURE_CONTEXT = 'verinode/tagshards/v1\0'
 const enc = new TextEncoder()
 
-/** The 32-bit shard hash of a record or subject from its canonical key field values (module comment). */
-export function shardHash(service: string, keyValues: readonly string[]): number {
-  const h = createHash(activeProfile().hashAlg)
+/**
+ * The 32-bit shard hash of a record or subject from its canonical key field values (module comment),
+ * with the profile's digest (a worker thread is told it: `hashAlg`).
+ */
+export function shardHash(service: string, keyValues: readonly string[], hashAlg: 'sha256' | 'sm3' = activeProfile().hashAlg): number {
+  const h = createHash(hashAlg)
   const d = enc.encode(SHARD_DOMAIN)
   h.update(Uint8Array.of(0, d.length)).update(d).update(oprfInput(service, 1, keyValues))
   return h.digest().readUInt32BE(0)
