@@ -21,7 +21,7 @@ import type { Row } from '../sources/types.js'
 import { activeProfile } from '../crypto/profile.js'
 import { oprfInput } from './tagset.js'
 import { evaluatePrefixes } from './prefixes.js'
-import { shardHash } from './tagshards.js'
+import { shardHashOfKeyInput } from './tagshards.js'
 import type { WorkerPool } from '../util/worker-pool.js'
 
 /** The version number bound into every OPRF input (oprfInput's `version`). */
@@ -132,8 +132,62 @@ export function rowsDigest(spec: RowSpec, packed: string): Buffer {
   return createHash(spec.hashAlg).update(ROWS_FORMAT).update('\0').update(JSON.stringify(spec)).update('\0').update(packed).digest()
 }
 
+/** Any UTF-16 surrogate: such a value takes `oprfInput`'s own path (which refuses a lone one). */
+const SURROGATE = /[\uD800-\uDFFF]/
+
+/**
+ * Writes `oprfInput(service, 1, values)` without a buffer per part (the build writes one a record,
+ * and the shard hash's key input too): the same bytes as `oprfInput` (test/oprf/tagset-rows.test.ts).
+ * Anything unusual (a surrogate, an oversized value, no values) is left to `oprfInput`, which gives
+ * the bytes or the error.
+ */
+class InputWriter {
+  /** oprfInput's bytes before the field count */
+  private readonly head: Buffer
+  private block = Buffer.allocUnsafe(0)
+  private at = 0
+
+  constructor(private readonly service: string) {
+    const probe = oprfInput(service, OPRF_INPUT_VERSION, [''])
+    this.head = Buffer.from(probe.subarray(0, probe.length - 4))
+  }
+
+  /** The input as a view into a shared block (blocks are never reused: views stay valid). */
+  input(values: readonly string[]): Uint8Array {
+    let need = this.head.length + 2
+    for (const v of values) need += 2 + 3 * v.length
+    if (need > this.block.length - this.at) {
+      this.block = Buffer.allocUnsafe(Math.max(need, 1 << 16))
+      this.at = 0
+    }
+    const end = this.write(values, this.block, this.at)
+    if (end < 0) return oprfInput(this.service, OPRF_INPUT_VERSION, values)
+    const out = this.block.subarray(this.at, end)
+    this.at = end
+    return out
+  }
+
+  /** Writes the input at `o` in `buf` (room for 3 bytes a code unit); -1 when `oprfInput` must decide. */
+  private write(values: readonly string[], buf: Buffer, o: number): number {
+    if (values.length === 0 || values.length > 0xffff) return -1
+    const start = o
+    this.head.copy(buf, o)
+    o += this.head.length
+    buf.writeUInt16BE(values.length, o)
+    o += 2
+    for (const v of values) {
+      if (SURROGATE.test(v)) return -1
+      const n = buf.write(v, o + 2, 'utf8')
+      if (n > 0xffff) return -1
+      buf.writeUInt16BE(n, o)
+      o += 2 + n
+    }
+    return o - start > 0xffff ? -1 : o
+  }
+}
+
 /** One row's OPRF input and shard hash, or null when the row cannot be a record (rowInput). */
-function recordAt(spec: RowSpec, values: readonly unknown[], at: number): { input: Uint8Array; shardHash: number } | null {
+function recordAt(spec: RowSpec, w: InputWriter, values: readonly unknown[], at: number): { input: Uint8Array; shardHash: number } | null {
   const canonical: string[] = []
   const keys: string[] = []
   for (let i = 0; i < spec.fields.length; i++) {
@@ -154,16 +208,18 @@ function recordAt(spec: RowSpec, values: readonly unknown[], at: number): { inpu
     if (typeof l !== 'string' || !spec.labels.includes(l)) return null
     canonical.push(l)
   }
-  return { input: oprfInput(spec.service, OPRF_INPUT_VERSION, canonical), shardHash: shardHash(spec.service, keys, spec.hashAlg) }
+  const input = w.input(canonical)
+  return { input, shardHash: shardHashOfKeyInput(w.input(keys), spec.hashAlg) }
 }
 
 /** The records of a list of flat values (rows that cannot be records left out). */
 function recordsOf(spec: RowSpec, values: readonly unknown[]): { inputs: Uint8Array[]; shardHashes: Uint32Array } {
-  const w = width(spec)
+  const per = width(spec)
+  const w = new InputWriter(spec.service)
   const inputs: Uint8Array[] = []
-  const hashes = new Uint32Array(values.length / w)
-  for (let at = 0; at < values.length; at += w) {
-    const r = recordAt(spec, values, at)
+  const hashes = new Uint32Array(values.length / per)
+  for (let at = 0; at < values.length; at += per) {
+    const r = recordAt(spec, w, values, at)
     if (r === null) continue
     hashes[inputs.length] = r.shardHash
     inputs.push(r.input)

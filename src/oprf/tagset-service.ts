@@ -136,7 +136,8 @@ export function subjectShardHash(svc: OprfServiceShape, subject: Readonly<Record
  * not canonicalize, a label outside the menu): such rows can never be matched by a valid subject.
  */
 export function rowInput(svc: OprfServiceShape, row: Row): Uint8Array | null {
-  return rowRecords(rowSpec(svc), [row]).inputs[0] ?? null
+  const x = rowRecords(rowSpec(svc), [row]).inputs[0]
+  return x === undefined ? null : new Uint8Array(x) // its own bytes, not a view of the writer's block
 }
 
 /** Per-subject answers from probe hits (`hits[i]` for subject i: one flag per input). */
