@@ -19,6 +19,7 @@ import {
   type OprfMode,
 } from '../crypto/oprf.js'
 import { evaluatePrefixes } from './prefixes.js'
+import { evaluateRows, type RowSpec } from './tagset-rows.js'
 
 interface KeyArgs {
   secretKey: Uint8Array
@@ -27,6 +28,8 @@ interface KeyArgs {
 serveWorker({
   /** Tag-set chunk: the first 8 bytes of Evaluate(skS, input) for each input, packed. */
   evaluatePrefixes: (a: KeyArgs & { inputs: Uint8Array[]; mode?: OprfMode }) => evaluatePrefixes(a.secretKey, a.inputs, a.mode),
+  /** Tag-set chunk of enumerated rows: canonicalized, evaluated and shard-hashed here (src/oprf/tagset-rows.ts). */
+  evaluateRows: (a: KeyArgs & { spec: RowSpec; packed: string }) => evaluateRows(a.secretKey, a.spec, a.packed),
   /** Full 64-byte Evaluate outputs. */
   evaluate: (a: KeyArgs & { inputs: Uint8Array[]; mode?: OprfMode }) => evaluateMany(a.secretKey, a.inputs, a.mode),
   /** OPRF-mode BlindEvaluate (no proof). */

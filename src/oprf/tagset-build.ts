@@ -5,8 +5,9 @@
  *
  * ## Stages
  * 1. **Evaluate** (`evaluateChunks`): the enumeration is read chunk by chunk, each chunk evaluated
- *    on the OPRF worker pool and written as a run file in the work folder (its 8-byte prefixes and
- *    shard hashes). Nothing of a finished chunk stays in memory; a killed build restarts from its
+ *    on the OPRF worker pool (a service build hands the worker the rows' raw values, which it
+ *    canonicalizes and shard-hashes there too: src/oprf/tagset-rows.ts) and written as a run file
+ *    in the work folder (its 8-byte prefixes and shard hashes). Nothing of a finished chunk stays in memory; a killed build restarts from its
  *    run files (resumable, as before).
  * 2. **Distribute**: once the record count N is known, the run files are read in order and every
  *    record is appended to two families of bucket files: by the top `bf` bits of its prefix (the

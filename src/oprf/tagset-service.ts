@@ -39,7 +39,6 @@ import { mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import { VnError } from '../errors.js'
-import { canonicalizeField, type FieldKind } from '../protocol/canonicalize.js'
 import type { DataSource, Row } from '../sources/types.js'
 import type { OprfKeyPair } from '../crypto/oprf.js'
 import type { WorkerPool } from '../util/worker-pool.js'
@@ -53,13 +52,16 @@ import {
   tagSetETag,
   tagSetETagOfDigest,
   type BuildChunk,
+  type DeferredChunk,
   type BuildProgress,
 } from './tagset.js'
 import { buildTagSetFiles } from './tagset-build.js'
 import { shardHash, ShardFile, signShardRoot } from './tagshards.js'
+import { evaluateRows, OPRF_INPUT_VERSION, poolEvaluateRows, oprfFields, oprfLabels, packRows, rowRecords, rowsDigest, rowSpec, type OprfServiceShape } from './tagset-rows.js'
+import { setImmediate as yieldLoop } from 'node:timers/promises'
 
-/** The version number bound into every OPRF input (oprfInput's `version`). */
-const OPRF_INPUT_VERSION = 1
+export { labelColumn, oprfFields, oprfLabels, type OprfServiceShape } from './tagset-rows.js'
+
 const DEFAULT_EPOCH_HOURS = 24
 const HOUR_MS = 3_600_000
 /** Rows per enumeration batch = records per build chunk (stable, so builds can resume). */
@@ -68,15 +70,6 @@ const BUILD_CHUNK_ROWS = 4096
 const SMALL_SET_ROWS = 1024
 /** In-thread builds evaluate this many records between event-loop turns (~10 ms of work). */
 const IN_THREAD_SLICE = 64
-
-/** What both a provider's ServiceConfig and a consumer's CatalogService give us. */
-export interface OprfServiceShape {
-  id: string
-  kind: 'match' | 'membership' | 'status' | 'threshold' | 'tier'
-  fields: Record<string, { kind: FieldKind; key: boolean; required: boolean }>
-  statuses?: string[] | undefined
-  tiers?: { id: string; min: number }[] | undefined
-}
 
 /** Services as the provider configures them (plus their oprf block and enumeration SQL). */
 export interface OprfProviderService extends OprfServiceShape {
@@ -111,33 +104,6 @@ export function checkShardConfig(svc: OprfProviderService): void {
   }
 }
 
-const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
-
-/** The fields that enter the OPRF input, in input order (module comment). */
-export function oprfFields(svc: OprfServiceShape): string[] {
-  const names = Object.keys(svc.fields).sort(byCodeUnit)
-  return svc.kind === 'match' ? names : names.filter((n) => svc.fields[n]?.key === true)
-}
-
-/** The fixed label menu of a service, or undefined for `match` / `membership`. */
-export function oprfLabels(svc: OprfServiceShape): string[] | undefined {
-  switch (svc.kind) {
-    case 'match':
-    case 'membership':
-      return undefined
-    case 'status':
-      if (svc.statuses === undefined || svc.statuses.length === 0) throw new VnError('VN_ERR_CONFIG_INVALID', `service ${svc.id}: oprf mode needs statuses`)
-      return svc.statuses
-    case 'tier':
-    case 'threshold':
-      if (svc.tiers === undefined || svc.tiers.length === 0) throw new VnError('VN_ERR_CONFIG_INVALID', `service ${svc.id}: oprf mode needs tiers`)
-      return svc.tiers.map((t) => t.id)
-  }
-}
-
-/** The enumeration column holding the label for labelled kinds. */
-export const labelColumn = (svc: OprfServiceShape): string => (svc.kind === 'status' ? 'status' : 'tier')
-
 /**
  * OPRF inputs of one canonical subject: one input, or one per label of the menu (in menu order).
  * Every field named by `oprfFields` must be present (in oprf mode optional fields are not optional:
@@ -170,30 +136,8 @@ export function subjectShardHash(svc: OprfServiceShape, subject: Readonly<Record
  * not canonicalize, a label outside the menu): such rows can never be matched by a valid subject.
  */
 export function rowInput(svc: OprfServiceShape, row: Row): Uint8Array | null {
-  return rowRecord(svc, row)?.input ?? null
-}
-
-/** A row's OPRF input and shard hash, or null (as `rowInput`). */
-function rowRecord(svc: OprfServiceShape, row: Row): { input: Uint8Array; shardHash: number } | null {
-  const values: string[] = []
-  for (const f of oprfFields(svc)) {
-    const spec = svc.fields[f]
-    const v = row[f]
-    if (spec === undefined || v === null || v === undefined || v instanceof Uint8Array) return null
-    try {
-      values.push(canonicalizeField(spec.kind, typeof v === 'bigint' ? Number(v) : v, f))
-    } catch {
-      return null
-    }
-  }
-  const labels = oprfLabels(svc)
-  if (labels !== undefined) {
-    const l = row[labelColumn(svc)]
-    if (typeof l !== 'string' || !labels.includes(l)) return null
-    values.push(l)
-  }
-  const fields = oprfFields(svc)
-  return { input: oprfInput(svc.id, OPRF_INPUT_VERSION, values), shardHash: shardHash(svc.id, keyValues(svc, fields, values.slice(0, fields.length))) }
+  const x = rowRecords(rowSpec(svc), [row]).inputs[0]
+  return x === undefined ? null : new Uint8Array(x) // its own bytes, not a view of the writer's block
 }
 
 /** Per-subject answers from probe hits (`hits[i]` for subject i: one flag per input). */
@@ -282,20 +226,26 @@ export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<Servic
   const sql = o.svc.enumerate
   if (sql === undefined) throw new VnError('VN_ERR_CONFIG_INVALID', `service ${o.svc.id}: oprf mode needs an enumerate query`)
   await mkdir(o.dir, { recursive: true, mode: 0o700 })
-  let skipped = 0
   const svc = o.svc
-  const toInputs = (rows: readonly Row[]): { inputs: Uint8Array[]; shardHashes: Uint32Array } => {
-    const inputs: Uint8Array[] = []
-    const hashes: number[] = []
-    for (const row of rows) {
-      const x = rowRecord(svc, row)
-      if (x === null) skipped++
-      else {
-        inputs.push(x.input)
-        hashes.push(x.shardHash)
-      }
+  const spec = rowSpec(svc)
+  let rows = 0
+  const toInputs = (batch: readonly Row[]): { inputs: Uint8Array[]; shardHashes: Uint32Array } => {
+    rows += batch.length
+    return rowRecords(spec, batch)
+  }
+  // A pool build hands each batch over packed: the workers canonicalize, evaluate and shard-hash
+  // (src/oprf/tagset-rows.ts), this thread reads rows and writes run files.
+  const deferred = (batch: readonly Row[]): DeferredChunk => {
+    rows += batch.length
+    const packed = packRows(spec, batch)
+    return {
+      digest: rowsDigest(spec, packed),
+      evaluate: async () => {
+        if (pool !== undefined) return poolEvaluateRows(pool, o.key.secretKey, spec, packed)
+        await yieldLoop()
+        return evaluateRows(o.key.secretKey, spec, packed)
+      },
     }
-    return { inputs, shardHashes: Uint32Array.from(hashes) }
   }
   // Look at the first two batches: a small set (at most SMALL_SET_ROWS rows) is evaluated in this
   // thread in slices of IN_THREAD_SLICE, yielding between slices, without starting worker threads
@@ -304,6 +254,7 @@ export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<Servic
   const first = await it.next()
   const second = first.done === true ? first : await it.next()
   const small = second.done === true && (first.done === true || first.value.length <= SMALL_SET_ROWS)
+  const pool = small ? undefined : typeof o.pool === 'function' ? o.pool() : o.pool
   async function* inputs(): AsyncGenerator<BuildChunk> {
     try {
       if (small) {
@@ -313,18 +264,17 @@ export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<Servic
         }
         return
       }
-      if (first.done !== true) yield toInputs(first.value)
-      if (second.done !== true) yield toInputs(second.value)
+      if (first.done !== true) yield deferred(first.value)
+      if (second.done !== true) yield deferred(second.value)
       for (;;) {
         const n = await it.next()
         if (n.done === true) return
-        yield toInputs(n.value)
+        yield deferred(n.value)
       }
     } finally {
       await it.return?.() // closes the enumeration's connection when a build stops early
     }
   }
-  const pool = small ? undefined : typeof o.pool === 'function' ? o.pool() : o.pool
   // Both files are written atomically, the sharded one first: a full set on disk always has its
   // shards beside it. The work folder (runs, buckets) goes after success.
   const path = tagSetFile(o.dir, svc.id, o.epoch)
@@ -343,7 +293,7 @@ export async function buildServiceTagSet(o: ServiceBuildOptions): Promise<Servic
     ...(o.signal !== undefined ? { signal: o.signal } : {}),
   })
   return {
-    path, size: r.size, records: r.records, skipped, count: r.count, tagLength: r.tagLength, shardBits: r.shardBits,
+    path, size: r.size, records: r.records, skipped: rows - r.records, count: r.count, tagLength: r.tagLength, shardBits: r.shardBits,
     resumedChunks: r.resumedChunks, elapsedMs: r.elapsedMs,
   }
 }

@@ -451,8 +451,24 @@ export interface BuildTagSetOptions {
   signal?: AbortSignal
 }
 
-/** One chunk of records: their inputs, optionally with their shard hashes. */
-export type BuildChunk = Uint8Array[] | { inputs: Uint8Array[]; shardHashes: Uint32Array }
+/**
+ * One chunk of records: their inputs, optionally with their shard hashes; or a chunk whose records
+ * are only known once it is evaluated (`DeferredChunk`).
+ */
+export type BuildChunk = Uint8Array[] | { inputs: Uint8Array[]; shardHashes: Uint32Array } | DeferredChunk
+
+/**
+ * A chunk evaluated where its records are made (enumerated rows canonicalized on a worker,
+ * src/oprf/tagset-rows.ts): `digest` names its content in the run files (so a resumed build
+ * reuses its run without evaluating it again), `evaluate` gives the prefixes and shard hashes of
+ * its records, however many of its rows turn out to be records.
+ */
+export interface DeferredChunk {
+  digest: Buffer
+  evaluate: () => Promise<{ prefixes: Uint8Array; hashes: Uint32Array }>
+}
+
+const isDeferred = (c: BuildChunk): c is DeferredChunk => !Array.isArray(c) && typeof (c as Partial<DeferredChunk>).evaluate === 'function'
 
 /** The tags grouped by shard: shard s holds tags `offsets[s]..offsets[s+1]` of `packed`, ascending. */
 export interface ShardedTags {
@@ -509,14 +525,22 @@ async function prepareCheckpoint(dir: string, o: BuildTagSetOptions): Promise<vo
 /** A run's body: n prefixes, then (a run with hashes) n big-endian u32 shard hashes. */
 const runBytes = (n: number, withHashes: boolean): number => RUN_HEADER + n * (PREFIX_BYTES + (withHashes ? 4 : 0))
 
-/** A run's prefixes if it is the run of these inputs (one with hashes serves a build without, not the reverse). */
-async function readRun(dir: string, seq: number, digest: Buffer, n: number, withHashes: boolean): Promise<Uint8Array | null> {
+/**
+ * A run's prefixes (and shard hashes, if it has them) if it is the run of these inputs (one with
+ * hashes serves a build without, not the reverse); `n` undefined: a deferred chunk's, any count.
+ */
+async function readRun(dir: string, seq: number, digest: Buffer, n: number | undefined, withHashes: boolean): Promise<{ prefixes: Uint8Array; hashes: Uint32Array | undefined } | null> {
   const b = await readFile(join(dir, runName(seq))).catch(() => null)
-  if (b === null) return null
+  if (b === null || b.length < RUN_HEADER) return null
   const hashed = b.toString('latin1', 0, 4) === RUN_MAGIC_HASHES
   if (!hashed && (withHashes || b.toString('latin1', 0, 4) !== RUN_MAGIC)) return null
-  if (b.length !== runBytes(n, hashed) || b.readUInt32BE(4) !== n || !b.subarray(8, 40).equals(digest)) return null
-  return new Uint8Array(b.buffer, b.byteOffset + RUN_HEADER, n * PREFIX_BYTES)
+  const count = b.readUInt32BE(4)
+  if ((n !== undefined && count !== n) || b.length !== runBytes(count, hashed) || !b.subarray(8, 40).equals(digest)) return null
+  const prefixes = new Uint8Array(b.buffer, b.byteOffset + RUN_HEADER, count * PREFIX_BYTES)
+  if (!hashed) return { prefixes, hashes: undefined }
+  const hashes = new Uint32Array(count)
+  for (let i = 0; i < count; i++) hashes[i] = b.readUInt32BE(RUN_HEADER + count * PREFIX_BYTES + 4 * i)
+  return { prefixes, hashes }
 }
 
 async function writeRun(dir: string, seq: number, digest: Buffer, prefixes: Uint8Array, hashes: Uint32Array | undefined): Promise<void> {
@@ -573,43 +597,74 @@ export async function evaluateChunks(o: BuildTagSetOptions, t0: number, sink: (c
   let failure: { error: unknown } | undefined
   let seq = 0
 
-  const processChunk = async (i: number, chunk: Uint8Array[], hashes: Uint32Array | undefined): Promise<void> => {
-    const withHashes = hashesInRuns && hashes !== undefined
-    const digest = dir === undefined ? null : chunkDigest(chunk)
-    let prefixes = dir === undefined || digest === null ? null : await readRun(dir, i, digest, chunk.length, withHashes)
-    if (prefixes !== null) progress.resumedChunks++
-    else {
-      if (o.pool !== undefined) prefixes = await poolEvaluatePrefixes(o.pool, o.key.secretKey, chunk)
-      else {
-        await yieldLoop()
-        prefixes = evaluatePrefixes(o.key.secretKey, chunk)
+  const processChunk = async (i: number, c: BuildChunk): Promise<void> => {
+    let prefixes: Uint8Array | null = null
+    let hashes: Uint32Array | undefined
+    if (isDeferred(c)) {
+      const run = dir === undefined ? null : await readRun(dir, i, c.digest, undefined, true)
+      if (run !== null) {
+        progress.resumedChunks++
+        prefixes = run.prefixes
+        hashes = run.hashes
+      } else {
+        const r = await c.evaluate()
+        prefixes = r.prefixes
+        hashes = r.hashes
+        if (hashes.length * PREFIX_BYTES !== prefixes.length) throw new VnError('VN_ERR_INTERNAL', `inputs: chunk ${i}: one shard hash per record`)
+        if (dir !== undefined) await writeRun(dir, i, c.digest, prefixes, hashes) // always with its hashes: they cannot be recomputed here
       }
-      if (dir !== undefined && digest !== null) await writeRun(dir, i, digest, prefixes, withHashes ? hashes : undefined)
+    } else {
+      const chunk = Array.isArray(c) ? c : c.inputs
+      hashes = Array.isArray(c) ? undefined : c.shardHashes
+      const withHashes = hashesInRuns && hashes !== undefined
+      const digest = dir === undefined ? null : chunkDigest(chunk)
+      prefixes = dir === undefined || digest === null ? null : ((await readRun(dir, i, digest, chunk.length, withHashes))?.prefixes ?? null)
+      if (prefixes !== null) progress.resumedChunks++
+      else {
+        if (o.pool !== undefined) prefixes = await poolEvaluatePrefixes(o.pool, o.key.secretKey, chunk)
+        else {
+          await yieldLoop()
+          prefixes = evaluatePrefixes(o.key.secretKey, chunk)
+        }
+        if (dir !== undefined && digest !== null) await writeRun(dir, i, digest, prefixes, withHashes ? hashes : undefined)
+      }
     }
+    const n = prefixes.length / PREFIX_BYTES
+    sizes[i] = n
     sink({ seq: i, prefixes, hashes })
-    progress.records += chunk.length
+    progress.records += n
     progress.chunks++
     progress.elapsedMs = performance.now() - t0
     o.onProgress?.({ ...progress })
+  }
+
+  const enqueue = (c: BuildChunk): void => {
+    sizes[seq] = 0 // set when the chunk is done
+    const p: Promise<void> = processChunk(seq++, c)
+      .catch((error: unknown) => {
+        failure ??= { error }
+      })
+      .finally(() => pending.delete(p))
+    pending.add(p)
   }
 
   const enqueueAll = async (): Promise<void> => {
     for await (const c of o.inputs) {
       o.signal?.throwIfAborted()
       if (failure !== undefined) break
+      if (c !== null && typeof c === 'object' && isDeferred(c)) {
+        if (!Buffer.isBuffer(c.digest) || c.digest.length !== 32) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: a deferred chunk needs its 32-byte digest`)
+        enqueue(c)
+        while (pending.size >= maxInFlight) await Promise.race(pending)
+        continue
+      }
       const chunk = Array.isArray(c) ? c : c?.inputs
       if (!Array.isArray(chunk)) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq} is not an array`)
       const h = Array.isArray(c) ? undefined : c.shardHashes
       if (h !== undefined && (!(h instanceof Uint32Array) || h.length !== chunk.length)) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: one shard hash per input`)
       if (o.shardRecords !== undefined && h === undefined) throw new VnError('VN_ERR_OPRF_INPUT', `inputs: chunk ${seq}: shard hashes missing`)
       if (chunk.length === 0) continue
-      sizes[seq] = chunk.length
-      const p: Promise<void> = processChunk(seq++, chunk, h)
-        .catch((error: unknown) => {
-          failure ??= { error }
-        })
-        .finally(() => pending.delete(p))
-      pending.add(p)
+      enqueue(c)
       while (pending.size >= maxInFlight) await Promise.race(pending)
     }
   }

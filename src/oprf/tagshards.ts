@@ -40,7 +40,7 @@
  * The provider keeps the offsets and the tree's node hashes in memory (64 bytes per shard) and
  * reads a shard's tags from the file when asked.
  */
-import { createHash, type KeyObject } from 'node:crypto'
+import { hash, type KeyObject } from 'node:crypto'
 import { open, type FileHandle } from 'node:fs/promises'
 import { VnError } from '../errors.js'
 import { activeProfile, digest, signBytes, verifyBytes } from '../crypto/profile.js'
@@ -56,12 +56,23 @@ const SHARD_DOMAIN = 'verinode-shard-v1'
 const ROOT_SIGNATURE_CONTEXT = 'verinode/tagshards/v1\0'
 const enc = new TextEncoder()
 
-/** The 32-bit shard hash of a record or subject from its canonical key field values (module comment). */
-export function shardHash(service: string, keyValues: readonly string[]): number {
-  const h = createHash(activeProfile().hashAlg)
-  const d = enc.encode(SHARD_DOMAIN)
-  h.update(Uint8Array.of(0, d.length)).update(d).update(oprfInput(service, 1, keyValues))
-  return h.digest().readUInt32BE(0)
+/** What precedes the key fields' OPRF input in a shard hash (module comment). */
+const SHARD_PREFIX = ((d: Uint8Array) => Uint8Array.of(0, d.length, ...d))(enc.encode(SHARD_DOMAIN))
+
+/**
+ * The 32-bit shard hash of a record or subject from its canonical key field values (module comment),
+ * with the profile's digest (a worker thread is told it: `hashAlg`).
+ */
+export function shardHash(service: string, keyValues: readonly string[], hashAlg: 'sha256' | 'sm3' = activeProfile().hashAlg): number {
+  return shardHashOfKeyInput(oprfInput(service, 1, keyValues), hashAlg)
+}
+
+/** `shardHash` from the key fields' OPRF input, `oprfInput(service, 1, keyValues)`, already encoded. */
+export function shardHashOfKeyInput(keyInput: Uint8Array, hashAlg: 'sha256' | 'sm3' = activeProfile().hashAlg): number {
+  const pre = new Uint8Array(SHARD_PREFIX.length + keyInput.length)
+  pre.set(SHARD_PREFIX)
+  pre.set(keyInput, SHARD_PREFIX.length)
+  return hash(hashAlg, pre, 'buffer').readUInt32BE(0)
 }
 
 function u32(n: number): Uint8Array {
