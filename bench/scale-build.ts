@@ -25,10 +25,10 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { makeResidentId } from '../src/demo/synthetic.js'
 import { createOprfPool } from '../src/oprf/oprf-pool.js'
-import { evaluatePrefixes } from '../src/oprf/prefixes.js'
 import { deriveEpochKey } from '../src/oprf/tagset.js'
-import { buildServiceTagSet, rowInput, type OprfProviderService } from '../src/oprf/tagset-service.js'
+import { buildServiceTagSet } from '../src/oprf/tagset-service.js'
 import { SqliteSource } from '../src/sources/sqlite.js'
+import { oneCoreMeter, residentService } from './oprf-reference.js'
 
 const env = (name: string, d: number): number => (process.env[name] === undefined ? d : Number(process.env[name]))
 const mb = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MB`
@@ -65,35 +65,14 @@ async function main(): Promise<void> {
     createRegister(`${dbPath}.tmp`, records)
     await import('node:fs/promises').then((fs) => fs.rename(`${dbPath}.tmp`, dbPath))
   }
-  const svc: OprfProviderService = {
-    id: 'identity.match',
-    kind: 'match',
-    fields: { id: { kind: 'residentId', key: true, required: true }, name: { kind: 'name', key: false, required: true } },
-    modes: ['oprf'],
-    enumerate: 'SELECT id_number AS id, name FROM residents',
-    oprf: { epochHours: 24, shardRecords },
-  }
+  const svc = residentService(shardRecords)
   const epoch = 20_000
   const key = deriveEpochKey(new Uint8Array(32).fill(7), svc.id, epoch)
 
-  // Reference: one core, same evaluation code, same rows, 4096-record chunks.
-  const sampleDb = new Database(dbPath, { readonly: true })
-  const sample = (sampleDb.prepare('SELECT id_number AS id, name FROM residents LIMIT 8192').all() as { id: string; name: string }[]).map((r) => rowInput(svc, r) as Uint8Array)
-  sampleDb.close()
-  // Per wall-clock second (the issue's measure) and per CPU second (what the same code costs,
+  // Reference: one core, same evaluation code, same rows, 4096-record chunks (bench/oprf-reference.ts),
+  // per wall-clock second (the issue's measure) and per CPU second (what the same code costs,
   // whatever else the machine runs: on a shared machine the wall-clock figures move with the load).
-  const oneCore = (seconds: number): { wall: number; cpu: number } => {
-    let n = 0
-    const t0 = performance.now()
-    const c0 = process.cpuUsage()
-    while (performance.now() - t0 < seconds * 1000) {
-      const off = (n % 2) * 4096
-      evaluatePrefixes(key.secretKey, sample.slice(off, off + 4096))
-      n += 4096
-    }
-    const c = process.cpuUsage(c0)
-    return { wall: n / ((performance.now() - t0) / 1000), cpu: n / ((c.user + c.system) / 1e6) }
-  }
+  const oneCore = oneCoreMeter(dbPath, svc)
   const refBefore = oneCore(8)
 
   const source = SqliteSource.open(dbPath)
