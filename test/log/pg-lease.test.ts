@@ -26,16 +26,20 @@ if (skip !== undefined) {
   const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
   t.test('one holder at a time; renewal; take-over after expiry; release', async (t) => {
-    const a = new PgLease(stores.pool, 'checkpoint', 'replica-a', 1000)
-    const b = new PgLease(stores.pool, 'checkpoint', 'replica-b', 1000)
+    // A 3 s term, renewed after 1.8 s and tried again 1.8 s later: past the first term, with 1.2 s
+    // to spare for a loaded machine (with a 1 s term and 0.6 s sleeps, a stall of 0.4 s between the
+    // renewal and the second try failed it under load).
+    const TERM = 3000
+    const a = new PgLease(stores.pool, 'checkpoint', 'replica-a', TERM)
+    const b = new PgLease(stores.pool, 'checkpoint', 'replica-b', TERM)
     t.equal(await a.acquire(), true, 'a free lease is taken')
     t.equal(await b.acquire(), false, 'held by another: refused')
     t.equal(await a.current(), 'replica-a')
-    await sleep(600)
+    await sleep(0.6 * TERM)
     t.equal(await a.acquire(), true, 'the holder renews')
-    await sleep(600)
+    await sleep(0.6 * TERM)
     t.equal(await b.acquire(), false, 'renewed: still refused after the first term would have ended')
-    await sleep(1100)
+    await sleep(0.4 * TERM + 600)
     t.equal(await b.acquire(), true, 'expired (the holder died): taken over')
     t.equal(await a.acquire(), false, 'the old holder no longer has it')
     await b.release()
