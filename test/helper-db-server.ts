@@ -9,29 +9,17 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
 import mysql from 'mysql2/promise'
+import { freePort } from '../src/demo/federation.js'
 
 const run = promisify(execFile)
 const REQUIRE = process.env['VN_TEST_REQUIRE_DB'] === '1'
 const PG_BIN = process.env['VN_TEST_PG_BIN'] ?? '/usr/lib/postgresql/15/bin'
 const IS_ROOT = process.getuid?.() === 0
-
-/** A loopback port nothing listens on now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => (a !== null && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))))
-    })
-  })
-}
 
 async function until(what: string, ms: number, probe: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + ms

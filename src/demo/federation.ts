@@ -3,6 +3,8 @@
  * nodes with their keys, configs, services, agreements and synthetic databases, and a signed
  * manifest. Used by `verinode demo`, by the tests (with small sizes) and by the benchmarks.
  */
+import { randomInt } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { isAbsolute, join } from 'node:path'
@@ -173,8 +175,36 @@ export interface DemoFederation {
   authorityDir: string
 }
 
-/** A free TCP port on loopback (bind to 0, read it, release it). */
+/** Where the kernel's ephemeral ports start (Linux: /proc; elsewhere the IANA range's 49152). */
+function ephemeralStart(): number {
+  try {
+    const first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    return Number.isInteger(first) && first > 0 ? first : 49_152
+  } catch {
+    return 49_152
+  }
+}
+
+const canListen = (port: number): Promise<boolean> => new Promise((resolve) => {
+  const s = createServer()
+  s.once('error', () => resolve(false))
+  s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+})
+
+/**
+ * A free TCP port on loopback for a node to be given in its config, picked below the kernel's
+ * ephemeral range. A port from that range (bind to 0) can be taken by any outgoing connection of
+ * any process on the machine before the node binds it, or between a node's stop and its restart
+ * on the same port (seen in tests running four files at once: EADDRINUSE on a restart). Below it,
+ * only a listener can take it. Falls back to bind-to-0 when no such port is found.
+ */
 export async function freePort(): Promise<number> {
+  const low = 20_000
+  const high = ephemeralStart() - 1
+  for (let i = 0; high > low && i < 64; i++) {
+    const port = low + randomInt(high - low + 1)
+    if (await canListen(port)) return port
+  }
   return new Promise((resolve, reject) => {
     const s = createServer()
     s.once('error', reject)
