@@ -31,6 +31,7 @@ import { unverifiedJwsPayload } from '../crypto/jws.js'
 import { Findings, readExport, type LoadedExport, type Where } from './export-reader.js'
 import type { AuditFinding } from './findings.js'
 import { auditExport, type AuditOptions } from './verify.js'
+import { mismatch } from './checks/context.js'
 
 export interface CrossCheckOptions {
   /** trust anchor for the two `audit verify` runs (default: each export's own copy) */
@@ -141,7 +142,6 @@ export async function crossCheck(consumerDir: string, providerDir: string, opts:
   let joined = 0
   let consumerOnly = 0
   let providerOnly = 0
-  const mismatch = (fields: [string, unknown, unknown][]): string[] => fields.filter(([, a, b]) => a !== b).map(([f]) => f)
 
   for (const [xid, c] of consumer) {
     const before = findings.list.length
@@ -166,7 +166,7 @@ export async function crossCheck(consumerDir: string, providerDir: string, opts:
       joined++
       const s = p.reqIn.r
       // Altered: the two sides' records of the request.
-      const bad = mismatch([['reqDigest', q.reqDigest, s.reqDigest], ['svc', q.svc, s.svc], ['mode', q.mode, s.mode], ['purpose', q.purpose, s.purpose], ['basis', q.basis, s.basis], ['count', q.count, s.count]])
+      const bad = mismatch('reqDigest', q.reqDigest, s.reqDigest, 'svc', q.svc, s.svc, 'mode', q.mode, s.mode, 'purpose', q.purpose, s.purpose, 'basis', q.basis, s.basis, 'count', q.count, s.count)
       if (bad.length > 0) findings.add('AUDIT_CROSS_ALTERED', `consumer leaf ${c.reqOut.i} and provider leaf ${p.reqIn.i} differ in ${bad.join(', ')}`, atC(c.reqOut.i))
       const cj = cons.evidence.get(q.reqDigest)
       const pj = prov.evidence.get(s.reqDigest)
@@ -191,7 +191,7 @@ export async function crossCheck(consumerDir: string, providerDir: string, opts:
       } else if (ro !== undefined && !signedAnswer) {
         findings.add('AUDIT_CROSS_RESPONSE_MISSING', `provider leaf ${ro.i}: a signed response the consumer never recorded (lost in transit?)`, atC(c.reqOut.i), 'warning')
       } else if (ro !== undefined && ri !== undefined) {
-        const diff = mismatch([['respDigest', ri.r.respDigest, ro.r.respDigest], ['status', ri.r.status, ro.r.status], ['reqDigest', ri.r.reqDigest, ro.r.reqDigest]])
+        const diff = mismatch('respDigest', ri.r.respDigest, ro.r.respDigest, 'status', ri.r.status, ro.r.status, 'reqDigest', ri.r.reqDigest, ro.r.reqDigest)
         if (diff.length > 0) findings.add('AUDIT_CROSS_ALTERED', `consumer leaf ${ri.i} and provider leaf ${ro.i} differ in ${diff.join(', ')}`, atC(ri.i))
         const a = ri.r.respDigest === undefined ? undefined : cons.evidence.get(ri.r.respDigest)
         const b = prov.evidence.get(ro.r.respDigest)
@@ -203,7 +203,7 @@ export async function crossCheck(consumerDir: string, providerDir: string, opts:
         const jws = (ri.r.respDigest === undefined ? undefined : cons.evidence.get(ri.r.respDigest)) ?? (ro === undefined ? undefined : prov.evidence.get(ro.r.respDigest))
         const resp = payloadOf(jws)
         if (resp !== undefined) {
-          const unbound = mismatch([['reqDigest', resp.reqDigest, q.reqDigest], ['xid', resp.xid, xid], ['aud', resp.aud, C], ['iss', resp.iss, P]])
+          const unbound = mismatch('reqDigest', resp.reqDigest, q.reqDigest, 'xid', resp.xid, xid, 'aud', resp.aud, C, 'iss', resp.iss, P)
           if (unbound.length > 0) findings.add('AUDIT_RESPONSE_UNBOUND', `consumer leaf ${ri.i}: the signed response differs from the request in ${unbound.join(', ')}`, atC(ri.i))
         }
         // peerIndex: the provider's index for this exchange is its request-in leaf (response log.index).

@@ -75,7 +75,7 @@ export type Decision =
 const iso = (at: number): string => new Date(at).toISOString()
 
 /** Steps 1-6 for one agreement: the number of rules passed (6 = all) and why it stopped. */
-function evaluate(a: Agreement, r: DecisionRequest): { passed: number; reason: string } {
+function evaluate({ a, from, until }: SortedAgreement, r: DecisionRequest): { passed: number; reason: string } {
   if (a.consumer !== r.consumer) return { passed: 0, reason: `no agreement with consumer ${r.consumer}` }
   if (!a.services.includes(r.service)) return { passed: 1, reason: `no agreement of consumer ${r.consumer} covers service ${r.service}` }
   if (!a.purposes.includes(r.purpose)) return { passed: 2, reason: `the stated purpose is not agreed for ${r.consumer} on ${r.service}` }
@@ -85,13 +85,30 @@ function evaluate(a: Agreement, r: DecisionRequest): { passed: number; reason: s
   } else if (r.basis !== a.basis) {
     return { passed: 4, reason: `the stated legal basis differs from agreement ${a.id}` }
   }
-  const from = Date.parse(a.validFrom)
-  const until = Date.parse(a.validUntil)
   if (r.at < from) return { passed: 5, reason: `agreement ${a.id} is not in force before ${iso(from)}` }
   if (r.at >= until) return { passed: 5, reason: `agreement ${a.id} expired at ${iso(until)}` }
   return { passed: 6, reason: '' }
 }
 
+
+/** An agreement with its validity window read, as `inForceFor` goes through them. */
+interface SortedAgreement { a: Agreement; from: number; until: number }
+
+/**
+ * Each agreement set, sorted by id with its windows read, once. A set in force is a value (the
+ * `policy` hash the log names is its hash; the node replaces it whole, never edits it), and the
+ * node decides every request and the auditor replays every decision against the same few sets.
+ */
+const sortedSets = new WeakMap<readonly Agreement[], readonly SortedAgreement[]>()
+
+function sortedSet(agreements: readonly Agreement[]): readonly SortedAgreement[] {
+  let s = sortedSets.get(agreements)
+  if (s === undefined) {
+    s = sortAgreements(agreements).map((a) => ({ a, from: Date.parse(a.validFrom), until: Date.parse(a.validUntil) }))
+    sortedSets.set(agreements, s)
+  }
+  return s
+}
 
 /** A quota to count against: an agreement's, or the unconditional one (G3), with the G2 cap. */
 interface Candidate { id: string; limit: number; basis: string }
@@ -106,8 +123,9 @@ function inForceFor(request: DecisionRequest, agreements: readonly Agreement[], 
   const cap = rules !== undefined && gov !== undefined && request.mode === 'plain' && isGraded(rules) ? gov.gradedDailyQuota : Number.MAX_SAFE_INTEGER
   let best = { passed: -1, reason: `no agreement with consumer ${request.consumer}` }
   const inForce: Candidate[] = []
-  for (const a of sortAgreements(agreements)) {
-    const e = evaluate(a, request)
+  for (const s of sortedSet(agreements)) {
+    const e = evaluate(s, request)
+    const a = s.a
     if (e.passed === 6) inForce.push({ id: a.id, limit: Math.min(a.dailyQuota, cap), basis: a.basis })
     else if (e.passed > best.passed) best = e
   }

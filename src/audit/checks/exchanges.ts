@@ -126,7 +126,7 @@ export class ExchangeCheck {
     ex.indices.push(i)
     if (ex.reqIn === undefined) findings.add('AUDIT_ORPHAN_ENTRY', `leaf ${i}: decision without a request-in before it`, w)
     else {
-      const bad = mismatch([['reqDigest', r.reqDigest, ex.reqIn.r.reqDigest], ['count', r.count, ex.reqIn.r.count]])
+      const bad = mismatch('reqDigest', r.reqDigest, ex.reqIn.r.reqDigest, 'count', r.count, ex.reqIn.r.count)
       if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: decision differs from request-in (leaf ${ex.reqIn.i}) in ${bad.join(', ')}`, w)
     }
     if (ex.decision !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second decision for this xid (first at leaf ${ex.decision.i})`, w)
@@ -143,7 +143,7 @@ export class ExchangeCheck {
     ex.indices.push(i)
     if (ex.reqIn === undefined) findings.add('AUDIT_ORPHAN_ENTRY', `leaf ${i}: response-out without a request-in before it`, w)
     else {
-      const bad = mismatch([['requestIndex', r.requestIndex, ex.reqIn.i], ['reqDigest', r.reqDigest, ex.reqIn.r.reqDigest]])
+      const bad = mismatch('requestIndex', r.requestIndex, ex.reqIn.i, 'reqDigest', r.reqDigest, ex.reqIn.r.reqDigest)
       if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-out differs from request-in (leaf ${ex.reqIn.i}) in ${bad.join(', ')}`, w)
     }
     if (ex.respOut !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-out for this xid (first at leaf ${ex.respOut.i})`, w)
@@ -158,7 +158,7 @@ export class ExchangeCheck {
     if (req !== undefined) {
       if (ex.reqIn !== undefined) {
         const q = ex.reqIn.r
-        const bad = mismatch([['xid', req.xid, q.xid], ['iss', req.iss, q.iss], ['svc', req.svc, q.svc], ['mode', req.mode, q.mode], ['purpose', req.purpose, q.purpose], ['basis', req.basis, q.basis]])
+        const bad = mismatch('xid', req.xid, q.xid, 'iss', req.iss, q.iss, 'svc', req.svc, q.svc, 'mode', req.mode, q.mode, 'purpose', req.purpose, q.purpose, 'basis', req.basis, q.basis)
         const n = this.sig.subjectCount(req, `request ${r.reqDigest}`, w)
         if (n !== undefined && n !== q.count) bad.push('count')
         if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${ex.reqIn.i}: request-in differs from the signed request in ${bad.join(', ')}`, w)
@@ -168,12 +168,12 @@ export class ExchangeCheck {
     }
     const resp = this.sig.verifiedResponse(r.respDigest, w, this.chunk, member)
     if (resp === undefined) return
-    const unbound = mismatch([['reqDigest', resp.reqDigest, r.reqDigest], ['xid', resp.xid, r.xid], ['aud', resp.aud, r.aud], ['iss', resp.iss, member]])
+    const unbound = mismatch('reqDigest', resp.reqDigest, r.reqDigest, 'xid', resp.xid, r.xid, 'aud', resp.aud, r.aud, 'iss', resp.iss, member)
     if (req !== undefined && resp.aud !== req.iss) unbound.push('aud (request iss)')
     if (unbound.length > 0) findings.add('AUDIT_RESPONSE_UNBOUND', `leaf ${i}: the signed response differs in ${unbound.join(', ')}`, w)
-    const bad = mismatch([['status', resp.status, r.status], ['log.index', resp.log.index, r.requestIndex]])
+    const bad = mismatch('status', resp.status, r.status, 'log.index', resp.log.index, r.requestIndex)
     if (d !== undefined && digestEquals(d.r.reqDigest, r.reqDigest)) {
-      bad.push(...mismatch([['policy', resp.policy, d.r.policy], ['agreement', resp.agreement, d.r.agreement]]))
+      bad.push(...mismatch('policy', resp.policy, d.r.policy, 'agreement', resp.agreement, d.r.agreement))
       if (!d.r.permit && resp.error?.code !== d.r.code) bad.push('error.code')
     }
     if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-out and decision differ from the signed response in ${bad.join(', ')}`, w)
@@ -190,7 +190,7 @@ export class ExchangeCheck {
     this.order.push({ role: 'consumer', ex })
     const req = this.sig.verifiedRequest(r.reqDigest, w, this.chunk, member)
     if (req === undefined) return
-    const bad = mismatch([['xid', req.xid, r.xid], ['aud', req.aud, r.aud], ['svc', req.svc, r.svc], ['mode', req.mode, r.mode], ['purpose', req.purpose, r.purpose], ['basis', req.basis, r.basis]])
+    const bad = mismatch('xid', req.xid, r.xid, 'aud', req.aud, r.aud, 'svc', req.svc, r.svc, 'mode', req.mode, r.mode, 'purpose', req.purpose, r.purpose, 'basis', req.basis, r.basis)
     const n = this.sig.subjectCount(req, `request ${r.reqDigest}`, w)
     if (n !== undefined && n !== r.count) bad.push('count')
     if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: request-out differs from the signed request in ${bad.join(', ')}`, w)
@@ -227,9 +227,9 @@ export class ExchangeCheck {
     }
     const resp = this.sig.verifiedResponse(r.respDigest, w, this.chunk, r.iss)
     if (resp === undefined) return
-    const unbound = mismatch([['reqDigest', resp.reqDigest, r.reqDigest], ['xid', resp.xid, r.xid], ['aud', resp.aud, member], ['iss', resp.iss, r.iss]])
+    const unbound = mismatch('reqDigest', resp.reqDigest, r.reqDigest, 'xid', resp.xid, r.xid, 'aud', resp.aud, member, 'iss', resp.iss, r.iss)
     if (unbound.length > 0) findings.add('AUDIT_RESPONSE_UNBOUND', `leaf ${i}: the signed response differs in ${unbound.join(', ')}`, w)
-    const bad = mismatch([['status', resp.status, r.status], ['peerIndex', resp.log.index, r.peerIndex], ['code', resp.error?.code, r.code]])
+    const bad = mismatch('status', resp.status, r.status, 'peerIndex', resp.log.index, r.peerIndex, 'code', resp.error?.code, r.code)
     if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-in differs from the signed response in ${bad.join(', ')}`, w)
     this.checkSkew(resp.iat, r.at, `response ${r.respDigest}`, w)
   }
@@ -247,7 +247,7 @@ export class ExchangeCheck {
     ex.indices.push(i)
     if (ex.refused !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-refused for this xid (first at leaf ${ex.refused.i})`, w)
     ex.refused = { i, r }
-    const bad = mismatch([['status', 'ok', respIn.r.status], ['reqDigest', respIn.r.reqDigest, r.reqDigest], ['respDigest', respIn.r.respDigest, r.respDigest]])
+    const bad = mismatch('status', 'ok', respIn.r.status, 'reqDigest', respIn.r.reqDigest, r.reqDigest, 'respDigest', respIn.r.respDigest, r.respDigest)
     if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-refused differs from the response-in at leaf ${respIn.i} in ${bad.join(', ')}`, w)
   }
 

@@ -16,12 +16,12 @@ export function checkPeerCheckpoint(ctx: AuditContext, i: number, r: PeerCheckpo
   let bad: string[]
   try {
     const cp = parseCheckpoint(parseNote(r.note).text)
-    bad = mismatch([
-      ['noteHash', digestB64u(Buffer.from(r.note, 'utf8')), r.noteHash],
-      ['size', cp.size, r.size],
-      ['rootHash', Buffer.from(cp.rootHash).toString('base64'), r.rootHash],
-      ['origin', cp.origin, logOrigin(ctx.federation ?? '?', r.peer)],
-    ])
+    bad = mismatch(
+      'noteHash', digestB64u(Buffer.from(r.note, 'utf8')), r.noteHash,
+      'size', cp.size, r.size,
+      'rootHash', Buffer.from(cp.rootHash).toString('base64'), r.rootHash,
+      'origin', cp.origin, logOrigin(ctx.federation ?? '?', r.peer),
+    )
   } catch {
     bad = ['note']
   }
