@@ -81,6 +81,9 @@ import { checkApplications, type ApplicationReport } from './checks/applications
 import { checkDisputes, type DisputeReport } from './checks/disputes.js'
 import { AgreementsInForceCheck } from './checks/agreements-in-force.js'
 import { PrecheckPool } from './precheck-pool.js'
+import { safeParseFast } from './fast-parse.js'
+import { LogRecordSchema } from './record-schemas.js'
+import { decodeUtf8Strict } from '../util/strict-json.js'
 import type { LeafChunkPre } from './precheck-types.js'
 
 export type { AnswerReplay, DecisionReplay } from './checks/decisions.js'
@@ -197,7 +200,20 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   const pool = workers > 0 ? new PrecheckPool(workers, texts, anchor) : undefined
   const signatures = new SignatureCheck(ctx, evidence, pool)
   const decisions = new DecisionCheck(ctx, opts.collectReplay === true)
-  const exchanges = new ExchangeCheck(ctx, signatures, evidence, decisions)
+  // an ended exchange's records are read back from entries.jsonl when a late leaf needs them
+  entries.keepOpen = true
+  const readBack = (off: number): LogRecord | undefined => {
+    const leaf = entries.lineAt(off)
+    const text = leaf === undefined ? undefined : decodeUtf8Strict(leaf)
+    if (text === undefined) return undefined
+    try {
+      const r = safeParseFast(LogRecordSchema, JSON.parse(text))
+      return r.success ? (r.data as LogRecord) : undefined
+    } catch {
+      return undefined
+    }
+  }
+  const exchanges = new ExchangeCheck(ctx, signatures, evidence, decisions, readBack)
   const governance = new GovernanceCheck(ctx, evidence)
   const inForce = new AgreementsInForceCheck(ctx, governance.book)
   /** 8. governance: applications, agreement changes and disputes replayed; permits under agreements in force */
@@ -211,21 +227,23 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     else if (r.t === 'decision') inForce.onDecision(i, r, { index: i, xid: r.xid, role: 'provider' })
   }
 
-  interface Chunk { no: number; first: number; records: (LogRecord | undefined)[]; settled: Promise<void> }
-  interface Raw { first: number; lines: Buffer[]; pre: Promise<LeafChunkPre | undefined> | undefined }
+  interface Chunk { no: number; first: number; offsets: Float64Array; records: (LogRecord | undefined)[]; settled: Promise<void> }
+  interface Raw { first: number; lines: Buffer[]; offsets: Float64Array; pre: Promise<LeafChunkPre | undefined> | undefined }
   let nextFirst = 0
   /** The next chunk's leaf bytes, handed to a worker at once (hashes, checks that need no order). */
   const readRaw = (): Raw | undefined => {
     const lines: Buffer[] = []
+    const offsets = new Float64Array(CHUNK_LEAVES)
     for (let k = 0; k < CHUNK_LEAVES; k++) {
       const leaf = entries.next()
       if (leaf === undefined) break
+      offsets[k] = entries.offset
       lines.push(leaf)
     }
     if (lines.length === 0) return undefined
     const first = nextFirst
     nextFirst += lines.length
-    return { first, lines, pre: pool?.leaves(first, lines).catch(() => undefined) }
+    return { first, lines, offsets, pre: pool?.leaves(first, lines).catch(() => undefined) }
   }
   /**
    * A chunk in log order: each leaf into the tree and checked alone (a leaf a worker found clean is
@@ -249,7 +267,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
       records.push(r)
       if (r !== undefined) exchanges.prepare(r, no)
     })
-    return { no, first, records, settled: signatures.settle() }
+    return { no, first, offsets: raw.offsets, records, settled: signatures.settle() }
   }
   /** Checks a chunk's leaves in log order, once its signatures are back. */
   const check = async (c: Chunk): Promise<void> => {
@@ -257,7 +275,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
     exchanges.chunk = c.no
     c.records.forEach((r, k) => {
       if (r !== undefined) {
-        exchanges.onRecord(c.first + k, r)
+        exchanges.onRecord(c.first + k, r, c.offsets[k] as number)
         onGovernance(c.first + k, r)
       }
     })
@@ -287,6 +305,7 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
       if (raw === undefined && inFlight.length === 0) break
     }
   } finally {
+    entries.release()
     await pool?.close()
   }
   const leafCount = entries.lines

@@ -11,6 +11,7 @@ import { federationFixture } from '../helper.js'
 import { exportLog } from '../../src/node/export.js'
 import { auditExport, type AuditReport } from '../../src/audit/verify.js'
 import { Findings } from '../../src/audit/findings.js'
+import { canonicalJson } from '../../src/protocol/canonical-json.js'
 
 const PSB = 'fj-psb'
 const TAX = 'fj-tax'
@@ -96,4 +97,32 @@ t.test('worker batches and streamed, reordered evidence give the same report', a
     `evidence.jsonl line ${lines.length + 3}: not a { digest, jws } record`,
   ])
   t.equal(d.findings.filter((g) => g.severity === 'error').length, 2, 'nothing else is wrong')
+
+  // Late leaves of an exchange that has ended: its records were dropped once its response-out was
+  // checked, and are read back from entries.jsonl to check these against.
+  const late = join(out, 'psb-late')
+  await cp(psb, late, { recursive: true })
+  const leavesOf = leafLinesOf(await readFile(join(late, 'entries.jsonl'), 'utf8'))
+  const at = (type: string): number => leavesOf.findIndex((l) => l.includes(`"t":"${type}"`))
+  const [reqInAt, decisionAt, respOutAt] = [at('request-in'), at('decision'), at('response-out')]
+  const edited = (k: number, edit: (r: Record<string, unknown>) => void): string => {
+    const r = JSON.parse(leavesOf[k] as string) as Record<string, unknown>
+    edit(r)
+    return canonicalJson(r)
+  }
+  const n = leavesOf.length
+  const extra = [edited(decisionAt, (r) => { r.count = 7 }), edited(respOutAt, (r) => { r.requestIndex = 0 })]
+  await writeFile(join(late, 'entries.jsonl'), [...leavesOf, ...extra].map((l) => `${l}\n`).join(''))
+  const lateReport = await auditExport(late, { workers: 0 })
+  const mine = (r: AuditReport): string[] => r.findings.filter((g) => g.index !== undefined && g.index >= n).map((g) => `${g.code}: ${g.message}`)
+  const found = mine(lateReport)
+  for (const m of [
+    `AUDIT_BINDING_MISMATCH: leaf ${n}: decision differs from request-in (leaf ${reqInAt}) in count`,
+    `AUDIT_DUPLICATE_EXCHANGE: leaf ${n}: a second decision for this xid (first at leaf ${decisionAt})`,
+    `AUDIT_BINDING_MISMATCH: leaf ${n + 1}: response-out differs from request-in (leaf ${reqInAt}) in requestIndex`,
+    `AUDIT_DUPLICATE_EXCHANGE: leaf ${n + 1}: a second response-out for this xid (first at leaf ${respOutAt})`,
+  ]) t.ok(found.includes(m), `${m} (among ${JSON.stringify(found)})`)
+  t.same(await auditExport(late, { workers: 2 }), lateReport, 'the same with workers')
 })
+
+const leafLinesOf = (text: string): string[] => text.split('\n').filter((l) => l !== '')

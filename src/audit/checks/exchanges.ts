@@ -15,22 +15,36 @@ import { checkKeyEvent } from './key-events.js'
 import type { SignatureCheck } from './signatures.js'
 import { checkForkEvidence, checkPeerCheckpoint } from './witnessing.js'
 
+/**
+ * A leaf of an exchange: its index, its byte offset in entries.jsonl, and its record while the
+ * exchange is open. Once the exchange has ended (its response-out, or its response-in, is
+ * checked) the record is dropped and read back from the export if a late leaf of the same
+ * exchange needs it (a duplicate: rare). An audit holds every exchange of the log to the end, and
+ * with their records the main thread's heap grew by ~2.3 KB an exchange: ~0.8 GB at 10^6 leaves,
+ * more than a default heap at 10^7.
+ */
+export interface Held<R> {
+  i: number
+  off: number
+  r: R | undefined
+}
+
 export interface ProviderExchange {
   xid: string
   iss: string
   indices: number[]
-  reqIn?: { i: number; r: RequestInRecord }
-  decision?: { i: number; r: DecisionRecord }
-  respOut?: { i: number; r: ResponseOutRecord }
+  reqIn?: Held<RequestInRecord>
+  decision?: Held<DecisionRecord>
+  respOut?: Held<ResponseOutRecord>
 }
 
 export interface ConsumerExchange {
   xid: string
   aud: string
   indices: number[]
-  reqOut?: { i: number; r: RequestOutRecord }
-  respIn?: { i: number; r: ResponseInRecord }
-  refused?: { i: number; r: ResponseRefusedRecord }
+  reqOut?: Held<RequestOutRecord>
+  respIn?: Held<ResponseInRecord>
+  refused?: Held<ResponseRefusedRecord>
 }
 
 export type LoggedExchange = { role: 'provider'; ex: ProviderExchange } | { role: 'consumer'; ex: ConsumerExchange }
@@ -46,7 +60,28 @@ export class ExchangeCheck {
   /** the chunk of leaves being checked (evidence.ts keeps what it names) */
   chunk = 0
 
-  constructor(private readonly ctx: AuditContext, private readonly sig: SignatureCheck, private readonly evidence: EvidenceCheck, private readonly decisions: DecisionCheck) {}
+  /** the byte offset in entries.jsonl of the leaf `onRecord` is checking */
+  private off = 0
+
+  constructor(
+    private readonly ctx: AuditContext, private readonly sig: SignatureCheck, private readonly evidence: EvidenceCheck, private readonly decisions: DecisionCheck,
+    /** the record of the leaf at this byte offset of entries.jsonl, read again */
+    private readonly readBack: (off: number) => LogRecord | undefined,
+  ) {}
+
+  /** A held leaf's record: kept, or read back. */
+  private rec<R>(h: Held<R>): R {
+    if (h.r !== undefined) return h.r
+    const r = this.readBack(h.off)
+    // The same bytes were a valid record of this type when first checked (the export's digest
+    // check reports a file changed under the audit).
+    if (r === undefined) throw new Error(`entries.jsonl: leaf ${h.i} no longer reads as it did`)
+    return r as R
+  }
+
+  private held<R>(i: number, r: R): Held<R> {
+    return { i, off: this.off, r }
+  }
 
   /**
    * Before the chunk's leaves are checked: the JWS each will check, so their signatures can be
@@ -71,7 +106,9 @@ export class ExchangeCheck {
     }
   }
 
-  onRecord(i: number, r: LogRecord): void {
+  /** Leaf `i`, at byte offset `off` of entries.jsonl. */
+  onRecord(i: number, r: LogRecord, off: number): void {
+    this.off = off
     switch (r.t) {
       case 'key-event':
         this.sig.loaded.onKeyEvent(r)
@@ -81,13 +118,31 @@ export class ExchangeCheck {
       case 'sharing-rules': return this.decisions.onSharingRules(i, r)
       case 'request-in': return this.onRequestIn(i, r)
       case 'decision': return this.onDecision(i, r)
-      case 'response-out': return this.onResponseOut(i, r)
+      case 'response-out':
+        this.onResponseOut(i, r)
+        return this.ended(this.provider.get(key(r.aud, r.xid)))
       case 'request-out': return this.onRequestOut(i, r)
-      case 'response-in': return this.onResponseIn(i, r)
+      case 'response-in':
+        this.onResponseIn(i, r)
+        return this.ended(this.consumer.get(key(r.iss, r.xid)))
       case 'response-refused': return this.onResponseRefused(i, r)
       case 'fork-evidence': return checkForkEvidence(this.ctx, i, r)
       case 'peer-checkpoint': return checkPeerCheckpoint(this.ctx, i, r)
       default:
+    }
+  }
+
+  /** An exchange whose last leaf was checked: its records are dropped (see Held). */
+  private ended(ex: ProviderExchange | ConsumerExchange | undefined): void {
+    if (ex === undefined) return
+    if ('iss' in ex) {
+      if (ex.reqIn !== undefined) ex.reqIn.r = undefined
+      if (ex.decision !== undefined) ex.decision.r = undefined
+      if (ex.respOut !== undefined) ex.respOut.r = undefined
+    } else {
+      if (ex.reqOut !== undefined) ex.reqOut.r = undefined
+      if (ex.respIn !== undefined) ex.respIn.r = undefined
+      if (ex.refused !== undefined) ex.refused.r = undefined
     }
   }
 
@@ -115,7 +170,7 @@ export class ExchangeCheck {
       this.order.push({ role: 'provider', ex })
     }
     ex ??= this.provExchange(r.iss, r.xid)
-    ex.reqIn = { i, r }
+    ex.reqIn = this.held(i, r)
     ex.indices.push(i)
   }
 
@@ -126,14 +181,15 @@ export class ExchangeCheck {
     ex.indices.push(i)
     if (ex.reqIn === undefined) findings.add('AUDIT_ORPHAN_ENTRY', `leaf ${i}: decision without a request-in before it`, w)
     else {
-      const bad = mismatch('reqDigest', r.reqDigest, ex.reqIn.r.reqDigest, 'count', r.count, ex.reqIn.r.count)
+      const q = this.rec(ex.reqIn)
+      const bad = mismatch('reqDigest', r.reqDigest, q.reqDigest, 'count', r.count, q.count)
       if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: decision differs from request-in (leaf ${ex.reqIn.i}) in ${bad.join(', ')}`, w)
     }
     if (ex.decision !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second decision for this xid (first at leaf ${ex.decision.i})`, w)
-    ex.decision = { i, r }
+    ex.decision = this.held(i, r)
     // Replay: the signed request when the evidence has it, else the request-in record.
     const signedOf = () => (this.evidence.has(r.reqDigest) ? this.sig.verifiedRequest(r.reqDigest, w, this.chunk) : undefined)
-    this.decisions.onDecision(i, r, w, signedOf, ex.reqIn?.r)
+    this.decisions.onDecision(i, r, w, signedOf, ex.reqIn === undefined ? undefined : this.rec(ex.reqIn))
   }
 
   private onResponseOut(i: number, r: ResponseOutRecord): void {
@@ -143,21 +199,21 @@ export class ExchangeCheck {
     ex.indices.push(i)
     if (ex.reqIn === undefined) findings.add('AUDIT_ORPHAN_ENTRY', `leaf ${i}: response-out without a request-in before it`, w)
     else {
-      const bad = mismatch('requestIndex', r.requestIndex, ex.reqIn.i, 'reqDigest', r.reqDigest, ex.reqIn.r.reqDigest)
+      const bad = mismatch('requestIndex', r.requestIndex, ex.reqIn.i, 'reqDigest', r.reqDigest, this.rec(ex.reqIn).reqDigest)
       if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-out differs from request-in (leaf ${ex.reqIn.i}) in ${bad.join(', ')}`, w)
     }
     if (ex.respOut !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-out for this xid (first at leaf ${ex.respOut.i})`, w)
-    ex.respOut = { i, r }
+    ex.respOut = this.held(i, r)
 
     // Step 5: an answer follows a permit for this very request.
-    const d = ex.decision
+    const d = ex.decision === undefined ? undefined : { i: ex.decision.i, r: this.rec(ex.decision) }
     this.decisions.onAnswer(i, r, w, d)
 
     // Step 4: the signed request (by its issuer) and the signed response (by this provider).
     const req = this.sig.verifiedRequest(r.reqDigest, w, this.chunk)
     if (req !== undefined) {
       if (ex.reqIn !== undefined) {
-        const q = ex.reqIn.r
+        const q = this.rec(ex.reqIn)
         const bad = mismatch('xid', req.xid, q.xid, 'iss', req.iss, q.iss, 'svc', req.svc, q.svc, 'mode', req.mode, q.mode, 'purpose', req.purpose, q.purpose, 'basis', req.basis, q.basis)
         const n = this.sig.subjectCount(req, `request ${r.reqDigest}`, w)
         if (n !== undefined && n !== q.count) bad.push('count')
@@ -185,7 +241,7 @@ export class ExchangeCheck {
     const w: Where = { xid: r.xid, role: 'consumer', index: i }
     const prev = this.consumer.get(key(r.aud, r.xid))
     if (prev !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second request-out for this xid (first at leaf ${prev.reqOut?.i ?? '?'})`, w)
-    const ex: ConsumerExchange = { xid: r.xid, aud: r.aud, indices: [i], reqOut: { i, r } }
+    const ex: ConsumerExchange = { xid: r.xid, aud: r.aud, indices: [i], reqOut: this.held(i, r) }
     this.consumer.set(key(r.aud, r.xid), ex)
     this.order.push({ role: 'consumer', ex })
     const req = this.sig.verifiedRequest(r.reqDigest, w, this.chunk, member)
@@ -206,8 +262,8 @@ export class ExchangeCheck {
     } else {
       ex.indices.push(i)
       if (ex.respIn !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-in for this xid (first at leaf ${ex.respIn.i})`, w)
-      ex.respIn = { i, r }
-      if (ex.reqOut !== undefined && !digestEquals(ex.reqOut.r.reqDigest, r.reqDigest)) {
+      ex.respIn = this.held(i, r)
+      if (ex.reqOut !== undefined && !digestEquals(this.rec(ex.reqOut).reqDigest, r.reqDigest)) {
         findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: reqDigest differs from request-out (leaf ${ex.reqOut.i})`, w)
       }
     }
@@ -246,8 +302,9 @@ export class ExchangeCheck {
     }
     ex.indices.push(i)
     if (ex.refused !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-refused for this xid (first at leaf ${ex.refused.i})`, w)
-    ex.refused = { i, r }
-    const bad = mismatch('status', 'ok', respIn.r.status, 'reqDigest', respIn.r.reqDigest, r.reqDigest, 'respDigest', respIn.r.respDigest, r.respDigest)
+    ex.refused = this.held(i, r)
+    const ri = this.rec(respIn)
+    const bad = mismatch('status', 'ok', ri.status, 'reqDigest', ri.reqDigest, r.reqDigest, 'respDigest', ri.respDigest, r.respDigest)
     if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-refused differs from the response-in at leaf ${respIn.i} in ${bad.join(', ')}`, w)
   }
 
