@@ -45,7 +45,11 @@ export interface LeafChunkPre {
 }
 
 /** An analysis as it crosses threads: the signature checked, an error as its code and detail. */
-export type WireAnalysis = Omit<JwsAnalysis, 'job' | 'prepError'> & { prepError?: { code?: string; detail?: string } }
+export type WireAnalysis = Omit<JwsAnalysis, 'job' | 'prepError'> & {
+  prepError?: { code?: string; detail?: string }
+  /** a request's claims come without `q`; this is plainSubjects of it (signatures.ts) */
+  subjects?: number | string
+}
 
 export interface JwsItem {
   digest: string

@@ -24,7 +24,8 @@ import { decodeUtf8Strict } from '../util/strict-json.js'
 import { digestEquals } from './checks/context.js'
 import { digestB64u, verifyBytes } from '../crypto/profile.js'
 import { unverifiedPayload } from './checks/evidence.js'
-import { analyzeJws } from './checks/signatures.js'
+import { analyzeJws, plainSubjects } from './checks/signatures.js'
+import { REQUEST_TYP } from '../protocol/envelope.js'
 import type { JwsItem, JwsPre, LeafChunkPre, PiiPre, WireAnalysis } from './precheck-types.js'
 import { safeParseFast } from './fast-parse.js'
 import { scanInto, type PiiHit } from './pii.js'
@@ -97,6 +98,12 @@ export function precheckJws(history: KeyHistory, items: readonly JwsItem[]): Jws
       // A response's per-subject results are checked by its schema and used by no later check: they
       // stay here rather than cross threads.
       if (w.claims !== undefined && 'results' in w.claims) w.claims = { ...w.claims, results: [] } as typeof w.claims
+      // A request's query (subjects, or an he request's ciphertexts) only gives the subject count.
+      if (w.claims !== undefined && typ === REQUEST_TYP) {
+        const n = plainSubjects(w.claims as { mode?: unknown; q?: unknown })
+        if (n !== undefined) w.subjects = n
+        w.claims = { ...w.claims, q: undefined } as typeof w.claims
+      }
       if (prepError !== undefined) w.prepError = isVnError(prepError) ? { code: prepError.code, ...(prepError.detail === undefined ? {} : { detail: prepError.detail }) } : {}
       else if (job !== undefined) {
         try {

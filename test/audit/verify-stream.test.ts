@@ -12,6 +12,11 @@ import { exportLog } from '../../src/node/export.js'
 import { auditExport, type AuditReport } from '../../src/audit/verify.js'
 import { Findings } from '../../src/audit/findings.js'
 import { canonicalJson } from '../../src/protocol/canonical-json.js'
+import { REQUEST_TYP } from '../../src/protocol/envelope.js'
+import { jwsDigest } from '../../src/protocol/jws-digest.js'
+import { signJws } from '../../src/crypto/jws.js'
+import { loadPrivateKey } from '../../src/crypto/keys.js'
+import { nodeKeyFiles } from '../../src/node/files.js'
 
 const PSB = 'fj-psb'
 const TAX = 'fj-tax'
@@ -123,6 +128,29 @@ t.test('worker batches and streamed, reordered evidence give the same report', a
     `AUDIT_DUPLICATE_EXCHANGE: leaf ${n + 1}: a second response-out for this xid (first at leaf ${respOutAt})`,
   ]) t.ok(found.includes(m), `${m} (among ${JSON.stringify(found)})`)
   t.same(await auditExport(late, { workers: 2 }), lateReport, 'the same with workers')
+
+  // A plain request, re-signed by its consumer, whose q asks about no subject: the workers send
+  // the subject count (or the reason there is none) instead of q; the finding is the same.
+  const badQ = join(out, 'psb-bad-q')
+  await cp(psb, badQ, { recursive: true })
+  const evLines = leafLinesOf(await readFile(join(badQ, 'evidence.jsonl'), 'utf8'))
+  const reqAt = evLines.findIndex((l) => JSON.parse(Buffer.from((JSON.parse(l) as { jws: string }).jws.split('.')[0] as string, 'base64url').toString()).typ === REQUEST_TYP)
+  const old = JSON.parse(evLines[reqAt] as string) as { digest: string; jws: string }
+  const [h, p] = old.jws.split('.') as [string, string]
+  const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { kid: string }
+  const payload = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>
+  t.equal(payload.mode, 'plain')
+  const key = await loadPrivateKey(nodeKeyFiles(join(f.fed.dir, TAX, 'keys')).messageKey)
+  const jws = signJws(JSON.stringify({ ...payload, q: { subjects: [] } }), key, header.kid, REQUEST_TYP)
+  const digest = jwsDigest(jws)
+  evLines[reqAt] = JSON.stringify({ digest, jws })
+  await writeFile(join(badQ, 'evidence.jsonl'), evLines.map((l) => `${l}\n`).join(''))
+  const entries = await readFile(join(badQ, 'entries.jsonl'), 'utf8')
+  t.ok(entries.includes(old.digest))
+  await writeFile(join(badQ, 'entries.jsonl'), entries.split(old.digest).join(digest))
+  const qReport = await auditExport(badQ, { workers: 0 })
+  t.ok(qReport.findings.some((g) => g.code === 'AUDIT_ENVELOPE_INVALID' && g.message.startsWith(`request ${digest}: q: `)), JSON.stringify(qReport.findings.map((g) => g.message)))
+  t.same(await auditExport(badQ, { workers: 2 }), qReport, 'the same with workers')
 })
 
 const leafLinesOf = (text: string): string[] => text.split('\n').filter((l) => l !== '')

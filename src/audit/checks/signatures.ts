@@ -231,15 +231,26 @@ export class SignatureCheck {
 
   /** Plain mode: the number of subjects the signed request asks about. */
   subjectCount(req: RequestPayload, what: string, where: Where): number | undefined {
-    if (req.mode !== 'plain') return undefined
-    const q = safeParseFast(PlainQuerySchema, req.q)
-    if (!q.success) {
-      this.ctx.findings.add('AUDIT_ENVELOPE_INVALID', `${what}: q: ${formatZodIssues(q.error)}`, where)
-      return undefined
-    }
-    return q.data.subjects.length
+    const n = workerSubjects.get(req) ?? plainSubjects(req)
+    if (typeof n !== 'string') return n
+    this.ctx.findings.add('AUDIT_ENVELOPE_INVALID', `${what}: q: ${n}`, where)
+    return undefined
   }
 }
+
+/**
+ * A plain request's subject count, or why its `q` is not a plain query (undefined in other
+ * modes). The workers answer it (precheck.ts) instead of sending `q` back: its subjects (or an
+ * he request's ciphertexts) are read by no other check.
+ */
+export function plainSubjects(req: { mode?: unknown; q?: unknown }): number | string | undefined {
+  if (req.mode !== 'plain') return undefined
+  const q = safeParseFast(PlainQuerySchema, req.q)
+  return q.success ? q.data.subjects.length : formatZodIssues(q.error)
+}
+
+/** Request claims that came from a worker without their `q`: what plainSubjects gave there. */
+const workerSubjects = new WeakMap<object, number | string | undefined>()
 
 /** A worker's answer (precheck.ts) into the entry and the placeholder analysis it was asked for. */
 function fill(j: { e: Entry; typ: string; a: JwsAnalysis }, r: JwsPre): void {
@@ -255,7 +266,8 @@ function fill(j: { e: Entry; typ: string; a: JwsAnalysis }, r: JwsPre): void {
     e.analyses?.delete(j.typ)
     return
   }
-  const { prepError, ...rest } = r.a
+  const { prepError, subjects, ...rest } = r.a
+  if (rest.claims !== undefined && j.typ === REQUEST_TYP) workerSubjects.set(rest.claims, subjects)
   Object.assign(a, rest)
   a.pending = false
   if (prepError !== undefined) a.prepError = prepError.code === undefined ? new Error('prepare failed') : new VnError(prepError.code as ErrorCode, prepError.detail)
