@@ -247,7 +247,8 @@ function mainThreadCpu(): number | undefined {
 
 async function main(): Promise<void> {
   console.log(`# audit verify on a provider export of ~${LEAVES} leaves, ${availableParallelism()} cores`)
-  const out = KEEP !== undefined && existsSync(join(KEEP, 'export.json')) ? KEEP : (await buildExport()).out
+  const reuse = KEEP !== undefined && existsSync(join(KEEP, 'export.json'))
+  const out = reuse ? KEEP : (await buildExport()).out
   const meta = JSON.parse(await readFile(join(out, 'export.json'), 'utf8')) as { size: number; evidence: number }
   const sigsPerLeaf = meta.evidence / meta.size
   console.log(`export: ${meta.size} leaves, ${meta.evidence} evidence JWS (${sigsPerLeaf.toFixed(3)} signatures per leaf)`)
@@ -268,6 +269,8 @@ async function main(): Promise<void> {
   console.log(`audit: ${report.leaves} leaves in ${f1(secs)} s, ok, ${report.counts.errors} errors, ${report.counts.warnings} warnings, ${report.counts.infos} infos`)
   // CPU is steadier than wall time on a shared machine: the main thread's, and the process's (with the workers)
   console.log(`audit CPU: main thread ${main === undefined || main0 === undefined ? '?' : f1(main - main0)} s, all threads ${f1(total)} s`)
+  // memory: the audit keeps a little of every exchange to the end (duplicates, the report)
+  console.log(`process peak RSS: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB${reuse ? '' : ' (the export was built in this process too)'}`)
   const sigLeaves = ((before + after) / 2) / sigsPerLeaf
   const auditLeaves = report.leaves / secs
   console.log(`leaves/s the signatures allow: ${sigLeaves.toFixed(0)}`)
