@@ -24,9 +24,9 @@ export default defineConfig(
     languageOptions: { globals: nodeGlobals },
   },
   {
-    // dependency-cruiser reads its config as CommonJS
+    // dependency-cruiser reads its config as CommonJS; the tests' --require preload is CommonJS too
     files: ['**/*.cjs'],
-    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly', process: 'readonly' } },
   },
   {
     rules: {

@@ -12,7 +12,7 @@ t.test('the verinode executable sets UV_THREADPOOL_SIZE unless the operator did'
   // process itself what it saw through a preloaded probe that prints at exit.
   const probe = "process.on('exit', () => process.stderr.write('POOL=' + process.env.UV_THREADPOOL_SIZE + '\\n'))"
   const run = (env: NodeJS.ProcessEnv): string => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--eval', `${probe}; await import('./src/cli/bin.ts')`, '--input-type=module', 'help'], { env: { ...process.env, ...env }, encoding: 'utf8' })
+    const r = spawnSync(process.execPath, ['--import', './test/loader/register.mjs', '--eval', `${probe}; await import('./src/cli/bin.ts')`, '--input-type=module', 'help'], { env: { ...process.env, ...env }, encoding: 'utf8' })
     return /POOL=(\S+)/.exec(r.stderr)?.[1] ?? r.stderr
   }
   t.match(run({ UV_THREADPOOL_SIZE: undefined }), /^[1-4]$/)

@@ -34,24 +34,28 @@ t.test('bucketBitsFor: the smallest b with N / 2^b at most half the cap, at most
   t.equal(bucketBitsFor(1e12, 1 << 19), 12)
 })
 
-t.test('10^5 records: bounded files are byte for byte the in-memory build, the bucket cap holds', async (t) => {
+// 2·10^4 records: the same 64 buckets per family as 10^5 records with a 4096-record cap (~312 records
+// each instead of ~1563), and the second build's two buckets of 10^4 records fill their spill
+// buffers (8192 and 5461 records) and write them mid-bucket, as 10^5 records in 8 buckets did. The
+// pool evaluates a fifth of the records (the file took 25 s of CPU, most of it evaluating 10^5).
+t.test('2·10^4 records: bounded files are byte for byte the in-memory build, the bucket cap holds', async (t) => {
   const dir = t.testdir({})
   const pool = createOprfPool(2)
   t.teardown(() => pool.close())
   const key = generateKeyPair()
-  const chunks = recordChunks(100_000, 4096)
+  const chunks = recordChunks(20_000, 1024)
   const ck = join(dir, 'build')
-  const shardRecords = 1000
+  const shardRecords = 200
   const a = await buildTagSetFiles({
     service: SVC, epoch: 7, key, inputs: chunks, pool, shardRecords, checkpointDir: ck, keepCheckpoint: true,
-    setPath: join(dir, 'a.vnts'), shardPath: join(dir, 'a.vnsh'), bucketRecords: 4096,
+    setPath: join(dir, 'a.vnts'), shardPath: join(dir, 'a.vnsh'), bucketRecords: 1024,
   })
-  t.equal(a.records, 100_000)
-  t.equal(a.count, 100_000 - 100, 'the duplicates collapsed')
+  t.equal(a.records, 20_000)
+  t.equal(a.count, 20_000 - 20, 'the duplicates collapsed')
   t.equal(a.shardBits, 6)
-  t.same([a.buckets.full, a.buckets.shards], [64, 64], '2^6 buckets per family: N / 2^b ≤ 2048')
-  t.ok(a.buckets.maxRecords <= 4096, `no bucket held more than the cap (largest: ${a.buckets.maxRecords})`)
-  t.ok(a.buckets.maxRecords >= 1500, 'and the buckets are what was held (~1563 each)')
+  t.same([a.buckets.full, a.buckets.shards], [64, 64], '2^6 buckets per family: N / 2^b ≤ 512')
+  t.ok(a.buckets.maxRecords <= 1024, `no bucket held more than the cap (largest: ${a.buckets.maxRecords})`)
+  t.ok(a.buckets.maxRecords >= 300, 'and the buckets are what was held (~312 each)')
   t.same((await readdir(ck)).filter((f) => !f.endsWith('.run')), ['manifest.json'], 'the buckets are gone, the runs kept when asked')
 
   // The old in-memory build over the same runs (resumed, not evaluated again).
@@ -63,13 +67,15 @@ t.test('10^5 records: bounded files are byte for byte the in-memory build, the b
   t.ok((await readFile(join(dir, 'a.vnts'))).equals(mem.bytes), 'the full set: identical bytes')
   t.ok((await readFile(join(dir, 'a.vnsh'))).equals(shardFile), 'the sharded file: identical bytes')
 
-  // Fewer, larger buckets (several shards per bucket) and no pool: still the same bytes.
+  // Fewer, larger buckets (several shards per bucket, more records than a spill buffer holds) and
+  // no pool: still the same bytes.
   const b = await buildTagSetFiles({
     service: SVC, epoch: 7, key, inputs: chunks, shardRecords, checkpointDir: ck,
     setPath: join(dir, 'b.vnts'), shardPath: join(dir, 'b.vnsh'), bucketRecords: 1 << 15,
   })
-  t.same([b.resumedChunks, b.buckets.full, b.buckets.shards], [chunks.length, 8, 8], '8 buckets of 8 shards each')
+  t.same([b.resumedChunks, b.buckets.full, b.buckets.shards], [chunks.length, 2, 2], '2 buckets of 32 shards each')
   t.ok(b.buckets.maxRecords <= 1 << 15)
+  t.ok(b.buckets.maxRecords > 8192, `a bucket outgrew its spill buffer (largest: ${b.buckets.maxRecords})`)
   t.ok((await readFile(join(dir, 'b.vnts'))).equals(mem.bytes))
   t.ok((await readFile(join(dir, 'b.vnsh'))).equals(shardFile))
   t.equal(await readdir(ck).then(() => 'exists', () => 'gone'), 'gone', 'success removes the work folder')
