@@ -130,11 +130,14 @@ export async function startPrivateMariadb(o: { readonly tls?: { readonly cert: s
   const data = join(dir, 'data')
   const port = await freePort()
   const user = IS_ROOT ? ['--user=root'] : []
-  await run('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...user], { cwd: dir })
+  // Its own tmpdir: a shared /tmp saw 'Could not remove temporary table /tmp/#sql-temptable-...' in
+  // the bootstrap once, with other MariaDB instances on the machine (mariadb-install-db passes the
+  // option on to the server it bootstraps).
+  await run('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, `--tmpdir=${dir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...user], { cwd: dir })
   let child: ChildProcess | undefined
   const start = async (): Promise<void> => {
     child = spawn('/usr/sbin/mariadbd', [
-      '--no-defaults', `--datadir=${data}`, `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${join(dir, 'sock')}`,
+      '--no-defaults', `--datadir=${data}`, `--tmpdir=${dir}`, `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${join(dir, 'sock')}`,
       `--pid-file=${join(dir, 'pid')}`, `--log-error=${join(dir, 'err.log')}`, '--skip-log-bin', '--innodb-buffer-pool-size=16M',
       '--innodb-log-file-size=8M', '--skip-name-resolve', '--max-connections=40', ...user,
       ...(o.tls !== undefined ? [`--ssl-cert=${o.tls.cert}`, `--ssl-key=${o.tls.key}`] : []),
