@@ -183,7 +183,12 @@ t.test('the console in chromium', { skip: noBrowser ?? false }, async (t) => {
     // Another origin on the same machine (the same site: the session cookie goes with it)
     const evil = createServer((_req, res) => { res.setHeader('content-type', 'text/html'); res.end('<!doctype html><title>evil</title>') })
     await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r))
-    t.teardown(() => new Promise<void>((r) => evil.close(() => r())))
+    // close() waits for open connections, and Chromium keeps its keep-alive one to this page for
+    // about a minute after the page is closed: that minute was most of this file's time
+    t.teardown(() => new Promise<void>((r) => {
+      evil.close(() => r())
+      evil.closeAllConnections()
+    }))
     const evilPage = await ctx.newPage()
     await evilPage.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`)
     const before = lines.filter((l) => l.msg === 'manifest reload').length
