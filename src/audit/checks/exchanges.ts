@@ -51,6 +51,11 @@ export type LoggedExchange = { role: 'provider'; ex: ProviderExchange } | { role
 
 const key = (peer: string, xid: string): string => `${peer}|${xid}`
 
+/** The leaves of an exchange whose last leaf was checked: their records are dropped (see Held). */
+function dropRecords(...leaves: (Held<unknown> | undefined)[]): void {
+  for (const h of leaves) if (h !== undefined) h.r = undefined
+}
+
 export class ExchangeCheck {
   private readonly provider = new Map<string, ProviderExchange>()
   private readonly consumer = new Map<string, ConsumerExchange>()
@@ -118,31 +123,21 @@ export class ExchangeCheck {
       case 'sharing-rules': return this.decisions.onSharingRules(i, r)
       case 'request-in': return this.onRequestIn(i, r)
       case 'decision': return this.onDecision(i, r)
-      case 'response-out':
+      case 'response-out': {
         this.onResponseOut(i, r)
-        return this.ended(this.provider.get(key(r.aud, r.xid)))
+        const ex = this.provider.get(key(r.aud, r.xid))
+        return dropRecords(ex?.reqIn, ex?.decision, ex?.respOut)
+      }
       case 'request-out': return this.onRequestOut(i, r)
-      case 'response-in':
+      case 'response-in': {
         this.onResponseIn(i, r)
-        return this.ended(this.consumer.get(key(r.iss, r.xid)))
+        const ex = this.consumer.get(key(r.iss, r.xid))
+        return dropRecords(ex?.reqOut, ex?.respIn, ex?.refused)
+      }
       case 'response-refused': return this.onResponseRefused(i, r)
       case 'fork-evidence': return checkForkEvidence(this.ctx, i, r)
       case 'peer-checkpoint': return checkPeerCheckpoint(this.ctx, i, r)
       default:
-    }
-  }
-
-  /** An exchange whose last leaf was checked: its records are dropped (see Held). */
-  private ended(ex: ProviderExchange | ConsumerExchange | undefined): void {
-    if (ex === undefined) return
-    if ('iss' in ex) {
-      if (ex.reqIn !== undefined) ex.reqIn.r = undefined
-      if (ex.decision !== undefined) ex.decision.r = undefined
-      if (ex.respOut !== undefined) ex.respOut.r = undefined
-    } else {
-      if (ex.reqOut !== undefined) ex.reqOut.r = undefined
-      if (ex.respIn !== undefined) ex.respIn.r = undefined
-      if (ex.refused !== undefined) ex.refused.r = undefined
     }
   }
 

@@ -250,7 +250,7 @@ export function plainSubjects(req: { mode?: unknown; q?: unknown }): number | st
 }
 
 /** Request claims that came from a worker without their `q`: what plainSubjects gave there. */
-const workerSubjects = new WeakMap<object, number | string | undefined>()
+const workerSubjects = new WeakMap<object, number | string>()
 
 /** A worker's answer (precheck.ts) into the entry and the placeholder analysis it was asked for. */
 function fill(j: { e: Entry; typ: string; a: JwsAnalysis }, r: JwsPre): void {
@@ -267,7 +267,7 @@ function fill(j: { e: Entry; typ: string; a: JwsAnalysis }, r: JwsPre): void {
     return
   }
   const { prepError, subjects, ...rest } = r.a
-  if (rest.claims !== undefined && j.typ === REQUEST_TYP) workerSubjects.set(rest.claims, subjects)
+  if (rest.claims !== undefined && subjects !== undefined) workerSubjects.set(rest.claims, subjects)
   Object.assign(a, rest)
   a.pending = false
   if (prepError !== undefined) a.prepError = prepError.code === undefined ? new Error('prepare failed') : new VnError(prepError.code as ErrorCode, prepError.detail)
