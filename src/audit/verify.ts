@@ -340,12 +340,11 @@ export async function auditExport(dir: string, opts: AuditOptions = {}): Promise
   }
   const exchangeReports: ExchangeReport[] = []
   for (const e of exchanges.order) {
-    const candidates = byKey.get(`${e.role}|${e.ex.xid}`)
+    const candidates = byKey.get(`${e.role}|${e.xid}`)
     if (candidates === undefined) continue
-    const mine = new Set(e.ex.indices)
+    const mine = new Set(e.indices)
     const own = candidates.filter((f) => f.index === undefined || mine.has(f.index))
-    const peer = e.role === 'provider' ? e.ex.iss : e.ex.aud
-    if (own.length > 0) exchangeReports.push({ xid: e.ex.xid, role: e.role, peer, indices: [...e.ex.indices], findings: own })
+    if (own.length > 0) exchangeReports.push({ xid: e.xid, role: e.role, peer: e.peer, indices: [...e.indices], findings: own })
   }
   const count = (s: Severity): number => findings.count(s)
   let provider = 0

@@ -90,10 +90,32 @@ export function parseEvidenceLine(line: Buffer): { digest: string; jws: string }
   }
 }
 
+/**
+ * What the audit has settled about a digest, kept beside its evidence line's offset for the whole
+ * audit (one map entry and one digest string per digest: the audit holds every digest of the log to
+ * the end, and three maps of them were a third of its heap).
+ */
+export const DIGEST = {
+  /** its payload was scanned for PII */
+  scanned: 1,
+  /** evidenceFor judged it (reported what was missing or wrong once) */
+  judged: 2,
+  /** ... and the JWS is there and hashes to it */
+  judgedOk: 4,
+  /** verifiedRequest checked it as a request */
+  request: 8,
+  /** ... and the request verified */
+  requestOk: 16,
+} as const
+/** index values are offset · FLAGS + flags */
+const FLAGS = 32
+
 /** evidence.jsonl, read forward on demand. */
 export class EvidenceFile {
-  /** first line of each digest: its byte offset, stored as -(offset + 1) once its payload was scanned */
+  /** first line of each digest: its byte offset · FLAGS + its DIGEST flags */
   private readonly index = new Map<string, number>()
+  /** the DIGEST flags of digests the file does not hold (named by a leaf all the same) */
+  private readonly absent = new Map<string, number>()
   private readonly cache = new Map<string, string>()
   private done = false
 
@@ -113,25 +135,42 @@ export class EvidenceFile {
       this.cache.delete(digest)
       return c
     }
-    const off = this.index.get(digest)
-    if (off !== undefined) return this.readBack(off)
+    const v = this.index.get(digest)
+    if (v !== undefined) return this.readBack(v)
     return this.readUntil(digest) ? this.take(digest) : undefined
   }
 
-  /** Marks the payload of `digest` scanned; false when it already was. */
+  /** The DIGEST flags of `digest` (0 for one never flagged). */
+  flags(digest: string): number {
+    const v = this.index.get(digest)
+    return v === undefined ? (this.absent.get(digest) ?? 0) : v % FLAGS
+  }
+
+  /**
+   * Sets DIGEST flags of `digest`. For a digest the file does not hold, call this only once the
+   * file was searched for it (after `take` or `has` said no): they go to `absent`.
+   */
+  setFlags(digest: string, f: number): void {
+    const v = this.index.get(digest)
+    // Map.set on a key it holds keeps the key string it has: no second copy of the digest
+    if (v !== undefined) this.index.set(digest, v - (v % FLAGS) + ((v % FLAGS) | f))
+    else this.absent.set(digest, (this.absent.get(digest) ?? 0) | f)
+  }
+
+  /** Marks the payload of `digest` scanned; false when it already was, or the file lacks it. */
   markScanned(digest: string): boolean {
-    const off = this.index.get(digest)
-    if (off === undefined || off < 0) return false
-    this.index.set(digest, -(off + 1))
+    const v = this.index.get(digest)
+    if (v === undefined || (v % FLAGS & DIGEST.scanned) !== 0) return false
+    this.index.set(digest, v + DIGEST.scanned)
     return true
   }
 
   /** Reads the rest of the file (reporting bad lines), then yields each digest never scanned, in file order. */
   *unscanned(): Generator<{ digest: string; jws: string }> {
     this.readUntil(undefined)
-    for (const [digest, off] of this.index) {
-      if (off < 0) continue
-      const jws = this.cache.get(digest) ?? this.readBack(off)
+    for (const [digest, v] of this.index) {
+      if ((v % FLAGS & DIGEST.scanned) !== 0) continue
+      const jws = this.cache.get(digest) ?? this.readBack(v)
       if (jws !== undefined) yield { digest, jws }
     }
   }
@@ -144,8 +183,9 @@ export class EvidenceFile {
     this.reader.release()
   }
 
-  private readBack(off: number): string | undefined {
-    const line = this.reader.lineAt(off < 0 ? -off - 1 : off)
+  /** The JWS of the line of index value `v`. */
+  private readBack(v: number): string | undefined {
+    const line = this.reader.lineAt(Math.floor(v / FLAGS))
     return line === undefined ? undefined : parseEvidenceLine(line)?.jws
   }
 
@@ -166,7 +206,7 @@ export class EvidenceFile {
         if (first !== e.jws) this.findings.add('AUDIT_EVIDENCE_MALFORMED', `${EXPORT_FILES.evidence} line ${n}: a second, different JWS for digest ${e.digest}`)
         continue
       }
-      this.index.set(e.digest, this.reader.offset)
+      this.index.set(e.digest, this.reader.offset * FLAGS)
       if (this.cache.size < CACHE_LIMIT) this.cache.set(e.digest, e.jws)
       if (e.digest === digest) return true
     }
@@ -196,8 +236,6 @@ export interface EvidenceEntry {
 
 export class EvidenceCheck {
   private readonly entries = new Map<string, EvidenceEntry>()
-  /** digests already judged by `evidenceFor`: true when the JWS is there and hashes to it */
-  private readonly judged = new Map<string, boolean>()
 
   constructor(private readonly findings: Findings, private readonly file: EvidenceFile, private readonly scan: VettedScanner) {}
 
@@ -232,12 +270,12 @@ export class EvidenceCheck {
 
   /** The JWS for `digest` if the evidence holds it and it hashes to it; reports once per digest. */
   evidenceFor(digest: string, what: string, where: Where, chunk: number): string | undefined {
-    const seen = this.judged.get(digest)
-    if (seen !== undefined) return seen ? this.entry(digest, chunk).jws : undefined
+    const seen = this.file.flags(digest)
+    if ((seen & DIGEST.judged) !== 0) return (seen & DIGEST.judgedOk) !== 0 ? this.entry(digest, chunk).jws : undefined
     const e = this.entry(digest, chunk)
     if (e.jws === undefined) this.findings.add('AUDIT_EVIDENCE_MISSING', `${what} ${digest}: no JWS in the evidence`, where)
     else if (!e.digestOk) this.findings.add('AUDIT_EVIDENCE_DIGEST_MISMATCH', `${what} ${digest}: the evidence JWS hashes to another digest`, where)
-    this.judged.set(digest, e.jws !== undefined && e.digestOk)
+    this.file.setFlags(digest, e.jws !== undefined && e.digestOk ? DIGEST.judged | DIGEST.judgedOk : DIGEST.judged)
     if (e.jws !== undefined) this.scanPayload(digest, e.jws, where, e)
     return e.digestOk ? e.jws : undefined
   }
@@ -269,5 +307,15 @@ export class EvidenceCheck {
 
   get count(): number {
     return this.file.size
+  }
+
+  /** What the audit settled about `digest` (DIGEST flags), kept after its entry is dropped. */
+  flags(digest: string): number {
+    return this.file.flags(digest)
+  }
+
+  /** Settles DIGEST flags of a digest `evidenceFor` judged. */
+  setFlags(digest: string, f: number): void {
+    this.file.setFlags(digest, f)
   }
 }

@@ -16,57 +16,78 @@ import type { SignatureCheck } from './signatures.js'
 import { checkForkEvidence, checkPeerCheckpoint } from './witnessing.js'
 
 /**
- * A leaf of an exchange: its index, its byte offset in entries.jsonl, and its record while the
- * exchange is open. Once the exchange has ended (its response-out, or its response-in, is
- * checked) the record is dropped and read back from the export if a late leaf of the same
- * exchange needs it (a duplicate: rare). An audit holds every exchange of the log to the end, and
- * with their records the main thread's heap grew by ~2.3 KB an exchange: ~0.8 GB at 10^6 leaves,
- * more than a default heap at 10^7.
+ * An exchange as the audit keeps it to the end (for duplicates met later, the exchanges still
+ * open at the end, and the report): the leaf index of each of its leaves, nothing more. Its
+ * records are held only while it is open (`ExchangeCheck.records`): once its response-out, or its
+ * response-in, is checked they are dropped, and read back from entries.jsonl by the leaf's byte
+ * offset if a late leaf of the same exchange needs them (a duplicate: rare). An audit holds every
+ * exchange of the log to the end: at ~2.3 KB an exchange with its records, and ~1.2 KB with them
+ * as small objects, the main thread's heap outgrew Node's default limit at 10^7 leaves.
  */
-export interface Held<R> {
-  i: number
-  off: number
-  r: R | undefined
-}
-
 export interface ProviderExchange {
+  role: 'provider'
   xid: string
-  iss: string
+  /** the consumer (the request's iss) */
+  peer: string
+  /** its leaves, in log order */
   indices: number[]
-  reqIn?: Held<RequestInRecord>
-  decision?: Held<DecisionRecord>
-  respOut?: Held<ResponseOutRecord>
+  reqIn: number | undefined
+  decision: number | undefined
+  respOut: number | undefined
 }
 
 export interface ConsumerExchange {
+  role: 'consumer'
   xid: string
-  aud: string
+  /** the provider (the request's aud) */
+  peer: string
   indices: number[]
-  reqOut?: Held<RequestOutRecord>
-  respIn?: Held<ResponseInRecord>
-  refused?: Held<ResponseRefusedRecord>
+  reqOut: number | undefined
+  respIn: number | undefined
+  refused: number | undefined
 }
 
-export type LoggedExchange = { role: 'provider'; ex: ProviderExchange } | { role: 'consumer'; ex: ConsumerExchange }
+export type LoggedExchange = ProviderExchange | ConsumerExchange
 
-const key = (peer: string, xid: string): string => `${peer}|${xid}`
+/** Exchanges by peer, then xid (no `peer|xid` string per exchange). */
+class ByPeer<E> {
+  private readonly peers = new Map<string, Map<string, E>>()
+  get(peer: string, xid: string): E | undefined {
+    return this.peers.get(peer)?.get(xid)
+  }
+  set(peer: string, xid: string, e: E): void {
+    let m = this.peers.get(peer)
+    if (m === undefined) this.peers.set(peer, (m = new Map()))
+    m.set(xid, e)
+  }
+}
 
-/** The leaves of an exchange whose last leaf was checked: their records are dropped (see Held). */
-function dropRecords(...leaves: (Held<unknown> | undefined)[]): void {
-  for (const h of leaves) if (h !== undefined) h.r = undefined
+/** Byte offsets in entries.jsonl by leaf index, in pages (8 bytes a leaf). */
+class LeafOffsets {
+  private static readonly BITS = 16
+  private readonly pages: Float64Array[] = []
+  set(i: number, off: number): void {
+    const p = i >>> LeafOffsets.BITS
+    while (this.pages.length <= p) this.pages.push(new Float64Array(1 << LeafOffsets.BITS).fill(-1))
+    ;(this.pages[p] as Float64Array)[i & ((1 << LeafOffsets.BITS) - 1)] = off
+  }
+  get(i: number): number {
+    return this.pages[i >>> LeafOffsets.BITS]?.[i & ((1 << LeafOffsets.BITS) - 1)] ?? -1
+  }
 }
 
 export class ExchangeCheck {
-  private readonly provider = new Map<string, ProviderExchange>()
-  private readonly consumer = new Map<string, ConsumerExchange>()
+  private readonly provider = new ByPeer<ProviderExchange>()
+  private readonly consumer = new ByPeer<ConsumerExchange>()
+  /** every exchange, in log order */
   readonly order: LoggedExchange[] = []
+  /** the records of the leaves of open exchanges, by leaf index */
+  private readonly records = new Map<number, LogRecord>()
+  private readonly offsets = new LeafOffsets()
   /** refused answers (response-in status refused): the digest of the bytes received → xid and leaf */
   readonly refusedAnswers = new Map<string, { xid: string; i: number }>()
   /** the chunk of leaves being checked (evidence.ts keeps what it names) */
   chunk = 0
-
-  /** the byte offset in entries.jsonl of the leaf `onRecord` is checking */
-  private off = 0
 
   constructor(
     private readonly ctx: AuditContext, private readonly sig: SignatureCheck, private readonly evidence: EvidenceCheck, private readonly decisions: DecisionCheck,
@@ -74,18 +95,29 @@ export class ExchangeCheck {
     private readonly readBack: (off: number) => LogRecord | undefined,
   ) {}
 
-  /** A held leaf's record: kept, or read back. */
-  private rec<R>(h: Held<R>): R {
-    if (h.r !== undefined) return h.r
-    const r = this.readBack(h.off)
+  /** The record of leaf `i` of an exchange: held while the exchange is open, else read back. */
+  private rec<R extends LogRecord>(i: number): R {
+    const held = this.records.get(i)
+    if (held !== undefined) return held as R
+    const r = this.readBack(this.offsets.get(i))
     // The same bytes were a valid record of this type when first checked (the export's digest
     // check reports a file changed under the audit).
-    if (r === undefined) throw new Error(`entries.jsonl: leaf ${h.i} no longer reads as it did`)
+    if (r === undefined) throw new Error(`entries.jsonl: leaf ${i} no longer reads as it did`)
     return r as R
   }
 
-  private held<R>(i: number, r: R): Held<R> {
-    return { i, off: this.off, r }
+  /** Leaf `i` (record `r`) joins an open exchange: its record is held until the exchange ends. */
+  private hold(i: number, r: LogRecord): number {
+    this.records.set(i, r)
+    return i
+  }
+
+  /** An exchange whose last leaf was checked: its records are dropped, its leaf list trimmed. */
+  private end(ex: LoggedExchange | undefined): void {
+    if (ex === undefined) return
+    for (const i of ex.indices) this.records.delete(i)
+    // an array grown by push keeps room for 17 elements; an exchange has 3
+    ex.indices = ex.indices.slice()
   }
 
   /**
@@ -113,7 +145,7 @@ export class ExchangeCheck {
 
   /** Leaf `i`, at byte offset `off` of entries.jsonl. */
   onRecord(i: number, r: LogRecord, off: number): void {
-    this.off = off
+    this.offsets.set(i, off)
     switch (r.t) {
       case 'key-event':
         this.sig.loaded.onKeyEvent(r)
@@ -125,14 +157,12 @@ export class ExchangeCheck {
       case 'decision': return this.onDecision(i, r)
       case 'response-out': {
         this.onResponseOut(i, r)
-        const ex = this.provider.get(key(r.aud, r.xid))
-        return dropRecords(ex?.reqIn, ex?.decision, ex?.respOut)
+        return this.end(this.provider.get(r.aud, r.xid))
       }
       case 'request-out': return this.onRequestOut(i, r)
       case 'response-in': {
         this.onResponseIn(i, r)
-        const ex = this.consumer.get(key(r.iss, r.xid))
-        return dropRecords(ex?.reqOut, ex?.respIn, ex?.refused)
+        return this.end(this.consumer.get(r.iss, r.xid))
       }
       case 'response-refused': return this.onResponseRefused(i, r)
       case 'fork-evidence': return checkForkEvidence(this.ctx, i, r)
@@ -146,26 +176,25 @@ export class ExchangeCheck {
   }
 
   private provExchange(iss: string, xid: string): ProviderExchange {
-    let ex = this.provider.get(key(iss, xid))
-    if (ex === undefined) {
-      ex = { xid, iss, indices: [] }
-      this.provider.set(key(iss, xid), ex)
-      this.order.push({ role: 'provider', ex })
-    }
+    return this.provider.get(iss, xid) ?? this.newProvExchange(iss, xid)
+  }
+
+  private newProvExchange(iss: string, xid: string): ProviderExchange {
+    const ex: ProviderExchange = { role: 'provider', xid, peer: iss, indices: [], reqIn: undefined, decision: undefined, respOut: undefined }
+    this.provider.set(iss, xid, ex)
+    this.order.push(ex)
     return ex
   }
 
   private onRequestIn(i: number, r: RequestInRecord): void {
     const w: Where = { xid: r.xid, role: 'provider', index: i }
-    let ex = this.provider.get(key(r.iss, r.xid))
+    let ex = this.provider.get(r.iss, r.xid)
     if (ex?.reqIn !== undefined) {
-      this.ctx.findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second request-in for this xid (first at leaf ${ex.reqIn.i})`, w)
-      ex = { xid: r.xid, iss: r.iss, indices: [] }
-      this.provider.set(key(r.iss, r.xid), ex)
-      this.order.push({ role: 'provider', ex })
+      this.ctx.findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second request-in for this xid (first at leaf ${ex.reqIn})`, w)
+      ex = this.newProvExchange(r.iss, r.xid)
     }
-    ex ??= this.provExchange(r.iss, r.xid)
-    ex.reqIn = this.held(i, r)
+    ex ??= this.newProvExchange(r.iss, r.xid)
+    ex.reqIn = this.hold(i, r)
     ex.indices.push(i)
   }
 
@@ -176,15 +205,15 @@ export class ExchangeCheck {
     ex.indices.push(i)
     if (ex.reqIn === undefined) findings.add('AUDIT_ORPHAN_ENTRY', `leaf ${i}: decision without a request-in before it`, w)
     else {
-      const q = this.rec(ex.reqIn)
+      const q = this.rec<RequestInRecord>(ex.reqIn)
       const bad = mismatch('reqDigest', r.reqDigest, q.reqDigest, 'count', r.count, q.count)
-      if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: decision differs from request-in (leaf ${ex.reqIn.i}) in ${bad.join(', ')}`, w)
+      if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: decision differs from request-in (leaf ${ex.reqIn}) in ${bad.join(', ')}`, w)
     }
-    if (ex.decision !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second decision for this xid (first at leaf ${ex.decision.i})`, w)
-    ex.decision = this.held(i, r)
+    if (ex.decision !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second decision for this xid (first at leaf ${ex.decision})`, w)
+    ex.decision = this.hold(i, r)
     // Replay: the signed request when the evidence has it, else the request-in record.
     const signedOf = () => (this.evidence.has(r.reqDigest) ? this.sig.verifiedRequest(r.reqDigest, w, this.chunk) : undefined)
-    this.decisions.onDecision(i, r, w, signedOf, ex.reqIn === undefined ? undefined : this.rec(ex.reqIn))
+    this.decisions.onDecision(i, r, w, signedOf, ex.reqIn === undefined ? undefined : this.rec<RequestInRecord>(ex.reqIn))
   }
 
   private onResponseOut(i: number, r: ResponseOutRecord): void {
@@ -194,25 +223,25 @@ export class ExchangeCheck {
     ex.indices.push(i)
     if (ex.reqIn === undefined) findings.add('AUDIT_ORPHAN_ENTRY', `leaf ${i}: response-out without a request-in before it`, w)
     else {
-      const bad = mismatch('requestIndex', r.requestIndex, ex.reqIn.i, 'reqDigest', r.reqDigest, this.rec(ex.reqIn).reqDigest)
-      if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-out differs from request-in (leaf ${ex.reqIn.i}) in ${bad.join(', ')}`, w)
+      const bad = mismatch('requestIndex', r.requestIndex, ex.reqIn, 'reqDigest', r.reqDigest, this.rec<RequestInRecord>(ex.reqIn).reqDigest)
+      if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-out differs from request-in (leaf ${ex.reqIn}) in ${bad.join(', ')}`, w)
     }
-    if (ex.respOut !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-out for this xid (first at leaf ${ex.respOut.i})`, w)
-    ex.respOut = this.held(i, r)
+    if (ex.respOut !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-out for this xid (first at leaf ${ex.respOut})`, w)
+    ex.respOut = this.hold(i, r)
 
     // Step 5: an answer follows a permit for this very request.
-    const d = ex.decision === undefined ? undefined : { i: ex.decision.i, r: this.rec(ex.decision) }
+    const d = ex.decision === undefined ? undefined : { i: ex.decision, r: this.rec<DecisionRecord>(ex.decision) }
     this.decisions.onAnswer(i, r, w, d)
 
     // Step 4: the signed request (by its issuer) and the signed response (by this provider).
     const req = this.sig.verifiedRequest(r.reqDigest, w, this.chunk)
     if (req !== undefined) {
       if (ex.reqIn !== undefined) {
-        const q = this.rec(ex.reqIn)
+        const q = this.rec<RequestInRecord>(ex.reqIn)
         const bad = mismatch('xid', req.xid, q.xid, 'iss', req.iss, q.iss, 'svc', req.svc, q.svc, 'mode', req.mode, q.mode, 'purpose', req.purpose, q.purpose, 'basis', req.basis, q.basis)
         const n = this.sig.subjectCount(req, `request ${r.reqDigest}`, w)
         if (n !== undefined && n !== q.count) bad.push('count')
-        if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${ex.reqIn.i}: request-in differs from the signed request in ${bad.join(', ')}`, w)
+        if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${ex.reqIn}: request-in differs from the signed request in ${bad.join(', ')}`, w)
         this.checkSkew(req.iat, q.at, `request ${r.reqDigest}`, w)
       }
       if (req.aud !== member) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: the signed request is addressed to ${req.aud}, not ${member}`, w)
@@ -234,11 +263,11 @@ export class ExchangeCheck {
   private onRequestOut(i: number, r: RequestOutRecord): void {
     const { findings, member } = this.ctx
     const w: Where = { xid: r.xid, role: 'consumer', index: i }
-    const prev = this.consumer.get(key(r.aud, r.xid))
-    if (prev !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second request-out for this xid (first at leaf ${prev.reqOut?.i ?? '?'})`, w)
-    const ex: ConsumerExchange = { xid: r.xid, aud: r.aud, indices: [i], reqOut: this.held(i, r) }
-    this.consumer.set(key(r.aud, r.xid), ex)
-    this.order.push({ role: 'consumer', ex })
+    const prev = this.consumer.get(r.aud, r.xid)
+    if (prev !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second request-out for this xid (first at leaf ${prev.reqOut ?? '?'})`, w)
+    const ex: ConsumerExchange = { role: 'consumer', xid: r.xid, peer: r.aud, indices: [i], reqOut: this.hold(i, r), respIn: undefined, refused: undefined }
+    this.consumer.set(r.aud, r.xid, ex)
+    this.order.push(ex)
     const req = this.sig.verifiedRequest(r.reqDigest, w, this.chunk, member)
     if (req === undefined) return
     const bad = mismatch('xid', req.xid, r.xid, 'aud', req.aud, r.aud, 'svc', req.svc, r.svc, 'mode', req.mode, r.mode, 'purpose', req.purpose, r.purpose, 'basis', req.basis, r.basis)
@@ -251,15 +280,15 @@ export class ExchangeCheck {
   private onResponseIn(i: number, r: ResponseInRecord): void {
     const { findings, member } = this.ctx
     const w: Where = { xid: r.xid, role: 'consumer', index: i }
-    const ex = this.consumer.get(key(r.iss, r.xid))
+    const ex = this.consumer.get(r.iss, r.xid)
     if (ex === undefined) {
       findings.add('AUDIT_ORPHAN_ENTRY', `leaf ${i}: response-in without a request-out before it`, w)
     } else {
       ex.indices.push(i)
-      if (ex.respIn !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-in for this xid (first at leaf ${ex.respIn.i})`, w)
-      ex.respIn = this.held(i, r)
-      if (ex.reqOut !== undefined && !digestEquals(this.rec(ex.reqOut).reqDigest, r.reqDigest)) {
-        findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: reqDigest differs from request-out (leaf ${ex.reqOut.i})`, w)
+      if (ex.respIn !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-in for this xid (first at leaf ${ex.respIn})`, w)
+      ex.respIn = this.hold(i, r)
+      if (ex.reqOut !== undefined && !digestEquals(this.rec<RequestOutRecord>(ex.reqOut).reqDigest, r.reqDigest)) {
+        findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: reqDigest differs from request-out (leaf ${ex.reqOut})`, w)
       }
     }
     if (r.status === 'error') return // an unsigned transport or protocol failure: nothing to verify
@@ -289,29 +318,29 @@ export class ExchangeCheck {
   private onResponseRefused(i: number, r: ResponseRefusedRecord): void {
     const { findings } = this.ctx
     const w: Where = { xid: r.xid, role: 'consumer', index: i }
-    const ex = this.consumer.get(key(r.iss, r.xid))
+    const ex = this.consumer.get(r.iss, r.xid)
     const respIn = ex?.respIn
     if (ex === undefined || respIn === undefined) {
       findings.add('AUDIT_ORPHAN_ENTRY', `leaf ${i}: response-refused without a response-in before it`, w)
       return
     }
     ex.indices.push(i)
-    if (ex.refused !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-refused for this xid (first at leaf ${ex.refused.i})`, w)
-    ex.refused = this.held(i, r)
-    const ri = this.rec(respIn)
+    if (ex.refused !== undefined) findings.add('AUDIT_DUPLICATE_EXCHANGE', `leaf ${i}: a second response-refused for this xid (first at leaf ${ex.refused})`, w)
+    ex.refused = this.hold(i, r)
+    const ri = this.rec<ResponseInRecord>(respIn)
     const bad = mismatch('status', 'ok', ri.status, 'reqDigest', ri.reqDigest, r.reqDigest, 'respDigest', ri.respDigest, r.respDigest)
-    if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-refused differs from the response-in at leaf ${respIn.i} in ${bad.join(', ')}`, w)
+    if (bad.length > 0) findings.add('AUDIT_BINDING_MISMATCH', `leaf ${i}: response-refused differs from the response-in at leaf ${respIn} in ${bad.join(', ')}`, w)
   }
 
   /** Steps 5-6, what is missing at the end of the log. */
   finish(): void {
     const { findings } = this.ctx
     for (const e of this.order) {
-      if (e.role === 'provider' && e.ex.reqIn !== undefined && e.ex.respOut === undefined) {
-        findings.add('AUDIT_NO_RESPONSE_LOGGED', `leaf ${e.ex.reqIn.i}: request-in has no response-out`, { xid: e.ex.xid, role: 'provider', index: e.ex.reqIn.i })
+      if (e.role === 'provider' && e.reqIn !== undefined && e.respOut === undefined) {
+        findings.add('AUDIT_NO_RESPONSE_LOGGED', `leaf ${e.reqIn}: request-in has no response-out`, { xid: e.xid, role: 'provider', index: e.reqIn })
       }
-      if (e.role === 'consumer' && e.ex.reqOut !== undefined && e.ex.respIn === undefined) {
-        findings.add('AUDIT_NO_ANSWER_RECORDED', `leaf ${e.ex.reqOut.i}: no answer recorded for request-out`, { xid: e.ex.xid, role: 'consumer', index: e.ex.reqOut.i })
+      if (e.role === 'consumer' && e.reqOut !== undefined && e.respIn === undefined) {
+        findings.add('AUDIT_NO_ANSWER_RECORDED', `leaf ${e.reqOut}: no answer recorded for request-out`, { xid: e.xid, role: 'consumer', index: e.reqOut })
       }
     }
   }

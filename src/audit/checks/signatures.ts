@@ -31,7 +31,7 @@ import { SAFE_KID, type AuditContext } from './context.js'
 import type { KeyHistory } from '../../federation/key-history.js'
 import { LoadedManifests, allowedBy, revocationOf } from './loaded-manifests.js'
 import { safeParseFast } from '../fast-parse.js'
-import { decodePayload, type EvidenceCheck, type EvidenceEntry } from './evidence.js'
+import { DIGEST, decodePayload, type EvidenceCheck, type EvidenceEntry } from './evidence.js'
 
 
 interface Entry extends EvidenceEntry {
@@ -46,8 +46,6 @@ const schemaOf = (typ: string): z.ZodType<Claims> => (typ === REQUEST_TYP ? Requ
 export class SignatureCheck {
   /** with a precheck pool: the analyses asked of its workers for the chunk being read */
   private remote: { e: Entry; typ: string; a: JwsAnalysis; scan: boolean }[] = []
-  /** digests whose request verified (true) or not (false), kept after their entry is dropped */
-  private readonly requests = new Map<string, boolean>()
   /** signature checks run on this thread (none when the workers answer) */
   inline = 0
   /** signature checks done */
@@ -204,17 +202,16 @@ export class SignatureCheck {
   verifiedRequest(digest: string, where: Where, chunk: number, expectedSigner?: string): RequestPayload | undefined {
     const e = this.evidence.entry(digest, chunk) as Entry
     if (e.request !== undefined) return e.request ?? undefined
-    const known = this.requests.get(digest)
+    const known = this.evidence.flags(digest)
     let claims: RequestPayload | undefined
-    if (known === false) claims = undefined
-    else if (known === true) {
+    if ((known & DIGEST.request) !== 0) {
       // judged before its entry was dropped: the same JWS gives the same claims, without findings
-      const a = e.jws === undefined ? undefined : this.analysis(e, REQUEST_TYP)
+      const a = (known & DIGEST.requestOk) === 0 || e.jws === undefined ? undefined : this.analysis(e, REQUEST_TYP)
       claims = a?.claims as RequestPayload | undefined
     } else {
       const jws = this.evidence.evidenceFor(digest, 'request', where, chunk)
       claims = jws === undefined ? undefined : this.checkJws<RequestPayload>(digest, REQUEST_TYP, `request ${digest}`, where, chunk, expectedSigner)
-      this.requests.set(digest, claims !== undefined)
+      this.evidence.setFlags(digest, claims !== undefined ? DIGEST.request | DIGEST.requestOk : DIGEST.request)
       this.checked++
     }
     e.request = claims ?? null
