@@ -164,7 +164,12 @@ export class ExchangeCheck {
         this.onResponseIn(i, r)
         return this.end(this.consumer.get(r.iss, r.xid))
       }
-      case 'response-refused': return this.onResponseRefused(i, r)
+      case 'response-refused': {
+        // a refusal follows the response-in it refuses: the exchange ends again
+        this.onResponseRefused(i, r)
+        const ex = this.consumer.get(r.iss, r.xid)
+        return ex?.refused === i ? this.end(ex) : undefined
+      }
       case 'fork-evidence': return checkForkEvidence(this.ctx, i, r)
       case 'peer-checkpoint': return checkPeerCheckpoint(this.ctx, i, r)
       default:
