@@ -11,8 +11,8 @@
  * carries a query (tap's module mocks key on it), goes to the next hook unchanged.
  */
 import { createHash } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -64,9 +64,11 @@ export async function resolve(specifier, context, nextResolve) {
 
 let ts
 let options
-async function compiler() {
+// typescript is CommonJS: required synchronously, so ./register.mjs can transpile on the main
+// thread too (the worker-thread source tree there)
+function compiler() {
   if (ts === undefined) {
-    ts = (await import(pathToFileURL(require.resolve('typescript')).href)).default
+    ts = require('typescript')
     const read = ts.readConfigFile(TSCONFIG, ts.sys.readFile)
     const { outDir: _o, rootDir: _r, sourceRoot: _s, ...parsed } = ts.convertCompilerOptionsFromJson(read.config?.compilerOptions ?? {}, ROOT).options
     options = {
@@ -82,24 +84,30 @@ async function compiler() {
   return ts
 }
 
+/**
+ * The JavaScript of our TypeScript file `file` (absolute path) whose text is `source`: from the
+ * cache, or transpiled and then cached. Synchronous (the cache is small files, read whole).
+ */
+export function transpiled(file, source) {
+  const key = createHash('sha256').update(SALT).update(file).update('\0').update(source).digest('hex')
+  const cached = join(CACHE, `${key}.js`)
+  try {
+    return readFileSync(cached, 'utf8')
+  } catch {
+    const t = compiler()
+    const out = t.transpileModule(source, { fileName: file, compilerOptions: options, reportDiagnostics: false }).outputText
+    // written whole, then renamed: a reader never sees half a file (processes share the cache)
+    mkdirSync(CACHE, { recursive: true })
+    const tmp = `${cached}.${process.pid}.${Math.random().toString(36).slice(2)}`
+    writeFileSync(tmp, out)
+    renameSync(tmp, cached)
+    return out
+  }
+}
+
 export async function load(url, context, nextLoad) {
   if (!isOurTs(url)) return nextLoad(url, context)
   const file = fileURLToPath(url.split('?')[0])
   const source = await readFile(file, 'utf8')
-  const key = createHash('sha256').update(SALT).update(file).update('\0').update(source).digest('hex')
-  const cached = join(CACHE, `${key}.js`)
-  let out
-  try {
-    out = await readFile(cached, 'utf8')
-  } catch {
-    const t = await compiler()
-    const r = t.transpileModule(source, { fileName: file, compilerOptions: options, reportDiagnostics: false })
-    out = r.outputText
-    // written whole, then renamed: a reader never sees half a file (processes share the cache)
-    await mkdir(CACHE, { recursive: true })
-    const tmp = `${cached}.${process.pid}.${Math.random().toString(36).slice(2)}`
-    await writeFile(tmp, out)
-    await rename(tmp, cached)
-  }
-  return { format: 'module', source: out, shortCircuit: true }
+  return { format: 'module', source: transpiled(file, source), shortCircuit: true }
 }
