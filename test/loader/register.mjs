@@ -23,7 +23,7 @@
  * OPRF, HE, Ed25519 and audit pools.
  */
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { register, syncBuiltinESMExports } from 'node:module'
 import { dirname, join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -65,12 +65,32 @@ function srcMirror() {
         rmSync(tmp, { recursive: true, force: true })
         if (!existsSync(join(dir, 'package.json'))) throw e
       }
+      pruneMirrors(dir)
+    } else {
+      const now = new Date()
+      utimesSync(dir, now, now) // in use: see pruneMirrors
     }
     mirror = dir
     return dir
   } catch {
     mirror = null // the workers run through the hooks, as before
     return undefined
+  }
+}
+
+/**
+ * Removes the copies of src/ no process has used for a day (each edit of src/ leaves one behind, of
+ * ~2 MB), and what interrupted builds left.
+ */
+function pruneMirrors(keep) {
+  const now = Date.now()
+  for (const name of readdirSync(MIRRORS)) {
+    const p = join(MIRRORS, name)
+    try {
+      if (p !== keep && now - statSync(p).mtimeMs > (name.includes('.tmp-') ? 3_600_000 : 86_400_000)) rmSync(p, { recursive: true, force: true })
+    } catch {
+      // another process removed it first
+    }
   }
 }
 
