@@ -18,8 +18,8 @@ import { checkForkEvidence, checkPeerCheckpoint } from './witnessing.js'
 /**
  * An exchange as the audit keeps it to the end (for duplicates met later, the exchanges still
  * open at the end, and the report): the leaf index of each of its leaves, nothing more. Its
- * records are held only while it is open (`ExchangeCheck.records`): once its response-out, or its
- * response-in, is checked they are dropped, and read back from entries.jsonl by the leaf's byte
+ * records are held only while it is open (`ExchangeCheck.records`): once its last leaf (its
+ * response-out, response-in or response-refused) is checked they are dropped, and read back from entries.jsonl by the leaf's byte
  * offset if a late leaf of the same exchange needs them (a duplicate: rare). An audit holds every
  * exchange of the log to the end: at ~2.3 KB an exchange with its records, and ~1.2 KB with them
  * as small objects, the main thread's heap outgrew Node's default limit at 10^7 leaves.
@@ -99,7 +99,8 @@ export class ExchangeCheck {
   private rec<R extends LogRecord>(i: number): R {
     const held = this.records.get(i)
     if (held !== undefined) return held as R
-    const r = this.readBack(this.offsets.get(i))
+    const off = this.offsets.get(i)
+    const r = off < 0 ? undefined : this.readBack(off)
     // The same bytes were a valid record of this type when first checked (the export's digest
     // check reports a file changed under the audit).
     if (r === undefined) throw new Error(`entries.jsonl: leaf ${i} no longer reads as it did`)
