@@ -160,7 +160,7 @@ export class EvidenceFile {
   /** Marks the payload of `digest` scanned; false when it already was, or the file lacks it. */
   markScanned(digest: string): boolean {
     const v = this.index.get(digest)
-    if (v === undefined || (v % FLAGS & DIGEST.scanned) !== 0) return false
+    if (v === undefined || ((v % FLAGS) & DIGEST.scanned) !== 0) return false
     this.index.set(digest, v + DIGEST.scanned)
     return true
   }
@@ -169,7 +169,7 @@ export class EvidenceFile {
   *unscanned(): Generator<{ digest: string; jws: string }> {
     this.readUntil(undefined)
     for (const [digest, v] of this.index) {
-      if ((v % FLAGS & DIGEST.scanned) !== 0) continue
+      if (((v % FLAGS) & DIGEST.scanned) !== 0) continue
       const jws = this.cache.get(digest) ?? this.readBack(v)
       if (jws !== undefined) yield { digest, jws }
     }

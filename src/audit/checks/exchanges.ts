@@ -21,8 +21,9 @@ import { checkForkEvidence, checkPeerCheckpoint } from './witnessing.js'
  * records are held only while it is open (`ExchangeCheck.records`): once its last leaf (its
  * response-out, response-in or response-refused) is checked they are dropped, and read back from entries.jsonl by the leaf's byte
  * offset if a late leaf of the same exchange needs them (a duplicate: rare). An audit holds every
- * exchange of the log to the end: at ~2.3 KB an exchange with its records, and ~1.2 KB with them
- * as small objects, the main thread's heap outgrew Node's default limit at 10^7 leaves.
+ * exchange of the log to the end: at ~2.3 KB an exchange with its records, and still ~1.2 KB once
+ * they were dropped but each leaf kept an object of its own, the main thread's heap outgrew Node's
+ * default limit at 10^7 leaves.
  */
 export interface ProviderExchange {
   role: 'provider'
