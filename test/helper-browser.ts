@@ -1,13 +1,13 @@
 /**
  * A real browser for the console tests: Debian's chromium driven by playwright-core (never a
- * downloaded browser), headless, no background network, a fresh profile per launch. The console's
+ * downloaded browser), headless, no background network, a fresh profile per browser context. The console's
  * assets are built first when missing (`npm run build:console`), before any node starts: a node
  * loads them when its local app is built.
  */
 import type { Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises'
+import { mkdir, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -78,18 +78,22 @@ async function newestMtime(dir: string): Promise<number> {
 }
 
 /**
- * Launches chromium with a fresh profile (`--user-data-dir`, which playwright sets for a persistent
- * context), closed and removed when `t` ends (or by the returned `close`).
+ * Launches chromium (playwright gives it a fresh temporary profile and removes it on close) and
+ * opens a browser context in `locale`; `context` opens another one, in another locale, on the same
+ * browser (a context is a fresh profile of its own: no cookies or storage shared). Closed when `t`
+ * ends (or by the returned `close`).
  */
-export async function launchChromium(t: Test | undefined, locale = 'en-US'): Promise<{ ctx: BrowserContext; close: () => Promise<void> }> {
-  const profile = await mkdtemp(join(tmpdir(), 'vn-chromium-'))
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, locale, viewport: { width: 1366, height: 860 },
-  })
+export async function launchChromium(t: Test | undefined, locale = 'en-US'): Promise<{ ctx: BrowserContext; context: (locale: string) => Promise<BrowserContext>; close: () => Promise<void> }> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
+  const context = (locale: string): Promise<BrowserContext> => browser.newContext({ locale, viewport: { width: 1366, height: 860 } })
   const close = async (): Promise<void> => {
-    await ctx.close().catch(() => undefined)
-    await rm(profile, { recursive: true, force: true })
+    await browser.close().catch(() => undefined)
   }
   t?.teardown(close)
-  return { ctx, close }
+  try {
+    return { ctx: await context(locale), context, close }
+  } catch (e) {
+    await close()
+    throw e
+  }
 }

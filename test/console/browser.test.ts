@@ -59,7 +59,7 @@ t.test('the console in chromium', { skip: noBrowser ?? false }, async (t) => {
   await psb.node.witnessAll()
   await tax.node.witnessAll()
 
-  const { ctx } = await launchChromium(t)
+  const { ctx, context } = await launchChromium(t)
   const page = await ctx.newPage()
 
   t.test('a wrong token is refused', async (t) => {
@@ -224,8 +224,8 @@ t.test('the console in chromium', { skip: noBrowser ?? false }, async (t) => {
   })
 
   t.test('Chinese first in a Chinese browser', async (t) => {
-    const zh = await launchChromium(t, 'zh-CN')
-    const p = await zh.ctx.newPage()
+    const zh = await context('zh-CN')
+    const p = await zh.newPage()
     await p.goto(`${tax.localUrl}/console/`)
     await p.waitForSelector('button[type=submit]')
     t.equal((await p.locator('button[type=submit]').textContent())?.trim(), '登录')
