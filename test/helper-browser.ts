@@ -1,8 +1,8 @@
 /**
  * A real browser for the console tests: Debian's chromium driven by playwright-core (never a
- * downloaded browser), headless, no background network, a fresh profile per browser context. The console's
- * assets are built first when missing (`npm run build:console`), before any node starts: a node
- * loads them when its local app is built.
+ * downloaded browser), headless, no background network, a fresh profile per browser context. The
+ * console's assets are built first when missing (`npm run build:console`), before any node starts:
+ * a node loads them when its local app is built.
  */
 import type { Test } from 'tap'
 import { execFile } from 'node:child_process'

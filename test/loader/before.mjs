@@ -4,9 +4,9 @@
  * loader's disk cache (./ts-transpile.mjs) in this one process, before any test starts.
  *
  * Without it, on a machine where the tests never ran (a fresh clone, a CI runner), every test
- * process and worker that met a file not yet cached loaded the TypeScript compiler itself (about
- * a second of CPU each): ~190 s more CPU on the first run. With a warm cache this costs a read and
- * a hash per file.
+ * process and worker that met a file not yet cached loaded the TypeScript compiler itself. A cold
+ * suite, quiet, Node 20: 4:44 wall and 531 CPU-s without, 4:12 and 463 CPU-s with. This takes
+ * 4.9 s cold; with a warm cache, a read and a hash per file (0.2 s).
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
